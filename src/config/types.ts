@@ -1,0 +1,145 @@
+// The typed, frozen configuration rrts runs on, filled with RoadRunner's defaults (compat.md §1).
+// Durations are milliseconds (numbers, may be fractional); sizes are bytes.
+
+export interface SupervisorConfig {
+  watchTick: number;
+  ttl: number;
+  idleTtl: number;
+  /** bytes; 0 = off */
+  maxWorkerMemory: number;
+  execTtl: number;
+}
+
+export interface PoolConfig {
+  debug: boolean;
+  /** Per-pool command override (argv), or null to use server.command. */
+  command: readonly string[] | null;
+  /** Resolved: 0 in the file means the number of logical CPUs. */
+  numWorkers: number;
+  maxJobs: number;
+  maxQueueSize: number;
+  allocateTimeout: number;
+  resetTimeout: number;
+  streamTimeout: number;
+  destroyTimeout: number;
+  /** null when the file has no supervisor section (the supervisor then does not run). */
+  supervisor: SupervisorConfig | null;
+}
+
+export interface OnInitConfig {
+  command: readonly string[];
+  execTimeout: number;
+  env: Readonly<Record<string, string>>;
+  user: string;
+  exitOnError: boolean;
+}
+
+export interface ForkConfig {
+  enabled: boolean;
+  preload: string | null;
+}
+
+export interface ServerConfig {
+  command: readonly string[];
+  user: string;
+  group: string;
+  /** Keys upper-cased, values $VAR-expanded. */
+  env: Readonly<Record<string, string>>;
+  /** 'pipes', 'tcp://host:port' or 'unix://path', as written. */
+  relay: string;
+  onInit: OnInitConfig | null;
+  fork: ForkConfig;
+}
+
+export interface UploadsConfig {
+  dir: string;
+  /** lower-cased extensions with the dot, e.g. '.php' */
+  forbid: readonly string[];
+  allow: readonly string[];
+}
+
+export interface HttpConfig {
+  address: string;
+  internalErrorCode: number;
+  accessLogs: boolean;
+  /** bytes */
+  maxRequestSize: number;
+  rawBody: boolean;
+  middleware: readonly string[];
+  trustedSubnets: readonly string[];
+  uploads: UploadsConfig;
+  pool: PoolConfig;
+}
+
+export type LogMode = 'development' | 'production' | 'raw' | 'off';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'dpanic' | 'panic' | 'fatal';
+
+export interface LogChannelConfig {
+  mode: LogMode;
+  level: LogLevel;
+  encoding: 'console' | 'json';
+  lineEnding: string;
+  output: readonly string[];
+  errOutput: readonly string[];
+}
+
+export interface LogsConfig extends LogChannelConfig {
+  channels: Readonly<Record<string, LogChannelConfig>>;
+}
+
+export interface RpcConfig {
+  listen: string;
+}
+
+export interface StatusConfig {
+  address: string;
+  unavailableStatusCode: number;
+  /** seconds */
+  checkTimeout: number;
+}
+
+export interface MetricsConfig {
+  address: string;
+  collect: Readonly<Record<string, unknown>>;
+}
+
+export interface EndureConfig {
+  gracePeriod: number;
+  printGraph: boolean;
+  logLevel: string;
+  watchdogSec: number;
+}
+
+export interface Config {
+  version: string;
+  /** Absolute path of the config file. */
+  file: string;
+  /** Absolute working directory (the -w flag, or the config file's folder). */
+  workDir: string;
+  /** The whole document after ${VAR} substitution and -o overrides (rpc.Config returns it). */
+  raw: Readonly<Record<string, unknown>>;
+  server: ServerConfig;
+  http: HttpConfig | null;
+  rpc: RpcConfig | null;
+  logs: LogsConfig;
+  status: StatusConfig | null;
+  metrics: MetricsConfig | null;
+  endure: EndureConfig;
+  /** Messages to log once at start (unsupported sections, ignored keys). */
+  warnings: readonly string[];
+}
+
+export interface LoadOptions {
+  /** -c; default '.rr.yaml' */
+  configPath: string;
+  /** -w */
+  workDir?: string;
+  /** -o key=value, in order */
+  overrides?: readonly string[];
+  /** --dotenv */
+  dotenv?: string;
+  /** The environment used for ${VAR}; default process.env. Loading a dotenv file adds to it. */
+  env?: NodeJS.ProcessEnv;
+  /** Logical CPU count used for num_workers: 0; default os.availableParallelism(). */
+  cpus?: number;
+}

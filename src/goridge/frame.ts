@@ -1,0 +1,160 @@
+// Goridge v3 frames: encode to one Buffer (written in one call, protocol.md P1) and a streaming decoder
+// that copes with partial reads, many frames per chunk and frames far larger than a pipe buffer.
+// Pure functions over Buffer; no I/O here.
+import { ProtocolError } from '../errors.js';
+
+export interface Frame {
+  flags: number;
+  /** Stream byte: STREAM/STOP/PING/PONG bits. */
+  byte10: number;
+  options: number[];
+  payload: Buffer;
+}
+
+export const HEADER_SIZE = 12;
+export const MAX_OPTIONS = 10;
+/** Default refusal threshold for one frame's payload; the wire allows up to 4 GiB but nothing sane sends that. */
+export const DEFAULT_MAX_PAYLOAD = 2 ** 31 - 1;
+
+const CRC_TABLE = new Uint32Array(256).map((_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+/** Standard CRC-32 (IEEE, as zlib and PHP's crc32()). */
+export function crc32(buf: Uint8Array, start = 0, end = buf.length): number {
+  let c = 0xffffffff;
+  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+export interface FrameInit {
+  flags?: number;
+  byte10?: number;
+  options?: readonly number[];
+  payload?: Buffer | string | readonly Buffer[];
+}
+
+/** Encode one frame into a single Buffer: header, options, payload. */
+export function encodeFrame(init: FrameInit = {}): Buffer {
+  const options = init.options ?? [];
+  if (options.length > MAX_OPTIONS) throw new RangeError(`goridge frames carry at most ${MAX_OPTIONS} options`);
+  const parts: readonly Buffer[] =
+    init.payload === undefined ? [] : typeof init.payload === 'string' ? [Buffer.from(init.payload)] : Buffer.isBuffer(init.payload) ? [init.payload] : init.payload;
+  let payloadLength = 0;
+  for (const p of parts) payloadLength += p.length;
+  if (payloadLength > 0xffffffff) throw new RangeError('goridge payload longer than 4 GiB');
+  const headerLength = HEADER_SIZE + 4 * options.length;
+  const out = Buffer.allocUnsafe(headerLength + payloadLength);
+  out[0] = (1 << 4) | (3 + options.length);
+  out[1] = (init.flags ?? 0) & 0xff;
+  out.writeUInt32LE(payloadLength, 2);
+  out.writeUInt32LE(crc32(out, 0, 6), 6);
+  out[10] = (init.byte10 ?? 0) & 0xff;
+  out[11] = 0;
+  for (let i = 0; i < options.length; i++) out.writeUInt32LE(options[i]! >>> 0, HEADER_SIZE + 4 * i);
+  let at = headerLength;
+  for (const p of parts) {
+    p.copy(out, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Describe bytes that failed to parse, for logs: PHP output is usually readable text. */
+export function describeGarbage(bytes: Buffer, max = 256): string {
+  const text = bytes.subarray(0, max).toString('latin1');
+  // eslint-disable-next-line no-control-regex
+  const printable = text.replace(/[\x00-\x08\x0b-\x1f\x7f-\xff]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return bytes.length > max ? `${printable}… (${bytes.length} bytes)` : printable;
+}
+
+/**
+ * Streaming decoder. push() takes any chunk and returns the frames it completed. Chunks are kept in a list and
+ * copied once when a frame is complete; a frame lying in a single chunk is handed out as a slice.
+ * After a ProtocolError the decoder is poisoned: the stream has no resynchronisation point.
+ */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private failed: ProtocolError | null = null;
+  private readonly maxPayload: number;
+
+  constructor(options: { maxPayload?: number } = {}) {
+    this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+  }
+
+  /** Bytes held that do not yet form a whole frame. */
+  get pending(): number {
+    return this.buffered;
+  }
+
+  push(chunk: Buffer): Frame[] {
+    if (this.failed) throw this.failed;
+    if (chunk.length === 0) return [];
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const frames: Frame[] = [];
+    while (this.buffered >= HEADER_SIZE) {
+      const head = this.peek(HEADER_SIZE);
+      const hl = head[0]! & 0x0f;
+      if (hl < 3 || hl > 3 + MAX_OPTIONS) this.fail(`bad goridge header length ${hl}`, head);
+      if (crc32(head, 0, 6) !== head.readUInt32LE(6)) this.fail('CRC mismatch in goridge header', head);
+      const length = head.readUInt32LE(2);
+      if (length > this.maxPayload) this.fail(`goridge frame of ${length} bytes is over the limit of ${this.maxPayload}`, head);
+      const total = hl * 4 + length;
+      if (this.buffered < total) break;
+      const bytes = this.take(total);
+      const options: number[] = [];
+      for (let i = HEADER_SIZE; i < hl * 4; i += 4) options.push(bytes.readUInt32LE(i));
+      frames.push({ flags: bytes[1]!, byte10: bytes[10]!, options, payload: bytes.subarray(hl * 4) });
+    }
+    return frames;
+  }
+
+  private fail(reason: string, head: Buffer): never {
+    const sample = this.peek(Math.min(this.buffered, 512));
+    this.failed = new ProtocolError(`${reason}; invalid message: ${describeGarbage(sample)}`);
+    void head;
+    throw this.failed;
+  }
+
+  /** The first n buffered bytes, contiguous (copies only when they span chunks). */
+  private peek(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= n) return first.subarray(0, n);
+    const merged = Buffer.concat(this.chunks, this.buffered);
+    this.chunks = [merged];
+    return merged.subarray(0, n);
+  }
+
+  /** Remove and return the first n buffered bytes. */
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let at = 0;
+      while (at < n) {
+        const c = this.chunks[0]!;
+        const need = n - at;
+        if (c.length <= need) {
+          c.copy(out, at);
+          at += c.length;
+          this.chunks.shift();
+        } else {
+          c.copy(out, at, 0, need);
+          this.chunks[0] = c.subarray(need);
+          at += need;
+        }
+      }
+    }
+    this.buffered -= n;
+    return out;
+  }
+}
