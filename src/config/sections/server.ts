@@ -1,0 +1,94 @@
+// `server` (compat.md §1.7): the worker command, its user and environment, the relay, on_init, and the rrts
+// `fork` extension.
+import { resolve } from 'node:path';
+import type { ForkConfig, OnInitConfig, ServerConfig } from '../types.js';
+import type { SectionReader } from '../reader.js';
+import type { SectionContext } from './context.js';
+
+const DEFAULT_RELAY = 'pipes';
+const DEFAULT_ON_INIT_TIMEOUT_MS = 60_000;
+
+/**
+ * `required` is true when a plugin needs workers (http); then a missing server section is an error. Without
+ * it, a file with no server section gets an empty command (e.g. a config read only for rpc.listen).
+ */
+export function readServer(root: SectionReader, ctx: SectionContext, required: boolean): ServerConfig {
+  const server = root.section('server');
+  if (!server) {
+    if (required) root.fail('server', 'the http plugin needs a server section with a command, e.g. server: {command: "php worker.php"}');
+    return emptyServer();
+  }
+  const command = server.command('command');
+  if (command.length === 0) server.fail('command', 'command should not be empty');
+  return {
+    command,
+    user: server.string('user'),
+    group: server.string('group'),
+    env: upperCaseKeys(server.stringMap('env')),
+    relay: readRelay(server),
+    onInit: readOnInit(server.section('on_init')),
+    fork: readFork(server.section('fork'), ctx),
+  };
+}
+
+function emptyServer(): ServerConfig {
+  return { command: [], user: '', group: '', env: {}, relay: DEFAULT_RELAY, onInit: null, fork: { enabled: false, preload: null } };
+}
+
+/** Worker env names are upper-cased (the file's keys were lower-cased when read, as viper does). */
+function upperCaseKeys(env: Record<string, string>): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) result[key.toUpperCase()] = value;
+  return result;
+}
+
+/** `pipes`, `tcp://host:port` or `unix://path`. PHP connects to the address, so tcp needs a host. */
+function readRelay(server: SectionReader): string {
+  const relay = server.string('relay').trim() || DEFAULT_RELAY;
+  const problem = relayProblem(relay);
+  if (problem) server.fail('relay', problem);
+  return relay;
+}
+
+function relayProblem(relay: string): string | null {
+  if (relay === 'pipes') return null;
+  if (relay.startsWith('unix://')) {
+    return relay.length > 'unix://'.length ? null : `expected unix://path/to/socket, got ${JSON.stringify(relay)}`;
+  }
+  if (relay.startsWith('tcp://')) return tcpRelayProblem(relay);
+  return `expected pipes, tcp://host:port or unix://path, got ${JSON.stringify(relay)}`;
+}
+
+function tcpRelayProblem(relay: string): string | null {
+  const address = relay.slice('tcp://'.length);
+  const colon = address.lastIndexOf(':');
+  const host = colon === -1 ? '' : address.slice(0, colon);
+  const port = colon === -1 ? '' : address.slice(colon + 1);
+  if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+    return `expected tcp://host:port with a port from 1 to 65535, got ${JSON.stringify(relay)}`;
+  }
+  if (host === '') {
+    return `PHP workers connect to this address, so it needs a host: write tcp://127.0.0.1:${port} instead of ${JSON.stringify(relay)}`;
+  }
+  return null;
+}
+
+function readOnInit(onInit: SectionReader | null): OnInitConfig | null {
+  if (!onInit) return null;
+  const command = onInit.command('command');
+  if (command.length === 0) onInit.fail('command', 'on_init command should not be empty');
+  return {
+    command,
+    execTimeout: onInit.duration('exec_timeout') || DEFAULT_ON_INIT_TIMEOUT_MS,
+    env: upperCaseKeys(onInit.stringMap('env')),
+    user: onInit.string('user'),
+    exitOnError: onInit.bool('exit_on_error'),
+  };
+}
+
+/** rrts extension: fork workers from one PHP master. The preload path is made absolute against workDir. */
+function readFork(fork: SectionReader | null, ctx: SectionContext): ForkConfig {
+  if (!fork) return { enabled: false, preload: null };
+  const preload = fork.string('preload');
+  return { enabled: fork.bool('enabled'), preload: preload === '' ? null : resolve(ctx.workDir, preload) };
+}
