@@ -96,13 +96,24 @@ export class FrameDecoder {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     const frames: Frame[] = [];
+    try {
+      this.decodeInto(frames);
+    } catch (err) {
+      // Frames completed before the garbage are still good: hand them out with the error.
+      (err as ProtocolError & { frames?: Frame[] }).frames = frames;
+      throw err;
+    }
+    return frames;
+  }
+
+  private decodeInto(frames: Frame[]): void {
     while (this.buffered >= HEADER_SIZE) {
       const head = this.peek(HEADER_SIZE);
       const hl = head[0]! & 0x0f;
-      if (hl < 3 || hl > 3 + MAX_OPTIONS) this.fail(`bad goridge header length ${hl}`, head);
-      if (crc32(head, 0, 6) !== head.readUInt32LE(6)) this.fail('CRC mismatch in goridge header', head);
+      if (hl < 3 || hl > 3 + MAX_OPTIONS) this.fail(`bad goridge header length ${hl}`);
+      if (crc32(head, 0, 6) !== head.readUInt32LE(6)) this.fail('CRC mismatch in goridge header');
       const length = head.readUInt32LE(2);
-      if (length > this.maxPayload) this.fail(`goridge frame of ${length} bytes is over the limit of ${this.maxPayload}`, head);
+      if (length > this.maxPayload) this.fail(`goridge frame of ${length} bytes is over the limit of ${this.maxPayload}`);
       const total = hl * 4 + length;
       if (this.buffered < total) break;
       const bytes = this.take(total);
@@ -110,13 +121,11 @@ export class FrameDecoder {
       for (let i = HEADER_SIZE; i < hl * 4; i += 4) options.push(bytes.readUInt32LE(i));
       frames.push({ flags: bytes[1]!, byte10: bytes[10]!, options, payload: bytes.subarray(hl * 4) });
     }
-    return frames;
   }
 
-  private fail(reason: string, head: Buffer): never {
+  private fail(reason: string): never {
     const sample = this.peek(Math.min(this.buffered, 512));
     this.failed = new ProtocolError(`${reason}; invalid message: ${describeGarbage(sample)}`);
-    void head;
     throw this.failed;
   }
 

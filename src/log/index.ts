@@ -1,0 +1,234 @@
+// Loggers built from the `logs` config section (compat.md §1.10): one pino logger per channel (plugin name), in
+// RoadRunner's modes (development console lines, production JSON, raw messages, off), written synchronously.
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { ConfigError } from '../errors.js';
+import type { LogChannelConfig, LogLevel, LogsConfig } from '../config/types.js';
+import { formatConsoleLine, type ConsoleRecord } from './pretty.js';
+
+export type Logger = import('pino').Logger;
+
+export interface LogRoot {
+  /** The logger for a plugin (`http`, `server`, `rpc`, …), configured by `logs.channels.<name>` when present. */
+  channel(name: string): Logger;
+  /** Records are written synchronously; this only pushes out what a caller-supplied stream may buffer. */
+  flush(): void;
+  /** Close the log files this root opened. Loggers keep working but drop what they would write to a closed file. */
+  close(): void;
+}
+
+export interface CreateLogsOptions {
+  /** Where `stderr` in `output` goes; default process.stderr. */
+  stderr?: NodeJS.WritableStream;
+  /** Where `stdout` in `output` goes; default process.stdout. */
+  stdout?: NodeJS.WritableStream;
+  /** Force coloured levels on or off; default: on for TTYs unless NO_COLOR is set. Files are never coloured. */
+  color?: boolean;
+}
+
+type Format = 'console' | 'json' | 'raw' | 'off';
+
+/** One place records go to: a stream (stderr/stdout) or an append-only file. */
+interface Sink {
+  readonly color: boolean;
+  write(text: string): void;
+  flush(): void;
+  close(): void;
+}
+
+const PINO_LEVEL: Readonly<Record<LogLevel, pino.Level>> = {
+  debug: 'debug',
+  info: 'info',
+  warn: 'warn',
+  error: 'error',
+  dpanic: 'fatal',
+  panic: 'fatal',
+  fatal: 'fatal',
+};
+
+function wantsColor(stream: NodeJS.WritableStream, forced: boolean | undefined): boolean {
+  if (forced !== undefined) return forced;
+  const noColor = process.env['NO_COLOR'];
+  return (stream as { isTTY?: boolean }).isTTY === true && (noColor === undefined || noColor === '');
+}
+
+function streamSink(stream: NodeJS.WritableStream, color: boolean): Sink {
+  return {
+    color,
+    write: (text) => void stream.write(text),
+    flush: () => (stream as { flushSync?: () => void }).flushSync?.(),
+    close: () => {},
+  };
+}
+
+function fileSink(file: string, key: string): Sink {
+  let fd: number | null;
+  try {
+    fd = openSync(file, 'a');
+  } catch (err) {
+    throw new ConfigError(`cannot open log file '${file}': ${(err as Error).message}`, { key });
+  }
+  return {
+    color: false,
+    write(text) {
+      if (fd === null) return;
+      const bytes = Buffer.from(text);
+      for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at);
+    },
+    flush() {},
+    close() {
+      if (fd !== null) closeSync(fd);
+      fd = null;
+    },
+  };
+}
+
+function formatOf(cfg: LogChannelConfig): Format {
+  const mode = String(cfg.mode ?? 'development').toLowerCase();
+  if (mode === 'off' || mode === 'none') return 'off';
+  if (mode === 'raw') return 'raw';
+  if (cfg.encoding === 'json' || cfg.encoding === 'console') return cfg.encoding;
+  return mode === 'production' ? 'json' : 'console';
+}
+
+function levelOf(cfg: LogChannelConfig): pino.Level {
+  const configured = PINO_LEVEL[String(cfg.level ?? '').toLowerCase() as LogLevel];
+  if (configured) return configured;
+  // An unknown level keeps the mode's own: info for production and raw, debug for development (and unknown modes).
+  const mode = String(cfg.mode ?? 'development').toLowerCase();
+  return mode === 'production' || mode === 'raw' ? 'info' : 'debug';
+}
+
+/** A channel's settings: its own entry where it has one, the root's otherwise. */
+function channelConfig(config: LogsConfig, name: string): LogChannelConfig {
+  const own = config.channels?.[name];
+  if (!own) return config;
+  return {
+    mode: own.mode ?? config.mode,
+    level: own.level ?? config.level,
+    encoding: own.encoding ?? config.encoding,
+    lineEnding: own.lineEnding ?? config.lineEnding,
+    output: own.output ?? config.output,
+    errOutput: own.errOutput ?? config.errOutput,
+  };
+}
+
+/** The pino destination for one channel: turns pino's JSON line into the channel's format and writes it to every sink. */
+function destination(format: Exclude<Format, 'off'>, sinks: readonly Sink[], lineEnding: string): pino.DestinationStream {
+  if (format === 'json') {
+    return {
+      write(line: string) {
+        const text = lineEnding === '\n' ? line : line.slice(0, -1) + lineEnding;
+        for (const sink of sinks) sink.write(text);
+      },
+    };
+  }
+  if (format === 'raw') {
+    return {
+      write(line: string) {
+        const text = String((JSON.parse(line) as { msg?: unknown }).msg ?? '') + lineEnding;
+        for (const sink of sinks) sink.write(text);
+      },
+    };
+  }
+  return {
+    write(line: string) {
+      const record = JSON.parse(line) as ConsoleRecord;
+      let plain: string | undefined;
+      let colored: string | undefined;
+      for (const sink of sinks) {
+        if (sink.color) sink.write((colored ??= formatConsoleLine(record, true) + lineEnding));
+        else sink.write((plain ??= formatConsoleLine(record, false) + lineEnding));
+      }
+    },
+  };
+}
+
+/** Epoch nanoseconds, as RoadRunner's production encoder writes `ts` (an integer too big for a double, so text). */
+function epochNanos(): string {
+  return `,"ts":${Date.now()}000000`;
+}
+
+export function createLogs(config: LogsConfig, opts: CreateLogsOptions = {}): LogRoot {
+  const sinks = new Map<string, Sink>();
+  const loggers = new Map<string, Logger>();
+
+  function sinkFor(output: string, key: string): Sink {
+    const id = output === 'stderr' || output === 'stdout' ? output : `file:${output}`;
+    let sink = sinks.get(id);
+    if (!sink) {
+      if (output === 'stderr' || output === 'stdout') {
+        const stream = (output === 'stderr' ? opts.stderr : opts.stdout) ?? process[output];
+        sink = streamSink(stream, wantsColor(stream, opts.color));
+      } else {
+        sink = fileSink(output.startsWith('file://') ? fileURLToPath(output) : output, key);
+      }
+      sinks.set(id, sink);
+    }
+    return sink;
+  }
+
+  /** Open (once) the sinks a channel writes to; run for every configured channel up front so bad paths fail early. */
+  function targetsOf(cfg: LogChannelConfig, format: Exclude<Format, 'off'>, key: string): Sink[] {
+    const outputs = cfg.output && cfg.output.length > 0 ? cfg.output : [format === 'raw' ? 'stdout' : 'stderr'];
+    return [...new Set(outputs)].map((o) => sinkFor(o, key));
+  }
+
+  function build(name: string): Logger {
+    const cfg = channelConfig(config, name);
+    const format = formatOf(cfg);
+    if (format === 'off') return pino({ level: 'silent', base: null }, { write() {} });
+    const targets = targetsOf(cfg, format, config.channels?.[name] ? `logs.channels.${name}.output` : 'logs.output');
+    const options: pino.LoggerOptions = { level: levelOf(cfg), base: { logger: name } };
+    if (format === 'json') {
+      options.timestamp = epochNanos;
+      options.formatters = { level: (label) => ({ level: label }) };
+    } else if (format === 'console') {
+      options.timestamp = pino.stdTimeFunctions.epochTime;
+    } else {
+      options.timestamp = false;
+    }
+    return pino(options, destination(format, targets, cfg.lineEnding || '\n'));
+  }
+
+  const configured: [string, LogChannelConfig][] = [
+    ['logs.output', config],
+    ...Object.keys(config.channels ?? {}).map((name): [string, LogChannelConfig] => [`logs.channels.${name}.output`, channelConfig(config, name)]),
+  ];
+  try {
+    for (const [key, cfg] of configured) {
+      const format = formatOf(cfg);
+      if (format !== 'off') targetsOf(cfg, format, key);
+    }
+  } catch (err) {
+    for (const sink of sinks.values()) sink.close();
+    throw err;
+  }
+
+  return {
+    channel(name) {
+      let logger = loggers.get(name);
+      if (!logger) {
+        logger = build(name);
+        loggers.set(name, logger);
+      }
+      return logger;
+    },
+    flush() {
+      for (const sink of sinks.values()) sink.flush();
+    },
+    close() {
+      for (const sink of sinks.values()) sink.close();
+    },
+  };
+}
+
+/** Log a worker's stderr output: one `info` record per non-empty line, with the worker's pid. */
+export function logWorkerOutput(logger: Logger, pid: number, chunk: Buffer | string): void {
+  const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+  for (let line of text.split('\n')) {
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    if (line.length > 0) logger.info({ pid }, line);
+  }
+}
