@@ -1,0 +1,288 @@
+// Turns one HTTP request into the payload a PHP worker gets: RoadRunner's JSON request context (RR <= 2023.3,
+// protocol.md §4.2) and the body: raw bytes, or the parsed form tree with multipart files streamed to temp files.
+
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
+import type { UploadsConfig } from '../config/types.js';
+import { RrtsError } from '../errors.js';
+import { parseCookies } from './cookies.js';
+import { buildTree, FormTreeError, parseUrlencoded, type Tree } from './form-tree.js';
+import { collectHeaders, firstHeader, latin1ToUtf8, parseMediaType } from './headers.js';
+import { MultipartError, multipartBoundary, receiveMultipart, UploadSession } from './uploads.js';
+
+export interface RequestPayloadOptions {
+  /** http.raw_body: send url-encoded and multipart bodies as raw bytes, unparsed. */
+  rawBody: boolean;
+  /** http.max_request_size in bytes; 0 (or less) means no limit. */
+  maxRequestSize: number;
+  uploads: UploadsConfig;
+  /** The connection is TLS: `uri` starts with https://. */
+  tls: boolean;
+}
+
+export interface RequestPayload {
+  /** The JSON request context (goridge CODEC_JSON). */
+  context: Buffer;
+  body: Buffer;
+  /** Deletes the upload temp files. Idempotent, never needs to be awaited before another call. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * The request cannot be handed to a worker. `status` is what the client should get: 413 for a body over
+ * max_request_size, 500 for request forming errors (bad form tree, malformed multipart, as RoadRunner answers),
+ * 400 when the client went away before its body was read. The body may be left partly unread: answer with
+ * `Connection: close`. Temp files are already removed when this is thrown.
+ */
+export class RequestError extends RrtsError {
+  readonly status: number;
+  constructor(status: number, code: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.status = status;
+  }
+}
+
+const BODY_TOO_LARGE = 'http: request body too large';
+
+function tooLarge(): RequestError {
+  return new RequestError(413, 'ERR_REQUEST_TOO_LARGE', BODY_TOO_LARGE);
+}
+
+function formingError(message: string, cause?: unknown): RequestError {
+  return new RequestError(500, 'ERR_REQUEST_FORMING', `request forming error: ${message}`, { cause });
+}
+
+type AnyRequest = IncomingMessage | Http2ServerRequest;
+
+const EMPTY = Buffer.alloc(0);
+const noCleanup = (): Promise<void> => Promise.resolve();
+
+export async function buildRequestPayload(req: AnyRequest, opts: RequestPayloadOptions): Promise<RequestPayload> {
+  const http2 = req.httpVersionMajor === 2;
+  const method = req.method ?? 'GET';
+  const url = req.url ?? '/';
+  const headers = collectHeaders(req.rawHeaders, http2);
+  const remoteAddr = clientIp(req.socket?.remoteAddress);
+  const protocol = `HTTP/${req.httpVersion}`;
+  const uri = requestUri(req, url, http2, opts.tls);
+  const cookies = parseCookies(headers['Cookie']);
+  const query = rawQuery(url);
+  // Key order is the wire format (RoadRunner's Go struct order).
+  const context = (parsed: boolean, uploads: Tree | null): Buffer =>
+    Buffer.from(
+      JSON.stringify({ remoteAddr, protocol, method, uri, headers, cookies, rawQuery: query, parsed, uploads, attributes: {} }),
+    );
+
+  // Body classification, in RoadRunner's order (protocol.md §4.3).
+  if (method === 'HEAD' || method === 'OPTIONS') {
+    return { context: context(false, null), body: EMPTY, cleanup: noCleanup };
+  }
+  const limit = opts.maxRequestSize > 0 ? opts.maxRequestSize : Infinity;
+  const contentType = firstHeader(req.headers, 'content-type');
+  const form = contentType.includes('application/x-www-form-urlencoded');
+  const multipart = !form && contentType.includes('multipart/form-data');
+
+  if ((!form && !multipart) || opts.rawBody) {
+    return { context: context(false, null), body: await readRawBody(req, limit), cleanup: noCleanup };
+  }
+
+  if (form) {
+    // Go's ParseForm only reads the body of POST, PUT and PATCH, and only for exactly this media type.
+    const readable =
+      (method === 'POST' || method === 'PUT' || method === 'PATCH') &&
+      parseMediaType(contentType).type === 'application/x-www-form-urlencoded';
+    if (!readable) return { context: context(true, null), body: Buffer.from('{}'), cleanup: noCleanup };
+    const raw = await readRawBody(req, limit);
+    let tree: Tree;
+    try {
+      tree = buildTree(parseUrlencoded(raw), 'last');
+    } catch (error) {
+      if (error instanceof FormTreeError) throw formingError(error.message, error);
+      throw error;
+    }
+    return { context: context(true, null), body: Buffer.from(JSON.stringify(tree)), cleanup: noCleanup };
+  }
+
+  // multipart/form-data. `uploads` is {} (not null) when the form has no files: RoadRunner sets the uploads tree
+  // for every multipart request and only leaves it null for other bodies.
+  const found = multipartBoundary(contentType);
+  if ('error' in found) throw formingError(found.error);
+  checkContentLength(req, limit);
+  const session = new UploadSession(opts.uploads);
+  const cleanup = (): Promise<void> => session.cleanup();
+  const receiver = receiveMultipart(found.boundary, session);
+  const pump = pumpBody(req, limit, receiver.sink);
+  try {
+    const [, parts] = await Promise.all([pump.done, receiver.done]);
+    const data = buildTree(parts.values, 'last');
+    const uploads = buildTree(parts.files, 'first');
+    return { context: context(true, uploads), body: Buffer.from(JSON.stringify(data)), cleanup };
+  } catch (error) {
+    pump.stop();
+    receiver.abort();
+    await session.cleanup().catch(() => {});
+    if (error instanceof RequestError) throw error;
+    if (error instanceof MultipartError) {
+      if (error.tooLarge) throw new RequestError(413, 'ERR_REQUEST_TOO_LARGE', error.message, { cause: error });
+      throw formingError(error.message, error);
+    }
+    if (error instanceof FormTreeError) throw formingError(error.message, error);
+    throw error;
+  }
+}
+
+/** Client IP without port; an IPv4-mapped IPv6 address is shown as IPv4 (as Go does). */
+function clientIp(address: string | undefined): string {
+  if (address === undefined) return '';
+  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
+  return address;
+}
+
+function requestUri(req: AnyRequest, url: string, http2: boolean, tls: boolean): string {
+  let uri: string;
+  if (isAbsoluteTarget(url)) {
+    uri = url;
+  } else {
+    const host = http2 ? ((req as Http2ServerRequest).authority ?? '') : (req.headers.host ?? '');
+    uri = (tls ? 'https://' : 'http://') + host + url;
+  }
+  return stripCrLf(latin1ToUtf8(uri));
+}
+
+function rawQuery(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? '' : stripCrLf(latin1ToUtf8(url.slice(q + 1)));
+}
+
+function stripCrLf(s: string): string {
+  if (s.indexOf('\r') === -1 && s.indexOf('\n') === -1) return s;
+  return s.replaceAll('\r', '').replaceAll('\n', '');
+}
+
+/** A request-target in absolute form (`http://host/path`, a proxy request) already carries scheme and host. */
+function isAbsoluteTarget(url: string): boolean {
+  const first = url.charCodeAt(0);
+  if (first === 47 /* '/' */ || first === 42 /* '*' */) return false;
+  const colon = url.indexOf('://');
+  if (colon <= 0) return false;
+  for (let i = 0; i < colon; i++) {
+    const c = url.charCodeAt(i) | 0x20;
+    const letter = c >= 97 && c <= 122;
+    if (i === 0 ? !letter : !(letter || (c >= 48 && c <= 57) || c === 0x2b || c === 0x2d || c === 0x2e)) return false;
+  }
+  return colon + 3 < url.length && url.charCodeAt(colon + 3) !== 47;
+}
+
+/** A declared Content-Length over the limit is refused before a byte is read. */
+function checkContentLength(req: AnyRequest, limit: number): void {
+  if (limit === Infinity) return;
+  const declared = firstHeader(req.headers, 'content-length');
+  if (declared !== '' && Number(declared) > limit) throw tooLarge();
+}
+
+async function readRawBody(req: AnyRequest, limit: number): Promise<Buffer> {
+  checkContentLength(req, limit);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const sink: BodySink = {
+    write(chunk: Buffer): boolean {
+      chunks.push(chunk);
+      size += chunk.length;
+      return true;
+    },
+    end(): void {},
+  };
+  await pumpBody(req, limit, sink).done;
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+}
+
+interface BodySink {
+  /** false: wait for 'drain' before writing more. */
+  write(chunk: Buffer): boolean;
+  end(): void;
+  once?(event: 'drain' | 'finish', listener: () => void): unknown;
+}
+
+/**
+ * Moves the request body into `sink`, honouring its backpressure and counting bytes. Past `limit` it stops
+ * reading (nothing past the limit is kept) and fails with 413; the unread rest is left to the server, which should
+ * close the connection after answering.
+ */
+function pumpBody(req: AnyRequest, limit: number, sink: BodySink): { done: Promise<void>; stop(): void } {
+  let stop = (): void => {};
+  const done = new Promise<void>((resolve, reject) => {
+    if (req.readableEnded) {
+      sink.end();
+      resolve();
+      return;
+    }
+    let received = 0;
+    let settled = false;
+    // busboy's Dicer emits 'finish' on the closing boundary, before end(): after that it takes no more bytes and
+    // never drains, so the epilogue is only counted, and a wait for 'drain' also ends on 'finish'.
+    let sinkFinished = false;
+    sink.once?.('finish', () => {
+      sinkFinished = true;
+      resume();
+    });
+    const finish = (error?: Error): void => {
+      if (settled) return;
+      settled = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      if (error === undefined) {
+        sink.end();
+        resolve();
+      } else {
+        req.pause();
+        reject(error);
+      }
+    };
+    const resume = (): void => {
+      if (!settled) req.resume();
+    };
+    const onData = (chunk: Buffer): void => {
+      received += chunk.length;
+      if (received > limit) {
+        finish(tooLarge());
+        return;
+      }
+      if (sinkFinished) return;
+      if (!sink.write(chunk) && sink.once !== undefined) {
+        req.pause();
+        sink.once('drain', resume);
+      }
+    };
+    const onEnd = (): void => finish();
+    const onError = (error: Error): void => finish(aborted(error));
+    const onClose = (): void => {
+      if (!req.readableEnded) finish(aborted());
+    };
+    stop = (): void => {
+      if (settled) return;
+      settled = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      req.pause();
+      reject(new RequestError(500, 'ERR_REQUEST_FORMING', 'request forming error: body reading stopped'));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+    req.resume();
+  });
+  done.catch(() => {}); // stop() after a failure elsewhere must not leave an unhandled rejection
+  return { done, stop: () => stop() };
+}
+
+function aborted(cause?: Error): RequestError {
+  return new RequestError(400, 'ERR_REQUEST_ABORTED', 'request forming error: client disconnected before the body was read', {
+    cause,
+  });
+}
+
