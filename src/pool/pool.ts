@@ -1,0 +1,344 @@
+// A pool of N workers: hands jobs to free workers (FIFO wait up to allocate_timeout), recycles them (max_jobs,
+// supervisor marks, reset), replaces the ones that die, and backs off when workers keep failing to start.
+import type { Logger } from 'pino';
+import type { PoolConfig } from '../config/types.js';
+import { NoFreeWorkersError, QueueFullError, RrtsError, WorkerError } from '../errors.js';
+import type { Spawner } from '../spawn/spawner.js';
+import { StopRequestError, Worker, type Job, type ReplySink, type WorkerEvents } from '../worker/worker.js';
+import { describeExit, type ExitInfo } from '../worker/process.js';
+import { WorkerState } from '../worker/state.js';
+
+interface Waiter {
+  resolve(w: Worker): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/** How often one job may be re-dispatched because workers asked to stop instead of answering it. */
+const MAX_REDISPATCH = 10;
+const BACKOFF_START_MS = 100;
+const BACKOFF_MAX_MS = 10_000;
+/** A worker that dies sooner than this after it became ready counts as a failed start for the back-off. */
+const EARLY_DEATH_MS = 2_000;
+
+export class PoolStoppedError extends RrtsError {
+  constructor() {
+    super('ERR_POOL_STOPPED', 'the worker pool is stopping');
+  }
+}
+
+export class WorkerPool {
+  /** Workers that count towards num_workers (not retiring). */
+  private readonly workers = new Set<Worker>();
+  /** Workers being stopped (kept so destroy() can wait for them). */
+  private readonly retiring = new Set<Worker>();
+  private idle: Worker[] = [];
+  private waiters: Waiter[] = [];
+  private generation = 0;
+  private spawning = 0;
+  private queued = 0;
+  private destroyed = false;
+  private failures = 0;
+  private respawnTimer: NodeJS.Timeout | null = null;
+  private readonly events: WorkerEvents;
+
+  constructor(
+    readonly name: string,
+    readonly config: PoolConfig,
+    private readonly spawner: Spawner,
+    private readonly log: Logger,
+  ) {
+    this.events = {
+      onFailure: (w, reason) => this.onWorkerFailure(w, reason),
+      onExit: (w, exit) => this.onWorkerExit(w, exit),
+    };
+  }
+
+  /** Spawn num_workers in parallel; if any fails, stop them all and throw that worker's error. */
+  async start(): Promise<void> {
+    await this.spawner.start();
+    if (this.config.debug) return;
+    const results = await Promise.allSettled(Array.from({ length: this.config.numWorkers }, () => this.spawnWorker(this.generation)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      await Promise.all(started.map((w) => w.stop()));
+      await this.spawner.close();
+      throw failed.reason;
+    }
+    for (const r of results) if (r.status === 'fulfilled') this.admit(r.value);
+  }
+
+  /** Live workers, for the informer and the supervisor. */
+  list(): Worker[] {
+    return [...this.workers];
+  }
+
+  /** Run a job on a free worker. Rejects with NoFreeWorkersError, QueueFullError, SoftJobError or WorkerError. */
+  async exec(job: Job, sink: ReplySink, signal?: AbortSignal): Promise<void> {
+    if (this.destroyed) throw new PoolStoppedError();
+    if (this.config.maxQueueSize > 0 && this.queued >= this.config.maxQueueSize) throw new QueueFullError();
+    this.queued++;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const worker = this.config.debug ? await this.spawnWorker(this.generation) : await this.allocate(signal);
+        try {
+          await this.run(worker, job, sink, signal);
+          return;
+        } catch (err) {
+          if (err instanceof StopRequestError && attempt < MAX_REDISPATCH) continue;
+          throw err;
+        }
+      }
+    } finally {
+      this.queued--;
+    }
+  }
+
+  /**
+   * Rolling reset: start a full set of fresh workers; once all are ready they take new jobs and the old ones are
+   * stopped as soon as they are idle. No request waits for a stop-the-world pause. If a fresh worker cannot start,
+   * the old ones keep serving and the error is thrown.
+   */
+  async reset(): Promise<void> {
+    if (this.destroyed) throw new PoolStoppedError();
+    const next = this.generation + 1;
+    if (this.config.debug) {
+      this.generation = next;
+      return;
+    }
+    const results = await Promise.allSettled(Array.from({ length: this.config.numWorkers }, () => this.spawnWorker(next)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const fresh = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (failed || this.destroyed) {
+      await Promise.all(fresh.map((w) => w.stop()));
+      throw failed ? failed.reason : new PoolStoppedError();
+    }
+    this.generation = next;
+    for (const w of [...this.workers]) {
+      if (w.state === WorkerState.Ready) this.retire(w, WorkerState.Invalid);
+      else {
+        this.workers.delete(w); // busy: retired when released (its generation is old)
+        this.retiring.add(w);
+      }
+    }
+    for (const w of fresh) this.admit(w);
+  }
+
+  /** Stop everything: no new jobs; wait for busy workers until the deadline; soft-stop all (then SIGKILL). */
+  async destroy(timeoutMs = this.config.destroyTimeout): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    if (this.respawnTimer) clearTimeout(this.respawnTimer);
+    for (const waiter of this.waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(new PoolStoppedError());
+    }
+    const deadline = Date.now() + timeoutMs;
+    while ([...this.workers, ...this.retiring].some((w) => w.busy) && Date.now() < deadline) await delay(20);
+    const all = [...this.workers, ...this.retiring];
+    this.workers.clear();
+    this.idle = [];
+    const stopTimeout = Math.max(100, Math.min(10_000, deadline - Date.now()));
+    await Promise.all(all.map((w) => w.stop(stopTimeout)));
+    this.retiring.clear();
+    await this.spawner.close();
+  }
+
+  /** Mark an idle worker for the supervisor, or flag a busy one to be stopped when it is released. */
+  markForRetirement(w: Worker, reason: WorkerState): void {
+    if (!this.workers.has(w)) return;
+    if (w.state === WorkerState.Ready) {
+      this.retire(w, reason);
+    } else if (w.state === WorkerState.Working) {
+      w.moveTo(WorkerState.Invalid);
+    }
+  }
+
+  /** Take a worker out of service; a replacement is spawned. */
+  private retire(w: Worker, state: WorkerState): void {
+    this.idle = this.idle.filter((x) => x !== w);
+    this.workers.delete(w);
+    this.retiring.add(w);
+    w.moveTo(state);
+    void w.stop().finally(() => this.retiring.delete(w));
+    this.replenish();
+  }
+
+  private async run(worker: Worker, job: Job, sink: ReplySink, signal?: AbortSignal): Promise<void> {
+    worker.moveTo(WorkerState.Working);
+    const execTtl = this.config.supervisor?.execTtl ?? 0;
+    let ttlHit = false;
+    const timer =
+      execTtl > 0
+        ? setTimeout(() => {
+            ttlHit = true;
+            this.log.warn({ pid: worker.pid }, `worker ${worker.pid} killed: the job ran longer than exec_ttl (${execTtl} ms)`);
+            worker.kill(WorkerState.ExecTTLReached);
+          }, execTtl)
+        : null;
+    try {
+      await worker.exec(job, sink, signal);
+    } catch (err) {
+      if (ttlHit) throw new WorkerError(`worker ${worker.pid} was killed: the job ran longer than exec_ttl`, 'ERR_EXEC_TTL', { cause: err });
+      throw err;
+    } finally {
+      if (timer) clearTimeout(timer);
+      this.release(worker);
+    }
+  }
+
+  /** A job is done: give the worker back, or recycle it. */
+  private release(w: Worker): void {
+    if (this.config.debug) {
+      void w.stop();
+      return;
+    }
+    if (!w.alive) return; // the exit/failure handler replaces it
+    if (this.retiring.has(w)) {
+      if (w.state !== WorkerState.Stopping) void w.stop().finally(() => this.retiring.delete(w));
+      return;
+    }
+    if (w.state === WorkerState.Working) {
+      if (w.maxExecs > 0 && w.numExecs >= w.maxExecs) {
+        this.retire(w, WorkerState.MaxJobsReached);
+        return;
+      }
+      if (w.generation !== this.generation) {
+        this.retire(w, WorkerState.Invalid);
+        return;
+      }
+      this.failures = 0;
+      w.moveTo(WorkerState.Ready);
+      this.handOut(w);
+      return;
+    }
+    this.retire(w, w.state); // marked by the supervisor or a stop request while it ran
+  }
+
+  private allocate(signal?: AbortSignal): Promise<Worker> {
+    while (this.idle.length > 0) {
+      const w = this.idle.shift()!;
+      if (w.alive && w.state === WorkerState.Ready && this.workers.has(w)) return Promise.resolve(w);
+    }
+    return new Promise<Worker>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.waiters = this.waiters.filter((x) => x !== waiter);
+          reject(new NoFreeWorkersError());
+        }, this.config.allocateTimeout),
+      };
+      if (signal) {
+        const onAbort = (): void => {
+          if (!this.waiters.includes(waiter)) return;
+          this.waiters = this.waiters.filter((x) => x !== waiter);
+          clearTimeout(waiter.timer);
+          reject(new RrtsError('ERR_ABORTED', 'the client went away while the request waited for a worker'));
+        };
+        if (signal.aborted) return onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+      this.waiters.push(waiter);
+    });
+  }
+
+  private handOut(w: Worker): void {
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(w);
+    } else {
+      this.idle.push(w);
+    }
+  }
+
+  private admit(w: Worker): void {
+    if (this.destroyed) {
+      void w.stop();
+      return;
+    }
+    this.workers.add(w);
+    w.moveTo(WorkerState.Ready);
+    this.handOut(w);
+  }
+
+  private async spawnWorker(generation: number): Promise<Worker> {
+    this.spawning++;
+    try {
+      const w = await this.spawner.spawnWorker(this.events);
+      w.generation = generation;
+      const maxJobs = this.config.maxJobs;
+      // RoadRunner adds 0-14 % jitter so workers do not all recycle together.
+      w.maxExecs = maxJobs > 0 ? maxJobs + Math.floor(Math.random() * 0.14 * maxJobs) : 0;
+      this.log.debug({ pid: w.pid }, 'worker is ready');
+      return w;
+    } finally {
+      this.spawning--;
+    }
+  }
+
+  /** Spawn replacements until num_workers are alive again, with a growing back-off after failures. */
+  private replenish(): void {
+    if (this.destroyed || this.config.debug || this.respawnTimer) return;
+    const missing = this.config.numWorkers - this.workers.size - this.spawning;
+    if (missing <= 0) return;
+    const wait = this.failures === 0 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** (this.failures - 1));
+    const go = (): void => {
+      this.respawnTimer = null;
+      const count = this.config.numWorkers - this.workers.size - this.spawning;
+      for (let i = 0; i < count; i++) {
+        const generation = this.generation;
+        this.spawnWorker(generation)
+          .then((w) => {
+            if (generation !== this.generation) {
+              void w.stop();
+              this.replenish();
+              return;
+            }
+            this.admit(w);
+          })
+          .catch((err: Error) => {
+            this.failures++;
+            this.log.error({ err: err.message, attempt: this.failures }, `cannot start a worker: ${err.message}`);
+            this.replenish();
+          });
+      }
+    };
+    if (wait === 0) go();
+    else {
+      this.log.warn(`workers keep failing; next start attempt in ${wait} ms`);
+      this.respawnTimer = setTimeout(go, wait);
+    }
+  }
+
+  private onWorkerFailure(w: Worker, reason: Error): void {
+    if (!this.workers.has(w)) return;
+    if (w.state !== WorkerState.Stopping) this.log.error({ pid: w.pid }, reason.message);
+    this.workers.delete(w);
+    this.idle = this.idle.filter((x) => x !== w);
+    this.retiring.add(w);
+    void w.process.exited.then(() => this.retiring.delete(w));
+    this.countEarlyDeath(w);
+    this.replenish();
+  }
+
+  private onWorkerExit(w: Worker, exit: ExitInfo): void {
+    this.retiring.delete(w);
+    if (!this.workers.has(w)) return;
+    this.log.warn({ pid: w.pid }, `worker ${w.pid} exited unexpectedly (${describeExit(exit)})`);
+    this.workers.delete(w);
+    this.idle = this.idle.filter((x) => x !== w);
+    this.countEarlyDeath(w);
+    this.replenish();
+  }
+
+  private countEarlyDeath(w: Worker): void {
+    if (Date.now() - w.created < EARLY_DEATH_MS && w.numExecs === 0) this.failures++;
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,185 @@
+// The socket relay (tcp:// or unix://): workers connect to rrts; each connection gets the pid request at once and is
+// filed under the pid the worker answers, for the spawner that waits for that pid (protocol.md §2.2).
+import net from 'node:net';
+import fs from 'node:fs';
+import path from 'node:path';
+import { FrameDecoder } from '../goridge/frame.js';
+import { parsePidReply, pidRequest } from '../goridge/messages.js';
+import { FrameRelay } from './relay.js';
+import { WorkerError } from '../errors.js';
+import type { Logger } from 'pino';
+
+export interface RelayAddress {
+  kind: 'tcp' | 'unix';
+  host: string;
+  port: number;
+  /** unix socket path, absolute */
+  path: string;
+}
+
+/** Parse `tcp://host:port` or `unix://path` (relative paths against `baseDir`). */
+export function parseRelayAddress(relay: string, baseDir: string): RelayAddress {
+  const m = /^(tcp|unix):\/\/(.+)$/i.exec(relay);
+  if (!m) throw new Error(`unsupported relay '${relay}'`);
+  if (m[1]!.toLowerCase() === 'unix') return { kind: 'unix', host: '', port: 0, path: path.resolve(baseDir, m[2]!) };
+  const hp = /^(.*):(\d+)$/.exec(m[2]!);
+  if (!hp || !hp[1]) throw new Error(`relay '${relay}' needs host:port`);
+  return { kind: 'tcp', host: hp[1].replace(/^\[|\]$/g, ''), port: Number(hp[2]), path: '' };
+}
+
+export interface AcceptedWorker {
+  pid: number;
+  relay: FrameRelay;
+  socket: net.Socket;
+}
+
+interface Waiter {
+  resolve(w: AcceptedWorker): void;
+}
+
+const HANDSHAKE_TIMEOUT_MS = 60_000;
+
+export class SocketRelayListener {
+  private server: net.Server | null = null;
+  private readonly waiting = new Map<number, Waiter>();
+  private readonly unclaimed = new Map<number, { worker: AcceptedWorker; timer: NodeJS.Timeout }>();
+  private readonly sockets = new Set<net.Socket>();
+  /** Decides whether a connection that answered with `pid` may join (fork mode checks peer credentials). */
+  acceptPid: (pid: number, socket: net.Socket) => boolean = () => true;
+
+  constructor(
+    readonly address: RelayAddress,
+    private readonly log: Logger,
+    private readonly handshakeTimeoutMs = HANDSHAKE_TIMEOUT_MS,
+  ) {}
+
+  async listen(): Promise<void> {
+    const server = net.createServer((socket) => this.onConnection(socket));
+    this.server = server;
+    if (this.address.kind === 'unix') {
+      removeStaleSocket(this.address.path);
+      await listenOn(server, { path: this.address.path });
+      fs.chmodSync(this.address.path, 0o600);
+    } else {
+      await listenOn(server, { host: this.address.host, port: this.address.port });
+    }
+  }
+
+  /** Wait until a worker with this pid has connected and answered the handshake. */
+  waitFor(pid: number): Promise<AcceptedWorker> {
+    const early = this.unclaimed.get(pid);
+    if (early) {
+      clearTimeout(early.timer);
+      this.unclaimed.delete(pid);
+      return Promise.resolve(early.worker);
+    }
+    return new Promise((resolve) => this.waiting.set(pid, { resolve }));
+  }
+
+  /** Stop waiting for this pid (the process died or timed out). */
+  forget(pid: number): void {
+    this.waiting.delete(pid);
+    const early = this.unclaimed.get(pid);
+    if (early) {
+      clearTimeout(early.timer);
+      early.worker.socket.destroy();
+      this.unclaimed.delete(pid);
+    }
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    for (const s of this.sockets) s.destroy();
+    for (const { timer, worker } of this.unclaimed.values()) {
+      clearTimeout(timer);
+      worker.socket.destroy();
+    }
+    this.unclaimed.clear();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (this.address.kind === 'unix') removeStaleSocket(this.address.path);
+  }
+
+  private onConnection(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    socket.setNoDelay(true);
+    const decoder = new FrameDecoder({ maxPayload: 64 * 1024 });
+    const drop = (why: string): void => {
+      this.log.warn({ remote: socket.remoteAddress ?? this.address.path }, `worker connection dropped: ${why}`);
+      socket.destroy();
+    };
+    const timer = setTimeout(() => drop('no pid handshake in time'), this.handshakeTimeoutMs);
+    const onData = (chunk: Buffer): void => {
+      let frames;
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        drop((err as Error).message);
+        return;
+      }
+      if (frames.length === 0) return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.pause();
+      let pid: number;
+      try {
+        pid = parsePidReply(frames[0]!);
+      } catch (err) {
+        drop(`bad pid handshake: ${(err as Error).message}`);
+        return;
+      }
+      if (!this.acceptPid(pid, socket)) {
+        drop(`pid ${pid} is not a worker rrts started`);
+        return;
+      }
+      // Frames after the pid reply cannot come before a job is sent, so the decoder holds nothing more.
+      const relay = new FrameRelay(this.address.kind, socket, socket, decoder);
+      socket.resume();
+      this.deliver({ pid, relay, socket });
+    };
+    socket.on('data', onData);
+    socket.on('error', () => socket.destroy());
+    socket.write(pidRequest(process.pid));
+  }
+
+  private deliver(worker: AcceptedWorker): void {
+    const waiter = this.waiting.get(worker.pid);
+    if (waiter) {
+      this.waiting.delete(worker.pid);
+      waiter.resolve(worker);
+      return;
+    }
+    // The spawner may not have registered yet; keep it briefly.
+    const timer = setTimeout(() => {
+      this.unclaimed.delete(worker.pid);
+      this.log.warn({ pid: worker.pid }, 'worker connection dropped: no process with this pid was started by rrts');
+      worker.socket.destroy();
+    }, 5_000);
+    this.unclaimed.set(worker.pid, { worker, timer });
+  }
+}
+
+function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function removeStaleSocket(file: string): void {
+  try {
+    if (fs.lstatSync(file).isSocket()) fs.unlinkSync(file);
+  } catch {
+    /* not there */
+  }
+}
+
+export function socketHandshakeError(pid: number, ms: number): WorkerError {
+  return new WorkerError(`worker ${pid} did not connect and answer the pid handshake within ${ms} ms (allocate_timeout)`, 'ERR_ALLOCATE_TIMEOUT');
+}

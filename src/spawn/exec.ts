@@ -1,0 +1,201 @@
+// Exec mode: child_process.spawn(server.command) per worker, in its own process group, with the RR_* environment;
+// the worker is ready when it answers the pid handshake over pipes or over the socket relay.
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Logger } from 'pino';
+import { ProtocolError, WorkerError } from '../errors.js';
+import type { Frame } from '../goridge/frame.js';
+import { parsePidReply, pidRequest } from '../goridge/messages.js';
+import { FrameRelay } from '../relay/relay.js';
+import { parseRelayAddress, SocketRelayListener } from '../relay/listener.js';
+import { logWorkerOutput } from '../log/index.js';
+import { Worker, type WorkerEvents } from '../worker/worker.js';
+import { describeExit, type ExitInfo, type WorkerProcess } from '../worker/process.js';
+import type { Spawner } from './spawner.js';
+
+export interface ExecSpawnerOptions {
+  command: readonly string[];
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** server.relay as written: 'pipes', 'tcp://…', 'unix://…' */
+  relay: string;
+  allocateTimeoutMs: number;
+  streamTimeoutMs: number;
+  log: Logger;
+}
+
+const STDERR_TAIL_BYTES = 4096;
+
+/** A spawned child with the bookkeeping a boot error message needs. */
+class ChildHandle implements WorkerProcess {
+  readonly exited: Promise<ExitInfo>;
+  private stderrTail = '';
+
+  constructor(readonly child: ChildProcess, readonly pid: number, log: Logger) {
+    this.exited = new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+      else child.once('exit', (code, signal) => resolve({ code, signal }));
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+      logWorkerOutput(log, pid, chunk);
+    });
+  }
+
+  get stderr(): string {
+    return this.stderrTail.trim();
+  }
+
+  signal(sig: NodeJS.Signals): boolean {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return false;
+    try {
+      return this.child.kill(sig);
+    } catch {
+      return false;
+    }
+  }
+}
+
+export class ExecSpawner implements Spawner {
+  readonly mode = 'exec' as const;
+  private listener: SocketRelayListener | null = null;
+
+  constructor(private readonly opts: ExecSpawnerOptions) {}
+
+  async start(): Promise<void> {
+    if (this.opts.relay === 'pipes' || this.opts.relay === '') return;
+    this.listener = new SocketRelayListener(parseRelayAddress(this.opts.relay, this.opts.cwd), this.opts.log, this.opts.allocateTimeoutMs);
+    await this.listener.listen();
+  }
+
+  async close(): Promise<void> {
+    await this.listener?.close();
+    this.listener = null;
+  }
+
+  async spawnWorker(events: WorkerEvents): Promise<Worker> {
+    const { command, env, cwd, log } = this.opts;
+    const child = spawn(command[0]!, command.slice(1), {
+      cwd,
+      env,
+      detached: true, // own process group: a terminal's Ctrl-C reaches rrts only
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const pid = await childPid(child, command);
+    const handle = new ChildHandle(child, pid, log);
+    try {
+      const relay = this.listener ? await this.socketHandshake(handle) : await this.pipeHandshake(handle);
+      return new Worker(handle, relay, events, this.opts.streamTimeoutMs);
+    } catch (err) {
+      handle.signal('SIGKILL');
+      await handle.exited;
+      throw err;
+    }
+  }
+
+  private async pipeHandshake(handle: ChildHandle): Promise<FrameRelay> {
+    const child = handle.child;
+    const relay = new FrameRelay('pipes', child.stdout!, child.stdin!);
+    relay.send(pidRequest(process.pid));
+    let frame: Frame;
+    try {
+      frame = await this.raceBoot(handle, firstFrame(relay));
+    } catch (err) {
+      throw err instanceof ProtocolError ? explainBootGarbage(handle.pid, err) : err;
+    }
+    parseWorkerPid(frame, handle);
+    return relay;
+  }
+
+  private async socketHandshake(handle: ChildHandle): Promise<FrameRelay> {
+    const listener = this.listener!;
+    // With a socket relay stdout is not protocol: log it like stderr.
+    handle.child.stdout!.on('data', (chunk: Buffer) => logWorkerOutput(this.opts.log, handle.pid, chunk));
+    handle.child.stdin!.end();
+    try {
+      const accepted = await this.raceBoot(handle, listener.waitFor(handle.pid));
+      return accepted.relay;
+    } finally {
+      listener.forget(handle.pid);
+    }
+  }
+
+  /** Wait for `step`, unless the process exits first or allocate_timeout passes. */
+  private raceBoot<T>(handle: ChildHandle, step: Promise<T>): Promise<T> {
+    const ms = this.opts.allocateTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new WorkerError(
+              `worker ${handle.pid} did not answer the pid handshake within ${formatMs(ms)} (pool.allocate_timeout)${tail(handle.stderr)}`,
+              'ERR_ALLOCATE_TIMEOUT',
+            ),
+          ),
+        ms,
+      );
+    });
+    const exited = handle.exited.then(async (exit): Promise<never> => {
+      await delay(20); // let the last stderr bytes arrive
+      throw new WorkerError(`worker ${handle.pid} exited before it was ready (${describeExit(exit)})${tail(handle.stderr)}`, 'ERR_WORKER_BOOT');
+    });
+    return Promise.race([step, timeout, exited]).finally(() => clearTimeout(timer));
+  }
+}
+
+function childPid(child: ChildProcess, command: readonly string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    if (child.pid !== undefined) {
+      resolve(child.pid);
+      return;
+    }
+    child.once('error', (err) =>
+      reject(new WorkerError(`cannot start worker command '${command.join(' ')}': ${(err as NodeJS.ErrnoException).code ?? err.message}`, 'ERR_WORKER_BOOT')),
+    );
+    child.once('spawn', () => resolve(child.pid!));
+  });
+}
+
+function firstFrame(relay: FrameRelay): Promise<Frame> {
+  return new Promise((resolve, reject) => {
+    relay.attach({
+      frame: resolve,
+      error: (err) => reject(err),
+      close: () => reject(new WorkerError('worker closed stdout before the pid handshake', 'ERR_WORKER_BOOT')),
+    });
+  });
+}
+
+function parseWorkerPid(frame: Frame, handle: ChildHandle): number {
+  try {
+    return parsePidReply(frame);
+  } catch (err) {
+    throw new WorkerError(`worker ${handle.pid} answered the pid handshake wrongly: ${(err as Error).message}`, 'ERR_WORKER_BOOT');
+  }
+}
+
+/** Explains a protocol error during boot: usually PHP printed something to stdout. */
+export function explainBootGarbage(pid: number, err: Error): WorkerError {
+  const text = err.message;
+  if (text.includes('Could not open input file')) {
+    const file = /Could not open input file: ([^\\\n]*)/.exec(text)?.[1] ?? '';
+    return new WorkerError(`worker ${pid}: php could not open the worker script ${file} (check server.command)`, 'ERR_WORKER_BOOT');
+  }
+  return new WorkerError(
+    `worker ${pid} wrote to stdout before the pid handshake; stdout is the pipes relay, print to stderr instead (ini_set('display_errors', 'stderr')): ${text}`,
+    'ERR_WORKER_BOOT',
+  );
+}
+
+function tail(stderr: string): string {
+  return stderr ? `; its output: ${stderr}` : '';
+}
+
+export function formatMs(ms: number): string {
+  return ms >= 1000 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+

@@ -1,0 +1,12 @@
+// How a worker is born, behind one interface: exec (a php-cli per worker, RoadRunner's way) or fork (a PHP master).
+import type { Worker, WorkerEvents } from '../worker/worker.js';
+
+export interface Spawner {
+  readonly mode: 'exec' | 'fork';
+  /** Start listeners or a master; called once before the first spawn. */
+  start(): Promise<void>;
+  /** Start one worker and return it once it answered the pid handshake (its only ready signal). */
+  spawnWorker(events: WorkerEvents): Promise<Worker>;
+  /** Release everything the spawner owns (sockets, master). Workers are stopped by the pool before. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,19 @@
+// The OS process behind a worker, whatever spawned it (exec: a ChildProcess; fork: a pid watched by the reaper).
+
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface WorkerProcess {
+  readonly pid: number;
+  /** Resolves once the process is gone (and reaped). Never rejects. */
+  readonly exited: Promise<ExitInfo>;
+  /** Send a signal; false when the process is already gone. */
+  signal(sig: NodeJS.Signals): boolean;
+}
+
+export function describeExit(exit: ExitInfo): string {
+  if (exit.signal) return `killed by ${exit.signal}`;
+  return `exit code ${exit.code ?? 'unknown'}`;
+}

@@ -1,0 +1,240 @@
+// One PHP worker: its process, its relay and its state. Runs one job at a time: exec() sends the job frame and
+// feeds every response frame to a sink until the last one (streams included), answering PINGs with PONGs.
+import { Flag } from '../goridge/flags.js';
+import { jobFrame, parseJobReply, PONG, STOP_CONTROL, STREAM_STOP } from '../goridge/messages.js';
+import type { Frame } from '../goridge/frame.js';
+import { ProtocolError, RrtsError, SoftJobError, WorkerError } from '../errors.js';
+import type { FrameRelay } from '../relay/relay.js';
+import { canMove, stateName, WorkerState } from './state.js';
+import { describeExit, type ExitInfo, type WorkerProcess } from './process.js';
+
+export interface Job {
+  /** Codec flag of the context (CODEC_JSON for HTTP). */
+  codec: number;
+  context: Buffer;
+  body: Buffer;
+}
+
+/** One data frame of a worker's answer. `more` is true while a stream goes on. */
+export interface ReplyChunk {
+  flags: number;
+  context: Buffer;
+  body: Buffer;
+  more: boolean;
+}
+
+export interface ReplySink {
+  chunk(reply: ReplyChunk): void;
+}
+
+/** The worker asked to be restarted instead of answering (PHP `Worker::stop()`); the job should go elsewhere. */
+export class StopRequestError extends RrtsError {
+  constructor(pid: number) {
+    super('ERR_WORKER_STOP_REQUEST', `worker ${pid} asked to be stopped instead of answering`);
+  }
+}
+
+export const SOFT_STOP_TIMEOUT_MS = 10_000;
+
+interface Running {
+  sink: ReplySink;
+  resolve(): void;
+  reject(err: Error): void;
+  /** After a stream STOP we read and drop frames until the last one. */
+  discarding: boolean;
+  cancelTimer: NodeJS.Timeout | null;
+  /** The sink refused a frame: the job ends with this error once the stream is drained. */
+  sinkError: Error | null;
+}
+
+export interface WorkerEvents {
+  /** The protocol broke or the process died; the worker is unusable. Called once. */
+  onFailure?(worker: Worker, reason: Error): void;
+  /** The process is gone. Called once. */
+  onExit?(worker: Worker, exit: ExitInfo): void;
+}
+
+export class Worker {
+  readonly pid: number;
+  /** Unix time in ms when the worker became ready. */
+  readonly created = Date.now();
+  state: WorkerState = WorkerState.Inactive;
+  numExecs = 0;
+  lastUsed = 0;
+  /** Which pool generation (reset) the worker belongs to. */
+  generation = 0;
+  /** Set by the pool: executions after which the worker is recycled (max_jobs + jitter), 0 = never. */
+  maxExecs = 0;
+  exitInfo: ExitInfo | null = null;
+  private running: Running | null = null;
+  private failed = false;
+  private stopping: Promise<void> | null = null;
+
+  constructor(
+    readonly process: WorkerProcess,
+    private readonly relay: FrameRelay,
+    private readonly events: WorkerEvents = {},
+    private readonly streamTimeoutMs = 60_000,
+  ) {
+    this.pid = process.pid;
+    relay.attach({
+      frame: (f) => this.onFrame(f),
+      error: (err) => this.fail(err instanceof ProtocolError ? new WorkerError(`worker ${this.pid} broke the protocol: ${err.message}`, 'ERR_WORKER_PROTOCOL') : err),
+      close: () => this.fail(new WorkerError(`worker ${this.pid} closed its relay`, 'ERR_WORKER_GONE')),
+    });
+    void process.exited.then((exit) => {
+      this.exitInfo = exit;
+      this.fail(new WorkerError(`worker ${this.pid} exited (${describeExit(exit)})`, 'ERR_WORKER_GONE'));
+      this.moveTo(WorkerState.Stopped);
+      this.relay.close();
+      this.events.onExit?.(this, exit);
+    });
+  }
+
+  get statusName(): string {
+    return stateName(this.state);
+  }
+
+  get busy(): boolean {
+    return this.running !== null;
+  }
+
+  get alive(): boolean {
+    return this.exitInfo === null && !this.failed;
+  }
+
+  /** Move to a new state when the move is legal; returns whether it happened. */
+  moveTo(next: WorkerState): boolean {
+    if (this.state === next) return true;
+    if (!canMove(this.state, next)) return false;
+    this.state = next;
+    return true;
+  }
+
+  /**
+   * Run one job. Resolves after the last response frame; rejects with SoftJobError (the worker answered with an
+   * error and stays usable), StopRequestError (re-dispatch the job), or WorkerError (the worker is broken).
+   * `signal` cancels a stream: a STOP frame is sent and the rest of the stream is dropped.
+   */
+  exec(job: Job, sink: ReplySink, signal?: AbortSignal): Promise<void> {
+    if (this.running) return Promise.reject(new WorkerError(`worker ${this.pid} is already running a job`));
+    if (!this.alive) return Promise.reject(new WorkerError(`worker ${this.pid} is not alive`, 'ERR_WORKER_GONE'));
+    return new Promise<void>((resolve, reject) => {
+      const running: Running = { sink, resolve, reject, discarding: false, cancelTimer: null, sinkError: null };
+      this.running = running;
+      this.numExecs++;
+      if (!this.relay.send(jobFrame(job.codec, job.context, job.body))) {
+        this.fail(new WorkerError(`worker ${this.pid}: relay closed`, 'ERR_WORKER_GONE'));
+        return;
+      }
+      if (signal) {
+        const onAbort = (): void => this.cancelStream(running);
+        if (signal.aborted) onAbort();
+        else signal.addEventListener('abort', onAbort, { once: true });
+      }
+    }).finally(() => {
+      this.lastUsed = Date.now();
+    });
+  }
+
+  /** Soft stop: the stop control, then SIGKILL if the process has not left within 10 s. */
+  stop(timeoutMs = SOFT_STOP_TIMEOUT_MS): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.moveTo(WorkerState.Stopping);
+    this.stopping = (async () => {
+      if (this.exitInfo) return;
+      this.relay.send(STOP_CONTROL);
+      let timer: NodeJS.Timeout | undefined;
+      const killed = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          this.process.signal('SIGKILL');
+          resolve();
+        }, timeoutMs);
+      });
+      await Promise.race([this.process.exited, killed]);
+      clearTimeout(timer);
+      await this.process.exited;
+    })();
+    return this.stopping;
+  }
+
+  /** Hard kill, at once. */
+  kill(state: WorkerState = WorkerState.Stopping): void {
+    if (this.exitInfo) return;
+    this.moveTo(state);
+    this.process.signal('SIGKILL');
+  }
+
+  private cancelStream(running: Running): void {
+    if (this.running !== running || running.discarding) return;
+    running.discarding = true;
+    this.relay.send(STREAM_STOP);
+    running.cancelTimer = setTimeout(() => {
+      this.fail(new WorkerError(`worker ${this.pid} did not end its stream within stream_timeout after STOP`, 'ERR_STREAM_TIMEOUT'));
+      this.kill(WorkerState.Errored);
+    }, this.streamTimeoutMs);
+  }
+
+  private onFrame(frame: Frame): void {
+    const running = this.running;
+    if (!running) {
+      this.fail(new WorkerError(`worker ${this.pid} sent a frame while idle (flags 0x${frame.flags.toString(16)})`, 'ERR_WORKER_PROTOCOL'));
+      this.kill(WorkerState.Errored);
+      return;
+    }
+    let reply;
+    try {
+      reply = parseJobReply(frame);
+    } catch (err) {
+      this.fail(new WorkerError(`worker ${this.pid} sent a malformed response: ${(err as Error).message}`, 'ERR_WORKER_PROTOCOL'));
+      this.kill(WorkerState.Errored);
+      return;
+    }
+    if (frame.flags & Flag.CONTROL) {
+      this.fail(new WorkerError(`worker ${this.pid} sent an unexpected control frame`, 'ERR_WORKER_PROTOCOL'));
+      this.kill(WorkerState.Errored);
+      return;
+    }
+    switch (reply.kind) {
+      case 'error':
+        this.finish(running, new SoftJobError(reply.message));
+        return;
+      case 'stop-request':
+        this.moveTo(WorkerState.Invalid);
+        this.finish(running, new StopRequestError(this.pid));
+        return;
+      case 'data':
+        if (reply.ping && !running.discarding) this.relay.send(PONG);
+        if (!running.discarding) {
+          try {
+            running.sink.chunk({ flags: reply.flags, context: reply.context, body: reply.body, more: reply.more });
+          } catch (err) {
+            // The sink could not use this frame (e.g. a bad status): end the job with that error, drain the stream.
+            running.sinkError = err as Error;
+            if (reply.more) this.cancelStream(running);
+          }
+        }
+        if (!reply.more) this.finish(running, running.sinkError);
+    }
+  }
+
+  private finish(running: Running, err: Error | null): void {
+    if (running.cancelTimer) clearTimeout(running.cancelTimer);
+    this.running = null;
+    if (err) running.reject(err);
+    else running.resolve();
+  }
+
+  /** The worker can no longer be used: fail its job, tell the owner once. */
+  private fail(reason: Error): void {
+    const running = this.running;
+    if (running) this.finish(running, reason);
+    if (this.failed) return;
+    this.failed = true;
+    if (this.state !== WorkerState.Stopping && this.exitInfo === null) {
+      this.moveTo(WorkerState.Errored);
+      this.process.signal('SIGKILL');
+    }
+    this.events.onFailure?.(this, reason);
+  }
+}
