@@ -1,0 +1,40 @@
+// The `rrts` command line: RoadRunner's commands and flags (compat.md §2), one file per command.
+import { Command } from 'commander';
+import { RRTS_VERSION, RR_COMPAT_VERSION } from '../version.js';
+import { addGlobalOptions, type GlobalOptions } from './options.js';
+import { serveCommand } from './serve.js';
+import { stopCommand } from './stop.js';
+import { rpcPendingCommand } from './rpc-pending.js';
+
+const program = new Command('rrts');
+addGlobalOptions(program)
+  .description('rrts: a drop-in RoadRunner replacement (PHP application server and process manager)')
+  .version(`rrts version ${RRTS_VERSION} (RoadRunner ${RR_COMPAT_VERSION} compatible), node ${process.version}, OS: ${process.platform}, arch: ${process.arch}`, '-v, --version');
+
+const globals = (cmd: Command): GlobalOptions => cmd.optsWithGlobals<GlobalOptions>();
+
+program
+  .command('serve')
+  .description('start the server')
+  .action((_opts, cmd: Command) => serveCommand(globals(cmd)));
+
+program
+  .command('workers')
+  .description('list the workers of each plugin')
+  .argument('[plugins...]')
+  .option('-i, --interactive', 'refresh every second')
+  .action((_plugins, _opts, cmd: Command) => rpcPendingCommand('workers', globals(cmd)));
+
+program
+  .command('reset')
+  .description('reset the workers of each plugin')
+  .argument('[plugins...]')
+  .action((_plugins, _opts, cmd: Command) => rpcPendingCommand('reset', globals(cmd)));
+
+program
+  .command('stop')
+  .description('stop the server started with -p (reads .pid)')
+  .option('-f, --force', 'force the stop')
+  .action((_opts, cmd: Command) => stopCommand(globals(cmd)));
+
+await program.parseAsync(process.argv);

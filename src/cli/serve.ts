@@ -1,0 +1,69 @@
+// `rrts serve`: load the config, start every plugin, and stop gracefully on SIGINT/SIGTERM/SIGQUIT
+// (a second signal forces exit 1), as `rr serve` does (compat.md §2.2, §3.1).
+import fs from 'node:fs';
+import { createLogs } from '../log/index.js';
+import { RrtsServer } from '../server.js';
+import { RRTS_VERSION } from '../version.js';
+import { die, loadConfigOrExit, pidFilePath, type GlobalOptions } from './options.js';
+
+export async function serveCommand(opts: GlobalOptions): Promise<void> {
+  const config = loadConfigOrExit(opts);
+  let logs;
+  try {
+    logs = createLogs(config.logs);
+  } catch (err) {
+    die(`config error: ${config.file}, key 'logs': ${(err as Error).message}`);
+  }
+  const log = logs.channel('rrts');
+  for (const warning of config.warnings) log.warn(warning);
+  const say = (line: string): void => {
+    if (!opts.silent) process.stdout.write(`${line}\n`);
+  };
+
+  const pidFile = opts.pid ? pidFilePath(config) : null;
+  if (pidFile) fs.writeFileSync(pidFile, String(process.pid));
+  const removePidFile = (): void => {
+    if (pidFile) fs.rmSync(pidFile, { force: true });
+  };
+
+  const server = new RrtsServer(config, logs);
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      say('exit forced');
+      removePidFile();
+      logs.flush();
+      process.exit(1);
+    }
+    stopping = true;
+    say(`stop signal received (${signal}), grace timeout is: ${Math.round(config.endure.gracePeriod / 1000)} seconds`);
+    server.stop(config.endure.gracePeriod).then(
+      () => {
+        removePidFile();
+        logs.flush();
+        process.exit(0);
+      },
+      (err: Error) => {
+        log.error(`error while stopping: ${err.message}`);
+        removePidFile();
+        logs.flush();
+        process.exit(1);
+      },
+    );
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.on(sig, onSignal);
+  // The daemon must outlive a bug in one request's path: log it and keep serving.
+  process.on('uncaughtException', (err) => log.error({ err: err.stack }, `internal error: ${err.message}`));
+  process.on('unhandledRejection', (err) => log.error({ err: (err as Error)?.stack }, `internal error: ${(err as Error)?.message ?? err}`));
+
+  try {
+    await server.start();
+  } catch (err) {
+    log.error((err as Error).message);
+    logs.flush();
+    await server.stop(1000).catch(() => undefined);
+    removePidFile();
+    die(`serve: ${(err as Error).message}`);
+  }
+  say(`[INFO] rrts server started; version: ${RRTS_VERSION}`);
+}

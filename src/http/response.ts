@@ -1,0 +1,115 @@
+// Turns a worker's answer (JSON context `{"status":…,"headers":{…}}` plus body, one frame or a stream of frames)
+// into the HTTP response: 1xx as informational responses, status and headers once, each body chunk written as it comes.
+import type { ServerResponse } from 'node:http';
+import { RrtsError } from '../errors.js';
+import type { ReplyChunk, ReplySink } from '../worker/worker.js';
+
+export class ResponseError extends RrtsError {
+  constructor(message: string) {
+    super('ERR_BAD_RESPONSE', message);
+  }
+}
+
+interface ResponseContext {
+  status: number;
+  headers: Record<string, string[]>;
+}
+
+/** Decode a JSON response context (PHP sends flags 0x00 or 0x08). */
+export function parseResponseContext(bytes: Buffer): ResponseContext {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new ResponseError(`worker sent a response context that is not JSON: ${bytes.subarray(0, 120).toString('utf8')}`);
+  }
+  if (parsed === null || typeof parsed !== 'object') throw new ResponseError('worker sent a response context that is not a JSON object');
+  const { status, headers } = parsed as { status?: unknown; headers?: unknown };
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) {
+    throw new ResponseError(`unknown status code from worker: ${JSON.stringify(status)}`);
+  }
+  const out: Record<string, string[]> = {};
+  if (headers && typeof headers === 'object' && !Array.isArray(headers)) {
+    for (const [name, value] of Object.entries(headers as Record<string, unknown>)) {
+      // RoadRunner wants a list of strings; a bare string is accepted too (lenient).
+      const values = Array.isArray(value) ? value.filter((v): v is string | number => typeof v === 'string' || typeof v === 'number').map(String) : typeof value === 'string' ? [value] : [];
+      if (values.length > 0 && isHeaderName(name)) out[name] = values;
+    }
+  }
+  return { status, headers: out };
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+function isHeaderName(name: string): boolean {
+  return TOKEN.test(name);
+}
+
+export class ResponseWriter implements ReplySink {
+  private statusSent = false;
+  bytesWritten = 0;
+  status = 0;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly isHead = false,
+  ) {}
+
+  get headersSent(): boolean {
+    return this.statusSent;
+  }
+
+  chunk(reply: ReplyChunk): void {
+    if (!this.statusSent && reply.context.length > 0) {
+      const ctx = parseResponseContext(reply.context);
+      if (ctx.status < 200) {
+        this.informational(ctx);
+        if (reply.body.length > 0) throw new ResponseError(`worker sent a body with informational status ${ctx.status}`);
+        return;
+      }
+      this.head(ctx, reply);
+    }
+    if (!this.statusSent) {
+      if (reply.body.length === 0 && reply.more) return; // nothing to send yet
+      throw new ResponseError('worker sent a body before any status');
+    }
+    if (reply.body.length > 0 && !this.res.destroyed) {
+      this.res.write(reply.body);
+      this.bytesWritten += reply.body.length;
+    }
+  }
+
+  /** The last frame arrived. */
+  end(): void {
+    if (!this.res.writableEnded) this.res.end();
+  }
+
+  private informational(ctx: ResponseContext): void {
+    if (ctx.status === 103) {
+      // Node only sends hints found under lower-case names (it looks for `link`).
+      const hints: Record<string, string[]> = {};
+      for (const [name, values] of Object.entries(ctx.headers)) hints[name.toLowerCase()] = values;
+      this.res.writeEarlyHints(hints);
+    }
+    else if (ctx.status === 100) this.res.writeContinue();
+    else if (ctx.status === 102) this.res.writeProcessing();
+    // other 1xx codes have no Node API; they are dropped
+  }
+
+  private head(ctx: ResponseContext, reply: ReplyChunk): void {
+    const res = this.res;
+    for (const [name, values] of Object.entries(ctx.headers)) {
+      if (name.toLowerCase() === 'trailer') continue; // trailers are not supported; never announce them
+      res.setHeader(name, values.length === 1 ? values[0]! : values);
+    }
+    // A whole answer in one frame gets a Content-Length instead of chunked encoding.
+    const bodiless = ctx.status === 204 || ctx.status === 304 || (this.isHead && reply.body.length === 0);
+    if (!reply.more && !bodiless && !res.hasHeader('content-length') && !res.hasHeader('transfer-encoding')) {
+      res.setHeader('Content-Length', reply.body.length);
+    }
+    res.statusCode = ctx.status;
+    this.status = ctx.status;
+    // A stream's head goes out at once; a whole answer leaves with its body in one write.
+    if (reply.more) res.flushHeaders();
+    this.statusSent = true;
+  }
+}

@@ -1,0 +1,130 @@
+// Wiring: builds the plugins from the Config in order (on_init, the http pool, http), starts them, and stops them
+// in reverse order. Explicit, no container.
+import { spawn } from 'node:child_process';
+import type { Logger } from 'pino';
+import type { Config, PoolConfig } from './config/types.js';
+import { HttpPlugin } from './http/server.js';
+import type { LogRoot } from './log/index.js';
+import { logWorkerOutput } from './log/index.js';
+import { WorkerPool } from './pool/pool.js';
+import { Supervisor } from './pool/supervisor.js';
+import { ExecSpawner, formatMs } from './spawn/exec.js';
+import type { Spawner } from './spawn/spawner.js';
+import { RR_COMPAT_VERSION } from './version.js';
+import { RrtsError } from './errors.js';
+
+/** The environment of a worker, in RoadRunner's order (compat.md §3.9): later entries win. */
+export function workerEnv(config: Config, mode: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base, RR_RELAY: config.server.relay || 'pipes' };
+  if (config.rpc?.listen) env.RR_RPC = config.rpc.listen;
+  Object.assign(env, config.server.env);
+  env.RR_VERSION = RR_COMPAT_VERSION;
+  env.RR_MODE = mode;
+  return env;
+}
+
+export class StartError extends RrtsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_START', message, options);
+  }
+}
+
+export class RrtsServer {
+  http: HttpPlugin | null = null;
+  private supervisors: Supervisor[] = [];
+  private stopped = false;
+
+  constructor(
+    readonly config: Config,
+    private readonly logs: LogRoot,
+  ) {}
+
+  /** Pools that can list and reset their workers, by plugin name. */
+  get pools(): Map<string, WorkerPool> {
+    const out = new Map<string, WorkerPool>();
+    if (this.http) out.set('http', this.http.pool);
+    return out;
+  }
+
+  async start(): Promise<void> {
+    const { config } = this;
+    if (config.server.onInit) await this.runOnInit();
+    if (config.http) {
+      const pool = this.makePool('http', config.http.pool);
+      try {
+        await pool.start();
+      } catch (err) {
+        throw new StartError(`http: cannot start the worker pool: ${(err as Error).message}`, { cause: err });
+      }
+      const http = new HttpPlugin(config.http, pool, this.logs.channel('http'));
+      this.http = http;
+      try {
+        await http.serve();
+      } catch (err) {
+        await pool.destroy(1000);
+        throw new StartError(`http: cannot listen on '${config.http.address}' (http.address): ${(err as Error).message}`, { cause: err });
+      }
+    }
+  }
+
+  /** Graceful stop, bounded by `graceMs`. */
+  async stop(graceMs = this.config.endure.gracePeriod): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const s of this.supervisors) s.stop();
+    const deadline = Date.now() + graceMs;
+    if (this.http) {
+      await this.http.stop(graceMs);
+      await this.http.pool.destroy(Math.max(0, deadline - Date.now()));
+    }
+  }
+
+  private makePool(name: string, poolConfig: PoolConfig): WorkerPool {
+    const log = this.logs.channel('server');
+    const spawner: Spawner = new ExecSpawner({
+      command: poolConfig.command ?? this.config.server.command,
+      env: workerEnv(this.config, name),
+      cwd: this.config.workDir,
+      relay: this.config.server.relay,
+      allocateTimeoutMs: poolConfig.allocateTimeout,
+      streamTimeoutMs: poolConfig.streamTimeout,
+      log,
+    });
+    const pool = new WorkerPool(name, poolConfig, spawner, log);
+    if (poolConfig.supervisor) {
+      const supervisor = new Supervisor(pool, poolConfig.supervisor, log);
+      supervisor.start();
+      this.supervisors.push(supervisor);
+    }
+    return pool;
+  }
+
+  /** server.on_init: run once before the workers; its output is logged; failure stops start only with exit_on_error. */
+  private async runOnInit(): Promise<void> {
+    const onInit = this.config.server.onInit!;
+    const log: Logger = this.logs.channel('server');
+    const env = { ...onInit.env, ...process.env };
+    const child = spawn(onInit.command[0]!, onInit.command.slice(1), { cwd: this.config.workDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const pid = child.pid ?? 0;
+    child.stdout?.on('data', (c: Buffer) => logWorkerOutput(log, pid, c));
+    child.stderr?.on('data', (c: Buffer) => logWorkerOutput(log, pid, c));
+    const result = await new Promise<string | null>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve(`timed out after ${formatMs(onInit.execTimeout)} (server.on_init.exec_timeout)`);
+      }, onInit.execTimeout);
+      child.once('error', (err) => {
+        clearTimeout(timer);
+        resolve(`cannot start '${onInit.command.join(' ')}': ${err.message}`);
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        resolve(code === 0 ? null : `exited with ${signal ?? `code ${code}`}`);
+      });
+    });
+    if (result === null) return;
+    const message = `server.on_init command failed: ${result}`;
+    if (onInit.exitOnError) throw new StartError(message);
+    log.error(message);
+  }
+}
