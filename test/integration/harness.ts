@@ -1,0 +1,186 @@
+// Starts a real `rrts serve` (bin/rrts) on a generated config in a temp dir, with the project's PHP fixture worker,
+// and cleans up every process it started, by pid.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const BIN = path.join(ROOT, 'bin', 'rrts');
+export const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'php', 'worker.php');
+
+export type Relay = 'pipes' | 'unix' | 'tcp';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+type Obj = Record<string, unknown>;
+function isObj(v: unknown): v is Obj {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+export function deepMerge(a: Obj, b: Obj): Obj {
+  const out: Obj = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = isObj(v) && isObj(out[k]) ? deepMerge(out[k] as Obj, v) : v;
+  return out;
+}
+
+export interface StartOptions {
+  relay?: Relay;
+  workers?: number;
+  /** merged over the generated config */
+  config?: Obj;
+  env?: NodeJS.ProcessEnv;
+  args?: string[];
+  /** do not wait for the "started" line (for start-up failure tests) */
+  expectFailure?: boolean;
+  timeoutMs?: number;
+}
+
+export class RrtsInstance {
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: string | null }>;
+
+  constructor(
+    readonly proc: ChildProcess,
+    readonly dir: string,
+    readonly port: number,
+  ) {
+    proc.stdout!.on('data', (c: Buffer) => (this.stdout += c.toString()));
+    proc.stderr!.on('data', (c: Buffer) => (this.stderr += c.toString()));
+    this.exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Parsed JSON log records (production mode). */
+  logs(): Array<Record<string, unknown>> {
+    return this.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => {
+        try {
+          return JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          return {};
+        }
+      });
+  }
+
+  /** The pids of the php processes rrts started (its direct children). */
+  workerPids(): number[] {
+    return childrenOf(this.pid);
+  }
+
+  async waitFor(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (!predicate()) {
+      if (Date.now() > until) throw new Error(`timed out waiting for ${what}\nstdout: ${this.stdout}\nstderr: ${this.stderr.slice(-4000)}`);
+      await sleep(25);
+    }
+  }
+
+  /** Wait until exactly `n` workers run (as direct children). */
+  async waitForWorkers(n: number, timeoutMs = 15_000): Promise<number[]> {
+    await this.waitFor(() => this.workerPids().length === n, `${n} workers`, timeoutMs);
+    return this.workerPids();
+  }
+
+  /** SIGTERM, wait for exit, then make sure nothing it started is left (SIGKILL stragglers). */
+  async stop(): Promise<{ code: number | null; signal: string | null }> {
+    const children = this.workerPids();
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 20_000);
+    const exit = await this.exited;
+    clearTimeout(timer);
+    for (const pid of children) killQuietly(pid);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+    return exit;
+  }
+}
+
+export async function startRrts(opts: StartOptions = {}): Promise<RrtsInstance> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-it-'));
+  const port = await freePort();
+  const relay = opts.relay ?? 'pipes';
+  const relayValue = relay === 'pipes' ? 'pipes' : relay === 'unix' ? `unix://${path.join(dir, 'rr.sock')}` : `tcp://127.0.0.1:${await freePort()}`;
+  const base: Obj = {
+    version: '3',
+    server: { command: `php ${FIXTURE}`, relay: relayValue, env: { APP_FLAVOR: 'blue' } },
+    http: { address: `127.0.0.1:${port}`, pool: { num_workers: opts.workers ?? 2, allocate_timeout: '10s' } },
+    logs: { mode: 'production', level: 'debug' },
+  };
+  const config = opts.config ? deepMerge(base, opts.config) : base;
+  const file = path.join(dir, '.rr.yaml');
+  fs.writeFileSync(file, stringify(config));
+  const proc = spawn(process.execPath, [BIN, 'serve', '-c', file, ...(opts.args ?? [])], {
+    cwd: dir,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const instance = new RrtsInstance(proc, dir, port);
+  if (opts.expectFailure) return instance;
+  try {
+    await instance.waitFor(() => instance.stdout.includes('server started') || proc.exitCode !== null, 'rrts to start', opts.timeoutMs ?? 20_000);
+  } catch (err) {
+    await instance.stop();
+    throw err;
+  }
+  if (proc.exitCode !== null) throw new Error(`rrts exited at start (${proc.exitCode}): ${instance.stderr}`);
+  return instance;
+}
+
+/** Direct children of a pid, from /proc. */
+export function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = procStat(Number(entry));
+    if (stat && stat.ppid === ppid && stat.state !== 'Z') out.push(Number(entry));
+  }
+  return out.sort((a, b) => a - b);
+}
+
+export function procStat(pid: number): { state: string; ppid: number } | null {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { state: rest[0]!, ppid: Number(rest[1]) };
+  } catch {
+    return null;
+  }
+}
+
+export function alive(pid: number): boolean {
+  const s = procStat(pid);
+  return s !== null && s.state !== 'Z';
+}
+
+export function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,109 @@
+// Start-up and failure paths: bad config, a missing script, a worker that never answers, a crash loop, SIGTERM.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { alive, BIN, startRrts, sleep } from './harness.js';
+import { request } from './client.js';
+
+function runCli(args: string[], cwd: string): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('start-up failures', () => {
+  it('a malformed config exits 1 with the file, line and key', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-cfg-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'rr.yaml'), "version: '3'\nserver:\n  command: php w.php\nhttp:\n  address: 127.0.0.1:0\n  pool:\n    num_workers: four\n");
+      const r = runCli(['serve', '-c', 'rr.yaml'], dir);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /rr\.yaml/);
+      assert.match(r.stderr, /http\.pool\.num_workers/);
+      assert.match(r.stderr, /four/);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a missing worker script exits non-zero with php\'s own message', async () => {
+    const rr = await startRrts({ expectFailure: true, config: { server: { command: 'php /nonexistent/worker.php' } } });
+    const exit = await rr.exited;
+    await rr.stop();
+    assert.notEqual(exit.code, 0);
+    assert.match(rr.stderr, /Could not open input file|could not open the worker script/);
+    assert.match(rr.stderr, /nonexistent\/worker\.php/);
+  });
+
+  it('a worker that never answers the handshake fails start-up after allocate_timeout', async () => {
+    const rr = await startRrts({
+      expectFailure: true,
+      env: { FIXTURE_BOOT: 'hang' },
+      config: { http: { pool: { num_workers: 1, allocate_timeout: '1s' } } },
+    });
+    const exit = await rr.exited;
+    const pids = rr.workerPids();
+    await rr.stop();
+    assert.notEqual(exit.code, 0);
+    assert.match(rr.stderr, /allocate_timeout/);
+    assert.equal(pids.length, 0);
+  });
+
+  it('a worker that prints to stdout before the handshake is named in the error', async () => {
+    const rr = await startRrts({ expectFailure: true, env: { FIXTURE_BOOT: 'garbage' }, config: { http: { pool: { num_workers: 1 } } } });
+    const exit = await rr.exited;
+    await rr.stop();
+    assert.notEqual(exit.code, 0);
+    assert.match(rr.stderr, /garbage on stdout before the worker exists/);
+  });
+});
+
+describe('running', () => {
+  it('a crash loop backs off instead of spinning, then recovers', async () => {
+    const flagDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-flag-'));
+    const flag = path.join(flagDir, 'fail');
+    const rr = await startRrts({ workers: 1, env: { FIXTURE_FAIL_IF_EXISTS: flag } });
+    try {
+      fs.writeFileSync(flag, '1');
+      await request(`${rr.url}/exit?code=1`);
+      await sleep(3000);
+      const attempts = rr.logs().filter((l) => String(l.msg).startsWith('cannot start a worker')).length;
+      assert.ok(attempts >= 2, `${attempts} start attempts were logged`);
+      assert.ok(attempts <= 12, `${attempts} start attempts in 3 s is a hot loop`);
+      assert.ok(rr.logs().some((l) => String(l.msg).includes('boot failure because')), 'the reason is logged');
+      fs.rmSync(flag);
+      await rr.waitForWorkers(1, 15_000);
+      const r = await request(`${rr.url}/hello`);
+      assert.equal(r.status, 200);
+    } finally {
+      await rr.stop();
+      fs.rmSync(flagDir, { recursive: true, force: true });
+    }
+  });
+
+  it('SIGTERM during a request lets it finish, exits 0 and leaves no php process', async () => {
+    const rr = await startRrts({ workers: 2 });
+    const pids = rr.workerPids();
+    const slow = request(`${rr.url}/sleep?ms=700`);
+    await sleep(150);
+    const exit = rr.stop();
+    const r = await slow;
+    assert.equal(r.status, 200);
+    assert.equal((await exit).code, 0);
+    for (const pid of pids) assert.equal(alive(pid), false);
+    assert.match(rr.stdout, /stop signal received/);
+  });
+
+  it('writes and removes the pid file with -p', async () => {
+    const rr = await startRrts({ workers: 1, args: ['-p'] });
+    const pidFile = path.join(rr.dir, '.pid');
+    assert.equal(fs.readFileSync(pidFile, 'utf8'), String(rr.pid));
+    rr.proc.kill('SIGTERM');
+    await rr.exited;
+    assert.equal(fs.existsSync(pidFile), false);
+    await rr.stop();
+  });
+});
