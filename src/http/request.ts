@@ -260,16 +260,7 @@ function pumpBody(req: AnyRequest, limit: number, sink: BodySink): { done: Promi
     const onClose = (): void => {
       if (!req.readableEnded) finish(aborted());
     };
-    stop = (): void => {
-      if (settled) return;
-      settled = true;
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
-      req.pause();
-      reject(new RequestError(500, 'ERR_REQUEST_FORMING', 'request forming error: body reading stopped'));
-    };
+    stop = (): void => finish(new RequestError(500, 'ERR_REQUEST_FORMING', 'request forming error: body reading stopped'));
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);

@@ -232,7 +232,10 @@ export class Worker {
     if (this.failed) return;
     this.failed = true;
     if (this.state !== WorkerState.Stopping && this.exitInfo === null) {
-      this.moveTo(WorkerState.Errored);
+      // Keep a mark already given (exec_ttl, max_jobs…); an unmarked worker is errored.
+      if (this.state === WorkerState.Ready || this.state === WorkerState.Working || this.state === WorkerState.Inactive) {
+        this.moveTo(WorkerState.Errored);
+      }
       this.process.signal('SIGKILL');
     }
     this.events.onFailure?.(this, reason);
