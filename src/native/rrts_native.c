@@ -1,0 +1,490 @@
+// rrts_native: the few Linux process primitives fork mode needs and Node lacks: pidfd_open, pidfd_send_signal,
+// a libuv poll on a pidfd (readable = the process exited), PR_SET_CHILD_SUBREAPER and SO_PEERCRED.
+// Node-API only (NAPI_VERSION 8, set in binding.gyp), so one build serves every Node >= 20 on the same platform.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <node_api.h>
+#include <uv.h>
+
+#ifdef __linux__
+#include <sys/prctl.h>
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#endif
+
+// ---------------------------------------------------------------------------------------------------------------
+// Errors: an Error with `code` = the errno name (as Node's own system errors), plus `errno` and `syscall`.
+
+static const char *errno_name(int err) {
+  switch (err) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case ESRCH: return "ESRCH";
+    case EINTR: return "EINTR";
+    case EIO: return "EIO";
+    case EBADF: return "EBADF";
+    case ECHILD: return "ECHILD";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EFAULT: return "EFAULT";
+    case EEXIST: return "EEXIST";
+    case ENODEV: return "ENODEV";
+    case EINVAL: return "EINVAL";
+    case ENFILE: return "ENFILE";
+    case EMFILE: return "EMFILE";
+    case ENOSYS: return "ENOSYS";
+    case ENOTSOCK: return "ENOTSOCK";
+    case ENOPROTOOPT: return "ENOPROTOOPT";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case ENOTCONN: return "ENOTCONN";
+    default: return NULL;
+  }
+}
+
+// Throws unless an exception is already pending (a failed napi call may have left one). `call` is what the
+// message names (the syscall with its arguments when they help); `syscall_name` goes to error.syscall.
+static void throw_errno_call(napi_env env, const char *syscall_name, const char *call, int err) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return;
+
+  char code_buf[24];
+  const char *code = errno_name(err);
+  if (code == NULL) {
+    snprintf(code_buf, sizeof code_buf, "E%d", err);
+    code = code_buf;
+  }
+  char message[256];
+  snprintf(message, sizeof message, "%s failed: %s (%s)", call, strerror(err), code);
+
+  napi_value code_value, message_value, error, errno_value, syscall_value;
+  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_value) != napi_ok ||
+      napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &message_value) != napi_ok ||
+      napi_create_error(env, code_value, message_value, &error) != napi_ok) {
+    napi_throw_error(env, code, message);
+    return;
+  }
+  if (napi_create_int32(env, err, &errno_value) == napi_ok) napi_set_named_property(env, error, "errno", errno_value);
+  if (napi_create_string_utf8(env, syscall_name, NAPI_AUTO_LENGTH, &syscall_value) == napi_ok) {
+    napi_set_named_property(env, error, "syscall", syscall_value);
+  }
+  napi_throw(env, error);
+}
+
+static void throw_errno(napi_env env, const char *syscall_name, int err) {
+  throw_errno_call(env, syscall_name, syscall_name, err);
+}
+
+#define NAPI_TRY(env, call)                                                  \
+  do {                                                                       \
+    if ((call) != napi_ok) {                                                 \
+      bool pending_ = false;                                                 \
+      napi_is_exception_pending((env), &pending_);                           \
+      if (!pending_) napi_throw_error((env), NULL, "N-API call failed: " #call); \
+      return NULL;                                                           \
+    }                                                                        \
+  } while (0)
+
+// Reads argument `index` as an integer in [min, max]; throws a TypeError/RangeError naming it otherwise.
+static bool get_int_arg(napi_env env, napi_value *argv, size_t argc, size_t index, const char *name, int64_t min,
+                        int64_t max, int64_t *out) {
+  char message[128];
+  napi_valuetype type = napi_undefined;
+  if (index >= argc || napi_typeof(env, argv[index], &type) != napi_ok || type != napi_number) {
+    snprintf(message, sizeof message, "%s must be a number", name);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+    return false;
+  }
+  double value = 0;
+  napi_get_value_double(env, argv[index], &value);
+  if (!(value >= (double)min && value <= (double)max) || value != (double)(int64_t)value) {
+    snprintf(message, sizeof message, "%s must be an integer in [%lld, %lld]", name, (long long)min, (long long)max);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", message);
+    return false;
+  }
+  *out = (int64_t)value;
+  return true;
+}
+
+static bool get_fd_arg(napi_env env, napi_value *argv, size_t argc, size_t index, int *fd) {
+  int64_t value = 0;
+  if (!get_int_arg(env, argv, argc, index, "fd", 0, INT32_MAX, &value)) return false;
+  *fd = (int)value;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Raw syscalls. Elsewhere than Linux they fail with ENOSYS so the addon still builds and loads (exec mode only).
+
+static int sys_pidfd_open(pid_t pid) {
+#ifdef __linux__
+  return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+  (void)pid;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+static int sys_pidfd_send_signal(int fd, int sig) {
+#ifdef __linux__
+  return (int)syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0);
+#else
+  (void)fd;
+  (void)sig;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// pidfdOpen(pid) -> fd, pidfdSendSignal(fd, signal), closeFd(fd)
+
+static napi_value pidfd_open_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_TRY(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int64_t pid = 0;
+  if (!get_int_arg(env, argv, argc, 0, "pid", 1, INT32_MAX, &pid)) return NULL;
+
+  int fd = sys_pidfd_open((pid_t)pid);
+  if (fd < 0) {
+    int err = errno;
+    char call[48];
+    snprintf(call, sizeof call, "pidfd_open(%lld)", (long long)pid);
+    throw_errno_call(env, "pidfd_open", call, err);
+    return NULL;
+  }
+  napi_value result;
+  NAPI_TRY(env, napi_create_int32(env, fd, &result));
+  return result;
+}
+
+static napi_value pidfd_send_signal_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_TRY(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd = -1;
+  int64_t sig = 0;
+  if (!get_fd_arg(env, argv, argc, 0, &fd)) return NULL;
+  if (!get_int_arg(env, argv, argc, 1, "signal", 0, 64, &sig)) return NULL;
+
+  if (sys_pidfd_send_signal(fd, (int)sig) < 0) {
+    int err = errno;
+    char call[64];
+    snprintf(call, sizeof call, "pidfd_send_signal(fd %d, signal %lld)", fd, (long long)sig);
+    throw_errno_call(env, "pidfd_send_signal", call, err);
+    return NULL;
+  }
+  return NULL;
+}
+
+static napi_value close_fd_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_TRY(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd = -1;
+  if (!get_fd_arg(env, argv, argc, 0, &fd)) return NULL;
+  // On Linux the fd is released even when close() reports EINTR, so that is not an error worth throwing.
+  if (close(fd) < 0 && errno != EINTR) throw_errno(env, "close", errno);
+  return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// setChildSubreaper(), isChildSubreaper()
+
+static napi_value set_child_subreaper_js(napi_env env, napi_callback_info info) {
+  (void)info;
+#ifdef __linux__
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) throw_errno(env, "prctl(PR_SET_CHILD_SUBREAPER)", errno);
+#else
+  throw_errno(env, "prctl(PR_SET_CHILD_SUBREAPER)", ENOSYS);
+#endif
+  return NULL;
+}
+
+static napi_value is_child_subreaper_js(napi_env env, napi_callback_info info) {
+  (void)info;
+  int value = 0;
+#ifdef __linux__
+  if (prctl(PR_GET_CHILD_SUBREAPER, &value, 0, 0, 0) < 0) {
+    throw_errno(env, "prctl(PR_GET_CHILD_SUBREAPER)", errno);
+    return NULL;
+  }
+#endif
+  napi_value result;
+  NAPI_TRY(env, napi_get_boolean(env, value != 0, &result));
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// peerCred(fd) -> { pid, uid, gid } of the process at the other end of a connected unix socket.
+
+static napi_value peer_cred_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_TRY(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd = -1;
+  if (!get_fd_arg(env, argv, argc, 0, &fd)) return NULL;
+
+#ifdef SO_PEERCRED
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  memset(&cred, 0, sizeof cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+    throw_errno(env, "getsockopt(SO_PEERCRED)", errno);
+    return NULL;
+  }
+  napi_value result, pid, uid, gid;
+  NAPI_TRY(env, napi_create_object(env, &result));
+  NAPI_TRY(env, napi_create_int32(env, cred.pid, &pid));
+  NAPI_TRY(env, napi_create_uint32(env, cred.uid, &uid));
+  NAPI_TRY(env, napi_create_uint32(env, cred.gid, &gid));
+  NAPI_TRY(env, napi_set_named_property(env, result, "pid", pid));
+  NAPI_TRY(env, napi_set_named_property(env, result, "uid", uid));
+  NAPI_TRY(env, napi_set_named_property(env, result, "gid", gid));
+  return result;
+#else
+  throw_errno(env, "getsockopt(SO_PEERCRED)", ENOSYS);
+  return NULL;
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// watchPidfd(fd, callback) -> { close(), unref(), ref() }
+//
+// A watch has two owners: the libuv poll handle and the JS handle object (napi_wrap). The memory is freed when
+// both are done: the poll's close callback has run and the JS object has been finalized. The JS object may be
+// collected while the poll is still active; the watch then keeps running (like a timer nobody holds) and still
+// calls back. The pidfd itself belongs to the caller and is never closed here.
+
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;            // strong while watching; deleted when it fires or is closed
+  napi_async_context context;   // for napi_make_callback (async_hooks, domains)
+  bool polling;                 // uv_poll_init succeeded and uv_close has not been called yet
+  bool uv_closed;               // the close callback ran
+  bool js_alive;                // the JS handle object has not been finalized
+  // Held from uv_poll_init until the poll's close callback ran, so that a worker thread's teardown waits for
+  // that callback before it unloads the addon (the callback's code lives here).
+  napi_async_cleanup_hook_handle teardown;
+} pidfd_watch;
+
+static void maybe_free(pidfd_watch *watch) {
+  if (watch->uv_closed && !watch->js_alive) free(watch);
+}
+
+static void on_poll_closed(uv_handle_t *handle) {
+  pidfd_watch *watch = (pidfd_watch *)handle->data;
+  if (watch->teardown != NULL) {
+    napi_remove_async_cleanup_hook(watch->teardown);
+    watch->teardown = NULL;
+  }
+  watch->uv_closed = true;
+  maybe_free(watch);
+}
+
+static void stop_poll(pidfd_watch *watch) {
+  if (!watch->polling) return;
+  watch->polling = false;
+  uv_poll_stop(&watch->poll);
+  uv_close((uv_handle_t *)&watch->poll, on_poll_closed);
+}
+
+// When the environment goes away (a worker thread ends) an active poll must not be left on the loop; the hook
+// is done (removed) in on_poll_closed.
+static void on_env_teardown(napi_async_cleanup_hook_handle hook, void *arg) {
+  (void)hook;
+  stop_poll((pidfd_watch *)arg);
+}
+
+// Stops the poll and drops every JS-side resource; must run on the JS thread with the env alive.
+static void release_watch(pidfd_watch *watch) {
+  stop_poll(watch);
+  if (watch->context != NULL) {
+    napi_async_destroy(watch->env, watch->context);
+    watch->context = NULL;
+  }
+  if (watch->callback != NULL) {
+    napi_delete_reference(watch->env, watch->callback);
+    watch->callback = NULL;
+  }
+}
+
+static void on_pidfd_readable(uv_poll_t *handle, int status, int events) {
+  (void)status;  // an error (the fd closed under us) also ends the watch: the caller is told the same way
+  (void)events;
+  pidfd_watch *watch = (pidfd_watch *)handle->data;
+  napi_env env = watch->env;
+  if (watch->callback == NULL) {
+    stop_poll(watch);
+    return;
+  }
+
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    release_watch(watch);
+    return;
+  }
+  napi_value callback = NULL, recv = NULL;
+  napi_get_reference_value(env, watch->callback, &callback);
+  napi_get_global(env, &recv);  // napi_make_callback needs an object as `this`
+  napi_async_context context = watch->context;
+  watch->context = NULL;  // destroyed below, after the call
+  release_watch(watch);   // once only: the poll is stopped before the callback can run again
+
+  if (callback != NULL) {
+    napi_value ignored;
+    napi_make_callback(env, context, recv, callback, 0, NULL, &ignored);
+    // No JS frame is below us to rethrow a pending exception: hand it to process 'uncaughtException'.
+    bool pending = false;
+    napi_value error;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+        napi_get_and_clear_last_exception(env, &error) == napi_ok) {
+      napi_fatal_exception(env, error);
+    }
+  }
+  if (context != NULL) napi_async_destroy(env, context);
+  napi_close_handle_scope(env, scope);
+}
+
+static pidfd_watch *unwrap_this(napi_env env, napi_callback_info info, napi_value *this_out) {
+  napi_value this_arg;
+  void *data = NULL;
+  if (napi_get_cb_info(env, info, NULL, NULL, &this_arg, NULL) != napi_ok) return NULL;
+  if (napi_unwrap(env, this_arg, &data) != napi_ok || data == NULL) {
+    napi_throw_type_error(env, "ERR_INVALID_THIS", "not a pidfd watch handle");
+    return NULL;
+  }
+  if (this_out != NULL) *this_out = this_arg;
+  return (pidfd_watch *)data;
+}
+
+static napi_value watch_close_js(napi_env env, napi_callback_info info) {
+  pidfd_watch *watch = unwrap_this(env, info, NULL);
+  if (watch != NULL) release_watch(watch);  // idempotent: a second close, or a close after the callback, is a no-op
+  return NULL;
+}
+
+static napi_value watch_unref_js(napi_env env, napi_callback_info info) {
+  napi_value this_arg;
+  pidfd_watch *watch = unwrap_this(env, info, &this_arg);
+  if (watch == NULL) return NULL;
+  if (watch->polling) uv_unref((uv_handle_t *)&watch->poll);
+  return this_arg;
+}
+
+static napi_value watch_ref_js(napi_env env, napi_callback_info info) {
+  napi_value this_arg;
+  pidfd_watch *watch = unwrap_this(env, info, &this_arg);
+  if (watch == NULL) return NULL;
+  if (watch->polling) uv_ref((uv_handle_t *)&watch->poll);
+  return this_arg;
+}
+
+static void finalize_watch(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  pidfd_watch *watch = (pidfd_watch *)data;
+  watch->js_alive = false;
+  maybe_free(watch);
+}
+
+static napi_value watch_pidfd_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_TRY(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd = -1;
+  if (!get_fd_arg(env, argv, argc, 0, &fd)) return NULL;
+  napi_valuetype type = napi_undefined;
+  if (argc < 2 || napi_typeof(env, argv[1], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "callback must be a function");
+    return NULL;
+  }
+
+  uv_loop_t *loop = NULL;
+  NAPI_TRY(env, napi_get_uv_event_loop(env, &loop));
+
+  napi_value handle, close_fn, unref_fn, ref_fn, resource_name;
+  NAPI_TRY(env, napi_create_object(env, &handle));
+  NAPI_TRY(env, napi_create_function(env, "close", NAPI_AUTO_LENGTH, watch_close_js, NULL, &close_fn));
+  NAPI_TRY(env, napi_create_function(env, "unref", NAPI_AUTO_LENGTH, watch_unref_js, NULL, &unref_fn));
+  NAPI_TRY(env, napi_create_function(env, "ref", NAPI_AUTO_LENGTH, watch_ref_js, NULL, &ref_fn));
+  NAPI_TRY(env, napi_set_named_property(env, handle, "close", close_fn));
+  NAPI_TRY(env, napi_set_named_property(env, handle, "unref", unref_fn));
+  NAPI_TRY(env, napi_set_named_property(env, handle, "ref", ref_fn));
+  NAPI_TRY(env, napi_create_string_utf8(env, "rrts:PidfdWatch", NAPI_AUTO_LENGTH, &resource_name));
+
+  pidfd_watch *watch = (pidfd_watch *)calloc(1, sizeof *watch);
+  if (watch == NULL) {
+    throw_errno(env, "watchPidfd", ENOMEM);
+    return NULL;
+  }
+  watch->env = env;
+  watch->poll.data = watch;
+
+  int rc = uv_poll_init(loop, &watch->poll, fd);
+  if (rc != 0) {
+    free(watch);
+    throw_errno(env, "uv_poll_init", -rc);  // libuv errors are negated errno values on Unix
+    return NULL;
+  }
+  watch->polling = true;
+  // From here the poll handle is initialized, so every failure path must uv_close it (release_watch does).
+  if (napi_add_async_cleanup_hook(env, on_env_teardown, watch, &watch->teardown) != napi_ok) watch->teardown = NULL;
+  watch->js_alive = true;
+  if (napi_wrap(env, handle, watch, finalize_watch, NULL, NULL) != napi_ok) {
+    watch->js_alive = false;
+    release_watch(watch);
+    napi_throw_error(env, NULL, "watchPidfd: napi_wrap failed");
+    return NULL;
+  }
+  if (napi_create_reference(env, argv[1], 1, &watch->callback) != napi_ok ||
+      napi_async_init(env, handle, resource_name, &watch->context) != napi_ok) {
+    release_watch(watch);
+    napi_throw_error(env, NULL, "watchPidfd: could not keep the callback");
+    return NULL;
+  }
+
+  rc = uv_poll_start(&watch->poll, UV_READABLE, on_pidfd_readable);
+  if (rc != 0) {
+    release_watch(watch);
+    throw_errno(env, "uv_poll_start", -rc);
+    return NULL;
+  }
+  return handle;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor exports_list[] = {
+    {"pidfdOpen", NULL, pidfd_open_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"pidfdSendSignal", NULL, pidfd_send_signal_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"watchPidfd", NULL, watch_pidfd_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"closeFd", NULL, close_fd_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setChildSubreaper", NULL, set_child_subreaper_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"isChildSubreaper", NULL, is_child_subreaper_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"peerCred", NULL, peer_cred_js, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof exports_list / sizeof exports_list[0], exports_list) != napi_ok) {
+    return NULL;
+  }
+  return exports;
+}
