@@ -7,7 +7,10 @@ import { HttpPlugin } from './http/server.js';
 import type { LogRoot } from './log/index.js';
 import { logWorkerOutput } from './log/index.js';
 import { WorkerPool } from './pool/pool.js';
-import { Supervisor } from './pool/supervisor.js';
+import { rssReader, Supervisor } from './pool/supervisor.js';
+import { ussReader } from './pool/memory.js';
+import { ForkSpawner } from './spawn/fork/spawner.js';
+import { parsePhpCommand } from './config/php-command.js';
 import { ExecSpawner, formatMs } from './spawn/exec.js';
 import type { Spawner } from './spawn/spawner.js';
 import { RR_COMPAT_VERSION } from './version.js';
@@ -81,22 +84,31 @@ export class RrtsServer {
 
   private makePool(name: string, poolConfig: PoolConfig): WorkerPool {
     const log = this.logs.channel('server');
-    const spawner: Spawner = new ExecSpawner({
-      command: poolConfig.command ?? this.config.server.command,
-      env: workerEnv(this.config, name),
-      cwd: this.config.workDir,
-      relay: this.config.server.relay,
-      allocateTimeoutMs: poolConfig.allocateTimeout,
-      streamTimeoutMs: poolConfig.streamTimeout,
-      log,
-    });
+    const spawner = this.makeSpawner(name, poolConfig, log);
     const pool = new WorkerPool(name, poolConfig, spawner, log);
     if (poolConfig.supervisor) {
-      const supervisor = new Supervisor(pool, poolConfig.supervisor, log);
+      // Fork mode: RSS would count the shared opcache in every worker; the supervisor looks at USS instead.
+      const supervisor = new Supervisor(pool, poolConfig.supervisor, log, spawner.mode === 'fork' ? ussReader : rssReader);
       supervisor.start();
       this.supervisors.push(supervisor);
     }
     return pool;
+  }
+
+  private makeSpawner(name: string, poolConfig: PoolConfig, log: Logger): Spawner {
+    const command = poolConfig.command ?? this.config.server.command;
+    const common = {
+      env: workerEnv(this.config, name),
+      cwd: this.config.workDir,
+      allocateTimeoutMs: poolConfig.allocateTimeout,
+      streamTimeoutMs: poolConfig.streamTimeout,
+      log,
+    };
+    const fork = this.config.server.fork;
+    if (!fork.enabled) return new ExecSpawner({ ...common, command, relay: this.config.server.relay });
+    const php = parsePhpCommand(command);
+    if (typeof php === 'string') throw new StartError(php); // the config loader already refuses this
+    return new ForkSpawner({ ...common, command: php, preload: fork.preload });
   }
 
   /** server.on_init: run once before the workers; its output is logged; failure stops start only with exit_on_error. */

@@ -16,6 +16,7 @@ import { readHttp } from './sections/http.js';
 import { readLogs } from './sections/logs.js';
 import { unsupportedSectionWarnings } from './sections/plugins.js';
 import { readServer } from './sections/server.js';
+import { parsePhpCommand } from './php-command.js';
 import { readEndure, readMetrics, readRpc, readStatus } from './sections/services.js';
 
 const DEFAULT_CONFIG_PATH = '.rr.yaml';
@@ -61,10 +62,19 @@ export function loadConfig(opts: LoadOptions): Config {
     endure: readEndure(root, ctx),
     warnings: [...new Set(warnings)],
   };
+  checkForkCommand(root, config);
   return deepFreeze(config);
 }
 
 /** -w is resolved against the current directory and -c against -w; without -w the work dir is the config's folder. */
+/** Fork mode takes the worker command apart; say at start if it cannot. */
+function checkForkCommand(root: SectionReader, config: Config): void {
+  if (!config.server.fork.enabled || !config.http) return;
+  const poolCommand = config.http.pool.command;
+  const parsed = parsePhpCommand(poolCommand ?? config.server.command);
+  if (typeof parsed === 'string') root.fail(poolCommand ? 'http.pool.command' : 'server.command', `${parsed} (server.fork.enabled is true)`);
+}
+
 function resolveLocations(opts: LoadOptions): Locations {
   const label = opts.configPath || DEFAULT_CONFIG_PATH;
   if (opts.workDir === undefined || opts.workDir === '') {

@@ -79,7 +79,8 @@ export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private failed: ProtocolError | null = null;
-  private readonly maxPayload: number;
+  /** Frames announcing a longer payload are refused before anything is allocated. */
+  maxPayload: number;
 
   constructor(options: { maxPayload?: number } = {}) {
     this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;

@@ -52,6 +52,12 @@ export class WorkerPool {
       onFailure: (w, reason) => this.onWorkerFailure(w, reason),
       onExit: (w, exit) => this.onWorkerExit(w, exit),
     };
+    if ('onMasterRestart' in spawner) {
+      spawner.onMasterRestart = () => {
+        this.log.info('replacing the workers of the dead fork master');
+        this.reset({ renewSpawner: false }).catch((err: Error) => this.log.error(`cannot replace the workers: ${err.message}`));
+      };
+    }
   }
 
   /** Spawn num_workers in parallel; if any fails, stop them all and throw that worker's error. */
@@ -100,18 +106,20 @@ export class WorkerPool {
    * stopped as soon as they are idle. No request waits for a stop-the-world pause. If a fresh worker cannot start,
    * the old ones keep serving and the error is thrown.
    */
-  async reset(): Promise<void> {
+  async reset(options: { renewSpawner?: boolean } = {}): Promise<void> {
     if (this.destroyed) throw new PoolStoppedError();
     const next = this.generation + 1;
     if (this.config.debug) {
       this.generation = next;
       return;
     }
+    const rollback = options.renewSpawner !== false && this.spawner.renew ? await this.spawner.renew() : null;
     const results = await Promise.allSettled(Array.from({ length: this.config.numWorkers }, () => this.spawnWorker(next)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     const fresh = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     if (failed || this.destroyed) {
       await Promise.all(fresh.map((w) => w.stop()));
+      await rollback?.();
       throw failed ? failed.reason : new PoolStoppedError();
     }
     this.generation = next;

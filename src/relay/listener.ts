@@ -3,7 +3,7 @@
 import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FrameDecoder } from '../goridge/frame.js';
+import { DEFAULT_MAX_PAYLOAD, FrameDecoder } from '../goridge/frame.js';
 import { parsePidReply, pidRequest } from '../goridge/messages.js';
 import { FrameRelay } from './relay.js';
 import { WorkerError } from '../errors.js';
@@ -136,6 +136,7 @@ export class SocketRelayListener {
         return;
       }
       // Frames after the pid reply cannot come before a job is sent, so the decoder holds nothing more.
+      decoder.maxPayload = DEFAULT_MAX_PAYLOAD; // the handshake limit is over: responses may be large
       const relay = new FrameRelay(this.address.kind, socket, socket, decoder);
       socket.resume();
       this.deliver({ pid, relay, socket });

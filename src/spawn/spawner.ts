@@ -7,6 +7,13 @@ export interface Spawner {
   start(): Promise<void>;
   /** Start one worker and return it once it answered the pid handshake (its only ready signal). */
   spawnWorker(events: WorkerEvents): Promise<Worker>;
+  /**
+   * Before a reset: start fresh (fork mode: a new master with the new code). Returns the rollback used when the
+   * fresh workers cannot start. Exec mode has nothing to renew.
+   */
+  renew?(): Promise<() => Promise<void>>;
+  /** Set by the pool: the spawner had to start over (fork master crash); replace the old workers gradually. */
+  onMasterRestart?: (() => void) | null;
   /** Release everything the spawner owns (sockets, master). Workers are stopped by the pool before. */
   close(): Promise<void>;
 }

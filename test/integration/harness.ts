@@ -13,6 +13,9 @@ export const BIN = path.join(ROOT, 'bin', 'rrts');
 export const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'php', 'worker.php');
 
 export type Relay = 'pipes' | 'unix' | 'tcp';
+export type Mode = 'exec' | 'fork';
+/** Every pool test runs in both modes. */
+export const MODES: Mode[] = ['exec', 'fork'];
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -36,6 +39,8 @@ export function deepMerge(a: Obj, b: Obj): Obj {
 }
 
 export interface StartOptions {
+  /** exec (a php per worker) or fork (one master forks the workers) */
+  mode?: Mode;
   relay?: Relay;
   workers?: number;
   /** merged over the generated config */
@@ -56,6 +61,7 @@ export class RrtsInstance {
     readonly proc: ChildProcess,
     readonly dir: string,
     readonly port: number,
+    readonly fork = false,
   ) {
     proc.stdout!.on('data', (c: Buffer) => (this.stdout += c.toString()));
     proc.stderr!.on('data', (c: Buffer) => (this.stderr += c.toString()));
@@ -84,9 +90,16 @@ export class RrtsInstance {
       });
   }
 
-  /** The pids of the php processes rrts started (its direct children). */
+  /** The pids of the php workers: rrts's children in exec mode, the fork master's children in fork mode. */
   workerPids(): number[] {
-    return childrenOf(this.pid);
+    const direct = childrenOf(this.pid);
+    if (!this.fork) return direct;
+    return direct.flatMap((pid) => childrenOf(pid));
+  }
+
+  /** Fork mode: the master pids (rrts's direct children). */
+  masterPids(): number[] {
+    return this.fork ? childrenOf(this.pid) : [];
   }
 
   async waitFor(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
@@ -105,7 +118,7 @@ export class RrtsInstance {
 
   /** SIGTERM, wait for exit, then make sure nothing it started is left (SIGKILL stragglers). */
   async stop(): Promise<{ code: number | null; signal: string | null }> {
-    const children = this.workerPids();
+    const children = [...this.workerPids(), ...this.masterPids()];
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
     const timer = setTimeout(() => this.proc.kill('SIGKILL'), 20_000);
     const exit = await this.exited;
@@ -123,7 +136,7 @@ export async function startRrts(opts: StartOptions = {}): Promise<RrtsInstance> 
   const relayValue = relay === 'pipes' ? 'pipes' : relay === 'unix' ? `unix://${path.join(dir, 'rr.sock')}` : `tcp://127.0.0.1:${await freePort()}`;
   const base: Obj = {
     version: '3',
-    server: { command: `php ${FIXTURE}`, relay: relayValue, env: { APP_FLAVOR: 'blue' } },
+    server: { command: `php ${FIXTURE}`, relay: relayValue, env: { APP_FLAVOR: 'blue' }, fork: { enabled: opts.mode === 'fork' } },
     http: { address: `127.0.0.1:${port}`, pool: { num_workers: opts.workers ?? 2, allocate_timeout: '10s' } },
     logs: { mode: 'production', level: 'debug' },
   };
@@ -135,7 +148,7 @@ export async function startRrts(opts: StartOptions = {}): Promise<RrtsInstance> 
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const instance = new RrtsInstance(proc, dir, port);
+  const instance = new RrtsInstance(proc, dir, port, opts.mode === 'fork');
   if (opts.expectFailure) return instance;
   try {
     await instance.waitFor(() => instance.stdout.includes('server started') || proc.exitCode !== null, 'rrts to start', opts.timeoutMs ?? 20_000);

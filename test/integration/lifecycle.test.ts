@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { alive, BIN, startRrts, sleep } from './harness.js';
+import { alive, BIN, MODES, startRrts, sleep } from './harness.js';
 import { request } from './client.js';
 
 function runCli(args: string[], cwd: string): { code: number | null; stdout: string; stderr: string } {
@@ -29,28 +29,31 @@ describe('start-up failures', () => {
     }
   });
 
-  it('a missing worker script exits non-zero with php\'s own message', async () => {
-    const rr = await startRrts({ expectFailure: true, config: { server: { command: 'php /nonexistent/worker.php' } } });
-    const exit = await rr.exited;
-    await rr.stop();
-    assert.notEqual(exit.code, 0);
-    assert.match(rr.stderr, /Could not open input file|could not open the worker script/);
-    assert.match(rr.stderr, /nonexistent\/worker\.php/);
-  });
-
-  it('a worker that never answers the handshake fails start-up after allocate_timeout', async () => {
-    const rr = await startRrts({
-      expectFailure: true,
-      env: { FIXTURE_BOOT: 'hang' },
-      config: { http: { pool: { num_workers: 1, allocate_timeout: '1s' } } },
+  for (const mode of MODES) {
+    it(`a missing worker script exits non-zero and names it (${mode})`, async () => {
+      const rr = await startRrts({ mode, expectFailure: true, config: { server: { command: 'php /nonexistent/worker.php' } } });
+      const exit = await rr.exited;
+      await rr.stop();
+      assert.notEqual(exit.code, 0);
+      assert.match(rr.stderr, /Could not open input file|could not open the worker script|nonexistent/);
+      assert.match(rr.stderr, /nonexistent\/worker\.php/);
     });
-    const exit = await rr.exited;
-    const pids = rr.workerPids();
-    await rr.stop();
-    assert.notEqual(exit.code, 0);
-    assert.match(rr.stderr, /allocate_timeout/);
-    assert.equal(pids.length, 0);
-  });
+
+    it(`a worker that never answers the handshake fails start-up after allocate_timeout (${mode})`, async () => {
+      const rr = await startRrts({
+        mode,
+        expectFailure: true,
+        env: { FIXTURE_BOOT: 'hang' },
+        config: { http: { pool: { num_workers: 1, allocate_timeout: '1s' } } },
+      });
+      const exit = await rr.exited;
+      const pids = rr.workerPids();
+      await rr.stop();
+      assert.notEqual(exit.code, 0);
+      assert.match(rr.stderr, /allocate_timeout/);
+      assert.equal(pids.length, 0);
+    });
+  }
 
   it('a worker that prints to stdout before the handshake is named in the error', async () => {
     const rr = await startRrts({ expectFailure: true, env: { FIXTURE_BOOT: 'garbage' }, config: { http: { pool: { num_workers: 1 } } } });
@@ -61,11 +64,12 @@ describe('start-up failures', () => {
   });
 });
 
-describe('running', () => {
+for (const mode of MODES)
+describe(`running (${mode})`, () => {
   it('a crash loop backs off instead of spinning, then recovers', async () => {
     const flagDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-flag-'));
     const flag = path.join(flagDir, 'fail');
-    const rr = await startRrts({ workers: 1, env: { FIXTURE_FAIL_IF_EXISTS: flag } });
+    const rr = await startRrts({ mode, workers: 1, env: { FIXTURE_FAIL_IF_EXISTS: flag } });
     try {
       fs.writeFileSync(flag, '1');
       await request(`${rr.url}/exit?code=1`);
@@ -85,8 +89,8 @@ describe('running', () => {
   });
 
   it('SIGTERM during a request lets it finish, exits 0 and leaves no php process', async () => {
-    const rr = await startRrts({ workers: 2 });
-    const pids = rr.workerPids();
+    const rr = await startRrts({ mode, workers: 2 });
+    const pids = [...rr.workerPids(), ...rr.masterPids()];
     const slow = request(`${rr.url}/sleep?ms=700`);
     await sleep(150);
     const exit = rr.stop();
@@ -98,7 +102,7 @@ describe('running', () => {
   });
 
   it('writes and removes the pid file with -p', async () => {
-    const rr = await startRrts({ workers: 1, args: ['-p'] });
+    const rr = await startRrts({ mode, workers: 1, args: ['-p'] });
     const pidFile = path.join(rr.dir, '.pid');
     assert.equal(fs.readFileSync(pidFile, 'utf8'), String(rr.pid));
     rr.proc.kill('SIGTERM');

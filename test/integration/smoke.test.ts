@@ -1,14 +1,22 @@
 // The smoke cases over every relay (pipes, unix, tcp): a real rrts, real php workers, real HTTP over loopback.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { alive, startRrts, type Relay, type RrtsInstance } from './harness.js';
-import { request } from './client.js';
+import { alive, startRrts, type Mode, type Relay, type RrtsInstance } from './harness.js';
+import { bigBody, request, sha256 } from './client.js';
 
-for (const relay of ['pipes', 'unix', 'tcp'] as Relay[]) {
-  describe(`smoke over ${relay}`, () => {
+// Exec mode over each relay; fork mode always uses its private unix socket.
+const CASES: Array<{ mode: Mode; relay: Relay }> = [
+  { mode: 'exec', relay: 'pipes' },
+  { mode: 'exec', relay: 'unix' },
+  { mode: 'exec', relay: 'tcp' },
+  { mode: 'fork', relay: 'pipes' },
+];
+
+for (const { mode, relay } of CASES) {
+  describe(mode === 'fork' ? 'smoke in fork mode' : `smoke over ${relay}`, () => {
     let rr: RrtsInstance;
     before(async () => {
-      rr = await startRrts({ relay, workers: 2, config: { rpc: { listen: 'tcp://127.0.0.1:6001' } } });
+      rr = await startRrts({ mode, relay, workers: 2, config: { rpc: { listen: 'tcp://127.0.0.1:6001' } } });
     });
     after(async () => {
       await rr?.stop();
@@ -51,7 +59,8 @@ for (const relay of ['pipes', 'unix', 'tcp'] as Relay[]) {
       assert.equal(env.server.RR_MODE, 'http');
       assert.equal(env.server.RR_RPC, 'tcp://127.0.0.1:6001');
       assert.ok(env.server.RR_VERSION);
-      if (relay === 'pipes') assert.equal(env.server.RR_RELAY, 'pipes');
+      if (mode === 'fork') assert.match(env.server.RR_RELAY, /^unix:\/\//);
+      else if (relay === 'pipes') assert.equal(env.server.RR_RELAY, 'pipes');
       else assert.ok(env.server.RR_RELAY.startsWith(`${relay}://`));
       assert.equal(env.env.APP_FLAVOR, 'blue');
     });
@@ -77,9 +86,16 @@ for (const relay of ['pipes', 'unix', 'tcp'] as Relay[]) {
       assert.equal(n.body.length, 0);
     });
 
+    it('carries a 5 MiB response intact (larger than any pipe or socket buffer)', async () => {
+      const size = 5 * 1024 * 1024;
+      const r = await request(`${rr.url}/big?size=${size}`);
+      assert.equal(r.status, 200);
+      assert.equal(sha256(r.body), sha256(bigBody(size)));
+    });
+
     it('stops with SIGTERM: exit 0 and no php process left', async () => {
-      const pids = rr.workerPids();
-      assert.equal(pids.length, 2);
+      const pids = [...rr.workerPids(), ...rr.masterPids()];
+      assert.equal(pids.length, mode === 'fork' ? 3 : 2);
       const exit = await rr.stop();
       assert.equal(exit.code, 0);
       for (const pid of pids) assert.equal(alive(pid), false, `worker ${pid} is gone`);

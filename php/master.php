@@ -1,0 +1,641 @@
+<?php
+
+/**
+ * rrts fork master: one per pool. It requires an optional preload file (autoloader, framework boot) once, then forks
+ * workers on request; each child becomes `php <script> <args>` as if started fresh, but with a warm process and a
+ * shared opcache. The master never serves a request: it only forks, reaps and reports.
+ *
+ * Started by rrts (src/spawn/fork/master.ts) as
+ *   php [-d ...] -d opcache.enable_cli=1 php/master.php --script=<worker.php> [--preload=<file>] [-- <script args>]
+ * with cwd = the app's directory, the pool's environment, stdin /dev/null, stdout/stderr read by rrts (the children
+ * inherit them). A missing --script or --preload file: a message on STDERR naming it, exit 1.
+ *
+ * Control channel: file descriptor 3 (a unix socketpair from Node), never stdout. Each message is ONE goridge v3
+ * frame: byte0 0x13, byte1 flags 0x10 (CODEC_MSGPACK), payload length uint32 LE, CRC32 of bytes 0..5 uint32 LE,
+ * byte10 0, byte11 0, no options; the payload is a MessagePack map with string keys. Every answer carries the
+ * request's `id` when the request had one.
+ *   master -> rrts, once, after the preload:
+ *     {op: "ready", pid, php: PHP_VERSION, opcache: bool, preload: path as given | nil,
+ *      resources: open stream resources besides STDIN/STDOUT/STDERR and the channel (a preload holding connections)}
+ *   {op: "fork", id, env: {NAME: "value", ...}} -> {op: "forked", id, pid} | {op: "fork_failed", id, error}
+ *   {op: "reap", pid} -> pcntl_waitpid(pid, WNOHANG) ->
+ *     {op: "reaped", pid, done: bool, code: int|nil, signal: int|nil, error: nil | "not my child: N" | errno text}
+ *     (done false with no error: the child is still running)
+ *   {op: "ping", id} -> {op: "pong", id, children: forked and not yet reaped, memory: memory_get_usage(true)}
+ *   any other op -> {op: "error", error: "unknown op X"}
+ *   a malformed frame or payload -> one line on STDERR, exit 2.
+ *   EOF on the channel (rrts closed it or died) -> SIGKILL every child not yet reaped, reap them, exit 0.
+ * MessagePack subset: nil, bool, int (fixint, int8-64, uint8-64; uint64 above PHP_INT_MAX is refused), float32/64,
+ * str (fixstr, str8/16/32), bin (decoded as a string), array, map; msgpackr's `undefined` (fixext 1, type 0) reads
+ * as nil. Strings that are not UTF-8 are sent as bin, an empty PHP array as an empty map. Ints beyond 32 bits go
+ * out as (u)int64, which msgpackr decodes to a BigInt unless asked otherwise (int64AsType); msgpackr itself sends
+ * JS numbers beyond 32 bits as float64, which arrive here as floats and are echoed as such.
+ *
+ * The child, right after pcntl_fork() returns 0:
+ *   1. closes the control channel (fclose), so only the master holds it (php://fd/3 is a dup: the bare fd 3 is
+ *      closed in the master at start where FFI allows, see Channel::closeInheritedDescriptor());
+ *   2. restores the default handler of every signal the master (or the preload) changed, async signals off;
+ *   3. reseeds mt_rand() (rand() and srand() are its aliases) from random_int(), so no two workers share the
+ *      random state the preload may have consumed;
+ *   4. sets every entry of the fork's env in $_SERVER (what the SDK reads), $_ENV and putenv();
+ *   5. sets $argv/$argc, $_SERVER['argv'/'argc'/'SCRIPT_FILENAME'/'SCRIPT_NAME'/'PHP_SELF'/'PATH_TRANSLATED'] as
+ *      `php <script> <args>` would (the script path exactly as given), REQUEST_TIME(_FLOAT) to the fork's time;
+ *   6. requires the script at the top level of this file (so its top-level variables are globals), then exit(0).
+ */
+
+declare(strict_types=1);
+
+namespace Rrts\Master;
+
+/** A tiny MessagePack codec: just the types the control channel carries. */
+final class MsgPack
+{
+    private const MAX_DEPTH = 32;
+
+    public static function encode(mixed $value): string
+    {
+        return match (true) {
+            $value === null => "\xc0",
+            $value === false => "\xc2",
+            $value === true => "\xc3",
+            \is_int($value) => self::encodeInt($value),
+            \is_float($value) => "\xcb" . \pack('E', $value),
+            \is_string($value) => self::encodeString($value),
+            \is_array($value) && $value !== [] && \array_is_list($value) => self::encodeList($value),
+            \is_array($value) => self::encodeMap($value),
+            default => throw new \InvalidArgumentException('cannot encode ' . \get_debug_type($value)),
+        };
+    }
+
+    /** Decode one value that must span all of $bytes; throws \UnexpectedValueException on anything else. */
+    public static function decode(string $bytes): mixed
+    {
+        $at = 0;
+        $value = self::read($bytes, $at, 0);
+        if ($at !== \strlen($bytes)) {
+            throw new \UnexpectedValueException(\sprintf('%d bytes after the msgpack value', \strlen($bytes) - $at));
+        }
+
+        return $value;
+    }
+
+    private static function encodeInt(int $n): string
+    {
+        if ($n >= 0) {
+            return match (true) {
+                $n <= 0x7f => \chr($n),
+                $n <= 0xff => "\xcc" . \chr($n),
+                $n <= 0xffff => "\xcd" . \pack('n', $n),
+                $n <= 0xffffffff => "\xce" . \pack('N', $n),
+                default => "\xcf" . \pack('J', $n),
+            };
+        }
+
+        return match (true) {
+            $n >= -32 => \chr($n & 0xff),
+            $n >= -0x80 => "\xd0" . \chr($n & 0xff),
+            $n >= -0x8000 => "\xd1" . \pack('n', $n & 0xffff),
+            $n >= -0x80000000 => "\xd2" . \pack('N', $n & 0xffffffff),
+            default => "\xd3" . \pack('J', $n),
+        };
+    }
+
+    private static function encodeString(string $s): string
+    {
+        $n = \strlen($s);
+        if (\preg_match('//u', $s) !== 1) {
+            return match (true) {
+                $n <= 0xff => "\xc4" . \chr($n),
+                $n <= 0xffff => "\xc5" . \pack('n', $n),
+                default => "\xc6" . \pack('N', $n),
+            } . $s;
+        }
+
+        return match (true) {
+            $n < 32 => \chr(0xa0 | $n),
+            $n <= 0xff => "\xd9" . \chr($n),
+            $n <= 0xffff => "\xda" . \pack('n', $n),
+            default => "\xdb" . \pack('N', $n),
+        } . $s;
+    }
+
+    private static function encodeList(array $list): string
+    {
+        $n = \count($list);
+        $out = $n < 16 ? \chr(0x90 | $n) : ($n <= 0xffff ? "\xdc" . \pack('n', $n) : "\xdd" . \pack('N', $n));
+        foreach ($list as $item) {
+            $out .= self::encode($item);
+        }
+
+        return $out;
+    }
+
+    private static function encodeMap(array $map): string
+    {
+        $n = \count($map);
+        $out = $n < 16 ? \chr(0x80 | $n) : ($n <= 0xffff ? "\xde" . \pack('n', $n) : "\xdf" . \pack('N', $n));
+        foreach ($map as $key => $item) {
+            $out .= self::encodeString((string) $key) . self::encode($item);
+        }
+
+        return $out;
+    }
+
+    private static function read(string $b, int &$at, int $depth): mixed
+    {
+        if ($depth > self::MAX_DEPTH) {
+            throw new \UnexpectedValueException('msgpack nested too deep');
+        }
+        $type = \ord(self::take($b, $at, 1));
+
+        return match (true) {
+            $type <= 0x7f => $type,
+            $type >= 0xe0 => $type - 0x100,
+            $type <= 0x8f => self::readMap($b, $at, $type & 0x0f, $depth),
+            $type <= 0x9f => self::readList($b, $at, $type & 0x0f, $depth),
+            $type <= 0xbf => self::take($b, $at, $type & 0x1f),
+            default => match ($type) {
+                0xc0 => null,
+                0xc2 => false,
+                0xc3 => true,
+                0xc4, 0xd9 => self::take($b, $at, self::uint($b, $at, 1)),
+                0xc5, 0xda => self::take($b, $at, self::uint($b, $at, 2)),
+                0xc6, 0xdb => self::take($b, $at, self::uint($b, $at, 4)),
+                0xca => \unpack('G', self::take($b, $at, 4))[1],
+                0xcb => \unpack('E', self::take($b, $at, 8))[1],
+                0xcc => self::uint($b, $at, 1),
+                0xcd => self::uint($b, $at, 2),
+                0xce => self::uint($b, $at, 4),
+                0xcf => self::uint($b, $at, 8),
+                0xd0 => self::signed(self::uint($b, $at, 1), 8),
+                0xd1 => self::signed(self::uint($b, $at, 2), 16),
+                0xd2 => self::signed(self::uint($b, $at, 4), 32),
+                0xd3 => \unpack('J', self::take($b, $at, 8))[1], // two's complement: PHP ints are int64
+                0xd4 => self::readUndefined($b, $at),
+                0xdc => self::readList($b, $at, self::uint($b, $at, 2), $depth),
+                0xdd => self::readList($b, $at, self::uint($b, $at, 4), $depth),
+                0xde => self::readMap($b, $at, self::uint($b, $at, 2), $depth),
+                0xdf => self::readMap($b, $at, self::uint($b, $at, 4), $depth),
+                default => throw new \UnexpectedValueException(\sprintf('unsupported msgpack type 0x%02x', $type)),
+            },
+        };
+    }
+
+    private static function readList(string $b, int &$at, int $n, int $depth): array
+    {
+        self::checkCount($b, $at, $n);
+        $list = [];
+        for ($i = 0; $i < $n; $i++) {
+            $list[] = self::read($b, $at, $depth + 1);
+        }
+
+        return $list;
+    }
+
+    private static function readMap(string $b, int &$at, int $n, int $depth): array
+    {
+        self::checkCount($b, $at, 2 * $n);
+        $map = [];
+        for ($i = 0; $i < $n; $i++) {
+            $key = self::read($b, $at, $depth + 1);
+            if (!\is_string($key) && !\is_int($key)) {
+                throw new \UnexpectedValueException('msgpack map key of type ' . \get_debug_type($key));
+            }
+            $map[$key] = self::read($b, $at, $depth + 1);
+        }
+
+        return $map;
+    }
+
+    /** msgpackr writes `undefined` as fixext 1 of type 0: nil here. Other extension types are not ours. */
+    private static function readUndefined(string $b, int &$at): null
+    {
+        if (self::take($b, $at, 2) !== "\x00\x00") {
+            throw new \UnexpectedValueException('msgpack extension types are not supported');
+        }
+
+        return null;
+    }
+
+    /** Every element takes at least one byte: refuse counts the bytes left cannot hold. */
+    private static function checkCount(string $b, int $at, int $n): void
+    {
+        if ($n > \strlen($b) - $at) {
+            $left = \strlen($b) - $at;
+            throw new \UnexpectedValueException("msgpack container of $n elements in $left bytes");
+        }
+    }
+
+    private static function uint(string $b, int &$at, int $size): int
+    {
+        $value = \unpack([1 => 'C', 2 => 'n', 4 => 'N', 8 => 'J'][$size], self::take($b, $at, $size))[1];
+        if ($value < 0) {
+            throw new \UnexpectedValueException('msgpack uint64 above PHP_INT_MAX');
+        }
+
+        return $value;
+    }
+
+    private static function signed(int $value, int $bits): int
+    {
+        return $value >= 1 << ($bits - 1) ? $value - (1 << $bits) : $value;
+    }
+
+    private static function take(string $b, int &$at, int $n): string
+    {
+        if ($at + $n > \strlen($b)) {
+            throw new \UnexpectedValueException('msgpack value cut short');
+        }
+        $bytes = \substr($b, $at, $n);
+        $at += $n;
+
+        return $bytes;
+    }
+}
+
+/** The control channel on fd 3: one goridge frame (flags CODEC_MSGPACK, no options) per message. */
+final class Channel
+{
+    private const HEADER = 12;
+    private const FLAGS = 0x10;
+    private const MAX_PAYLOAD = 16 * 1024 * 1024;
+
+    /** @param resource $stream */
+    private function __construct(public readonly mixed $stream)
+    {
+    }
+
+    public static function open(): ?self
+    {
+        $stream = @\fopen('php://fd/3', 'r+');
+        if ($stream === false) {
+            return null;
+        }
+        \stream_set_blocking($stream, true);
+        self::closeInheritedDescriptor();
+
+        return new self($stream);
+    }
+
+    /** The next message (a map), or null at EOF. Throws \UnexpectedValueException on a malformed frame. */
+    public function receive(): ?array
+    {
+        $header = $this->readExactly(self::HEADER);
+        if ($header === null) {
+            return null;
+        }
+        $h = \unpack('Cversion/Cflags/Vlength/Vcrc', $header);
+        if ($h['version'] !== 0x13 || $h['flags'] !== self::FLAGS) {
+            throw new \UnexpectedValueException('expected a 0x13 header with flags 0x10, got ' . \bin2hex($header));
+        }
+        if ($h['crc'] !== \crc32(\substr($header, 0, 6))) {
+            throw new \UnexpectedValueException('CRC mismatch in header ' . \bin2hex($header));
+        }
+        if ($h['length'] > self::MAX_PAYLOAD) {
+            throw new \UnexpectedValueException("payload of {$h['length']} bytes is over the limit");
+        }
+        $payload = $h['length'] === 0 ? '' : $this->readExactly($h['length']);
+        if ($payload === null) {
+            return null; // rrts went away in the middle of a frame: that is EOF too
+        }
+        $type = $payload === '' ? -1 : \ord($payload[0]);
+        if (($type & 0xf0) !== 0x80 && $type !== 0xde && $type !== 0xdf) {
+            throw new \UnexpectedValueException('payload is not a msgpack map: ' . \bin2hex(\substr($payload, 0, 32)));
+        }
+
+        return MsgPack::decode($payload);
+    }
+
+    /** False when the channel is closed. */
+    public function send(array $message): bool
+    {
+        $payload = MsgPack::encode($message);
+        $head = \pack('CCV', 0x13, self::FLAGS, \strlen($payload));
+        $bytes = $head . \pack('V', \crc32($head)) . "\0\0" . $payload;
+        while ($bytes !== '') {
+            $n = @\fwrite($this->stream, $bytes);
+            if ($n === false || $n === 0) {
+                return false;
+            }
+            $bytes = \substr($bytes, $n);
+        }
+
+        return true;
+    }
+
+    public function close(): void
+    {
+        \fclose($this->stream);
+    }
+
+    private function readExactly(int $length): ?string
+    {
+        $data = '';
+        while (\strlen($data) < $length) {
+            $chunk = \fread($this->stream, $length - \strlen($data));
+            if ($chunk === false || $chunk === '') {
+                if (\feof($this->stream)) {
+                    return null;
+                }
+                $read = [$this->stream];
+                $none = null;
+                @\stream_select($read, $none, $none, null); // not readable yet (EAGAIN, EINTR): wait
+                continue;
+            }
+            $data .= $chunk;
+        }
+
+        return $data;
+    }
+
+    /**
+     * php://fd/3 is a dup() of descriptor 3, and PHP cannot close a bare descriptor, so every worker would keep an
+     * inert copy of the channel. FFI can, where it is loaded and allowed for the CLI (ffi.enable=preload, the
+     * default); without it the copy stays, harmless: nothing in a worker reads or writes it.
+     */
+    private static function closeInheritedDescriptor(): void
+    {
+        if (!\extension_loaded('ffi')) {
+            return;
+        }
+        try {
+            \FFI::cdef('int close(int fd);')->close(3);
+        } catch (\Throwable) {
+            // FFI restricted: keep the copy
+        }
+    }
+}
+
+/** The master's state and loop; serve() returns only in a freshly forked child, with the script to require. */
+final class Master
+{
+    private const USAGE = 'usage: php master.php --script=<worker.php> [--preload=<file>] [-- <script args>]';
+
+    private static Channel $channel;
+    private static string $script;
+    private static string $scriptPath;
+    /** @var list<string> */
+    private static array $scriptArgs = [];
+    private static ?string $preload = null;
+    private static ?string $preloadPath = null;
+    /** @var array<int, true> pids forked and not yet reaped */
+    private static array $children = [];
+
+    /** Parse the arguments, check the files, open the channel; exit 1 on any problem. */
+    public static function start(array $argv): void
+    {
+        $script = null;
+        foreach (\array_slice($argv, 1) as $i => $arg) {
+            if ($arg === '--') {
+                self::$scriptArgs = \array_slice($argv, $i + 2);
+                break;
+            }
+            if (\str_starts_with($arg, '--script=')) {
+                $script = \substr($arg, 9);
+            } elseif (\str_starts_with($arg, '--preload=')) {
+                self::$preload = \substr($arg, 10);
+            } else {
+                self::fail("unknown argument '$arg'; " . self::USAGE);
+            }
+        }
+        if ($script === null || $script === '') {
+            self::fail('--script is required; ' . self::USAGE);
+        }
+        self::$script = $script;
+        self::$scriptPath = self::existingFile($script, 'worker script');
+        if (self::$preload !== null) {
+            self::$preloadPath = self::existingFile(self::$preload, 'preload file');
+        }
+        self::$channel = Channel::open() ?? self::fail('no control channel on file descriptor 3 (rrts starts this)');
+    }
+
+    /** Absolute path of the preload to require, or null. */
+    public static function preloadPath(): ?string
+    {
+        return self::$preloadPath;
+    }
+
+    public static function announceReady(): void
+    {
+        $resources = 0;
+        $ours = [\STDIN, \STDOUT, \STDERR, self::$channel->stream];
+        foreach (\get_resources('stream') as $stream) {
+            if (!\in_array($stream, $ours, true)) {
+                $resources++;
+            }
+        }
+        self::answer([
+            'op' => 'ready',
+            'pid' => \getmypid(),
+            'php' => \PHP_VERSION,
+            'opcache' => self::opcacheEnabled(),
+            'preload' => self::$preload,
+            'resources' => $resources,
+        ]);
+    }
+
+    /** The loop. Returns (the script's absolute path) only in a new child, ready to become the worker. */
+    public static function serve(): string
+    {
+        while (true) {
+            try {
+                $message = self::$channel->receive();
+            } catch (\UnexpectedValueException $e) {
+                \fwrite(\STDERR, 'rrts master: malformed control frame: ' . $e->getMessage() . "\n");
+                exit(2);
+            }
+            if ($message === null) {
+                self::killChildrenAndExit();
+            }
+            $op = $message['op'] ?? null;
+            if ($op === 'fork') {
+                $env = self::fork($message);
+                if ($env !== null) {
+                    return self::becomeWorker($env);
+                }
+                continue;
+            }
+            self::answer(match ($op) {
+                'reap' => self::reap($message['pid'] ?? null),
+                'ping' => ['op' => 'pong', 'children' => \count(self::$children), 'memory' => \memory_get_usage(true)],
+                default => ['op' => 'error', 'error' => 'unknown op ' . (\is_string($op) ? $op : \get_debug_type($op))],
+            }, $message);
+        }
+    }
+
+    /** Parent: answers and returns null. Child: returns the env to apply. */
+    private static function fork(array $message): ?array
+    {
+        $env = $message['env'] ?? [];
+        $problem = self::checkEnv($env);
+        if ($problem !== null) {
+            self::answer(['op' => 'fork_failed', 'error' => $problem], $message);
+
+            return null;
+        }
+        $pid = \pcntl_fork();
+        if ($pid === 0) {
+            return $env;
+        }
+        if ($pid < 0) {
+            $error = 'pcntl_fork: ' . \pcntl_strerror(\pcntl_get_last_error());
+            self::answer(['op' => 'fork_failed', 'error' => $error], $message);
+
+            return null;
+        }
+        self::$children[$pid] = true;
+        self::answer(['op' => 'forked', 'pid' => $pid], $message);
+        \gc_collect_cycles();
+
+        return null;
+    }
+
+    /** Checked before forking, so a bad env is a fork_failed answer and not a dead child. */
+    private static function checkEnv(mixed $env): ?string
+    {
+        if (!\is_array($env)) {
+            return 'env must be a map of strings';
+        }
+        foreach ($env as $name => $value) {
+            $name = (string) $name;
+            if ($name === '' || \strpbrk($name, "=\0") !== false) {
+                return "bad environment variable name '$name'";
+            }
+            if (!\is_string($value) || \str_contains($value, "\0")) {
+                return "the value of $name must be a string without NUL bytes";
+            }
+        }
+
+        return null;
+    }
+
+    private static function reap(mixed $pid): array
+    {
+        $answer = ['op' => 'reaped', 'pid' => $pid, 'done' => false, 'code' => null, 'signal' => null, 'error' => null];
+        if (!\is_int($pid) || !isset(self::$children[$pid])) {
+            $answer['error'] = 'not my child: ' . \var_export($pid, true);
+
+            return $answer;
+        }
+        $status = 0;
+        $result = \pcntl_waitpid($pid, $status, \WNOHANG);
+        if ($result === 0) {
+            return $answer; // still running
+        }
+        if ($result < 0) {
+            $errno = \pcntl_get_last_error();
+            if ($errno === \PCNTL_ECHILD) {
+                unset(self::$children[$pid]); // someone else reaped it (SIGCHLD ignored?): it is gone either way
+            }
+            $answer['error'] = 'pcntl_waitpid: ' . \pcntl_strerror($errno);
+
+            return $answer;
+        }
+        unset(self::$children[$pid]);
+        $answer['done'] = true;
+        if (\pcntl_wifexited($status)) {
+            $answer['code'] = \pcntl_wexitstatus($status);
+        } elseif (\pcntl_wifsignaled($status)) {
+            $answer['signal'] = \pcntl_wtermsig($status);
+        }
+
+        return $answer;
+    }
+
+    /** rrts is gone: no worker may outlive it. */
+    private static function killChildrenAndExit(): never
+    {
+        foreach (\array_keys(self::$children) as $pid) {
+            \posix_kill($pid, \SIGKILL);
+        }
+        foreach (\array_keys(self::$children) as $pid) {
+            $status = 0;
+            \pcntl_waitpid($pid, $status);
+        }
+        exit(0);
+    }
+
+    /** Send, with the request's id when it had one; a closed channel means rrts is gone. */
+    private static function answer(array $reply, array $request = []): void
+    {
+        if (\array_key_exists('id', $request)) {
+            $reply = ['op' => $reply['op'], 'id' => $request['id']] + $reply;
+        }
+        if (!self::$channel->send($reply)) {
+            self::killChildrenAndExit();
+        }
+    }
+
+    /** Child steps 1-5 (see the top comment); returns the script to require. */
+    private static function becomeWorker(array $env): string
+    {
+        self::$channel->close();
+        self::$children = [];
+
+        for ($signal = 1; $signal < 32; $signal++) {
+            if ($signal !== \SIGKILL && $signal !== \SIGSTOP && \pcntl_signal_get_handler($signal) !== \SIG_DFL) {
+                // php-cli itself starts with SIGPIPE ignored; everything else starts at the default
+                \pcntl_signal($signal, $signal === \SIGPIPE ? \SIG_IGN : \SIG_DFL);
+            }
+        }
+        if (\pcntl_async_signals()) {
+            \pcntl_async_signals(false);
+        }
+
+        \mt_srand(\random_int(\PHP_INT_MIN, \PHP_INT_MAX));
+
+        foreach ($env as $name => $value) {
+            $name = (string) $name;
+            $_SERVER[$name] = $value;
+            $_ENV[$name] = $value;
+            \putenv("$name=$value");
+        }
+
+        $argv = [self::$script, ...self::$scriptArgs];
+        $GLOBALS['argv'] = $_SERVER['argv'] = $argv;
+        $GLOBALS['argc'] = $_SERVER['argc'] = \count($argv);
+        foreach (['SCRIPT_FILENAME', 'SCRIPT_NAME', 'PHP_SELF', 'PATH_TRANSLATED'] as $key) {
+            $_SERVER[$key] = self::$script;
+        }
+        $_SERVER['REQUEST_TIME_FLOAT'] = \microtime(true);
+        $_SERVER['REQUEST_TIME'] = (int) $_SERVER['REQUEST_TIME_FLOAT'];
+
+        return self::$scriptPath;
+    }
+
+    private static function opcacheEnabled(): bool
+    {
+        $status = \function_exists('opcache_get_status') ? @\opcache_get_status(false) : false;
+        if (\is_array($status)) {
+            return (bool) ($status['opcache_enabled'] ?? false);
+        }
+
+        return \extension_loaded('Zend OPcache') && \filter_var(\ini_get('opcache.enable_cli'), \FILTER_VALIDATE_BOOL);
+    }
+
+    /** Absolute path of a file given relative to the cwd (require would search include_path first). */
+    private static function existingFile(string $path, string $what): string
+    {
+        $absolute = $path[0] === '/' ? $path : \getcwd() . '/' . $path;
+        if (!\is_file($absolute) || !\is_readable($absolute)) {
+            self::fail("$what not found or not readable: $path (cwd " . \getcwd() . ')');
+        }
+
+        return $absolute;
+    }
+
+    private static function fail(string $message): never
+    {
+        \fwrite(\STDERR, "rrts master: $message\n");
+        exit(1);
+    }
+}
+
+// The top level stays free of variables: whatever is defined here would be a global of the preload and the script.
+Master::start($_SERVER['argv']);
+if (Master::preloadPath() !== null) {
+    require Master::preloadPath();
+}
+Master::announceReady();
+require Master::serve();
+exit(0);

@@ -1,0 +1,223 @@
+// Fork mode: one PHP master preloads the app and forks the workers; the children connect back over a private
+// unix socket with the normal pid handshake, and are matched to the forks we asked for by pid and peer credentials.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import type { PhpCommand } from '../../config/php-command.js';
+import { WorkerError } from '../../errors.js';
+import { socketFd } from '../../native/index.js';
+import { SocketRelayListener } from '../../relay/listener.js';
+import { describeExit } from '../../worker/process.js';
+import { Worker, type WorkerEvents } from '../../worker/worker.js';
+import type { Spawner } from '../spawner.js';
+import { ForkMaster } from './master.js';
+import { procStat, Reaper } from './reaper.js';
+
+export interface ForkSpawnerOptions {
+  command: PhpCommand;
+  preload: string | null;
+  /** the pool's worker environment; RR_RELAY is replaced by the private socket */
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  allocateTimeoutMs: number;
+  streamTimeoutMs: number;
+  log: Logger;
+}
+
+const MASTER_BACKOFF_START_MS = 100;
+const MASTER_BACKOFF_MAX_MS = 30_000;
+
+export class ForkSpawner implements Spawner {
+  readonly mode = 'fork' as const;
+  private runtimeDir = '';
+  private listener: SocketRelayListener | null = null;
+  private readonly reaper: Reaper;
+  private master: ForkMaster | null = null;
+  /** masters replaced by a reset that still have workers */
+  private readonly retired = new Set<ForkMaster>();
+  private childEnv: Record<string, string> = {};
+  private closed = false;
+  private restarting: Promise<ForkMaster> | null = null;
+  private masterFailures = 0;
+  /** set by the pool: the master was replaced after a crash, replace the surviving workers gradually */
+  onMasterRestart: (() => void) | null = null;
+
+  constructor(private readonly opts: ForkSpawnerOptions) {
+    this.reaper = new Reaper(opts.log);
+  }
+
+  get masterPid(): number {
+    return this.master?.pid ?? 0;
+  }
+
+  async start(): Promise<void> {
+    this.reaper.becomeSubreaper();
+    this.runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-')); // 0700
+    const socket = path.join(this.runtimeDir, 'workers.sock');
+    this.listener = new SocketRelayListener({ kind: 'unix', host: '', port: 0, path: socket }, this.opts.log, this.opts.allocateTimeoutMs);
+    this.listener.acceptPid = (pid, sock) => this.isOurChild(pid, sock);
+    await this.listener.listen();
+    const relay = `unix://${socket}`;
+    this.childEnv = Object.fromEntries(Object.entries({ ...this.opts.env, RR_RELAY: relay }).filter((e): e is [string, string] => e[1] !== undefined));
+    try {
+      this.master = await this.startMaster();
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  async spawnWorker(events: WorkerEvents): Promise<Worker> {
+    const master = await this.currentMaster();
+    const pid = await master.fork(this.pickEnv());
+    const proc = this.reaper.watch(pid, master);
+    const listener = this.listener!;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const accepted = await Promise.race([
+        listener.waitFor(pid),
+        proc.exited.then((exit): never => {
+          throw new WorkerError(`forked worker ${pid} exited before it was ready (${describeExit(exit)})`, 'ERR_WORKER_BOOT');
+        }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new WorkerError(`forked worker ${pid} did not answer the pid handshake within ${this.opts.allocateTimeoutMs} ms (pool.allocate_timeout)`, 'ERR_ALLOCATE_TIMEOUT')),
+            this.opts.allocateTimeoutMs,
+          );
+        }),
+      ]);
+      return new Worker(proc, accepted.relay, events, this.opts.streamTimeoutMs);
+    } catch (err) {
+      proc.signal('SIGKILL');
+      await proc.exited;
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      listener.forget(pid);
+    }
+  }
+
+  /**
+   * Reset: a fresh master (new code, new opcache) becomes current; the old one is stopped once its workers are
+   * gone. Returns a rollback that puts the old master back if the new workers could not start.
+   */
+  async renew(): Promise<() => Promise<void>> {
+    const old = this.master;
+    const fresh = await this.startMaster();
+    this.master = fresh;
+    if (old) this.retire(old);
+    return async () => {
+      if (old && old.alive) {
+        this.retired.delete(old);
+        this.master = old;
+      }
+      await fresh.stop();
+    };
+  }
+
+  /** A worker of a retired master left: stop that master once it has no workers. */
+  private retire(master: ForkMaster): void {
+    this.retired.add(master);
+    const check = setInterval(() => {
+      if (!master.alive || [...master.children].every((pid) => procStat(pid) === null)) {
+        clearInterval(check);
+        this.retired.delete(master);
+        void master.stop();
+      }
+    }, 200);
+    check.unref();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const masters = [this.master, ...this.retired].filter((m): m is ForkMaster => m !== null);
+    this.master = null;
+    this.retired.clear();
+    await Promise.all(masters.map((m) => m.stop()));
+    await this.listener?.close();
+    this.listener = null;
+    if (this.runtimeDir) fs.rmSync(this.runtimeDir, { recursive: true, force: true });
+  }
+
+  private async startMaster(): Promise<ForkMaster> {
+    const master = new ForkMaster({
+      command: this.opts.command,
+      preload: this.opts.preload,
+      env: this.childEnv,
+      cwd: this.opts.cwd,
+      log: this.opts.log,
+      readyTimeoutMs: this.opts.allocateTimeoutMs,
+    });
+    const info = await master.start();
+    this.opts.log.info({ pid: info.pid, php: info.php, opcache: info.opcache, preload: info.preload }, `fork master ${info.pid} is ready`);
+    if (!info.opcache) this.opts.log.warn(`fork master ${info.pid}: opcache is off for the CLI; workers will not share compiled code`);
+    if (info.resources > 0) {
+      this.opts.log.warn(
+        `fork master ${info.pid} holds ${info.resources} open stream(s) after the preload; every worker shares them (open connections in the worker instead)`,
+      );
+    }
+    master.onExit = (exit) => this.onMasterExit(master, describeExit(exit));
+    return master;
+  }
+
+  private onMasterExit(master: ForkMaster, how: string): void {
+    if (this.closed || master !== this.master) return;
+    this.opts.log.error({ pid: master.pid }, `the fork master ${master.pid} died (${how}); its workers keep serving and a new master starts`);
+    this.master = null;
+    void this.currentMaster()
+      .then(() => this.onMasterRestart?.())
+      .catch(() => undefined);
+  }
+
+  /** The running master, restarting a dead one with a back-off (100 ms doubling to 30 s). */
+  private currentMaster(): Promise<ForkMaster> {
+    if (this.master?.alive) return Promise.resolve(this.master);
+    if (this.closed) return Promise.reject(new WorkerError('the fork spawner is closed', 'ERR_MASTER_GONE'));
+    this.restarting ??= (async () => {
+      for (;;) {
+        if (this.masterFailures > 0) {
+          const wait = Math.min(MASTER_BACKOFF_MAX_MS, MASTER_BACKOFF_START_MS * 2 ** (this.masterFailures - 1));
+          this.opts.log.warn(`starting a new fork master in ${wait} ms`);
+          await new Promise((r) => setTimeout(r, wait));
+        }
+        if (this.closed) throw new WorkerError('the fork spawner is closed', 'ERR_MASTER_GONE');
+        try {
+          const master = await this.startMaster();
+          this.master = master;
+          this.masterFailures = 0;
+          return master;
+        } catch (err) {
+          this.masterFailures++;
+          this.opts.log.error(`cannot start the fork master: ${(err as Error).message}`);
+          if (this.masterFailures >= 8) throw err;
+        }
+      }
+    })().finally(() => (this.restarting = null));
+    return this.restarting;
+  }
+
+  /**
+   * A connection may join only if it is a child of one of our masters: the handshake pid, its peer credentials
+   * and its parent agree. (The connection can arrive before the master's 'forked' answer; the listener holds it.)
+   */
+  private isOurChild(pid: number, socket: net.Socket): boolean {
+    const native = this.reaper.native;
+    const fd = socketFd(socket);
+    if (native && fd !== null) {
+      try {
+        if (native.peerCred(fd).pid !== pid) return false;
+      } catch {
+        return false;
+      }
+    }
+    const parent = procStat(pid)?.ppid;
+    return parent !== undefined && (parent === this.master?.pid || [...this.retired].some((m) => m.pid === parent));
+  }
+
+  private pickEnv(): Record<string, string> {
+    const keep = ['RR_RELAY', 'RR_MODE', 'RR_RPC', 'RR_VERSION'];
+    return Object.fromEntries(keep.filter((k) => this.childEnv[k] !== undefined).map((k) => [k, this.childEnv[k]!]));
+  }
+}

@@ -1,0 +1,589 @@
+// Drives the real php/master.php from Node: msgpack control frames over fd 3, forked children that connect back to
+// a unix socket and speak the worker protocol, reaping, the msgpack codec across the boundary, and shutdown on EOF.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { Packr } from 'msgpackr';
+import { encodeFrame, FrameDecoder, type Frame } from '../../src/goridge/frame.js';
+import { jobFrame, parseJobReply, parsePidReply, pidRequest } from '../../src/goridge/messages.js';
+
+// The compiled test runs from dist/test/fork/: the repository root is three levels up.
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const MASTER_SCRIPT = path.join(ROOT, 'php/master.php');
+const FIXTURE_WORKER = 'test/fixtures/php/worker.php';
+const CODEC_MSGPACK = 0x10;
+const WAIT_MS = 5_000;
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+type Message = Record<string, unknown>;
+
+/** Every process and temp dir the tests create, cleaned up at the end whatever happened. */
+const masters = new Set<MasterProcess>();
+const servers = new Set<RelayServer>();
+const tempDirs: string[] = [];
+
+after(async () => {
+  for (const m of masters) m.killAll();
+  for (const s of servers) await s.close();
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-fork-test-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Parent pid and state from /proc/<pid>/stat (null once the process is fully gone). */
+function procStat(pid: number): { ppid: number; state: string } | null {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { state: rest[0]!, ppid: Number(rest[1]) };
+  } catch {
+    return null;
+  }
+}
+
+/** The socket inodes a process holds, by fd ("socket:[123]" links), skipping the fds listed. */
+function socketInodes(pid: number, skip: number[] = []): Set<string> {
+  const inodes = new Set<string>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    if (skip.includes(Number(fd))) continue;
+    try {
+      const link = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (link.startsWith('socket:')) inodes.add(link);
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return inodes;
+}
+
+/** The environment of the test process without the fixture's boot switches. */
+function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FIXTURE_') && !k.startsWith('RR_')) env[k] = v;
+  return { ...env, ...extra };
+}
+
+/** One php/master.php process and its control channel. */
+class MasterProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly forked = new Set<number>();
+  output = '';
+  private readonly decoder = new FrameDecoder();
+  private readonly inbox: Message[] = [];
+  private waiter: ((m: Message) => void) | null = null;
+  private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+
+  constructor(args: string[], opts: { cwd?: string; env: NodeJS.ProcessEnv }) {
+    this.child = spawn('php', ['-d', 'opcache.enable_cli=1', '-d', 'opcache.file_update_protection=0', MASTER_SCRIPT, ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: opts.env,
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    });
+    masters.add(this);
+    this.exited = new Promise((resolve) =>
+      this.child.once('exit', (code, signal) => {
+        this.exitInfo = { code, signal };
+        resolve(this.exitInfo);
+      }),
+    );
+    const collect = (chunk: Buffer): void => {
+      this.output += chunk.toString('utf8');
+    };
+    this.child.stdout!.on('data', collect);
+    this.child.stderr!.on('data', collect);
+    this.channel.on('error', () => undefined);
+    this.channel.on('data', (chunk: Buffer) => {
+      for (const frame of this.decoder.push(chunk)) this.deliver(frame);
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get channel(): Duplex {
+    return this.child.stdio[3] as Duplex;
+  }
+
+  /** The next control message. */
+  next(what = 'a control message'): Promise<Message> {
+    const queued = this.inbox.shift();
+    if (queued) return Promise.resolve(queued);
+    return within(new Promise<Message>((resolve) => (this.waiter = resolve)), WAIT_MS, `${what}; master output: ${this.output}`);
+  }
+
+  send(message: Message): void {
+    this.channel.write(encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(message) as Buffer }));
+  }
+
+  /** The master answers in order, one answer a request. */
+  async request(message: Message): Promise<Message> {
+    this.send(message);
+    return this.next(`the answer to ${String(message.op)}`);
+  }
+
+  async fork(id: number, env: Record<string, string>): Promise<number> {
+    const reply = await this.request({ op: 'fork', id, env });
+    assert.equal(reply.op, 'forked', `fork answer: ${JSON.stringify(reply)}`);
+    assert.equal(reply.id, id);
+    assert.equal(typeof reply.pid, 'number');
+    const pid = reply.pid as number;
+    this.forked.add(pid);
+    return pid;
+  }
+
+  /** reap until done (the kernel may not have finished the child yet). */
+  async reapWhenGone(pid: number): Promise<Message> {
+    const until = Date.now() + WAIT_MS;
+    for (;;) {
+      const reply = await this.request({ op: 'reap', pid });
+      if (reply.done === true || reply.error != null || Date.now() > until) return reply;
+      await sleep(10);
+    }
+  }
+
+  waitExit(ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    return within(this.exited, ms, `the master ${this.pid} to exit; its output: ${this.output}`);
+  }
+
+  /** SIGKILL the master and every child it forked that is still its child. */
+  killAll(): void {
+    for (const pid of this.forked) {
+      if (procStat(pid)?.ppid === this.pid) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    if (this.exitInfo === null) this.child.kill('SIGKILL');
+  }
+
+  private deliver(frame: Frame): void {
+    assert.equal(frame.flags, CODEC_MSGPACK, 'master frames carry CODEC_MSGPACK');
+    assert.deepEqual(frame.options, []);
+    const message = packr.unpack(frame.payload) as Message;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w(message);
+    } else {
+      this.inbox.push(message);
+    }
+  }
+}
+
+/** A worker connected to the test's socket: the pid handshake is done on connect, then HTTP jobs. */
+class WorkerConnection {
+  private readonly decoder = new FrameDecoder();
+  private waiter: ((f: Frame) => void) | null = null;
+  private readonly frames: Frame[] = [];
+
+  constructor(readonly socket: net.Socket) {
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk: Buffer) => {
+      for (const f of this.decoder.push(chunk)) {
+        if (this.waiter) {
+          const w = this.waiter;
+          this.waiter = null;
+          w(f);
+        } else {
+          this.frames.push(f);
+        }
+      }
+    });
+  }
+
+  nextFrame(): Promise<Frame> {
+    const queued = this.frames.shift();
+    if (queued) return Promise.resolve(queued);
+    return within(new Promise<Frame>((resolve) => (this.waiter = resolve)), WAIT_MS, 'a frame from the worker');
+  }
+
+  async handshake(): Promise<number> {
+    this.socket.write(pidRequest(process.pid));
+    return parsePidReply(await this.nextFrame());
+  }
+
+  /** GET <pathAndQuery>; returns the response body as text. */
+  async get(pathAndQuery: string): Promise<string> {
+    const url = new URL(pathAndQuery, 'http://localhost:8080');
+    const context = {
+      remoteAddr: '127.0.0.1',
+      protocol: 'HTTP/1.1',
+      method: 'GET',
+      uri: url.href,
+      headers: { Accept: ['*/*'] },
+      cookies: {},
+      rawQuery: url.search.slice(1),
+      parsed: false,
+      uploads: null,
+      attributes: {},
+    };
+    this.socket.write(jobFrame(0x08, Buffer.from(JSON.stringify(context)), Buffer.alloc(0)));
+    const reply = parseJobReply(await this.nextFrame());
+    assert.equal(reply.kind, 'data', `job reply: ${JSON.stringify(reply)}`);
+    return reply.kind === 'data' ? reply.body.toString('utf8') : '';
+  }
+}
+
+/** The rrts side of RR_RELAY=unix://<path>: accepts the forked workers and files them by handshake pid. */
+class RelayServer {
+  readonly address: string;
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly byPid = new Map<number, WorkerConnection>();
+  private readonly waiters = new Map<number, (w: WorkerConnection) => void>();
+
+  private constructor(readonly socketPath: string) {
+    this.address = `unix://${socketPath}`;
+    this.server = net.createServer((socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+      const worker = new WorkerConnection(socket);
+      worker.handshake().then(
+        (pid) => {
+          this.byPid.set(pid, worker);
+          this.waiters.get(pid)?.(worker);
+        },
+        () => socket.destroy(),
+      );
+    });
+    servers.add(this);
+  }
+
+  static async listen(dir: string, name: string): Promise<RelayServer> {
+    const relay = new RelayServer(path.join(dir, name));
+    await new Promise<void>((resolve, reject) => {
+      relay.server.once('error', reject);
+      relay.server.listen(relay.socketPath, resolve);
+    });
+    return relay;
+  }
+
+  /** The connection whose pid handshake answered `pid`. */
+  worker(pid: number): Promise<WorkerConnection> {
+    const known = this.byPid.get(pid);
+    if (known) return Promise.resolve(known);
+    return within(new Promise<WorkerConnection>((resolve) => this.waiters.set(pid, resolve)), WAIT_MS, `worker ${pid} on ${this.address}`);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+describe('php/master.php with the fixture worker', () => {
+  let dir: string;
+  let relayA: RelayServer;
+  let relayB: RelayServer;
+  let master: MasterProcess;
+  let first: number;
+  let second: number;
+  const utf8 = 'grüße ✓ 日本語 🐘';
+  const long = 'é'.repeat(300); // 600 bytes: str16 on the wire
+
+  before(async () => {
+    dir = tempDir();
+    relayA = await RelayServer.listen(dir, 'a.sock');
+    relayB = await RelayServer.listen(dir, 'b.sock');
+    master = new MasterProcess([`--script=${FIXTURE_WORKER}`], { env: baseEnv({ RR_RELAY: relayA.address, RR_MODE: 'master-mode' }) });
+  });
+
+  it('reports ready once, with its pid, PHP version, opcache and no preload', async () => {
+    const ready = await master.next('ready');
+    assert.deepEqual(ready, { op: 'ready', pid: master.pid, php: ready.php, opcache: true, preload: null, resources: 0 });
+    assert.match(String(ready.php), /^8\.\d+\.\d+/);
+  });
+
+  it('forks two children of the master that answer the pid handshake with their own pid', async () => {
+    first = await master.fork(1, { RR_RELAY: relayA.address, RR_MODE: 'http' });
+    second = await master.fork(2, { RR_RELAY: relayB.address, RR_MODE: 'jobs', RRTS_TEST_UTF8: utf8, RRTS_TEST_LONG: long });
+    assert.notEqual(first, second);
+    for (const pid of [first, second]) assert.equal(procStat(pid)?.ppid, master.pid, `parent of ${pid}`);
+    // Each relay files a connection under the pid its handshake answered: the child's own pid.
+    const [a, b] = await Promise.all([relayA.worker(first), relayB.worker(second)]);
+    assert.equal(await a.get('/pid'), String(first));
+    assert.equal(await b.get('/pid'), String(second));
+  });
+
+  it('gives each child the env of its fork message, in $_SERVER and getenv()', async () => {
+    const a = JSON.parse(await (await relayA.worker(first)).get('/env')) as { server: Record<string, string | null>; env: Record<string, string> };
+    assert.equal(a.server.RR_MODE, 'http', 'the master had RR_MODE=master-mode: the child must set $_SERVER');
+    assert.equal(a.server.RR_RELAY, relayA.address);
+    assert.equal(a.env.RR_MODE, 'http');
+    const b = JSON.parse(await (await relayB.worker(second)).get('/env')) as { server: Record<string, string | null>; env: Record<string, string> };
+    assert.equal(b.server.RR_MODE, 'jobs');
+    assert.equal(b.server.RR_RELAY, relayB.address, 'the second child connected to the relay of its fork message');
+    assert.equal(b.env.RR_RELAY, relayB.address);
+    assert.equal(b.env.RRTS_TEST_UTF8, utf8, 'UTF-8 survives msgpack -> putenv');
+    assert.equal(b.env.RRTS_TEST_LONG, long);
+  });
+
+  it('does not leave its control channel in the children', async (t) => {
+    if (execFileSync('php', ['-r', "echo extension_loaded('ffi') ? 'yes' : 'no';"]).toString() !== 'yes') {
+      t.skip('without FFI the children keep an inert copy of descriptor 3');
+      return;
+    }
+    const channel = socketInodes(master.pid, [1, 2]);
+    assert.equal(channel.size, 1, `the master holds one control socket besides stdout/stderr: ${[...channel].join(', ')}`);
+    for (const pid of [first, second]) {
+      const held = socketInodes(pid);
+      for (const inode of channel) assert.ok(!held.has(inode), `child ${pid} holds the control channel ${inode}`);
+    }
+  });
+
+  it('answers ping with the count of unreaped children and its memory', async () => {
+    const pong = await master.request({ op: 'ping', id: 3 });
+    assert.equal(pong.op, 'pong');
+    assert.equal(pong.id, 3);
+    assert.equal(pong.children, 2);
+    assert.ok(typeof pong.memory === 'number' && pong.memory > 0, `memory: ${String(pong.memory)}`);
+  });
+
+  it('carries ints of every width, floats, strings and nil across the msgpack boundary', async () => {
+    const ids: unknown[] = [
+      ...[0, 31, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, -1, -32, -33, -128, -129, -32768, -32769, -(2 ** 31), 1.5, -0.25],
+      ...['', 'ünï', 'x'.repeat(40), 'é'.repeat(300), 'y'.repeat(70_000)], // fixstr, str8, str16, str32
+      ...[null, true, false, [1, 'a', [null]], { nested: { map: [2] } }],
+    ];
+    for (const id of ids) {
+      const pong = await master.request({ op: 'ping', id });
+      assert.deepEqual(pong.id, id, `ping id ${JSON.stringify(id).slice(0, 40)}`);
+    }
+    // msgpackr writes undefined as fixext 1 type 0: the master reads nil. Binary comes back as str when it is UTF-8,
+    // as bin otherwise.
+    assert.equal((await master.request({ op: 'ping', id: undefined })).id, null);
+    assert.equal((await master.request({ op: 'ping', id: Buffer.from('abc') })).id, 'abc');
+    const binary = (await master.request({ op: 'ping', id: Buffer.from([0xff, 0x00, 0x01]) })).id as Uint8Array;
+    assert.deepEqual(Buffer.from(binary), Buffer.from([0xff, 0x00, 0x01]));
+    // msgpackr sends 2**40 (a JS number) as float64; the master echoes the float.
+    assert.equal((await master.request({ op: 'ping', id: 2 ** 40 })).id, 2 ** 40);
+    // A BigInt goes out as int64, PHP reads an int and answers uint64, which this Packr reads back as a BigInt.
+    assert.equal((await master.request({ op: 'ping', id: 2n ** 40n })).id, 2n ** 40n);
+    assert.equal((await master.request({ op: 'ping', id: -(2n ** 40n) })).id, -(2n ** 40n));
+  });
+
+  it('reaps a child killed with SIGKILL and leaves no zombie', async () => {
+    process.kill(first, 'SIGKILL');
+    const reaped = await master.reapWhenGone(first);
+    assert.deepEqual(reaped, { op: 'reaped', pid: first, done: true, code: null, signal: 9, error: null });
+    assert.equal(procStat(first), null, `/proc/${first} is gone after the reap`);
+    assert.equal((await master.request({ op: 'ping', id: 4 })).children, 1);
+  });
+
+  it('says not done for a child that still runs', async () => {
+    const reply = await master.request({ op: 'reap', pid: second });
+    assert.equal(reply.done, false);
+    assert.equal(reply.error, null);
+    assert.equal(reply.code, null);
+    assert.equal(reply.signal, null);
+  });
+
+  it('refuses to reap a pid it did not fork, and twice the same child', async () => {
+    const stranger = await master.request({ op: 'reap', pid: process.pid });
+    assert.equal(stranger.op, 'reaped');
+    assert.equal(stranger.pid, process.pid);
+    assert.equal(stranger.done, false);
+    assert.match(String(stranger.error), /not my child/);
+    const again = await master.request({ op: 'reap', pid: first });
+    assert.equal(again.done, false);
+    assert.match(String(again.error), /not my child/);
+  });
+
+  it('answers an unknown op with an error and a bad env with fork_failed', async () => {
+    assert.deepEqual(await master.request({ op: 'frobnicate', id: 5 }), { op: 'error', id: 5, error: 'unknown op frobnicate' });
+    const failed = await master.request({ op: 'fork', id: 6, env: { GOOD: 'x', BAD: 5 } });
+    assert.equal(failed.op, 'fork_failed');
+    assert.equal(failed.id, 6);
+    assert.match(String(failed.error), /BAD/);
+    const badName = await master.request({ op: 'fork', id: 7, env: { 'A=B': 'x' } });
+    assert.equal(badName.op, 'fork_failed');
+    assert.equal((await master.request({ op: 'ping', id: 8 })).children, 1, 'nothing was forked');
+  });
+
+  it('keeps its memory flat over many fork/reap cycles', async () => {
+    const before = await master.request({ op: 'ping', id: 9 });
+    for (let i = 0; i < 25; i++) {
+      const pid = await master.fork(100 + i, { RR_RELAY: relayA.address, RR_MODE: 'http' });
+      process.kill(pid, 'SIGKILL');
+      const reaped = await master.reapWhenGone(pid);
+      assert.equal(reaped.done, true);
+      assert.equal(procStat(pid), null);
+    }
+    const afterCycles = await master.request({ op: 'ping', id: 10 });
+    assert.equal(afterCycles.children, before.children);
+    assert.equal(afterCycles.memory, before.memory);
+  });
+
+  it('kills its remaining children and exits 0 when the channel closes', async () => {
+    assert.equal(procStat(second)?.ppid, master.pid);
+    master.channel.destroy();
+    const exit = await master.waitExit(2_000);
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.equal(procStat(second), null, `child ${second} is gone (killed and reaped by the master)`);
+  });
+});
+
+describe('php/master.php with a preload', () => {
+  let dir: string;
+  let relay: RelayServer;
+  let master: MasterProcess;
+  let pids: number[] = [];
+
+  before(async () => {
+    dir = tempDir();
+    relay = await RelayServer.listen(dir, 'relay.sock');
+    fs.writeFileSync(
+      path.join(dir, 'preload.php'),
+      `<?php
+declare(strict_types=1);
+function rrts_test_preloaded(): string { return 'from the preload'; }
+$preloadRand = mt_rand();                       // consumes the random state every child inherits
+$preloadSocket = stream_socket_server('tcp://127.0.0.1:0'); // a socket the ready message counts
+pcntl_async_signals(true);                      // the child must undo both of these
+pcntl_signal(SIGTERM, static function (): void {});
+`,
+    );
+    fs.writeFileSync(
+      path.join(dir, 'worker.php'),
+      `<?php
+declare(strict_types=1);
+require ${JSON.stringify(path.join(ROOT, 'php/lib/rr.php'))};
+$marker = 'a top-level variable';
+function marker(): string { global $marker; return $marker; }
+$http = Rrts\\Lite\\HttpWorker::create();
+while ($request = $http->waitRequest()) {
+    $http->respond(200, json_encode([
+        'pid' => getmypid(),
+        'rand' => mt_rand(),
+        'preloaded' => function_exists('rrts_test_preloaded'),
+        'marker' => marker(),
+        'argv' => $argv,
+        'argc' => $argc,
+        'serverArgv' => $_SERVER['argv'],
+        'serverArgc' => $_SERVER['argc'],
+        'script' => [$_SERVER['SCRIPT_FILENAME'], $_SERVER['SCRIPT_NAME'], $_SERVER['PHP_SELF'], $_SERVER['PATH_TRANSLATED']],
+        'file' => __FILE__,
+        'asyncSignals' => pcntl_async_signals(),
+        'sigterm' => pcntl_signal_get_handler(SIGTERM),
+    ]));
+}
+`,
+    );
+    master = new MasterProcess(['--script=worker.php', '--preload=preload.php', '--', 'one', 'two words'], {
+      cwd: dir,
+      env: baseEnv({ RR_RELAY: relay.address, RR_MODE: 'http' }),
+    });
+  });
+
+  it('reports the preload and the stream it left open', async () => {
+    const ready = await master.next('ready');
+    assert.equal(ready.op, 'ready');
+    assert.equal(ready.preload, 'preload.php');
+    assert.equal(ready.resources, 1);
+    assert.equal(ready.opcache, true);
+  });
+
+  it('starts every child like `php worker.php one "two words"`, warm from the preload, with its own random state', async () => {
+    pids = [await master.fork(1, { RR_RELAY: relay.address }), await master.fork(2, { RR_RELAY: relay.address })];
+    const answers = [];
+    for (const pid of pids) answers.push(JSON.parse(await (await relay.worker(pid)).get('/')) as Record<string, unknown>);
+    for (const [i, a] of answers.entries()) {
+      assert.equal(a.pid, pids[i]);
+      assert.equal(a.preloaded, true);
+      assert.equal(a.marker, 'a top-level variable', 'the script ran at the top level: its variables are globals');
+      assert.deepEqual(a.argv, ['worker.php', 'one', 'two words']);
+      assert.equal(a.argc, 3);
+      assert.deepEqual(a.serverArgv, ['worker.php', 'one', 'two words']);
+      assert.equal(a.serverArgc, 3);
+      assert.deepEqual(a.script, ['worker.php', 'worker.php', 'worker.php', 'worker.php']);
+      assert.equal(a.file, fs.realpathSync(path.join(dir, 'worker.php')));
+      assert.equal(a.asyncSignals, false);
+      assert.equal(a.sigterm, 0, 'SIGTERM is back to SIG_DFL');
+    }
+    assert.notEqual(answers[0]!.rand, answers[1]!.rand, 'the children were reseeded after the fork');
+  });
+
+  it('lets SIGTERM end a child again, though the preload had caught it', async () => {
+    process.kill(pids[0]!, 'SIGTERM');
+    const reaped = await master.reapWhenGone(pids[0]!);
+    assert.equal(reaped.done, true);
+    assert.equal(reaped.signal, 15);
+  });
+
+  it('exits 0 on EOF, leaving no child behind', async () => {
+    master.channel.destroy();
+    assert.deepEqual(await master.waitExit(2_000), { code: 0, signal: null });
+    for (const pid of pids) assert.equal(procStat(pid), null, `child ${pid} is gone`);
+  });
+});
+
+describe('php/master.php start-up and protocol errors', () => {
+  const env = baseEnv({ RR_RELAY: 'unix:///nonexistent.sock' });
+
+  it('exits 1 without --script', async () => {
+    const master = new MasterProcess([], { env });
+    assert.deepEqual(await master.waitExit(WAIT_MS), { code: 1, signal: null });
+    assert.match(master.output, /--script is required/);
+  });
+
+  it('exits 1 naming a missing script, before any control message', async () => {
+    const master = new MasterProcess(['--script=missing-worker.php'], { env });
+    let messages = 0;
+    master.channel.on('data', () => messages++);
+    assert.deepEqual(await master.waitExit(WAIT_MS), { code: 1, signal: null });
+    assert.match(master.output, /worker script not found.*missing-worker\.php/);
+    assert.equal(messages, 0);
+  });
+
+  it('exits 1 naming a missing preload, before ready', async () => {
+    const missing = path.join(tempDir(), 'missing-preload.php');
+    const master = new MasterProcess([`--script=${FIXTURE_WORKER}`, `--preload=${missing}`], { env });
+    let messages = 0;
+    master.channel.on('data', () => messages++);
+    assert.deepEqual(await master.waitExit(WAIT_MS), { code: 1, signal: null });
+    assert.ok(master.output.includes(`preload file not found or not readable: ${missing}`), master.output);
+    assert.equal(messages, 0);
+  });
+
+  it('exits 2 with a line on stderr on a malformed frame', async () => {
+    const master = new MasterProcess([`--script=${FIXTURE_WORKER}`], { env });
+    assert.equal((await master.next('ready')).op, 'ready');
+    master.channel.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+    assert.deepEqual(await master.waitExit(WAIT_MS), { code: 2, signal: null });
+    assert.match(master.output, /malformed control frame/);
+  });
+
+  it('exits 2 on a frame whose payload is not a msgpack map', async () => {
+    const master = new MasterProcess([`--script=${FIXTURE_WORKER}`], { env });
+    assert.equal((await master.next('ready')).op, 'ready');
+    master.channel.write(encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(['op', 'ping']) as Buffer }));
+    assert.deepEqual(await master.waitExit(WAIT_MS), { code: 2, signal: null });
+    assert.match(master.output, /not a msgpack map/);
+  });
+});
