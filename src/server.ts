@@ -70,6 +70,15 @@ export class RrtsServer {
     }
   }
 
+  /** Rolling reset of every pool (fork mode: a fresh master each). Resolves when all are done. */
+  async resetAll(): Promise<void> {
+    for (const [name, pool] of this.pools) {
+      const started = Date.now();
+      await pool.reset();
+      this.logs.channel('server').info({ plugin: name, elapsed_ms: Date.now() - started }, `${name}: workers reset`);
+    }
+  }
+
   /** Graceful stop, bounded by `graceMs`. */
   async stop(graceMs = this.config.endure.gracePeriod): Promise<void> {
     if (this.stopped) return;

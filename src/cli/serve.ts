@@ -52,6 +52,18 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
     );
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.on(sig, onSignal);
+  // rr dies on SIGHUP; rrts makes it useful: a zero-downtime rolling reset of every pool (new PHP code).
+  let resetting = false;
+  const onReload = (signal: NodeJS.Signals): void => {
+    if (stopping || resetting) return;
+    resetting = true;
+    log.info(`${signal} received: resetting the workers of every pool`);
+    server
+      .resetAll()
+      .catch((err: Error) => log.error(`reset failed, the old workers keep serving: ${err.message}`))
+      .finally(() => (resetting = false));
+  };
+  for (const sig of ['SIGHUP', 'SIGUSR2'] as const) process.on(sig, onReload);
   // The daemon must outlive a bug in one request's path: log it and keep serving.
   process.on('uncaughtException', (err) => log.error({ err: err.stack }, `internal error: ${err.message}`));
   process.on('unhandledRejection', (err) => log.error({ err: (err as Error)?.stack }, `internal error: ${(err as Error)?.message ?? err}`));

@@ -123,14 +123,15 @@ export class WorkerPool {
       throw failed ? failed.reason : new PoolStoppedError();
     }
     this.generation = next;
-    for (const w of [...this.workers]) {
+    const old = [...this.workers];
+    for (const w of fresh) this.admit(w); // first, so retiring the old ones does not ask for replacements
+    for (const w of old) {
       if (w.state === WorkerState.Ready) this.retire(w, WorkerState.Invalid);
       else {
         this.workers.delete(w); // busy: retired when released (its generation is old)
         this.retiring.add(w);
       }
     }
-    for (const w of fresh) this.admit(w);
   }
 
   /** Stop everything: no new jobs; wait for busy workers until the deadline; soft-stop all (then SIGKILL). */

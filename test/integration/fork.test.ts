@@ -1,0 +1,215 @@
+// Fork mode specifics with real php: shared opcache, reaping, master death, forged connections, reset, rrts killed.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { encodeFrame } from '../../src/goridge/frame.js';
+import { Flag } from '../../src/goridge/flags.js';
+import { alive, childrenOf, FIXTURE, killQuietly, procStat, sleep, startRrts, type RrtsInstance } from './harness.js';
+import { request } from './client.js';
+
+/** Zombie processes whose parent is one of `parents`. */
+function zombiesOf(parents: number[]): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const s = procStat(Number(entry));
+    if (s && s.state === 'Z' && parents.includes(s.ppid)) out.push(Number(entry));
+  }
+  return out;
+}
+
+/** The inode of the opcache shared memory mapping of a process (the largest shared writable anonymous map). */
+function opcacheInode(pid: number): string | null {
+  const maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n');
+  let best: { size: number; inode: string } | null = null;
+  for (const line of maps) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) rw-s \S+ \S+ (\d+)\s+(.*)$/.exec(line);
+    if (!m || m[3] === '0' || !/zero|memfd|SYSV|opcache/i.test(m[4]!)) continue;
+    const size = parseInt(m[2]!, 16) - parseInt(m[1]!, 16);
+    if (!best || size > best.size) best = { size, inode: m[3]! };
+  }
+  return best?.inode ?? null;
+}
+
+/** Keep requests flowing until stopped; count failures. */
+function load(url: string): { stop(): Promise<{ ok: number; failed: number; failures: string[] }> } {
+  let running = true;
+  let ok = 0;
+  let failed = 0;
+  const failures: string[] = [];
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  const loops = Array.from({ length: 4 }, async () => {
+    while (running) {
+      const r = await request(`${url}/sleep?ms=5`, { agent }).catch((e: Error) => e);
+      if (r instanceof Error || r.status !== 200) {
+        failed++;
+        failures.push(r instanceof Error ? r.message : `status ${r.status}`);
+      } else ok++;
+    }
+  });
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+      return { ok, failed, failures };
+    },
+  };
+}
+
+describe('fork mode', () => {
+  let rr: RrtsInstance;
+  let preloadDir: string;
+  before(async () => {
+    preloadDir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'rrts-preload-'));
+    const preload = path.join(preloadDir, 'preload.php');
+    fs.writeFileSync(preload, "<?php\nmt_rand();\nfunction rrts_test_preloaded(): bool { return true; }\n");
+    rr = await startRrts({ mode: 'fork', workers: 4, config: { server: { fork: { preload } } } });
+  });
+  after(async () => {
+    await rr?.stop();
+    fs.rmSync(preloadDir, { recursive: true, force: true });
+  });
+
+  it('forks every worker from one master', async () => {
+    const masters = rr.masterPids();
+    assert.equal(masters.length, 1);
+    const workers = await rr.waitForWorkers(4);
+    for (const pid of workers) assert.equal(procStat(pid)?.ppid, masters[0]);
+  });
+
+  it('workers share one opcache segment; exec workers do not', async () => {
+    const inodes = new Set(rr.workerPids().map(opcacheInode));
+    assert.equal(inodes.size, 1, `fork workers map ${[...inodes].join(',')}`);
+    assert.notEqual([...inodes][0], null);
+    const execRr = await startRrts({ mode: 'exec', workers: 2, config: { server: { command: `php -d opcache.enable_cli=1 ${FIXTURE}` } } });
+    try {
+      const execInodes = new Set(execRr.workerPids().map(opcacheInode));
+      assert.equal(execInodes.size, 2, `exec workers map ${[...execInodes].join(',')}`);
+    } finally {
+      await execRr.stop();
+    }
+  });
+
+  it('reseeds mt_rand in every worker after a preload that used it, and keeps what the preload defined', async () => {
+    const seen = new Map<number, number>();
+    for (let i = 0; i < 40 && seen.size < 4; i++) {
+      const r = JSON.parse((await request(`${rr.url}/rand`)).body.toString());
+      assert.equal(r.preloaded, true);
+      if (!seen.has(r.pid)) seen.set(r.pid, r.rand);
+    }
+    assert.ok(seen.size >= 2);
+    assert.equal(new Set(seen.values()).size, seen.size, 'first mt_rand() values differ between workers');
+  });
+
+  it('kill -9 of a busy worker: that request 500, a replacement serves quickly, no zombie', async () => {
+    const before = await rr.waitForWorkers(4);
+    const slow = request(`${rr.url}/sleep?ms=3000`);
+    await sleep(200);
+    const sleeping = findSleeping(before);
+    assert.ok(sleeping, 'one worker sleeps in the request');
+    killQuietly(sleeping);
+    const killedAt = Date.now();
+    const r = await slow;
+    assert.equal(r.status, 500);
+    await rr.waitFor(() => rr.workerPids().length === 4, 'a replacement worker', 5000);
+    const replacedMs = Date.now() - killedAt;
+    assert.ok(replacedMs < 2000, `replaced after ${replacedMs} ms`);
+    assert.equal((await request(`${rr.url}/hello`)).status, 200);
+    assert.deepEqual(zombiesOf([rr.pid, ...rr.masterPids()]), []);
+  });
+
+  it('refuses and logs a connection that forges a pid', async () => {
+    const sock = findWorkerSocket(rr);
+    assert.ok(sock, 'the worker socket exists');
+    const client = net.createConnection(sock);
+    client.resume(); // read (and drop) the pid request, so the close is seen
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', resolve);
+      client.once('error', reject);
+    });
+    // answer the pid request with the pid of a real worker that we are not
+    const victim = rr.workerPids()[0]!;
+    client.write(encodeFrame({ flags: Flag.CONTROL, payload: `{"pid":${victim}}` }));
+    const closed = await new Promise<boolean>((resolve) => {
+      client.once('close', () => resolve(true));
+      setTimeout(() => resolve(false), 3000);
+    });
+    client.destroy();
+    assert.ok(closed, 'rrts closed the forged connection');
+    await rr.waitFor(() => rr.logs().some((l) => String(l.msg).includes(`pid ${victim} is not a worker rrts started`)), 'the refusal in the log', 3000);
+    assert.equal((await request(`${rr.url}/hello`)).status, 200);
+  });
+
+  it('SIGHUP resets under load: a new master, all-new workers, no failed request', async () => {
+    const oldMaster = rr.masterPids()[0]!;
+    const oldWorkers = await rr.waitForWorkers(4);
+    const traffic = load(rr.url);
+    await sleep(300);
+    rr.proc.kill('SIGHUP');
+    await rr.waitFor(() => rr.logs().some((l) => String(l.msg) === 'http: workers reset'), 'the reset to finish', 15_000);
+    await sleep(300);
+    const result = await traffic.stop();
+    assert.equal(result.failed, 0, result.failures.slice(0, 5).join('; '));
+    assert.ok(result.ok > 20);
+    await rr.waitFor(() => !alive(oldMaster), 'the old master to leave', 10_000);
+    const masters = rr.masterPids();
+    assert.equal(masters.length, 1);
+    assert.notEqual(masters[0], oldMaster);
+    const workers = await rr.waitForWorkers(4);
+    assert.equal(workers.filter((p) => oldWorkers.includes(p)).length, 0);
+  });
+
+  it('kill -9 of the master under load: no zombie, a new master, requests keep succeeding', async () => {
+    const [master] = rr.masterPids();
+    const traffic = load(rr.url);
+    await sleep(200);
+    killQuietly(master!);
+    await rr.waitFor(() => rr.masterPids().some((p) => p !== master && childrenOf(p).length === 4), 'a new master with 4 workers', 15_000);
+    await sleep(300);
+    const result = await traffic.stop();
+    assert.ok(result.failed <= 4, `${result.failed} failed: ${result.failures.slice(0, 5).join('; ')}`);
+    assert.ok(result.ok > 20);
+    await rr.waitFor(() => zombiesOf([rr.pid, ...rr.masterPids()]).length === 0, 'no zombies', 5000);
+  });
+});
+
+/** The worker that runs /sleep: the one blocked in a nanosleep system call. */
+function findSleeping(pids: number[]): number | null {
+  for (const pid of pids) {
+    try {
+      const syscall = fs.readFileSync(`/proc/${pid}/syscall`, 'utf8').split(' ')[0];
+      if (syscall === '35' || syscall === '230') return pid; // nanosleep, clock_nanosleep (x86_64)
+    } catch {
+      /* gone or not permitted */
+    }
+  }
+  return null;
+}
+
+function findWorkerSocket(rr: RrtsInstance): string | null {
+  const master = rr.masterPids()[0];
+  if (!master) return null;
+  const env = fs.readFileSync(`/proc/${master}/environ`, 'utf8').split('\0');
+  const relay = env.find((e) => e.startsWith('RR_RELAY='));
+  return relay ? relay.slice('RR_RELAY=unix://'.length) : null;
+}
+
+describe('fork mode: rrts killed', () => {
+  it('SIGKILL of rrts takes the master and workers with it within 2 s', async () => {
+    const rr = await startRrts({ mode: 'fork', workers: 3 });
+    const pids = [...rr.masterPids(), ...rr.workerPids()];
+    assert.equal(pids.length, 4);
+    rr.proc.kill('SIGKILL');
+    await rr.exited;
+    const until = Date.now() + 2000;
+    while (pids.some(alive) && Date.now() < until) await sleep(50);
+    const left = pids.filter(alive);
+    for (const pid of left) killQuietly(pid);
+    await rr.stop();
+    assert.deepEqual(left, []);
+  });
+});
