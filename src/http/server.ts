@@ -9,6 +9,7 @@ import { Flag } from '../goridge/flags.js';
 import type { WorkerPool } from '../pool/pool.js';
 import { buildRequestPayload, RequestError, type RequestPayload } from './request.js';
 import { ResponseWriter } from './response.js';
+import { Cancellation } from '../worker/worker.js';
 
 export class HttpPlugin {
   readonly name = 'http';
@@ -66,9 +67,9 @@ export class HttpPlugin {
     const started = process.hrtime.bigint();
     const writer = new ResponseWriter(res, req.method === 'HEAD');
     let payload: RequestPayload | null = null;
-    const aborter = new AbortController();
+    const clientGone = new Cancellation();
     res.once('close', () => {
-      if (!res.writableFinished) aborter.abort();
+      if (!res.writableFinished) clientGone.cancel();
     });
     try {
       payload = await buildRequestPayload(req, {
@@ -77,10 +78,10 @@ export class HttpPlugin {
         uploads: this.config.uploads,
         tls: false,
       });
-      await this.pool.exec({ codec: Flag.CODEC_JSON, context: payload.context, body: payload.body }, writer, aborter.signal);
+      await this.pool.exec({ codec: Flag.CODEC_JSON, context: payload.context, body: payload.body }, writer, clientGone);
       writer.end();
     } catch (err) {
-      this.fail(req, res, writer, err as Error, aborter.signal.aborted);
+      this.fail(req, res, writer, err as Error, clientGone.aborted);
     } finally {
       this.inFlight--;
       if (payload) void payload.cleanup();

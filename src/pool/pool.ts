@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { PoolConfig } from '../config/types.js';
 import { NoFreeWorkersError, QueueFullError, RrtsError, WorkerError } from '../errors.js';
 import type { Spawner } from '../spawn/spawner.js';
-import { StopRequestError, Worker, type Job, type ReplySink, type WorkerEvents } from '../worker/worker.js';
+import { StopRequestError, Worker, type Cancellation, type Job, type ReplySink, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo } from '../worker/process.js';
 import { WorkerState } from '../worker/state.js';
 
@@ -81,15 +81,15 @@ export class WorkerPool {
   }
 
   /** Run a job on a free worker. Rejects with NoFreeWorkersError, QueueFullError, SoftJobError or WorkerError. */
-  async exec(job: Job, sink: ReplySink, signal?: AbortSignal): Promise<void> {
+  async exec(job: Job, sink: ReplySink, cancel?: Cancellation): Promise<void> {
     if (this.destroyed) throw new PoolStoppedError();
     if (this.config.maxQueueSize > 0 && this.queued >= this.config.maxQueueSize) throw new QueueFullError();
     this.queued++;
     try {
       for (let attempt = 0; ; attempt++) {
-        const worker = this.config.debug ? await this.spawnWorker(this.generation) : await this.allocate(signal);
+        const worker = this.config.debug ? await this.spawnWorker(this.generation) : await this.allocate(cancel);
         try {
-          await this.run(worker, job, sink, signal);
+          await this.run(worker, job, sink, cancel);
           return;
         } catch (err) {
           if (err instanceof StopRequestError && attempt < MAX_REDISPATCH) continue;
@@ -174,7 +174,7 @@ export class WorkerPool {
     this.replenish();
   }
 
-  private async run(worker: Worker, job: Job, sink: ReplySink, signal?: AbortSignal): Promise<void> {
+  private async run(worker: Worker, job: Job, sink: ReplySink, cancel?: Cancellation): Promise<void> {
     worker.moveTo(WorkerState.Working);
     const execTtl = this.config.supervisor?.execTtl ?? 0;
     let ttlHit = false;
@@ -187,7 +187,7 @@ export class WorkerPool {
           }, execTtl)
         : null;
     try {
-      await worker.exec(job, sink, signal);
+      await worker.exec(job, sink, cancel);
     } catch (err) {
       if (ttlHit) throw new WorkerError(`worker ${worker.pid} was killed: the job ran longer than exec_ttl`, 'ERR_EXEC_TTL', { cause: err });
       throw err;
@@ -225,12 +225,14 @@ export class WorkerPool {
     this.retire(w, w.state); // marked by the supervisor or a stop request while it ran
   }
 
-  private allocate(signal?: AbortSignal): Promise<Worker> {
+  private allocate(cancel?: Cancellation): Promise<Worker> {
     while (this.idle.length > 0) {
       const w = this.idle.shift()!;
       if (w.alive && w.state === WorkerState.Ready && this.workers.has(w)) return Promise.resolve(w);
     }
     return new Promise<Worker>((resolve, reject) => {
+      const gone = (): RrtsError => new RrtsError('ERR_ABORTED', 'the client went away while the request waited for a worker');
+      if (cancel?.aborted) return reject(gone());
       const waiter: Waiter = {
         resolve,
         reject,
@@ -239,16 +241,12 @@ export class WorkerPool {
           reject(new NoFreeWorkersError());
         }, this.config.allocateTimeout),
       };
-      if (signal) {
-        const onAbort = (): void => {
-          if (!this.waiters.includes(waiter)) return;
-          this.waiters = this.waiters.filter((x) => x !== waiter);
-          clearTimeout(waiter.timer);
-          reject(new RrtsError('ERR_ABORTED', 'the client went away while the request waited for a worker'));
-        };
-        if (signal.aborted) return onAbort();
-        signal.addEventListener('abort', onAbort, { once: true });
-      }
+      cancel?.onCancel(() => {
+        if (!this.waiters.includes(waiter)) return; // already has a worker
+        this.waiters = this.waiters.filter((x) => x !== waiter);
+        clearTimeout(waiter.timer);
+        reject(gone());
+      });
       this.waiters.push(waiter);
     });
   }
