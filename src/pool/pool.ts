@@ -16,6 +16,8 @@ interface Waiter {
 
 /** How often one job may be re-dispatched because workers asked to stop instead of answering it. */
 const MAX_REDISPATCH = 10;
+/** RoadRunner's hard limit on a pool's size. */
+export const MAX_WORKERS = 500;
 const BACKOFF_START_MS = 100;
 const BACKOFF_MAX_MS = 10_000;
 /** A worker that dies sooner than this after it became ready counts as a failed start for the back-off. */
@@ -41,6 +43,8 @@ export class WorkerPool {
   private failures = 0;
   private respawnTimer: NodeJS.Timeout | null = null;
   private readonly events: WorkerEvents;
+  /** How many workers the pool keeps: num_workers, changed at run time by addWorker/removeWorker. */
+  private target: number;
 
   constructor(
     readonly name: string,
@@ -48,6 +52,7 @@ export class WorkerPool {
     private readonly spawner: Spawner,
     private readonly log: Logger,
   ) {
+    this.target = config.numWorkers;
     this.events = {
       onFailure: (w, reason) => this.onWorkerFailure(w, reason),
       onExit: (w, exit) => this.onWorkerExit(w, exit),
@@ -64,7 +69,7 @@ export class WorkerPool {
   async start(): Promise<void> {
     await this.spawner.start();
     if (this.config.debug) return;
-    const results = await Promise.allSettled(Array.from({ length: this.config.numWorkers }, () => this.spawnWorker(this.generation)));
+    const results = await Promise.allSettled(Array.from({ length: this.target }, () => this.spawnWorker(this.generation)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
@@ -114,7 +119,7 @@ export class WorkerPool {
       return;
     }
     const rollback = options.renewSpawner !== false && this.spawner.renew ? await this.spawner.renew() : null;
-    const results = await Promise.allSettled(Array.from({ length: this.config.numWorkers }, () => this.spawnWorker(next)));
+    const results = await Promise.allSettled(Array.from({ length: this.target }, () => this.spawnWorker(next)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     const fresh = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     if (failed || this.destroyed) {
@@ -152,6 +157,46 @@ export class WorkerPool {
     await Promise.all(all.map((w) => w.stop(stopTimeout)));
     this.retiring.clear();
     await this.spawner.close();
+  }
+
+  /** How the pool is made: the spawner's mode ('exec' or 'fork'). */
+  get mode(): 'exec' | 'fork' {
+    return this.spawner.mode;
+  }
+
+  /** fork mode: the current master's pid; null in exec mode. */
+  get masterPid(): number | null {
+    return this.spawner.masterPid ?? null;
+  }
+
+  /** informer.AddWorker: one more worker, started now (at most MAX_WORKERS). No-op in debug mode. */
+  async addWorker(): Promise<void> {
+    if (this.destroyed) throw new PoolStoppedError();
+    if (this.config.debug) return;
+    if (this.target >= MAX_WORKERS) throw new RrtsError('ERR_TOO_MANY_WORKERS', `number of workers can't be more than ${MAX_WORKERS}`);
+    this.target++;
+    try {
+      this.admit(await this.spawnWorker(this.generation));
+    } catch (err) {
+      this.target--;
+      throw err;
+    }
+  }
+
+  /** informer.RemoveWorker: stop one idle worker (waiting up to destroy_timeout); never the last one. */
+  async removeWorker(): Promise<void> {
+    if (this.destroyed) throw new PoolStoppedError();
+    if (this.config.debug) return;
+    if (this.target <= 1) {
+      this.log.warn('not removing the last worker of the pool');
+      return;
+    }
+    this.target--;
+    const w = await this.allocate(undefined, this.config.destroyTimeout).catch((err: Error) => {
+      this.target++;
+      throw err;
+    });
+    this.retire(w, WorkerState.Stopping);
   }
 
   /** Mark an idle worker for the supervisor, or flag a busy one to be stopped when it is released. */
@@ -225,7 +270,7 @@ export class WorkerPool {
     this.retire(w, w.state); // marked by the supervisor or a stop request while it ran
   }
 
-  private allocate(cancel?: Cancellation): Promise<Worker> {
+  private allocate(cancel?: Cancellation, timeoutMs = this.config.allocateTimeout): Promise<Worker> {
     while (this.idle.length > 0) {
       const w = this.idle.shift()!;
       if (w.alive && w.state === WorkerState.Ready && this.workers.has(w)) return Promise.resolve(w);
@@ -239,7 +284,7 @@ export class WorkerPool {
         timer: setTimeout(() => {
           this.waiters = this.waiters.filter((x) => x !== waiter);
           reject(new NoFreeWorkersError());
-        }, this.config.allocateTimeout),
+        }, timeoutMs),
       };
       cancel?.onCancel(() => {
         if (!this.waiters.includes(waiter)) return; // already has a worker
@@ -289,12 +334,12 @@ export class WorkerPool {
   /** Spawn replacements until num_workers are alive again, with a growing back-off after failures. */
   private replenish(): void {
     if (this.destroyed || this.config.debug || this.respawnTimer) return;
-    const missing = this.config.numWorkers - this.workers.size - this.spawning;
+    const missing = this.target - this.workers.size - this.spawning;
     if (missing <= 0) return;
     const wait = this.failures === 0 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** (this.failures - 1));
     const go = (): void => {
       this.respawnTimer = null;
-      const count = this.config.numWorkers - this.workers.size - this.spawning;
+      const count = this.target - this.workers.size - this.spawning;
       for (let i = 0; i < count; i++) {
         const generation = this.generation;
         this.spawnWorker(generation)

@@ -3,6 +3,8 @@ import type { Worker, WorkerEvents } from '../worker/worker.js';
 
 export interface Spawner {
   readonly mode: 'exec' | 'fork';
+  /** fork mode: the pid of the current master (0 when none) */
+  readonly masterPid?: number;
   /** Start listeners or a master; called once before the first spawn. */
   start(): Promise<void>;
   /** Start one worker and return it once it answered the pid handshake (its only ready signal). */
