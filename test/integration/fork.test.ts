@@ -105,7 +105,7 @@ describe('fork mode', () => {
     assert.equal(new Set(seen.values()).size, seen.size, 'first mt_rand() values differ between workers');
   });
 
-  it('kill -9 of a busy worker: that request 500, a replacement serves quickly, no zombie', async () => {
+  it('kill -9 of a busy worker: that request 500, a replacement serves quickly, no zombie', async (t) => {
     const before = await rr.waitForWorkers(4);
     const slow = request(`${rr.url}/sleep?ms=3000`);
     await sleep(200);
@@ -117,7 +117,8 @@ describe('fork mode', () => {
     assert.equal(r.status, 500);
     await rr.waitFor(() => rr.workerPids().length === 4, 'a replacement worker', 5000);
     const replacedMs = Date.now() - killedAt;
-    assert.ok(replacedMs < 2000, `replaced after ${replacedMs} ms`);
+    t.diagnostic(`replacement worker running ${replacedMs} ms after the kill (25 ms polling)`);
+    assert.ok(replacedMs < 1000, `replaced after ${replacedMs} ms`);
     assert.equal((await request(`${rr.url}/hello`)).status, 200);
     assert.deepEqual(zombiesOf([rr.pid, ...rr.masterPids()]), []);
   });
