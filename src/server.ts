@@ -2,7 +2,9 @@
 // in reverse order. Explicit, no container.
 import { spawn } from 'node:child_process';
 import type { Logger } from 'pino';
-import type { Config, PoolConfig } from './config/types.js';
+import type { Config, HttpConfig, PoolConfig } from './config/types.js';
+import { MetricsPlugin } from './metrics/plugin.js';
+import { StatusPlugin } from './status/plugin.js';
 import { HttpPlugin } from './http/server.js';
 import type { LogRoot } from './log/index.js';
 import { logWorkerOutput } from './log/index.js';
@@ -15,6 +17,8 @@ import { ExecSpawner, formatMs } from './spawn/exec.js';
 import type { Spawner } from './spawn/spawner.js';
 import { RR_COMPAT_VERSION } from './version.js';
 import { RrtsError } from './errors.js';
+import { RpcPlugin } from './rpc/server.js';
+import { registerCoreServices } from './rpc/services.js';
 
 /** The environment of a worker, in RoadRunner's order (compat.md §3.9): later entries win. */
 export function workerEnv(config: Config, mode: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -34,6 +38,10 @@ export class StartError extends RrtsError {
 
 export class RrtsServer {
   http: HttpPlugin | null = null;
+  /** The RPC plugin when the config has an `rpc` section; other plugins add their services with `rpc.register`. */
+  rpc: RpcPlugin | null = null;
+  metrics: MetricsPlugin | null = null;
+  status: StatusPlugin | null = null;
   private supervisors: Supervisor[] = [];
   private stopped = false;
 
@@ -49,24 +57,68 @@ export class RrtsServer {
     return out;
   }
 
+  /**
+   * Start order: metrics, rpc (PHP workers may call both while they boot), on_init, the pools and http, status.
+   * stop() goes the other way.
+   */
   async start(): Promise<void> {
     const { config } = this;
+    if (config.metrics) await this.startMetrics();
+    if (config.rpc) await this.startRpc(config.rpc.listen);
     if (config.server.onInit) await this.runOnInit();
-    if (config.http) {
-      const pool = this.makePool('http', config.http.pool);
-      try {
-        await pool.start();
-      } catch (err) {
-        throw new StartError(`http: cannot start the worker pool: ${(err as Error).message}`, { cause: err });
-      }
-      const http = new HttpPlugin(config.http, pool, this.logs.channel('http'));
-      this.http = http;
-      try {
-        await http.serve();
-      } catch (err) {
-        await pool.destroy(1000);
-        throw new StartError(`http: cannot listen on '${config.http.address}' (http.address): ${(err as Error).message}`, { cause: err });
-      }
+    if (config.http) await this.startHttp(config.http);
+    if (config.status) await this.startStatus();
+  }
+
+  private async startHttp(httpConfig: HttpConfig): Promise<void> {
+    const pool = this.makePool('http', httpConfig.pool);
+    try {
+      await pool.start();
+    } catch (err) {
+      throw new StartError(`http: cannot start the worker pool: ${(err as Error).message}`, { cause: err });
+    }
+    const http = new HttpPlugin(httpConfig, pool, this.logs.channel('http'));
+    if (this.metrics && httpConfig.middleware.includes('http_metrics')) http.metrics = this.metrics.httpMetrics();
+    this.http = http;
+    try {
+      await http.serve();
+    } catch (err) {
+      await pool.destroy(1000);
+      throw new StartError(`http: cannot listen on '${httpConfig.address}' (http.address): ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private async startMetrics(): Promise<void> {
+    const metricsConfig = this.config.metrics!;
+    const metrics = new MetricsPlugin(metricsConfig, () => this.pools, this.logs.channel('metrics'));
+    try {
+      await metrics.serve();
+    } catch (err) {
+      throw new StartError(`metrics: cannot listen on '${metricsConfig.address}' (metrics.address): ${(err as Error).message}`, { cause: err });
+    }
+    this.metrics = metrics;
+  }
+
+  private async startStatus(): Promise<void> {
+    const statusConfig = this.config.status!;
+    const status = new StatusPlugin(statusConfig, () => this.pools, this.logs.channel('status'));
+    try {
+      await status.serve();
+    } catch (err) {
+      throw new StartError(`status: cannot listen on '${statusConfig.address}' (status.address): ${(err as Error).message}`, { cause: err });
+    }
+    this.status = status;
+  }
+
+  private async startRpc(listen: string): Promise<void> {
+    try {
+      const rpc = new RpcPlugin(listen, this.logs.channel('rpc'), this.config.workDir);
+      registerCoreServices(rpc, this, this.logs.channel('rpc'));
+      if (this.metrics) rpc.register('metrics', this.metrics.rpcService());
+      await rpc.serve();
+      this.rpc = rpc;
+    } catch (err) {
+      throw new StartError(`rpc: cannot listen on '${listen}' (rpc.listen): ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -83,18 +135,30 @@ export class RrtsServer {
   async stop(graceMs = this.config.endure.gracePeriod): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.status?.shuttingDown();
     for (const s of this.supervisors) s.stop();
     const deadline = Date.now() + graceMs;
     if (this.http) {
       await this.http.stop(graceMs);
       await this.http.pool.destroy(Math.max(0, deadline - Date.now()));
     }
+    await this.rpc?.stop();
+    await this.metrics?.stop();
+    await this.status?.stop();
   }
+
 
   private makePool(name: string, poolConfig: PoolConfig): WorkerPool {
     const log = this.logs.channel('server');
     const spawner = this.makeSpawner(name, poolConfig, log);
     const pool = new WorkerPool(name, poolConfig, spawner, log);
+    pool.observer = {
+      workerStarted: (seconds) => {
+        this.metrics?.observeWorkerStart(name, spawner.mode, seconds);
+        if (spawner.mode === 'fork') this.metrics?.countFork(name);
+      },
+      masterRestarted: () => this.metrics?.countMasterRestart(name),
+    };
     if (poolConfig.supervisor) {
       // Fork mode: RSS would count the shared opcache in every worker; the supervisor looks at USS instead.
       const supervisor = new Supervisor(pool, poolConfig.supervisor, log, spawner.mode === 'fork' ? ussReader : rssReader);

@@ -4,7 +4,8 @@ import { RRTS_VERSION, RR_COMPAT_VERSION } from '../version.js';
 import { addGlobalOptions, type GlobalOptions } from './options.js';
 import { serveCommand } from './serve.js';
 import { stopCommand } from './stop.js';
-import { rpcPendingCommand } from './rpc-pending.js';
+import { workersCommand, type WorkersOptions } from './workers.js';
+import { resetCommand } from './reset.js';
 
 const program = new Command('rrts');
 addGlobalOptions(program)
@@ -23,13 +24,14 @@ program
   .description('list the workers of each plugin')
   .argument('[plugins...]')
   .option('-i, --interactive', 'refresh every second')
-  .action((_plugins, _opts, cmd: Command) => rpcPendingCommand('workers', globals(cmd)));
+  .option('--json', 'print {"<plugin>": [worker…]} as JSON')
+  .action((plugins: string[], opts: WorkersOptions, cmd: Command) => workersCommand(plugins, opts, globals(cmd)));
 
 program
   .command('reset')
   .description('reset the workers of each plugin')
   .argument('[plugins...]')
-  .action((_plugins, _opts, cmd: Command) => rpcPendingCommand('reset', globals(cmd)));
+  .action((plugins: string[], _opts, cmd: Command) => resetCommand(plugins, globals(cmd)));
 
 program
   .command('stop')

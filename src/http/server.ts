@@ -9,12 +9,16 @@ import { Flag } from '../goridge/flags.js';
 import type { WorkerPool } from '../pool/pool.js';
 import { buildRequestPayload, RequestError, type RequestPayload } from './request.js';
 import { ResponseWriter } from './response.js';
+import { splitAddress } from '../address.js';
+import type { HttpMetrics } from '../metrics/http-middleware.js';
 import { Cancellation } from '../worker/worker.js';
 
 export class HttpPlugin {
   readonly name = 'http';
   private server: http.Server | null = null;
   private inFlight = 0;
+  /** Set when `http_metrics` is in http.middleware. */
+  metrics: HttpMetrics | null = null;
 
   constructor(
     private readonly config: HttpConfig,
@@ -65,6 +69,7 @@ export class HttpPlugin {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     this.inFlight++;
     const started = process.hrtime.bigint();
+    const measured = this.metrics?.begin();
     const writer = new ResponseWriter(res, req.method === 'HEAD');
     let payload: RequestPayload | null = null;
     const clientGone = new Cancellation();
@@ -84,6 +89,7 @@ export class HttpPlugin {
       this.fail(req, res, writer, err as Error, clientGone.aborted);
     } finally {
       this.inFlight--;
+      measured?.(res.statusCode);
       if (payload) void payload.cleanup();
       if (this.config.accessLogs) this.accessLog(req, res, writer, started);
     }
@@ -101,7 +107,10 @@ export class HttpPlugin {
     }
     const where = `${req.method} ${req.url}`;
     if (err instanceof SoftJobError) this.log.error({ request: where }, `worker error: ${err.message}`);
-    else if (err instanceof NoFreeWorkersError || err instanceof QueueFullError) this.log.error({ request: where }, err.message);
+    else if (err instanceof NoFreeWorkersError || err instanceof QueueFullError) {
+      if (err instanceof NoFreeWorkersError) this.metrics?.noFreeWorkers();
+      this.log.error({ request: where }, err.message);
+    }
     else this.log.error({ request: where, code: (err as RrtsError).code }, `request failed: ${err.message}`);
     if (writer.headersSent || res.headersSent) {
       res.destroy(); // the head is out: the client must see a broken response, not a complete one
@@ -128,11 +137,4 @@ export class HttpPlugin {
       'http access log',
     );
   }
-}
-
-/** `host:port`, `:port` (all interfaces) or `[v6]:port`. */
-export function splitAddress(address: string): { host: string | undefined; port: number } {
-  const i = address.lastIndexOf(':');
-  const host = address.slice(0, i).replace(/^\[|\]$/g, '');
-  return { host: host === '' ? undefined : host, port: Number(address.slice(i + 1)) };
 }

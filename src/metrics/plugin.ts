@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
 import type { MetricsConfig } from '../config/types.js';
 import { ConfigError, RrtsError } from '../errors.js';
-import { splitAddress } from '../http/server.js';
+import { splitAddress } from '../address.js';
 import { describeWorkers, type WorkerInfo } from '../pool/info.js';
 import type { WorkerPool } from '../pool/pool.js';
 import { HttpMetrics } from './http-middleware.js';

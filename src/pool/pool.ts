@@ -29,7 +29,14 @@ export class PoolStoppedError extends RrtsError {
   }
 }
 
+/** Hooks for the metrics plugin. */
+export interface PoolObserver {
+  workerStarted?(seconds: number): void;
+  masterRestarted?(): void;
+}
+
 export class WorkerPool {
+  observer: PoolObserver | null = null;
   /** Workers that count towards num_workers (not retiring). */
   private readonly workers = new Set<Worker>();
   /** Workers being stopped (kept so destroy() can wait for them). */
@@ -59,6 +66,7 @@ export class WorkerPool {
     };
     if ('onMasterRestart' in spawner) {
       spawner.onMasterRestart = () => {
+        this.observer?.masterRestarted?.();
         this.log.info('replacing the workers of the dead fork master');
         this.reset({ renewSpawner: false }).catch((err: Error) => this.log.error(`cannot replace the workers: ${err.message}`));
       };
@@ -318,8 +326,10 @@ export class WorkerPool {
 
   private async spawnWorker(generation: number): Promise<Worker> {
     this.spawning++;
+    const started = process.hrtime.bigint();
     try {
       const w = await this.spawner.spawnWorker(this.events);
+      this.observer?.workerStarted?.(Number(process.hrtime.bigint() - started) / 1e9);
       w.generation = generation;
       const maxJobs = this.config.maxJobs;
       // RoadRunner adds 0-14 % jitter so workers do not all recycle together.

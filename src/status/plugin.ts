@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { StatusConfig } from '../config/types.js';
-import { splitAddress } from '../http/server.js';
+import { splitAddress } from '../address.js';
 import type { WorkerPool } from '../pool/pool.js';
 import { WorkerState } from '../worker/state.js';
 

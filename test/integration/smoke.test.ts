@@ -1,7 +1,7 @@
 // The smoke cases over every relay (pipes, unix, tcp): a real rrts, real php workers, real HTTP over loopback.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { alive, startRrts, type Mode, type Relay, type RrtsInstance } from './harness.js';
+import { alive, freePort, startRrts, type Mode, type Relay, type RrtsInstance } from './harness.js';
 import { bigBody, request, sha256 } from './client.js';
 
 // Exec mode over each relay; fork mode always uses its private unix socket.
@@ -15,8 +15,10 @@ const CASES: Array<{ mode: Mode; relay: Relay }> = [
 for (const { mode, relay } of CASES) {
   describe(mode === 'fork' ? 'smoke in fork mode' : `smoke over ${relay}`, () => {
     let rr: RrtsInstance;
+    let rpcListen = '';
     before(async () => {
-      rr = await startRrts({ mode, relay, workers: 2, config: { rpc: { listen: 'tcp://127.0.0.1:6001' } } });
+      rpcListen = `tcp://127.0.0.1:${await freePort()}`;
+      rr = await startRrts({ mode, relay, workers: 2, config: { rpc: { listen: rpcListen } } });
     });
     after(async () => {
       await rr?.stop();
@@ -57,7 +59,7 @@ for (const { mode, relay } of CASES) {
       const r = await request(`${rr.url}/env`);
       const env = JSON.parse(r.body.toString());
       assert.equal(env.server.RR_MODE, 'http');
-      assert.equal(env.server.RR_RPC, 'tcp://127.0.0.1:6001');
+      assert.equal(env.server.RR_RPC, rpcListen);
       assert.ok(env.server.RR_VERSION);
       if (mode === 'fork') assert.match(env.server.RR_RELAY, /^unix:\/\//);
       else if (relay === 'pipes') assert.equal(env.server.RR_RELAY, 'pipes');

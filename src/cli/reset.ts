@@ -1,0 +1,38 @@
+// `rrts reset [plugin...]`: reset the workers of the named plugins (all resettable ones by default) concurrently,
+// like `rr reset` (compat.md §2.4), but unlike rr an unknown plugin or a failed reset prints the error and exits 1.
+// Progress lines go to stdout (rr logs them to stderr) and are suppressed by -s; errors go to stderr.
+import type { GlobalOptions } from './options.js';
+import { connectFromConfig } from './rpc-client.js';
+
+/** A rolling reset waits for fresh workers to boot; give slow applications room. */
+const RESET_TIMEOUT_MS = 10 * 60_000;
+
+export async function resetCommand(plugins: string[], globals: GlobalOptions): Promise<void> {
+  const client = await connectFromConfig(globals);
+  const say = (line: string): void => {
+    if (!globals.silent) process.stdout.write(`${line}\n`);
+  };
+  let failed = false;
+  try {
+    const names = plugins.length > 0 ? plugins : ((await client.call<string[] | null>('resetter.List', true)) ?? []);
+    await Promise.all(
+      names.map(async (name) => {
+        say(`resetting plugin: [${name}]`);
+        const started = performance.now();
+        try {
+          await client.call('resetter.Reset', name, RESET_TIMEOUT_MS);
+          say(`plugin reset: [${name}] in ${Math.round(performance.now() - started)} ms`);
+        } catch (err) {
+          failed = true;
+          process.stderr.write(`plugin reset failed: [${name}]: ${(err as Error).message}\n`);
+        }
+      }),
+    );
+  } catch (err) {
+    failed = true;
+    process.stderr.write(`${(err as Error).message}\n`);
+  } finally {
+    client.close();
+  }
+  if (failed) process.exitCode = 1;
+}

@@ -1,0 +1,94 @@
+// The RPC codecs (protocol.md §5.2): which codec a request asks for, decoding its argument, encoding a result.
+// Pure functions over Buffer, no sockets. A Buffer result stands for Go's []byte: base64 over JSON, bytes elsewhere.
+import { Packr } from 'msgpackr';
+import { Flag } from '../goridge/flags.js';
+
+export type CodecName = 'proto' | 'json' | 'raw' | 'msgpack' | 'gob';
+
+export interface Codec {
+  name: CodecName;
+  /** The one flag bit the response carries. */
+  flag: number;
+}
+
+const PROTO: Codec = { name: 'proto', flag: Flag.CODEC_PROTO };
+const JSON_CODEC: Codec = { name: 'json', flag: Flag.CODEC_JSON };
+const RAW: Codec = { name: 'raw', flag: Flag.CODEC_RAW };
+const MSGPACK: Codec = { name: 'msgpack', flag: Flag.CODEC_MSGPACK };
+const GOB: Codec = { name: 'gob', flag: Flag.CODEC_GOB };
+
+/** goridge's server-side priority: PROTO > JSON > RAW > MSGPACK > GOB; no codec bit at all means gob. */
+export function pickCodec(flags: number): Codec {
+  if (flags & Flag.CODEC_PROTO) return PROTO;
+  if (flags & Flag.CODEC_JSON) return JSON_CODEC;
+  if (flags & Flag.CODEC_RAW) return RAW;
+  if (flags & Flag.CODEC_MSGPACK) return MSGPACK;
+  return GOB;
+}
+
+/** The codecs rrts cannot speak; the request is answered with this error text instead. */
+export function unsupportedCodecMessage(codec: Codec): string | null {
+  if (codec.name === 'gob') {
+    return 'rrts does not support the gob RPC codec (flags 0x20, used by the Go `rr` CLI): use `rrts workers`/`rrts reset`, or the JSON, msgpack or raw codec';
+  }
+  if (codec.name === 'proto') return 'rrts does not support the protobuf RPC codec (flags 0x80): use the JSON, msgpack or raw codec';
+  return null;
+}
+
+/** An argument or result that the codec cannot handle; the text goes back to the caller as the call's error. */
+export class CodecError extends Error {}
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+/** Decode a request argument. Empty bytes give `undefined` (Go keeps the zero value). RAW gives the Buffer itself. */
+export function decodeArgument(codec: Codec, body: Buffer): unknown {
+  switch (codec.name) {
+    case 'raw':
+      return body;
+    case 'json':
+      if (body.length === 0) return undefined;
+      try {
+        return JSON.parse(body.toString('utf8'));
+      } catch (err) {
+        throw new CodecError(`json: ${(err as Error).message}`);
+      }
+    case 'msgpack':
+      if (body.length === 0) return undefined;
+      try {
+        return packr.unpack(body);
+      } catch (err) {
+        throw new CodecError(`msgpack: ${(err as Error).message}`);
+      }
+    default:
+      throw new CodecError(unsupportedCodecMessage(codec) ?? `unknown codec ${codec.name}`);
+  }
+}
+
+/** Encode a result. `undefined` travels as JSON null / msgpack nil. */
+export function encodeResult(codec: Codec, value: unknown): Buffer {
+  switch (codec.name) {
+    case 'raw':
+      if (Buffer.isBuffer(value)) return value;
+      if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+      if (typeof value === 'string') return Buffer.from(value, 'utf8');
+      throw new CodecError(`raw codec: the result is a ${value === null ? 'null' : typeof value}, not bytes`);
+    case 'json':
+      return Buffer.from(goJson(value), 'utf8');
+    case 'msgpack':
+      return packr.pack(value === undefined ? null : value);
+    default:
+      throw new CodecError(unsupportedCodecMessage(codec) ?? `unknown codec ${codec.name}`);
+  }
+}
+
+/**
+ * JSON as Go's encoding/json writes it: Buffers ([]byte) as base64 strings, and <, >, &, U+2028, U+2029 escaped
+ * (they can only occur inside strings, so escaping the whole text is safe).
+ */
+export function goJson(value: unknown): string {
+  const text = JSON.stringify(value === undefined ? null : value, function (this: Record<string, unknown>, key: string, v: unknown) {
+    const original = this[key];
+    return Buffer.isBuffer(original) || original instanceof Uint8Array ? Buffer.from(original).toString('base64') : v;
+  });
+  return text.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
