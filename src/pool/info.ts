@@ -1,8 +1,26 @@
 // What the informer reports about a pool's workers: RoadRunner's State shape (compat.md §4.2, protocol.md §5.4),
 // plus each worker's own memory (USS, PSS) for fork pools, where RSS counts the shared opcache in every worker.
-import pidusage from 'pidusage';
+import fs from 'node:fs';
 import type { WorkerPool } from './pool.js';
 import { readMemory } from './memory.js';
+
+/** Linux reports process times in clock ticks of 1/100 s on every architecture Node supports. */
+const CLOCK_TICKS = 100;
+
+/** CPU % over the process's whole life (CPU time / wall time since start), as rr's gopsutil figure. */
+export function lifetimeCpuPercent(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime + stime
+    const startedAt = Number(fields[19]) / CLOCK_TICKS; // seconds after boot
+    const uptime = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    const alive = uptime - startedAt;
+    return alive > 0 ? Math.round((cpuSeconds / alive) * 10000) / 100 : 0;
+  } catch {
+    return 0;
+  }
+}
 
 export interface WorkerInfo {
   pid: number;
@@ -25,11 +43,9 @@ export interface WorkerInfo {
 export async function describeWorkers(pool: WorkerPool): Promise<WorkerInfo[]> {
   const workers = pool.list();
   const pids = workers.map((w) => w.pid);
-  const usage = pids.length > 0 ? await pidusage(pids).catch(() => ({}) as Record<string, { memory: number; cpu: number }>) : {};
   const memory = await Promise.all(pids.map((pid) => readMemory(pid)));
   return workers
     .map((w, i) => {
-      const u = (usage as Record<string, { memory: number; cpu: number } | undefined>)[String(w.pid)];
       const m = memory[i];
       return {
         pid: w.pid,
@@ -37,8 +53,8 @@ export async function describeWorkers(pool: WorkerPool): Promise<WorkerInfo[]> {
         statusStr: w.statusName,
         numExecs: w.numExecs,
         created: w.created * 1e6,
-        memoryUsage: u?.memory ?? m?.rss ?? 0,
-        CPUPercent: u?.cpu ?? 0,
+        memoryUsage: m?.rss ?? 0,
+        CPUPercent: lifetimeCpuPercent(w.pid),
         command: '',
         uss: m?.uss ?? 0,
         pss: m?.pss ?? 0,
