@@ -18,6 +18,8 @@ import type { Spawner } from './spawn/spawner.js';
 import { RR_COMPAT_VERSION } from './version.js';
 import { RrtsError } from './errors.js';
 import { RpcPlugin } from './rpc/server.js';
+import { trackChildProcess } from './system/children.js';
+import { resolveIdentity, type Identity } from './system/users.js';
 import { registerCoreServices } from './rpc/services.js';
 
 /** The environment of a worker, in RoadRunner's order (compat.md §3.9): later entries win. */
@@ -44,6 +46,9 @@ export class RrtsServer {
   status: StatusPlugin | null = null;
   private supervisors: Supervisor[] = [];
   private stopped = false;
+  /** server.user/server.group as uid/gid (null: workers run as rrts's user) */
+  private workerIdentity: Identity | null = null;
+  private onInitIdentity: Identity | null = null;
 
   constructor(
     readonly config: Config,
@@ -63,6 +68,18 @@ export class RrtsServer {
    */
   async start(): Promise<void> {
     const { config } = this;
+    // Before anything listens: a user rrts cannot switch to is a config error.
+    this.workerIdentity = resolveIdentity({
+      user: config.server.user,
+      group: config.server.group,
+      userKey: 'server.user',
+      groupKey: 'server.group',
+      file: config.file,
+    });
+    // As in rr, on_init runs as server.on_init.user (not server.user) when that is set.
+    if (config.server.onInit) {
+      this.onInitIdentity = resolveIdentity({ user: config.server.onInit.user, userKey: 'server.on_init.user', file: config.file });
+    }
     if (config.metrics) await this.startMetrics();
     if (config.rpc) await this.startRpc(config.rpc.listen);
     if (config.server.onInit) await this.runOnInit();
@@ -176,6 +193,7 @@ export class RrtsServer {
       allocateTimeoutMs: poolConfig.allocateTimeout,
       streamTimeoutMs: poolConfig.streamTimeout,
       log,
+      identity: this.workerIdentity,
     };
     const fork = this.config.server.fork;
     if (!fork.enabled) return new ExecSpawner({ ...common, command, relay: this.config.server.relay });
@@ -189,7 +207,13 @@ export class RrtsServer {
     const onInit = this.config.server.onInit!;
     const log: Logger = this.logs.channel('server');
     const env = { ...onInit.env, ...process.env };
-    const child = spawn(onInit.command[0]!, onInit.command.slice(1), { cwd: this.config.workDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(onInit.command[0]!, onInit.command.slice(1), {
+      cwd: this.config.workDir,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(this.onInitIdentity ?? {}),
+    });
+    trackChildProcess(child);
     const pid = child.pid ?? 0;
     child.stdout?.on('data', (c: Buffer) => logWorkerOutput(log, pid, c));
     child.stderr?.on('data', (c: Buffer) => logWorkerOutput(log, pid, c));

@@ -3,6 +3,8 @@
 import fs from 'node:fs';
 import { createLogs } from '../log/index.js';
 import { RrtsServer } from '../server.js';
+import { OrphanReaper } from '../system/orphans.js';
+import { SdNotifier } from '../system/sdnotify.js';
 import { RRTS_VERSION } from '../version.js';
 import { die, loadConfigOrExit, pidFilePath, type GlobalOptions } from './options.js';
 
@@ -26,7 +28,12 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
     if (pidFile) fs.rmSync(pidFile, { force: true });
   };
 
+  // Subreaper (and maybe PID 1 of a container): whatever the workers leave behind comes to us to be reaped.
+  const orphans = new OrphanReaper(logs.channel('rrts'));
+  orphans.start();
+
   const server = new RrtsServer(config, logs);
+  const systemd = new SdNotifier(log, { watchdogSec: config.endure.watchdogSec });
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -36,6 +43,7 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
       process.exit(1);
     }
     stopping = true;
+    systemd.stopping();
     say(`stop signal received (${signal}), grace timeout is: ${Math.round(config.endure.gracePeriod / 1000)} seconds`);
     server.stop(config.endure.gracePeriod).then(
       () => {
@@ -58,10 +66,14 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
     if (stopping || resetting) return;
     resetting = true;
     log.info(`${signal} received: resetting the workers of every pool`);
+    systemd.reloading();
     server
       .resetAll()
       .catch((err: Error) => log.error(`reset failed, the old workers keep serving: ${err.message}`))
-      .finally(() => (resetting = false));
+      .finally(() => {
+        resetting = false;
+        if (!stopping) systemd.reloaded();
+      });
   };
   for (const sig of ['SIGHUP', 'SIGUSR2'] as const) process.on(sig, onReload);
   // The daemon must outlive a bug in one request's path: log it and keep serving.
@@ -77,5 +89,6 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
     removePidFile();
     die(`serve: ${(err as Error).message}`);
   }
+  systemd.ready();
   say(`[INFO] rrts server started; version: ${RRTS_VERSION}`);
 }

@@ -1,5 +1,6 @@
 // Typed access to the native addon (build/Release/rrts_native.node): pidfds, the child-subreaper flag and
-// SO_PEERCRED, which fork mode needs and Node lacks. Loaded lazily, once; callers check nativeUnavailableReason().
+// SO_PEERCRED, which fork mode needs and Node lacks, and a unix datagram send for systemd notifications.
+// Loaded lazily, once; callers check nativeUnavailableReason().
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
@@ -45,6 +46,11 @@ export interface NativeAddon {
   isChildSubreaper(): boolean;
   /** getsockopt(fd, SOL_SOCKET, SO_PEERCRED) of a connected unix socket. */
   peerCred(fd: number): PeerCredentials;
+  /**
+   * One datagram to a unix SOCK_DGRAM socket (socket, sendto, close), e.g. systemd's NOTIFY_SOCKET. A path that
+   * starts with '@' is an abstract socket name. ENOENT/ECONNREFUSED when nobody listens there.
+   */
+  sendUnixDatagram(path: string, data: Buffer): void;
 }
 
 const ADDON_PATH = join('build', 'Release', 'rrts_native.node');

@@ -1,14 +1,17 @@
 // rrts_native: the few Linux process primitives fork mode needs and Node lacks: pidfd_open, pidfd_send_signal,
-// a libuv poll on a pidfd (readable = the process exited), PR_SET_CHILD_SUBREAPER and SO_PEERCRED.
+// a libuv poll on a pidfd (readable = the process exited), PR_SET_CHILD_SUBREAPER, SO_PEERCRED, and one unix
+// datagram send (systemd notifications).
 // Node-API only (NAPI_VERSION 8, set in binding.gyp), so one build serves every Node >= 20 on the same platform.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -52,6 +55,8 @@ static const char *errno_name(int err) {
     case ENOPROTOOPT: return "ENOPROTOOPT";
     case EOPNOTSUPP: return "EOPNOTSUPP";
     case ENOTCONN: return "ENOTCONN";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case EMSGSIZE: return "EMSGSIZE";
     default: return NULL;
   }
 }
@@ -473,6 +478,64 @@ static napi_value watch_pidfd_js(napi_env env, napi_callback_info info) {
 
 // ---------------------------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------------------------
+// sendUnixDatagram(path, buffer): one datagram to a unix SOCK_DGRAM socket (systemd's NOTIFY_SOCKET), which Node
+// cannot do. A path starting with '@' names an abstract socket (leading NUL). socket, sendto, close: no state kept.
+
+static napi_value send_unix_datagram_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_TRY(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_valuetype type = napi_undefined;
+  if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_string) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "path must be a string");
+    return NULL;
+  }
+  bool is_buffer = false;
+  if (argc < 2 || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "data must be a Buffer");
+    return NULL;
+  }
+
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  char path[sizeof addr.sun_path + 1];
+  size_t path_len = 0;
+  NAPI_TRY(env, napi_get_value_string_utf8(env, argv[0], path, sizeof path, &path_len));
+  if (path_len == 0 || path_len > sizeof addr.sun_path - (path[0] == '@' ? 0 : 1)) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "path must be 1 to 107 bytes long");
+    return NULL;
+  }
+  memcpy(addr.sun_path, path, path_len);
+  if (path[0] == '@') addr.sun_path[0] = '\0';
+  socklen_t addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len + (path[0] == '@' ? 0 : 1));
+
+  void *data = NULL;
+  size_t data_len = 0;
+  NAPI_TRY(env, napi_get_buffer_info(env, argv[1], &data, &data_len));
+
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    throw_errno(env, "socket", errno);
+    return NULL;
+  }
+  ssize_t sent;
+  do {
+    sent = sendto(fd, data, data_len, MSG_NOSIGNAL, (struct sockaddr *)&addr, addr_len);
+  } while (sent < 0 && errno == EINTR);
+  int err = errno;
+  close(fd);
+  if (sent < 0) {
+    char call[160];
+    snprintf(call, sizeof call, "sendto(%s)", path);
+    throw_errno_call(env, "sendto", call, err);
+    return NULL;
+  }
+  return NULL;
+}
+
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor exports_list[] = {
     {"pidfdOpen", NULL, pidfd_open_js, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -482,6 +545,7 @@ NAPI_MODULE_INIT() {
     {"setChildSubreaper", NULL, set_child_subreaper_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"isChildSubreaper", NULL, is_child_subreaper_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"peerCred", NULL, peer_cred_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"sendUnixDatagram", NULL, send_unix_datagram_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof exports_list / sizeof exports_list[0], exports_list) != napi_ok) {
     return NULL;

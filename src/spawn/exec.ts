@@ -1,6 +1,7 @@
 // Exec mode: child_process.spawn(server.command) per worker, in its own process group, with the RR_* environment;
 // the worker is ready when it answers the pid handshake over pipes or over the socket relay.
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { ProtocolError, WorkerError } from '../errors.js';
 import type { Frame } from '../goridge/frame.js';
@@ -11,6 +12,8 @@ import { logWorkerOutput } from '../log/index.js';
 import { Worker, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo, type WorkerProcess } from '../worker/process.js';
 import type { Spawner } from './spawner.js';
+import { trackChildProcess } from '../system/children.js';
+import type { Identity } from '../system/users.js';
 
 export interface ExecSpawnerOptions {
   command: readonly string[];
@@ -21,6 +24,8 @@ export interface ExecSpawnerOptions {
   allocateTimeoutMs: number;
   streamTimeoutMs: number;
   log: Logger;
+  /** server.user/group: the uid/gid workers run with (rrts is root then) */
+  identity?: Identity | null;
 }
 
 const STDERR_TAIL_BYTES = 4096;
@@ -63,8 +68,12 @@ export class ExecSpawner implements Spawner {
 
   async start(): Promise<void> {
     if (this.opts.relay === 'pipes' || this.opts.relay === '') return;
-    this.listener = new SocketRelayListener(parseRelayAddress(this.opts.relay, this.opts.cwd), this.opts.log, this.opts.allocateTimeoutMs);
+    const address = parseRelayAddress(this.opts.relay, this.opts.cwd);
+    this.listener = new SocketRelayListener(address, this.opts.log, this.opts.allocateTimeoutMs);
     await this.listener.listen();
+    // Workers running as server.user must be able to connect (connect(2) needs write permission on the socket).
+    const id = this.opts.identity;
+    if (id && address.kind === 'unix') fs.chownSync(address.path, id.uid, id.gid);
   }
 
   async close(): Promise<void> {
@@ -78,8 +87,10 @@ export class ExecSpawner implements Spawner {
       cwd,
       env,
       detached: true, // own process group: a terminal's Ctrl-C reaches rrts only
+      ...(this.opts.identity ?? {}),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
+    trackChildProcess(child); // its exit status is libuv's: the orphan reaper keeps off
     const pid = await childPid(child, command);
     const handle = new ChildHandle(child, pid, log);
     try {

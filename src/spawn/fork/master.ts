@@ -12,6 +12,8 @@ import { WorkerError } from '../../errors.js';
 import { logWorkerOutput } from '../../log/index.js';
 import type { PhpCommand } from '../../config/php-command.js';
 import { describeExit, type ExitInfo } from '../../worker/process.js';
+import { trackChildProcess } from '../../system/children.js';
+import type { Identity } from '../../system/users.js';
 
 export const MASTER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../php/master.php');
 
@@ -25,6 +27,8 @@ export interface MasterOptions {
   log: Logger;
   /** how long the master may take to preload and report ready */
   readyTimeoutMs: number;
+  /** server.user/group: uid/gid of the master, inherited by every forked worker */
+  identity?: Identity | null;
 }
 
 export interface ReadyInfo {
@@ -83,8 +87,9 @@ export class ForkMaster {
     const args = [...command.flags, '-d', 'opcache.enable_cli=1', MASTER_SCRIPT, `--script=${command.script}`];
     if (preload) args.push(`--preload=${preload}`);
     if (command.args.length > 0) args.push('--', ...command.args);
-    const child = spawn(command.php, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(command.php, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], ...(this.opts.identity ?? {}) });
     this.child = child;
+    trackChildProcess(child);
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('error', (err) => reject(new WorkerError(`cannot start the fork master '${command.php}': ${(err as NodeJS.ErrnoException).code ?? err.message}`, 'ERR_MASTER_BOOT')));
       child.once('spawn', () => resolve(child.pid!));

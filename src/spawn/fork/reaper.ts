@@ -8,6 +8,7 @@ import { loadNative, nativeUnavailableReason, type NativeAddon } from '../../nat
 import type { ExitInfo, WorkerProcess } from '../../worker/process.js';
 import type { ForkMaster } from './master.js';
 import os from 'node:os';
+import { registerChild, unregisterChild } from '../../system/children.js';
 
 const PROC_POLL_MS = 100;
 // posix-node is CommonJS with `exports.default`; its functions are optional in its types.
@@ -48,6 +49,7 @@ export class Reaper {
 
   /** A WorkerProcess for a forked child whose exit is watched from now on. */
   watch(pid: number, master: ForkMaster): ForkedProcess {
+    registerChild(pid); // if its master dies it is ours to reap, not the orphan reaper's
     const fd = this.openPidfd(pid);
     return new ForkedProcess(pid, master, fd, this.native, this.log);
   }
@@ -116,7 +118,9 @@ export class ForkedProcess implements WorkerProcess {
     if (this.poll) clearInterval(this.poll);
     if (this.pidfd !== null && this.native) this.native.closeFd(this.pidfd);
     this.pidfd = null;
-    this.resolveExit(await this.reap());
+    const exit = await this.reap();
+    unregisterChild(this.pid);
+    this.resolveExit(exit);
   }
 
   /** Reap by the current parent: the master if it still has the child, else rrts (re-parented orphan). */

@@ -14,6 +14,7 @@ import { Worker, type WorkerEvents } from '../../worker/worker.js';
 import type { Spawner } from '../spawner.js';
 import { ForkMaster } from './master.js';
 import { procStat, Reaper } from './reaper.js';
+import type { Identity } from '../../system/users.js';
 
 export interface ForkSpawnerOptions {
   command: PhpCommand;
@@ -24,6 +25,8 @@ export interface ForkSpawnerOptions {
   allocateTimeoutMs: number;
   streamTimeoutMs: number;
   log: Logger;
+  /** server.user/group: the master (and so every worker) runs with this uid/gid */
+  identity?: Identity | null;
 }
 
 const MASTER_BACKOFF_START_MS = 100;
@@ -59,6 +62,12 @@ export class ForkSpawner implements Spawner {
     this.listener = new SocketRelayListener({ kind: 'unix', host: '', port: 0, path: socket }, this.opts.log, this.opts.allocateTimeoutMs);
     this.listener.acceptPid = (pid, sock) => this.isOurChild(pid, sock);
     await this.listener.listen();
+    const id = this.opts.identity;
+    if (id) {
+      // the workers run as server.user: the private dir and socket become theirs (still 0700: nobody else's)
+      fs.chownSync(this.runtimeDir, id.uid, id.gid);
+      fs.chownSync(socket, id.uid, id.gid);
+    }
     const relay = `unix://${socket}`;
     this.childEnv = Object.fromEntries(Object.entries({ ...this.opts.env, RR_RELAY: relay }).filter((e): e is [string, string] => e[1] !== undefined));
     try {
@@ -149,6 +158,7 @@ export class ForkSpawner implements Spawner {
       cwd: this.opts.cwd,
       log: this.opts.log,
       readyTimeoutMs: this.opts.allocateTimeoutMs,
+      identity: this.opts.identity ?? null,
     });
     const info = await master.start();
     this.opts.log.info({ pid: info.pid, php: info.php, opcache: info.opcache, preload: info.preload }, `fork master ${info.pid} is ready`);

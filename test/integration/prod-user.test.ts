@@ -1,0 +1,77 @@
+// server.user: with rrts as root, exec workers, the fork master and its workers, and on_init (server.on_init.user)
+// run as that user, and still serve; an unknown user stops the start with a message naming server.user.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { FIXTURE, MODES } from './harness.js';
+import { get, serve, statusField } from './prod-harness.js';
+
+const NOBODY = 65534;
+const isRoot = process.geteuid?.() === 0;
+
+for (const mode of MODES) {
+  describe(`server.user (${mode} mode)`, { skip: !isRoot && 'needs root', timeout: 60_000 }, () => {
+    test('workers (and the fork master) run as nobody and serve', async () => {
+      const rrts = await serve({
+        dirMode: 0o755,
+        config: {
+          server: {
+            command: `php ${FIXTURE}`,
+            user: 'nobody',
+            fork: { enabled: mode === 'fork' },
+            on_init: { command: 'id -u -n', user: 'nobody' },
+          },
+        },
+      });
+      try {
+        const expected = mode === 'fork' ? 3 : 2; // 2 workers (+ the master)
+        await rrts.waitFor(() => rrts.descendants().length === expected, `${expected} processes under rrts`);
+        const all = rrts.descendants();
+        for (const pid of all) {
+          assert.equal(statusField(pid, 'Uid'), `${NOBODY}\t${NOBODY}\t${NOBODY}\t${NOBODY}`, `uid of ${pid}`);
+          assert.equal(statusField(pid, 'Gid'), `${NOBODY}\t${NOBODY}\t${NOBODY}\t${NOBODY}`, `gid of ${pid}`);
+          assert.equal(statusField(pid, 'Groups'), '', `supplementary groups of ${pid}`);
+        }
+        for (let i = 0; i < 10; i++) {
+          const r = await get(`${rrts.url}/pid`);
+          assert.equal(r.kind, 'ok');
+          assert.ok(all.includes(Number(r.body)), `answered by ${r.body}`);
+        }
+        assert.match(rrts.stderr, /nobody/, 'on_init ran as nobody');
+        rrts.proc.kill('SIGTERM');
+        assert.equal((await rrts.exited).code, 0, rrts.stderr.slice(-2000));
+      } finally {
+        await rrts.kill();
+      }
+    });
+
+    if (mode === 'exec') {
+      test('a unix socket relay is usable by the workers', async () => {
+        const rrts = await serve({
+          dirMode: 0o755,
+          config: { server: { command: `php ${FIXTURE}`, user: 'nobody', relay: 'unix://relay.sock' } },
+        });
+        try {
+          const r = await get(`${rrts.url}/pid`);
+          assert.equal(r.kind, 'ok');
+          assert.equal(statusField(Number(r.body), 'Uid')?.split('\t')[0], String(NOBODY));
+        } finally {
+          await rrts.kill();
+        }
+      });
+    }
+
+    test('an unknown user is a config error naming server.user', async () => {
+      const rrts = await serve({
+        expectFailure: true,
+        config: { server: { command: `php ${FIXTURE}`, user: 'no-such-user-here', fork: { enabled: mode === 'fork' } } },
+      });
+      try {
+        const exit = await rrts.exited;
+        assert.equal(exit.code, 1);
+        assert.match(rrts.stderr, /key 'server\.user'.*unknown user "no-such-user-here"/);
+      } finally {
+        await rrts.kill();
+      }
+    });
+  });
+}
