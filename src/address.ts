@@ -1,7 +1,44 @@
-// `host:port` listen addresses as RoadRunner writes them: `127.0.0.1:8080`, `:8080` (all interfaces), `[::1]:8080`.
+// Addresses as RoadRunner writes them: `host:port` for HTTP-like listeners (`127.0.0.1:8080`, `:8080` = all
+// interfaces, `[::1]:8080`), and `tcp://host:port` / `unix://path` DSNs for rpc.listen and socket relays.
+import net from 'node:net';
+import path from 'node:path';
 
 export function splitAddress(address: string): { host: string | undefined; port: number } {
   const i = address.lastIndexOf(':');
   const host = address.slice(0, i).replace(/^\[|\]$/g, '');
   return { host: host === '' ? undefined : host, port: Number(address.slice(i + 1)) };
+}
+
+
+export type ListenAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+
+/** Parse a DSN; throws an Error whose text names what is wrong. */
+export function parseListenAddress(listen: string, cwd: string): ListenAddress {
+  const m = /^(tcp|unix):\/\/(.*)$/i.exec(listen.trim());
+  if (!m) throw new Error(`invalid socket DSN (tcp://:6001, unix://file.sock), got ${JSON.stringify(listen)}`);
+  const rest = m[2]!;
+  if (m[1]!.toLowerCase() === 'unix') {
+    if (!rest) throw new Error(`invalid socket DSN ${JSON.stringify(listen)}: the unix socket path is empty`);
+    return { kind: 'unix', path: path.resolve(cwd, rest) };
+  }
+  const hp = /^(.*):(\d{1,5})$/.exec(rest);
+  const port = hp ? Number(hp[2]) : NaN;
+  if (!hp || port > 65535) throw new Error(`invalid socket DSN ${JSON.stringify(listen)}: expected tcp://host:port`);
+  return { kind: 'tcp', host: hp[1]!.replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+/** A tcp address only this machine can reach (an empty host listens on every interface). */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (net.isIPv4(h)) return h.startsWith('127.');
+  if (net.isIPv6(h)) return h === '::1' || /^::ffff:127\./.test(h);
+  return false;
+}
+
+/** `tcp://127.0.0.1:6001`, `tcp://[::1]:6001`, `unix:///run/rr.sock`. */
+export function formatListenAddress(address: ListenAddress): string {
+  if (address.kind === 'unix') return `unix://${address.path}`;
+  const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+  return `tcp://${host}:${address.port}`;
 }

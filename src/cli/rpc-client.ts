@@ -5,7 +5,7 @@ import { RrtsError } from '../errors.js';
 import { Flag } from '../goridge/flags.js';
 import { FrameDecoder } from '../goridge/frame.js';
 import { decodeRpc, encodeRpc } from '../goridge/messages.js';
-import { formatListenAddress, parseListenAddress, type ListenAddress } from '../rpc/address.js';
+import { formatListenAddress, parseListenAddress, type ListenAddress } from '../address.js';
 import { die, loadConfigOrExit, type GlobalOptions } from './options.js';
 
 /** The server answered a call with an error, or the call could not complete. */

@@ -6,26 +6,9 @@ import path from 'node:path';
 import { DEFAULT_MAX_PAYLOAD, FrameDecoder } from '../goridge/frame.js';
 import { parsePidReply, pidRequest } from '../goridge/messages.js';
 import { FrameRelay } from './relay.js';
+import type { ListenAddress } from '../address.js';
 import { WorkerError } from '../errors.js';
 import type { Logger } from 'pino';
-
-export interface RelayAddress {
-  kind: 'tcp' | 'unix';
-  host: string;
-  port: number;
-  /** unix socket path, absolute */
-  path: string;
-}
-
-/** Parse `tcp://host:port` or `unix://path` (relative paths against `baseDir`). */
-export function parseRelayAddress(relay: string, baseDir: string): RelayAddress {
-  const m = /^(tcp|unix):\/\/(.+)$/i.exec(relay);
-  if (!m) throw new Error(`unsupported relay '${relay}'`);
-  if (m[1]!.toLowerCase() === 'unix') return { kind: 'unix', host: '', port: 0, path: path.resolve(baseDir, m[2]!) };
-  const hp = /^(.*):(\d+)$/.exec(m[2]!);
-  if (!hp || !hp[1]) throw new Error(`relay '${relay}' needs host:port`);
-  return { kind: 'tcp', host: hp[1].replace(/^\[|\]$/g, ''), port: Number(hp[2]), path: '' };
-}
 
 export interface AcceptedWorker {
   pid: number;
@@ -48,7 +31,7 @@ export class SocketRelayListener {
   acceptPid: (pid: number, socket: net.Socket) => boolean = () => true;
 
   constructor(
-    readonly address: RelayAddress,
+    readonly address: ListenAddress,
     private readonly log: Logger,
     private readonly handshakeTimeoutMs = HANDSHAKE_TIMEOUT_MS,
   ) {}
@@ -106,7 +89,7 @@ export class SocketRelayListener {
     socket.setNoDelay(true);
     const decoder = new FrameDecoder({ maxPayload: 64 * 1024 });
     const drop = (why: string): void => {
-      this.log.warn({ remote: socket.remoteAddress ?? this.address.path }, `worker connection dropped: ${why}`);
+      this.log.warn({ remote: socket.remoteAddress ?? (this.address.kind === 'unix' ? this.address.path : '') }, `worker connection dropped: ${why}`);
       socket.destroy();
     };
     const timer = setTimeout(() => drop('no pid handshake in time'), this.handshakeTimeoutMs);

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { Flag } from '../goridge/flags.js';
 import { FrameDecoder, type Frame } from '../goridge/frame.js';
 import { decodeRpc, encodeRpc, type RpcMessage } from '../goridge/messages.js';
-import { formatListenAddress, isLoopback, parseListenAddress, type ListenAddress } from './address.js';
+import { formatListenAddress, isLoopback, parseListenAddress, type ListenAddress } from '../address.js';
 import { decodeArgument, encodeResult, pickCodec, unsupportedCodecMessage } from './codec.js';
 
 export type RpcMethod = (arg: unknown) => Promise<unknown> | unknown;

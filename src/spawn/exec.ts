@@ -7,7 +7,8 @@ import { ProtocolError, WorkerError } from '../errors.js';
 import type { Frame } from '../goridge/frame.js';
 import { parsePidReply, pidRequest } from '../goridge/messages.js';
 import { FrameRelay } from '../relay/relay.js';
-import { parseRelayAddress, SocketRelayListener } from '../relay/listener.js';
+import { SocketRelayListener } from '../relay/listener.js';
+import { parseListenAddress } from '../address.js';
 import { logWorkerOutput } from '../log/index.js';
 import { Worker, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo, type WorkerProcess } from '../worker/process.js';
@@ -68,7 +69,7 @@ export class ExecSpawner implements Spawner {
 
   async start(): Promise<void> {
     if (this.opts.relay === 'pipes' || this.opts.relay === '') return;
-    const address = parseRelayAddress(this.opts.relay, this.opts.cwd);
+    const address = parseListenAddress(this.opts.relay, this.opts.cwd);
     this.listener = new SocketRelayListener(address, this.opts.log, this.opts.allocateTimeoutMs);
     await this.listener.listen();
     // Workers running as server.user must be able to connect (connect(2) needs write permission on the socket).

@@ -59,7 +59,7 @@ export class ForkSpawner implements Spawner {
     this.reaper.becomeSubreaper();
     this.runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-')); // 0700
     const socket = path.join(this.runtimeDir, 'workers.sock');
-    this.listener = new SocketRelayListener({ kind: 'unix', host: '', port: 0, path: socket }, this.opts.log, this.opts.allocateTimeoutMs);
+    this.listener = new SocketRelayListener({ kind: 'unix', path: socket }, this.opts.log, this.opts.allocateTimeoutMs);
     this.listener.acceptPid = (pid, sock) => this.isOurChild(pid, sock);
     await this.listener.listen();
     const id = this.opts.identity;
