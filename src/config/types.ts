@@ -69,6 +69,73 @@ export interface HttpConfig {
   trustedSubnets: readonly string[];
   uploads: UploadsConfig;
   pool: PoolConfig;
+  /** null when http.ssl is absent. */
+  ssl: SslConfig | null;
+  http2: Http2Config;
+  /** rrts extension: status for NoFreeWorkersError / QueueFullError (default internalErrorCode). */
+  noFreeWorkersCode: number;
+  /** rrts extension: status when a job ran past exec_ttl (default internalErrorCode). */
+  execTtlCode: number;
+  /** rrts extension: ms a client may take to send its headers (Node's headersTimeout). */
+  readHeaderTimeout: number;
+  /** rrts extension: ms a client may take to send the whole request (Node's requestTimeout). */
+  readTimeout: number;
+  /** http.headers (the `headers` middleware). */
+  headers: HeadersConfig;
+  /** http.static (the `static` middleware); null when `static` is not in http.middleware. */
+  static: StaticConfig | null;
+}
+
+export type ClientAuthType =
+  | 'no_client_cert'
+  | 'request_client_cert'
+  | 'require_any_client_cert'
+  | 'verify_client_cert_if_given'
+  | 'require_and_verify_client_cert';
+
+export interface SslConfig {
+  address: string;
+  redirect: boolean;
+  /** Absolute paths, checked readable at start. */
+  cert: string;
+  key: string;
+  rootCa: string | null;
+  clientAuthType: ClientAuthType;
+}
+
+export interface Http2Config {
+  h2c: boolean;
+  maxConcurrentStreams: number;
+}
+
+export interface CorsConfig {
+  allowedOrigin: string;
+  allowedOriginRegex: string;
+  allowedHeaders: string;
+  allowedMethods: string;
+  allowCredentials: boolean;
+  exposedHeaders: string;
+  /** seconds; 0 = not sent */
+  maxAge: number;
+}
+
+export interface HeadersConfig {
+  request: Readonly<Record<string, string>>;
+  response: Readonly<Record<string, string>>;
+  /** null when http.headers.cors is absent. */
+  cors: CorsConfig | null;
+}
+
+export interface StaticConfig {
+  /** Absolute, checked to exist at start. */
+  dir: string;
+  /** lower-cased extensions with the dot */
+  forbid: readonly string[];
+  allow: readonly string[];
+  calculateEtag: boolean;
+  weak: boolean;
+  request: Readonly<Record<string, string>>;
+  response: Readonly<Record<string, string>>;
 }
 
 export type LogMode = 'development' | 'production' | 'raw' | 'off';

@@ -18,6 +18,8 @@ export interface RequestPayloadOptions {
   uploads: UploadsConfig;
   /** The connection is TLS: `uri` starts with https://. */
   tls: boolean;
+  /** The client IP as found by proxy_ip_parser; default the peer address. */
+  remoteAddr?: string;
 }
 
 export interface RequestPayload {
@@ -62,7 +64,7 @@ export async function buildRequestPayload(req: AnyRequest, opts: RequestPayloadO
   const method = req.method ?? 'GET';
   const url = req.url ?? '/';
   const headers = collectHeaders(req.rawHeaders, http2);
-  const remoteAddr = clientIp(req.socket?.remoteAddress);
+  const remoteAddr = opts.remoteAddr ?? clientIp(req.socket?.remoteAddress);
   const protocol = `HTTP/${req.httpVersion}`;
   const uri = requestUri(req, url, http2, opts.tls);
   const cookies = parseCookies(headers['Cookie']);
@@ -132,7 +134,7 @@ export async function buildRequestPayload(req: AnyRequest, opts: RequestPayloadO
 }
 
 /** Client IP without port; an IPv4-mapped IPv6 address is shown as IPv4 (as Go does). */
-function clientIp(address: string | undefined): string {
+export function clientIp(address: string | undefined): string {
   if (address === undefined) return '';
   if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
   return address;

@@ -1,6 +1,7 @@
 // Turns a worker's answer (JSON context `{"status":…,"headers":{…}}` plus body, one frame or a stream of frames)
 // into the HTTP response: 1xx as informational responses, status and headers once, each body chunk written as it comes.
 import type { ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
 import { RrtsError } from '../errors.js';
 import type { ReplyChunk, ReplySink } from '../worker/worker.js';
 
@@ -44,15 +45,21 @@ function isHeaderName(name: string): boolean {
   return TOKEN.test(name);
 }
 
+const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
 export class ResponseWriter implements ReplySink {
   private statusSent = false;
   bytesWritten = 0;
   status = 0;
+  /** An HTTP/2 response (Http2ServerResponse has `stream`). */
+  private readonly http2: boolean;
 
   constructor(
-    private readonly res: ServerResponse,
+    private readonly res: ServerResponse | Http2ServerResponse,
     private readonly isHead = false,
-  ) {}
+  ) {
+    this.http2 = 'stream' in res;
+  }
 
   get headersSent(): boolean {
     return this.statusSent;
@@ -73,7 +80,7 @@ export class ResponseWriter implements ReplySink {
       throw new ResponseError('worker sent a body before any status');
     }
     if (reply.body.length > 0 && !this.res.destroyed) {
-      this.res.write(reply.body);
+      (this.res as ServerResponse).write(reply.body);
       this.bytesWritten += reply.body.length;
     }
   }
@@ -91,14 +98,16 @@ export class ResponseWriter implements ReplySink {
       this.res.writeEarlyHints(hints);
     }
     else if (ctx.status === 100) this.res.writeContinue();
-    else if (ctx.status === 102) this.res.writeProcessing();
+    else if (ctx.status === 102 && 'writeProcessing' in this.res) this.res.writeProcessing();
     // other 1xx codes have no Node API; they are dropped
   }
 
   private head(ctx: ResponseContext, reply: ReplyChunk): void {
     const res = this.res;
     for (const [name, values] of Object.entries(ctx.headers)) {
-      if (name.toLowerCase() === 'trailer') continue; // trailers are not supported; never announce them
+      const lower = name.toLowerCase();
+      if (lower === 'trailer') continue; // trailers are not supported; never announce them
+      if (this.http2 && CONNECTION_HEADERS.has(lower)) continue; // illegal in HTTP/2: Node would throw
       res.setHeader(name, values.length === 1 ? values[0]! : values);
     }
     // A whole answer in one frame gets a Content-Length instead of chunked encoding.
@@ -109,7 +118,7 @@ export class ResponseWriter implements ReplySink {
     res.statusCode = ctx.status;
     this.status = ctx.status;
     // A stream's head goes out at once; a whole answer leaves with its body in one write.
-    if (reply.more) res.flushHeaders();
+    if (reply.more) (res as ServerResponse).flushHeaders(); // Http2ServerResponse has it too (untyped)
     this.statusSent = true;
   }
 }

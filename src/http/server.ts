@@ -1,21 +1,38 @@
-// The HTTP plugin: accepts requests on http.address, turns each into a job for the worker pool (request.ts),
-// writes the worker's answer back (response.ts), and maps every failure to a response: no request is left hanging.
+// The HTTP plugin: accepts requests on http.address (HTTP/1.1, or also cleartext HTTP/2 with http2.h2c) and on
+// http.ssl.address (TLS, HTTP/2 by ALPN with HTTP/1.1 fallback), runs them through http.middleware, turns each into
+// a job for the worker pool (request.ts), writes the worker's answer back (response.ts), and maps every failure to a
+// response: no request is left hanging.
+import fs from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { HttpConfig } from '../config/types.js';
+import type { HttpConfig, SslConfig } from '../config/types.js';
 import { NoFreeWorkersError, QueueFullError, RrtsError, SoftJobError } from '../errors.js';
 import { Flag } from '../goridge/flags.js';
 import type { WorkerPool } from '../pool/pool.js';
-import { buildRequestPayload, RequestError, type RequestPayload } from './request.js';
+import { buildRequestPayload, clientIp, RequestError, type RequestPayload } from './request.js';
 import { ResponseWriter } from './response.js';
 import { splitAddress } from '../address.js';
 import type { HttpMetrics } from '../metrics/http-middleware.js';
 import { Cancellation } from '../worker/worker.js';
+import { buildChain, type AnyRequest, type AnyResponse, type HttpHandler } from './middleware/index.js';
+import { httpsRedirect } from './redirect.js';
+import { h2cOrHttp1 } from './h2c.js';
+
+type Listener = net.Server;
 
 export class HttpPlugin {
   readonly name = 'http';
-  private server: http.Server | null = null;
+  /** Listening servers: the plain one (http.address) first, then the TLS one. */
+  private listeners: Listener[] = [];
+  /** HTTP/1.1 servers (listening or fed by the h2c sniffer), for closeIdleConnections on stop. */
+  private http1Servers: http.Server[] = [];
+  private sockets = new Set<net.Socket>();
+  private sessions = new Set<http2.Http2Session>();
+  private plainServer: Listener | null = null;
+  private tlsServer: Listener | null = null;
   private inFlight = 0;
   /** Set when `http_metrics` is in http.middleware. */
   metrics: HttpMetrics | null = null;
@@ -26,23 +43,62 @@ export class HttpPlugin {
     private readonly log: Logger,
   ) {}
 
-  /** The bound address (useful with port 0). */
+  /** The bound plain address (useful with port 0); the TLS one when only https is configured. */
   get address(): AddressInfo | null {
-    const a = this.server?.address();
-    return a && typeof a === 'object' ? a : null;
+    return boundAddress(this.plainServer ?? this.tlsServer);
+  }
+
+  /** The bound TLS address, or null without http.ssl. */
+  get tlsAddress(): AddressInfo | null {
+    return boundAddress(this.tlsServer);
   }
 
   async serve(): Promise<void> {
-    const server = http.createServer({ keepAliveTimeout: 60_000, requestTimeout: 300_000, headersTimeout: 60_000 }, (req, res) => {
-      void this.handle(req, res);
+    const app = buildChain(this.config, this.log, (req, res, state) => this.handle(req, res, state.tls, state.remoteAddr));
+    const ssl = this.config.ssl;
+    if (this.config.address !== '') {
+      const plain = ssl?.redirect ? httpsRedirect(ssl.address) : app;
+      const server = this.config.http2.h2c ? this.createH2cServer(plain) : this.createHttp1Server(plain, false);
+      this.plainServer = server;
+      await this.listen(server, this.config.address);
+      this.log.debug({ address: this.config.address, h2c: this.config.http2.h2c }, 'http server was started');
+    }
+    if (ssl) {
+      const server = this.createTlsServer(ssl, app);
+      this.tlsServer = server;
+      await this.listen(server, ssl.address);
+      this.log.debug({ address: ssl.address }, 'https server was started');
+    }
+  }
+
+  /** Stop accepting, let in-flight requests finish until the deadline, then close every connection. */
+  async stop(graceMs: number): Promise<void> {
+    const listeners = this.listeners;
+    if (listeners.length === 0) return;
+    this.listeners = [];
+    const closed = listeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
+    for (const server of this.http1Servers) server.closeIdleConnections();
+    for (const session of this.sessions) session.close(); // GOAWAY: running streams may finish
+    const deadline = Date.now() + graceMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const server of this.http1Servers) {
+      server.closeAllConnections();
+      if (!listeners.includes(server)) server.close(() => {}); // fed by the h2c sniffer: only its timers to clear
+    }
+    for (const session of this.sessions) session.destroy();
+    for (const socket of this.sockets) socket.destroy();
+    await Promise.all(closed);
+    this.http1Servers = [];
+    this.plainServer = null;
+    this.tlsServer = null;
+  }
+
+  private async listen(server: Listener, address: string): Promise<void> {
+    const { host, port } = splitAddress(address);
+    server.on('connection', (socket: net.Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
     });
-    server.on('clientError', (err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-      this.log.debug({ err: err.message }, 'malformed HTTP request refused');
-    });
-    this.server = server;
-    const { host, port } = splitAddress(this.config.address);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host, port }, () => {
@@ -50,23 +106,88 @@ export class HttpPlugin {
         resolve();
       });
     });
-    this.log.debug({ address: this.config.address }, 'http server was started');
+    this.listeners.push(server);
   }
 
-  /** Stop accepting, let in-flight requests finish until the deadline, then close every connection. */
-  async stop(graceMs: number): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = null;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
-    const deadline = Date.now() + graceMs;
-    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    server.closeAllConnections();
-    await closed;
+  private http1Options(): http.ServerOptions {
+    const requestTimeout = this.config.readTimeout;
+    const headersTimeout = Math.min(this.config.readHeaderTimeout, requestTimeout);
+    // Node checks the two timeouts every connectionsCheckingInterval (30 s by default): short timeouts need it shorter.
+    const connectionsCheckingInterval = Math.max(50, Math.min(30_000, Math.floor(headersTimeout / 4)));
+    return { keepAliveTimeout: 60_000, requestTimeout, headersTimeout, connectionsCheckingInterval };
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private createHttp1Server(handler: HttpHandler, tls: boolean): http.Server {
+    const server = http.createServer(this.http1Options(), (req, res) => this.dispatch(handler, req, res, tls));
+    server.on('clientError', (err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+      this.log.debug({ err: err.message }, 'malformed HTTP request refused');
+    });
+    this.http1Servers.push(server);
+    return server;
+  }
+
+  /** http2.h2c: connections starting with the HTTP/2 preface get HTTP/2 (prior knowledge), the others HTTP/1.1. */
+  private createH2cServer(handler: HttpHandler): net.Server {
+    const http1 = this.createHttp1Server(handler, false);
+    const h2 = http2.createServer({ settings: { maxConcurrentStreams: this.config.http2.maxConcurrentStreams } }, (req, res) =>
+      this.dispatch(handler, req, res, false),
+    );
+    this.trackSessions(h2);
+    // Node starts the headersTimeout/requestTimeout checks of an http.Server on 'listening'; this one never listens
+    // (the sniffer hands it connections), so start them by hand. stop() closes it, which clears the interval.
+    http1.emit('listening');
+    return h2cOrHttp1(http1, h2, Math.min(this.config.readHeaderTimeout, this.config.readTimeout));
+  }
+
+  private createTlsServer(ssl: SslConfig, handler: HttpHandler): http2.Http2SecureServer {
+    const requestCert = ssl.clientAuthType !== 'no_client_cert';
+    const server = http2.createSecureServer(
+      {
+        allowHTTP1: true,
+        cert: fs.readFileSync(ssl.cert),
+        key: fs.readFileSync(ssl.key),
+        ...(ssl.rootCa ? { ca: fs.readFileSync(ssl.rootCa) } : {}),
+        requestCert,
+        // Only the two "require" modes refuse a handshake; the others ask and let the request through.
+        rejectUnauthorized: ssl.clientAuthType === 'require_and_verify_client_cert',
+        settings: { maxConcurrentStreams: this.config.http2.maxConcurrentStreams },
+        ...this.http1Options(),
+      },
+      (req, res) => this.dispatch(handler, req, res, true),
+    );
+    if (ssl.clientAuthType === 'require_any_client_cert' || ssl.clientAuthType === 'verify_client_cert_if_given') {
+      const mode = ssl.clientAuthType;
+      server.on('secureConnection', (socket) => {
+        const given = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
+        if (mode === 'require_any_client_cert' ? !given : given && !socket.authorized) socket.destroy();
+      });
+    }
+    server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'TLS handshake failed'));
+    this.trackSessions(server);
+    return server;
+  }
+
+  private trackSessions(server: http2.Http2Server | http2.Http2SecureServer): void {
+    server.on('session', (session: http2.Http2Session) => {
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+    });
+  }
+
+  private dispatch(handler: HttpHandler, req: AnyRequest, res: AnyResponse, tls: boolean): void {
+    const state = { tls, remoteAddr: clientIp(req.socket?.remoteAddress) };
+    handler(req, res, state).catch((err: unknown) => {
+      this.log.error({ request: `${req.method} ${req.url}`, err: (err as Error).message }, 'middleware failed');
+      if (!res.headersSent) {
+        res.writeHead(this.config.internalErrorCode, { 'Content-Length': 0 });
+        res.end();
+      } else res.destroy();
+    });
+  }
+
+  private async handle(req: AnyRequest, res: AnyResponse, tls: boolean, remoteAddr: string): Promise<void> {
     this.inFlight++;
     const started = process.hrtime.bigint();
     const measured = this.metrics?.begin();
@@ -81,7 +202,8 @@ export class HttpPlugin {
         rawBody: this.config.rawBody,
         maxRequestSize: this.config.maxRequestSize,
         uploads: this.config.uploads,
-        tls: false,
+        tls,
+        remoteAddr,
       });
       await this.pool.exec({ codec: Flag.CODEC_JSON, context: payload.context, body: payload.body }, writer, clientGone);
       writer.end();
@@ -91,44 +213,50 @@ export class HttpPlugin {
       this.inFlight--;
       measured?.(res.statusCode);
       if (payload) void payload.cleanup();
-      if (this.config.accessLogs) this.accessLog(req, res, writer, started);
+      if (this.config.accessLogs) this.accessLog(req, res, writer, started, remoteAddr);
     }
   }
 
-  private fail(req: http.IncomingMessage, res: http.ServerResponse, writer: ResponseWriter, err: Error, clientGone: boolean): void {
+  private fail(req: AnyRequest, res: AnyResponse, writer: ResponseWriter, err: Error, clientGone: boolean): void {
     if (clientGone && (err as RrtsError).code === 'ERR_ABORTED') return;
     if (err instanceof RequestError) {
       if (!res.headersSent) {
-        res.writeHead(err.status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
+        const headers: Record<string, string> = { 'Content-Type': 'text/plain; charset=utf-8' };
+        if (req.httpVersionMajor < 2) headers['Connection'] = 'close'; // connection headers are illegal in HTTP/2
+        res.writeHead(err.status, headers);
         res.end(err.message);
       }
       req.resume();
       return;
     }
     const where = `${req.method} ${req.url}`;
+    let status = this.config.internalErrorCode;
     if (err instanceof SoftJobError) this.log.error({ request: where }, `worker error: ${err.message}`);
     else if (err instanceof NoFreeWorkersError || err instanceof QueueFullError) {
       if (err instanceof NoFreeWorkersError) this.metrics?.noFreeWorkers();
+      status = this.config.noFreeWorkersCode;
       this.log.error({ request: where }, err.message);
+    } else {
+      if ((err as RrtsError).code === 'ERR_EXEC_TTL') status = this.config.execTtlCode;
+      this.log.error({ request: where, code: (err as RrtsError).code }, `request failed: ${err.message}`);
     }
-    else this.log.error({ request: where, code: (err as RrtsError).code }, `request failed: ${err.message}`);
     if (writer.headersSent || res.headersSent) {
       res.destroy(); // the head is out: the client must see a broken response, not a complete one
       return;
     }
     const body = this.pool.config.debug ? err.message : '';
-    res.writeHead(this.config.internalErrorCode, { 'Content-Length': Buffer.byteLength(body), 'Content-Type': 'text/plain; charset=utf-8' });
+    res.writeHead(status, { 'Content-Length': Buffer.byteLength(body), 'Content-Type': 'text/plain; charset=utf-8' });
     res.end(body);
   }
 
-  private accessLog(req: http.IncomingMessage, res: http.ServerResponse, writer: ResponseWriter, started: bigint): void {
+  private accessLog(req: AnyRequest, res: AnyResponse, writer: ResponseWriter, started: bigint, remoteAddr: string): void {
     const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
     this.log.info(
       {
         status: res.statusCode,
         method: req.method,
         URI: req.url,
-        remote_address: req.socket.remoteAddress,
+        remote_address: remoteAddr,
         read_bytes: Number(req.headers['content-length'] ?? 0),
         write_bytes: writer.bytesWritten,
         elapsed: elapsedMs,
@@ -137,4 +265,9 @@ export class HttpPlugin {
       'http access log',
     );
   }
+}
+
+function boundAddress(server: Listener | null): AddressInfo | null {
+  const a = server?.address();
+  return a && typeof a === 'object' ? a : null;
 }

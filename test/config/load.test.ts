@@ -67,6 +67,14 @@ describe('defaults', () => {
         destroyTimeout: 60_000,
         supervisor: null,
       },
+      ssl: null,
+      http2: { h2c: false, maxConcurrentStreams: 128 },
+      noFreeWorkersCode: 500,
+      execTtlCode: 500,
+      readHeaderTimeout: 300_000,
+      readTimeout: 300_000,
+      headers: { request: {}, response: {}, cors: null },
+      static: null,
     });
     assert.equal(config.rpc, null);
     assert.equal(config.status, null);
