@@ -51,7 +51,7 @@ export class RrtsServer {
   private onInitIdentity: Identity | null = null;
 
   constructor(
-    readonly config: Config,
+    public config: Config,
     private readonly logs: LogRoot,
   ) {}
 
@@ -137,6 +137,26 @@ export class RrtsServer {
     } catch (err) {
       throw new StartError(`rpc: cannot listen on '${listen}' (rpc.listen): ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /**
+   * SIGHUP with a config that loaded: the workers' command, environment and preload take effect through a rolling
+   * reset. Listeners, pool sizes and plugin sections need a restart; each such change is returned as a warning.
+   */
+  async reload(next: Config): Promise<string[]> {
+    const warnings = restartOnlyChanges(this.config, next);
+    const http = this.http;
+    if (http && next.http) {
+      const problem = http.pool.reconfigure({
+        command: next.http.pool.command ?? next.server.command,
+        env: workerEnv(next, 'http'),
+        preload: next.server.fork.preload,
+      });
+      if (problem) throw new StartError(`http: ${problem}`);
+    }
+    this.config = next;
+    await this.resetAll();
+    return warnings;
   }
 
   /** Rolling reset of every pool (fork mode: a fresh master each). Resolves when all are done. */
@@ -236,4 +256,22 @@ export class RrtsServer {
     if (onInit.exitOnError) throw new StartError(message);
     log.error(message);
   }
+}
+
+/** Changes a reload cannot apply without a restart, as one sentence each. */
+function restartOnlyChanges(current: Config, next: Config): string[] {
+  const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+  const pool = (c: Config): unknown => c.http && { ...c.http.pool, command: null };
+  const checks: Array<[string, unknown, unknown]> = [
+    ['http (addresses, ssl, middleware, limits)', current.http && { ...current.http, pool: null }, next.http && { ...next.http, pool: null }],
+    ['http.pool (sizes and timeouts)', pool(current), pool(next)],
+    ['server.relay', current.server.relay, next.server.relay],
+    ['server.fork.enabled', current.server.fork.enabled, next.server.fork.enabled],
+    ['server.user/group', [current.server.user, current.server.group], [next.server.user, next.server.group]],
+    ['rpc', current.rpc, next.rpc],
+    ['status', current.status, next.status],
+    ['metrics', current.metrics, next.metrics],
+    ['logs', current.logs, next.logs],
+  ];
+  return checks.filter(([, a, b]) => !same(a, b)).map(([what]) => `the change to ${what} needs a restart; it is ignored until then`);
 }

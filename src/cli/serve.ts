@@ -6,6 +6,7 @@ import { RrtsServer } from '../server.js';
 import { OrphanReaper } from '../system/orphans.js';
 import { SdNotifier } from '../system/sdnotify.js';
 import { RRTS_VERSION } from '../version.js';
+import { loadConfig } from '../config/index.js';
 import { die, loadConfigOrExit, pidFilePath, type GlobalOptions } from './options.js';
 
 export async function serveCommand(opts: GlobalOptions): Promise<void> {
@@ -65,10 +66,19 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
   const onReload = (signal: NodeJS.Signals): void => {
     if (stopping || resetting) return;
     resetting = true;
-    log.info(`${signal} received: resetting the workers of every pool`);
+    log.info(`${signal} received: reloading ${config.file} and resetting the workers of every pool`);
+    let next;
+    try {
+      next = loadConfig({ configPath: config.file, workDir: config.workDir, overrides: opts.override, dotenv: opts.dotenv, env: process.env });
+    } catch (err) {
+      resetting = false;
+      log.error(`config reload failed, still running on the previous configuration: ${(err as Error).message}`);
+      return;
+    }
     systemd.reloading();
     server
-      .resetAll()
+      .reload(next)
+      .then((warnings) => warnings.forEach((w) => log.warn(w)))
       .catch((err: Error) => log.error(`reset failed, the old workers keep serving: ${err.message}`))
       .finally(() => {
         resetting = false;

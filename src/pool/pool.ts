@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import type { PoolConfig } from '../config/types.js';
 import { NoFreeWorkersError, QueueFullError, RrtsError, WorkerError } from '../errors.js';
-import type { Spawner } from '../spawn/spawner.js';
+import type { Spawner, WorkerRecipe } from '../spawn/spawner.js';
 import { StopRequestError, Worker, type Cancellation, type Job, type ReplySink, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo } from '../worker/process.js';
 import { WorkerState } from '../worker/state.js';
@@ -170,6 +170,11 @@ export class WorkerPool {
   /** How the pool is made: the spawner's mode ('exec' or 'fork'). */
   get mode(): 'exec' | 'fork' {
     return this.spawner.mode;
+  }
+
+  /** A reload: workers started from now on use this recipe. Returns why not, or null. */
+  reconfigure(next: WorkerRecipe): string | null {
+    return this.spawner.reconfigure ? this.spawner.reconfigure(next) : 'this pool cannot change its workers';
   }
 
   /** fork mode: the current master's pid; null in exec mode. */

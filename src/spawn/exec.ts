@@ -12,7 +12,7 @@ import { parseListenAddress } from '../address.js';
 import { logWorkerOutput } from '../log/index.js';
 import { Worker, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo, type WorkerProcess } from '../worker/process.js';
-import type { Spawner } from './spawner.js';
+import type { Spawner, WorkerRecipe } from './spawner.js';
 import { trackChildProcess } from '../system/children.js';
 import type { Identity } from '../system/users.js';
 
@@ -65,7 +65,12 @@ export class ExecSpawner implements Spawner {
   readonly mode = 'exec' as const;
   private listener: SocketRelayListener | null = null;
 
-  constructor(private readonly opts: ExecSpawnerOptions) {}
+  constructor(private opts: ExecSpawnerOptions) {}
+
+  reconfigure(next: WorkerRecipe): string | null {
+    this.opts = { ...this.opts, command: next.command, env: next.env };
+    return null;
+  }
 
   async start(): Promise<void> {
     if (this.opts.relay === 'pipes' || this.opts.relay === '') return;

@@ -1,6 +1,13 @@
 // How a worker is born, behind one interface: exec (a php-cli per worker, RoadRunner's way) or fork (a PHP master).
 import type { Worker, WorkerEvents } from '../worker/worker.js';
 
+/** What a worker is made from: its command, environment and (fork mode) preload. */
+export interface WorkerRecipe {
+  command: readonly string[];
+  env: NodeJS.ProcessEnv;
+  preload: string | null;
+}
+
 export interface Spawner {
   readonly mode: 'exec' | 'fork';
   /** fork mode: the pid of the current master (0 when none) */
@@ -16,6 +23,11 @@ export interface Spawner {
   renew?(): Promise<() => Promise<void>>;
   /** Set by the pool: the spawner had to start over (fork master crash); replace the old workers gradually. */
   onMasterRestart?: (() => void) | null;
+  /**
+   * A reload changed the worker command or environment: workers started from now on (a reset) use them.
+   * Returns a sentence saying why it cannot, or null.
+   */
+  reconfigure?(next: WorkerRecipe): string | null;
   /** Release everything the spawner owns (sockets, master). Workers are stopped by the pool before. */
   close(): Promise<void>;
 }

@@ -123,6 +123,13 @@ describe('fork mode', () => {
     assert.deepEqual(zombiesOf([rr.pid, ...rr.masterPids()]), []);
   });
 
+  it('keeps the worker socket private: directory 0700, socket 0600', () => {
+    const sock = findWorkerSocket(rr);
+    assert.ok(sock);
+    assert.equal(fs.statSync(path.dirname(sock)).mode & 0o777, 0o700);
+    assert.equal(fs.statSync(sock).mode & 0o777, 0o600);
+  });
+
   it('refuses and logs a connection that forges a pid', async () => {
     const sock = findWorkerSocket(rr);
     assert.ok(sock, 'the worker socket exists');

@@ -11,7 +11,8 @@ import { socketFd } from '../../native/index.js';
 import { SocketRelayListener } from '../../relay/listener.js';
 import { describeExit } from '../../worker/process.js';
 import { Worker, type WorkerEvents } from '../../worker/worker.js';
-import type { Spawner } from '../spawner.js';
+import type { Spawner, WorkerRecipe } from '../spawner.js';
+import { parsePhpCommand } from '../../config/php-command.js';
 import { ForkMaster } from './master.js';
 import { procStat, Reaper } from './reaper.js';
 import type { Identity } from '../../system/users.js';
@@ -42,12 +43,13 @@ export class ForkSpawner implements Spawner {
   private readonly retired = new Set<ForkMaster>();
   private childEnv: Record<string, string> = {};
   private closed = false;
+  private relay = '';
   private restarting: Promise<ForkMaster> | null = null;
   private masterFailures = 0;
   /** set by the pool: the master was replaced after a crash, replace the surviving workers gradually */
   onMasterRestart: (() => void) | null = null;
 
-  constructor(private readonly opts: ForkSpawnerOptions) {
+  constructor(private opts: ForkSpawnerOptions) {
     this.reaper = new Reaper(opts.log);
   }
 
@@ -69,13 +71,23 @@ export class ForkSpawner implements Spawner {
       fs.chownSync(socket, id.uid, id.gid);
     }
     const relay = `unix://${socket}`;
-    this.childEnv = Object.fromEntries(Object.entries({ ...this.opts.env, RR_RELAY: relay }).filter((e): e is [string, string] => e[1] !== undefined));
+    this.relay = relay;
+    this.childEnv = childEnvironment(this.opts.env, relay);
     try {
       this.master = await this.startMaster();
     } catch (err) {
       await this.close();
       throw err;
     }
+  }
+
+  /** A reload: the next master (started by the reset that follows) runs the new command, env and preload. */
+  reconfigure(next: WorkerRecipe): string | null {
+    const command = parsePhpCommand(next.command);
+    if (typeof command === 'string') return command;
+    this.opts = { ...this.opts, command, env: next.env, preload: next.preload };
+    this.childEnv = childEnvironment(next.env, this.relay);
+    return null;
   }
 
   async spawnWorker(events: WorkerEvents): Promise<Worker> {
@@ -230,4 +242,9 @@ export class ForkSpawner implements Spawner {
     const keep = ['RR_RELAY', 'RR_MODE', 'RR_RPC', 'RR_VERSION'];
     return Object.fromEntries(keep.filter((k) => this.childEnv[k] !== undefined).map((k) => [k, this.childEnv[k]!]));
   }
+}
+
+/** The master's environment: the pool's, with RR_RELAY pointing at our private socket. */
+function childEnvironment(env: NodeJS.ProcessEnv, relay: string): Record<string, string> {
+  return Object.fromEntries(Object.entries({ ...env, RR_RELAY: relay }).filter((e): e is [string, string] => e[1] !== undefined));
 }
