@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { MODES, sleep, startRrts } from './harness.js';
+import os from 'node:os';
+import { FIXTURE, MODES, ROOT, sleep, startRrts } from './harness.js';
 import { request } from './client.js';
 
 async function flavor(url: string): Promise<string> {
@@ -14,8 +15,12 @@ async function flavor(url: string): Promise<string> {
 
 for (const mode of MODES) {
   describe(`SIGHUP reload (${mode})`, () => {
-    it('applies a changed server.env under load with zero failures, and refuses a broken config', async () => {
-      const rr = await startRrts({ mode, workers: 2 });
+    it('applies a changed worker script and server.env under load with zero failures, and refuses a broken config', async () => {
+      // the worker script is a copy the test can change; it requires the protocol library by absolute path
+      const appDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-reload-'));
+      const script = path.join(appDir, 'worker.php');
+      fs.writeFileSync(script, fs.readFileSync(FIXTURE, 'utf8').replaceAll("__DIR__ . '/../../../php/lib/rr.php'", JSON.stringify(path.join(ROOT, 'php/lib/rr.php'))));
+      const rr = await startRrts({ mode, workers: 2, config: { server: { command: `php ${script}` } } });
       const file = path.join(rr.dir, '.rr.yaml');
       const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
       let running = true;
@@ -30,12 +35,15 @@ for (const mode of MODES) {
       });
       try {
         assert.equal(await flavor(rr.url), 'blue');
+        assert.match((await request(`${rr.url}/hello`)).body.toString(), /^hello from/);
+        fs.writeFileSync(script, fs.readFileSync(script, 'utf8').replace('"hello from $pid"', '"hello v2 from $pid"'));
         const original = fs.readFileSync(file, 'utf8');
         fs.writeFileSync(file, original.replace('APP_FLAVOR: blue', 'APP_FLAVOR: green'));
         rr.proc.kill('SIGHUP');
         await rr.waitFor(() => rr.logs().some((l) => l.msg === 'http: workers reset'), 'the reset', 20_000);
         await rr.waitFor(() => rr.workerPids().length === 2, 'the old workers to leave', 10_000);
         assert.equal(await flavor(rr.url), 'green');
+        assert.match((await request(`${rr.url}/hello`)).body.toString(), /^hello v2 from/);
 
         fs.writeFileSync(file, 'version: "3"\nhttp: [this is: not valid\n');
         rr.proc.kill('SIGHUP');
@@ -51,6 +59,7 @@ for (const mode of MODES) {
         await Promise.all(loops);
         agent.destroy();
         const exit = await rr.stop();
+        fs.rmSync(appDir, { recursive: true, force: true });
         assert.equal(exit.code, 0);
       }
     });
