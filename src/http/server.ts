@@ -14,7 +14,7 @@ import { Flag } from '../goridge/flags.js';
 import type { WorkerPool } from '../pool/pool.js';
 import { buildRequestPayload, clientIp, RequestError, type RequestPayload } from './request.js';
 import { ResponseWriter } from './response.js';
-import { splitAddress } from '../address.js';
+import { listenOnAddress, refuseMalformedRequests } from '../listen.js';
 import type { HttpMetrics } from '../metrics/http-middleware.js';
 import { Cancellation } from '../worker/worker.js';
 import { buildChain, type AnyRequest, type AnyResponse, type HttpHandler } from './middleware/index.js';
@@ -94,18 +94,11 @@ export class HttpPlugin {
   }
 
   private async listen(server: Listener, address: string): Promise<void> {
-    const { host, port } = splitAddress(address);
     server.on('connection', (socket: net.Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host, port }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOnAddress(server, address);
     this.listeners.push(server);
   }
 
@@ -119,11 +112,7 @@ export class HttpPlugin {
 
   private createHttp1Server(handler: HttpHandler, tls: boolean): http.Server {
     const server = http.createServer(this.http1Options(), (req, res) => this.dispatch(handler, req, res, tls));
-    server.on('clientError', (err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-      this.log.debug({ err: err.message }, 'malformed HTTP request refused');
-    });
+    refuseMalformedRequests(server, this.log, 'HTTP');
     this.http1Servers.push(server);
     return server;
   }

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
 import type { MetricsConfig } from '../config/types.js';
 import { ConfigError, RrtsError } from '../errors.js';
-import { splitAddress } from '../address.js';
+import { listenOnAddress, refuseMalformedRequests } from '../listen.js';
 import { describeWorkers, type WorkerInfo } from '../pool/info.js';
 import type { WorkerPool } from '../pool/pool.js';
 import { HttpMetrics } from './http-middleware.js';
@@ -163,19 +163,8 @@ export class MetricsPlugin {
         );
       },
     );
-    server.on('clientError', (err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-      this.log.debug({ err: err.message }, 'malformed metrics request refused');
-    });
-    const { host, port } = splitAddress(this.config.address);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host, port }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    refuseMalformedRequests(server, this.log, 'metrics');
+    await listenOnAddress(server, this.config.address);
     this.server = server;
     this.log.debug({ address: this.config.address }, 'metrics server was started');
   }

@@ -2,13 +2,13 @@
 // filed under the pid the worker answers, for the spawner that waits for that pid (protocol.md §2.2).
 import net from 'node:net';
 import fs from 'node:fs';
-import path from 'node:path';
 import { DEFAULT_MAX_PAYLOAD, FrameDecoder } from '../goridge/frame.js';
 import { parsePidReply, pidRequest } from '../goridge/messages.js';
 import { FrameRelay } from './relay.js';
 import type { ListenAddress } from '../address.js';
 import { WorkerError } from '../errors.js';
 import type { Logger } from 'pino';
+import { listenOn } from '../listen.js';
 
 export interface AcceptedWorker {
   pid: number;
@@ -144,16 +144,6 @@ export class SocketRelayListener {
     }, 5_000);
     this.unclaimed.set(worker.pid, { worker, timer });
   }
-}
-
-function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }
 
 function removeStaleSocket(file: string): void {

@@ -10,6 +10,7 @@ import { FrameDecoder, type Frame } from '../goridge/frame.js';
 import { decodeRpc, encodeRpc, type RpcMessage } from '../goridge/messages.js';
 import { formatListenAddress, isLoopback, parseListenAddress, type ListenAddress } from '../address.js';
 import { decodeArgument, encodeResult, pickCodec, unsupportedCodecMessage } from './codec.js';
+import { listenOn } from '../listen.js';
 
 export type RpcMethod = (arg: unknown) => Promise<unknown> | unknown;
 
@@ -192,16 +193,6 @@ class RpcConnection {
     this.log.warn({ remote: this.socket.remoteAddress ?? 'unix socket' }, `rpc connection closed: ${reason}`);
     this.socket.destroy();
   }
-}
-
-function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
 }
 
 /** A socket file left by a dead process is removed; a live one (someone answers) or a regular file is an error. */

@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { StatusConfig } from '../config/types.js';
-import { splitAddress } from '../address.js';
+import { listenOnAddress, refuseMalformedRequests } from '../listen.js';
 import type { WorkerPool } from '../pool/pool.js';
 import { WorkerState } from '../worker/state.js';
 
@@ -57,19 +57,8 @@ export class StatusPlugin {
       { requestTimeout: timeoutMs, headersTimeout: timeoutMs > 0 ? timeoutMs : 60_000, keepAliveTimeout: 60_000 },
       (req, res) => this.route(req, res),
     );
-    server.on('clientError', (err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-      this.log.debug({ err: err.message }, 'malformed status request refused');
-    });
-    const { host, port } = splitAddress(this.config.address);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host, port }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    refuseMalformedRequests(server, this.log, 'status');
+    await listenOnAddress(server, this.config.address);
     this.server = server;
     this.log.debug({ address: this.config.address }, 'status server was started');
   }
