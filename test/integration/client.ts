@@ -73,3 +73,33 @@ export function multipart(parts: Array<{ name: string; value?: string; filename?
   pieces.push(Buffer.from(`--${boundary}--\r\n`));
   return { body: Buffer.concat(pieces), contentType: `multipart/form-data; boundary=${boundary}` };
 }
+
+export interface TrafficResult {
+  ok: number;
+  failed: number;
+  failures: string[];
+}
+
+/** Keep requests flowing on 4 keep-alive connections (GET /sleep?ms=5) until stop(); count the failures. */
+export function backgroundTraffic(url: string): { stop(): Promise<TrafficResult> } {
+  let running = true;
+  const result: TrafficResult = { ok: 0, failed: 0, failures: [] };
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  const loops = Array.from({ length: 4 }, async () => {
+    while (running) {
+      const r = await request(`${url}/sleep?ms=5`, { agent }).catch((e: Error) => e);
+      if (r instanceof Error || r.status !== 200) {
+        result.failed++;
+        result.failures.push(r instanceof Error ? r.message : `status ${r.status}`);
+      } else result.ok++;
+    }
+  });
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+      return result;
+    },
+  };
+}

@@ -2,13 +2,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { encodeFrame } from '../../src/goridge/frame.js';
 import { Flag } from '../../src/goridge/flags.js';
 import { alive, childrenOf, FIXTURE, killQuietly, procStat, sleep, startRrts, type RrtsInstance } from './harness.js';
-import { request } from './client.js';
+import { backgroundTraffic, request } from './client.js';
 
 /** Zombie processes whose parent is one of `parents`. */
 function zombiesOf(parents: number[]): number[] {
@@ -32,32 +31,6 @@ function opcacheInode(pid: number): string | null {
     if (!best || size > best.size) best = { size, inode: m[3]! };
   }
   return best?.inode ?? null;
-}
-
-/** Keep requests flowing until stopped; count failures. */
-function load(url: string): { stop(): Promise<{ ok: number; failed: number; failures: string[] }> } {
-  let running = true;
-  let ok = 0;
-  let failed = 0;
-  const failures: string[] = [];
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-  const loops = Array.from({ length: 4 }, async () => {
-    while (running) {
-      const r = await request(`${url}/sleep?ms=5`, { agent }).catch((e: Error) => e);
-      if (r instanceof Error || r.status !== 200) {
-        failed++;
-        failures.push(r instanceof Error ? r.message : `status ${r.status}`);
-      } else ok++;
-    }
-  });
-  return {
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      agent.destroy();
-      return { ok, failed, failures };
-    },
-  };
 }
 
 describe('fork mode', () => {
@@ -155,7 +128,7 @@ describe('fork mode', () => {
   it('SIGHUP resets under load: a new master, all-new workers, no failed request', async () => {
     const oldMaster = rr.masterPids()[0]!;
     const oldWorkers = await rr.waitForWorkers(4);
-    const traffic = load(rr.url);
+    const traffic = backgroundTraffic(rr.url);
     await sleep(300);
     rr.proc.kill('SIGHUP');
     await rr.waitFor(() => rr.logs().some((l) => String(l.msg) === 'http: workers reset'), 'the reset to finish', 15_000);
@@ -173,7 +146,7 @@ describe('fork mode', () => {
 
   it('kill -9 of the master under load: no zombie, a new master, requests keep succeeding', async () => {
     const [master] = rr.masterPids();
-    const traffic = load(rr.url);
+    const traffic = backgroundTraffic(rr.url);
     await sleep(200);
     killQuietly(master!);
     await rr.waitFor(() => rr.masterPids().some((p) => p !== master && childrenOf(p).length === 4), 'a new master with 4 workers', 15_000);

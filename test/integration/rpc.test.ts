@@ -4,7 +4,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,7 +14,7 @@ import { Flag } from '../../src/goridge/flags.js';
 import { FrameDecoder } from '../../src/goridge/frame.js';
 import { decodeRpc, encodeRpc } from '../../src/goridge/messages.js';
 import { alive, BIN, freePort, MODES, ROOT, startRrts, type RrtsInstance } from './harness.js';
-import { request } from './client.js';
+import { backgroundTraffic, request } from './client.js';
 
 const run = promisify(execFile);
 const PHP_CLIENT = path.join(ROOT, 'test', 'fixtures', 'php', 'rpc-client.php');
@@ -78,32 +77,6 @@ function msgpackCall(address: string, method: string, arg: unknown): Promise<{ f
     });
     socket.on('error', reject);
   });
-}
-
-/** Keep requests flowing on 4 keep-alive connections until stopped; count failures. */
-function load(url: string): { stop(): Promise<{ ok: number; failed: number; failures: string[] }> } {
-  let running = true;
-  let ok = 0;
-  let failed = 0;
-  const failures: string[] = [];
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-  const loops = Array.from({ length: 4 }, async () => {
-    while (running) {
-      const r = await request(`${url}/sleep?ms=5`, { agent }).catch((e: Error) => e);
-      if (r instanceof Error || r.status !== 200) {
-        failed++;
-        failures.push(r instanceof Error ? r.message : `status ${r.status}`);
-      } else ok++;
-    }
-  });
-  return {
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      agent.destroy();
-      return { ok, failed, failures };
-    },
-  };
 }
 
 const sorted = (pids: number[]): number[] => [...pids].sort((a, b) => a - b);
@@ -223,7 +196,7 @@ for (const mode of MODES) {
 
     it('`rrts reset` under load loses no request and replaces every worker', async () => {
       const before = rr.workerPids();
-      const traffic = load(rr.url);
+      const traffic = backgroundTraffic(rr.url);
       await new Promise((r) => setTimeout(r, 200));
       const r = await rrts('reset', '-c', configFile);
       await new Promise((r) => setTimeout(r, 200));
