@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { crc32, encodeFrame, FrameDecoder, type Frame } from '../../src/goridge/frame.js';
 import { ProtocolError } from '../../src/errors.js';
+import { xorshift } from '../support/prng.js';
 
 // Compiled tests run from dist/test/goridge/, so the fixture is three levels up from here.
 const VECTORS = JSON.parse(readFileSync(new URL('../../../test/fixtures/protocol-vectors.json', import.meta.url), 'utf8')) as Record<
@@ -27,19 +28,6 @@ function decodeOne(bytes: Buffer): Frame {
   assert.equal(frames.length, 1);
   assert.equal(decoder.pending, 0);
   return frames[0]!;
-}
-
-/** xorshift32: tiny and deterministic, so a failing seed can be replayed. */
-function xorshift(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
 }
 
 /** Integer in [lo, hi]. */

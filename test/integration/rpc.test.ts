@@ -15,22 +15,14 @@ import { FrameDecoder } from '../../src/goridge/frame.js';
 import { decodeRpc, encodeRpc } from '../../src/goridge/messages.js';
 import { alive, BIN, freePort, MODES, ROOT, startRrts, type RrtsInstance } from './harness.js';
 import { backgroundTraffic, request } from './client.js';
+import type { WorkerInfo } from '../../src/pool/info.js';
 
 const run = promisify(execFile);
 const PHP_CLIENT = path.join(ROOT, 'test', 'fixtures', 'php', 'rpc-client.php');
 const SECRET = 'hunter2-not-for-your-eyes';
 
-interface State {
-  pid: number;
-  status: number;
-  statusStr: string;
-  numExecs: number;
-  created: number;
-  memoryUsage: number;
-  CPUPercent: number;
-  command: string;
-  masterPid?: number;
-}
+/** What informer.Workers answers: RoadRunner's State plus rrts's additions. */
+type State = WorkerInfo & { masterPid?: number };
 
 interface Ran {
   code: number;

@@ -16,7 +16,8 @@ import type { Config } from '../../src/config/types.js';
 import type { WorkerPool } from '../../src/pool/pool.js';
 import { RpcPlugin } from '../../src/rpc/server.js';
 import { registerCoreServices } from '../../src/rpc/services.js';
-import { RawConnection, silent, startPlugin, vector, xorshift } from './rpc-helpers.js';
+import { RawConnection, silent, startPlugin, vector } from './rpc-helpers.js';
+import { xorshift } from '../support/prng.js';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
