@@ -6,7 +6,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { BIN, childrenOf, deepMerge, freePort, killQuietly, procStat, ROOT, sleep } from './harness.js';
+import { BIN, childrenOf, deepMerge, freePort, killQuietly, procStat, ROOT, RrtsInstance, sleep } from './harness.js';
 
 export { ROOT, sleep, procStat, childrenOf };
 
@@ -22,24 +22,20 @@ export interface ServeOptions {
   dirMode?: number;
 }
 
-export class Served {
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: string | null }>;
+/** An RrtsInstance that may run behind a wrapper (unshare): rrts is then the wrapper's child. */
+export class Served extends RrtsInstance {
   constructor(
-    readonly proc: ChildProcess,
-    readonly dir: string,
-    readonly port: number,
+    proc: ChildProcess,
+    dir: string,
+    port: number,
     readonly file: string,
     readonly wrapped: boolean,
   ) {
-    proc.stdout!.on('data', (c: Buffer) => (this.stdout += c.toString()));
-    proc.stderr!.on('data', (c: Buffer) => (this.stderr += c.toString()));
-    this.exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+    super(proc, dir, port);
   }
 
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+  override waitFor(predicate: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+    return super.waitFor(predicate, what, timeoutMs);
   }
 
   /** rrts's own pid as seen from here: the spawned process, or the wrapper's only child. */
@@ -47,14 +43,6 @@ export class Served {
     if (!this.wrapped) return this.proc.pid!;
     const kids = childrenOf(this.proc.pid!);
     return kids.length === 1 ? kids[0]! : this.proc.pid!;
-  }
-
-  async waitFor(predicate: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    while (!predicate()) {
-      if (Date.now() > until) throw new Error(`timed out waiting for ${what}\nstdout: ${this.stdout}\nstderr: ${this.stderr.slice(-4000)}`);
-      await sleep(25);
-    }
   }
 
   /** Every process below `root` (not `root` itself). */
