@@ -6,7 +6,8 @@
  * shared opcache. The master never serves a request: it only forks, reaps and reports.
  *
  * Started by rrts (src/spawn/fork/master.ts) as
- *   php [-d ...] -d opcache.enable_cli=1 php/master.php --script=<worker.php> [--preload=<file>] [-- <script args>]
+ *   php [-d ...] -d opcache.enable_cli=1 php/master.php --script=<worker.php> [--preload=<file>] [--spares=N]
+ *       [-- <script args>]
  * with cwd = the app's directory, the pool's environment, stdin /dev/null, stdout/stderr read by rrts (the children
  * inherit them). A missing --script or --preload file: a message on STDERR naming it, exit 1.
  *
@@ -21,7 +22,8 @@
  *   {op: "reap", pid} -> pcntl_waitpid(pid, WNOHANG) ->
  *     {op: "reaped", pid, done: bool, code: int|nil, signal: int|nil, error: nil | "not my child: N" | errno text}
  *     (done false with no error: the child is still running)
- *   {op: "ping", id} -> {op: "pong", id, children: forked and not yet reaped, memory: memory_get_usage(true)}
+ *   {op: "ping", id} -> {op: "pong", id, children: forked and not yet reaped, spares: parked spares,
+ *     memory: memory_get_usage(true)}
  *   any other op -> {op: "error", error: "unknown op X"}
  *   a malformed frame or payload -> one line on STDERR, exit 2.
  *   EOF on the channel (rrts closed it or died) -> SIGKILL every child not yet reaped, reap them, exit 0.
@@ -41,6 +43,19 @@
  *   5. sets $argv/$argc, $_SERVER['argv'/'argc'/'SCRIPT_FILENAME'/'SCRIPT_NAME'/'PHP_SELF'/'PATH_TRANSLATED'] as
  *      `php <script> <args>` would (the script path exactly as given), REQUEST_TIME(_FLOAT) to the fork's time;
  *   6. requires the script at the top level of this file (so its top-level variables are globals), then exit(0).
+ *
+ * Spares (--spares=N, default 0; rrts passes server.fork.spares): the master keeps N children forked ahead of time,
+ * parked after steps 1-3, each blocked on its own socketpair. A fork request hands the oldest live spare the env
+ * (one message: uint32 LE length + a MessagePack map) and answers its pid at once; the spare then runs steps 4-6.
+ * A spare forked after a fork request also applies that request's env before parking (it is the pool's, so most
+ * likely the next one's too); at the wake it applies only what differs. So the fork itself and most of the
+ * child's first copy-on-write page faults happen before the request, not during it. The master forks replacement
+ * spares once the channel has been quiet for 20 ms: not while the worker that took one is starting, nor within a
+ * burst of fork requests (a pool start or a reset forks on request, as without spares). A spare that finds EOF on
+ * its socket (the master quit or died) exits 0 without running the script. `ps` shows a parked spare as
+ * "rrts: fork spare (master <pid>)"; once woken it shows the master's command line again. Spares are not
+ * "children" in ping or reap until handed out; the master SIGKILLs and reaps them when the channel closes, and
+ * reaps a spare that died on its own when it would have handed it out.
  */
 
 declare(strict_types=1);
@@ -328,6 +343,15 @@ final class Channel
         \fclose($this->stream);
     }
 
+    /** True when a message (or EOF) is waiting, within $microseconds. */
+    public function waitReadable(int $microseconds): bool
+    {
+        $read = [$this->stream];
+        $none = null;
+
+        return (int) @\stream_select($read, $none, $none, 0, $microseconds) > 0;
+    }
+
     private function readExactly(int $length): ?string
     {
         $data = '';
@@ -366,10 +390,73 @@ final class Channel
     }
 }
 
+/** A child forked ahead of a fork request and parked on its socketpair until the master hands it an env. */
+final class Spare
+{
+    /** @param resource $socket the master's end */
+    public function __construct(public readonly int $pid, public readonly mixed $socket)
+    {
+    }
+
+    /** The env for the spare: uint32 LE length, then the MessagePack map. False if the spare cannot take it. */
+    public function handOver(array $env): bool
+    {
+        $payload = MsgPack::encode($env);
+        $bytes = \pack('V', \strlen($payload)) . $payload;
+        $n = @\fwrite($this->socket, $bytes); // a few hundred bytes into an empty socket buffer: one write
+        \fclose($this->socket);
+
+        return $n === \strlen($bytes);
+    }
+
+    /**
+     * In the spare: wait for the env. Null at EOF (the master quit, died, or dropped this spare).
+     *
+     * @param resource $socket the spare's end
+     */
+    public static function awaitEnv(mixed $socket): ?array
+    {
+        $head = self::readExactly($socket, 4);
+        if ($head === null) {
+            return null;
+        }
+        $length = \unpack('V', $head)[1];
+        $payload = $length > 16 * 1024 * 1024 ? null : self::readExactly($socket, $length);
+        \fclose($socket);
+        $env = $payload === null ? null : MsgPack::decode($payload);
+
+        return \is_array($env) ? $env : null;
+    }
+
+    /** @param resource $socket */
+    private static function readExactly(mixed $socket, int $length): ?string
+    {
+        $data = '';
+        while (\strlen($data) < $length) {
+            $chunk = @\fread($socket, $length - \strlen($data));
+            if ($chunk === false || $chunk === '') {
+                return null; // blocking socket: '' means EOF
+            }
+            $data .= $chunk;
+        }
+
+        return $data;
+    }
+}
+
 /** The master's state and loop; serve() returns only in a freshly forked child, with the script to require. */
 final class Master
 {
-    private const USAGE = 'usage: php master.php --script=<worker.php> [--preload=<file>] [-- <script args>]';
+    private const USAGE = 'usage: php master.php --script=<worker.php> [--preload=<file>] [--spares=N] [-- <script args>]';
+    private const MAX_SPARES = 16;
+    /**
+     * Spares are refilled once the channel has been quiet this long (us): not while the worker that just took one
+     * is starting on the other core, and not in the middle of a burst of fork requests (a pool start or reset),
+     * which fork on request as without spares.
+     */
+    private const SPARE_REFILL_IDLE_US = 20_000;
+    /** what `ps` shows for a parked spare; a woken one shows the master's command line again, like any worker */
+    public const SPARE_TITLE = 'rrts: fork spare';
 
     private static Channel $channel;
     private static string $script;
@@ -380,6 +467,15 @@ final class Master
     private static ?string $preloadPath = null;
     /** @var array<int, true> pids forked and not yet reaped */
     private static array $children = [];
+    private static int $spareCount = 0;
+    /** the master's command line, args joined by spaces ('' when /proc is not there: then titles stay as they are) */
+    private static string $title = '';
+    /** @var list<Spare> parked, oldest first */
+    private static array $spares = [];
+    /** @var array<string, string> the env of the last fork request: spares forked after it apply it before parking */
+    private static array $lastEnv = [];
+    /** @var array<string, string> in a spare: the env it applied before parking */
+    private static array $appliedEnv = [];
 
     /** Parse the arguments, check the files, open the channel; exit 1 on any problem. */
     public static function start(array $argv): void
@@ -394,6 +490,12 @@ final class Master
                 $script = \substr($arg, 9);
             } elseif (\str_starts_with($arg, '--preload=')) {
                 self::$preload = \substr($arg, 10);
+            } elseif (\str_starts_with($arg, '--spares=')) {
+                $n = \filter_var(\substr($arg, 9), \FILTER_VALIDATE_INT, ['options' => ['min_range' => 0, 'max_range' => self::MAX_SPARES]]);
+                if ($n === false) {
+                    self::fail("--spares must be an integer from 0 to " . self::MAX_SPARES . ", got '" . \substr($arg, 9) . "'");
+                }
+                self::$spareCount = $n;
             } else {
                 self::fail("unknown argument '$arg'; " . self::USAGE);
             }
@@ -407,6 +509,16 @@ final class Master
             self::$preloadPath = self::existingFile(self::$preload, 'preload file');
         }
         self::$channel = Channel::open() ?? self::fail('no control channel on file descriptor 3 (rrts starts this)');
+        if (self::$spareCount > 0) {
+            self::$title = \str_replace("\0", ' ', \rtrim((string) @\file_get_contents('/proc/self/cmdline'), "\0"));
+        }
+    }
+
+    private static function setTitle(string $title): void
+    {
+        if (self::$title !== '') {
+            @\cli_set_process_title($title);
+        }
     }
 
     /** Absolute path of the preload to require, or null. */
@@ -438,6 +550,12 @@ final class Master
     public static function serve(): string
     {
         while (true) {
+            if (\count(self::$spares) < self::$spareCount && !self::$channel->waitReadable(self::SPARE_REFILL_IDLE_US)) {
+                $env = self::parkSpares();
+                if ($env !== null) {
+                    return self::becomeWorker($env); // a spare that was handed its env
+                }
+            }
             try {
                 $message = self::$channel->receive();
             } catch (\UnexpectedValueException $e) {
@@ -451,13 +569,16 @@ final class Master
             if ($op === 'fork') {
                 $env = self::fork($message);
                 if ($env !== null) {
+                    self::forgetInherited();
+                    self::resetProcessState();
+
                     return self::becomeWorker($env);
                 }
                 continue;
             }
             self::answer(match ($op) {
                 'reap' => self::reap($message['pid'] ?? null),
-                'ping' => ['op' => 'pong', 'children' => \count(self::$children), 'memory' => \memory_get_usage(true)],
+                'ping' => ['op' => 'pong', 'children' => \count(self::$children), 'spares' => \count(self::$spares), 'memory' => \memory_get_usage(true)],
                 default => ['op' => 'error', 'error' => 'unknown op ' . (\is_string($op) ? $op : \get_debug_type($op))],
             }, $message);
         }
@@ -470,6 +591,14 @@ final class Master
         $problem = self::checkEnv($env);
         if ($problem !== null) {
             self::answer(['op' => 'fork_failed', 'error' => $problem], $message);
+
+            return null;
+        }
+        self::$lastEnv = $env;
+        $spare = self::takeSpare($env);
+        if ($spare !== null) {
+            self::$children[$spare] = true;
+            self::answer(['op' => 'forked', 'pid' => $spare], $message);
 
             return null;
         }
@@ -486,6 +615,71 @@ final class Master
         self::$children[$pid] = true;
         self::answer(['op' => 'forked', 'pid' => $pid], $message);
         \gc_collect_cycles();
+
+        return null;
+    }
+
+    /** Hand the env to the oldest live spare; its pid, or null when none could take it (then fork as usual). */
+    private static function takeSpare(array $env): ?int
+    {
+        while (($spare = \array_shift(self::$spares)) !== null) {
+            $status = 0;
+            if (\pcntl_waitpid($spare->pid, $status, \WNOHANG) !== 0) {
+                \fclose($spare->socket); // died while parked (killed from outside): reaped, try the next
+                continue;
+            }
+            if ($spare->handOver($env)) {
+                return $spare->pid;
+            }
+            \posix_kill($spare->pid, \SIGKILL);
+            \pcntl_waitpid($spare->pid, $status);
+        }
+
+        return null;
+    }
+
+    /**
+     * Fork spares until --spares are parked. In the master: returns null. In a spare: parks it (child steps 1-3),
+     * and returns its env once the master hands one over; a spare that gets EOF instead exits 0.
+     */
+    private static function parkSpares(): ?array
+    {
+        while (\count(self::$spares) < self::$spareCount) {
+            $pair = \stream_socket_pair(\STREAM_PF_UNIX, \STREAM_SOCK_STREAM, \STREAM_IPPROTO_IP);
+            if ($pair === false) {
+                \fwrite(\STDERR, "rrts master: cannot create a socketpair for a spare; forking on request instead\n");
+                self::$spareCount = 0;
+
+                return null;
+            }
+            [$ours, $theirs] = $pair;
+            $pid = \pcntl_fork();
+            if ($pid === 0) {
+                \fclose($ours);
+                $expected = self::$lastEnv;
+                self::forgetInherited();
+                self::resetProcessState();
+                self::applyEnv($expected); // most likely the env of the next request too (it is the pool's)
+                \realpath(self::$scriptPath); // and the script's realpath cache entry: fewer page faults after the wake
+                self::setTitle(self::SPARE_TITLE . ' (master ' . \posix_getppid() . ')');
+                $env = Spare::awaitEnv($theirs);
+                self::setTitle(self::$title);
+                if ($env === null) {
+                    exit(0);
+                }
+
+                return $env;
+            }
+            \fclose($theirs);
+            if ($pid < 0) {
+                \fclose($ours);
+                \fwrite(\STDERR, 'rrts master: cannot fork a spare: ' . \pcntl_strerror(\pcntl_get_last_error()) . "; forking on request instead\n");
+                self::$spareCount = 0;
+
+                return null;
+            }
+            self::$spares[] = new Spare($pid, $ours);
+        }
 
         return null;
     }
@@ -545,6 +739,9 @@ final class Master
     /** rrts is gone: no worker may outlive it. */
     private static function killChildrenAndExit(): never
     {
+        foreach (self::$spares as $spare) {
+            self::$children[$spare->pid] = true;
+        }
         foreach (\array_keys(self::$children) as $pid) {
             \posix_kill($pid, \SIGKILL);
         }
@@ -566,12 +763,21 @@ final class Master
         }
     }
 
-    /** Child steps 1-5 (see the top comment); returns the script to require. */
-    private static function becomeWorker(array $env): string
+    /** In a new child: drop the master's channel, its bookkeeping and the spares' sockets it inherited. */
+    private static function forgetInherited(): void
     {
         self::$channel->close();
         self::$children = [];
+        foreach (self::$spares as $spare) {
+            \fclose($spare->socket);
+        }
+        self::$spares = [];
+        self::$spareCount = 0;
+    }
 
+    /** Child steps 2-3 (see the top comment). */
+    private static function resetProcessState(): void
+    {
         for ($signal = 1; $signal < 32; $signal++) {
             if ($signal !== \SIGKILL && $signal !== \SIGSTOP && \pcntl_signal_get_handler($signal) !== \SIG_DFL) {
                 // php-cli itself starts with SIGPIPE ignored; everything else starts at the default
@@ -583,13 +789,27 @@ final class Master
         }
 
         \mt_srand(\random_int(\PHP_INT_MIN, \PHP_INT_MAX));
+    }
 
+    /** Child step 4 for every variable not already applied with this value (a spare applies the expected env). */
+    private static function applyEnv(array $env): void
+    {
         foreach ($env as $name => $value) {
             $name = (string) $name;
+            if ((self::$appliedEnv[$name] ?? null) === $value) {
+                continue;
+            }
             $_SERVER[$name] = $value;
             $_ENV[$name] = $value;
             \putenv("$name=$value");
+            self::$appliedEnv[$name] = $value;
         }
+    }
+
+    /** Child steps 4-5, after steps 1-3 (done at once, or when the spare was parked); returns the script to require. */
+    private static function becomeWorker(array $env): string
+    {
+        self::applyEnv($env);
 
         $argv = [self::$script, ...self::$scriptArgs];
         $GLOBALS['argv'] = $_SERVER['argv'] = $argv;

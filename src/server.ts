@@ -219,7 +219,7 @@ export class RrtsServer {
     if (!fork.enabled) return new ExecSpawner({ ...common, command, relay: this.config.server.relay });
     const php = parsePhpCommand(command);
     if (typeof php === 'string') throw new StartError(php); // the config loader already refuses this
-    return new ForkSpawner({ ...common, command: php, preload: fork.preload });
+    return new ForkSpawner({ ...common, command: php, preload: fork.preload, spares: fork.spares });
   }
 
   /** server.on_init: run once before the workers; its output is logged; failure stops start only with exit_on_error. */
@@ -267,6 +267,7 @@ function restartOnlyChanges(current: Config, next: Config): string[] {
     ['http.pool (sizes and timeouts)', pool(current), pool(next)],
     ['server.relay', current.server.relay, next.server.relay],
     ['server.fork.enabled', current.server.fork.enabled, next.server.fork.enabled],
+    ['server.fork.spares', current.server.fork.spares, next.server.fork.spares],
     ['server.user/group', [current.server.user, current.server.group], [next.server.user, next.server.group]],
     ['rpc', current.rpc, next.rpc],
     ['status', current.status, next.status],

@@ -37,6 +37,8 @@ export interface OnInitConfig {
 export interface ForkConfig {
   enabled: boolean;
   preload: string | null;
+  /** children the master keeps forked and parked, so a fork request only hands one its env (0 = fork on request) */
+  spares: number;
 }
 
 export interface ServerConfig {

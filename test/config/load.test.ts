@@ -44,7 +44,7 @@ describe('defaults', () => {
       env: {},
       relay: 'pipes',
       onInit: null,
-      fork: { enabled: false, preload: null },
+      fork: { enabled: false, preload: null, spares: 1 },
     });
     assert.deepEqual(config.http, {
       address: '127.0.0.1:8080',
@@ -144,8 +144,18 @@ describe('work directory and config path', () => {
     const yaml = withHttp().replace('  command: php worker.php\n', '  command: php worker.php\n  fork:\n    enabled: "true"\n    preload: app/preload.php\n');
     const { file, dir } = writeConfig(yaml);
     const config = loadConfig({ configPath: file, env: {} });
-    assert.deepEqual(config.server.fork, { enabled: true, preload: join(dir, 'app/preload.php') });
+    assert.deepEqual(config.server.fork, { enabled: true, preload: join(dir, 'app/preload.php'), spares: 1 });
     assert.deepEqual(config.server.command, ['php', 'worker.php']);
+  });
+
+  test('server.fork.spares: 1 by default, 0 to 16 allowed, anything else a ConfigError naming the key', () => {
+    const withSpares = (value: string): string => withHttp().replace('  command: php worker.php\n', `  command: php worker.php\n  fork:\n    enabled: true\n    spares: ${value}\n`);
+    assert.equal(load(withSpares('0')).server.fork.spares, 0);
+    assert.equal(load(withSpares('"16"')).server.fork.spares, 16);
+    for (const bad of ['17', '-1', 'many']) {
+      const error = loadError(withSpares(bad));
+      assert.match(error.message, /server\.fork\.spares/, `${bad}: ${error.message}`);
+    }
   });
 });
 

@@ -62,6 +62,38 @@ function procStat(pid: number): { ppid: number; state: string } | null {
   }
 }
 
+/** Live (not zombie) children of a process, from /proc. */
+function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const st = procStat(Number(entry));
+    if (st && st.ppid === ppid && st.state !== 'Z') out.push(Number(entry));
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** Zombie children of a process, from /proc. */
+function zombiesOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const st = procStat(Number(entry));
+    if (st && st.ppid === ppid && st.state === 'Z') out.push(Number(entry));
+  }
+  return out;
+}
+
+/** Wait (bounded) until the master has exactly `count` live children that are not in `besides`: its parked spares. */
+async function sparesOf(master: MasterProcess, count: number, besides: number[] = []): Promise<number[]> {
+  const until = Date.now() + WAIT_MS;
+  for (;;) {
+    const spares = childrenOf(master.pid).filter((pid) => !besides.includes(pid));
+    if (spares.length === count || Date.now() > until) return spares;
+    await sleep(10);
+  }
+}
+
 /** The socket inodes a process holds, by fd ("socket:[123]" links), skipping the fds listed. */
 function socketInodes(pid: number, skip: number[] = []): Set<string> {
   const inodes = new Set<string>();
@@ -168,9 +200,9 @@ class MasterProcess {
     return within(this.exited, ms, `the master ${this.pid} to exit; its output: ${this.output}`);
   }
 
-  /** SIGKILL the master and every child it forked that is still its child. */
+  /** SIGKILL the master and every child it forked (or parked as a spare) that is still its child. */
   killAll(): void {
-    for (const pid of this.forked) {
+    for (const pid of new Set([...this.forked, ...childrenOf(this.pid)])) {
       if (procStat(pid)?.ppid === this.pid) {
         try {
           process.kill(pid, 'SIGKILL');
@@ -449,7 +481,7 @@ describe('php/master.php with the fixture worker', () => {
   });
 });
 
-describe('php/master.php with a preload', () => {
+for (const spares of [0, 1]) describe(`php/master.php with a preload, --spares=${spares}`, () => {
   let dir: string;
   let relay: RelayServer;
   let master: MasterProcess;
@@ -495,7 +527,7 @@ while ($request = $http->waitRequest()) {
 }
 `,
     );
-    master = new MasterProcess(['--script=worker.php', '--preload=preload.php', '--', 'one', 'two words'], {
+    master = new MasterProcess(['--script=worker.php', '--preload=preload.php', `--spares=${spares}`, '--', 'one', 'two words'], {
       cwd: dir,
       env: baseEnv({ RR_RELAY: relay.address, RR_MODE: 'http' }),
     });
@@ -537,14 +569,104 @@ while ($request = $http->waitRequest()) {
   });
 
   it('exits 0 on EOF, leaving no child behind', async () => {
+    const parked = await sparesOf(master, spares, pids);
+    assert.equal(parked.length, spares, `parked spares: ${parked.join(', ')}`);
     master.channel.destroy();
     assert.deepEqual(await master.waitExit(2_000), { code: 0, signal: null });
-    for (const pid of pids) assert.equal(procStat(pid), null, `child ${pid} is gone`);
+    for (const pid of [...pids, ...parked]) assert.equal(procStat(pid), null, `child ${pid} is gone`);
+  });
+});
+
+describe('php/master.php with --spares=2', () => {
+  let dir: string;
+  let relayA: RelayServer;
+  let relayB: RelayServer;
+  let master: MasterProcess;
+  let parked: number[] = [];
+  const workers: number[] = [];
+
+  before(async () => {
+    dir = tempDir();
+    relayA = await RelayServer.listen(dir, 'a.sock');
+    relayB = await RelayServer.listen(dir, 'b.sock');
+    master = new MasterProcess([`--script=${FIXTURE_WORKER}`, '--spares=2'], { env: baseEnv({ RR_RELAY: relayA.address, RR_MODE: 'master-mode' }) });
+    assert.equal((await master.next('ready')).op, 'ready');
+  });
+
+  it('parks two children that do not connect, and counts them apart from the forked ones', async () => {
+    parked = await sparesOf(master, 2);
+    assert.equal(parked.length, 2, `children of the master: ${childrenOf(master.pid).join(', ')}`);
+    const pong = await master.request({ op: 'ping', id: 1 });
+    assert.equal(pong.children, 0);
+    assert.equal(pong.spares, 2);
+  });
+
+  it('answers a fork with the oldest spare, which runs the script with the env of that fork', async () => {
+    const pid = await master.fork(2, { RR_RELAY: relayA.address, RR_MODE: 'http' });
+    assert.equal(pid, parked[0], 'the first parked child became the worker');
+    workers.push(pid);
+    const env = JSON.parse(await (await relayA.worker(pid)).get('/env')) as { server: Record<string, string | null>; env: Record<string, string> };
+    assert.equal(env.server.RR_MODE, 'http', 'the master had RR_MODE=master-mode: the spare set $_SERVER');
+    assert.equal(env.env.RR_MODE, 'http');
+    assert.equal(env.server.RR_RELAY, relayA.address);
+  });
+
+  it('refills its spares, which apply the env of that fork before parking and any other env when woken', async () => {
+    const refilled = await sparesOf(master, 2, workers);
+    assert.equal(refilled.length, 2);
+    assert.ok(refilled.includes(parked[1]!), 'the second spare is still parked');
+    // parked[1] was forked before any fork request; the new one after the first: it applied RR_MODE=http already.
+    // Both must run with the env of the request that wakes them.
+    for (const [i, pid] of [parked[1]!, refilled.find((p) => p !== parked[1])!].entries()) {
+      const got = await master.fork(3 + i, { RR_RELAY: relayB.address, RR_MODE: `jobs-${i}`, RRTS_TEST_EXTRA: 'x' });
+      assert.equal(got, pid, `fork ${i} took the oldest spare`);
+      workers.push(got);
+      const env = JSON.parse(await (await relayB.worker(got)).get('/env')) as { server: Record<string, string | null>; env: Record<string, string> };
+      assert.equal(env.server.RR_MODE, `jobs-${i}`);
+      assert.equal(env.env.RR_MODE, `jobs-${i}`);
+      assert.equal(env.server.RR_RELAY, relayB.address, 'connected to the relay of its own fork message');
+      assert.equal(env.env.RRTS_TEST_EXTRA, 'x');
+    }
+    assert.notEqual((await (await relayB.worker(workers[1]!)).get('/rand')), await (await relayB.worker(workers[2]!)).get('/rand'));
+  });
+
+  it('forks on request in a burst, and skips a spare that was killed while parked, leaving no zombie', async () => {
+    // Right after the forks above the channel was never quiet for long: there may be no spare yet. Wait for them.
+    const spares = await sparesOf(master, 2, workers);
+    assert.equal(spares.length, 2);
+    process.kill(spares[0]!, 'SIGKILL');
+    await sleep(50);
+    const [a, b, c] = [await master.fork(10, { RR_RELAY: relayA.address }), await master.fork(11, { RR_RELAY: relayA.address }), await master.fork(12, { RR_RELAY: relayA.address })];
+    assert.equal(a, spares[1], 'the dead spare was skipped for the live one');
+    assert.ok(![spares[0], spares[1]].includes(b) && ![spares[0], spares[1]].includes(c), 'then forked on request');
+    for (const pid of [a, b, c]) {
+      workers.push(pid);
+      assert.equal(await (await relayA.worker(pid)).get('/pid'), String(pid));
+    }
+    assert.equal(procStat(spares[0]!), null, 'the killed spare was reaped by the master');
+    assert.deepEqual(zombiesOf(master.pid), []);
+    assert.equal((await master.request({ op: 'ping', id: 13 })).children, workers.length);
+  });
+
+  it('kills its workers and its spares and exits 0 when the channel closes', async () => {
+    const spares = await sparesOf(master, 2, workers);
+    assert.equal(spares.length, 2);
+    master.channel.destroy();
+    assert.deepEqual(await master.waitExit(2_000), { code: 0, signal: null });
+    for (const pid of [...workers, ...spares]) assert.equal(procStat(pid), null, `child ${pid} is gone`);
   });
 });
 
 describe('php/master.php start-up and protocol errors', () => {
   const env = baseEnv({ RR_RELAY: 'unix:///nonexistent.sock' });
+
+  it('exits 1 on a --spares that is not an integer from 0 to 16', async () => {
+    for (const bad of ['x', '-1', '17']) {
+      const master = new MasterProcess([`--script=${FIXTURE_WORKER}`, `--spares=${bad}`], { env: baseEnv({}) });
+      assert.deepEqual(await master.waitExit(WAIT_MS), { code: 1, signal: null });
+      assert.match(master.output, new RegExp(`--spares must be an integer from 0 to 16, got '${bad}'`));
+    }
+  });
 
   it('exits 1 without --script', async () => {
     const master = new MasterProcess([], { env });

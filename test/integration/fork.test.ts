@@ -6,7 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { encodeFrame } from '../../src/goridge/frame.js';
 import { Flag } from '../../src/goridge/flags.js';
-import { alive, childrenOf, FIXTURE, killQuietly, procStat, sleep, startRrts, type RrtsInstance } from './harness.js';
+import { alive, childrenOf, FIXTURE, isForkSpare, killQuietly, procStat, sleep, startRrts, type RrtsInstance } from './harness.js';
 import { backgroundTraffic, request } from './client.js';
 
 /** Zombie processes whose parent is one of `parents`. */
@@ -78,8 +78,10 @@ describe('fork mode', () => {
     assert.equal(new Set(seen.values()).size, seen.size, 'first mt_rand() values differ between workers');
   });
 
-  it('kill -9 of a busy worker: that request 500, a replacement serves quickly, no zombie', async (t) => {
+  it('kill -9 of a busy worker: that request 500, the parked spare replaces it quickly, no zombie', async (t) => {
     const before = await rr.waitForWorkers(4);
+    await rr.waitFor(() => rr.sparePids().length === 1, 'the master to park its spare (server.fork.spares: 1)');
+    const [spare] = rr.sparePids();
     const slow = request(`${rr.url}/sleep?ms=3000`);
     await sleep(200);
     const sleeping = findSleeping(before);
@@ -92,6 +94,8 @@ describe('fork mode', () => {
     const replacedMs = Date.now() - killedAt;
     t.diagnostic(`replacement worker running ${replacedMs} ms after the kill (25 ms polling)`);
     assert.ok(replacedMs < 1000, `replaced after ${replacedMs} ms`);
+    assert.ok(rr.workerPids().includes(spare!), `the spare ${spare} became the replacement: ${rr.workerPids().join(', ')}`);
+    await rr.waitFor(() => rr.sparePids().length === 1 && rr.sparePids()[0] !== spare, 'a new spare');
     assert.equal((await request(`${rr.url}/hello`)).status, 200);
     assert.deepEqual(zombiesOf([rr.pid, ...rr.masterPids()]), []);
   });
@@ -149,7 +153,7 @@ describe('fork mode', () => {
     const traffic = backgroundTraffic(rr.url);
     await sleep(200);
     killQuietly(master!);
-    await rr.waitFor(() => rr.masterPids().some((p) => p !== master && childrenOf(p).length === 4), 'a new master with 4 workers', 15_000);
+    await rr.waitFor(() => rr.masterPids().some((p) => p !== master && childrenOf(p).filter((c) => !isForkSpare(c)).length === 4), 'a new master with 4 workers', 15_000);
     await sleep(300);
     const result = await traffic.stop();
     assert.ok(result.failed <= 4, `${result.failed} failed: ${result.failures.slice(0, 5).join('; ')}`);
@@ -180,10 +184,11 @@ function findWorkerSocket(rr: RrtsInstance): string | null {
 }
 
 describe('fork mode: rrts killed', () => {
-  it('SIGKILL of rrts takes the master and workers with it within 2 s', async () => {
+  it('SIGKILL of rrts takes the master, workers and spare with it within 2 s', async () => {
     const rr = await startRrts({ mode: 'fork', workers: 3 });
-    const pids = [...rr.masterPids(), ...rr.workerPids()];
-    assert.equal(pids.length, 4);
+    await rr.waitFor(() => rr.sparePids().length === 1, 'the parked spare');
+    const pids = [...rr.masterPids(), ...rr.workerPids(), ...rr.sparePids()];
+    assert.equal(pids.length, 5);
     rr.proc.kill('SIGKILL');
     await rr.exited;
     const until = Date.now() + 2000;

@@ -90,16 +90,21 @@ export class RrtsInstance {
       });
   }
 
-  /** The pids of the php workers: rrts's children in exec mode, the fork master's children in fork mode. */
+  /** The pids of the php workers: rrts's children in exec mode, the fork masters' children (not spares) in fork mode. */
   workerPids(): number[] {
     const direct = childrenOf(this.pid);
     if (!this.fork) return direct;
-    return direct.flatMap((pid) => childrenOf(pid));
+    return direct.flatMap((pid) => childrenOf(pid)).filter((pid) => !isForkSpare(pid));
+  }
+
+  /** Fork mode: the masters' parked spares (server.fork.spares), forked but not yet workers. */
+  sparePids(): number[] {
+    return this.masterPids().flatMap((pid) => childrenOf(pid)).filter(isForkSpare);
   }
 
   /** Fork mode: the master pids (rrts's direct children). */
   masterPids(): number[] {
-    return this.fork ? childrenOf(this.pid) : [];
+    return this.fork ? childrenOf(this.pid).filter((pid) => !isForkSpare(pid)) : []; // a dead master's spare is ours briefly
   }
 
   async waitFor(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
@@ -118,7 +123,7 @@ export class RrtsInstance {
 
   /** SIGTERM, wait for exit, then make sure nothing it started is left (SIGKILL stragglers). */
   async stop(): Promise<{ code: number | null; signal: string | null }> {
-    const children = [...this.workerPids(), ...this.masterPids()];
+    const children = [...this.workerPids(), ...this.sparePids(), ...this.masterPids()];
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
     const timer = setTimeout(() => this.proc.kill('SIGKILL'), 20_000);
     const exit = await this.exited;
@@ -169,6 +174,15 @@ export function childrenOf(ppid: number): number[] {
     if (stat && stat.ppid === ppid && stat.state !== 'Z') out.push(Number(entry));
   }
   return out.sort((a, b) => a - b);
+}
+
+/** A fork master's parked spare: php/master.php titles it "rrts: fork spare (master N)" until it is woken. */
+export function isForkSpare(pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('rrts: fork spare');
+  } catch {
+    return false;
+  }
 }
 
 export function procStat(pid: number): { state: string; ppid: number } | null {

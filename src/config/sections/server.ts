@@ -32,7 +32,7 @@ export function readServer(root: SectionReader, ctx: SectionContext, required: b
 }
 
 function emptyServer(): ServerConfig {
-  return { command: [], user: '', group: '', env: {}, relay: DEFAULT_RELAY, onInit: null, fork: { enabled: false, preload: null } };
+  return { command: [], user: '', group: '', env: {}, relay: DEFAULT_RELAY, onInit: null, fork: { enabled: false, preload: null, spares: DEFAULT_FORK_SPARES } };
 }
 
 /** Worker env names are upper-cased (the file's keys were lower-cased when read, as viper does). */
@@ -86,9 +86,15 @@ function readOnInit(onInit: SectionReader | null): OnInitConfig | null {
   };
 }
 
+/** Children the fork master keeps forked and parked ahead of requests (server.fork.spares). */
+export const DEFAULT_FORK_SPARES = 1;
+const MAX_FORK_SPARES = 16;
+
 /** rrts extension: fork workers from one PHP master. The preload path is made absolute against workDir. */
 function readFork(fork: SectionReader | null, ctx: SectionContext): ForkConfig {
-  if (!fork) return { enabled: false, preload: null };
+  if (!fork) return { enabled: false, preload: null, spares: DEFAULT_FORK_SPARES };
   const preload = fork.string('preload');
-  return { enabled: fork.bool('enabled'), preload: preload === '' ? null : resolve(ctx.workDir, preload) };
+  const spares = fork.has('spares') ? fork.uint('spares') : DEFAULT_FORK_SPARES;
+  if (spares > MAX_FORK_SPARES) fork.fail('spares', `must be from 0 to ${MAX_FORK_SPARES} (children parked ahead of fork requests), got ${spares}`);
+  return { enabled: fork.bool('enabled'), preload: preload === '' ? null : resolve(ctx.workDir, preload), spares };
 }

@@ -22,6 +22,8 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 export interface MasterOptions {
   command: PhpCommand;
   preload: string | null;
+  /** children to keep forked and parked ahead of fork requests (master.php --spares) */
+  spares: number;
   env: NodeJS.ProcessEnv;
   cwd: string;
   log: Logger;
@@ -86,6 +88,7 @@ export class ForkMaster {
     const { command, preload, env, cwd, log } = this.opts;
     const args = [...command.flags, '-d', 'opcache.enable_cli=1', MASTER_SCRIPT, `--script=${command.script}`];
     if (preload) args.push(`--preload=${preload}`);
+    if (this.opts.spares > 0) args.push(`--spares=${this.opts.spares}`);
     if (command.args.length > 0) args.push('--', ...command.args);
     const child = spawn(command.php, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], ...(this.opts.identity ?? {}) });
     this.child = child;

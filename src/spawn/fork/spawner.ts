@@ -20,6 +20,8 @@ import type { Identity } from '../../system/users.js';
 export interface ForkSpawnerOptions {
   command: PhpCommand;
   preload: string | null;
+  /** children the master keeps forked and parked ahead of fork requests (server.fork.spares; default 0 here) */
+  spares?: number;
   /** the pool's worker environment; RR_RELAY is replaced by the private socket */
   env: NodeJS.ProcessEnv;
   cwd: string;
@@ -166,6 +168,7 @@ export class ForkSpawner implements Spawner {
     const master = new ForkMaster({
       command: this.opts.command,
       preload: this.opts.preload,
+      spares: this.opts.spares ?? 0,
       env: this.childEnv,
       cwd: this.opts.cwd,
       log: this.opts.log,
