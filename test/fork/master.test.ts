@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { Packr } from 'msgpackr';
 import { encodeFrame, FrameDecoder, type Frame } from '../../src/goridge/frame.js';
 import { jobFrame, parseJobReply, parsePidReply, pidRequest } from '../../src/goridge/messages.js';
+import { childrenOf } from '../integration/harness.js';
+import { zombiesOf } from '../integration/prod-harness.js';
 
 // The compiled test runs from dist/test/fork/: the repository root is three levels up.
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -60,28 +62,6 @@ function procStat(pid: number): { ppid: number; state: string } | null {
   } catch {
     return null;
   }
-}
-
-/** Live (not zombie) children of a process, from /proc. */
-function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const st = procStat(Number(entry));
-    if (st && st.ppid === ppid && st.state !== 'Z') out.push(Number(entry));
-  }
-  return out.sort((a, b) => a - b);
-}
-
-/** Zombie children of a process, from /proc. */
-function zombiesOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const st = procStat(Number(entry));
-    if (st && st.ppid === ppid && st.state === 'Z') out.push(Number(entry));
-  }
-  return out;
 }
 
 /** Wait (bounded) until the master has exactly `count` live children that are not in `besides`: its parked spares. */
