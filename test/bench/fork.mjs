@@ -1,129 +1,101 @@
 #!/usr/bin/env node
-// Fork mode vs exec mode on a framework-sized app, side by side in one run.
+// Fork mode vs exec mode (and php-fpm) on a framework-sized app, side by side in one run.
 //
 // The app: test/bench/app/preload.php loads Debian's Laravel 8 framework (apt-get install -y php-laravel-framework),
-// boots a Container, an Events\Dispatcher and a Router with 50 routes, and loads the ~530 classes of 22 Illuminate
-// components found by scanning the installed directory (~11 MiB of opcache; RRTS_BENCH_COMPONENTS=all loads all of
-// them, ~1000); test/bench/app/worker.php answers every request through that Router with php/lib/rr.php's
-// HttpWorker. exec mode: each worker is `php -d opcache.enable_cli=1 test/bench/app/worker.php` and boots the
-// framework itself; fork mode: the same config plus `server.fork.enabled: true` and
-// `server.fork.preload: test/bench/app/preload.php`.
+// boots a Container, an Events\Dispatcher and a Router with 50 routes (app/router.php), and loads the ~530 classes
+// of 22 Illuminate components found by scanning the installed directory (~11 MiB of opcache;
+// RRTS_BENCH_COMPONENTS=all loads all of them, ~1000); test/bench/app/worker.php answers every request through that
+// Router with php/lib/rr.php's HttpWorker. exec mode: each worker is `php -d opcache.enable_cli=1
+// test/bench/app/worker.php` and boots the framework itself; fork mode: the same config plus
+// `server.fork.enabled: true` and `server.fork.preload: test/bench/app/preload.php`. php-fpm: test/bench/fpm-app.php
+// boots the same router on every request, behind nginx.
 //
 // What it measures (8 workers unless said otherwise):
-//   1. memory: `rrts serve`, after 1000 requests (keep-alive, 8 connections): total PSS of the PHP side (master +
-//      workers) and worker USS (sum, median), from /proc/<pid>/smaps_rollup (dist's readMemory), plus the median
+//   1. memory: after 1000 requests (keep-alive, 8 connections) to `rrts serve` (exec, fork) and to php-fpm
+//      (pm static, 8 children) + nginx: total PSS of the PHP side (fork: master + workers; php-fpm: master +
+//      children) and per-worker USS (sum, median), from /proc/<pid>/smaps_rollup (dist's readMemory), plus the median
 //      worker's smaps_rollup fields. Ratio fork / exec total PSS (target <= 0.15).
 //   2. worker start latency: the spawner classes from dist/ directly (ExecSpawner, ForkSpawner; pino at
 //      'silent'), 30 sequential `await spawner.spawnWorker({})` after one untimed warm-up, each worker stopped
 //      afterwards (not timed), p50/p95 for the framework app and for php/worker.php (hello; fork without preload).
 //      Also: the master's answer to `fork`, the new worker's page faults until ready, and the machine's fork floor
 //      (pcntl_fork() until the child runs, in php). Targets: exec p50 / fork p50 >= 80, fork p50 <= 3 ms.
-//   3. reset: `rrts serve` with 4 and 16 workers per mode, SIGHUP to rrts (a rolling reset of every pool) while 4
-//      keep-alive connections send requests; the reset time is the `elapsed_ms` of the `http: workers reset` log
-//      record (production JSON log on stderr), with the wall time from the signal to that record, to the new fork
-//      master's ready record, and until the old workers (and the old master) are gone. Failed requests must be 0.
+//   3. reset: `rrts serve` with 4 and 16 workers per mode, reset as `rrts reset http` does it (resetter.Reset over
+//      RPC: a rolling reset; fork mode starts a fresh master) while 4 keep-alive connections send requests; the
+//      reset time is the wall time of that call (it answers once the new workers serve), with the `elapsed_ms` of
+//      the `http: workers reset` log record (production JSON log on stderr), the time to the new fork master's ready
+//      record, and until the old workers (and the old master) are gone. Failed requests must be 0; 16 fork workers
+//      in <= 150 ms is the target.
 //   The CPU other processes used during each phase is reported (a busy machine disturbs the numbers).
 // Prints the tables and ratios on stdout, progress on stderr, and the result as JSON on stdout's last line.
 //
-// Run (after `npm run build`; needs `apt-get install -y php-laravel-framework`):
-//   node test/bench/fork.mjs            # full: about 1 min on 2 cores
-//   node test/bench/fork.mjs --quick    # 300 requests, 10 start samples, reset with 4 and 8 workers (~30 s)
+// Run (after `npm run build`; needs `apt-get install -y php-laravel-framework php-fpm nginx`):
+//   node test/bench/fork.mjs            # full: about 2 min on 2 cores
+//   node test/bench/fork.mjs --quick    # 300 requests, 6 start samples, reset of 16 fork workers only, no fork floor (~20 s)
 //   node test/bench/fork.mjs --json /tmp/fork.json
 // Everything listens on and talks to 127.0.0.1 only, config files live in a temp dir, and every process started
-// (rrts, PHP workers and masters) is stopped by pid at the end, on SIGINT/SIGTERM and on error; the temp dir is
-// removed.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+// (rrts, php-fpm, nginx, PHP workers and masters) is stopped by pid at the end, on SIGINT/SIGTERM and on error; the
+// temp dir is removed.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import {
+  childrenOf,
+  cleanup,
+  HERE,
+  HOST,
+  freePort,
+  httpGet,
+  log,
+  machineFacts,
+  makeTempDir,
+  median,
+  MiB,
+  noteDescendants,
+  onCleanup,
+  percentile,
+  phase,
+  readProcStat,
+  REPO,
+  requireTools,
+  round,
+  rrtsRevision,
+  runMain,
+  sleep,
+  smapsRollup,
+  startAppLoad,
+  startFpmNginx,
+  startProcess,
+  stopFpmNginx,
+  stopProcess,
+  table,
+  trackedPids,
+  waitFor,
+  alive,
+} from './lib.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, '..', '..');
 const DIST = path.join(REPO, 'dist', 'src');
 const RRTS_BIN = path.join(REPO, 'bin', 'rrts');
 const APP_PRELOAD = path.join(HERE, 'app', 'preload.php');
 const APP_WORKER = path.join(HERE, 'app', 'worker.php');
 const HELLO_WORKER = path.join(REPO, 'php', 'worker.php');
-const HOST = '127.0.0.1';
 const PHP_FLAGS = ['-d', 'opcache.enable_cli=1'];
+/** dist's RPC client (rrts workers uses it), loaded in main() */
+let RpcClient = null;
 
 const USAGE = `usage: node test/bench/fork.mjs [--quick] [--json FILE]
-  --quick      300 requests, 10 start samples, reset with 4 and 8 workers (< 60 s)
+  --quick      300 requests, 6 start samples, reset of 16 fork workers only (not waiting for the old ones to exit), no fork floor (~20 s)
   --json FILE  write the JSON result to FILE instead of stdout's last line
   -h, --help`;
-
-// ---------------------------------------------------------------------------------------------- bookkeeping
-
-/** rrts processes we started: { name, child, pid, exited, exit, stderr, stdout, seen: Set<pid> of its PHP side } */
-const servers = new Set();
-/** spawners (in this process) with their live workers */
-const spawners = new Set();
-/** pids of PHP processes started by the spawners in this process (killed on exit if still there) */
-const spawnedPids = new Set();
-let tmpDir = null;
-let cleaning = null;
-
-function log(line) {
-  process.stderr.write(`[bench] ${line}\n`);
-}
-
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function procStat(pid) {
-  try {
-    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: rest[0], ppid: Number(rest[1]) };
-  } catch {
-    return null;
-  }
-}
-
-function alive(pid) {
-  const st = procStat(pid);
-  return st !== null && st.state !== 'Z';
-}
-
-function childrenOf(ppid) {
-  const out = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const st = procStat(Number(entry));
-    if (st && st.ppid === ppid && st.state !== 'Z') out.push(Number(entry));
-  }
-  return out.sort((a, b) => a - b);
-}
-
-function killQuietly(pid, sig = 'SIGKILL') {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    /* gone */
-  }
-}
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 // ---------------------------------------------------------------------------------------------- rrts serve
 
 /** Start `rrts serve` on a generated config; resolves once it printed "server started" and `workers` PHP workers run. */
-async function startRrts({ name, mode, workers }) {
+async function startRrts(tmpDir, { name, mode, workers }) {
   const port = await freePort();
+  const rpcPort = await freePort();
   const dir = fs.mkdtempSync(path.join(tmpDir, `${name}-`));
   const config = [
     'version: "3"',
@@ -139,6 +111,8 @@ async function startRrts({ name, mode, workers }) {
     `    num_workers: ${workers}`,
     '    allocate_timeout: 60s',
     '    destroy_timeout: 10s',
+    'rpc:',
+    `  listen: "tcp://${HOST}:${rpcPort}"`,
     'logs:',
     '  mode: production',
     '  level: info',
@@ -146,97 +120,62 @@ async function startRrts({ name, mode, workers }) {
   ].join('\n');
   const file = path.join(dir, '.rr.yaml');
   fs.writeFileSync(file, config);
-  const child = spawn(process.execPath, [RRTS_BIN, 'serve', '-c', file], {
-    cwd: dir,
-    env: { ...process.env, NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true, // own process group: a terminal ^C reaches us, and we stop it by pid
-  });
-  const s = { name, mode, port, child, pid: child.pid, stdout: '', stderr: '', exit: null, seen: new Set(), records: [] };
-  let partial = '';
-  child.stdout.on('data', (c) => (s.stdout += c.toString()));
-  child.stderr.on('data', (c) => {
-    const text = c.toString();
-    s.stderr += text;
-    if (s.stderr.length > 1 << 20) s.stderr = s.stderr.slice(-(1 << 19));
-    // production-mode JSON records, each stamped with when it arrived here
-    const lines = (partial + text).split('\n');
-    partial = lines.pop();
-    const at = performance.now();
-    for (const line of lines) {
-      if (!line.startsWith('{')) continue;
-      try {
-        s.records.push({ at, ...JSON.parse(line) });
-      } catch {
-        /* not a record */
-      }
+  const s = { name, mode, port, rpcPort, rpc: null, records: [] };
+  // production-mode JSON records on stderr, each stamped with when it arrived here
+  const onLine = (line, stream, at) => {
+    if (stream !== 'stderr' || !line.startsWith('{')) return;
+    try {
+      s.records.push({ at, ...JSON.parse(line) });
+    } catch {
+      /* not a record */
     }
-  });
-  s.exited = new Promise((resolve) => {
-    child.once('error', (err) => {
-      s.exit = { code: null, signal: null, error: err.message };
-      resolve(s.exit);
-    });
-    child.once('exit', (code, signal) => {
-      s.exit = { code, signal };
-      resolve(s.exit);
-    });
-  });
-  servers.add(s);
+  };
+  s.proc = startProcess(name, process.execPath, [RRTS_BIN, 'serve', '-c', file], { cwd: dir, env: { ...process.env, NO_COLOR: '1' }, onLine, graceMs: 20_000 });
+  s.pid = s.proc.pid;
+  const detail = () => `\nrrts output (tail): ${s.proc.out.slice(-3000)}`;
   const t0 = Date.now();
-  await waitFor(() => s.stdout.includes('server started') || s.exit !== null, `${name}: rrts to start`, 120_000, s);
-  if (s.exit) throw new Error(`${name}: rrts exited at start (${JSON.stringify(s.exit)}): ${s.stderr.slice(-3000)}`);
-  await waitFor(() => workerPids(s).length === workers, `${name}: ${workers} workers`, 60_000, s);
+  await waitFor(() => s.proc.out.includes('server started') || s.proc.exit !== null, `${name}: rrts to start`, 120_000, detail);
+  if (s.proc.exit) throw new Error(`${name}: rrts exited at start (${JSON.stringify(s.proc.exit)}): ${s.proc.out.slice(-3000)}`);
+  s.rpc = await RpcClient.connect(`tcp://${HOST}:${rpcPort}`, dir);
+  await waitForAsync(async () => (await workerPids(s)).length === workers, `${name}: ${workers} workers`, 60_000, detail);
   s.startMs = Date.now() - t0;
-  const res = await get(port, '/');
+  const res = await httpGet(port, '/', { timeoutMs: 60_000 });
   if (res.status !== 200 || !res.body.startsWith('home pid')) {
     throw new Error(`${name}: GET / answered ${res.status} ${JSON.stringify(res.body.slice(0, 300))}`);
   }
   return s;
 }
 
-/** The PHP workers: rrts's children (exec) or its masters' children (fork). Remembered for the cleanup. */
-function workerPids(s) {
-  const direct = childrenOf(s.pid);
-  for (const pid of direct) s.seen.add(pid);
-  if (s.mode === 'exec') return direct;
-  const workers = direct.flatMap((pid) => childrenOf(pid));
-  for (const pid of workers) s.seen.add(pid);
-  return workers;
+/**
+ * The http pool's workers, as rrts reports them (informer.Workers over RPC): in fork mode the master may also hold
+ * parked spares (server.fork.spares), which are its children but not workers yet. Every PHP process under rrts
+ * is remembered for the cleanup.
+ */
+async function workerPids(s) {
+  noteDescendants(s.proc);
+  const { workers } = await s.rpc.call('informer.Workers', 'http', 10_000);
+  return (workers ?? []).map((w) => w.pid).sort((a, b) => a - b);
 }
 
+/** fork mode: the master(s), rrts's PHP children; exec mode: none. */
 function masterPids(s) {
   return s.mode === 'fork' ? childrenOf(s.pid) : [];
 }
 
-async function waitFor(predicate, what, timeoutMs, s = null) {
+/** Poll an async predicate every 50 ms until it is true; throws after timeoutMs. */
+async function waitForAsync(predicate, what, timeoutMs, detail = () => '') {
   const until = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${s ? `\nrrts stderr (tail): ${s.stderr.slice(-3000)}` : ''}`);
-    await sleep(20);
+  while (!(await predicate())) {
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${detail()}`);
+    await sleep(50);
   }
 }
 
 /** SIGTERM (rrts's graceful stop), SIGKILL after 20 s; then SIGKILL any PHP process of it that outlived it. */
 async function stopRrts(s) {
-  if (!servers.has(s)) return;
-  if (s.exit === null) workerPids(s);
-  if (s.exit === null) killQuietly(s.pid, 'SIGTERM');
-  const timedOut = await Promise.race([s.exited.then(() => false), sleep(20_000).then(() => true)]);
-  if (timedOut) {
-    log(`${s.name}: rrts did not stop within 20 s of SIGTERM, SIGKILL`);
-    killQuietly(s.pid);
-    await Promise.race([s.exited, sleep(2000)]);
-  }
-  let left = [...s.seen].filter(alive);
-  for (let i = 0; i < 40 && left.length; i++) {
-    await sleep(50);
-    left = left.filter(alive);
-  }
-  for (const pid of left) killQuietly(pid);
-  if (left.length) log(`${s.name}: ${left.length} PHP process(es) outlived rrts and were SIGKILLed: ${left.join(', ')}`);
-  s.stopNote = `${s.exit?.signal ?? `exit ${s.exit?.code}`}${left.length ? `, ${left.length} stragglers killed` : ''}`;
-  servers.delete(s);
+  s.rpc?.close();
+  await stopProcess(s.proc);
+  if (/outlived|SIGKILLed/.test(s.proc.stopNote)) log(`${s.name}: ${s.proc.stopNote}`);
 }
 
 /** The text of a log record. */
@@ -244,117 +183,66 @@ function msgOf(record) {
   return String(record.msg ?? record.message ?? '');
 }
 
-// ---------------------------------------------------------------------------------------------- HTTP load
-
-function get(port, urlPath, agent = undefined) {
-  return new Promise((resolve) => {
-    const req = http.request({ host: HOST, port, path: urlPath, method: 'GET', agent: agent ?? false, timeout: 60_000 }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', (err) => resolve({ status: 0, body: '', error: err.message }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (err) => resolve({ status: 0, body: '', error: err.message }));
-    req.end();
-  });
-}
-
-/**
- * Keep-alive load: `connections` loops, each sending GET /r<i%50>/<i> one after another on its own socket, until
- * `total` requests were sent (or stop() when total is Infinity). A request fails on a socket error, a status other
- * than 200, or a body that is not the route's answer.
- */
-function startLoad(port, connections, total = Infinity) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
-  const stats = { sent: 0, ok: 0, failed: 0, errors: [], latencies: [], maxMs: 0, stopped: false };
-  let next = 0;
-  const loop = async () => {
-    while (!stats.stopped && next < total) {
-      const i = next++;
-      const route = i % 50;
-      const t0 = performance.now();
-      const res = await get(port, `/r${route}/${i}`, agent);
-      const ms = performance.now() - t0;
-      stats.sent++;
-      stats.latencies.push(ms);
-      if (ms > stats.maxMs) stats.maxMs = ms;
-      if (res.status === 200 && res.body.startsWith(`route ${route} id ${i} pid `)) stats.ok++;
-      else {
-        stats.failed++;
-        if (stats.errors.length < 5) stats.errors.push(res.error ?? `${res.status} ${res.body.slice(0, 200)}`);
-      }
-    }
-  };
-  const t0 = performance.now();
-  const done = Promise.all(Array.from({ length: connections }, loop)).then(() => {
-    stats.elapsedMs = performance.now() - t0;
-    agent.destroy();
-    return stats;
-  });
-  return {
-    stats,
-    done,
-    stop() {
-      stats.stopped = true;
-      return done;
-    },
-  };
-}
-
 // ---------------------------------------------------------------------------------------------- memory
 
-/** Every `Field: N kB` line of /proc/<pid>/smaps_rollup, in bytes. */
-function smapsRollup(pid) {
-  try {
-    const out = {};
-    for (const m of fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8').matchAll(/^(\w+):\s+(\d+) kB/gm)) out[m[1]] = Number(m[2]) * 1024;
-    return out;
-  } catch {
-    return null;
-  }
-}
-
-async function measureMemory(mode, requests, readMemory) {
-  const s = await startRrts({ name: `memory-${mode}`, mode, workers: 8 });
-  log(`memory ${mode}: rrts up with 8 workers in ${s.startMs} ms; ${requests} requests over 8 connections`);
-  const load = startLoad(s.port, 8, requests);
-  const stats = await load.done;
-  if (stats.failed) throw new Error(`memory ${mode}: ${stats.failed} of ${stats.sent} requests failed: ${stats.errors.join('; ')}`);
-  const workers = workerPids(s);
-  const masters = masterPids(s);
-  const read = async (pid) => ({ pid, ...(await readMemory(pid)), rollup: smapsRollup(pid) });
-  const w = await Promise.all(workers.map(read));
-  const m = await Promise.all(masters.map(read));
-  if (w.length !== 8 || w.some((x) => x.pss === undefined)) throw new Error(`memory ${mode}: expected 8 live workers, found ${w.length}`);
-  await stopRrts(s);
+function memoryBreakdown(workers, masters, requests, stats) {
   const sum = (xs, k) => xs.reduce((a, x) => a + x[k], 0);
   const breakdown = {};
   for (const k of ['Rss', 'Pss', 'Pss_Anon', 'Pss_File', 'Pss_Shmem', 'Shared_Clean', 'Shared_Dirty', 'Private_Clean', 'Private_Dirty', 'Anonymous']) {
-    breakdown[k] = median(w.map((x) => x.rollup?.[k] ?? 0));
+    breakdown[k] = median(workers.map((x) => x.rollup?.[k] ?? 0));
   }
   return {
-    mode,
     requests: stats.sent,
     rps: Math.round(stats.sent / (stats.elapsedMs / 1000)),
-    workers: w.length,
-    masters: m.length,
-    totalPss: sum(w, 'pss') + sum(m, 'pss'),
-    masterPss: sum(m, 'pss'),
-    masterUss: sum(m, 'uss'),
-    workerPssSum: sum(w, 'pss'),
-    workerUssSum: sum(w, 'uss'),
-    workerUssMedian: median(w.map((x) => x.uss)),
-    workerPssMedian: median(w.map((x) => x.pss)),
-    workerRssMedian: median(w.map((x) => x.rss)),
+    workers: workers.length,
+    masters: masters.length, // fork: the master and its parked spares; php-fpm: its master
+    totalPss: sum(workers, 'pss') + sum(masters, 'pss'),
+    masterPss: sum(masters, 'pss'),
+    masterUss: sum(masters, 'uss'),
+    workerPssSum: sum(workers, 'pss'),
+    workerUssSum: sum(workers, 'uss'),
+    workerUssMedian: median(workers.map((x) => x.uss)),
+    workerPssMedian: median(workers.map((x) => x.pss)),
+    workerRssMedian: median(workers.map((x) => x.rss)),
     workerBreakdownMedian: breakdown,
-    masterBreakdown: m[0]?.rollup ?? null,
+    masterBreakdown: masters[0]?.rollup ?? null,
   };
+}
+
+const readWith = (readMemory) => async (pid) => ({ pid, ...(await readMemory(pid)), rollup: smapsRollup(pid) });
+
+async function measureMemory(tmpDir, mode, requests, readMemory) {
+  const s = await startRrts(tmpDir, { name: `memory-${mode}`, mode, workers: 8 });
+  log(`memory ${mode}: rrts up with 8 workers in ${s.startMs} ms; ${requests} requests over 8 connections`);
+  const stats = await startAppLoad(s.port, 8, requests).done;
+  if (stats.failed) throw new Error(`memory ${mode}: ${stats.failed} of ${stats.sent} requests failed: ${stats.errors.join('; ')}`);
+  const workerSet = new Set(await workerPids(s));
+  const masters = masterPids(s);
+  // fork mode: the master's children that are not workers are its parked spares; they count in the total
+  const spares = masters.flatMap((pid) => childrenOf(pid)).filter((pid) => !workerSet.has(pid));
+  const w = await Promise.all([...workerSet].map(readWith(readMemory)));
+  const m = await Promise.all([...masters, ...spares].map(readWith(readMemory)));
+  if (w.length !== 8 || w.some((x) => x.pss === undefined)) throw new Error(`memory ${mode}: expected 8 live workers, found ${w.length}`);
+  await stopRrts(s);
+  return { mode, ...memoryBreakdown(w, m, requests, stats), spares: spares.length };
+}
+
+/** php-fpm (pm static, 8 children) running fpm-app.php behind nginx: the fpm master + children, as rrts' PHP side. */
+async function measureFpmMemory(tmpDir, requests, readMemory) {
+  const inst = await startFpmNginx({ parentDir: tmpDir, name: 'memory-fpm', workers: 8, script: 'fpm-app.php', alsoFiles: ['app/router.php'], label: 'memory: php-fpm + nginx' });
+  log(`memory fpm: php-fpm up with ${inst.children().length} children; ${requests} requests over 8 connections through nginx`);
+  const stats = await startAppLoad(inst.port, 8, requests).done;
+  if (stats.failed) throw new Error(`memory fpm: ${stats.failed} of ${stats.sent} requests failed: ${stats.errors.join('; ')}`);
+  const w = await Promise.all(inst.children().map(readWith(readMemory)));
+  const m = [await readWith(readMemory)(inst.fpm.pid)];
+  if (w.length !== 8 || w.some((x) => x.pss === undefined)) throw new Error(`memory fpm: expected 8 live php-fpm children, found ${w.length}`);
+  await stopFpmNginx(inst);
+  return { mode: 'php-fpm', ...memoryBreakdown(w, m, requests, stats), spares: 0 };
 }
 
 // ---------------------------------------------------------------------------------------------- start latency
 
-async function measureStart({ app, mode, samples, ExecSpawner, ForkSpawner, logger }) {
+async function measureStart({ app, mode, spares, samples, ExecSpawner, ForkSpawner, logger }) {
   const script = app === 'framework' ? APP_WORKER : HELLO_WORKER;
   const env = { ...process.env, RR_RELAY: 'pipes', RR_MODE: 'http', RR_VERSION: '2025.1.15' };
   const common = { env, cwd: REPO, allocateTimeoutMs: 60_000, streamTimeoutMs: 10_000, log: logger };
@@ -365,21 +253,22 @@ async function measureStart({ app, mode, samples, ExecSpawner, ForkSpawner, logg
           ...common,
           command: { php: 'php', flags: [...PHP_FLAGS], script, args: [] },
           preload: app === 'framework' ? APP_PRELOAD : null,
+          spares, // as the pool passes server.fork.spares (an rrts without spares ignores it)
         });
-  spawners.add(spawner);
+  const unhook = onCleanup(() => spawner.close());
   const t0 = performance.now();
   await spawner.start();
   const startMs = performance.now() - t0;
-  if (spawner.masterPid) spawnedPids.add(spawner.masterPid);
+  if (spawner.masterPid) trackedPids.add(spawner.masterPid);
   // fork mode: time the master's answer to `fork` (its pcntl_fork() and reply) apart from the whole start, by
   // wrapping the (private) current master's fork() of this spawner instance; skipped if the internals change.
   let forkAnswerMs = null;
   const master = spawner.master;
   if (master && typeof master.fork === 'function') {
     const fork = master.fork.bind(master);
-    master.fork = async (env) => {
+    master.fork = async (forkEnv) => {
       const t = performance.now();
-      const pid = await fork(env);
+      const pid = await fork(forkEnv);
       forkAnswerMs = performance.now() - t;
       return pid;
     };
@@ -389,12 +278,12 @@ async function measureStart({ app, mode, samples, ExecSpawner, ForkSpawner, logg
     const t = performance.now();
     const worker = await spawner.spawnWorker({});
     const ms = performance.now() - t;
-    const faults = minorFaults(worker.pid); // page faults the new worker took until it was ready
-    spawnedPids.add(worker.pid);
+    const faults = readProcStat(worker.pid)?.minflt ?? null; // page faults the new worker took until it was ready
+    trackedPids.add(worker.pid);
     const s = performance.now();
     await worker.stop();
     const stopMs = performance.now() - s;
-    spawnedPids.delete(worker.pid);
+    trackedPids.delete(worker.pid);
     return { ms, stopMs, faults, forkAnswerMs };
   };
   const warm = await one(); // not counted: the first fork compiles the worker script into the shared opcache
@@ -410,12 +299,13 @@ async function measureStart({ app, mode, samples, ExecSpawner, ForkSpawner, logg
     if (r.forkAnswerMs !== null) answers.push(r.forkAnswerMs);
   }
   await spawner.close();
-  spawners.delete(spawner);
-  if (spawner.masterPid) spawnedPids.delete(spawner.masterPid);
+  unhook();
+  if (spawner.masterPid) trackedPids.delete(spawner.masterPid);
   const sorted = [...times].sort((a, b) => a - b);
   return {
     app,
     mode,
+    spares: mode === 'fork' ? spares : null,
     samples,
     spawnerStartMs: round(startMs, 1),
     firstMs: round(warm.ms, 2),
@@ -427,16 +317,6 @@ async function measureStart({ app, mode, samples, ExecSpawner, ForkSpawner, logg
     faultsP50: faults.length ? median(faults) : null,
     stopP50: round(median(stops), 2),
   };
-}
-
-/** minflt of a process from /proc/<pid>/stat, or null. */
-function minorFaults(pid) {
-  try {
-    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[7]);
-  } catch {
-    return null;
-  }
 }
 
 /**
@@ -470,50 +350,67 @@ function forkFloor() {
 
 // ---------------------------------------------------------------------------------------------- reset
 
-async function measureReset(mode, workers) {
-  const s = await startRrts({ name: `reset-${mode}-${workers}`, mode, workers });
-  const oldWorkers = workerPids(s);
+/**
+ * `rrts reset http` (resetter.Reset over RPC) under load, timed until it answers; then (unless `quick`) until the old
+ * workers and master have exited; the load runs on for 0.3 s more.
+ */
+async function measureReset(tmpDir, mode, workers, quick) {
+  const name = `reset-${mode}-${workers}`;
+  const s = await startRrts(tmpDir, { name, mode, workers });
+  const oldWorkers = await workerPids(s);
   const oldMasters = masterPids(s);
-  const load = startLoad(s.port, 4);
+  const load = startAppLoad(s.port, 4);
+  try {
+    return await resetUnderLoad(s, { name, mode, workers, quick, load, oldWorkers, oldMasters });
+  } finally {
+    await load.stop(); // also when the reset failed: the load never outlives its measurement
+  }
+}
+
+async function resetUnderLoad(s, { name, mode, workers, quick, load, oldWorkers, oldMasters }) {
   await sleep(500); // steady load first
   const before = load.stats.sent;
   const seenRecords = s.records.length;
+  const detail = () => `\nrrts output (tail): ${s.proc.out.slice(-3000)}`;
+  // what `rrts reset http` does: resetter.Reset over RPC, answered once the new workers serve
   const t0 = performance.now();
-  process.kill(s.pid, 'SIGHUP');
+  await s.rpc.call('resetter.Reset', 'http', 120_000).catch((err) => {
+    throw new Error(`${name}: resetter.Reset failed: ${err.message}${detail()}`);
+  });
+  const resetMs = performance.now() - t0;
   let record = null;
   await waitFor(
     () => {
-      const recs = s.records.slice(seenRecords);
-      record = recs.find((r) => msgOf(r).includes('http: workers reset')) ?? null;
-      const failed = recs.find((r) => msgOf(r).includes('reset failed'));
-      if (failed) throw new Error(`reset-${mode}-${workers}: ${msgOf(failed)}`);
+      record = s.records.slice(seenRecords).find((r) => msgOf(r).includes('http: workers reset')) ?? null;
       return record !== null;
     },
-    `reset-${mode}-${workers}: the 'http: workers reset' record`,
-    120_000,
-    s,
+    `${name}: the 'http: workers reset' record`,
+    10_000,
+    detail,
   );
-  const signalToRecordMs = performance.now() - t0;
   // fork mode: the new master's "is ready" record splits the reset into master boot + forking the workers
   const masterReady = s.records.slice(seenRecords).find((r) => /fork master \d+ is ready/.test(msgOf(r)));
   const duringReset = load.stats.sent - before;
-  await waitFor(() => [...oldWorkers, ...oldMasters].every((pid) => !alive(pid)), `reset-${mode}-${workers}: the old workers to leave`, 60_000, s);
-  const oldGoneMs = performance.now() - t0;
+  let oldGoneMs = null;
+  if (!quick) {
+    await waitFor(() => [...oldWorkers, ...oldMasters].every((pid) => !alive(pid)), `${name}: the old workers to leave`, 60_000, detail);
+    oldGoneMs = performance.now() - t0;
+  }
   await sleep(300); // and serve on the new ones for a moment
   const stats = await load.stop();
-  const now = workerPids(s);
+  const now = await workerPids(s);
   if (now.length !== workers || now.some((pid) => oldWorkers.includes(pid))) {
-    throw new Error(`reset-${mode}-${workers}: after the reset ${now.length} workers run, ${now.filter((p) => oldWorkers.includes(p)).length} of them old`);
+    throw new Error(`${name}: after the reset ${now.length} workers run, ${now.filter((p) => oldWorkers.includes(p)).length} of them old`);
   }
   await stopRrts(s);
   const sorted = [...stats.latencies].sort((a, b) => a - b);
   return {
     mode,
     workers,
+    resetMs: round(resetMs, 1),
     elapsedMs: record.elapsed_ms,
-    signalToRecordMs: round(signalToRecordMs, 1),
     newMasterReadyMs: masterReady ? round(masterReady.at - t0, 1) : null,
-    oldGoneMs: round(oldGoneMs, 1),
+    oldGoneMs: round(oldGoneMs, 1), // null with --quick (not waited for)
     requests: stats.sent,
     requestsDuringReset: duringReset,
     failed: stats.failed,
@@ -523,81 +420,17 @@ async function measureReset(mode, workers) {
   };
 }
 
-// ---------------------------------------------------------------------------------------------- numbers
-
-function median(xs) {
-  return percentile([...xs].sort((a, b) => a - b), 50);
-}
-
-/** Nearest-rank percentile of a sorted array (p50 of an even count: the mean of the middle two). */
-function percentile(sorted, p) {
-  if (sorted.length === 0) return NaN;
-  if (p === 50 && sorted.length % 2 === 0) return (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
-
-function round(x, digits) {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
-
-const MiB = (bytes) => (bytes / 2 ** 20).toFixed(1);
-
-function table(head, rows) {
-  const cells = [head, ...rows].map((r) => r.map(String));
-  const widths = head.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-  const line = (r) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
-  return [line(cells[0]), rule, ...cells.slice(1).map(line)].join('\n');
-}
+// ---------------------------------------------------------------------------------------------- checks
 
 function verdict(ok) {
   return ok ? 'met' : 'MISSED';
 }
 
-// ---------------------------------------------------------------------------------------------- other load
-
-/**
- * CPU seconds used by the whole machine (user+nice+system+irq+softirq; steal apart) and by this process tree (this
- * process and its reaped descendants: rrts, masters and workers are all reaped by the end of a phase), from /proc.
- */
-function cpuSnapshot() {
-  const hz = 100; // USER_HZ
-  const all = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const self = fs.readFileSync('/proc/self/stat', 'utf8');
-  const f = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
-  return {
-    at: performance.now(),
-    machine: (all[0] + all[1] + all[2] + all[5] + all[6]) / hz,
-    steal: (all[7] ?? 0) / hz,
-    ours: (f[11] + f[12] + f[13] + f[14]) / hz,
-  };
-}
-
-/** Run a phase; returns its result and the CPU other processes used meanwhile (cores), and the steal time. */
-async function phase(name, fn) {
-  const a = cpuSnapshot();
-  const result = await fn();
-  const b = cpuSnapshot();
-  const seconds = (b.at - a.at) / 1000;
-  const load = {
-    phase: name,
-    seconds: round(seconds, 1),
-    ourCores: round((b.ours - a.ours) / seconds, 2),
-    otherCores: round(Math.max(0, b.machine - a.machine - (b.ours - a.ours)) / seconds, 2),
-    stealCores: round((b.steal - a.steal) / seconds, 2),
-  };
-  return { result, load };
-}
-
-// ---------------------------------------------------------------------------------------------- checks, facts
-
 function checkSetup() {
   for (const f of ['spawn/exec.js', 'spawn/fork/spawner.js', 'pool/memory.js', 'cli/main.js']) {
     if (!fs.existsSync(path.join(DIST, f))) throw new Error(`rrts is not built (dist/src/${f} missing): run 'npm run build' first`);
   }
-  const php = spawnSync('php', ['-v'], { encoding: 'utf8' });
-  if (php.status !== 0) throw new Error("no 'php' in PATH (apt-get install -y php8.2-cli)");
+  requireTools(['php-cli', 'php-laravel-framework', 'php-fpm', 'nginx']);
   const mods = spawnSync('php', ['-m'], { encoding: 'utf8' }).stdout;
   for (const m of ['pcntl', 'posix', 'sockets', 'Zend OPcache']) if (!mods.includes(m)) throw new Error(`php lacks the ${m} extension fork mode needs`);
   // Boot the app once: checks Laravel is installed and tells how big the app is.
@@ -624,64 +457,6 @@ function checkSetup() {
   return JSON.parse(probe.stdout.trim().split('\n').pop());
 }
 
-function machineFacts() {
-  const first = (cmd, args) => (spawnSync(cmd, args, { encoding: 'utf8' }).stdout ?? '').split('\n')[0].trim();
-  let commit = null;
-  let dirtySrc = null;
-  try {
-    const git = (args) => execFileSync('git', ['-C', REPO, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    commit = git(['rev-parse', '--short', 'HEAD']);
-    dirtySrc = git(['status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).length;
-  } catch {
-    /* not a git checkout */
-  }
-  return {
-    nproc: os.availableParallelism?.() ?? os.cpus().length,
-    cpuModel: os.cpus()[0]?.model?.trim() ?? '?',
-    memGiB: Math.round(os.totalmem() / 2 ** 30),
-    kernel: os.release(),
-    node: process.version,
-    php: first('php', ['-v']),
-    laravel: first('dpkg-query', ['-W', '-f=${Version}', 'php-laravel-framework']) || '?',
-    commit,
-    dirtySrcFiles: dirtySrc,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------- cleanup
-
-async function cleanup() {
-  cleaning ??= (async () => {
-    for (const s of [...servers]) await stopRrts(s).catch((err) => log(`stopping ${s.name}: ${err.message}`));
-    for (const sp of [...spawners]) {
-      await Promise.race([sp.close().catch(() => undefined), sleep(5000)]);
-      spawners.delete(sp);
-    }
-    for (const pid of spawnedPids) if (alive(pid)) killQuietly(pid);
-    spawnedPids.clear();
-    if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
-    tmpDir = null;
-  })();
-  return cleaning;
-}
-
-// Last resort (a second ^C, an exit before cleanup finished): kill what is left, synchronously, by pid.
-process.on('exit', () => {
-  for (const s of servers) for (const pid of [s.pid, ...s.seen]) if (alive(pid)) killQuietly(pid);
-  for (const pid of spawnedPids) if (alive(pid)) killQuietly(pid);
-  if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
-});
-
-let interrupted = false;
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    log(`${sig}: stopping everything`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
-
 // ---------------------------------------------------------------------------------------------- main
 
 async function main() {
@@ -695,68 +470,76 @@ async function main() {
   }
   const quick = values.quick;
   const requests = quick ? 300 : 1000;
-  const samples = quick ? 10 : 30;
-  const resetSizes = quick ? [4, 8] : [4, 16];
+  const samples = quick ? 6 : 30;
+  const resets = quick
+    ? [['fork', 16]]
+    : [['exec', 4], ['fork', 4], ['exec', 16], ['fork', 16]];
   const began = Date.now();
 
   const app = checkSetup();
-  const machine = machineFacts();
+  const machine = { ...machineFacts(), ...rrtsRevision(REPO), root: undefined };
   log(`app: ${app.classes} classes loaded (${app.failed} skipped), ${app.routes} routes, ${MiB(app.opcacheBytes)} MiB of opcache, boot ${app.bootMs} ms`);
-  tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-bench-fork-'));
+  const tmpDir = makeTempDir('rrts-bench-fork-');
 
   const { readMemory } = await import(pathToFileURL(path.join(DIST, 'pool', 'memory.js')).href);
   const { ExecSpawner } = await import(pathToFileURL(path.join(DIST, 'spawn', 'exec.js')).href);
   const { ForkSpawner } = await import(pathToFileURL(path.join(DIST, 'spawn', 'fork', 'spawner.js')).href);
+  ({ RpcClient } = await import(pathToFileURL(path.join(DIST, 'cli', 'rpc-client.js')).href));
+  // the pool's default of parked fork children (server.fork.spares), if this rrts has them
+  const serverSection = await import(pathToFileURL(path.join(DIST, 'config', 'sections', 'server.js')).href).catch(() => ({}));
+  const defaultSpares = Number(serverSection.DEFAULT_FORK_SPARES ?? 0);
   const { default: pino } = await import('pino');
   const logger = pino({ level: 'silent' });
 
   const loads = [];
   // 1. memory
   const memory = {};
-  for (const mode of ['exec', 'fork']) {
-    const { result, load } = await phase(`memory ${mode}`, () => measureMemory(mode, requests, readMemory));
-    memory[mode] = result;
+  for (const mode of ['exec', 'fork', 'php-fpm']) {
+    const { result, load } = await phase(`memory ${mode}`, () => (mode === 'php-fpm' ? measureFpmMemory(tmpDir, requests, readMemory) : measureMemory(tmpDir, mode, requests, readMemory)));
+    memory[mode === 'php-fpm' ? 'fpm' : mode] = result;
     loads.push(load);
   }
 
   // 2. start latency
+  // fork with the pool's default spares (what `rrts serve` runs); in full mode also without spares when the default
+  // has some (the bare fork: master's pcntl_fork() and the child's start on the request's path)
   const start = [];
+  const variants = [['exec', null], ['fork', defaultSpares], ...(defaultSpares > 0 && !quick ? [['fork', 0]] : [])];
   for (const appName of ['framework', 'hello']) {
-    for (const mode of ['exec', 'fork']) {
-      log(`start latency: ${appName} ${mode}, ${samples} samples`);
-      const { result, load } = await phase(`start ${appName} ${mode}`, () => measureStart({ app: appName, mode, samples, ExecSpawner, ForkSpawner, logger }));
+    for (const [mode, spares] of variants) {
+      const what = `${appName} ${mode}${mode === 'fork' ? ` (spares ${spares})` : ''}`;
+      log(`start latency: ${what}, ${samples} samples`);
+      const { result, load } = await phase(`start ${what}`, () => measureStart({ app: appName, mode, spares, samples, ExecSpawner, ForkSpawner, logger }));
       start.push(result);
       loads.push(load);
     }
   }
 
-  const floor = forkFloor();
+  const floor = quick ? null : forkFloor();
 
   // 3. reset under load
   const reset = [];
-  for (const n of resetSizes) {
-    for (const mode of ['exec', 'fork']) {
-      log(`reset: ${mode} with ${n} workers`);
-      const { result, load } = await phase(`reset ${mode} ${n}`, () => measureReset(mode, n));
-      reset.push(result);
-      loads.push(load);
-    }
+  for (const [mode, n] of resets) {
+    log(`reset: ${mode} with ${n} workers`);
+    const { result, load } = await phase(`reset ${mode} ${n}`, () => measureReset(tmpDir, mode, n, quick));
+    reset.push(result);
+    loads.push(load);
   }
   await cleanup();
   const totalSeconds = round((Date.now() - began) / 1000, 1);
 
   // ------------------------------------------------------------------ report
   const out = [];
-  out.push(`rrts fork vs exec: ${machine.nproc} CPUs (${machine.cpuModel}), Linux ${machine.kernel}, ${machine.php}, node ${machine.node}, rrts ${machine.commit ?? '?'}${machine.dirtySrcFiles ? ` (+${machine.dirtySrcFiles} changed src files)` : ''}`);
+  out.push(`rrts fork vs exec vs php-fpm: ${machine.nproc} CPUs (${machine.cpuModel}), Linux ${machine.kernel}, ${machine.php}, node ${machine.node}, rrts ${machine.commit ?? '?'}${machine.dirtySrcFiles ? ` (+${machine.dirtySrcFiles} changed src/php files)` : ''}`);
   out.push(
     `app: Laravel ${machine.laravel} (Debian): ${app.classes} Illuminate classes (${app.components.length} components${process.env.RRTS_BENCH_COMPONENTS ? `, RRTS_BENCH_COMPONENTS=${process.env.RRTS_BENCH_COMPONENTS}` : ''}) + Container/Events/Router with ${app.routes} routes; ` +
       `${app.scripts} scripts, ${MiB(app.opcacheBytes)} MiB of opcache; cold boot ${app.bootMs} ms${quick ? '; --quick' : ''}`,
   );
   out.push('');
-  out.push(`1. Memory of the PHP side, 8 workers, after ${requests} requests (8 keep-alive connections)`);
+  out.push(`1. Memory of the PHP side, 8 workers, after ${requests} requests (8 keep-alive connections; php-fpm: through nginx, fpm-app.php)`);
   const mrow = (m) => [
     m.mode,
-    m.masters ? `1 + ${m.workers}` : `${m.workers}`,
+    m.masters ? `1 + ${m.workers}${m.spares ? ` + ${m.spares} spare` : ''}` : `${m.workers}`,
     MiB(m.totalPss),
     m.masters ? MiB(m.masterPss) : '-',
     MiB(m.workerPssSum),
@@ -768,62 +551,83 @@ async function main() {
   ];
   out.push(
     table(
-      ['mode', 'procs', 'total PSS MiB', 'master PSS', 'workers PSS', 'workers USS sum', 'USS median', 'PSS median', 'RSS median', 'req/s'],
-      [mrow(memory.exec), mrow(memory.fork)],
+      ['mode', 'procs', 'total PSS MiB', 'master (+spare) PSS', 'workers PSS', 'workers USS sum', 'USS median', 'PSS median', 'RSS median', 'req/s'],
+      [mrow(memory.exec), mrow(memory.fork), mrow(memory.fpm)],
     ),
   );
   const memRatio = memory.fork.totalPss / memory.exec.totalPss;
+  const memRatios = {
+    forkOverExec: round(memRatio, 4),
+    forkOverFpm: round(memory.fork.totalPss / memory.fpm.totalPss, 4),
+    execOverFpm: round(memory.exec.totalPss / memory.fpm.totalPss, 4),
+    ussMedianForkOverExec: round(memory.fork.workerUssMedian / memory.exec.workerUssMedian, 4),
+    ussMedianForkOverFpm: round(memory.fork.workerUssMedian / memory.fpm.workerUssMedian, 4),
+  };
   out.push(`   fork / exec total PSS = ${memRatio.toFixed(3)} (target <= 0.15: ${verdict(memRatio <= 0.15)}); worker USS sum fork / exec = ${(memory.fork.workerUssSum / memory.exec.workerUssSum).toFixed(3)}`);
+  out.push(`   fork / php-fpm total PSS = ${memRatios.forkOverFpm.toFixed(3)}; exec / php-fpm = ${memRatios.execOverFpm.toFixed(3)}; worker USS median fork / php-fpm child = ${memRatios.ussMedianForkOverFpm.toFixed(3)}`);
   out.push('');
-  out.push('   median worker, /proc/<pid>/smaps_rollup (MiB):');
+  out.push('   median worker (php-fpm: child), /proc/<pid>/smaps_rollup (MiB):');
   const keys = ['Rss', 'Pss', 'Pss_Anon', 'Pss_File', 'Pss_Shmem', 'Shared_Clean', 'Shared_Dirty', 'Private_Clean', 'Private_Dirty', 'Anonymous'];
-  const masterRow = memory.fork.masterBreakdown ? [['fork master', ...keys.map((k) => MiB(memory.fork.masterBreakdown[k] ?? 0))]] : [];
+  const masterRow = (label, m) => (m.masterBreakdown ? [[label, ...keys.map((k) => MiB(m.masterBreakdown[k] ?? 0))]] : []);
   out.push(
     table(
       ['process', ...keys],
-      [['exec worker', ...keys.map((k) => MiB(memory.exec.workerBreakdownMedian[k]))], ['fork worker', ...keys.map((k) => MiB(memory.fork.workerBreakdownMedian[k]))], ...masterRow],
+      [
+        ['exec worker', ...keys.map((k) => MiB(memory.exec.workerBreakdownMedian[k]))],
+        ['fork worker', ...keys.map((k) => MiB(memory.fork.workerBreakdownMedian[k]))],
+        ...masterRow('fork master', memory.fork),
+        ['php-fpm child', ...keys.map((k) => MiB(memory.fpm.workerBreakdownMedian[k]))],
+        ...masterRow('php-fpm master', memory.fpm),
+      ],
     ),
   );
   out.push('');
   out.push(`2. Worker start latency: spawner.spawnWorker() to ready (pid handshake), ${samples} sequential samples after 1 warm-up`);
   out.push(
     table(
-      ['app', 'mode', 'p50 ms', 'p95 ms', 'min', 'max', 'first (warm-up)', 'spawner start ms', 'fork answer p50', 'faults at ready', 'stop p50 ms'],
-      start.map((r) => [r.app, r.mode, r.p50, r.p95, r.min, r.max, r.firstMs, r.spawnerStartMs, r.forkAnswerP50 ?? '-', r.faultsP50 ?? '-', r.stopP50]),
+      ['app', 'mode (spares)', 'p50 ms', 'p95 ms', 'min', 'max', 'first (warm-up)', 'spawner start ms', 'fork answer p50', 'faults at ready', 'stop p50 ms'],
+      start.map((r) => [r.app, r.mode === 'fork' ? `fork (${r.spares})` : r.mode, r.p50, r.p95, r.min, r.max, r.firstMs, r.spawnerStartMs, r.forkAnswerP50 ?? '-', r.faultsP50 ?? '-', r.stopP50]),
     ),
   );
-  out.push(
-    `   fork floor of this machine (php: pcntl_fork() until the child wrote 1 byte, p50): bare php ${floor.bare.p50Ms} ms (RSS ${MiB(floor.bare.rssBytes)} MiB), ` +
-      `app preloaded ${floor.framework.p50Ms} ms (RSS ${MiB(floor.framework.rssBytes)} MiB)`,
-  );
+  if (floor) {
+    out.push(
+      `   fork floor of this machine (php: pcntl_fork() until the child wrote 1 byte, p50): bare php ${floor.bare.p50Ms} ms (RSS ${MiB(floor.bare.rssBytes)} MiB), ` +
+        `app preloaded ${floor.framework.p50Ms} ms (RSS ${MiB(floor.framework.rssBytes)} MiB)`,
+    );
+  } else {
+    out.push('   (fork floor of this machine: not measured with --quick)');
+  }
   const ratios = {};
   for (const appName of ['framework', 'hello']) {
     const e = start.find((r) => r.app === appName && r.mode === 'exec');
-    const f = start.find((r) => r.app === appName && r.mode === 'fork');
-    ratios[appName] = { execOverFork: round(e.p50 / f.p50, 1), forkP50: f.p50 };
+    const f = start.find((r) => r.app === appName && r.mode === 'fork' && r.spares === defaultSpares);
+    const bare = start.find((r) => r.app === appName && r.mode === 'fork' && r.spares === 0);
+    ratios[appName] = { execOverFork: round(e.p50 / f.p50, 1), forkP50: f.p50, forkP95: f.p95, execP50: e.p50, execP95: e.p95, spares: defaultSpares, forkNoSparesP50: bare?.p50 ?? null };
     out.push(
       `   ${appName}: exec p50 / fork p50 = ${ratios[appName].execOverFork}x (target >= 80x: ${verdict(ratios[appName].execOverFork >= 80)}); ` +
-        `fork p50 = ${f.p50} ms (target <= 3 ms: ${verdict(f.p50 <= 3)})`,
+        `fork p50 = ${f.p50} ms (target <= 3 ms: ${verdict(f.p50 <= 3)})${defaultSpares ? ` (with the default ${defaultSpares} spare${bare && bare !== f ? `; without spares ${bare.p50} ms` : ''})` : ''}`,
     );
   }
   out.push('');
-  out.push('3. Reset (SIGHUP -> rolling reset of the http pool) under load on 4 keep-alive connections');
+  out.push('3. Reset (`rrts reset http`: resetter.Reset over RPC, a rolling reset of the http pool) under load on 4 keep-alive connections');
   out.push(
     table(
-      ['mode', 'workers', 'elapsed_ms (log)', 'signal->log ms', 'new master ready ms', 'old gone ms', 'req during reset', 'req total', 'failed', 'p99 ms', 'max ms'],
-      reset.map((r) => [r.mode, r.workers, r.elapsedMs, r.signalToRecordMs, r.newMasterReadyMs ?? '-', r.oldGoneMs, r.requestsDuringReset, r.requests, r.failed, r.p99Ms, r.maxMs]),
+      ['mode', 'workers', 'rrts reset ms', 'elapsed_ms (log)', 'new master ready ms', 'old gone ms', 'req during reset', 'req total', 'failed', 'p99 ms', 'max ms'],
+      reset.map((r) => [r.mode, r.workers, r.resetMs, r.elapsedMs, r.newMasterReadyMs ?? '-', r.oldGoneMs ?? '-', r.requestsDuringReset, r.requests, r.failed, r.p99Ms, r.maxMs]),
     ),
   );
-  for (const n of resetSizes) {
+  for (const n of [...new Set(reset.map((r) => r.workers))]) {
     const e = reset.find((r) => r.workers === n && r.mode === 'exec');
     const f = reset.find((r) => r.workers === n && r.mode === 'fork');
-    out.push(`   ${n} workers: exec / fork reset time = ${round(e.elapsedMs / f.elapsedMs, 1)}x`);
+    if (e && f) out.push(`   ${n} workers: exec / fork reset time = ${round(e.resetMs / f.resetMs, 1)}x`);
   }
+  const fork16 = reset.find((r) => r.workers === 16 && r.mode === 'fork');
+  if (fork16) out.push(`   16 fork workers: ${fork16.resetMs} ms (target <= 150 ms: ${verdict(fork16.resetMs <= 150)})`);
   const failed = reset.reduce((a, r) => a + r.failed, 0);
   out.push(`   failed requests during resets: ${failed} (must be 0: ${verdict(failed === 0)})`);
   for (const r of reset) if (r.errors.length) out.push(`   ${r.mode}/${r.workers}: ${r.errors.join('; ')}`);
   out.push('');
-  out.push('CPU during each phase, in cores (this machine has ' + machine.nproc + '): ours = this script, rrts and PHP; other = everything else');
+  out.push(`CPU during each phase, in cores (this machine has ${machine.nproc}): ours = this script, rrts, php-fpm, nginx and PHP; other = everything else`);
   out.push(table(['phase', 'seconds', 'ours', 'other', 'steal'], loads.map((l) => [l.phase, l.seconds, l.ourCores, l.otherCores, l.stealCores])));
   const noisy = loads.filter((l) => l.otherCores > 0.15);
   if (noisy.length) out.push(`   note: other processes used > 0.15 cores during ${noisy.map((l) => l.phase).join(', ')}: those numbers are disturbed`);
@@ -836,7 +640,8 @@ async function main() {
     machine,
     app,
     memory,
-    memoryRatio: round(memRatio, 4),
+    memoryRatio: memRatios.forkOverExec,
+    memoryRatios: memRatios,
     start,
     startRatios: ratios,
     forkFloor: floor,
@@ -847,6 +652,7 @@ async function main() {
       memoryRatioMax015: memRatio <= 0.15,
       startRatioMin80: ratios.framework.execOverFork >= 80,
       forkP50Max3ms: ratios.framework.forkP50 <= 3,
+      resetFork16Max150ms: fork16 ? fork16.resetMs <= 150 : null,
       resetNoFailures: failed === 0,
     },
     totalSeconds,
@@ -857,11 +663,4 @@ async function main() {
   else process.stdout.write(`${json}\n`);
 }
 
-main().then(
-  () => process.exit(0),
-  async (err) => {
-    if (!interrupted) log(`error: ${err instanceof Error ? err.message : err}`);
-    await cleanup().catch(() => undefined);
-    process.exit(1);
-  },
-);
+runMain(main, USAGE);

@@ -4,7 +4,8 @@
  * Framework-sized app for test/bench/fork.mjs: Debian's Laravel 8 framework (apt-get install php-laravel-framework).
  *
  * Loads the framework's autoloader, boots an Illuminate\Container\Container, an Illuminate\Events\Dispatcher and an
- * Illuminate\Routing\Router with 50 routes, then loads the classes, interfaces and traits of the framework components
+ * Illuminate\Routing\Router with 50 routes (router.php's bootRouter(), which test/bench/fpm-app.php runs on every
+ * php-fpm request), then loads the classes, interfaces and traits of the framework components
  * a web request path uses (found by scanning the installed Illuminate directory: ~530 of them, ~11 MiB of opcache),
  * the way an opcache preload or a warmed-up Laravel worker holds them.
  *
@@ -24,8 +25,7 @@ if (\defined('RRTS_BENCH_APP_BOOTED')) {
 }
 \define('RRTS_BENCH_APP_BOOTED', true);
 
-\error_reporting(\E_ALL & ~\E_DEPRECATED & ~\E_USER_DEPRECATED); // Laravel 8 on PHP 8.2
-\ini_set('display_errors', 'stderr'); // stdout is the pipes relay in exec mode
+require_once __DIR__ . '/router.php'; // bootRouter(), illuminateDir(); sets error_reporting and display_errors
 
 final class App
 {
@@ -35,7 +35,7 @@ final class App
         'Filesystem', 'Hashing', 'Http', 'Log', 'Macroable', 'Pagination', 'Pipeline', 'Routing', 'Session',
         'Support', 'Translation', 'Validation', 'View',
     ];
-    public const ROUTES = 50;
+    public const ROUTES = ROUTES;
 
     public static \Illuminate\Container\Container $container;
     public static \Illuminate\Routing\Router $router;
@@ -45,49 +45,17 @@ final class App
     public static array $failed = [];
     public static float $bootMs = 0.0;
 
-    /** Where Debian installs the framework: /usr/share/php/Illuminate (RRTS_BENCH_ILLUMINATE overrides). */
+    /** Where Debian installs the framework (see router.php). */
     public static function illuminateDir(): string
     {
-        $dir = \getenv('RRTS_BENCH_ILLUMINATE') ?: '';
-        if ($dir === '') {
-            foreach (\explode(\PATH_SEPARATOR, (string) \get_include_path()) as $path) {
-                if ($path !== '' && $path !== '.' && \is_file("$path/Illuminate/autoload.php")) {
-                    $dir = "$path/Illuminate";
-                    break;
-                }
-            }
-        }
-        if ($dir === '' || !\is_file("$dir/autoload.php")) {
-            \fwrite(\STDERR, "rrts bench app: Laravel's Illuminate/autoload.php not found (apt-get install -y php-laravel-framework)\n");
-            exit(1);
-        }
-
-        return $dir;
+        return illuminateDir();
     }
 
     public static function boot(): void
     {
         $started = \hrtime(true);
         $dir = self::illuminateDir();
-        require_once "$dir/autoload.php";
-
-        $container = new \Illuminate\Container\Container();
-        \Illuminate\Container\Container::setInstance($container);
-        $events = new \Illuminate\Events\Dispatcher($container);
-        $router = new \Illuminate\Routing\Router($events, $container);
-        $container->instance(\Illuminate\Contracts\Container\Container::class, $container);
-        $container->instance(\Illuminate\Contracts\Events\Dispatcher::class, $events);
-        $container->instance(\Illuminate\Routing\Router::class, $router);
-        $container->bind(\Illuminate\Routing\Contracts\CallableDispatcher::class, \Illuminate\Routing\CallableDispatcher::class);
-        $container->bind(\Illuminate\Routing\Contracts\ControllerDispatcher::class, \Illuminate\Routing\ControllerDispatcher::class);
-
-        for ($i = 0; $i < self::ROUTES; $i++) {
-            $router->get("/r$i/{id}", static fn (string $id): string => "route $i id $id pid " . \getmypid() . "\n")
-                ->where('id', '[0-9]+')
-                ->name("r$i");
-        }
-        $router->get('/', static fn (): string => 'home pid ' . \getmypid() . "\n");
-        $router->getRoutes()->refreshNameLookups();
+        [$container, $router] = bootRouter(); // what fpm-app.php does on every request
 
         foreach (self::classList($dir, self::components($dir)) as $class) {
             try {
