@@ -47,12 +47,7 @@ export function encodeFrame(init: FrameInit = {}): Buffer {
   if (payloadLength > 0xffffffff) throw new RangeError('goridge payload longer than 4 GiB');
   const headerLength = HEADER_SIZE + 4 * options.length;
   const out = Buffer.allocUnsafe(headerLength + payloadLength);
-  out[0] = (1 << 4) | (3 + options.length);
-  out[1] = (init.flags ?? 0) & 0xff;
-  out.writeUInt32LE(payloadLength, 2);
-  out.writeUInt32LE(crc32(out, 0, 6), 6);
-  out[10] = (init.byte10 ?? 0) & 0xff;
-  out[11] = 0;
+  writeHeader(out, options.length, init.flags ?? 0, payloadLength, init.byte10 ?? 0);
   for (let i = 0; i < options.length; i++) out.writeUInt32LE(options[i]! >>> 0, HEADER_SIZE + 4 * i);
   let at = headerLength;
   for (const p of parts) {
@@ -60,6 +55,31 @@ export function encodeFrame(init: FrameInit = {}): Buffer {
     at += p.length;
   }
   return out;
+}
+
+/**
+ * The frame of a job and of its answer: one option, the length of `head`, and the payload head ‖ tail. Same bytes
+ * as encodeFrame({ flags, options: [head.length], payload: [head, tail] }), without the arrays: it runs per request.
+ */
+export function encodeSplitFrame(flags: number, head: Uint8Array, tail: Uint8Array): Buffer {
+  const payloadLength = head.length + tail.length;
+  if (payloadLength > 0xffffffff) throw new RangeError('goridge payload longer than 4 GiB');
+  const out = Buffer.allocUnsafe(HEADER_SIZE + 4 + payloadLength);
+  writeHeader(out, 1, flags, payloadLength, 0);
+  out.writeUInt32LE(head.length, HEADER_SIZE);
+  out.set(head, HEADER_SIZE + 4);
+  out.set(tail, HEADER_SIZE + 4 + head.length);
+  return out;
+}
+
+/** Bytes 0–11: version 1 and header length, flags, payload length, CRC of bytes 0–5, byte10, and 0. */
+function writeHeader(out: Buffer, optionCount: number, flags: number, payloadLength: number, byte10: number): void {
+  out[0] = (1 << 4) | (3 + optionCount);
+  out[1] = flags & 0xff;
+  out.writeUInt32LE(payloadLength, 2);
+  out.writeUInt32LE(crc32(out, 0, 6), 6);
+  out[10] = byte10 & 0xff;
+  out[11] = 0;
 }
 
 /** Describe bytes that failed to parse, for logs: PHP output is usually readable text. */
@@ -109,7 +129,7 @@ export class FrameDecoder {
 
   private decodeInto(frames: Frame[]): void {
     while (this.buffered >= HEADER_SIZE) {
-      const head = this.peek(HEADER_SIZE);
+      const head = this.peek(HEADER_SIZE); // the header is head[0..11]
       const hl = head[0]! & 0x0f;
       if (hl < 3 || hl > 3 + MAX_OPTIONS) this.fail(`bad goridge header length ${hl}`);
       if (crc32(head, 0, 6) !== head.readUInt32LE(6)) this.fail('CRC mismatch in goridge header');
@@ -125,28 +145,31 @@ export class FrameDecoder {
   }
 
   private fail(reason: string): never {
-    const sample = this.peek(Math.min(this.buffered, 512));
+    const n = Math.min(this.buffered, 512);
+    const sample = this.peek(n).subarray(0, n);
     this.failed = new ProtocolError(`${reason}; invalid message: ${describeGarbage(sample)}`);
     throw this.failed;
   }
 
-  /** The first n buffered bytes, contiguous (copies only when they span chunks). */
+  /** A buffer starting with the first n buffered bytes, contiguous (copies only when they span chunks). */
   private peek(n: number): Buffer {
     const first = this.chunks[0]!;
-    if (first.length >= n) return first.subarray(0, n);
+    if (first.length >= n) return first;
     const merged = Buffer.concat(this.chunks, this.buffered);
     this.chunks = [merged];
-    return merged.subarray(0, n);
+    return merged;
   }
 
   /** Remove and return the first n buffered bytes. */
   private take(n: number): Buffer {
     const first = this.chunks[0]!;
     let out: Buffer;
-    if (first.length >= n) {
+    if (first.length === n) {
+      out = first; // the usual case: one read, one frame
+      this.chunks.shift();
+    } else if (first.length > n) {
       out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
+      this.chunks[0] = first.subarray(n);
     } else {
       out = Buffer.allocUnsafe(n);
       let at = 0;

@@ -1,7 +1,7 @@
 // The frames of RoadRunner's worker protocol (protocol.md §2) and its RPC framing (§5.1), built on frame.ts.
 import { ProtocolError } from '../errors.js';
 import { Flag, Stream } from './flags.js';
-import { encodeFrame, type Frame } from './frame.js';
+import { encodeFrame, encodeSplitFrame, type Frame } from './frame.js';
 
 /** Server -> worker: the pid request; `serverPid` must be truthy for PHP (protocol.md §2.2). */
 export function pidRequest(serverPid: number): Buffer {
@@ -17,7 +17,7 @@ export const STREAM_STOP: Buffer = encodeFrame({ byte10: Stream.STOP });
 
 /** Server -> worker: a job; exactly one option, the context length (protocol.md §2.3). */
 export function jobFrame(codec: number, context: Buffer, body: Buffer): Buffer {
-  return encodeFrame({ flags: codec, options: [context.length], payload: [context, body] });
+  return encodeSplitFrame(codec, context, body);
 }
 
 /** Parse the worker's pid reply; throws ProtocolError with the reason. */

@@ -3,7 +3,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { crc32, encodeFrame, FrameDecoder, type Frame } from '../../src/goridge/frame.js';
+import { crc32, encodeFrame, encodeSplitFrame, FrameDecoder, type Frame } from '../../src/goridge/frame.js';
 import { ProtocolError } from '../../src/errors.js';
 import { xorshift } from '../support/prng.js';
 
@@ -161,6 +161,26 @@ describe('encodeFrame', () => {
   });
 });
 
+describe('encodeSplitFrame', () => {
+  test('V1.2: the same bytes as encodeFrame with one option', () => {
+    assert.equal(encodeSplitFrame(0x08, Buffer.from('{}'), Buffer.from('hi')).toString('hex'), VECTORS['V1.2']!.hex);
+  });
+
+  test('equals encodeFrame for empty parts and for a payload over 64 KiB', () => {
+    const next = xorshift(7);
+    const cases: Array<[number, Buffer, Buffer]> = [
+      [0x80, Buffer.alloc(0), Buffer.alloc(0)],
+      [0x08, Buffer.from('{"a":1}'), Buffer.alloc(0)],
+      [0x00, Buffer.alloc(0), Buffer.from('body')],
+      [0x08, randomBytes(next, 70_000), randomBytes(next, 3)],
+    ];
+    for (const [flags, head, tail] of cases) {
+      const want = encodeFrame({ flags, options: [head.length], payload: [head, tail] });
+      assert.ok(encodeSplitFrame(flags, head, tail).equals(want), `flags ${flags}, ${head.length}+${tail.length} bytes`);
+    }
+  });
+});
+
 describe('property: random frames split at random points', () => {
   const SEED = 0x5eed1234;
   const COUNT = 500;
@@ -251,6 +271,12 @@ describe('malformed input', () => {
     const bytes = vector('V2.4');
     bytes[6] = bytes[6]! ^ 0xff;
     assertProtocolError(() => new FrameDecoder().push(bytes), 'CRC', '{"k":"v"}ping');
+  });
+
+  test('the bytes shown are at most 256 of the first 512 buffered', () => {
+    const garbage = Buffer.alloc(4096, 'p'); // 0x70: header length 0
+    const err = assertProtocolError(() => new FrameDecoder().push(garbage), 'header length');
+    assert.match(err.message, /… \(512 bytes\)$/);
   });
 
   test('a CRC error is found as soon as the 12 header bytes are in', () => {
