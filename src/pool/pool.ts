@@ -11,7 +11,75 @@ import { WorkerState } from '../worker/state.js';
 interface Waiter {
   resolve(w: Worker): void;
   reject(err: Error): void;
-  timer: NodeJS.Timeout;
+  deadline: Deadline;
+}
+
+interface Deadline {
+  /** performance.now() time at which it expires. */
+  readonly at: number;
+  readonly onExpire: () => void;
+  prev: Deadline | null;
+  next: Deadline | null;
+}
+
+/**
+ * Many deadlines on one timer. Every waiting request (allocate_timeout) and every running job (exec_ttl) has a
+ * deadline, and nearly all of them are met; a setTimeout + clearTimeout each costs more than the rest of the
+ * pool's bookkeeping for the job. The deadlines form a linked list (O(1) to add and delete, and nothing is held
+ * after a delete); the timer is set for the earliest one, and when it fires it expires what is due and sets
+ * itself for the next. It is cleared when no deadline is left.
+ */
+class Deadlines {
+  private head: Deadline | null = null;
+  private tail: Deadline | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+
+  add(ms: number, onExpire: () => void): Deadline {
+    const deadline: Deadline = { at: performance.now() + ms, onExpire, prev: this.tail, next: null };
+    if (this.tail) this.tail.next = deadline;
+    else this.head = deadline;
+    this.tail = deadline;
+    if (deadline.at < this.timerAt) this.setTimer(deadline.at);
+    return deadline;
+  }
+
+  /** Forget a deadline that was met; false when it was not pending (deleted or expired already). */
+  delete(deadline: Deadline): boolean {
+    if (deadline.prev) deadline.prev.next = deadline.next;
+    else if (this.head === deadline) this.head = deadline.next;
+    else return false;
+    if (deadline.next) deadline.next.prev = deadline.prev;
+    else this.tail = deadline.prev;
+    deadline.prev = deadline.next = null;
+    if (this.head === null) this.clearTimer();
+    return true;
+  }
+
+  private setTimer(at: number): void {
+    this.clearTimer();
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.expire(), Math.max(0, at - performance.now()));
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = Infinity;
+  }
+
+  private expire(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    const now = performance.now();
+    const due: Deadline[] = [];
+    for (let d = this.head; d; d = d.next) if (d.at <= now) due.push(d);
+    for (const d of due) if (this.delete(d)) d.onExpire(); // an earlier callback may have deleted it
+    // The expired callbacks may have added deadlines (and set the timer) already.
+    let next = Infinity;
+    for (let d = this.head; d; d = d.next) if (d.at < next) next = d.at;
+    if (next < this.timerAt) this.setTimer(next);
+  }
 }
 
 /** How often one job may be re-dispatched because workers asked to stop instead of answering it. */
@@ -49,6 +117,8 @@ export class WorkerPool {
   private destroyed = false;
   private failures = 0;
   private respawnTimer: NodeJS.Timeout | null = null;
+  /** allocate_timeout of waiting requests and exec_ttl of running jobs. */
+  private readonly deadlines = new Deadlines();
   private readonly events: WorkerEvents;
   /** How many workers the pool keeps: num_workers, changed at run time by addWorker/removeWorker. */
   private target: number;
@@ -100,13 +170,21 @@ export class WorkerPool {
     this.queued++;
     try {
       for (let attempt = 0; ; attempt++) {
-        const worker = this.config.debug ? await this.spawnWorker(this.generation) : await this.allocate(cancel);
+        const worker = this.config.debug
+          ? await this.spawnWorker(this.generation)
+          : (this.takeIdle() ?? (await this.waitForWorker(cancel))); // an idle worker is taken without a wait
+        worker.moveTo(WorkerState.Working);
+        const execTtl = this.watchExecTtl(worker);
         try {
-          await this.run(worker, job, sink, cancel);
+          await worker.exec(job, sink, cancel);
           return;
         } catch (err) {
+          if (execTtl?.hit) throw new WorkerError(`worker ${worker.pid} was killed: the job ran longer than exec_ttl`, 'ERR_EXEC_TTL', { cause: err });
           if (err instanceof StopRequestError && attempt < MAX_REDISPATCH) continue;
           throw err;
+        } finally {
+          if (execTtl) this.deadlines.delete(execTtl.deadline);
+          this.release(worker);
         }
       }
     } finally {
@@ -153,7 +231,7 @@ export class WorkerPool {
     this.destroyed = true;
     if (this.respawnTimer) clearTimeout(this.respawnTimer);
     for (const waiter of this.waiters.splice(0)) {
-      clearTimeout(waiter.timer);
+      this.deadlines.delete(waiter.deadline);
       waiter.reject(new PoolStoppedError());
     }
     const deadline = Date.now() + timeoutMs;
@@ -232,27 +310,19 @@ export class WorkerPool {
     this.replenish();
   }
 
-  private async run(worker: Worker, job: Job, sink: ReplySink, cancel?: Cancellation): Promise<void> {
-    worker.moveTo(WorkerState.Working);
+  /** supervisor.exec_ttl: kill the worker if the job it starts now runs too long. Null when exec_ttl is off. */
+  private watchExecTtl(worker: Worker): { deadline: Deadline; hit: boolean } | null {
     const execTtl = this.config.supervisor?.execTtl ?? 0;
-    let ttlHit = false;
-    const timer =
-      execTtl > 0
-        ? setTimeout(() => {
-            ttlHit = true;
-            this.log.warn({ pid: worker.pid }, `worker ${worker.pid} killed: the job ran longer than exec_ttl (${execTtl} ms)`);
-            worker.kill(WorkerState.ExecTTLReached);
-          }, execTtl)
-        : null;
-    try {
-      await worker.exec(job, sink, cancel);
-    } catch (err) {
-      if (ttlHit) throw new WorkerError(`worker ${worker.pid} was killed: the job ran longer than exec_ttl`, 'ERR_EXEC_TTL', { cause: err });
-      throw err;
-    } finally {
-      if (timer) clearTimeout(timer);
-      this.release(worker);
-    }
+    if (execTtl <= 0) return null;
+    const watch = {
+      hit: false,
+      deadline: this.deadlines.add(execTtl, () => {
+        watch.hit = true;
+        this.log.warn({ pid: worker.pid }, `worker ${worker.pid} killed: the job ran longer than exec_ttl (${execTtl} ms)`);
+        worker.kill(WorkerState.ExecTTLReached);
+      }),
+    };
+    return watch;
   }
 
   /** A job is done: give the worker back, or recycle it. */
@@ -284,25 +354,36 @@ export class WorkerPool {
   }
 
   private allocate(cancel?: Cancellation, timeoutMs = this.config.allocateTimeout): Promise<Worker> {
+    const w = this.takeIdle();
+    return w ? Promise.resolve(w) : this.waitForWorker(cancel, timeoutMs);
+  }
+
+  /** A ready worker, if one is idle. */
+  private takeIdle(): Worker | null {
     while (this.idle.length > 0) {
       const w = this.idle.shift()!;
-      if (w.alive && w.state === WorkerState.Ready && this.workers.has(w)) return Promise.resolve(w);
+      if (w.alive && w.state === WorkerState.Ready && this.workers.has(w)) return w;
     }
+    return null;
+  }
+
+  /** Queue for the next worker to be released (FIFO), for up to `timeoutMs`. */
+  private waitForWorker(cancel?: Cancellation, timeoutMs = this.config.allocateTimeout): Promise<Worker> {
     return new Promise<Worker>((resolve, reject) => {
       const gone = (): RrtsError => new RrtsError('ERR_ABORTED', 'the client went away while the request waited for a worker');
       if (cancel?.aborted) return reject(gone());
       const waiter: Waiter = {
         resolve,
         reject,
-        timer: setTimeout(() => {
+        deadline: this.deadlines.add(timeoutMs, () => {
           this.waiters = this.waiters.filter((x) => x !== waiter);
           reject(new NoFreeWorkersError());
-        }, timeoutMs),
+        }),
       };
       cancel?.onCancel(() => {
         if (!this.waiters.includes(waiter)) return; // already has a worker
         this.waiters = this.waiters.filter((x) => x !== waiter);
-        clearTimeout(waiter.timer);
+        this.deadlines.delete(waiter.deadline);
         reject(gone());
       });
       this.waiters.push(waiter);
@@ -312,7 +393,7 @@ export class WorkerPool {
   private handOut(w: Worker): void {
     const waiter = this.waiters.shift();
     if (waiter) {
-      clearTimeout(waiter.timer);
+      this.deadlines.delete(waiter.deadline);
       waiter.resolve(w);
     } else {
       this.idle.push(w);

@@ -1,6 +1,6 @@
 // The supervisor: every watch_tick it checks each worker's age (ttl), idle time (idle_ttl) and memory
 // (max_worker_memory) and retires the ones past a limit: idle ones at once, busy ones after their job (soft limits).
-// exec_ttl, the hard limit, is a per-job timer in the pool.
+// exec_ttl, the hard limit, is a per-job deadline in the pool (one timer for all of them).
 import pidusage from 'pidusage';
 import type { Logger } from 'pino';
 import type { SupervisorConfig } from '../config/types.js';

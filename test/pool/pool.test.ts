@@ -1,0 +1,187 @@
+// The pool's deadlines with in-memory workers (no PHP): allocate_timeout of queued requests and exec_ttl of running
+// jobs share one timer, so these check that each still fires on time, in any order, and that no timer is left.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable, Writable } from 'node:stream';
+import pino from 'pino';
+import type { PoolConfig } from '../../src/config/types.js';
+import { NoFreeWorkersError } from '../../src/errors.js';
+import { Flag } from '../../src/goridge/flags.js';
+import { encodeFrame } from '../../src/goridge/frame.js';
+import { WorkerPool } from '../../src/pool/pool.js';
+import type { Spawner } from '../../src/spawn/spawner.js';
+import { FrameRelay } from '../../src/relay/relay.js';
+import { Worker, type ReplyChunk, type WorkerEvents } from '../../src/worker/worker.js';
+import type { ExitInfo } from '../../src/worker/process.js';
+
+/** A worker whose answers the test sends by hand; SIGKILL ends it. */
+interface FakePhp {
+  pid: number;
+  /** Jobs received and not answered yet, oldest first. */
+  jobs: Buffer[];
+  answer(body: string): void;
+}
+
+function fakeSpawner(): { spawner: Spawner; workers: FakePhp[] } {
+  const workers: FakePhp[] = [];
+  let nextPid = 1000;
+  const spawner: Spawner = {
+    mode: 'exec',
+    async start() {},
+    async close() {},
+    async spawnWorker(events: WorkerEvents): Promise<Worker> {
+      const input = new Readable({ read() {} });
+      const php: FakePhp = {
+        pid: nextPid++,
+        jobs: [],
+        answer(body) {
+          php.jobs.shift();
+          const context = Buffer.from('{"status":200,"headers":{}}');
+          input.push(encodeFrame({ flags: Flag.CODEC_JSON, options: [context.length], payload: [context, Buffer.from(body)] }));
+        },
+      };
+      const output = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          php.jobs.push(chunk);
+          done();
+        },
+      });
+      let exit: (info: ExitInfo) => void = () => {};
+      const exited = new Promise<ExitInfo>((resolve) => (exit = resolve));
+      const process = {
+        pid: php.pid,
+        exited,
+        signal(sig: NodeJS.Signals): boolean {
+          if (sig === 'SIGKILL') setImmediate(() => exit({ code: null, signal: 'SIGKILL' }));
+          return true;
+        },
+      };
+      workers.push(php);
+      return new Worker(process, new FrameRelay('pipes', input, output), events);
+    },
+  };
+  return { spawner, workers };
+}
+
+function poolConfig(overrides: Partial<PoolConfig>): PoolConfig {
+  return {
+    debug: false,
+    command: null,
+    numWorkers: 1,
+    maxJobs: 0,
+    maxQueueSize: 0,
+    allocateTimeout: 60_000,
+    resetTimeout: 60_000,
+    streamTimeout: 60_000,
+    destroyTimeout: 1_000,
+    supervisor: null,
+    ...overrides,
+  };
+}
+
+/** Collects the body a job answered with. */
+function sink(): { body: string; chunk(reply: ReplyChunk): void } {
+  const s = {
+    body: '',
+    chunk(reply: ReplyChunk) {
+      s.body += reply.body.toString();
+    },
+  };
+  return s;
+}
+
+const job = { codec: Flag.CODEC_JSON, context: Buffer.from('{}'), body: Buffer.alloc(0) };
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+/** Settles with how long the promise took and its outcome. */
+async function timed<T>(p: Promise<T>): Promise<{ ms: number; value?: T; error?: unknown }> {
+  const started = performance.now();
+  try {
+    const value = await p;
+    return { ms: performance.now() - started, value };
+  } catch (error) {
+    return { ms: performance.now() - started, error };
+  }
+}
+
+describe('pool deadlines', () => {
+  test('a queued request fails after allocate_timeout; one queued after it is still served', async () => {
+    const { spawner, workers } = fakeSpawner();
+    const pool = new WorkerPool('http', poolConfig({ allocateTimeout: 150 }), spawner, pino({ level: 'silent' }));
+    await pool.start();
+    const idleTimers = timers();
+    const first = sink();
+    const running = pool.exec(job, first);
+    const late = timed(pool.exec(job, sink()));
+    await sleep(80);
+    const second = sink();
+    const served = timed(pool.exec(job, second));
+    assert.equal(timers(), idleTimers + 1, 'one timer for both waiting requests');
+
+    const failed = await late;
+    assert.ok(failed.error instanceof NoFreeWorkersError, `expected NoFreeWorkersError, got ${String(failed.error)}`);
+    assert.ok(failed.ms >= 145, `failed after ${failed.ms} ms, before allocate_timeout`);
+    workers[0]!.answer('one');
+    await running;
+    assert.equal(first.body, 'one');
+    await sleep(10);
+    workers[0]!.answer('two');
+    const ok = await served;
+    assert.equal(ok.error, undefined);
+    assert.equal(second.body, 'two');
+    assert.equal(timers(), idleTimers, 'no timer left once every deadline is met');
+    await pool.destroy(100);
+  });
+
+  test('exec_ttl kills a job that runs too long, and the waiting request with a later deadline runs next', async () => {
+    const { spawner, workers } = fakeSpawner();
+    const config = poolConfig({
+      allocateTimeout: 2_000,
+      supervisor: { watchTick: 1_000, ttl: 0, idleTtl: 0, maxWorkerMemory: 0, execTtl: 150 },
+    });
+    const pool = new WorkerPool('http', config, spawner, pino({ level: 'silent' }));
+    await pool.start();
+    const idleTimers = timers();
+    const slow = timed(pool.exec(job, sink()));
+    const next = sink();
+    const queued = timed(pool.exec(job, next));
+
+    const killed = await slow;
+    assert.equal((killed.error as { code?: string }).code, 'ERR_EXEC_TTL');
+    assert.ok(killed.ms >= 145, `killed after ${killed.ms} ms, before exec_ttl`);
+    // The replacement worker takes the queued job; its own exec_ttl starts now.
+    while (workers.length < 2 || workers[1]!.jobs.length === 0) await sleep(5);
+    workers[1]!.answer('after');
+    const ok = await queued;
+    assert.equal(ok.error, undefined);
+    assert.equal(next.body, 'after');
+    assert.equal(timers(), idleTimers, 'no timer left once every deadline is met');
+    await pool.destroy(100);
+  });
+
+  test('an earlier deadline added after a later one fires first', async () => {
+    const { spawner, workers } = fakeSpawner();
+    const config = poolConfig({
+      allocateTimeout: 5_000,
+      supervisor: { watchTick: 1_000, ttl: 0, idleTtl: 0, maxWorkerMemory: 0, execTtl: 100 },
+    });
+    const pool = new WorkerPool('http', config, spawner, pino({ level: 'silent' }));
+    await pool.start();
+    const first = timed(pool.exec(job, sink()));
+    const second = pool.exec(job, sink());
+    const third = pool.exec(job, sink());
+    // After the first job's exec_ttl, the timer is set for the allocate_timeout (5 s) of the queued jobs ...
+    assert.equal(((await first).error as { code?: string }).code, 'ERR_EXEC_TTL');
+    while (workers.length < 2 || workers[1]!.jobs.length === 0) await sleep(5);
+    // ... and the second job, now running while the third still waits, adds its exec_ttl (100 ms): that one must
+    // fire, not wait for the 5 s.
+    const killed = await timed(second);
+    assert.equal((killed.error as { code?: string }).code, 'ERR_EXEC_TTL');
+    assert.ok(killed.ms < 1_000, `the second exec_ttl fired after ${killed.ms} ms`);
+    while (workers.length < 3 || workers[2]!.jobs.length === 0) await sleep(5);
+    workers[2]!.answer('third');
+    assert.equal((await timed(third)).error, undefined);
+    await pool.destroy(100);
+  });
+});
