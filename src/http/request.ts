@@ -175,6 +175,18 @@ function isAbsoluteTarget(url: string): boolean {
   return colon + 3 < url.length && url.charCodeAt(colon + 3) !== 47;
 }
 
+/**
+ * An HTTP/1 request without Content-Length and Transfer-Encoding, or with Content-Length 0, has no body (RFC 9112
+ * §6.3): nothing to wait for. Most requests are like that, and skipping the read saves a stream round. (HTTP/2 may
+ * send DATA without a length.) The unread request is dumped by Node's server when the response ends.
+ */
+function hasNoBody(req: AnyRequest): boolean {
+  if (req.httpVersionMajor !== 1) return false;
+  const headers = req.headers;
+  const length = headers['content-length'];
+  return (length === undefined || length === '0') && headers['transfer-encoding'] === undefined;
+}
+
 /** A declared Content-Length over the limit is refused before a byte is read. */
 function checkContentLength(req: AnyRequest, limit: number): void {
   if (limit === Infinity) return;
@@ -183,6 +195,7 @@ function checkContentLength(req: AnyRequest, limit: number): void {
 }
 
 async function readRawBody(req: AnyRequest, limit: number): Promise<Buffer> {
+  if (hasNoBody(req)) return EMPTY;
   checkContentLength(req, limit);
   const chunks: Buffer[] = [];
   let size = 0;

@@ -1,5 +1,6 @@
 // Turns a worker's answer (JSON context `{"status":…,"headers":{…}}` plus body, one frame or a stream of frames)
-// into the HTTP response: 1xx as informational responses, status and headers once, each body chunk written as it comes.
+// into the HTTP response: 1xx as informational responses, status and headers once, each body chunk written as it comes
+// (the last one by end(), when the server ends the response).
 import type { ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import { RrtsError } from '../errors.js';
@@ -31,13 +32,21 @@ export function parseResponseContext(bytes: Buffer): ResponseContext {
   }
   const out: Record<string, string[]> = {};
   if (headers && typeof headers === 'object' && !Array.isArray(headers)) {
-    for (const [name, value] of Object.entries(headers as Record<string, unknown>)) {
-      // RoadRunner wants a list of strings; a bare string is accepted too (lenient).
-      const values = Array.isArray(value) ? value.filter((v): v is string | number => typeof v === 'string' || typeof v === 'number').map(String) : typeof value === 'string' ? [value] : [];
+    for (const name of Object.keys(headers)) {
+      const values = headerValues((headers as Record<string, unknown>)[name]);
       if (values.length > 0 && isHeaderName(name)) out[name] = values;
     }
   }
   return { status, headers: out };
+}
+
+/** RoadRunner wants a list of strings; numbers and a bare string are accepted too (lenient), anything else dropped. */
+function headerValues(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  if (!Array.isArray(value)) return [];
+  // The usual list of strings is used as it is.
+  if (value.every((v) => typeof v === 'string')) return value as string[];
+  return value.filter((v): v is string | number => typeof v === 'string' || typeof v === 'number').map(String);
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -49,6 +58,8 @@ const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connectio
 
 export class ResponseWriter implements ReplySink {
   private statusSent = false;
+  /** The last frame's body: end() writes it, with the head when it is a whole answer (one socket write). */
+  private lastBody: Buffer | null = null;
   bytesWritten = 0;
   status = 0;
   /** An HTTP/2 response (Http2ServerResponse has `stream`). */
@@ -79,15 +90,24 @@ export class ResponseWriter implements ReplySink {
       if (reply.body.length === 0 && reply.more) return; // nothing to send yet
       throw new ResponseError('worker sent a body before any status');
     }
-    if (reply.body.length > 0 && !this.res.destroyed) {
-      (this.res as ServerResponse).write(reply.body);
-      this.bytesWritten += reply.body.length;
+    const body = reply.body;
+    if (this.res.destroyed) return;
+    if (!reply.more) {
+      this.lastBody = body;
+      this.bytesWritten += body.length;
+    } else if (body.length > 0) {
+      (this.res as ServerResponse).write(body);
+      this.bytesWritten += body.length;
     }
   }
 
-  /** The last frame arrived. */
+  /** The job is over: end the response, with the last frame's body. */
   end(): void {
-    if (!this.res.writableEnded) this.res.end();
+    const body = this.lastBody;
+    this.lastBody = null;
+    if (this.res.writableEnded) return;
+    if (body !== null && body.length > 0 && !this.res.destroyed) (this.res as ServerResponse).end(body);
+    else this.res.end();
   }
 
   private informational(ctx: ResponseContext): void {
@@ -104,7 +124,8 @@ export class ResponseWriter implements ReplySink {
 
   private head(ctx: ResponseContext, reply: ReplyChunk): void {
     const res = this.res;
-    for (const [name, values] of Object.entries(ctx.headers)) {
+    for (const name of Object.keys(ctx.headers)) {
+      const values = ctx.headers[name]!;
       const lower = name.toLowerCase();
       if (lower === 'trailer') continue; // trailers are not supported; never announce them
       if (this.http2 && CONNECTION_HEADERS.has(lower)) continue; // illegal in HTTP/2: Node would throw
@@ -117,7 +138,7 @@ export class ResponseWriter implements ReplySink {
     }
     res.statusCode = ctx.status;
     this.status = ctx.status;
-    // A stream's head goes out at once; a whole answer leaves with its body in one write.
+    // A stream's head goes out at once; a whole answer leaves with its body in one end().
     if (reply.more) (res as ServerResponse).flushHeaders(); // Http2ServerResponse has it too (untyped)
     this.statusSent = true;
   }

@@ -178,12 +178,14 @@ export class HttpPlugin {
 
   private async handle(req: AnyRequest, res: AnyResponse, tls: boolean, remoteAddr: string): Promise<void> {
     this.inFlight++;
-    const started = process.hrtime.bigint();
+    const accessLog = this.config.accessLogs && this.log.isLevelEnabled('info');
+    const started = accessLog ? process.hrtime.bigint() : 0n;
     const measured = this.metrics?.begin();
     const writer = new ResponseWriter(res, req.method === 'HEAD');
     let payload: RequestPayload | null = null;
     const clientGone = new Cancellation();
-    res.once('close', () => {
+    // 'close' comes once; `on` spares the wrapper `once` makes per request.
+    res.on('close', () => {
       if (!res.writableFinished) clientGone.cancel();
     });
     try {
@@ -195,6 +197,7 @@ export class HttpPlugin {
         remoteAddr,
       });
       await this.pool.exec({ codec: Flag.CODEC_JSON, context: payload.context, body: payload.body }, writer, clientGone);
+      await afterIoCallbacks();
       writer.end();
     } catch (err) {
       this.fail(req, res, writer, err as Error, clientGone.aborted);
@@ -202,7 +205,7 @@ export class HttpPlugin {
       this.inFlight--;
       measured?.(res.statusCode);
       if (payload) void payload.cleanup();
-      if (this.config.accessLogs) this.accessLog(req, res, writer, started, remoteAddr);
+      if (accessLog) this.accessLog(req, res, writer, started, remoteAddr);
     }
   }
 
@@ -254,6 +257,17 @@ export class HttpPlugin {
       'http access log',
     );
   }
+}
+
+/**
+ * Resolves in the check phase of this turn of the event loop, after its I/O callbacks. Answers are written there:
+ * the worker has been handed its next job by then (it goes back to work without waiting for our socket write),
+ * and the answers that came in during one turn leave together, so a client thread woken by the first finds the
+ * others ready, which costs the kernel much less than a wake-up for each (about 5 us of system time per request
+ * with 32 connections on 4 workers).
+ */
+function afterIoCallbacks(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function boundAddress(server: Listener | null): AddressInfo | null {

@@ -150,8 +150,6 @@ export class Worker {
         return;
       }
       cancel?.onCancel(() => this.cancelStream(running));
-    }).finally(() => {
-      this.lastUsed = Date.now();
     });
   }
 
@@ -225,7 +223,7 @@ export class Worker {
         if (reply.ping && !running.discarding) this.relay.send(PONG);
         if (!running.discarding) {
           try {
-            running.sink.chunk({ flags: reply.flags, context: reply.context, body: reply.body, more: reply.more });
+            running.sink.chunk(reply);
           } catch (err) {
             // The sink could not use this frame (e.g. a bad status): end the job with that error, drain the stream.
             running.sinkError = err as Error;
@@ -236,9 +234,11 @@ export class Worker {
     }
   }
 
+  /** The job is over (every way a job ends comes here once). */
   private finish(running: Running, err: Error | null): void {
     if (running.cancelTimer) clearTimeout(running.cancelTimer);
     this.running = null;
+    this.lastUsed = Date.now();
     if (err) running.reject(err);
     else running.resolve();
   }

@@ -373,6 +373,16 @@ describe('request context', () => {
     assert.equal(answer.body.length, 0);
     assert.equal(answer.context['parsed'], false);
   });
+
+  it('reads a body only when Content-Length or Transfer-Encoding announces one', async () => {
+    const send = (head: string, body = ''): Promise<Answer> =>
+      rawRequest(server.port, `${head}Host: h\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${body}`);
+    assert.equal((await send('GET / HTTP/1.1\r\nContent-Length: 3\r\n', 'abc')).body.toString(), 'abc');
+    assert.equal((await send('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n', '2\r\nxy\r\n0\r\n\r\n')).body.toString(), 'xy');
+    assert.equal((await send('POST / HTTP/1.1\r\nContent-Length: 0\r\n')).body.length, 0);
+    assert.equal((await send('DELETE / HTTP/1.1\r\n')).body.length, 0);
+    assert.equal((await send('GET / HTTP/1.0\r\n')).body.length, 0);
+  });
 });
 
 describe('url-encoded form tree', () => {
