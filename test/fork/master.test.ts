@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Packr } from 'msgpackr';
 import { encodeFrame, FrameDecoder, type Frame } from '../../src/goridge/frame.js';
 import { jobFrame, parseJobReply, parsePidReply, pidRequest } from '../../src/goridge/messages.js';
-import { childrenOf } from '../integration/harness.js';
+import { childrenOf, procStat } from '../integration/harness.js';
 import { zombiesOf } from '../integration/prod-harness.js';
 
 // The compiled test runs from dist/test/fork/: the repository root is three levels up.
@@ -52,17 +52,6 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Parent pid and state from /proc/<pid>/stat (null once the process is fully gone). */
-function procStat(pid: number): { ppid: number; state: string } | null {
-  try {
-    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: rest[0]!, ppid: Number(rest[1]) };
-  } catch {
-    return null;
-  }
-}
 
 /** Wait (bounded) until the master has exactly `count` live children that are not in `besides`: its parked spares. */
 async function sparesOf(master: MasterProcess, count: number, besides: number[] = []): Promise<number[]> {
