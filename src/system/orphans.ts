@@ -6,21 +6,11 @@ import posixNode from 'posix-node';
 import type { Logger } from 'pino';
 import { loadNative, nativeUnavailableReason } from '../native/index.js';
 import { isKnownChild } from './children.js';
+import { procStat } from './proc.js';
 
 const posix = posixNode.default;
 const WNOHANG = posix.constants?.WNOHANG ?? 1;
 const SWEEP_MS = 5_000;
-
-/** Parent pid and state of a process from /proc/<pid>/stat, or null once it is gone. */
-function stat(pid: number): { ppid: number; state: string } | null {
-  try {
-    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: rest[0]!, ppid: Number(rest[1]) };
-  } catch {
-    return null;
-  }
-}
 
 /** Our direct children: /proc/self/task/<tid>/children when the kernel has it, else a scan of /proc. */
 function directChildren(): number[] {
@@ -34,7 +24,7 @@ function directChildren(): number[] {
   } catch {
     const out: number[] = [];
     for (const entry of fs.readdirSync('/proc')) {
-      if (/^\d+$/.test(entry) && stat(Number(entry))?.ppid === process.pid) out.push(Number(entry));
+      if (/^\d+$/.test(entry) && procStat(Number(entry))?.ppid === process.pid) out.push(Number(entry));
     }
     return out;
   }
@@ -87,7 +77,7 @@ export class OrphanReaper {
   sweep(): void {
     for (const pid of directChildren()) {
       if (isKnownChild(pid)) continue;
-      const s = stat(pid);
+      const s = procStat(pid);
       if (!s || s.state !== 'Z' || s.ppid !== process.pid) continue;
       try {
         const r = posix.waitpid?.(pid, WNOHANG);

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { procStat } from '../../src/system/proc.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BIN = path.join(ROOT, 'bin', 'rrts');
@@ -185,15 +186,7 @@ export function isForkSpare(pid: number): boolean {
   }
 }
 
-export function procStat(pid: number): { state: string; ppid: number } | null {
-  try {
-    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: rest[0]!, ppid: Number(rest[1]) };
-  } catch {
-    return null;
-  }
-}
+export { procStat };
 
 export function alive(pid: number): boolean {
   const s = procStat(pid);

@@ -1,7 +1,6 @@
 // Watches forked workers: a pidfd per child (readable = the child exited) where the kernel has them, else a
 // /proc poll. When a child is gone it is reaped by whoever is its parent now: the master that forked it (asked
 // over the control channel), or rrts itself when the master died and the child was re-parented to us.
-import fs from 'node:fs';
 import posixNode from 'posix-node';
 import type { Logger } from 'pino';
 import { loadNative, nativeUnavailableReason, type NativeAddon } from '../../native/index.js';
@@ -9,23 +8,13 @@ import type { ExitInfo, WorkerProcess } from '../../worker/process.js';
 import type { ForkMaster } from './master.js';
 import os from 'node:os';
 import { registerChild, unregisterChild } from '../../system/children.js';
+import { procStat } from '../../system/proc.js';
 
 const PROC_POLL_MS = 100;
 // posix-node is CommonJS with `exports.default`; its functions are optional in its types.
 const posix = posixNode.default;
 const WNOHANG = posix.constants?.WNOHANG ?? 1;
 const SIGNAL_NAMES = Object.fromEntries(Object.entries(os.constants.signals).map(([name, num]) => [num, name]));
-
-/** The parent pid and state of a process, from /proc (null once it is fully gone). */
-export function procStat(pid: number): { ppid: number; state: string } | null {
-  try {
-    const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: rest[0]!, ppid: Number(rest[1]) };
-  } catch {
-    return null;
-  }
-}
 
 export class Reaper {
   readonly native: NativeAddon | null;

@@ -14,7 +14,8 @@ import { Worker, type WorkerEvents } from '../../worker/worker.js';
 import type { Spawner, WorkerRecipe } from '../spawner.js';
 import { parsePhpCommand } from '../../config/php-command.js';
 import { ForkMaster } from './master.js';
-import { procStat, Reaper } from './reaper.js';
+import { Reaper } from './reaper.js';
+import { procStat } from '../../system/proc.js';
 import type { Identity } from '../../system/users.js';
 
 export interface ForkSpawnerOptions {
