@@ -21,6 +21,13 @@ export function listenOnAddress(server: net.Server, address: string): Promise<vo
   return listenOn(server, { host, port });
 }
 
+/** Stop listening and drop every connection at once (the metrics and status endpoints: nothing to finish). */
+export function closeNow(server: http.Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  return closed;
+}
+
 /** Answer malformed HTTP with 400 and close, logging at debug. */
 export function refuseMalformedRequests(server: http.Server, log: Logger, what: string): void {
   server.on('clientError', (err, socket) => {

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
 import type { MetricsConfig } from '../config/types.js';
 import { ConfigError, RrtsError } from '../errors.js';
-import { listenOnAddress, refuseMalformedRequests } from '../listen.js';
+import { closeNow, listenOnAddress, refuseMalformedRequests } from '../listen.js';
 import { describeWorkers, type WorkerInfo } from '../pool/info.js';
 import type { WorkerPool } from '../pool/pool.js';
 import { HttpMetrics } from './http-middleware.js';
@@ -175,9 +175,7 @@ export class MetricsPlugin {
     const server = this.server;
     if (!server) return;
     this.server = null;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeAllConnections();
-    await closed;
+    await closeNow(server);
   }
 
   /** The exposition text, with gauges for pools that appeared since the last scrape. */

@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { StatusConfig } from '../config/types.js';
-import { listenOnAddress, refuseMalformedRequests } from '../listen.js';
+import { closeNow, listenOnAddress, refuseMalformedRequests } from '../listen.js';
 import type { WorkerPool } from '../pool/pool.js';
 import { WorkerState } from '../worker/state.js';
 
@@ -76,9 +76,7 @@ export class StatusPlugin {
     const server = this.server;
     if (!server) return;
     this.server = null;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeAllConnections();
-    await closed;
+    await closeNow(server);
   }
 
   private route(req: http.IncomingMessage, res: http.ServerResponse): void {
