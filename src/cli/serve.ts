@@ -19,8 +19,10 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
   }
   const log = logs.channel('rrts');
   for (const warning of config.warnings) log.warn(warning);
+  let stdoutBroken = false;
+  process.stdout.on('error', () => (stdoutBroken = true)); // nobody reads our stdout any more: keep serving
   const say = (line: string): void => {
-    if (!opts.silent) process.stdout.write(`${line}\n`);
+    if (!opts.silent && !stdoutBroken) process.stdout.write(`${line}\n`);
   };
 
   const pidFile = opts.pid ? pidFilePath(config) : null;

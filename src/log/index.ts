@@ -54,9 +54,17 @@ function wantsColor(stream: NodeJS.WritableStream, forced: boolean | undefined):
 }
 
 function streamSink(stream: NodeJS.WritableStream, color: boolean): Sink {
+  // A closed pipe (whatever read our stderr went away: EPIPE) must not become an uncaught error that is logged to the
+  // same stream again, in a loop: records for a broken stream are dropped, and serving goes on.
+  let broken = false;
+  stream.on('error', () => {
+    broken = true;
+  });
   return {
     color,
-    write: (text) => void stream.write(text),
+    write: (text) => {
+      if (!broken) stream.write(text);
+    },
     flush: () => (stream as { flushSync?: () => void }).flushSync?.(),
     close: () => {},
   };

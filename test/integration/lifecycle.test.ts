@@ -101,6 +101,23 @@ describe(`running (${mode})`, () => {
     assert.match(rr.stdout, /stop signal received/);
   });
 
+  it('keeps serving when nothing reads its stdout and stderr any more (EPIPE), and still stops cleanly', async () => {
+    const rr = await startRrts({ mode, workers: 1, config: { http: { pool: { max_jobs: 1 } } } });
+    try {
+      rr.proc.stdout!.destroy(); // the log reader went away: every record now meets a closed pipe
+      rr.proc.stderr!.destroy();
+      for (let i = 0; i < 8; i++) {
+        const r = await request(`${rr.url}/hello`); // max_jobs 1: a new worker (and its log records) per request
+        assert.equal(r.status, 200);
+      }
+      rr.proc.kill('SIGTERM');
+      const exit = await Promise.race([rr.exited, sleep(10_000).then(() => null)]);
+      assert.deepEqual(exit, { code: 0, signal: null });
+    } finally {
+      await rr.stop();
+    }
+  });
+
   it('writes and removes the pid file with -p', async () => {
     const rr = await startRrts({ mode, workers: 1, args: ['-p'] });
     const pidFile = path.join(rr.dir, '.pid');
