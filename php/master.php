@@ -7,7 +7,7 @@
  *
  * Started by rrts (src/spawn/fork/master.ts) as
  *   php [-d ...] -d opcache.enable_cli=1 php/master.php --script=<worker.php> [--preload=<file>] [--spares=N]
- *       [-- <script args>]
+ *       [--root --control=<socket>] [-- <script args>]
  * with cwd = the app's directory, the pool's environment, stdin /dev/null, stdout/stderr read by rrts (the children
  * inherit them). A missing --script or --preload file: a message on STDERR naming it, exit 1.
  *
@@ -32,6 +32,24 @@
  * as nil. Strings that are not UTF-8 are sent as bin, an empty PHP array as an empty map. Ints beyond 32 bits go
  * out as (u)int64, which msgpackr decodes to a BigInt unless asked otherwise (int64AsType); msgpackr itself sends
  * JS numbers beyond 32 bits as float64, which arrive here as floats and are echoed as such.
+ *
+ * Root mode (--root --control=<socket>; what rrts starts): the process is a root, not a master. It never requires
+ * the preload or the script itself. With a preload and opcache on, it first forks a warm-up child that requires
+ * the preload (filling the shared opcache) and SIGKILLs itself, and waits for it. Then on fd 3:
+ *   root -> rrts, once: {op: "ready", pid, php, opcache, preload: nil, resources: 0, root: true,
+ *     warm: opcache_get_status() answers (so a generation can find changed files)}
+ *   {op: "generation", id} -> {op: "generation", id, pid} | {op: "generation_failed", id, error} (opcache full,
+ *     more than 10% wasted, opcache_get_status() restricted, or pcntl_fork failed)
+ *   {op: "ping", id} -> {op: "pong", id, masters}
+ *   root -> rrts, unasked, when a generation master exits (SIGCHLD): {op: "exited", pid, code: int|nil,
+ *     signal: int|nil}
+ *   EOF -> wait up to 3 s for the masters to exit (their own channels closed too), SIGKILL the rest, exit 0.
+ * A generation master is a forked child of the root: it closes fd 3, connects to --control (a unix socket of rrts),
+ * sends {op: "hello", pid} there, invalidates every cached script whose mtime changed, requires the preload with
+ * timestamp validation forced on, puts the opcache settings back, and then is a master as described above with that
+ * connection as its control channel. After ready the root madvise(MADV_PAGEOUT)s its file mappings (FFI; pages
+ * other processes map are skipped by the kernel). `ps` shows the root as "rrts: fork root: <command line>", the
+ * masters and workers with the command line without " --root --control=...".
  *
  * The child, right after pcntl_fork() returns 0:
  *   1. closes the control channel (fclose), so only the master holds it (php://fd/3 is a dup: the bare fd 3 is
@@ -280,6 +298,18 @@ final class Channel
     {
     }
 
+    /** A generation master's channel: a connection to rrts' control socket (--control). Null if it cannot. */
+    public static function connect(string $path): ?self
+    {
+        $stream = @\stream_socket_client('unix://' . $path, $errno, $error, 10.0);
+        if ($stream === false) {
+            return null;
+        }
+        \stream_set_blocking($stream, true);
+
+        return new self($stream);
+    }
+
     public static function open(): ?self
     {
         $stream = @\fopen('php://fd/3', 'r+');
@@ -444,10 +474,214 @@ final class Spare
     }
 }
 
+/**
+ * The root (--root): started by rrts once per pool, it never requires the preload or the script. It forks one
+ * generation master per start or reset; the masters inherit its opcache segment, so a reset's master finds the
+ * app compiled and only recompiles what changed. It reaps the masters and reports how they exited.
+ */
+final class Root
+{
+    /** opcache this full or wasted (percent) makes the root refuse a generation: rrts then starts a fresh root */
+    private const MAX_WASTED_PERCENT = 10;
+    /** how long the masters get to quit by themselves after rrts closed the channel, before SIGKILL (us) */
+    private const EOF_GRACE_US = 3_000_000;
+
+    /** true in the warm-up child: it requires the preload to fill the opcache, then dies */
+    public static bool $warming = false;
+    /** @var array<int, true> generation masters not yet reaped */
+    private static array $masters = [];
+    private static bool $childExited = false;
+
+    /** The loop; returns only in a new generation master (or the warm-up child). */
+    public static function run(Channel $channel, bool $warmUp): void
+    {
+        if ($warmUp && self::warmUp()) {
+            $channel->close();
+
+            return;
+        }
+        \pcntl_signal(\SIGCHLD, static function (): void {
+            self::$childExited = true;
+        }, false); // no SA_RESTART: a dead master wakes the select below
+        $status = Master::opcacheEnabled() ? @\opcache_get_status(false) : false;
+        self::send($channel, [
+            'op' => 'ready',
+            'pid' => \getmypid(),
+            'php' => \PHP_VERSION,
+            'opcache' => Master::opcacheEnabled(),
+            'preload' => null,
+            'resources' => 0,
+            'root' => true,
+            'warm' => \is_array($status), // opcache_get_status() answers (not restricted): resets can revalidate
+        ]);
+        self::pageOutStartupPages();
+        while (true) {
+            $readable = $channel->waitReadable(1_000_000);
+            \pcntl_signal_dispatch();
+            self::reapMasters($channel);
+            if (!$readable) {
+                continue;
+            }
+            try {
+                $message = $channel->receive();
+            } catch (\UnexpectedValueException $e) {
+                \fwrite(\STDERR, 'rrts root: malformed control frame: ' . $e->getMessage() . "\n");
+                exit(2);
+            }
+            if ($message === null) {
+                self::awaitMastersAndExit();
+            }
+            $op = $message['op'] ?? null;
+            if ($op === 'generation') {
+                $refused = self::opcacheProblem();
+                if ($refused !== null) {
+                    self::send($channel, ['op' => 'generation_failed', 'id' => $message['id'] ?? null, 'error' => $refused]);
+                    continue;
+                }
+                $pid = \pcntl_fork();
+                if ($pid === 0) {
+                    $channel->close();
+                    \pcntl_signal(\SIGCHLD, \SIG_DFL);
+                    self::$masters = [];
+
+                    return;
+                }
+                if ($pid < 0) {
+                    $error = 'pcntl_fork: ' . \pcntl_strerror(\pcntl_get_last_error());
+                    self::send($channel, ['op' => 'generation_failed', 'id' => $message['id'] ?? null, 'error' => $error]);
+                    continue;
+                }
+                self::$masters[$pid] = true;
+                self::send($channel, ['op' => 'generation', 'id' => $message['id'] ?? null, 'pid' => $pid]);
+                continue;
+            }
+            $reply = $op === 'ping'
+                ? ['op' => 'pong', 'masters' => \count(self::$masters)]
+                : ['op' => 'error', 'error' => 'unknown op ' . (\is_string($op) ? $op : \get_debug_type($op))];
+            if (\array_key_exists('id', $message)) {
+                $reply = ['op' => $reply['op'], 'id' => $message['id']] + $reply;
+            }
+            self::send($channel, $reply);
+        }
+    }
+
+    /**
+     * Fill the opcache before the first master: a child requires the preload (the compiler's garbage stays in
+     * that child) and dies; the first master then preloads from the opcache and keeps a smaller heap to share with
+     * its workers. True in that child.
+     */
+    private static function warmUp(): bool
+    {
+        $pid = \pcntl_fork();
+        if ($pid === 0) {
+            self::$warming = true;
+
+            return true;
+        }
+        if ($pid > 0) {
+            $status = 0;
+            \pcntl_waitpid($pid, $status);
+        }
+
+        return false;
+    }
+
+    /**
+     * The root sits idle from now on; the file pages only its start-up touched (extension start-up code, ICU and
+     * OpenSSL tables: ~10 MiB here) are handed back to the kernel with madvise(MADV_PAGEOUT) (Linux 5.4+, through
+     * FFI). The kernel skips every page another process maps too, so the masters and workers lose nothing. Without
+     * FFI (or on an older kernel) the pages stay, which costs memory only.
+     */
+    private static function pageOutStartupPages(): void
+    {
+        if (!\extension_loaded('ffi') || \PHP_OS_FAMILY !== 'Linux') {
+            return;
+        }
+        try {
+            $libc = \FFI::cdef('int madvise(uintptr_t addr, size_t length, int advice);');
+        } catch (\Throwable) {
+            return; // FFI restricted (ffi.enable=0)
+        }
+        $maps = @\file('/proc/self/maps', \FILE_IGNORE_NEW_LINES) ?: [];
+        foreach ($maps as $line) {
+            // "start-end perms offset dev inode path": file-backed mappings only (inode not 0)
+            if (\preg_match('/^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ ([1-9]\d*) +\//', $line, $m) !== 1) {
+                continue;
+            }
+            $start = \hexdec($m[1]);
+            $libc->madvise($start, \hexdec($m[2]) - $start, 21); // MADV_PAGEOUT
+        }
+    }
+
+    /** Why a new generation should not share this opcache (null: it may). */
+    private static function opcacheProblem(): ?string
+    {
+        if (!Master::opcacheEnabled()) {
+            return null; // nothing shared: a generation is as fresh as a new root
+        }
+        $status = @\opcache_get_status(false);
+        if (!\is_array($status)) {
+            return 'opcache_get_status() is not available (opcache.restrict_api?)';
+        }
+        if (!empty($status['cache_full'])) {
+            return 'the opcache is full';
+        }
+        $wasted = (float) ($status['memory_usage']['current_wasted_percentage'] ?? 0);
+        if ($wasted > self::MAX_WASTED_PERCENT) {
+            return \sprintf('%.1f%% of the opcache is wasted', $wasted);
+        }
+
+        return null;
+    }
+
+    private static function reapMasters(Channel $channel): void
+    {
+        self::$childExited = false;
+        $status = 0;
+        while (($pid = \pcntl_waitpid(-1, $status, \WNOHANG)) > 0) {
+            if (!isset(self::$masters[$pid])) {
+                continue;
+            }
+            unset(self::$masters[$pid]);
+            self::send($channel, [
+                'op' => 'exited',
+                'pid' => $pid,
+                'code' => \pcntl_wifexited($status) ? \pcntl_wexitstatus($status) : null,
+                'signal' => \pcntl_wifsignaled($status) ? \pcntl_wtermsig($status) : null,
+            ]);
+        }
+    }
+
+    /** rrts closed the channel (or died): its masters see their own channels close and quit; reap them. */
+    private static function awaitMastersAndExit(): never
+    {
+        $until = \hrtime(true) + self::EOF_GRACE_US * 1000;
+        $status = 0;
+        while (self::$masters !== [] && \hrtime(true) < $until) {
+            while (($pid = \pcntl_waitpid(-1, $status, \WNOHANG)) > 0) {
+                unset(self::$masters[$pid]);
+            }
+            \usleep(10_000);
+        }
+        foreach (\array_keys(self::$masters) as $pid) {
+            \posix_kill($pid, \SIGKILL);
+            \pcntl_waitpid($pid, $status);
+        }
+        exit(0);
+    }
+
+    private static function send(Channel $channel, array $message): void
+    {
+        if (!$channel->send($message)) {
+            self::awaitMastersAndExit();
+        }
+    }
+}
+
 /** The master's state and loop; serve() returns only in a freshly forked child, with the script to require. */
 final class Master
 {
-    private const USAGE = 'usage: php master.php --script=<worker.php> [--preload=<file>] [--spares=N] [-- <script args>]';
+    private const USAGE = 'usage: php master.php --script=<worker.php> [--preload=<file>] [--spares=N] [--root --control=<socket>] [-- <script args>]';
     private const MAX_SPARES = 16;
     /**
      * Spares are refilled once the channel has been quiet this long (us): not while the worker that just took one
@@ -457,6 +691,8 @@ final class Master
     private const SPARE_REFILL_IDLE_US = 20_000;
     /** what `ps` shows for a parked spare; a woken one shows the master's command line again, like any worker */
     public const SPARE_TITLE = 'rrts: fork spare';
+    /** what `ps` shows for the root */
+    public const ROOT_TITLE = 'rrts: fork root';
 
     private static Channel $channel;
     private static string $script;
@@ -476,6 +712,11 @@ final class Master
     private static array $lastEnv = [];
     /** @var array<string, string> in a spare: the env it applied before parking */
     private static array $appliedEnv = [];
+    /** --root: this process is the root; --control: the socket a generation master connects to */
+    private static bool $root = false;
+    private static ?string $control = null;
+    /** @var array<string, string|false> opcache settings a generation master changed for its preload */
+    private static array $savedIni = [];
 
     /** Parse the arguments, check the files, open the channel; exit 1 on any problem. */
     public static function start(array $argv): void
@@ -490,6 +731,10 @@ final class Master
                 $script = \substr($arg, 9);
             } elseif (\str_starts_with($arg, '--preload=')) {
                 self::$preload = \substr($arg, 10);
+            } elseif ($arg === '--root') {
+                self::$root = true;
+            } elseif (\str_starts_with($arg, '--control=')) {
+                self::$control = \substr($arg, 10);
             } elseif (\str_starts_with($arg, '--spares=')) {
                 $n = \filter_var(\substr($arg, 9), \FILTER_VALIDATE_INT, ['options' => ['min_range' => 0, 'max_range' => self::MAX_SPARES]]);
                 if ($n === false) {
@@ -508,13 +753,19 @@ final class Master
         if (self::$preload !== null) {
             self::$preloadPath = self::existingFile(self::$preload, 'preload file');
         }
+        if (self::$root && (self::$control === null || self::$control === '')) {
+            self::fail('--root needs --control=<socket>; ' . self::USAGE);
+        }
         self::$channel = Channel::open() ?? self::fail('no control channel on file descriptor 3 (rrts starts this)');
-        if (self::$spareCount > 0) {
-            self::$title = \str_replace("\0", ' ', \rtrim((string) @\file_get_contents('/proc/self/cmdline'), "\0"));
+        self::$title = \str_replace("\0", ' ', \rtrim((string) @\file_get_contents('/proc/self/cmdline'), "\0"));
+        if (self::$root) {
+            // the masters (and their workers) show the command line without the root's arguments
+            self::$title = \str_replace(' --root --control=' . self::$control, '', self::$title);
+            self::setTitle(self::ROOT_TITLE . ': ' . self::$title);
         }
     }
 
-    private static function setTitle(string $title): void
+    public static function setTitle(string $title): void
     {
         if (self::$title !== '') {
             @\cli_set_process_title($title);
@@ -527,8 +778,63 @@ final class Master
         return self::$preloadPath;
     }
 
+    public static function isRoot(): bool
+    {
+        return self::$root;
+    }
+
+    /**
+     * The root's loop (see the top comment). Returns only in a freshly forked generation master, connected to rrts'
+     * control socket and ready for its preload; a warm-up child returns too, with Root::$warming set.
+     */
+    public static function runRoot(): void
+    {
+        Root::run(self::$channel, self::$preloadPath !== null && self::opcacheEnabled());
+        self::$root = false;
+        self::setTitle(self::$title);
+        if (Root::$warming) {
+            return;
+        }
+        self::$channel = Channel::connect((string) self::$control)
+            ?? self::fail('cannot connect to the control socket ' . self::$control);
+        if (!self::$channel->send(['op' => 'hello', 'pid' => \getmypid()])) {
+            exit(1);
+        }
+        self::revalidateOpcache();
+    }
+
+    /**
+     * A generation master shares the opcache of the masters before it: before its preload, every cached script
+     * whose file changed since it was compiled is invalidated, and the preload itself checks every file it
+     * includes (validate_timestamps on, revalidate_freq 0, no file_update_protection: the shared process start
+     * time opcache compares against is the root's). announceReady() puts the user's settings back.
+     */
+    private static function revalidateOpcache(): void
+    {
+        if (!self::opcacheEnabled()) {
+            return;
+        }
+        foreach (['opcache.validate_timestamps' => '1', 'opcache.revalidate_freq' => '0', 'opcache.file_update_protection' => '0'] as $name => $value) {
+            self::$savedIni[$name] = \ini_get($name);
+            @\ini_set($name, $value);
+        }
+        $status = @\opcache_get_status(true);
+        foreach (\is_array($status) ? \array_keys($status['scripts'] ?? []) : [] as $path) {
+            @\opcache_invalidate((string) $path, false); // only if its mtime changed (validate_timestamps is on)
+        }
+    }
+
     public static function announceReady(): void
     {
+        if (Root::$warming) {
+            \posix_kill(\getmypid(), \SIGKILL); // the compiled scripts are in the shared opcache: no shutdown
+        }
+        foreach (self::$savedIni as $name => $value) {
+            if ($value !== false) {
+                @\ini_set($name, $value);
+            }
+        }
+        self::$savedIni = [];
         $resources = 0;
         $ours = [\STDIN, \STDOUT, \STDERR, self::$channel->stream];
         foreach (\get_resources('stream') as $stream) {
@@ -823,7 +1129,7 @@ final class Master
         return self::$scriptPath;
     }
 
-    private static function opcacheEnabled(): bool
+    public static function opcacheEnabled(): bool
     {
         $status = \function_exists('opcache_get_status') ? @\opcache_get_status(false) : false;
         if (\is_array($status)) {
@@ -844,7 +1150,7 @@ final class Master
         return $absolute;
     }
 
-    private static function fail(string $message): never
+    public static function fail(string $message): never
     {
         \fwrite(\STDERR, "rrts master: $message\n");
         exit(1);
@@ -853,6 +1159,9 @@ final class Master
 
 // The top level stays free of variables: whatever is defined here would be a global of the preload and the script.
 Master::start($_SERVER['argv']);
+if (Master::isRoot()) {
+    Master::runRoot();
+}
 if (Master::preloadPath() !== null) {
     require Master::preloadPath();
 }

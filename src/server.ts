@@ -159,7 +159,7 @@ export class RrtsServer {
     return warnings;
   }
 
-  /** Rolling reset of every pool (fork mode: a fresh master each). Resolves when all are done. */
+  /** Rolling reset of every pool (fork mode: a new master each, forked by the root). Resolves when all are done. */
   async resetAll(): Promise<void> {
     for (const [name, pool] of this.pools) {
       const started = Date.now();

@@ -28,7 +28,7 @@ type Message = Record<string, unknown>;
 
 /** Every process and temp dir the tests create, cleaned up at the end whatever happened. */
 const masters = new Set<MasterProcess>();
-const servers = new Set<RelayServer>();
+const servers = new Set<{ close(): Promise<void> }>();
 const tempDirs: string[] = [];
 
 after(async () => {
@@ -96,8 +96,8 @@ class MasterProcess {
   private waiter: ((m: Message) => void) | null = null;
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
 
-  constructor(args: string[], opts: { cwd?: string; env: NodeJS.ProcessEnv }) {
-    this.child = spawn('php', ['-d', 'opcache.enable_cli=1', '-d', 'opcache.file_update_protection=0', MASTER_SCRIPT, ...args], {
+  constructor(args: string[], opts: { cwd?: string; env: NodeJS.ProcessEnv; php?: string[] }) {
+    this.child = spawn('php', ['-d', 'opcache.enable_cli=1', '-d', 'opcache.file_update_protection=0', ...(opts.php ?? []), MASTER_SCRIPT, ...args], {
       cwd: opts.cwd ?? ROOT,
       env: opts.env,
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
@@ -169,8 +169,18 @@ class MasterProcess {
     return within(this.exited, ms, `the master ${this.pid} to exit; its output: ${this.output}`);
   }
 
-  /** SIGKILL the master and every child it forked (or parked as a spare) that is still its child. */
+  /** SIGKILL the master and every child it forked (or parked as a spare) that is still its child; for a root, its masters' children too. */
   killAll(): void {
+    const grandchildren = childrenOf(this.pid).flatMap((pid) => childrenOf(pid).map((child) => ({ pid: child, parent: pid })));
+    for (const { pid, parent } of grandchildren) {
+      if (procStat(pid)?.ppid === parent) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
     for (const pid of new Set([...this.forked, ...childrenOf(this.pid)])) {
       if (procStat(pid)?.ppid === this.pid) {
         try {
@@ -626,6 +636,181 @@ describe('php/master.php with --spares=2', () => {
   });
 });
 
+/** rrts' private control socket: a root's generation masters connect here and say hello with their pid. */
+class ControlServer {
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly byPid = new Map<number, ControlConnection>();
+  private readonly waiters = new Map<number, (c: ControlConnection) => void>();
+
+  private constructor(readonly path: string) {
+    this.server = net.createServer((socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+      const conn = new ControlConnection(socket);
+      void conn.next('hello').then((hello) => {
+        assert.equal(hello.op, 'hello');
+        const pid = hello.pid as number;
+        this.byPid.set(pid, conn);
+        this.waiters.get(pid)?.(conn);
+      });
+    });
+    servers.add(this);
+  }
+
+  static async listen(dir: string): Promise<ControlServer> {
+    const control = new ControlServer(path.join(dir, 'control.sock'));
+    await new Promise<void>((resolve, reject) => {
+      control.server.once('error', reject);
+      control.server.listen(control.path, resolve);
+    });
+    return control;
+  }
+
+  /** The connection whose hello named `pid`. */
+  connection(pid: number): Promise<ControlConnection> {
+    const known = this.byPid.get(pid);
+    if (known) return Promise.resolve(known);
+    return within(new Promise<ControlConnection>((resolve) => this.waiters.set(pid, resolve)), WAIT_MS, `the hello of master ${pid}`);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** A generation master's control connection: the same frames as fd 3. */
+class ControlConnection {
+  private readonly decoder = new FrameDecoder();
+  private readonly inbox: Message[] = [];
+  private waiter: ((m: Message) => void) | null = null;
+
+  constructor(readonly socket: net.Socket) {
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk: Buffer) => {
+      for (const frame of this.decoder.push(chunk)) {
+        const message = packr.unpack(frame.payload) as Message;
+        if (this.waiter) {
+          const w = this.waiter;
+          this.waiter = null;
+          w(message);
+        } else {
+          this.inbox.push(message);
+        }
+      }
+    });
+  }
+
+  next(what = 'a control message'): Promise<Message> {
+    const queued = this.inbox.shift();
+    if (queued) return Promise.resolve(queued);
+    return within(new Promise<Message>((resolve) => (this.waiter = resolve)), WAIT_MS, what);
+  }
+
+  async request(message: Message): Promise<Message> {
+    this.socket.write(encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(message) as Buffer }));
+    return this.next(`the answer to ${String(message.op)}`);
+  }
+}
+
+describe('php/master.php --root', () => {
+  let dir: string;
+  let relay: RelayServer;
+  let control: ControlServer;
+  let root: MasterProcess;
+  let masterA: number;
+  let connA: ControlConnection;
+  let worker: number;
+  const boots = (): string[] => fs.readFileSync(path.join(dir, 'boots.log'), 'utf8').trim().split('\n');
+  const writeLib = (version: number, past: boolean): void => {
+    const file = path.join(dir, 'lib.php');
+    fs.writeFileSync(file, `<?php\nfunction lib_version(): string { return 'lib${version}'; }\n`);
+    // opcache compares whole-second mtimes: the first version is dated back so the change is seen
+    if (past) fs.utimesSync(file, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+  };
+
+  before(async () => {
+    dir = tempDir();
+    relay = await RelayServer.listen(dir, 'workers.sock');
+    control = await ControlServer.listen(dir);
+    writeLib(1, true);
+    fs.writeFileSync(path.join(dir, 'preload.php'), "<?php\nrequire __DIR__ . '/lib.php';\nfile_put_contents(__DIR__ . '/boots.log', getmypid() . ' ' . lib_version() . \"\\n\", FILE_APPEND);\n");
+    root = new MasterProcess([`--script=${FIXTURE_WORKER}`, `--preload=${path.join(dir, 'preload.php')}`, '--root', `--control=${control.path}`], {
+      env: baseEnv({ RR_RELAY: relay.address, RR_MODE: 'http' }),
+      php: ['-d', 'opcache.validate_timestamps=0'], // production opcache: a new generation must still see changed files
+    });
+  });
+
+  it('reports ready as a root once a warm-up child has required the preload and died', async () => {
+    const ready = await root.next('ready');
+    assert.deepEqual(ready, { op: 'ready', pid: root.pid, php: ready.php, opcache: true, preload: null, resources: 0, root: true, warm: true });
+    const [warmUp] = boots();
+    assert.equal(boots().length, 1);
+    const pid = Number(warmUp!.split(' ')[0]);
+    assert.notEqual(pid, root.pid);
+    assert.equal(procStat(pid), null, 'the warm-up child is gone and reaped');
+    assert.match(fs.readFileSync(`/proc/${root.pid}/cmdline`, 'utf8'), /^rrts: fork root: /);
+  });
+
+  it('forks a generation master that says hello on the control socket, preloads and forks workers', async () => {
+    const reply = await root.request({ op: 'generation', id: 7 });
+    assert.equal(reply.op, 'generation');
+    assert.equal(reply.id, 7);
+    masterA = reply.pid as number;
+    assert.equal(procStat(masterA)?.ppid, root.pid);
+    connA = await control.connection(masterA);
+    const ready = await connA.next('the master ready');
+    assert.equal(ready.op, 'ready');
+    assert.equal(ready.pid, masterA);
+    assert.equal(boots().at(-1), `${masterA} lib1`);
+    assert.doesNotMatch(fs.readFileSync(`/proc/${masterA}/cmdline`, 'utf8'), /--root|--control/, 'a master shows the command line without the root arguments');
+    const forked = await connA.request({ op: 'fork', id: 1, env: { RR_RELAY: relay.address, RR_MODE: 'http' } });
+    assert.equal(forked.op, 'forked');
+    worker = forked.pid as number;
+    assert.equal(procStat(worker)?.ppid, masterA);
+    await relay.worker(worker);
+  });
+
+  it('gives a later generation the changed code, though opcache.validate_timestamps is 0', async () => {
+    writeLib(2, false);
+    const reply = await root.request({ op: 'generation', id: 8 });
+    const masterB = reply.pid as number;
+    const connB = await control.connection(masterB);
+    assert.equal((await connB.next('the second master ready')).op, 'ready');
+    assert.equal(boots().at(-1), `${masterB} lib2`);
+
+    process.kill(masterB, 'SIGKILL');
+    const exited = await root.next('the exit report');
+    assert.deepEqual(exited, { op: 'exited', pid: masterB, code: null, signal: 9 });
+    assert.equal(procStat(masterB), null, 'reaped by the root');
+  });
+
+  it('on EOF waits for its masters to quit, then exits 0, leaving no process behind', async () => {
+    connA.socket.destroy(); // the master sees EOF: it kills its worker and exits
+    root.channel.destroy();
+    assert.deepEqual(await root.waitExit(WAIT_MS), { code: 0, signal: null });
+    for (const pid of [masterA, worker]) assert.equal(procStat(pid), null, `${pid} is gone`);
+  });
+});
+
+describe('php/master.php --root with a restricted opcache API', () => {
+  it('reports warm false and refuses a generation, naming why', async () => {
+    const dir = tempDir();
+    const root = new MasterProcess([`--script=${FIXTURE_WORKER}`, '--root', `--control=${path.join(dir, 'control.sock')}`], {
+      env: baseEnv({}),
+      php: ['-d', 'opcache.restrict_api=/nonexistent/'],
+    });
+    const ready = await root.next('ready');
+    assert.equal(ready.warm, false);
+    const reply = await root.request({ op: 'generation', id: 1 });
+    assert.equal(reply.op, 'generation_failed');
+    assert.match(String(reply.error), /restrict_api/);
+    root.channel.destroy();
+    assert.deepEqual(await root.waitExit(WAIT_MS), { code: 0, signal: null });
+  });
+});
+
 describe('php/master.php start-up and protocol errors', () => {
   const env = baseEnv({ RR_RELAY: 'unix:///nonexistent.sock' });
 
@@ -635,6 +820,12 @@ describe('php/master.php start-up and protocol errors', () => {
       assert.deepEqual(await master.waitExit(WAIT_MS), { code: 1, signal: null });
       assert.match(master.output, new RegExp(`--spares must be an integer from 0 to 16, got '${bad}'`));
     }
+  });
+
+  it('exits 1 on --root without --control', async () => {
+    const master = new MasterProcess([`--script=${FIXTURE_WORKER}`, '--root'], { env });
+    assert.deepEqual(await master.waitExit(WAIT_MS), { code: 1, signal: null });
+    assert.match(master.output, /--root needs --control=<socket>/);
   });
 
   it('exits 1 without --script', async () => {

@@ -6,7 +6,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { encodeFrame } from '../../src/goridge/frame.js';
 import { Flag } from '../../src/goridge/flags.js';
-import { alive, childrenOf, FIXTURE, isForkSpare, killQuietly, procStat, sleep, startRrts, type RrtsInstance } from './harness.js';
+import { stringify, parse } from 'yaml';
+import { alive, childrenOf, FIXTURE, isForkSpare, killQuietly, procStat, ROOT, sleep, startRrts, type RrtsInstance } from './harness.js';
 import { backgroundTraffic, request } from './client.js';
 
 /** Zombie processes whose parent is one of `parents`. */
@@ -176,12 +177,104 @@ function findSleeping(pids: number[]): number | null {
 }
 
 function findWorkerSocket(rr: RrtsInstance): string | null {
-  const master = rr.masterPids()[0];
-  if (!master) return null;
-  const env = fs.readFileSync(`/proc/${master}/environ`, 'utf8').split('\0');
-  const relay = env.find((e) => e.startsWith('RR_RELAY='));
-  return relay ? relay.slice('RR_RELAY=unix://'.length) : null;
+  // the root's ready record names the private socket (the processes' /proc/<pid>/environ is overwritten by their titles)
+  const record = rr.logs().find((l) => String(l.msg).startsWith('fork root ') && typeof l.socket === 'string');
+  return record ? String(record.socket).slice('unix://'.length) : null;
 }
+
+describe('fork mode: reset from the root', () => {
+  it('forks the new master from the same root: changed preload, script and lazily loaded files are served even with validate_timestamps=0; a changed env gets a new root', async () => {
+    const app = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'rrts-warm-'));
+    const write = (name: string, text: string, past = false): void => {
+      const file = path.join(app, name);
+      fs.writeFileSync(file, text);
+      // opcache compares whole-second mtimes: the first version is dated back so the change is seen
+      if (past) fs.utimesSync(file, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+    };
+    const version = (n: number, past: boolean): void => {
+      write('lib.php', `<?php\nfunction app_version(): string { return 'lib${n}'; }\n`, past);
+      write('lazy.php', `<?php\nfunction lazy_version(): string { return 'lazy${n}'; }\n`, past);
+      write(
+        'worker.php',
+        `<?php\nrequire_once ${JSON.stringify(path.join(ROOT, 'php/lib/rr.php'))};\n$http = Rrts\\Lite\\HttpWorker::create();\n` +
+          `while ($http->waitRequest()) {\n    require_once __DIR__ . '/lazy.php'; // only the workers load it\n` +
+          `    $http->respond(200, 'script${n} ' . app_version() . ' ' . lazy_version());\n}\n`,
+        past,
+      );
+    };
+    version(1, true);
+    write('preload.php', "<?php\nrequire __DIR__ . '/lib.php';\n", true);
+    const rr = await startRrts({
+      mode: 'fork',
+      workers: 2,
+      config: { server: { command: `php -d opcache.validate_timestamps=0 ${path.join(app, 'worker.php')}`, fork: { preload: path.join(app, 'preload.php') } } },
+    });
+    try {
+      assert.equal((await request(`${rr.url}/`)).body.toString(), 'script1 lib1 lazy1');
+      const [root] = rr.rootPids();
+      const [oldMaster] = rr.masterPids();
+      assert.ok(root && oldMaster);
+      assert.equal(procStat(oldMaster)?.ppid, root);
+      const oldWorkers = await rr.waitForWorkers(2);
+      version(2, false);
+
+      const resets = (): number => rr.logs().filter((l) => l.msg === 'http: workers reset').length;
+      rr.proc.kill('SIGHUP'); // the same config: a reset, and the root stays
+      await rr.waitFor(() => resets() === 1, 'the reset', 20_000);
+      await rr.waitFor(() => rr.workerPids().length === 2 && !rr.workerPids().some((p) => oldWorkers.includes(p)), 'the old workers to leave', 10_000);
+      await rr.waitFor(() => rr.masterPids().length === 1 && !alive(oldMaster), 'the old master to leave', 10_000);
+      assert.deepEqual(rr.rootPids(), [root], 'the same root');
+      const [master] = rr.masterPids();
+      assert.equal(procStat(master!)?.ppid, root);
+      assert.equal(opcacheInode(master!), opcacheInode(root!), 'the new master maps the root opcache segment');
+      assert.equal((await request(`${rr.url}/`)).body.toString(), 'script2 lib2 lazy2');
+
+      // a changed environment is the root's to carry: the next reset starts a new root
+      const file = path.join(rr.dir, '.rr.yaml');
+      const config = parse(fs.readFileSync(file, 'utf8')) as { server: { env: Record<string, string> } };
+      config.server.env.APP_FLAVOR = 'green';
+      fs.writeFileSync(file, stringify(config));
+      rr.proc.kill('SIGHUP');
+      await rr.waitFor(() => resets() === 2, 'the second reset', 20_000);
+      await rr.waitFor(() => rr.rootPids().length === 1 && rr.rootPids()[0] !== root, 'a new root, the old one gone', 10_000);
+      assert.equal(alive(root!), false);
+      assert.equal((await request(`${rr.url}/`)).body.toString(), 'script2 lib2 lazy2');
+    } finally {
+      await rr.stop();
+      fs.rmSync(app, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('fork mode: the root dies', () => {
+  it('the master keeps serving; the next reset starts a new root; nothing is left as a zombie', async () => {
+    const rr = await startRrts({ mode: 'fork', workers: 2 });
+    try {
+      const [root] = rr.rootPids();
+      const [master] = rr.masterPids();
+      assert.ok(root && master);
+      const traffic = backgroundTraffic(rr.url);
+      await sleep(200);
+      process.kill(root, 'SIGKILL');
+      await rr.waitFor(() => rr.logs().some((l) => String(l.msg).startsWith(`the fork root ${root} died`)), 'the root death in the log', 5000);
+      await sleep(300);
+      assert.equal(alive(master), true, 'the master outlives its root');
+      rr.proc.kill('SIGHUP');
+      await rr.waitFor(() => rr.logs().some((l) => l.msg === 'http: workers reset'), 'the reset', 20_000);
+      await rr.waitFor(() => !alive(master), 'the old master to leave', 10_000);
+      const result = await traffic.stop();
+      assert.equal(result.failed, 0, result.failures.slice(0, 5).join('; '));
+      assert.ok(result.ok > 10);
+      const roots = rr.rootPids();
+      assert.equal(roots.length, 1);
+      assert.notEqual(roots[0], root);
+      assert.equal(procStat(rr.masterPids()[0]!)?.ppid, roots[0]);
+      await rr.waitFor(() => zombiesOf([rr.pid, ...roots, ...rr.masterPids()]).length === 0, 'no zombies', 6000);
+    } finally {
+      await rr.stop();
+    }
+  });
+});
 
 describe('fork mode: rrts killed', () => {
   it('SIGKILL of rrts takes the master, workers and spare with it within 2 s', async () => {

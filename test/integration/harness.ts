@@ -93,9 +93,8 @@ export class RrtsInstance {
 
   /** The pids of the php workers: rrts's children in exec mode, the fork masters' children (not spares) in fork mode. */
   workerPids(): number[] {
-    const direct = childrenOf(this.pid);
-    if (!this.fork) return direct;
-    return direct.flatMap((pid) => childrenOf(pid)).filter((pid) => !isForkSpare(pid));
+    if (!this.fork) return childrenOf(this.pid);
+    return this.masterPids().flatMap((pid) => childrenOf(pid)).filter((pid) => !isForkSpare(pid));
   }
 
   /** Fork mode: the masters' parked spares (server.fork.spares), forked but not yet workers. */
@@ -103,9 +102,19 @@ export class RrtsInstance {
     return this.masterPids().flatMap((pid) => childrenOf(pid)).filter(isForkSpare);
   }
 
-  /** Fork mode: the master pids (rrts's direct children). */
+  /** Fork mode: the roots (rrts's PHP children, titled "rrts: fork root: ..."), which fork the masters. */
+  rootPids(): number[] {
+    return this.fork ? childrenOf(this.pid).filter(isForkRoot) : [];
+  }
+
+  /**
+   * Fork mode: the master pids: the roots' children, and rrts's own children that are no root (a master whose
+   * root died is re-parented to rrts; so, briefly, is a dead master's spare, which is left out).
+   */
   masterPids(): number[] {
-    return this.fork ? childrenOf(this.pid).filter((pid) => !isForkSpare(pid)) : []; // a dead master's spare is ours briefly
+    if (!this.fork) return [];
+    const direct = childrenOf(this.pid);
+    return [...direct.filter(isForkRoot).flatMap((pid) => childrenOf(pid)), ...direct.filter((pid) => !isForkRoot(pid) && !isForkSpare(pid))].sort((a, b) => a - b);
   }
 
   async waitFor(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
@@ -124,7 +133,7 @@ export class RrtsInstance {
 
   /** SIGTERM, wait for exit, then make sure nothing it started is left (SIGKILL stragglers). */
   async stop(): Promise<{ code: number | null; signal: string | null }> {
-    const children = [...this.workerPids(), ...this.sparePids(), ...this.masterPids()];
+    const children = [...this.workerPids(), ...this.sparePids(), ...this.masterPids(), ...this.rootPids()];
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
     const timer = setTimeout(() => this.proc.kill('SIGKILL'), 20_000);
     const exit = await this.exited;
@@ -181,6 +190,15 @@ export function childrenOf(ppid: number): number[] {
 export function isForkSpare(pid: number): boolean {
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('rrts: fork spare');
+  } catch {
+    return false;
+  }
+}
+
+/** A fork root: php/master.php titles it "rrts: fork root: <the master's command line>". */
+export function isForkRoot(pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('rrts: fork root');
   } catch {
     return false;
   }

@@ -90,7 +90,7 @@ describe(`running (${mode})`, () => {
 
   it('SIGTERM during a request lets it finish, exits 0 and leaves no php process', async () => {
     const rr = await startRrts({ mode, workers: 2 });
-    const pids = [...rr.workerPids(), ...rr.masterPids()];
+    const pids = [...rr.workerPids(), ...rr.masterPids(), ...rr.rootPids()];
     const slow = request(`${rr.url}/sleep?ms=700`);
     await sleep(150);
     const exit = rr.stop();

@@ -40,8 +40,8 @@ describe('rrts as PID 1 reaps orphans', { timeout: 600_000 }, () => {
         assert.deepEqual({ ok: outcome.ok, failed: outcome.failed, truncated: outcome.truncated }, { ok: REQUESTS, failed: 0, truncated: 0 }, outcome.errors.join('; '));
 
         // the last sleeps end 0.2 s after the last request; then nothing may stay a zombie, and only rrts, its 4
-        // workers (and in fork mode the master and its parked spare) are left
-        const settled = (): boolean => zombiesOf(pid).length === 0 && processesIn(ns).length <= 1 + 4 + (mode === 'fork' ? 2 : 0);
+        // workers (and in fork mode the root, the master and its parked spare) are left
+        const settled = (): boolean => zombiesOf(pid).length === 0 && processesIn(ns).length <= 1 + 4 + (mode === 'fork' ? 3 : 0);
         const until = Date.now() + 5_000;
         while (!settled() && Date.now() < until) await sleep(100);
         assert.deepEqual(zombiesOf(pid), [], 'zombies left under rrts');

@@ -82,10 +82,9 @@ for (const mode of MODES) {
         const sockets = [path.join(rrts.dir, 'rpc.sock')];
         if (mode === 'exec') sockets.push(path.join(rrts.dir, 'relay.sock'));
         else {
-          // the private fork socket, as the master passes it to its children
-          const master = rrts.descendants()[0]!;
-          const env = fs.readFileSync(`/proc/${master}/environ`, 'utf8').split('\0');
-          const relay = env.find((e) => e.startsWith('RR_RELAY=unix://'))!.slice('RR_RELAY=unix://'.length);
+          // the private fork socket, as the root's ready record names it
+          const relay = /"socket":"unix:\/\/([^"]+)"/.exec(rrts.stderr)?.[1];
+          assert.ok(relay, `the fork socket in the log: ${rrts.stderr.slice(-2000)}`);
           sockets.push(relay, path.dirname(relay));
         }
         for (const s of sockets) assert.ok(fs.existsSync(s), `${s} exists while serving`);

@@ -23,7 +23,7 @@ for (const mode of MODES) {
         },
       });
       try {
-        const expected = mode === 'fork' ? 4 : 2; // 2 workers (+ the master and its parked spare)
+        const expected = mode === 'fork' ? 5 : 2; // 2 workers (+ the root, the master and its parked spare)
         await rrts.waitFor(() => rrts.descendants().length === expected, `${expected} processes under rrts`);
         const all = rrts.descendants();
         for (const pid of all) {

@@ -1,9 +1,15 @@
-// The PHP fork master (php/master.php): started once per pool generation, it preloads the app and forks workers on
-// request. We talk to it over fd 3 with goridge frames carrying msgpack maps (the protocol is in master.php's header).
+// The PHP side of fork mode (php/master.php). A root, started once per pool (and again after a reload), never loads
+// the app: it forks one generation master per start or reset, and they all share its opcache segment. A generation
+// master preloads the app and forks workers on request. We talk to the root over its fd 3 and to each master over a
+// connection it makes to our private control socket, with goridge frames carrying msgpack maps (the protocol is in
+// master.php's header).
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Packr } from 'msgpackr';
 import { encodeFrame, FrameDecoder } from '../../goridge/frame.js';
@@ -13,6 +19,9 @@ import { logWorkerOutput } from '../../log/index.js';
 import type { PhpCommand } from '../../config/php-command.js';
 import { describeExit, type ExitInfo } from '../../worker/process.js';
 import { trackChildProcess } from '../../system/children.js';
+import { loadNative, socketFd } from '../../native/index.js';
+import { listenOn } from '../../listen.js';
+import { procStat } from '../../system/proc.js';
 import type { Identity } from '../../system/users.js';
 
 export const MASTER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../php/master.php');
@@ -39,6 +48,8 @@ export interface ReadyInfo {
   opcache: boolean;
   preload: string | null;
   resources: number;
+  /** the root only: a reset may share its opcache (opcache_get_status() answers, so changed files are found) */
+  warm?: boolean;
 }
 
 export interface ReapResult {
@@ -57,23 +68,123 @@ interface Pending {
 
 const REQUEST_TIMEOUT_MS = 10_000;
 
-export class ForkMaster {
-  private child: ChildProcess | null = null;
-  private control: (Readable & Writable) | null = null;
-  private readonly decoder = new FrameDecoder({ maxPayload: 1024 * 1024 });
+/** One control connection: frames in and out, requests matched to answers, everything else to onMessage. */
+class ControlChannel {
   private readonly pending = new Map<string, Pending>();
   private nextId = 1;
+  private closedError: Error | null = null;
+
+  constructor(
+    private readonly stream: Duplex,
+    private readonly decoder: FrameDecoder,
+    private readonly describe: () => string,
+    private readonly onMessage: (msg: Message) => void,
+    private readonly onBroken: (why: string) => void,
+    private readonly log: Logger,
+  ) {
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('error', () => undefined);
+  }
+
+  /** Frames that came in with the first one (read before this channel existed). */
+  deliver(frames: Array<{ payload: Buffer }>): void {
+    for (const frame of frames) this.onFrame(frame.payload);
+  }
+
+  request(msg: Message, key?: string): Promise<Message> {
+    if (this.closedError || this.stream.destroyed) {
+      return Promise.reject(this.closedError ?? new WorkerError(`${this.describe()} is not running`, 'ERR_MASTER_GONE'));
+    }
+    const id = this.nextId++;
+    const pendingKey = key ?? `id:${id}`;
+    return new Promise<Message>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(pendingKey);
+        reject(new WorkerError(`${this.describe()} did not answer '${msg.op}' in time`, 'ERR_MASTER_TIMEOUT'));
+      }, REQUEST_TIMEOUT_MS);
+      this.pending.set(pendingKey, {
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.stream.write(encodeFrame({ flags: Flag.CODEC_MSGPACK, payload: packr.pack({ ...msg, id }) as Buffer }));
+    });
+  }
+
+  /** Every request still waiting fails with this error, and so does every later one. */
+  fail(err: Error): void {
+    this.closedError ??= err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  close(): void {
+    this.stream.end();
+    this.stream.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames;
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (err) {
+      this.onBroken(`broke the control protocol: ${(err as Error).message}`);
+      return;
+    }
+    for (const frame of frames) this.onFrame(frame.payload);
+  }
+
+  private onFrame(payload: Buffer): void {
+    let msg: Message;
+    try {
+      msg = packr.unpack(payload) as Message;
+    } catch (err) {
+      this.log.error(`unreadable message from ${this.describe()}: ${(err as Error).message}`);
+      return;
+    }
+    const key = msg.op === 'reaped' ? `reap:${String(msg.pid)}` : msg.id !== undefined ? `id:${String(msg.id)}` : null;
+    const pending = key === null ? undefined : this.pending.get(key);
+    if (!pending) {
+      this.onMessage(msg);
+      return;
+    }
+    this.pending.delete(key!);
+    pending.resolve(msg);
+  }
+}
+
+let controlSockets = 0;
+
+/**
+ * The root: `php master.php --root --control=<socket> …`, rrts' child. It forks the generation masters (each one
+ * connects to the root's private control socket) and reports their exits.
+ */
+export class ForkRoot {
+  private child: ChildProcess | null = null;
+  private channel: ControlChannel | null = null;
+  private server: net.Server | null = null;
+  private controlPath = '';
   private stderrTail = '';
   private onReady: ((info: ReadyInfo) => void) | null = null;
+  /** generation masters forked and not yet reported gone, by pid */
+  private readonly masters = new Map<number, ForkMaster>();
+  /** control connections that said hello before the root's answer named their pid */
+  private readonly early = new Map<number, { socket: net.Socket; decoder: FrameDecoder; frames: Array<{ payload: Buffer }>; timer: NodeJS.Timeout }>();
   exitInfo: ExitInfo | null = null;
   exited: Promise<ExitInfo> = Promise.resolve({ code: null, signal: null });
-  /** pids forked by this master and not yet reaped */
-  readonly children = new Set<number>();
   info: ReadyInfo | null = null;
-  /** set by the owner: called once when the master process is gone */
+  /** set by the owner: called once when the root process is gone */
   onExit: ((exit: ExitInfo) => void) | null = null;
 
-  constructor(private readonly opts: MasterOptions) {}
+  constructor(
+    private readonly opts: MasterOptions,
+    private readonly runtimeDir: string,
+  ) {}
 
   get pid(): number {
     return this.child?.pid ?? 0;
@@ -83,14 +194,33 @@ export class ForkMaster {
     return this.child !== null && this.exitInfo === null;
   }
 
-  /** Start php/master.php and wait for its ready message. */
+  /** true when a reset may fork its new master here (shared, revalidated opcache) instead of a fresh root */
+  get warm(): boolean {
+    return this.alive && this.info?.warm === true;
+  }
+
+  /** Masters of this root still running. */
+  get liveMasters(): number {
+    return [...this.masters.values()].filter((m) => m.alive).length;
+  }
+
+  /** Open the control socket, start the root and wait for its ready message. */
   async start(): Promise<ReadyInfo> {
     const { command, preload, env, cwd, log } = this.opts;
+    this.controlPath = path.join(this.runtimeDir, `control-${++controlSockets}.sock`);
+    const server = net.createServer((socket) => this.onConnection(socket));
+    this.server = server;
+    await listenOn(server, { path: this.controlPath });
+    fs.chmodSync(this.controlPath, 0o600);
+    const id = this.opts.identity;
+    if (id) fs.chownSync(this.controlPath, id.uid, id.gid);
+
     const args = [...command.flags, '-d', 'opcache.enable_cli=1', MASTER_SCRIPT, `--script=${command.script}`];
     if (preload) args.push(`--preload=${preload}`);
     if (this.opts.spares > 0) args.push(`--spares=${this.opts.spares}`);
+    args.push('--root', `--control=${this.controlPath}`);
     if (command.args.length > 0) args.push('--', ...command.args);
-    const child = spawn(command.php, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], ...(this.opts.identity ?? {}) });
+    const child = spawn(command.php, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], ...(id ?? {}) });
     this.child = child;
     trackChildProcess(child);
     const pid = await new Promise<number>((resolve, reject) => {
@@ -105,29 +235,243 @@ export class ForkMaster {
     };
     child.stdout!.on('data', onOutput);
     child.stderr!.on('data', onOutput);
-    const control = child.stdio[3] as Readable & Writable;
-    this.control = control;
-    control.on('data', (chunk: Buffer) => this.onControlData(chunk));
-    control.on('error', () => undefined);
+    this.channel = new ControlChannel(
+      child.stdio[3] as Duplex,
+      new FrameDecoder({ maxPayload: 1024 * 1024 }),
+      () => `the fork root ${pid}`,
+      (msg) => this.onMessage(msg),
+      (why) => {
+        log.error({ pid }, `the fork root ${why}`);
+        this.kill();
+      },
+      log,
+    );
 
     const ready = new Promise<ReadyInfo>((resolve) => (this.onReady = resolve));
+    try {
+      this.info = await this.untilReady(ready, `the fork master ${pid}`);
+    } catch (err) {
+      this.killGroup(); // the root and a warm-up child stuck in the preload
+      throw err;
+    }
+    return this.info;
+  }
+
+  /** A new generation master: forked by the root, connected to us, preloaded and ready. */
+  async startMaster(): Promise<ForkMaster> {
+    const reply = await this.channel!.request({ op: 'generation' });
+    if (reply.op !== 'generation' || typeof reply.pid !== 'number') {
+      throw new WorkerError(`the fork root ${this.pid} did not start a master: ${String(reply.error ?? reply.op)}`, 'ERR_MASTER_REFUSED');
+    }
+    const master = new ForkMaster(reply.pid, this, this.opts);
+    this.masters.set(reply.pid, master);
+    const early = this.early.get(reply.pid);
+    if (early) {
+      this.early.delete(reply.pid);
+      clearTimeout(early.timer);
+      master.attach(early.socket, early.decoder, early.frames);
+    }
+    await master.untilReady();
+    return master;
+  }
+
+  /** Close the channel: the root waits for its masters to quit (their own channels closed first), then exits. */
+  async stop(timeoutMs = 5_000): Promise<void> {
+    if (!this.child) return;
+    this.channel?.close();
+    this.closeServer();
+    if (this.exitInfo) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.exited, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+    if (!this.exitInfo) {
+      this.kill();
+      await this.exited;
+    }
+  }
+
+  kill(): void {
+    if (this.child && this.exitInfo === null) {
+      try {
+        this.child.kill('SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+
+  /** Wait for a ready message, failing on a timeout or an early exit (of the root, or of `master` for a generation). */
+  async untilReady(ready: Promise<ReadyInfo>, what: string, exited: Promise<ExitInfo> = this.exited): Promise<ReadyInfo> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new WorkerError(`the fork master ${pid} did not report ready within ${this.opts.readyTimeoutMs} ms${this.tail()}`, 'ERR_MASTER_BOOT')), this.opts.readyTimeoutMs);
+      timer = setTimeout(() => reject(new WorkerError(`${what} did not report ready within ${this.opts.readyTimeoutMs} ms${this.tail()}`, 'ERR_MASTER_BOOT')), this.opts.readyTimeoutMs);
     });
-    const died = this.exited.then(async (exit): Promise<never> => {
+    const died = exited.then(async (exit): Promise<never> => {
       await new Promise((r) => setTimeout(r, 20));
-      throw new WorkerError(`the fork master ${pid} exited before it was ready (${describeExit(exit)})${this.tail()}`, 'ERR_MASTER_BOOT');
+      throw new WorkerError(`${what} exited before it was ready (${describeExit(exit)})${this.tail()}`, 'ERR_MASTER_BOOT');
     });
     try {
-      this.info = await Promise.race([ready, timeout, died]);
-    } catch (err) {
-      this.kill();
-      throw err;
+      return await Promise.race([ready, timeout, died]);
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  tail(): string {
+    const t = this.stderrTail.trim();
+    return t ? `; its output: ${t}` : '';
+  }
+
+  /** A generation master connects: its first frame says hello with its pid, which its peer credentials confirm. */
+  private onConnection(socket: net.Socket): void {
+    const decoder = new FrameDecoder({ maxPayload: 1024 * 1024 });
+    const drop = (why: string): void => {
+      this.opts.log.warn(`fork control connection dropped: ${why}`);
+      socket.destroy();
+    };
+    const timer = setTimeout(() => drop('no hello in time'), this.opts.readyTimeoutMs);
+    const onData = (chunk: Buffer): void => {
+      let frames;
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        drop((err as Error).message);
+        return;
+      }
+      if (frames.length === 0) return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      let hello: Message;
+      try {
+        hello = packr.unpack(frames[0]!.payload) as Message;
+      } catch {
+        drop('unreadable hello');
+        return;
+      }
+      const pid = typeof hello.pid === 'number' ? hello.pid : 0;
+      if (hello.op !== 'hello' || !peerIs(socket, pid) || procStat(pid)?.ppid !== this.pid) {
+        drop(`pid ${String(hello.pid)} is not a fork master this root started`);
+        return;
+      }
+      const master = this.masters.get(pid);
+      if (master) {
+        if (master.awaitingConnection) master.attach(socket, decoder, frames.slice(1));
+        else drop(`the fork master ${pid} is already connected`);
+        return;
+      }
+      // the root's answer naming this pid is still on its way: hold the connection until it comes
+      const early = { socket, decoder, frames: frames.slice(1), timer: setTimeout(() => this.early.delete(pid) && drop(`pid ${pid} was never announced by the root`), this.opts.readyTimeoutMs) };
+      this.early.set(pid, early);
+    };
+    socket.on('data', onData);
+    socket.on('error', () => socket.destroy());
+  }
+
+  private onMessage(msg: Message): void {
+    if (msg.op === 'ready') {
+      this.onReady?.(msg as unknown as ReadyInfo);
+      this.onReady = null;
+    } else if (msg.op === 'exited' && typeof msg.pid === 'number') {
+      const master = this.masters.get(msg.pid);
+      this.masters.delete(msg.pid);
+      master?.gone({ code: typeof msg.code === 'number' ? msg.code : null, signal: signalName(msg.signal) });
+    } else if (msg.op === 'error') {
+      this.opts.log.error({ pid: this.pid }, `fork root: ${String(msg.error)}`);
+    }
+  }
+
+  private onProcessExit(exit: ExitInfo): void {
+    this.exitInfo = exit;
+    this.channel?.fail(new WorkerError(`the fork root ${this.pid} exited (${describeExit(exit)})`, 'ERR_MASTER_GONE'));
+    this.closeServer();
+    // its masters live on (re-parented to rrts, the subreaper); without the root their exits come from the channel
+    for (const master of this.masters.values()) master.rootGone();
+    this.onExit?.(exit);
+  }
+
+  private closeServer(): void {
+    for (const early of this.early.values()) {
+      clearTimeout(early.timer);
+      early.socket.destroy();
+    }
+    this.early.clear();
+    this.server?.close();
+    this.server = null;
+    if (this.controlPath) fs.rmSync(this.controlPath, { force: true });
+  }
+
+  private killGroup(): void {
+    if (this.child?.pid && this.exitInfo === null) {
+      try {
+        process.kill(-this.child.pid, 'SIGKILL');
+      } catch {
+        this.kill();
+      }
+    }
+  }
+}
+
+/** A generation master: forked by the root, it preloads the app and forks the workers. */
+export class ForkMaster {
+  private channel: ControlChannel | null = null;
+  private onReady: ((info: ReadyInfo) => void) | null = null;
+  private readonly ready: Promise<ReadyInfo>;
+  private resolveExit!: (exit: ExitInfo) => void;
+  private connected = false;
+  exitInfo: ExitInfo | null = null;
+  readonly exited: Promise<ExitInfo>;
+  /** pids forked by this master and not yet reaped */
+  readonly children = new Set<number>();
+  info: ReadyInfo | null = null;
+  /** set by the owner: called once when the master process is gone */
+  onExit: ((exit: ExitInfo) => void) | null = null;
+
+  constructor(
+    readonly pid: number,
+    readonly root: ForkRoot,
+    private readonly opts: MasterOptions,
+  ) {
+    this.ready = new Promise<ReadyInfo>((resolve) => (this.onReady = resolve));
+    this.exited = new Promise<ExitInfo>((resolve) => (this.resolveExit = resolve));
+  }
+
+  get alive(): boolean {
+    return this.exitInfo === null;
+  }
+
+  get awaitingConnection(): boolean {
+    return !this.connected && this.alive;
+  }
+
+  /** Resolves once the master has preloaded the app; kills it if it does not in time. */
+  async untilReady(): Promise<ReadyInfo> {
+    try {
+      this.info = await this.root.untilReady(this.ready, `the fork master ${this.pid}`, this.exited);
+    } catch (err) {
+      this.kill();
+      throw err;
+    }
     return this.info;
+  }
+
+  /** Its control connection arrived (checked by the root): from now on requests go there. */
+  attach(socket: net.Socket, decoder: FrameDecoder, early: Array<{ payload: Buffer }>): void {
+    this.connected = true;
+    this.channel = new ControlChannel(
+      socket,
+      decoder,
+      () => `the fork master ${this.pid}`,
+      (msg) => this.onMessage(msg),
+      (why) => {
+        this.opts.log.error({ pid: this.pid }, `the fork master ${why}`);
+        this.kill();
+      },
+      this.opts.log,
+    );
+    socket.once('close', () => this.onChannelClosed());
+    this.channel.deliver(early);
   }
 
   /** Ask for a worker; resolves with the child's pid. */
@@ -153,100 +497,88 @@ export class ForkMaster {
 
   /** Close the control channel: the master kills the children it still has and exits. SIGKILL if it lingers. */
   async stop(timeoutMs = 5_000): Promise<void> {
-    if (!this.child) return;
-    this.control?.end();
-    this.control?.destroy();
+    this.channel?.close();
     if (this.exitInfo) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.exited, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
     clearTimeout(timer);
     if (!this.exitInfo) {
       this.kill();
-      await this.exited;
+      await Promise.race([this.exited, new Promise<void>((r) => (timer = setTimeout(r, 1_000)))]);
+      clearTimeout(timer);
+      if (!this.exitInfo) this.gone({ code: null, signal: 'SIGKILL' }); // its parent is not answering: stop waiting
     }
   }
 
+  /** SIGKILL. Safe from pid reuse: until its parent (the root, or rrts) reaps it, the pid stays this process's. */
   kill(): void {
-    if (this.child && this.exitInfo === null) {
+    if (this.exitInfo === null) {
       try {
-        this.child.kill('SIGKILL');
+        process.kill(this.pid, 'SIGKILL');
       } catch {
         /* gone */
       }
     }
   }
 
-  private request(msg: Message, key?: string): Promise<Message> {
-    if (!this.alive || !this.control || this.control.destroyed) {
-      return Promise.reject(new WorkerError(`the fork master ${this.pid} is not running`, 'ERR_MASTER_GONE'));
-    }
-    const id = this.nextId++;
-    const pendingKey = key ?? `id:${id}`;
-    return new Promise<Message>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(pendingKey);
-        reject(new WorkerError(`the fork master ${this.pid} did not answer '${msg.op}' in time`, 'ERR_MASTER_TIMEOUT'));
-      }, REQUEST_TIMEOUT_MS);
-      this.pending.set(pendingKey, {
-        resolve: (m) => {
-          clearTimeout(timer);
-          resolve(m);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.control!.write(encodeFrame({ flags: Flag.CODEC_MSGPACK, payload: packr.pack({ ...msg, id }) as Buffer }));
-    });
-  }
-
-  private onControlData(chunk: Buffer): void {
-    let frames;
-    try {
-      frames = this.decoder.push(chunk);
-    } catch (err) {
-      this.opts.log.error({ pid: this.pid }, `the fork master broke the control protocol: ${(err as Error).message}`);
-      this.kill();
-      return;
-    }
-    for (const frame of frames) {
-      let msg: Message;
-      try {
-        msg = packr.unpack(frame.payload) as Message;
-      } catch (err) {
-        this.opts.log.error({ pid: this.pid }, `unreadable message from the fork master: ${(err as Error).message}`);
-        continue;
-      }
-      this.dispatch(msg);
-    }
-  }
-
-  private dispatch(msg: Message): void {
-    if (msg.op === 'ready') {
-      this.onReady?.(msg as unknown as ReadyInfo);
-      this.onReady = null;
-      return;
-    }
-    const key = msg.op === 'reaped' ? `reap:${String(msg.pid)}` : `id:${String(msg.id)}`;
-    const pending = this.pending.get(key);
-    if (!pending) {
-      if (msg.op === 'error') this.opts.log.error({ pid: this.pid }, `fork master: ${String(msg.error)}`);
-      return;
-    }
-    this.pending.delete(key);
-    pending.resolve(msg);
-  }
-
-  private onProcessExit(exit: ExitInfo): void {
+  /** The root reaped it (or it is gone otherwise): settle once. */
+  gone(exit: ExitInfo): void {
+    if (this.exitInfo) return;
     this.exitInfo = exit;
-    for (const p of this.pending.values()) p.reject(new WorkerError(`the fork master ${this.pid} exited (${describeExit(exit)})`, 'ERR_MASTER_GONE'));
-    this.pending.clear();
+    this.channel?.fail(new WorkerError(`the fork master ${this.pid} exited (${describeExit(exit)})`, 'ERR_MASTER_GONE'));
+    this.channel?.close();
+    this.resolveExit(exit);
     this.onExit?.(exit);
   }
 
-  private tail(): string {
-    const t = this.stderrTail.trim();
-    return t ? `; its output: ${t}` : '';
+  /** The root died: a channel already closed means this master is gone too; later, the channel's close tells. */
+  rootGone(): void {
+    if (!this.connected || this.channel === null) this.gone({ code: null, signal: null });
   }
+
+  private request(msg: Message, key?: string): Promise<Message> {
+    if (!this.alive || !this.channel) return Promise.reject(new WorkerError(`the fork master ${this.pid} is not running`, 'ERR_MASTER_GONE'));
+    return this.channel.request(msg, key);
+  }
+
+  private onMessage(msg: Message): void {
+    if (msg.op === 'ready') {
+      this.onReady?.(msg as unknown as ReadyInfo);
+      this.onReady = null;
+    } else if (msg.op === 'error') {
+      this.opts.log.error({ pid: this.pid }, `fork master: ${String(msg.error)}`);
+    }
+  }
+
+  /**
+   * The master closed its end: it exited (or is exiting). The root reports how; if the root is gone (the master
+   * was re-parented to rrts, whose orphan reaper collects it), we settle without the status.
+   */
+  private onChannelClosed(): void {
+    if (this.exitInfo) return;
+    this.channel?.fail(new WorkerError(`the fork master ${this.pid} closed its control channel`, 'ERR_MASTER_GONE'));
+    if (!this.root.alive) {
+      this.gone({ code: null, signal: null });
+      return;
+    }
+    const timer = setTimeout(() => this.gone({ code: null, signal: null }), 2_000);
+    timer.unref();
+  }
+}
+
+function peerIs(socket: net.Socket, pid: number): boolean {
+  const native = loadNative();
+  const fd = socketFd(socket);
+  if (!native || fd === null) return true; // no SO_PEERCRED here: the hello pid (and a 0600 socket in a 0700 dir) decide
+  try {
+    return native.peerCred(fd).pid === pid;
+  } catch {
+    return false;
+  }
+}
+
+function signalName(n: unknown): NodeJS.Signals | null {
+  if (typeof n !== 'number') return null;
+  const found = Object.entries(os.constants.signals).find(([, num]) => num === n);
+  return (found?.[0] ?? `SIG${n}`) as NodeJS.Signals;
 }

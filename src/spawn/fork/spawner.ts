@@ -13,7 +13,7 @@ import { describeExit } from '../../worker/process.js';
 import { Worker, type WorkerEvents } from '../../worker/worker.js';
 import type { Spawner, WorkerRecipe } from '../spawner.js';
 import { parsePhpCommand } from '../../config/php-command.js';
-import { ForkMaster } from './master.js';
+import { ForkRoot, type ForkMaster } from './master.js';
 import { Reaper } from './reaper.js';
 import { procStat } from '../../system/proc.js';
 import type { Identity } from '../../system/users.js';
@@ -41,6 +41,12 @@ export class ForkSpawner implements Spawner {
   private runtimeDir = '';
   private listener: SocketRelayListener | null = null;
   private readonly reaper: Reaper;
+  /** the root that forks new masters; replaced when a reload changes the command, or when it died */
+  private root: ForkRoot | null = null;
+  /** roots replaced while masters of theirs still run */
+  private readonly retiredRoots = new Set<ForkRoot>();
+  /** a reload changed the command, env or preload: the next master needs a fresh root */
+  private rootStale = false;
   private master: ForkMaster | null = null;
   /** masters replaced by a reset that still have workers */
   private readonly retired = new Set<ForkMaster>();
@@ -88,8 +94,13 @@ export class ForkSpawner implements Spawner {
   reconfigure(next: WorkerRecipe): string | null {
     const command = parsePhpCommand(next.command);
     if (typeof command === 'string') return command;
+    const childEnv = childEnvironment(next.env, this.relay);
+    const recipe = (o: { command: PhpCommand; preload: string | null }, env: Record<string, string>): string =>
+      JSON.stringify([o.command, o.preload, Object.entries(env).sort(([a], [b]) => (a < b ? -1 : 1))]);
+    // the root's command line and environment are its masters': a change needs a new root (a cold opcache)
+    if (recipe({ command, preload: next.preload }, childEnv) !== recipe(this.opts, this.childEnv)) this.rootStale = true;
     this.opts = { ...this.opts, command, env: next.env, preload: next.preload };
-    this.childEnv = childEnvironment(next.env, this.relay);
+    this.childEnv = childEnv;
     return null;
   }
 
@@ -124,8 +135,9 @@ export class ForkSpawner implements Spawner {
   }
 
   /**
-   * Reset: a fresh master (new code, new opcache) becomes current; the old one is stopped once its workers are
-   * gone. Returns a rollback that puts the old master back if the new workers could not start.
+   * Reset: a new master becomes current (new code: forked by the root, it shares the opcache and recompiles what
+   * changed; a fresh root when the opcache cannot be shared); the old one is stopped once its workers are gone.
+   * Returns a rollback that puts the old master back if the new workers could not start.
    */
   async renew(): Promise<() => Promise<void>> {
     const old = this.master;
@@ -138,6 +150,7 @@ export class ForkSpawner implements Spawner {
         this.master = old;
       }
       await fresh.stop();
+      this.stopIdleRoots();
     };
   }
 
@@ -148,10 +161,20 @@ export class ForkSpawner implements Spawner {
       if (!master.alive || [...master.children].every((pid) => procStat(pid) === null)) {
         clearInterval(check);
         this.retired.delete(master);
-        void master.stop();
+        void master.stop().then(() => this.stopIdleRoots());
       }
     }, 200);
     check.unref();
+  }
+
+  /** Roots replaced earlier whose masters are all gone. */
+  private stopIdleRoots(): void {
+    for (const root of this.retiredRoots) {
+      if (root.liveMasters === 0) {
+        this.retiredRoots.delete(root);
+        void root.stop();
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -160,25 +183,30 @@ export class ForkSpawner implements Spawner {
     this.master = null;
     this.retired.clear();
     await Promise.all(masters.map((m) => m.stop()));
+    const roots = [this.root, ...this.retiredRoots].filter((r): r is ForkRoot => r !== null);
+    this.root = null;
+    this.retiredRoots.clear();
+    await Promise.all(roots.map((r) => r.stop()));
     await this.listener?.close();
     this.listener = null;
     if (this.runtimeDir) fs.rmSync(this.runtimeDir, { recursive: true, force: true });
   }
 
+  /** A new master from the current root; a fresh root first when there is none, it died, or it cannot share. */
   private async startMaster(): Promise<ForkMaster> {
-    const master = new ForkMaster({
-      command: this.opts.command,
-      preload: this.opts.preload,
-      spares: this.opts.spares ?? 0,
-      env: this.childEnv,
-      cwd: this.opts.cwd,
-      log: this.opts.log,
-      readyTimeoutMs: this.opts.allocateTimeoutMs,
-      identity: this.opts.identity ?? null,
-    });
-    const info = await master.start();
-    this.opts.log.info({ pid: info.pid, php: info.php, opcache: info.opcache, preload: info.preload }, `fork master ${info.pid} is ready`);
-    if (!info.opcache) this.opts.log.warn(`fork master ${info.pid}: opcache is off for the CLI; workers will not share compiled code`);
+    let root = this.root;
+    if (!root || !root.warm || this.rootStale) root = await this.startRoot();
+    let master: ForkMaster;
+    try {
+      master = await root.startMaster();
+    } catch (err) {
+      if (!root.alive || (err as WorkerError).code !== 'ERR_MASTER_REFUSED') throw err;
+      // the root refused (its opcache is full or too wasted): a fresh root, fresh opcache
+      this.opts.log.warn(`${(err as Error).message}; starting a fresh fork root`);
+      master = await (await this.startRoot()).startMaster();
+    }
+    const info = master.info!;
+    this.opts.log.info({ pid: info.pid, root: master.root.pid, php: info.php, opcache: info.opcache, preload: info.preload }, `fork master ${info.pid} is ready`);
     if (info.resources > 0) {
       this.opts.log.warn(
         `fork master ${info.pid} holds ${info.resources} open stream(s) after the preload; every worker shares them (open connections in the worker instead)`,
@@ -186,6 +214,41 @@ export class ForkSpawner implements Spawner {
     }
     master.onExit = (exit) => this.onMasterExit(master, describeExit(exit));
     return master;
+  }
+
+  /** Start a root (php master.php --root); the one it replaces retires once its masters are gone. */
+  private async startRoot(): Promise<ForkRoot> {
+    const root = new ForkRoot(
+      {
+        command: this.opts.command,
+        preload: this.opts.preload,
+        spares: this.opts.spares ?? 0,
+        env: this.childEnv,
+        cwd: this.opts.cwd,
+        log: this.opts.log,
+        readyTimeoutMs: this.opts.allocateTimeoutMs,
+        identity: this.opts.identity ?? null,
+      },
+      this.runtimeDir,
+    );
+    const info = await root.start();
+    this.rootStale = false;
+    const old = this.root;
+    this.root = root;
+    if (old) {
+      this.retiredRoots.add(old);
+      this.stopIdleRoots();
+    }
+    this.opts.log.info({ pid: info.pid, php: info.php, opcache: info.opcache, warm: info.warm === true, socket: this.relay }, `fork root ${info.pid} is ready`);
+    if (!info.opcache) this.opts.log.warn(`fork root ${info.pid}: opcache is off for the CLI; workers will not share compiled code`);
+    root.onExit = (exit) => {
+      if (!this.closed && root === this.root) {
+        this.opts.log.error({ pid: root.pid }, `the fork root ${root.pid} died (${describeExit(exit)}); its masters keep serving, the next master starts a new root`);
+        this.root = null;
+      }
+      this.retiredRoots.delete(root);
+    };
+    return root;
   }
 
   private onMasterExit(master: ForkMaster, how: string): void {
