@@ -12,8 +12,8 @@
 //
 // What it measures (8 workers unless said otherwise):
 //   1. memory: after 1000 requests (keep-alive, 8 connections) to `rrts serve` (exec, fork) and to php-fpm
-//      (pm static, 8 children) + nginx: total PSS of the PHP side (fork: master + workers; php-fpm: master +
-//      children) and per-worker USS (sum, median), from /proc/<pid>/smaps_rollup (dist's readMemory), plus the median
+//      (pm static, 8 children) + nginx: total PSS of the PHP side (fork: root + master + parked spare + workers;
+//      php-fpm: master + children) and per-worker USS (sum, median), from /proc/<pid>/smaps_rollup (dist's readMemory), plus the median
 //      worker's smaps_rollup fields. Ratio fork / exec total PSS (target <= 0.15).
 //   2. worker start latency: the spawner classes from dist/ directly (ExecSpawner, ForkSpawner; pino at
 //      'silent'), 30 sequential `await spawner.spawnWorker({})` after one untimed warm-up, each worker stopped
@@ -21,7 +21,7 @@
 //      Also: the master's answer to `fork`, the new worker's page faults until ready, and the machine's fork floor
 //      (pcntl_fork() until the child runs, in php). Targets: exec p50 / fork p50 >= 80, fork p50 <= 3 ms.
 //   3. reset: `rrts serve` with 4 and 16 workers per mode, reset as `rrts reset http` does it (resetter.Reset over
-//      RPC: a rolling reset; fork mode starts a fresh master) while 4 keep-alive connections send requests; the
+//      RPC: a rolling reset; fork mode: the root forks a new master) while 4 keep-alive connections send requests; the
 //      reset time is the wall time of that call (it answers once the new workers serve), with the `elapsed_ms` of
 //      the `http: workers reset` log record (production JSON log on stderr), the time to the new fork master's ready
 //      record, and until the old workers (and the old master) are gone. Failed requests must be 0; 16 fork workers
@@ -43,6 +43,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   childrenOf,
+  descendants,
   cleanup,
   HERE,
   HOST,
@@ -157,9 +158,9 @@ async function workerPids(s) {
   return (workers ?? []).map((w) => w.pid).sort((a, b) => a - b);
 }
 
-/** fork mode: the master(s), rrts's PHP children; exec mode: none. */
+/** fork mode: the generation master(s), children of the root (rrts' PHP child); exec mode: none. */
 function masterPids(s) {
-  return s.mode === 'fork' ? childrenOf(s.pid) : [];
+  return s.mode === 'fork' ? childrenOf(s.pid).flatMap((root) => childrenOf(root)) : [];
 }
 
 /** Poll an async predicate every 50 ms until it is true; throws after timeoutMs. */
@@ -195,7 +196,7 @@ function memoryBreakdown(workers, masters, requests, stats) {
     requests: stats.sent,
     rps: Math.round(stats.sent / (stats.elapsedMs / 1000)),
     workers: workers.length,
-    masters: masters.length, // fork: the master and its parked spares; php-fpm: its master
+    masters: masters.length, // fork: the master, the root and the parked spares; php-fpm: its master
     totalPss: sum(workers, 'pss') + sum(masters, 'pss'),
     masterPss: sum(masters, 'pss'),
     masterUss: sum(masters, 'uss'),
@@ -217,11 +218,13 @@ async function measureMemory(tmpDir, mode, requests, readMemory) {
   const stats = await startAppLoad(s.port, 8, requests).done;
   if (stats.failed) throw new Error(`memory ${mode}: ${stats.failed} of ${stats.sent} requests failed: ${stats.errors.join('; ')}`);
   const workerSet = new Set(await workerPids(s));
+  // fork mode: every PHP process under rrts that is not a worker counts with the master: the root, the master
+  // (listed first, its breakdown is shown) and its parked spares
   const masters = masterPids(s);
-  // fork mode: the master's children that are not workers are its parked spares; they count in the total
   const spares = masters.flatMap((pid) => childrenOf(pid)).filter((pid) => !workerSet.has(pid));
+  const others = descendants(s.pid).filter((pid) => !workerSet.has(pid) && !masters.includes(pid) && !spares.includes(pid));
   const w = await Promise.all([...workerSet].map(readWith(readMemory)));
-  const m = await Promise.all([...masters, ...spares].map(readWith(readMemory)));
+  const m = await Promise.all([...masters, ...others, ...spares].map(readWith(readMemory)));
   if (w.length !== 8 || w.some((x) => x.pss === undefined)) throw new Error(`memory ${mode}: expected 8 live workers, found ${w.length}`);
   await stopRrts(s);
   return { mode, ...memoryBreakdown(w, m, requests, stats), spares: spares.length };
@@ -539,7 +542,7 @@ async function main() {
   out.push(`1. Memory of the PHP side, 8 workers, after ${requests} requests (8 keep-alive connections; php-fpm: through nginx, fpm-app.php)`);
   const mrow = (m) => [
     m.mode,
-    m.masters ? `1 + ${m.workers}${m.spares ? ` + ${m.spares} spare` : ''}` : `${m.workers}`,
+    m.masters ? `${m.masters - m.spares} + ${m.workers}${m.spares ? ` + ${m.spares} spare` : ''}` : `${m.workers}`, // fork: root and master
     MiB(m.totalPss),
     m.masters ? MiB(m.masterPss) : '-',
     MiB(m.workerPssSum),
@@ -551,7 +554,7 @@ async function main() {
   ];
   out.push(
     table(
-      ['mode', 'procs', 'total PSS MiB', 'master (+spare) PSS', 'workers PSS', 'workers USS sum', 'USS median', 'PSS median', 'RSS median', 'req/s'],
+      ['mode', 'procs', 'total PSS MiB', 'master (+root, spare) PSS', 'workers PSS', 'workers USS sum', 'USS median', 'PSS median', 'RSS median', 'req/s'],
       [mrow(memory.exec), mrow(memory.fork), mrow(memory.fpm)],
     ),
   );
