@@ -169,6 +169,7 @@ export class ForkRoot {
   private channel: ControlChannel | null = null;
   private server: net.Server | null = null;
   private controlPath = '';
+  /** the last 4 KiB of the root's output (and so of its masters' start-ups): since the last generation started */
   private stderrTail = '';
   private onReady: ((info: ReadyInfo) => void) | null = null;
   /** generation masters forked and not yet reported gone, by pid */
@@ -259,6 +260,7 @@ export class ForkRoot {
 
   /** A new generation master: forked by the root, connected to us, preloaded and ready. */
   async startMaster(): Promise<ForkMaster> {
+    this.stderrTail = ''; // an error of this master quotes its own output, not the warm-up's (the same preload)
     const reply = await this.channel!.request({ op: 'generation' });
     if (reply.op !== 'generation' || typeof reply.pid !== 'number') {
       throw new WorkerError(`the fork root ${this.pid} did not start a master: ${String(reply.error ?? reply.op)}`, 'ERR_MASTER_REFUSED');
