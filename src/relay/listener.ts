@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { DEFAULT_MAX_PAYLOAD, FrameDecoder } from '../goridge/frame.js';
 import { parsePidReply, pidRequest } from '../goridge/messages.js';
 import { FrameRelay } from './relay.js';
+import { onFirstFrames } from './first-frames.js';
 import type { ListenAddress } from '../address.js';
 import { WorkerError } from '../errors.js';
 import type { Logger } from 'pino';
@@ -92,20 +93,7 @@ export class SocketRelayListener {
       this.log.warn({ remote: socket.remoteAddress ?? (this.address.kind === 'unix' ? this.address.path : '') }, `worker connection dropped: ${why}`);
       socket.destroy();
     };
-    const timer = setTimeout(() => drop('no pid handshake in time'), this.handshakeTimeoutMs);
-    const onData = (chunk: Buffer): void => {
-      let frames;
-      try {
-        frames = decoder.push(chunk);
-      } catch (err) {
-        clearTimeout(timer);
-        socket.off('data', onData);
-        drop((err as Error).message);
-        return;
-      }
-      if (frames.length === 0) return;
-      clearTimeout(timer);
-      socket.off('data', onData);
+    onFirstFrames(socket, decoder, this.handshakeTimeoutMs, 'no pid handshake in time', (frames) => {
       socket.pause();
       let pid: number;
       try {
@@ -123,8 +111,7 @@ export class SocketRelayListener {
       const relay = new FrameRelay(this.address.kind, socket, socket, decoder);
       socket.resume();
       this.deliver({ pid, relay, socket });
-    };
-    socket.on('data', onData);
+    }, drop);
     socket.on('error', () => socket.destroy());
     socket.write(pidRequest(process.pid));
   }

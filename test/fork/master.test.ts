@@ -53,6 +53,28 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** What a connection received, in order: next() takes the oldest, or waits (bounded) for the next to arrive. */
+class Inbox<T> {
+  private readonly items: T[] = [];
+  private waiter: ((item: T) => void) | null = null;
+
+  push(item: T): void {
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w(item);
+    } else {
+      this.items.push(item);
+    }
+  }
+
+  next(what: string): Promise<T> {
+    const queued = this.items.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    return within(new Promise<T>((resolve) => (this.waiter = resolve)), WAIT_MS, what);
+  }
+}
+
 /** Wait (bounded) until the master has exactly `count` live children that are not in `besides`: its parked spares. */
 async function sparesOf(master: MasterProcess, count: number, besides: number[] = []): Promise<number[]> {
   const until = Date.now() + WAIT_MS;
@@ -92,8 +114,7 @@ class MasterProcess {
   readonly forked = new Set<number>();
   output = '';
   private readonly decoder = new FrameDecoder();
-  private readonly inbox: Message[] = [];
-  private waiter: ((m: Message) => void) | null = null;
+  private readonly inbox = new Inbox<Message>();
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
 
   constructor(args: string[], opts: { cwd?: string; env: NodeJS.ProcessEnv; php?: string[] }) {
@@ -130,9 +151,7 @@ class MasterProcess {
 
   /** The next control message. */
   next(what = 'a control message'): Promise<Message> {
-    const queued = this.inbox.shift();
-    if (queued) return Promise.resolve(queued);
-    return within(new Promise<Message>((resolve) => (this.waiter = resolve)), WAIT_MS, `${what}; master output: ${this.output}`);
+    return this.inbox.next(`${what}; master output: ${this.output}`);
   }
 
   send(message: Message): void {
@@ -196,42 +215,24 @@ class MasterProcess {
   private deliver(frame: Frame): void {
     assert.equal(frame.flags, CODEC_MSGPACK, 'master frames carry CODEC_MSGPACK');
     assert.deepEqual(frame.options, []);
-    const message = packr.unpack(frame.payload) as Message;
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = null;
-      w(message);
-    } else {
-      this.inbox.push(message);
-    }
+    this.inbox.push(packr.unpack(frame.payload) as Message);
   }
 }
 
 /** A worker connected to the test's socket: the pid handshake is done on connect, then HTTP jobs. */
 class WorkerConnection {
   private readonly decoder = new FrameDecoder();
-  private waiter: ((f: Frame) => void) | null = null;
-  private readonly frames: Frame[] = [];
+  private readonly frames = new Inbox<Frame>();
 
   constructor(readonly socket: net.Socket) {
     socket.on('error', () => undefined);
     socket.on('data', (chunk: Buffer) => {
-      for (const f of this.decoder.push(chunk)) {
-        if (this.waiter) {
-          const w = this.waiter;
-          this.waiter = null;
-          w(f);
-        } else {
-          this.frames.push(f);
-        }
-      }
+      for (const f of this.decoder.push(chunk)) this.frames.push(f);
     });
   }
 
   nextFrame(): Promise<Frame> {
-    const queued = this.frames.shift();
-    if (queued) return Promise.resolve(queued);
-    return within(new Promise<Frame>((resolve) => (this.waiter = resolve)), WAIT_MS, 'a frame from the worker');
+    return this.frames.next('a frame from the worker');
   }
 
   async handshake(): Promise<number> {
@@ -261,24 +262,30 @@ class WorkerConnection {
   }
 }
 
-/** The rrts side of RR_RELAY=unix://<path>: accepts the forked workers and files them by handshake pid. */
-class RelayServer {
+/**
+ * A unix socket the test listens on, filing each connection under the pid it names first: the rrts side of
+ * RR_RELAY=unix://<path> (the pid handshake) or of a root's --control socket (a master's hello).
+ */
+class PidServer<C> {
   readonly address: string;
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
-  private readonly byPid = new Map<number, WorkerConnection>();
-  private readonly waiters = new Map<number, (w: WorkerConnection) => void>();
+  private readonly byPid = new Map<number, C>();
+  private readonly waiters = new Map<number, (c: C) => void>();
 
-  private constructor(readonly socketPath: string) {
-    this.address = `unix://${socketPath}`;
+  private constructor(
+    readonly path: string,
+    accept: (socket: net.Socket) => { conn: C; pid: Promise<number> },
+  ) {
+    this.address = `unix://${path}`;
     this.server = net.createServer((socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
-      const worker = new WorkerConnection(socket);
-      worker.handshake().then(
-        (pid) => {
-          this.byPid.set(pid, worker);
-          this.waiters.get(pid)?.(worker);
+      const { conn, pid } = accept(socket);
+      pid.then(
+        (p) => {
+          this.byPid.set(p, conn);
+          this.waiters.get(p)?.(conn);
         },
         () => socket.destroy(),
       );
@@ -286,20 +293,20 @@ class RelayServer {
     servers.add(this);
   }
 
-  static async listen(dir: string, name: string): Promise<RelayServer> {
-    const relay = new RelayServer(path.join(dir, name));
+  static async listen<C>(file: string, accept: (socket: net.Socket) => { conn: C; pid: Promise<number> }): Promise<PidServer<C>> {
+    const server = new PidServer(file, accept);
     await new Promise<void>((resolve, reject) => {
-      relay.server.once('error', reject);
-      relay.server.listen(relay.socketPath, resolve);
+      server.server.once('error', reject);
+      server.server.listen(file, resolve);
     });
-    return relay;
+    return server;
   }
 
-  /** The connection whose pid handshake answered `pid`. */
-  worker(pid: number): Promise<WorkerConnection> {
+  /** The connection that named `pid`. */
+  get(pid: number): Promise<C> {
     const known = this.byPid.get(pid);
     if (known) return Promise.resolve(known);
-    return within(new Promise<WorkerConnection>((resolve) => this.waiters.set(pid, resolve)), WAIT_MS, `worker ${pid} on ${this.address}`);
+    return within(new Promise<C>((resolve) => this.waiters.set(pid, resolve)), WAIT_MS, `pid ${pid} on ${this.address}`);
   }
 
   async close(): Promise<void> {
@@ -307,6 +314,18 @@ class RelayServer {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
+
+/** The rrts side of RR_RELAY=unix://<path>: accepts the forked workers and files them by handshake pid. */
+type RelayServer = PidServer<WorkerConnection> & { worker(pid: number): Promise<WorkerConnection> };
+const RelayServer = {
+  async listen(dir: string, name: string): Promise<RelayServer> {
+    const server = await PidServer.listen(path.join(dir, name), (socket) => {
+      const conn = new WorkerConnection(socket);
+      return { conn, pid: conn.handshake() };
+    });
+    return Object.assign(server, { worker: (pid: number) => server.get(pid) });
+  },
+};
 
 describe('php/master.php with the fixture worker', () => {
   let dir: string;
@@ -637,75 +656,35 @@ describe('php/master.php with --spares=2', () => {
 });
 
 /** rrts' private control socket: a root's generation masters connect here and say hello with their pid. */
-class ControlServer {
-  private readonly server: net.Server;
-  private readonly sockets = new Set<net.Socket>();
-  private readonly byPid = new Map<number, ControlConnection>();
-  private readonly waiters = new Map<number, (c: ControlConnection) => void>();
-
-  private constructor(readonly path: string) {
-    this.server = net.createServer((socket) => {
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
+type ControlServer = PidServer<ControlConnection> & { connection(pid: number): Promise<ControlConnection> };
+const ControlServer = {
+  async listen(dir: string): Promise<ControlServer> {
+    const server = await PidServer.listen(path.join(dir, 'control.sock'), (socket) => {
       const conn = new ControlConnection(socket);
-      void conn.next('hello').then((hello) => {
+      const pid = conn.next('hello').then((hello) => {
         assert.equal(hello.op, 'hello');
-        const pid = hello.pid as number;
-        this.byPid.set(pid, conn);
-        this.waiters.get(pid)?.(conn);
+        return hello.pid as number;
       });
+      return { conn, pid };
     });
-    servers.add(this);
-  }
-
-  static async listen(dir: string): Promise<ControlServer> {
-    const control = new ControlServer(path.join(dir, 'control.sock'));
-    await new Promise<void>((resolve, reject) => {
-      control.server.once('error', reject);
-      control.server.listen(control.path, resolve);
-    });
-    return control;
-  }
-
-  /** The connection whose hello named `pid`. */
-  connection(pid: number): Promise<ControlConnection> {
-    const known = this.byPid.get(pid);
-    if (known) return Promise.resolve(known);
-    return within(new Promise<ControlConnection>((resolve) => this.waiters.set(pid, resolve)), WAIT_MS, `the hello of master ${pid}`);
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
+    return Object.assign(server, { connection: (pid: number) => server.get(pid) });
+  },
+};
 
 /** A generation master's control connection: the same frames as fd 3. */
 class ControlConnection {
   private readonly decoder = new FrameDecoder();
-  private readonly inbox: Message[] = [];
-  private waiter: ((m: Message) => void) | null = null;
+  private readonly inbox = new Inbox<Message>();
 
   constructor(readonly socket: net.Socket) {
     socket.on('error', () => undefined);
     socket.on('data', (chunk: Buffer) => {
-      for (const frame of this.decoder.push(chunk)) {
-        const message = packr.unpack(frame.payload) as Message;
-        if (this.waiter) {
-          const w = this.waiter;
-          this.waiter = null;
-          w(message);
-        } else {
-          this.inbox.push(message);
-        }
-      }
+      for (const frame of this.decoder.push(chunk)) this.inbox.push(packr.unpack(frame.payload) as Message);
     });
   }
 
   next(what = 'a control message'): Promise<Message> {
-    const queued = this.inbox.shift();
-    if (queued) return Promise.resolve(queued);
-    return within(new Promise<Message>((resolve) => (this.waiter = resolve)), WAIT_MS, what);
+    return this.inbox.next(what);
   }
 
   async request(message: Message): Promise<Message> {

@@ -22,6 +22,7 @@ import { trackChildProcess } from '../../system/children.js';
 import { loadNative, socketFd } from '../../native/index.js';
 import { listenOn } from '../../listen.js';
 import { procStat } from '../../system/proc.js';
+import { onFirstFrames } from '../../relay/first-frames.js';
 import type { Identity } from '../../system/users.js';
 
 export const MASTER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../php/master.php');
@@ -283,10 +284,7 @@ export class ForkRoot {
     this.channel?.close();
     this.closeServer();
     if (this.exitInfo) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.exited, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
-    clearTimeout(timer);
-    if (!this.exitInfo) {
+    if (!(await settlesWithin(this.exited, timeoutMs))) {
       this.kill();
       await this.exited;
     }
@@ -331,20 +329,8 @@ export class ForkRoot {
       this.opts.log.warn(`fork control connection dropped: ${why}`);
       socket.destroy();
     };
-    const timer = setTimeout(() => drop('no hello in time'), this.opts.readyTimeoutMs);
-    const onData = (chunk: Buffer): void => {
-      let frames;
-      try {
-        frames = decoder.push(chunk);
-      } catch (err) {
-        clearTimeout(timer);
-        socket.off('data', onData);
-        drop((err as Error).message);
-        return;
-      }
-      if (frames.length === 0) return;
-      clearTimeout(timer);
-      socket.off('data', onData);
+    onFirstFrames(socket, decoder, this.opts.readyTimeoutMs, 'no hello in time', (frames) => {
+      socket.pause(); // until a master takes it: nothing it sends next may be lost
       let hello: Message;
       try {
         hello = packr.unpack(frames[0]!.payload) as Message;
@@ -366,8 +352,7 @@ export class ForkRoot {
       // the root's answer naming this pid is still on its way: hold the connection until it comes
       const early = { socket, decoder, frames: frames.slice(1), timer: setTimeout(() => this.early.delete(pid) && drop(`pid ${pid} was never announced by the root`), this.opts.readyTimeoutMs) };
       this.early.set(pid, early);
-    };
-    socket.on('data', onData);
+    }, drop);
     socket.on('error', () => socket.destroy());
   }
 
@@ -474,6 +459,7 @@ export class ForkMaster {
     );
     socket.once('close', () => this.onChannelClosed());
     this.channel.deliver(early);
+    socket.resume();
   }
 
   /** Ask for a worker; resolves with the child's pid. */
@@ -501,14 +487,10 @@ export class ForkMaster {
   async stop(timeoutMs = 5_000): Promise<void> {
     this.channel?.close();
     if (this.exitInfo) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.exited, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
-    clearTimeout(timer);
-    if (!this.exitInfo) {
+    if (!(await settlesWithin(this.exited, timeoutMs))) {
       this.kill();
-      await Promise.race([this.exited, new Promise<void>((r) => (timer = setTimeout(r, 1_000)))]);
-      clearTimeout(timer);
-      if (!this.exitInfo) this.gone({ code: null, signal: 'SIGKILL' }); // its parent is not answering: stop waiting
+      // its parent (the root) reports the exit; if it does not, stop waiting
+      if (!(await settlesWithin(this.exited, 1_000))) this.gone({ code: null, signal: 'SIGKILL' });
     }
   }
 
@@ -566,6 +548,14 @@ export class ForkMaster {
     const timer = setTimeout(() => this.gone({ code: null, signal: null }), 2_000);
     timer.unref();
   }
+}
+
+/** True if `promise` settles within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([promise.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)))]);
+  clearTimeout(timer);
+  return settled;
 }
 
 function peerIs(socket: net.Socket, pid: number): boolean {
