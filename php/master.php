@@ -963,6 +963,7 @@ final class Master
             [$ours, $theirs] = $pair;
             $pid = \pcntl_fork();
             if ($pid === 0) {
+                self::setTitle(self::SPARE_TITLE . ' (master ' . \posix_getppid() . ')'); // first: `ps` never shows it as a worker
                 \fclose($ours);
                 $expected = self::$lastEnv;
                 self::forgetInherited();
@@ -971,7 +972,6 @@ final class Master
                 self::setScriptGlobals();
                 \realpath(self::$scriptPath); // and the script's realpath cache entry: fewer page faults after the wake
                 MsgPack::decode(MsgPack::encode($expected)); // a rehearsal of the wake: its copy-on-write faults now
-                self::setTitle(self::SPARE_TITLE . ' (master ' . \posix_getppid() . ')');
                 $env = Spare::awaitEnv($theirs);
                 self::setTitle(self::$title);
                 if ($env === null) {

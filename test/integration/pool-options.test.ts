@@ -44,6 +44,7 @@ for (const mode of MODES) {
     it('pool.debug starts a fresh worker for every request and shows the error text', async () => {
       const rr = await startRrts({ mode, workers: 2, config: { http: { pool: { debug: true } } } });
       try {
+        if (mode === 'fork') await rr.waitFor(() => rr.sparePids().length === 1, 'the parked spare'); // not a worker
         assert.equal(rr.workerPids().length, 0);
         const a = (await request(`${rr.url}/pid`)).body.toString();
         const b = (await request(`${rr.url}/pid`)).body.toString();
