@@ -108,6 +108,7 @@ export class ForkSpawner implements Spawner {
     const master = await this.currentMaster();
     const pid = await master.fork(this.pickEnv());
     const proc = this.reaper.watch(pid, master);
+    void proc.exited.then(() => this.stopIfDone(master)); // a retired master stops with its last worker
     const listener = this.listener!;
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -154,17 +155,20 @@ export class ForkSpawner implements Spawner {
     };
   }
 
-  /** A worker of a retired master left: stop that master once it has no workers. */
+  /** Replaced by a reset: the master is stopped once its last worker is gone (checked as each one exits). */
   private retire(master: ForkMaster): void {
     this.retired.add(master);
-    const check = setInterval(() => {
-      if (!master.alive || [...master.children].every((pid) => procStat(pid) === null)) {
-        clearInterval(check);
-        this.retired.delete(master);
-        void master.stop().then(() => this.stopIdleRoots());
-      }
-    }, 200);
+    this.stopIfDone(master);
+    // and every second, for a worker whose exit was seen elsewhere (re-parented, reaped by the orphan reaper)
+    const check = setInterval(() => (this.retired.has(master) ? this.stopIfDone(master) : clearInterval(check)), 1_000);
     check.unref();
+  }
+
+  private stopIfDone(master: ForkMaster): void {
+    if (!this.retired.has(master)) return;
+    if (master.alive && [...master.children].some((pid) => procStat(pid) !== null)) return;
+    this.retired.delete(master);
+    void master.stop().then(() => this.stopIdleRoots());
   }
 
   /** Roots replaced earlier whose masters are all gone. */
