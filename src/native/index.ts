@@ -77,6 +77,21 @@ export function socketFd(socket: Socket): number | null {
   return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : null;
 }
 
+/**
+ * Does the process at the other end of this unix socket (SO_PEERCRED) have this pid? True when the addon or the
+ * fd is not available here: then the pid the peer named and the socket's 0600 mode in a 0700 directory decide.
+ */
+export function peerPidIs(socket: Socket, pid: number): boolean {
+  const native = loadNative();
+  const fd = socketFd(socket);
+  if (!native || fd === null) return true;
+  try {
+    return native.peerCred(fd).pid === pid;
+  } catch {
+    return false;
+  }
+}
+
 /** Absolute path where the built addon is expected (whether or not it exists). */
 export function nativeAddonPath(): string | null {
   const root = packageRoot();

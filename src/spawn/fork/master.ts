@@ -6,7 +6,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Duplex } from 'node:stream';
@@ -17,9 +16,9 @@ import { Flag } from '../../goridge/flags.js';
 import { WorkerError } from '../../errors.js';
 import { logWorkerOutput } from '../../log/index.js';
 import type { PhpCommand } from '../../config/php-command.js';
-import { describeExit, type ExitInfo } from '../../worker/process.js';
+import { describeExit, signalName, type ExitInfo } from '../../worker/process.js';
 import { trackChildProcess } from '../../system/children.js';
-import { loadNative, socketFd } from '../../native/index.js';
+import { peerPidIs } from '../../native/index.js';
 import { listenOn } from '../../listen.js';
 import { procStat } from '../../system/proc.js';
 import { onFirstFrames } from '../../relay/first-frames.js';
@@ -339,7 +338,7 @@ export class ForkRoot {
         return;
       }
       const pid = typeof hello.pid === 'number' ? hello.pid : 0;
-      if (hello.op !== 'hello' || !peerIs(socket, pid) || procStat(pid)?.ppid !== this.pid) {
+      if (hello.op !== 'hello' || !peerPidIs(socket, pid) || procStat(pid)?.ppid !== this.pid) {
         drop(`pid ${String(hello.pid)} is not a fork master this root started`);
         return;
       }
@@ -363,7 +362,7 @@ export class ForkRoot {
     } else if (msg.op === 'exited' && typeof msg.pid === 'number') {
       const master = this.masters.get(msg.pid);
       this.masters.delete(msg.pid);
-      master?.gone({ code: typeof msg.code === 'number' ? msg.code : null, signal: signalName(msg.signal) });
+      master?.gone({ code: typeof msg.code === 'number' ? msg.code : null, signal: typeof msg.signal === 'number' ? signalName(msg.signal) : null });
     } else if (msg.op === 'error') {
       this.opts.log.error({ pid: this.pid }, `fork root: ${String(msg.error)}`);
     }
@@ -406,7 +405,6 @@ export class ForkMaster {
   private onReady: ((info: ReadyInfo) => void) | null = null;
   private readonly ready: Promise<ReadyInfo>;
   private resolveExit!: (exit: ExitInfo) => void;
-  private connected = false;
   exitInfo: ExitInfo | null = null;
   readonly exited: Promise<ExitInfo>;
   /** pids forked by this master and not yet reaped */
@@ -429,7 +427,7 @@ export class ForkMaster {
   }
 
   get awaitingConnection(): boolean {
-    return !this.connected && this.alive;
+    return this.channel === null && this.alive;
   }
 
   /** Resolves once the master has preloaded the app; kills it if it does not in time. */
@@ -445,7 +443,6 @@ export class ForkMaster {
 
   /** Its control connection arrived (checked by the root): from now on requests go there. */
   attach(socket: net.Socket, decoder: FrameDecoder, early: Array<{ payload: Buffer }>): void {
-    this.connected = true;
     this.channel = new ControlChannel(
       socket,
       decoder,
@@ -517,7 +514,7 @@ export class ForkMaster {
 
   /** The root died: a channel already closed means this master is gone too; later, the channel's close tells. */
   rootGone(): void {
-    if (!this.connected || this.channel === null) this.gone({ code: null, signal: null });
+    if (this.channel === null) this.gone({ code: null, signal: null });
   }
 
   private request(msg: Message, key?: string): Promise<Message> {
@@ -558,19 +555,3 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
   return settled;
 }
 
-function peerIs(socket: net.Socket, pid: number): boolean {
-  const native = loadNative();
-  const fd = socketFd(socket);
-  if (!native || fd === null) return true; // no SO_PEERCRED here: the hello pid (and a 0600 socket in a 0700 dir) decide
-  try {
-    return native.peerCred(fd).pid === pid;
-  } catch {
-    return false;
-  }
-}
-
-function signalName(n: unknown): NodeJS.Signals | null {
-  if (typeof n !== 'number') return null;
-  const found = Object.entries(os.constants.signals).find(([, num]) => num === n);
-  return (found?.[0] ?? `SIG${n}`) as NodeJS.Signals;
-}

@@ -4,7 +4,7 @@
 import posixNode from 'posix-node';
 import type { Logger } from 'pino';
 import { loadNative, nativeUnavailableReason, type NativeAddon } from '../../native/index.js';
-import type { ExitInfo, WorkerProcess } from '../../worker/process.js';
+import { signalName, type ExitInfo, type WorkerProcess } from '../../worker/process.js';
 import type { ForkMaster } from './master.js';
 import os from 'node:os';
 import { registerChild, unregisterChild } from '../../system/children.js';
@@ -14,7 +14,6 @@ const PROC_POLL_MS = 100;
 // posix-node is CommonJS with `exports.default`; its functions are optional in its types.
 const posix = posixNode.default;
 const WNOHANG = posix.constants?.WNOHANG ?? 1;
-const SIGNAL_NAMES = Object.fromEntries(Object.entries(os.constants.signals).map(([name, num]) => [num, name]));
 
 export class Reaper {
   readonly native: NativeAddon | null;
@@ -128,7 +127,7 @@ export class ForkedProcess implements WorkerProcess {
       } else if (this.master.alive && stat.ppid === this.master.pid) {
         try {
           const r = await this.master.reap(this.pid);
-          if (r.done) return { code: r.code, signal: r.signal === null ? null : (SIGNAL_NAMES[r.signal] ?? String(r.signal)) };
+          if (r.done) return { code: r.code, signal: r.signal === null ? null : signalName(r.signal) };
         } catch {
           /* the master died meanwhile: the child comes to us */
         }
@@ -144,5 +143,5 @@ export class ForkedProcess implements WorkerProcess {
 function decodeStatus(status: number): ExitInfo {
   const sig = status & 0x7f;
   if (sig === 0) return { code: (status >> 8) & 0xff, signal: null };
-  return { code: null, signal: SIGNAL_NAMES[sig] ?? String(sig) };
+  return { code: null, signal: signalName(sig) };
 }

@@ -7,7 +7,7 @@ import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { PhpCommand } from '../../config/php-command.js';
 import { WorkerError } from '../../errors.js';
-import { socketFd } from '../../native/index.js';
+import { peerPidIs } from '../../native/index.js';
 import { SocketRelayListener } from '../../relay/listener.js';
 import { describeExit } from '../../worker/process.js';
 import { Worker, type WorkerEvents } from '../../worker/worker.js';
@@ -296,15 +296,7 @@ export class ForkSpawner implements Spawner {
    * and its parent agree. (The connection can arrive before the master's 'forked' answer; the listener holds it.)
    */
   private isOurChild(pid: number, socket: net.Socket): boolean {
-    const native = this.reaper.native;
-    const fd = socketFd(socket);
-    if (native && fd !== null) {
-      try {
-        if (native.peerCred(fd).pid !== pid) return false;
-      } catch {
-        return false;
-      }
-    }
+    if (!peerPidIs(socket, pid)) return false;
     const parent = procStat(pid)?.ppid;
     return parent !== undefined && (parent === this.master?.pid || [...this.retired].some((m) => m.pid === parent));
   }
