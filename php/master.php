@@ -353,6 +353,17 @@ final class Channel
         return MsgPack::decode($payload);
     }
 
+    /** receive(), but a malformed frame is a line on STDERR (naming `$who`) and exit 2: rrts broke the protocol. */
+    public function receiveOrExit(string $who): ?array
+    {
+        try {
+            return $this->receive();
+        } catch (\UnexpectedValueException $e) {
+            \fwrite(\STDERR, "rrts $who: malformed control frame: " . $e->getMessage() . "\n");
+            exit(2);
+        }
+    }
+
     /** False when the channel is closed. */
     public function send(array $message): bool
     {
@@ -492,7 +503,6 @@ final class Root
     public static bool $warming = false;
     /** @var array<int, true> generation masters not yet reaped */
     private static array $masters = [];
-    private static bool $childExited = false;
 
     /** The loop; returns only in a new generation master (or the warm-up child). */
     public static function run(Channel $channel, bool $warmUp): void
@@ -503,16 +513,9 @@ final class Root
             return;
         }
         \pcntl_signal(\SIGCHLD, static function (): void {
-            self::$childExited = true;
-        }, false); // no SA_RESTART: a dead master wakes the select below
+        }, false); // a handler without SA_RESTART: a dead master wakes the select below
         $status = Master::opcacheEnabled() ? @\opcache_get_status(false) : false;
-        self::send($channel, [
-            'op' => 'ready',
-            'pid' => \getmypid(),
-            'php' => \PHP_VERSION,
-            'opcache' => Master::opcacheEnabled(),
-            'preload' => null,
-            'resources' => 0,
+        self::send($channel, Master::readyMessage(null, 0) + [
             'root' => true,
             'warm' => \is_array($status), // opcache_get_status() answers (not restricted): resets can revalidate
         ]);
@@ -524,12 +527,7 @@ final class Root
             if (!$readable) {
                 continue;
             }
-            try {
-                $message = $channel->receive();
-            } catch (\UnexpectedValueException $e) {
-                \fwrite(\STDERR, 'rrts root: malformed control frame: ' . $e->getMessage() . "\n");
-                exit(2);
-            }
+            $message = $channel->receiveOrExit('root');
             if ($message === null) {
                 self::awaitMastersAndExit();
             }
@@ -638,19 +636,13 @@ final class Root
 
     private static function reapMasters(Channel $channel): void
     {
-        self::$childExited = false;
         $status = 0;
         while (($pid = \pcntl_waitpid(-1, $status, \WNOHANG)) > 0) {
             if (!isset(self::$masters[$pid])) {
                 continue;
             }
             unset(self::$masters[$pid]);
-            self::send($channel, [
-                'op' => 'exited',
-                'pid' => $pid,
-                'code' => \pcntl_wifexited($status) ? \pcntl_wexitstatus($status) : null,
-                'signal' => \pcntl_wifsignaled($status) ? \pcntl_wtermsig($status) : null,
-            ]);
+            self::send($channel, ['op' => 'exited', 'pid' => $pid] + Master::exitStatus($status));
         }
     }
 
@@ -844,14 +836,13 @@ final class Master
                 $resources++;
             }
         }
-        self::answer([
-            'op' => 'ready',
-            'pid' => \getmypid(),
-            'php' => \PHP_VERSION,
-            'opcache' => self::opcacheEnabled(),
-            'preload' => self::$preload,
-            'resources' => $resources,
-        ]);
+        self::answer(self::readyMessage(self::$preload, $resources));
+    }
+
+    /** The ready message (the root adds root and warm). */
+    public static function readyMessage(?string $preload, int $resources): array
+    {
+        return ['op' => 'ready', 'pid' => \getmypid(), 'php' => \PHP_VERSION, 'opcache' => self::opcacheEnabled(), 'preload' => $preload, 'resources' => $resources];
     }
 
     /** The loop. Returns (the script's absolute path) only in a new child, ready to become the worker. */
@@ -864,12 +855,7 @@ final class Master
                     return self::becomeWorker($env); // a spare that was handed its env
                 }
             }
-            try {
-                $message = self::$channel->receive();
-            } catch (\UnexpectedValueException $e) {
-                \fwrite(\STDERR, 'rrts master: malformed control frame: ' . $e->getMessage() . "\n");
-                exit(2);
-            }
+            $message = self::$channel->receiveOrExit('master');
             if ($message === null) {
                 self::killChildrenAndExit();
             }
@@ -1053,13 +1039,17 @@ final class Master
         }
         unset(self::$children[$pid]);
         $answer['done'] = true;
-        if (\pcntl_wifexited($status)) {
-            $answer['code'] = \pcntl_wexitstatus($status);
-        } elseif (\pcntl_wifsignaled($status)) {
-            $answer['signal'] = \pcntl_wtermsig($status);
-        }
 
-        return $answer;
+        return \array_replace($answer, self::exitStatus($status));
+    }
+
+    /** A waitpid() status as the control messages carry it: {code: exit code | nil, signal: number | nil}. */
+    public static function exitStatus(int $status): array
+    {
+        return [
+            'code' => \pcntl_wifexited($status) ? \pcntl_wexitstatus($status) : null,
+            'signal' => \pcntl_wifsignaled($status) ? \pcntl_wtermsig($status) : null,
+        ];
     }
 
     /** rrts is gone: no worker may outlive it. */
