@@ -1,0 +1,1101 @@
+<?php
+
+/**
+ * The classes of php/master.php (the fork root, master and spares): see that file for the protocol and the
+ * process model. master.php compiles this file in a short-lived child before requiring it, so the compiler's
+ * scratch pages never enter the heap that the masters and workers fork from.
+ */
+
+declare(strict_types=1);
+
+namespace Rrts\Master;
+
+/** A tiny MessagePack codec: just the types the control channel carries. */
+final class MsgPack
+{
+    private const MAX_DEPTH = 32;
+
+    public static function encode(mixed $value): string
+    {
+        return match (true) {
+            $value === null => "\xc0",
+            $value === false => "\xc2",
+            $value === true => "\xc3",
+            \is_int($value) => self::encodeInt($value),
+            \is_float($value) => "\xcb" . \pack('E', $value),
+            \is_string($value) => self::encodeString($value),
+            \is_array($value) && $value !== [] && \array_is_list($value) => self::encodeList($value),
+            \is_array($value) => self::encodeMap($value),
+            default => throw new \InvalidArgumentException('cannot encode ' . \get_debug_type($value)),
+        };
+    }
+
+    /** Decode one value that must span all of $bytes; throws \UnexpectedValueException on anything else. */
+    public static function decode(string $bytes): mixed
+    {
+        $at = 0;
+        $value = self::read($bytes, $at, 0);
+        if ($at !== \strlen($bytes)) {
+            throw new \UnexpectedValueException(\sprintf('%d bytes after the msgpack value', \strlen($bytes) - $at));
+        }
+
+        return $value;
+    }
+
+    private static function encodeInt(int $n): string
+    {
+        if ($n >= 0) {
+            return match (true) {
+                $n <= 0x7f => \chr($n),
+                $n <= 0xff => "\xcc" . \chr($n),
+                $n <= 0xffff => "\xcd" . \pack('n', $n),
+                $n <= 0xffffffff => "\xce" . \pack('N', $n),
+                default => "\xcf" . \pack('J', $n),
+            };
+        }
+
+        return match (true) {
+            $n >= -32 => \chr($n & 0xff),
+            $n >= -0x80 => "\xd0" . \chr($n & 0xff),
+            $n >= -0x8000 => "\xd1" . \pack('n', $n & 0xffff),
+            $n >= -0x80000000 => "\xd2" . \pack('N', $n & 0xffffffff),
+            default => "\xd3" . \pack('J', $n),
+        };
+    }
+
+    private static function encodeString(string $s): string
+    {
+        $n = \strlen($s);
+        if (\preg_match('//u', $s) !== 1) {
+            return match (true) {
+                $n <= 0xff => "\xc4" . \chr($n),
+                $n <= 0xffff => "\xc5" . \pack('n', $n),
+                default => "\xc6" . \pack('N', $n),
+            } . $s;
+        }
+
+        return match (true) {
+            $n < 32 => \chr(0xa0 | $n),
+            $n <= 0xff => "\xd9" . \chr($n),
+            $n <= 0xffff => "\xda" . \pack('n', $n),
+            default => "\xdb" . \pack('N', $n),
+        } . $s;
+    }
+
+    private static function encodeList(array $list): string
+    {
+        $n = \count($list);
+        $out = $n < 16 ? \chr(0x90 | $n) : ($n <= 0xffff ? "\xdc" . \pack('n', $n) : "\xdd" . \pack('N', $n));
+        foreach ($list as $item) {
+            $out .= self::encode($item);
+        }
+
+        return $out;
+    }
+
+    private static function encodeMap(array $map): string
+    {
+        $n = \count($map);
+        $out = $n < 16 ? \chr(0x80 | $n) : ($n <= 0xffff ? "\xde" . \pack('n', $n) : "\xdf" . \pack('N', $n));
+        foreach ($map as $key => $item) {
+            $out .= self::encodeString((string) $key) . self::encode($item);
+        }
+
+        return $out;
+    }
+
+    private static function read(string $b, int &$at, int $depth): mixed
+    {
+        if ($depth > self::MAX_DEPTH) {
+            throw new \UnexpectedValueException('msgpack nested too deep');
+        }
+        $type = \ord(self::take($b, $at, 1));
+
+        return match (true) {
+            $type <= 0x7f => $type,
+            $type >= 0xe0 => $type - 0x100,
+            $type <= 0x8f => self::readMap($b, $at, $type & 0x0f, $depth),
+            $type <= 0x9f => self::readList($b, $at, $type & 0x0f, $depth),
+            $type <= 0xbf => self::take($b, $at, $type & 0x1f),
+            default => match ($type) {
+                0xc0 => null,
+                0xc2 => false,
+                0xc3 => true,
+                0xc4, 0xd9 => self::take($b, $at, self::uint($b, $at, 1)),
+                0xc5, 0xda => self::take($b, $at, self::uint($b, $at, 2)),
+                0xc6, 0xdb => self::take($b, $at, self::uint($b, $at, 4)),
+                0xca => \unpack('G', self::take($b, $at, 4))[1],
+                0xcb => \unpack('E', self::take($b, $at, 8))[1],
+                0xcc => self::uint($b, $at, 1),
+                0xcd => self::uint($b, $at, 2),
+                0xce => self::uint($b, $at, 4),
+                0xcf => self::uint($b, $at, 8),
+                0xd0 => self::signed(self::uint($b, $at, 1), 8),
+                0xd1 => self::signed(self::uint($b, $at, 2), 16),
+                0xd2 => self::signed(self::uint($b, $at, 4), 32),
+                0xd3 => \unpack('J', self::take($b, $at, 8))[1], // two's complement: PHP ints are int64
+                0xd4 => self::readUndefined($b, $at),
+                0xdc => self::readList($b, $at, self::uint($b, $at, 2), $depth),
+                0xdd => self::readList($b, $at, self::uint($b, $at, 4), $depth),
+                0xde => self::readMap($b, $at, self::uint($b, $at, 2), $depth),
+                0xdf => self::readMap($b, $at, self::uint($b, $at, 4), $depth),
+                default => throw new \UnexpectedValueException(\sprintf('unsupported msgpack type 0x%02x', $type)),
+            },
+        };
+    }
+
+    private static function readList(string $b, int &$at, int $n, int $depth): array
+    {
+        self::checkCount($b, $at, $n);
+        $list = [];
+        for ($i = 0; $i < $n; $i++) {
+            $list[] = self::read($b, $at, $depth + 1);
+        }
+
+        return $list;
+    }
+
+    private static function readMap(string $b, int &$at, int $n, int $depth): array
+    {
+        self::checkCount($b, $at, 2 * $n);
+        $map = [];
+        for ($i = 0; $i < $n; $i++) {
+            $key = self::read($b, $at, $depth + 1);
+            if (!\is_string($key) && !\is_int($key)) {
+                throw new \UnexpectedValueException('msgpack map key of type ' . \get_debug_type($key));
+            }
+            $map[$key] = self::read($b, $at, $depth + 1);
+        }
+
+        return $map;
+    }
+
+    /** msgpackr writes `undefined` as fixext 1 of type 0: nil here. Other extension types are not ours. */
+    private static function readUndefined(string $b, int &$at): null
+    {
+        if (self::take($b, $at, 2) !== "\x00\x00") {
+            throw new \UnexpectedValueException('msgpack extension types are not supported');
+        }
+
+        return null;
+    }
+
+    /** Every element takes at least one byte: refuse counts the bytes left cannot hold. */
+    private static function checkCount(string $b, int $at, int $n): void
+    {
+        if ($n > \strlen($b) - $at) {
+            $left = \strlen($b) - $at;
+            throw new \UnexpectedValueException("msgpack container of $n elements in $left bytes");
+        }
+    }
+
+    private static function uint(string $b, int &$at, int $size): int
+    {
+        $value = \unpack([1 => 'C', 2 => 'n', 4 => 'N', 8 => 'J'][$size], self::take($b, $at, $size))[1];
+        if ($value < 0) {
+            throw new \UnexpectedValueException('msgpack uint64 above PHP_INT_MAX');
+        }
+
+        return $value;
+    }
+
+    private static function signed(int $value, int $bits): int
+    {
+        return $value >= 1 << ($bits - 1) ? $value - (1 << $bits) : $value;
+    }
+
+    private static function take(string $b, int &$at, int $n): string
+    {
+        if ($at + $n > \strlen($b)) {
+            throw new \UnexpectedValueException('msgpack value cut short');
+        }
+        $bytes = \substr($b, $at, $n);
+        $at += $n;
+
+        return $bytes;
+    }
+}
+
+/** The control channel on fd 3: one goridge frame (flags CODEC_MSGPACK, no options) per message. */
+final class Channel
+{
+    private const HEADER = 12;
+    private const FLAGS = 0x10;
+    private const MAX_PAYLOAD = 16 * 1024 * 1024;
+
+    /** @param resource $stream */
+    private function __construct(public readonly mixed $stream)
+    {
+    }
+
+    /** A generation master's channel: a connection to rrts' control socket (--control). Null if it cannot. */
+    public static function connect(string $path): ?self
+    {
+        $stream = @\stream_socket_client('unix://' . $path, $errno, $error, 10.0);
+        if ($stream === false) {
+            return null;
+        }
+        \stream_set_blocking($stream, true);
+
+        return new self($stream);
+    }
+
+    public static function open(): ?self
+    {
+        $stream = @\fopen('php://fd/3', 'r+');
+        if ($stream === false) {
+            return null;
+        }
+        \stream_set_blocking($stream, true);
+        self::closeInheritedDescriptor();
+
+        return new self($stream);
+    }
+
+    /** The next message (a map), or null at EOF. Throws \UnexpectedValueException on a malformed frame. */
+    public function receive(): ?array
+    {
+        $header = $this->readExactly(self::HEADER);
+        if ($header === null) {
+            return null;
+        }
+        $h = \unpack('Cversion/Cflags/Vlength/Vcrc', $header);
+        if ($h['version'] !== 0x13 || $h['flags'] !== self::FLAGS) {
+            throw new \UnexpectedValueException('expected a 0x13 header with flags 0x10, got ' . \bin2hex($header));
+        }
+        if ($h['crc'] !== \crc32(\substr($header, 0, 6))) {
+            throw new \UnexpectedValueException('CRC mismatch in header ' . \bin2hex($header));
+        }
+        if ($h['length'] > self::MAX_PAYLOAD) {
+            throw new \UnexpectedValueException("payload of {$h['length']} bytes is over the limit");
+        }
+        $payload = $h['length'] === 0 ? '' : $this->readExactly($h['length']);
+        if ($payload === null) {
+            return null; // rrts went away in the middle of a frame: that is EOF too
+        }
+        $type = $payload === '' ? -1 : \ord($payload[0]);
+        if (($type & 0xf0) !== 0x80 && $type !== 0xde && $type !== 0xdf) {
+            throw new \UnexpectedValueException('payload is not a msgpack map: ' . \bin2hex(\substr($payload, 0, 32)));
+        }
+
+        return MsgPack::decode($payload);
+    }
+
+    /** receive(), but a malformed frame is a line on STDERR (naming `$who`) and exit 2: rrts broke the protocol. */
+    public function receiveOrExit(string $who): ?array
+    {
+        try {
+            return $this->receive();
+        } catch (\UnexpectedValueException $e) {
+            \fwrite(\STDERR, "rrts $who: malformed control frame: " . $e->getMessage() . "\n");
+            exit(2);
+        }
+    }
+
+    /** False when the channel is closed. */
+    public function send(array $message): bool
+    {
+        $payload = MsgPack::encode($message);
+        $head = \pack('CCV', 0x13, self::FLAGS, \strlen($payload));
+        $bytes = $head . \pack('V', \crc32($head)) . "\0\0" . $payload;
+        while ($bytes !== '') {
+            $n = @\fwrite($this->stream, $bytes);
+            if ($n === false || $n === 0) {
+                return false;
+            }
+            $bytes = \substr($bytes, $n);
+        }
+
+        return true;
+    }
+
+    public function close(): void
+    {
+        \fclose($this->stream);
+    }
+
+    /** True when a message (or EOF) is waiting, within $microseconds. */
+    public function waitReadable(int $microseconds): bool
+    {
+        $read = [$this->stream];
+        $none = null;
+
+        return (int) @\stream_select($read, $none, $none, 0, $microseconds) > 0;
+    }
+
+    private function readExactly(int $length): ?string
+    {
+        $data = '';
+        while (\strlen($data) < $length) {
+            $chunk = \fread($this->stream, $length - \strlen($data));
+            if ($chunk === false || $chunk === '') {
+                if (\feof($this->stream)) {
+                    return null;
+                }
+                $read = [$this->stream];
+                $none = null;
+                @\stream_select($read, $none, $none, null); // not readable yet (EAGAIN, EINTR): wait
+                continue;
+            }
+            $data .= $chunk;
+        }
+
+        return $data;
+    }
+
+    /**
+     * php://fd/3 is a dup() of descriptor 3, and PHP cannot close a bare descriptor, so every worker would keep an
+     * inert copy of the channel. FFI can, where it is loaded and allowed for the CLI (ffi.enable=preload, the
+     * default); without it the copy stays, harmless: nothing in a worker reads or writes it.
+     */
+    private static function closeInheritedDescriptor(): void
+    {
+        if (!\extension_loaded('ffi')) {
+            return;
+        }
+        try {
+            \FFI::cdef('int close(int fd);')->close(3);
+        } catch (\Throwable) {
+            // FFI restricted: keep the copy
+        }
+    }
+}
+
+/** A child forked ahead of a fork request and parked on its socketpair until the master hands it an env. */
+final class Spare
+{
+    /** @param resource $socket the master's end */
+    public function __construct(public readonly int $pid, public readonly mixed $socket)
+    {
+    }
+
+    /** The env for the spare: uint32 LE length, then the MessagePack map. False if the spare cannot take it. */
+    public function handOver(array $env): bool
+    {
+        $payload = MsgPack::encode($env);
+        $bytes = \pack('V', \strlen($payload)) . $payload;
+        $n = @\fwrite($this->socket, $bytes); // a few hundred bytes into an empty socket buffer: one write
+        \fclose($this->socket);
+
+        return $n === \strlen($bytes);
+    }
+
+    /**
+     * In the spare: wait for the env. Null at EOF (the master quit, died, or dropped this spare).
+     *
+     * @param resource $socket the spare's end
+     */
+    public static function awaitEnv(mixed $socket): ?array
+    {
+        $head = self::readExactly($socket, 4);
+        if ($head === null) {
+            return null;
+        }
+        $length = \unpack('V', $head)[1];
+        $payload = $length > 16 * 1024 * 1024 ? null : self::readExactly($socket, $length);
+        \fclose($socket);
+        $env = $payload === null ? null : MsgPack::decode($payload);
+
+        return \is_array($env) ? $env : null;
+    }
+
+    /** @param resource $socket */
+    private static function readExactly(mixed $socket, int $length): ?string
+    {
+        $data = '';
+        while (\strlen($data) < $length) {
+            $chunk = @\fread($socket, $length - \strlen($data));
+            if ($chunk === false || $chunk === '') {
+                return null; // blocking socket: '' means EOF
+            }
+            $data .= $chunk;
+        }
+
+        return $data;
+    }
+}
+
+/**
+ * The root (--root): started by rrts once per pool, it never requires the preload or the script. It forks one
+ * generation master per start or reset; the masters inherit its opcache segment, so a reset's master finds the
+ * app compiled and only recompiles what changed. It reaps the masters and reports how they exited.
+ */
+final class Root
+{
+    /** opcache this full or wasted (percent) makes the root refuse a generation: rrts then starts a fresh root */
+    private const MAX_WASTED_PERCENT = 10;
+    /** how long the masters get to quit by themselves after rrts closed the channel, before SIGKILL (us) */
+    private const EOF_GRACE_US = 3_000_000;
+
+    /** true in the warm-up child: it requires the preload to fill the opcache, then dies */
+    public static bool $warming = false;
+    /** @var array<int, true> generation masters not yet reaped */
+    private static array $masters = [];
+
+    /** The loop; returns only in a new generation master (or the warm-up child). */
+    public static function run(Channel $channel, bool $warmUp): void
+    {
+        if ($warmUp && self::warmUp()) {
+            $channel->close();
+
+            return;
+        }
+        \pcntl_signal(\SIGCHLD, static function (): void {
+        }, false); // a handler without SA_RESTART: a dead master wakes the select below
+        $status = Master::opcacheEnabled() ? @\opcache_get_status(false) : false;
+        self::send($channel, Master::readyMessage(null, 0) + [
+            'root' => true,
+            'warm' => \is_array($status), // opcache_get_status() answers (not restricted): resets can revalidate
+        ]);
+        self::pageOutStartupPages();
+        while (true) {
+            $readable = $channel->waitReadable(1_000_000);
+            \pcntl_signal_dispatch();
+            self::reapMasters($channel);
+            if (!$readable) {
+                continue;
+            }
+            $message = $channel->receiveOrExit('root');
+            if ($message === null) {
+                self::awaitMastersAndExit();
+            }
+            $op = $message['op'] ?? null;
+            if ($op === 'generation') {
+                $refused = self::opcacheProblem();
+                if ($refused !== null) {
+                    self::send($channel, ['op' => 'generation_failed', 'id' => $message['id'] ?? null, 'error' => $refused]);
+                    continue;
+                }
+                $pid = \pcntl_fork();
+                if ($pid === 0) {
+                    $channel->close();
+                    \pcntl_signal(\SIGCHLD, \SIG_DFL);
+                    self::$masters = [];
+
+                    return;
+                }
+                if ($pid < 0) {
+                    $error = 'pcntl_fork: ' . \pcntl_strerror(\pcntl_get_last_error());
+                    self::send($channel, ['op' => 'generation_failed', 'id' => $message['id'] ?? null, 'error' => $error]);
+                    continue;
+                }
+                self::$masters[$pid] = true;
+                self::send($channel, ['op' => 'generation', 'id' => $message['id'] ?? null, 'pid' => $pid]);
+                continue;
+            }
+            $reply = $op === 'ping'
+                ? ['op' => 'pong', 'masters' => \count(self::$masters)]
+                : ['op' => 'error', 'error' => 'unknown op ' . (\is_string($op) ? $op : \get_debug_type($op))];
+            if (\array_key_exists('id', $message)) {
+                $reply = ['op' => $reply['op'], 'id' => $message['id']] + $reply;
+            }
+            self::send($channel, $reply);
+        }
+    }
+
+    /**
+     * Fill the opcache before the first master: a child requires the preload (the compiler's garbage stays in
+     * that child) and dies; the first master then preloads from the opcache and keeps a smaller heap to share with
+     * its workers. True in that child.
+     */
+    private static function warmUp(): bool
+    {
+        $pid = \pcntl_fork();
+        if ($pid === 0) {
+            self::$warming = true;
+
+            return true;
+        }
+        if ($pid > 0) {
+            $status = 0;
+            \pcntl_waitpid($pid, $status);
+        }
+
+        return false;
+    }
+
+    /**
+     * The root sits idle from now on; the file pages only its start-up touched (extension start-up code, ICU and
+     * OpenSSL tables: ~10 MiB here) are handed back to the kernel with madvise(MADV_PAGEOUT) (Linux 5.4+, through
+     * FFI). The kernel skips every page another process maps too, so the masters and workers lose nothing. Without
+     * FFI (or on an older kernel) the pages stay, which costs memory only.
+     */
+    private static function pageOutStartupPages(): void
+    {
+        if (!\extension_loaded('ffi') || \PHP_OS_FAMILY !== 'Linux') {
+            return;
+        }
+        try {
+            $libc = \FFI::cdef('int madvise(uintptr_t addr, size_t length, int advice);');
+        } catch (\Throwable) {
+            return; // FFI restricted (ffi.enable=0)
+        }
+        $maps = @\file('/proc/self/maps', \FILE_IGNORE_NEW_LINES) ?: [];
+        foreach ($maps as $line) {
+            // "start-end perms offset dev inode path": file-backed mappings only (inode not 0)
+            if (\preg_match('/^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ ([1-9]\d*) +\//', $line, $m) !== 1) {
+                continue;
+            }
+            $start = \hexdec($m[1]);
+            $libc->madvise($start, \hexdec($m[2]) - $start, 21); // MADV_PAGEOUT
+        }
+    }
+
+    /** Why a new generation should not share this opcache (null: it may). */
+    private static function opcacheProblem(): ?string
+    {
+        if (!Master::opcacheEnabled()) {
+            return null; // nothing shared: a generation is as fresh as a new root
+        }
+        $status = @\opcache_get_status(false);
+        if (!\is_array($status)) {
+            return 'opcache_get_status() is not available (opcache.restrict_api?)';
+        }
+        if (!empty($status['cache_full'])) {
+            return 'the opcache is full';
+        }
+        $wasted = (float) ($status['memory_usage']['current_wasted_percentage'] ?? 0);
+        if ($wasted > self::MAX_WASTED_PERCENT) {
+            return \sprintf('%.1f%% of the opcache is wasted', $wasted);
+        }
+
+        return null;
+    }
+
+    private static function reapMasters(Channel $channel): void
+    {
+        $status = 0;
+        while (($pid = \pcntl_waitpid(-1, $status, \WNOHANG)) > 0) {
+            if (!isset(self::$masters[$pid])) {
+                continue;
+            }
+            unset(self::$masters[$pid]);
+            self::send($channel, ['op' => 'exited', 'pid' => $pid] + Master::exitStatus($status));
+        }
+    }
+
+    /** rrts closed the channel (or died): its masters see their own channels close and quit; reap them. */
+    private static function awaitMastersAndExit(): never
+    {
+        $until = \hrtime(true) + self::EOF_GRACE_US * 1000;
+        $status = 0;
+        while (self::$masters !== [] && \hrtime(true) < $until) {
+            while (($pid = \pcntl_waitpid(-1, $status, \WNOHANG)) > 0) {
+                unset(self::$masters[$pid]);
+            }
+            \usleep(10_000);
+        }
+        foreach (\array_keys(self::$masters) as $pid) {
+            \posix_kill($pid, \SIGKILL);
+            \pcntl_waitpid($pid, $status);
+        }
+        exit(0);
+    }
+
+    private static function send(Channel $channel, array $message): void
+    {
+        if (!$channel->send($message)) {
+            self::awaitMastersAndExit();
+        }
+    }
+}
+
+/** The master's state and loop; serve() returns only in a freshly forked child, with the script to require. */
+final class Master
+{
+    private const USAGE = 'usage: php master.php --script=<worker.php> [--preload=<file>] [--spares=N] [--root --control=<socket>] [-- <script args>]';
+    private const MAX_SPARES = 16;
+    /**
+     * Spares are refilled once the channel has been quiet this long (us): not while the worker that just took one
+     * is starting on the other core, and not in the middle of a burst of fork requests (a pool start or reset),
+     * which fork on request as without spares.
+     */
+    private const SPARE_REFILL_IDLE_US = 20_000;
+    /** what `ps` shows for a parked spare; a woken one shows the master's command line again, like any worker */
+    public const SPARE_TITLE = 'rrts: fork spare';
+    /** what `ps` shows for the root */
+    public const ROOT_TITLE = 'rrts: fork root';
+
+    private static Channel $channel;
+    private static string $script;
+    private static string $scriptPath;
+    /** @var list<string> */
+    private static array $scriptArgs = [];
+    private static ?string $preload = null;
+    private static ?string $preloadPath = null;
+    /** @var array<int, true> pids forked and not yet reaped */
+    private static array $children = [];
+    private static int $spareCount = 0;
+    /** the master's command line, args joined by spaces ('' when /proc is not there: then titles stay as they are) */
+    private static string $title = '';
+    /** @var list<Spare> parked, oldest first */
+    private static array $spares = [];
+    /** @var array<string, string> the env of the last fork request: spares forked after it apply it before parking */
+    private static array $lastEnv = [];
+    /** @var array<string, string> in a spare: the env it applied before parking */
+    private static array $appliedEnv = [];
+    /** --root: this process is the root; --control: the socket a generation master connects to */
+    private static bool $root = false;
+    private static ?string $control = null;
+    /** @var array<string, string|false> opcache settings a generation master changed for its preload */
+    private static array $savedIni = [];
+
+    /** Parse the arguments, check the files, open the channel; exit 1 on any problem. */
+    public static function start(array $argv): void
+    {
+        $script = null;
+        foreach (\array_slice($argv, 1) as $i => $arg) {
+            if ($arg === '--') {
+                self::$scriptArgs = \array_slice($argv, $i + 2);
+                break;
+            }
+            if (\str_starts_with($arg, '--script=')) {
+                $script = \substr($arg, 9);
+            } elseif (\str_starts_with($arg, '--preload=')) {
+                self::$preload = \substr($arg, 10);
+            } elseif ($arg === '--root') {
+                self::$root = true;
+            } elseif (\str_starts_with($arg, '--control=')) {
+                self::$control = \substr($arg, 10);
+            } elseif (\str_starts_with($arg, '--spares=')) {
+                $n = \filter_var(\substr($arg, 9), \FILTER_VALIDATE_INT, ['options' => ['min_range' => 0, 'max_range' => self::MAX_SPARES]]);
+                if ($n === false) {
+                    self::fail("--spares must be an integer from 0 to " . self::MAX_SPARES . ", got '" . \substr($arg, 9) . "'");
+                }
+                self::$spareCount = $n;
+            } else {
+                self::fail("unknown argument '$arg'; " . self::USAGE);
+            }
+        }
+        if ($script === null || $script === '') {
+            self::fail('--script is required; ' . self::USAGE);
+        }
+        self::$script = $script;
+        self::$scriptPath = self::existingFile($script, 'worker script');
+        if (self::$preload !== null) {
+            self::$preloadPath = self::existingFile(self::$preload, 'preload file');
+        }
+        if (self::$root && (self::$control === null || self::$control === '')) {
+            self::fail('--root needs --control=<socket>; ' . self::USAGE);
+        }
+        self::$channel = Channel::open() ?? self::fail('no control channel on file descriptor 3 (rrts starts this)');
+        self::$title = \str_replace("\0", ' ', \rtrim((string) @\file_get_contents('/proc/self/cmdline'), "\0"));
+        if (self::$root) {
+            // the masters (and their workers) show the command line without the root's arguments
+            self::$title = \str_replace(' --root --control=' . self::$control, '', self::$title);
+            self::setTitle(self::ROOT_TITLE . ': ' . self::$title);
+        }
+    }
+
+    public static function setTitle(string $title): void
+    {
+        if (self::$title !== '') {
+            @\cli_set_process_title($title);
+        }
+    }
+
+    /** Absolute path of the preload to require, or null. */
+    public static function preloadPath(): ?string
+    {
+        return self::$preloadPath;
+    }
+
+    public static function isRoot(): bool
+    {
+        return self::$root;
+    }
+
+    /**
+     * The root's loop (see the top comment). Returns only in a freshly forked generation master, connected to rrts'
+     * control socket and ready for its preload; a warm-up child returns too, with Root::$warming set.
+     */
+    public static function runRoot(): void
+    {
+        Root::run(self::$channel, self::$preloadPath !== null && self::opcacheEnabled());
+        self::$root = false;
+        self::setTitle(self::$title);
+        if (Root::$warming) {
+            return;
+        }
+        self::$channel = Channel::connect((string) self::$control)
+            ?? self::fail('cannot connect to the control socket ' . self::$control);
+        if (!self::$channel->send(['op' => 'hello', 'pid' => \getmypid()])) {
+            exit(1);
+        }
+        self::revalidateOpcache();
+    }
+
+    /**
+     * A generation master shares the opcache of the masters before it: before its preload, every cached script
+     * whose file changed since it was compiled is invalidated, and the preload itself checks every file it
+     * includes (validate_timestamps on, revalidate_freq 0, no file_update_protection: the shared process start
+     * time opcache compares against is the root's). announceReady() puts the user's settings back.
+     */
+    private static function revalidateOpcache(): void
+    {
+        if (!self::opcacheEnabled()) {
+            return;
+        }
+        foreach (['opcache.validate_timestamps' => '1', 'opcache.revalidate_freq' => '0', 'opcache.file_update_protection' => '0'] as $name => $value) {
+            self::$savedIni[$name] = \ini_get($name);
+            @\ini_set($name, $value);
+        }
+        $status = @\opcache_get_status(true);
+        foreach (\is_array($status) ? \array_keys($status['scripts'] ?? []) : [] as $path) {
+            @\opcache_invalidate((string) $path, false); // only if its mtime changed (validate_timestamps is on)
+        }
+    }
+
+    public static function announceReady(): void
+    {
+        if (Root::$warming) {
+            \posix_kill(\getmypid(), \SIGKILL); // the compiled scripts are in the shared opcache: no shutdown
+        }
+        foreach (self::$savedIni as $name => $value) {
+            if ($value !== false) {
+                @\ini_set($name, $value);
+            }
+        }
+        self::$savedIni = [];
+        $resources = 0;
+        $ours = [\STDIN, \STDOUT, \STDERR, self::$channel->stream];
+        foreach (\get_resources('stream') as $stream) {
+            if (!\in_array($stream, $ours, true)) {
+                $resources++;
+            }
+        }
+        self::answer(self::readyMessage(self::$preload, $resources));
+    }
+
+    /** The ready message (the root adds root and warm). */
+    public static function readyMessage(?string $preload, int $resources): array
+    {
+        return ['op' => 'ready', 'pid' => \getmypid(), 'php' => \PHP_VERSION, 'opcache' => self::opcacheEnabled(), 'preload' => $preload, 'resources' => $resources];
+    }
+
+    /** The loop. Returns (the script's absolute path) only in a new child, ready to become the worker. */
+    public static function serve(): string
+    {
+        while (true) {
+            if (\count(self::$spares) < self::$spareCount && !self::$channel->waitReadable(self::SPARE_REFILL_IDLE_US)) {
+                $env = self::parkSpares();
+                if ($env !== null) {
+                    return self::becomeWorker($env); // a spare that was handed its env
+                }
+            }
+            $message = self::$channel->receiveOrExit('master');
+            if ($message === null) {
+                self::killChildrenAndExit();
+            }
+            $op = $message['op'] ?? null;
+            if ($op === 'fork') {
+                $env = self::fork($message);
+                if ($env !== null) {
+                    self::forgetInherited();
+                    self::resetProcessState();
+
+                    return self::becomeWorker($env);
+                }
+                continue;
+            }
+            self::answer(match ($op) {
+                'reap' => self::reap($message['pid'] ?? null),
+                'ping' => ['op' => 'pong', 'children' => \count(self::$children), 'spares' => \count(self::$spares), 'memory' => \memory_get_usage(true)],
+                default => ['op' => 'error', 'error' => 'unknown op ' . (\is_string($op) ? $op : \get_debug_type($op))],
+            }, $message);
+        }
+    }
+
+    /** Parent: answers and returns null. Child: returns the env to apply. */
+    private static function fork(array $message): ?array
+    {
+        $env = $message['env'] ?? [];
+        $problem = self::checkEnv($env);
+        if ($problem !== null) {
+            self::answer(['op' => 'fork_failed', 'error' => $problem], $message);
+
+            return null;
+        }
+        self::$lastEnv = $env;
+        $spare = self::takeSpare($env);
+        if ($spare !== null) {
+            self::$children[$spare] = true;
+            self::answer(['op' => 'forked', 'pid' => $spare], $message);
+
+            return null;
+        }
+        $pid = \pcntl_fork();
+        if ($pid === 0) {
+            return $env;
+        }
+        if ($pid < 0) {
+            $error = 'pcntl_fork: ' . \pcntl_strerror(\pcntl_get_last_error());
+            self::answer(['op' => 'fork_failed', 'error' => $error], $message);
+
+            return null;
+        }
+        self::$children[$pid] = true;
+        self::answer(['op' => 'forked', 'pid' => $pid], $message);
+        \gc_collect_cycles();
+
+        return null;
+    }
+
+    /** Hand the env to the oldest live spare; its pid, or null when none could take it (then fork as usual). */
+    private static function takeSpare(array $env): ?int
+    {
+        while (($spare = \array_shift(self::$spares)) !== null) {
+            $status = 0;
+            if (\pcntl_waitpid($spare->pid, $status, \WNOHANG) !== 0) {
+                \fclose($spare->socket); // died while parked (killed from outside): reaped, try the next
+                continue;
+            }
+            if ($spare->handOver($env)) {
+                return $spare->pid;
+            }
+            \posix_kill($spare->pid, \SIGKILL);
+            \pcntl_waitpid($spare->pid, $status);
+        }
+
+        return null;
+    }
+
+    /**
+     * Fork spares until --spares are parked. In the master: returns null. In a spare: parks it (child steps 1-3),
+     * and returns its env once the master hands one over; a spare that gets EOF instead exits 0.
+     */
+    private static function parkSpares(): ?array
+    {
+        while (\count(self::$spares) < self::$spareCount) {
+            $pair = \stream_socket_pair(\STREAM_PF_UNIX, \STREAM_SOCK_STREAM, \STREAM_IPPROTO_IP);
+            if ($pair === false) {
+                \fwrite(\STDERR, "rrts master: cannot create a socketpair for a spare; forking on request instead\n");
+                self::$spareCount = 0;
+
+                return null;
+            }
+            [$ours, $theirs] = $pair;
+            $pid = \pcntl_fork();
+            if ($pid === 0) {
+                self::setTitle(self::SPARE_TITLE . ' (master ' . \posix_getppid() . ')'); // first: `ps` never shows it as a worker
+                \fclose($ours);
+                $expected = self::$lastEnv;
+                self::forgetInherited();
+                self::resetProcessState();
+                self::applyEnv($expected); // most likely the env of the next request too (it is the pool's)
+                self::setScriptGlobals();
+                \realpath(self::$scriptPath); // and the script's realpath cache entry: fewer page faults after the wake
+                MsgPack::decode(MsgPack::encode($expected)); // a rehearsal of the wake: its copy-on-write faults now
+                $env = Spare::awaitEnv($theirs);
+                self::setTitle(self::$title);
+                if ($env === null) {
+                    exit(0);
+                }
+
+                return $env;
+            }
+            \fclose($theirs);
+            if ($pid < 0) {
+                \fclose($ours);
+                \fwrite(\STDERR, 'rrts master: cannot fork a spare: ' . \pcntl_strerror(\pcntl_get_last_error()) . "; forking on request instead\n");
+                self::$spareCount = 0;
+
+                return null;
+            }
+            self::$spares[] = new Spare($pid, $ours);
+        }
+        self::rehearseFork();
+
+        return null;
+    }
+
+    /**
+     * Every fork leaves the master's pages shared with the child, so the next request's first writes to them are
+     * copy-on-write faults (~25 us each on a virtual machine). Running the request's own steps on a sample now
+     * takes those faults while nothing waits.
+     */
+    private static function rehearseFork(): void
+    {
+        $request = MsgPack::encode(['op' => 'fork', 'id' => 1, 'env' => self::$lastEnv]);
+        $message = MsgPack::decode($request);
+        self::checkEnv($message['env'] ?? []);
+        $handOver = MsgPack::encode($message['env'] ?? []);
+        \pack('V', \strlen($handOver));
+        MsgPack::encode(['op' => 'forked', 'id' => 1, 'pid' => \getmypid()]);
+    }
+
+    /** Checked before forking, so a bad env is a fork_failed answer and not a dead child. */
+    private static function checkEnv(mixed $env): ?string
+    {
+        if (!\is_array($env)) {
+            return 'env must be a map of strings';
+        }
+        foreach ($env as $name => $value) {
+            $name = (string) $name;
+            if ($name === '' || \strpbrk($name, "=\0") !== false) {
+                return "bad environment variable name '$name'";
+            }
+            if (!\is_string($value) || \str_contains($value, "\0")) {
+                return "the value of $name must be a string without NUL bytes";
+            }
+        }
+
+        return null;
+    }
+
+    private static function reap(mixed $pid): array
+    {
+        $answer = ['op' => 'reaped', 'pid' => $pid, 'done' => false, 'code' => null, 'signal' => null, 'error' => null];
+        if (!\is_int($pid) || !isset(self::$children[$pid])) {
+            $answer['error'] = 'not my child: ' . \var_export($pid, true);
+
+            return $answer;
+        }
+        $status = 0;
+        $result = \pcntl_waitpid($pid, $status, \WNOHANG);
+        if ($result === 0) {
+            return $answer; // still running
+        }
+        if ($result < 0) {
+            $errno = \pcntl_get_last_error();
+            if ($errno === \PCNTL_ECHILD) {
+                unset(self::$children[$pid]); // someone else reaped it (SIGCHLD ignored?): it is gone either way
+            }
+            $answer['error'] = 'pcntl_waitpid: ' . \pcntl_strerror($errno);
+
+            return $answer;
+        }
+        unset(self::$children[$pid]);
+        $answer['done'] = true;
+
+        return \array_replace($answer, self::exitStatus($status));
+    }
+
+    /** A waitpid() status as the control messages carry it: {code: exit code | nil, signal: number | nil}. */
+    public static function exitStatus(int $status): array
+    {
+        return [
+            'code' => \pcntl_wifexited($status) ? \pcntl_wexitstatus($status) : null,
+            'signal' => \pcntl_wifsignaled($status) ? \pcntl_wtermsig($status) : null,
+        ];
+    }
+
+    /** rrts is gone: no worker may outlive it. */
+    private static function killChildrenAndExit(): never
+    {
+        foreach (self::$spares as $spare) {
+            self::$children[$spare->pid] = true;
+        }
+        foreach (\array_keys(self::$children) as $pid) {
+            \posix_kill($pid, \SIGKILL);
+        }
+        foreach (\array_keys(self::$children) as $pid) {
+            $status = 0;
+            \pcntl_waitpid($pid, $status);
+        }
+        exit(0);
+    }
+
+    /** Send, with the request's id when it had one; a closed channel means rrts is gone. */
+    private static function answer(array $reply, array $request = []): void
+    {
+        if (\array_key_exists('id', $request)) {
+            $reply = ['op' => $reply['op'], 'id' => $request['id']] + $reply;
+        }
+        if (!self::$channel->send($reply)) {
+            self::killChildrenAndExit();
+        }
+    }
+
+    /** In a new child: drop the master's channel, its bookkeeping and the spares' sockets it inherited. */
+    private static function forgetInherited(): void
+    {
+        self::$channel->close();
+        self::$children = [];
+        foreach (self::$spares as $spare) {
+            \fclose($spare->socket);
+        }
+        self::$spares = [];
+        self::$spareCount = 0;
+    }
+
+    /** Child steps 2-3 (see the top comment). */
+    private static function resetProcessState(): void
+    {
+        for ($signal = 1; $signal < 32; $signal++) {
+            if ($signal !== \SIGKILL && $signal !== \SIGSTOP && \pcntl_signal_get_handler($signal) !== \SIG_DFL) {
+                // php-cli itself starts with SIGPIPE ignored; everything else starts at the default
+                \pcntl_signal($signal, $signal === \SIGPIPE ? \SIG_IGN : \SIG_DFL);
+            }
+        }
+        if (\pcntl_async_signals()) {
+            \pcntl_async_signals(false);
+        }
+
+        \mt_srand(\random_int(\PHP_INT_MIN, \PHP_INT_MAX));
+    }
+
+    /** Child step 4 for every variable not already applied with this value (a spare applies the expected env). */
+    private static function applyEnv(array $env): void
+    {
+        foreach ($env as $name => $value) {
+            $name = (string) $name;
+            if ((self::$appliedEnv[$name] ?? null) === $value) {
+                continue;
+            }
+            $_SERVER[$name] = $value;
+            $_ENV[$name] = $value;
+            \putenv("$name=$value");
+            self::$appliedEnv[$name] = $value;
+        }
+    }
+
+    /** Child steps 4-5, after steps 1-3 (done at once, or when the spare was parked); returns the script to require. */
+    /** $argv, $argc and the SCRIPT_* entries as `php <script> <args>` sets them (a spare sets them before parking). */
+    private static function setScriptGlobals(): void
+    {
+        $argv = [self::$script, ...self::$scriptArgs];
+        $GLOBALS['argv'] = $_SERVER['argv'] = $argv;
+        $GLOBALS['argc'] = $_SERVER['argc'] = \count($argv);
+        foreach (['SCRIPT_FILENAME', 'SCRIPT_NAME', 'PHP_SELF', 'PATH_TRANSLATED'] as $key) {
+            $_SERVER[$key] = self::$script;
+        }
+    }
+
+    private static function becomeWorker(array $env): string
+    {
+        self::applyEnv($env);
+        self::setScriptGlobals();
+        $_SERVER['REQUEST_TIME_FLOAT'] = \microtime(true);
+        $_SERVER['REQUEST_TIME'] = (int) $_SERVER['REQUEST_TIME_FLOAT'];
+
+        return self::$scriptPath;
+    }
+
+    public static function opcacheEnabled(): bool
+    {
+        $status = \function_exists('opcache_get_status') ? @\opcache_get_status(false) : false;
+        if (\is_array($status)) {
+            return (bool) ($status['opcache_enabled'] ?? false);
+        }
+
+        return \extension_loaded('Zend OPcache') && \filter_var(\ini_get('opcache.enable_cli'), \FILTER_VALIDATE_BOOL);
+    }
+
+    /** Absolute path of a file given relative to the cwd (require would search include_path first). */
+    private static function existingFile(string $path, string $what): string
+    {
+        $absolute = $path[0] === '/' ? $path : \getcwd() . '/' . $path;
+        if (!\is_file($absolute) || !\is_readable($absolute)) {
+            self::fail("$what not found or not readable: $path (cwd " . \getcwd() . ')');
+        }
+
+        return $absolute;
+    }
+
+    public static function fail(string $message): never
+    {
+        \fwrite(\STDERR, "rrts master: $message\n");
+        exit(1);
+    }
+}
