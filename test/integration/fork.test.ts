@@ -79,6 +79,24 @@ describe('fork mode', () => {
     assert.equal(new Set(seen.values()).size, seen.size, 'first mt_rand() values differ between workers');
   });
 
+  it('starts the first worker of a new root alone: the others are forked once it is ready (it compiled the script into the shared opcache for them)', async () => {
+    // the pool started 4 workers at once; 4 requests that each keep a worker busy reach all of them
+    const answers = await Promise.all(Array.from({ length: 4 }, () => request(`${rr.url}/rand?ms=300`)));
+    const began = new Map(answers.map((a) => JSON.parse(a.body.toString()) as { pid: number; began: number }).map((r) => [r.pid, r.began * 1000]));
+    assert.equal(began.size, 4, `4 busy requests reached ${began.size} workers`);
+    const ready = rr
+      .logs()
+      .filter((l) => l.msg === 'worker is ready' && began.has(Number(l.pid)))
+      .map((l) => ({ pid: Number(l.pid), at: Math.round(Number(l.ts) / 1e6) }))
+      .sort((a, b) => a.at - b.at);
+    assert.equal(ready.length, 4, `ready records: ${JSON.stringify(ready)}`);
+    const first = ready[0]!;
+    for (const { pid } of ready.slice(1)) {
+      // the log's ts has millisecond precision (floored), the worker's REQUEST_TIME_FLOAT microseconds
+      assert.ok(began.get(pid)! >= first.at, `worker ${pid} began at ${began.get(pid)} ms, before the first worker ${first.pid} was ready at ${first.at} ms`);
+    }
+  });
+
   it('kill -9 of a busy worker: that request 500, the parked spare replaces it quickly, no zombie', async (t) => {
     const before = await rr.waitForWorkers(4);
     await rr.waitFor(() => rr.sparePids().length === 1, 'the master to park its spare (server.fork.spares: 1)');

@@ -55,6 +55,9 @@ export class ForkSpawner implements Spawner {
   private relay = '';
   private restarting: Promise<ForkMaster> | null = null;
   private masterFailures = 0;
+  /** roots whose first worker start is under way (see spawnWorker), and roots that had one */
+  private readonly firstStarts = new WeakMap<ForkRoot, Promise<void>>();
+  private readonly startedRoots = new WeakSet<ForkRoot>();
   /** set by the pool: the master was replaced after a crash, replace the surviving workers gradually */
   onMasterRestart: (() => void) | null = null;
 
@@ -104,8 +107,35 @@ export class ForkSpawner implements Spawner {
     return null;
   }
 
+  /**
+   * The first worker of a root starts alone when its opcache is on: it compiles the script and what the script
+   * includes before its handshake into the shared opcache, and the starts waiting for it find them compiled. Each
+   * worker that compiles them itself (a pool start forks them all at once) keeps the compiler's pages as its own
+   * memory (~300 KiB here) and spends the CPU the others need.
+   */
   async spawnWorker(events: WorkerEvents): Promise<Worker> {
     const master = await this.currentMaster();
+    const root = master.root;
+    const first = this.firstStarts.get(root);
+    if (first) {
+      await first;
+      return this.forkWorker(await this.currentMaster(), events);
+    }
+    if (root.info?.opcache && !this.startedRoots.has(root)) {
+      this.startedRoots.add(root);
+      const start = this.forkWorker(master, events);
+      const settled = start.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.firstStarts.set(root, settled);
+      void settled.then(() => this.firstStarts.delete(root));
+      return start;
+    }
+    return this.forkWorker(master, events);
+  }
+
+  private async forkWorker(master: ForkMaster, events: WorkerEvents): Promise<Worker> {
     const pid = await master.fork(this.pickEnv());
     const proc = this.reaper.watch(pid, master);
     void proc.exited.then(() => this.stopIfDone(master)); // a retired master stops with its last worker
