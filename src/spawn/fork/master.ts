@@ -216,7 +216,10 @@ export class ForkRoot {
     const id = this.opts.identity;
     if (id) fs.chownSync(this.controlPath, id.uid, id.gid);
 
-    const args = [...command.flags, '-d', 'opcache.enable_cli=1', MASTER_SCRIPT, `--script=${command.script}`];
+    // opcache on for the CLI (the shared segment is the point), unless the user's own flags already say so last
+    const last = command.flags.at(-2) === '-d' ? `-d${command.flags.at(-1)}` : command.flags.at(-1);
+    const opcacheOn = last === '-dopcache.enable_cli=1';
+    const args = [...command.flags, ...(opcacheOn ? [] : ['-d', 'opcache.enable_cli=1']), MASTER_SCRIPT, `--script=${command.script}`];
     if (preload) args.push(`--preload=${preload}`);
     if (this.opts.spares > 0) args.push(`--spares=${this.opts.spares}`);
     args.push('--root', `--control=${this.controlPath}`);

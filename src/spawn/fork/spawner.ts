@@ -35,6 +35,8 @@ export interface ForkSpawnerOptions {
 
 const MASTER_BACKOFF_START_MS = 100;
 const MASTER_BACKOFF_MAX_MS = 30_000;
+/** how long the other starts wait for a root's first worker (spawnWorker) */
+export const FIRST_START_WAIT_MS = 2_000;
 
 export class ForkSpawner implements Spawner {
   readonly mode = 'fork' as const;
@@ -111,14 +113,17 @@ export class ForkSpawner implements Spawner {
    * The first worker of a root starts alone when its opcache is on: it compiles the script and what the script
    * includes before its handshake into the shared opcache, and the starts waiting for it find them compiled. Each
    * worker that compiles them itself (a pool start forks them all at once) keeps the compiler's pages as its own
-   * memory (~300 KiB here) and spends the CPU the others need.
+   * memory (~300 KiB here) and spends the CPU the others need. They wait FIRST_START_WAIT_MS at most: a first
+   * worker that hangs before its handshake does not double the time the pool start takes to fail.
    */
   async spawnWorker(events: WorkerEvents): Promise<Worker> {
     const master = await this.currentMaster();
     const root = master.root;
     const first = this.firstStarts.get(root);
     if (first) {
-      await first;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([first, new Promise<void>((resolve) => (timer = setTimeout(resolve, FIRST_START_WAIT_MS)))]);
+      clearTimeout(timer);
       return this.forkWorker(await this.currentMaster(), events);
     }
     if (root.info?.opcache && !this.startedRoots.has(root)) {
