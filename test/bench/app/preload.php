@@ -26,6 +26,7 @@ if (\defined('RRTS_BENCH_APP_BOOTED')) {
 \define('RRTS_BENCH_APP_BOOTED', true);
 
 require_once __DIR__ . '/router.php'; // bootRouter(), illuminateDir(); sets error_reporting and display_errors
+require_once __DIR__ . '/../../../php/lib/rr.php'; // the worker library worker.php starts with (docs/fork-mode.md)
 
 final class App
 {
