@@ -194,9 +194,12 @@ export function buildRows(hello, fork) {
       rows.push({ key: `start${app}ForkP50`, group: '3. worker start', measure: `${app}: fork worker start p50${spares}`, value: s.forkP50, text: ms(s.forkP50), spread: `p95 ${ms(s.forkP95)}${s.forkNoSparesP50 !== null && s.forkNoSparesP50 !== undefined ? `; no spares p50 ${ms(s.forkNoSparesP50)}` : ''}`, target: { op: '<=', v: 3, text: '<= 3 ms' }, noise: phaseNoise(`start ${app}`) });
       rows.push({ key: `start${app}Ratio`, group: '3. worker start', measure: `${app}: exec p50 / fork p50`, value: s.execOverFork, text: x(s.execOverFork, 1), spread: `exec p50 ${ms(s.execP50)}, p95 ${ms(s.execP95)}`, target: { op: '>=', v: 80, text: '>= 80x' }, noise: phaseNoise(`start ${app}`) });
     }
-    const reset = (mode, n) => fork.reset.find((q) => q.mode === mode && q.workers === n);
+    // under load (4 connections), or idle (connections 0); runs without `connections` were all under load
+    const reset = (mode, n, idle = false) => fork.reset.find((q) => q.mode === mode && q.workers === n && (q.connections === 0) === idle);
     const f16 = reset('fork', 16);
-    rows.push({ key: 'resetFork16', group: '4. reset', measure: 'rrts reset, 16 fork workers (wall time)', value: f16?.resetMs ?? null, text: ms(f16?.resetMs), spread: f16?.oldGoneMs ? `old ones gone after ${ms(f16.oldGoneMs)}` : '-', target: { op: '<=', v: 150, text: '<= 150 ms' }, noise: phaseNoise('reset fork 16') });
+    rows.push({ key: 'resetFork16', group: '4. reset', measure: 'rrts reset, 16 fork workers under load (wall time)', value: f16?.resetMs ?? null, text: ms(f16?.resetMs), spread: f16?.oldGoneMs ? `old ones gone after ${ms(f16.oldGoneMs)}` : '-', target: { op: '<=', v: 150, text: '<= 150 ms' }, noise: phaseNoise('reset fork 16') });
+    const f16Idle = reset('fork', 16, true);
+    if (f16Idle) rows.push({ key: 'resetFork16Idle', group: '4. reset', measure: 'rrts reset, 16 fork workers, idle server (wall time)', value: f16Idle.resetMs, text: ms(f16Idle.resetMs), spread: f16Idle.oldGoneMs ? `old ones gone after ${ms(f16Idle.oldGoneMs)}` : '-', target: { op: '<=', v: 150, text: '<= 150 ms' }, noise: phaseNoise('reset fork 16 idle') });
     for (const n of [4, 16]) {
       const e = reset('exec', n);
       const f = reset('fork', n);
@@ -206,7 +209,7 @@ export function buildRows(hello, fork) {
     rows.push({
       key: 'resetFailed',
       group: '4. reset',
-      measure: `requests failed during the resets (${fork.reset.map((q) => `${q.mode} ${q.workers}`).join(', ')})`,
+      measure: `requests failed during the resets (${fork.reset.map((q) => `${q.mode} ${q.workers}${q.connections === 0 ? ' idle' : ''}`).join(', ')})`,
       value: fork.resetFailed,
       text: String(fork.resetFailed),
       spread: `of ${fork.reset.reduce((a, q) => a + q.requests, 0)}`,
@@ -279,6 +282,7 @@ const CHART_LABEL = {
   starthelloForkP50: 'start p50: hello, fork',
   starthelloRatio: 'start p50: hello, exec / fork',
   resetFork16: 'reset: 16 fork workers',
+  resetFork16Idle: 'reset: 16 fork, idle',
   resetFailed: 'failed requests in resets',
 };
 
