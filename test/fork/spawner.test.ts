@@ -18,6 +18,22 @@ after(async () => {
 
 const events: WorkerEvents = {};
 
+/** A started fork spawner (no preload, no spares) for `php <flags> <script>`, closed after the tests. */
+async function startSpawner(flags: string[], script: string): Promise<ForkSpawner> {
+  const spawner = new ForkSpawner({
+    command: { php: 'php', flags, script, args: [] },
+    preload: null,
+    env: { ...process.env, RR_MODE: 'http' },
+    cwd: ROOT,
+    allocateTimeoutMs: 20_000,
+    streamTimeoutMs: 10_000,
+    log: pino({ level: 'silent' }),
+  });
+  spawners.push(spawner);
+  await spawner.start();
+  return spawner;
+}
+
 describe('fork spawner: the first worker of a root', () => {
   it('the other starts wait for it, but only FIRST_START_WAIT_MS when it hangs before its handshake', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-first-'));
@@ -25,17 +41,7 @@ describe('fork spawner: the first worker of a root', () => {
     // the first child to get here hangs (as a worker waiting for a database at boot would); the others serve
     const script = path.join(dir, 'worker.php');
     fs.writeFileSync(script, `<?php\nif (@mkdir(__DIR__ . '/first')) { sleep(30); }\nrequire ${JSON.stringify(FIXTURE)};\n`);
-    const spawner = new ForkSpawner({
-      command: { php: 'php', flags: [], script, args: [] },
-      preload: null,
-      env: { ...process.env, RR_MODE: 'http' },
-      cwd: ROOT,
-      allocateTimeoutMs: 20_000,
-      streamTimeoutMs: 10_000,
-      log: pino({ level: 'silent' }),
-    });
-    spawners.push(spawner);
-    await spawner.start();
+    const spawner = await startSpawner([], script);
     const t0 = performance.now();
     const first = spawner.spawnWorker(events);
     const firstOutcome = first.then(
@@ -61,17 +67,7 @@ describe('fork spawner: the first worker of a root', () => {
 describe('fork spawner: the master command line', () => {
   for (const flags of [[], ['-d', 'opcache.enable_cli=1'], ['-dopcache.enable_cli=1']]) {
     it(`turns opcache on for the CLI once with the user's flags ${JSON.stringify(flags)}`, async () => {
-      const spawner = new ForkSpawner({
-        command: { php: 'php', flags, script: FIXTURE, args: [] },
-        preload: null,
-        env: { ...process.env, RR_MODE: 'http' },
-        cwd: ROOT,
-        allocateTimeoutMs: 20_000,
-        streamTimeoutMs: 10_000,
-        log: pino({ level: 'silent' }),
-      });
-      spawners.push(spawner);
-      await spawner.start();
+      const spawner = await startSpawner(flags, FIXTURE);
       try {
         // the master's title is its command line (without the root's arguments)
         const title = fs.readFileSync(`/proc/${spawner.masterPid}/cmdline`, 'utf8').replace(/\0/g, ' ');
