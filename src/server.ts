@@ -18,7 +18,6 @@ import type { Spawner } from './spawn/spawner.js';
 import { RR_COMPAT_VERSION } from './version.js';
 import { RrtsError } from './errors.js';
 import { RpcPlugin } from './rpc/server.js';
-import { trackChildProcess } from './system/children.js';
 import { resolveIdentity, type Identity } from './system/users.js';
 import { registerCoreServices } from './rpc/services.js';
 
@@ -233,7 +232,6 @@ export class RrtsServer {
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(this.onInitIdentity ?? {}),
     });
-    trackChildProcess(child);
     const pid = child.pid ?? 0;
     child.stdout?.on('data', (c: Buffer) => logWorkerOutput(log, pid, c));
     child.stderr?.on('data', (c: Buffer) => logWorkerOutput(log, pid, c));

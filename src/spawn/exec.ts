@@ -13,7 +13,6 @@ import { logWorkerOutput } from '../log/index.js';
 import { Worker, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo, type WorkerProcess } from '../worker/process.js';
 import type { Spawner, WorkerRecipe } from './spawner.js';
-import { trackChildProcess } from '../system/children.js';
 import type { Identity } from '../system/users.js';
 
 export interface ExecSpawnerOptions {
@@ -96,7 +95,6 @@ export class ExecSpawner implements Spawner {
       ...(this.opts.identity ?? {}),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    trackChildProcess(child); // its exit status is libuv's: the orphan reaper keeps off
     const pid = await childPid(child, command);
     const handle = new ChildHandle(child, pid, log);
     try {

@@ -1,5 +1,6 @@
-// Pids of the processes rrts spawned itself (exec workers, fork masters, on_init) or watches (forked workers):
-// their exit status belongs to libuv or to the fork reaper, so the orphan reaper must never waitpid them.
+// Pids of the processes Node spawned (exec workers, fork roots, on_init, a library's `exec()`: every one once the
+// orphan reaper runs, see trackEverySpawn) or the fork reaper watches (forked workers): their exit status belongs to
+// libuv or to the fork reaper, so the orphan reaper must never waitpid them.
 import { ChildProcess } from 'node:child_process';
 
 const known = new Set<number>();
@@ -18,7 +19,7 @@ export function isKnownChild(pid: number): boolean {
 }
 
 /** Registers a ChildProcess now and unregisters it once Node has collected its exit ('exit' event). */
-export function trackChildProcess(child: { pid?: number | undefined; once(event: 'exit', listener: () => void): unknown }): void {
+function trackChildProcess(child: { pid?: number | undefined; once(event: 'exit', listener: () => void): unknown }): void {
   const pid = child.pid;
   if (pid === undefined) return;
   registerChild(pid);

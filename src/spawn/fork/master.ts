@@ -17,7 +17,6 @@ import { WorkerError } from '../../errors.js';
 import { logWorkerOutput } from '../../log/index.js';
 import type { PhpCommand } from '../../config/php-command.js';
 import { describeExit, signalName, type ExitInfo } from '../../worker/process.js';
-import { trackChildProcess } from '../../system/children.js';
 import { peerPidIs } from '../../native/index.js';
 import { listenOn } from '../../listen.js';
 import { procStat } from '../../system/proc.js';
@@ -226,7 +225,6 @@ export class ForkRoot {
     if (command.args.length > 0) args.push('--', ...command.args);
     const child = spawn(command.php, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], ...(id ?? {}) });
     this.child = child;
-    trackChildProcess(child);
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('error', (err) => reject(new WorkerError(`cannot start the fork master '${command.php}': ${(err as NodeJS.ErrnoException).code ?? err.message}`, 'ERR_MASTER_BOOT')));
       child.once('spawn', () => resolve(child.pid!));
