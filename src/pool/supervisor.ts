@@ -49,7 +49,7 @@ export class Supervisor {
     this.ticking = true;
     try {
       const workers = this.pool.list().filter((w) => w.state === WorkerState.Ready || w.state === WorkerState.Working);
-      const memory = this.config.maxWorkerMemory > 0 ? await this.readMemory(workers.map((w) => w.pid)) : null;
+      const memory = this.config.maxWorkerMemory > 0 ? await this.readMemoryInTime(workers.map((w) => w.pid)) : null;
       const now = Date.now();
       for (const w of workers) {
         const verdict = this.check(w, now, memory?.get(w.pid));
@@ -60,6 +60,23 @@ export class Supervisor {
     } finally {
       this.ticking = false;
     }
+  }
+
+  /**
+   * The memory reader, bounded: a read that never answers (it happened when a child process the reader started was
+   * taken by the orphan reaper) must not stop every later check (ttl, idle_ttl). Null when it took too long.
+   */
+  private async readMemoryInTime(pids: number[]): Promise<Map<number, number> | null> {
+    const limitMs = Math.max(1_000, this.config.watchTick * 5);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), limitMs);
+      timer.unref();
+    });
+    const memory = await Promise.race([this.readMemory(pids), late]);
+    clearTimeout(timer);
+    if (memory === null) this.log.warn(`reading the workers' memory took over ${limitMs} ms: max_worker_memory was not checked this time`);
+    return memory;
   }
 
   private check(w: Worker, now: number, memory: number | undefined): { state: WorkerState; why: string } | null {
