@@ -7,6 +7,7 @@ import type { Spawner, WorkerRecipe } from '../spawn/spawner.js';
 import { StopRequestError, Worker, type Cancellation, type Job, type ReplySink, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo } from '../worker/process.js';
 import { WorkerState } from '../worker/state.js';
+import { delay } from '../time.js';
 
 interface Waiter {
   resolve(w: Worker): void;
@@ -485,8 +486,4 @@ export class WorkerPool {
   private countEarlyDeath(w: Worker): void {
     if (Date.now() - w.created < EARLY_DEATH_MS && w.numExecs === 0) this.failures++;
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -7,6 +7,7 @@ import type { SupervisorConfig } from '../config/types.js';
 import { WorkerState } from '../worker/state.js';
 import type { Worker } from '../worker/worker.js';
 import type { WorkerPool } from './pool.js';
+import { settlesWithin } from '../time.js';
 
 /** Reads a worker's memory in bytes. Exec mode: RSS. Fork mode passes its own (USS) reader. */
 export type MemoryReader = (pids: number[]) => Promise<Map<number, number>>;
@@ -68,15 +69,10 @@ export class Supervisor {
    */
   private async readMemoryInTime(pids: number[]): Promise<Map<number, number> | null> {
     const limitMs = Math.max(1_000, this.config.watchTick * 5);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<null>((resolve) => {
-      timer = setTimeout(() => resolve(null), limitMs);
-      timer.unref();
-    });
-    const memory = await Promise.race([this.readMemory(pids), late]);
-    clearTimeout(timer);
-    if (memory === null) this.log.warn(`reading the workers' memory took over ${limitMs} ms: max_worker_memory was not checked this time`);
-    return memory;
+    const read = this.readMemory(pids);
+    if (await settlesWithin(read, limitMs)) return read;
+    this.log.warn(`reading the workers' memory took over ${limitMs} ms: max_worker_memory was not checked this time`);
+    return null;
   }
 
   private check(w: Worker, now: number, memory: number | undefined): { state: WorkerState; why: string } | null {

@@ -14,6 +14,7 @@ import { Worker, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo, type WorkerProcess } from '../worker/process.js';
 import type { Spawner, WorkerRecipe } from './spawner.js';
 import type { Identity } from '../system/users.js';
+import { delay } from '../time.js';
 
 export interface ExecSpawnerOptions {
   command: readonly string[];
@@ -208,9 +209,5 @@ function tail(stderr: string): string {
 
 export function formatMs(ms: number): string {
   return ms >= 1000 ? `${ms / 1000}s` : `${ms}ms`;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 

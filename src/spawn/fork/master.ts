@@ -22,6 +22,7 @@ import { listenOn } from '../../listen.js';
 import { procStat } from '../../system/proc.js';
 import { onFirstFrames } from '../../relay/first-frames.js';
 import type { Identity } from '../../system/users.js';
+import { settlesWithin } from '../../time.js';
 
 export const MASTER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../php/master.php');
 
@@ -546,13 +547,5 @@ export class ForkMaster {
     const timer = setTimeout(() => this.gone({ code: null, signal: null }), 2_000);
     timer.unref();
   }
-}
-
-/** True if `promise` settles within `ms`. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const settled = await Promise.race([promise.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)))]);
-  clearTimeout(timer);
-  return settled;
 }
 

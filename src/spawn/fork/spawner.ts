@@ -17,6 +17,7 @@ import { ForkRoot, type ForkMaster } from './master.js';
 import { Reaper } from './reaper.js';
 import { procStat } from '../../system/proc.js';
 import type { Identity } from '../../system/users.js';
+import { settlesWithin } from '../../time.js';
 
 export interface ForkSpawnerOptions {
   command: PhpCommand;
@@ -57,9 +58,8 @@ export class ForkSpawner implements Spawner {
   private relay = '';
   private restarting: Promise<ForkMaster> | null = null;
   private masterFailures = 0;
-  /** roots whose first worker start is under way (see spawnWorker), and roots that had one */
-  private readonly firstStarts = new WeakMap<ForkRoot, Promise<void>>();
-  private readonly startedRoots = new WeakSet<ForkRoot>();
+  /** a root's first worker start (see spawnWorker): under way, or null once it settled */
+  private readonly firstStarts = new WeakMap<ForkRoot, Promise<void> | null>();
   /** set by the pool: the master was replaced after a crash, replace the surviving workers gradually */
   onMasterRestart: (() => void) | null = null;
 
@@ -121,20 +121,13 @@ export class ForkSpawner implements Spawner {
     const root = master.root;
     const first = this.firstStarts.get(root);
     if (first) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([first, new Promise<void>((resolve) => (timer = setTimeout(resolve, FIRST_START_WAIT_MS)))]);
-      clearTimeout(timer);
+      await settlesWithin(first, FIRST_START_WAIT_MS);
       return this.forkWorker(await this.currentMaster(), events);
     }
-    if (root.info?.opcache && !this.startedRoots.has(root)) {
-      this.startedRoots.add(root);
+    if (first === undefined && root.info?.opcache) {
       const start = this.forkWorker(master, events);
-      const settled = start.then(
-        () => undefined,
-        () => undefined,
-      );
-      this.firstStarts.set(root, settled);
-      void settled.then(() => this.firstStarts.delete(root));
+      const done = (): void => void this.firstStarts.set(root, null);
+      this.firstStarts.set(root, start.then(done, done));
       return start;
     }
     return this.forkWorker(master, events);
