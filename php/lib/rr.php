@@ -133,12 +133,13 @@ final class Relays
         if ($address === 'pipes' || $address === '') {
             return new StreamRelay(\STDIN, \STDOUT);
         }
-        if (!\preg_match('#^(?<proto>[^:/]+)://(?<arg1>[^:]+)(?::(?<arg2>[^:]+))?$#', $address, $m)) {
+        // the SDK's own pattern (not anchored), which the fork master compiles for its children
+        if (!\preg_match('/(?P<protocol>[^:\/]+):\/\/(?P<arg1>[^:]+)(:(?P<arg2>[^:]+))?/', $address, $m)) {
             throw new ProtocolException("unsupported connection format: $address");
         }
         $arg2 = $m['arg2'] ?? '';
 
-        return match (\strtolower($m['proto'])) {
+        return match (\strtolower($m['protocol'])) {
             'pipes' => new StreamRelay(self::open('php://' . $m['arg1'], 'rb'), self::open('php://' . $arg2, 'wb')),
             'tcp' => \ctype_digit($arg2)
                 ? new SocketRelay($m['arg1'], (int) $arg2, \AF_INET)

@@ -848,3 +848,15 @@ describe('php/master.php start-up and protocol errors', () => {
     assert.match(master.output, /not a msgpack map/);
   });
 });
+
+describe("php/master.php's PCRE warm-up", () => {
+  it('compiles the relay pattern that php/lib/rr.php (like the SDK) matches RR_RELAY against at start', () => {
+    const master = fs.readFileSync(path.join(ROOT, 'php/lib/fork-master.php'), 'utf8');
+    const pattern = /SDK_RELAY_PATTERN = '([^']+)';/.exec(master)?.[1];
+    assert.ok(pattern, 'Master::SDK_RELAY_PATTERN is defined');
+    assert.match(master, /preg_match\(self::SDK_RELAY_PATTERN, /, 'warmUpPcre() matches it');
+    // the PCRE cache is keyed by the pattern string: another spelling would be compiled again in every worker
+    const lib = fs.readFileSync(path.join(ROOT, 'php/lib/rr.php'), 'utf8');
+    assert.ok(lib.includes(`preg_match('${pattern}', $address`), 'php/lib/rr.php parses RR_RELAY with the same pattern');
+  });
+});
