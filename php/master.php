@@ -63,10 +63,10 @@
  *   6. requires the script at the top level of this file (so its top-level variables are globals), then exit(0).
  *
  * Spares (--spares=N, default 0; rrts passes server.fork.spares): the master keeps N children forked ahead of time,
- * parked after steps 1-3 (and step 5, and a rehearsal of the wake's decoding), each blocked on its own socketpair.
+ * parked after steps 1-3 (and steps 4-5 with the env it expects), each blocked on its own socketpair.
  * After parking, the master rehearses a fork request's steps on a sample, so the copy-on-write faults the fork
  * left in its own pages are taken before the next request, not during it. A fork request hands the oldest live spare the env
- * (one message: uint32 LE length + a MessagePack map) and answers its pid at once; the spare then runs steps 4-6.
+ * (one message: uint32 LE length + a MessagePack map, or length 0 for the env it applied when parking) and answers its pid at once; the spare then runs steps 4-6.
  * A spare forked after a fork request also applies that request's env before parking (it is the pool's, so most
  * likely the next one's too); at the wake it applies only what differs. So the fork itself and most of the
  * child's first copy-on-write page faults happen before the request, not during it. The master forks replacement

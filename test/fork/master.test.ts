@@ -628,6 +628,21 @@ describe('php/master.php with --spares=2', () => {
     assert.notEqual((await (await relayB.worker(workers[1]!)).get('/rand')), await (await relayB.worker(workers[2]!)).get('/rand'));
   });
 
+  it('wakes a spare with the env it applied when parking (the usual case) with nothing to decode', async () => {
+    // both spares parked after the last fork above: they expect its env, and this fork sends that env again
+    const expected = { RR_RELAY: relayB.address, RR_MODE: 'jobs-1', RRTS_TEST_EXTRA: 'x' };
+    const spares = await sparesOf(master, 2, workers);
+    assert.equal(spares.length, 2);
+    const got = await master.fork(5, expected);
+    assert.ok(spares.includes(got), `fork 5 took a spare (${got} of ${spares.join(', ')})`);
+    workers.push(got);
+    const env = JSON.parse(await (await relayB.worker(got)).get('/env')) as { server: Record<string, string | null>; env: Record<string, string> };
+    assert.equal(env.server.RR_MODE, 'jobs-1');
+    assert.equal(env.env.RR_MODE, 'jobs-1');
+    assert.equal(env.server.RR_RELAY, relayB.address);
+    assert.equal(env.env.RRTS_TEST_EXTRA, 'x');
+  });
+
   it('forks on request in a burst, and skips a spare that was killed while parked, leaving no zombie', async () => {
     // Right after the forks above the channel was never quiet for long: there may be no spare yet. Wait for them.
     const spares = await sparesOf(master, 2, workers);
