@@ -2,7 +2,7 @@
 // a unix socket and speak the worker protocol, reaping, the msgpack codec across the boundary, and shutdown on EOF.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -873,5 +873,75 @@ describe("php/master.php's PCRE warm-up", () => {
     // the PCRE cache is keyed by the pattern string: another spelling would be compiled again in every worker
     const lib = fs.readFileSync(path.join(ROOT, 'php/lib/rr.php'), 'utf8');
     assert.ok(lib.includes(`preg_match('${pattern}', $address`), 'php/lib/rr.php parses RR_RELAY with the same pattern');
+  });
+});
+
+describe('a forked worker ends without PHP module shutdown (FastExit)', () => {
+  // A real php process requires php/lib/fork-master.php and forks children that end as a worker does (after
+  // FastExit::open() and, once the script returned, FastExit::arm()) or as PHP does by itself; the parent reports
+  // each child's exit status and page faults (pcntl_waitpid's rusage).
+  let result: Record<string, { code: number; minflt: number }>;
+  let out: string;
+  let stdout: string;
+
+  before(() => {
+    const dir = tempDir();
+    out = path.join(dir, 'out.txt');
+    const script = path.join(dir, 'ends.php');
+    fs.writeFileSync(
+      script,
+      `<?php
+declare(strict_types=1);
+require ${JSON.stringify(path.join(ROOT, 'php/lib/fork-master.php'))};
+use Rrts\\Master\\FastExit;
+final class Marker { public function __construct(private string $what) {} public function __destruct() { file_put_contents(${JSON.stringify(out)}, "destructor {$this->what}\\n", FILE_APPEND); } }
+function child(string $how): array {
+    $pid = pcntl_fork();
+    if ($pid === 0) {
+        if ($how !== 'php') FastExit::open();
+        register_shutdown_function(static function () use ($how): void {
+            file_put_contents(${JSON.stringify(out)}, "shutdown function $how\\n", FILE_APPEND);
+            if ($how === 'exit-in-shutdown') exit(4);
+        });
+        $GLOBALS['marker'] = new Marker($how);
+        ob_start();
+        echo "buffered $how\\n";
+        if ($how === 'exit-3') exit(3); // the script exits itself: PHP's own exit, with its status
+        if ($how !== 'php') FastExit::arm(); // what php/master.php does when the script returns
+        exit(0);
+    }
+    pcntl_waitpid($pid, $status, 0, $usage);
+    return ['code' => pcntl_wexitstatus($status), 'minflt' => $usage['ru_minflt']];
+}
+$result = [];
+foreach (['php', 'fast', 'exit-3', 'exit-in-shutdown'] as $how) $result[$how] = child($how);
+fwrite(STDERR, json_encode($result));
+`,
+    );
+    const run = spawnSync('php', ['-d', 'opcache.enable_cli=1', script], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(run.status, 0, run.stderr);
+    result = JSON.parse(run.stderr) as typeof result;
+    stdout = run.stdout;
+  });
+
+  it('runs the shutdown functions, the destructors and the output buffers, and exits 0', () => {
+    const lines = fs.readFileSync(out, 'utf8');
+    for (const how of ['php', 'fast']) {
+      assert.equal(result[how]!.code, 0, how);
+      assert.match(lines, new RegExp(`shutdown function ${how}\\n`));
+      assert.match(lines, new RegExp(`destructor ${how}\\n`));
+      assert.match(stdout, new RegExp(`buffered ${how}\\n`));
+    }
+  });
+
+  it('skips the module shutdown: far fewer copy-on-write page faults than the same exit by PHP', () => {
+    // measured here: ~80 against ~900 with no app (1,500 with the framework)
+    assert.ok(result.fast!.minflt < result.php!.minflt * 0.5, JSON.stringify(result));
+  });
+
+  it('keeps the status of an exit() in the script or in a shutdown function', () => {
+    assert.equal(result['exit-3']!.code, 3);
+    assert.equal(result['exit-in-shutdown']!.code, 4);
+    assert.match(fs.readFileSync(out, 'utf8'), /destructor exit-3\n/);
   });
 });
