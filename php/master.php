@@ -72,8 +72,8 @@
  * A spare forked after a fork request also applies that request's env before parking (it is the pool's, so most
  * likely the next one's too); at the wake it applies only what differs. So the fork itself and most of the
  * child's first copy-on-write page faults happen before the request, not during it. The master forks replacement
- * spares once the channel has been quiet for 20 ms: not while the worker that took one is starting, nor within a
- * burst of fork requests (a pool start or a reset forks on request, as without spares). A spare that finds EOF on
+ * spares once no fork was asked for 20 ms (other messages do not count): not while the worker that took one is
+ * starting, nor within a burst of fork requests (a pool start or a reset forks on request, as without spares). A spare that finds EOF on
  * its socket (the master quit or died) exits 0 without running the script. `ps` shows a parked spare as
  * "rrts: fork spare (master <pid>)"; once woken it shows the master's command line again. Spares are not
  * "children" in ping or reap until handed out; the master SIGKILLs and reaps them when the channel closes, and

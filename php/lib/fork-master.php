@@ -680,11 +680,14 @@ final class Master
     private const USAGE = 'usage: php master.php --script=<worker.php> [--preload=<file>] [--spares=N] [--root --control=<socket>] [-- <script args>]';
     private const MAX_SPARES = 16;
     /**
-     * Spares are refilled once the channel has been quiet this long (us): not while the worker that just took one
-     * is starting on the other core, and not in the middle of a burst of fork requests (a pool start or reset),
-     * which fork on request as without spares.
+     * Spares are refilled once no fork was asked for this long (us): not while the worker that just took one is
+     * starting on the other core, and not in the middle of a burst of fork requests (a pool start or reset), which
+     * fork on request as without spares. Other messages (reap, ping) do not put it off: workers that exit often
+     * would never leave the channel quiet that long.
      */
     private const SPARE_REFILL_IDLE_US = 20_000;
+    /** hrtime() of the last fork request (of the ready message until the first) */
+    private static int $lastForkAt = 0;
     /**
      * The pattern the official SDK (spiral/goridge Relay::create) matches RR_RELAY against when a worker starts:
      * compiled once in the master, every worker finds it in the PCRE cache it inherits (see warmUpPcre()).
@@ -869,11 +872,18 @@ final class Master
     /** The loop. Returns (the script's absolute path) only in a new child, ready to become the worker. */
     public static function serve(): string
     {
+        self::$lastForkAt = \hrtime(true);
         while (true) {
-            if (\count(self::$spares) < self::$spareCount && !self::$channel->waitReadable(self::SPARE_REFILL_IDLE_US)) {
-                $env = self::parkSpares();
-                if ($env !== null) {
-                    return self::becomeWorker($env); // a spare that was handed its env
+            if (\count(self::$spares) < self::$spareCount) {
+                $quietFor = self::SPARE_REFILL_IDLE_US - \intdiv(\hrtime(true) - self::$lastForkAt, 1000);
+                if (!self::$channel->waitReadable(\max(0, $quietFor))) {
+                    if ($quietFor > 0) {
+                        continue; // timed out (or a signal woke it early): look at the time again
+                    }
+                    $env = self::parkSpares();
+                    if ($env !== null) {
+                        return self::becomeWorker($env); // a spare that was handed its env
+                    }
                 }
             }
             $message = self::$channel->receiveOrExit('master');
@@ -903,6 +913,7 @@ final class Master
     /** Parent: answers and returns null. Child: returns the env to apply. */
     private static function fork(array $message): ?array
     {
+        self::$lastForkAt = \hrtime(true);
         $env = $message['env'] ?? [];
         $problem = self::checkEnv($env);
         if ($problem !== null) {

@@ -17,7 +17,9 @@
 //      worker's smaps_rollup fields. Ratio fork / exec total PSS (target <= 0.15).
 //   2. worker start latency: the spawner classes from dist/ directly (ExecSpawner, ForkSpawner; pino at
 //      'silent'), 30 sequential `await spawner.spawnWorker({})` after one untimed warm-up, each worker stopped
-//      afterwards (not timed), p50/p95 for the framework app and for php/worker.php (hello; fork without preload).
+//      afterwards (not timed) and the next start 50 ms later (SAMPLE_GAP_MS: a fork master refills its spare 20 ms
+//      after a fork, so with spares each sample is a start from a parked spare, and without spares a fork on
+//      request), p50/p95 for the framework app and for php/worker.php (hello; fork without preload).
 //      Also: the master's answer to `fork`, the new worker's page faults until ready, and the machine's fork floor
 //      (pcntl_fork() until the child runs, in php). Targets: exec p50 / fork p50 >= 80, fork p50 <= 3 ms.
 //   3. reset: `rrts serve` with 4 and 16 workers per mode, reset as `rrts reset http` does it (resetter.Reset over
@@ -246,6 +248,9 @@ async function measureFpmMemory(tmpDir, requests, readMemory) {
 
 // ---------------------------------------------------------------------------------------------- start latency
 
+/** Between two start samples: more than the 20 ms after a fork when a fork master refills its spare. */
+const SAMPLE_GAP_MS = 50;
+
 async function measureStart({ app, mode, spares, samples, ExecSpawner, ForkSpawner, logger }) {
   const script = app === 'framework' ? APP_WORKER : HELLO_WORKER;
   const env = { ...process.env, RR_RELAY: 'pipes', RR_MODE: 'http', RR_VERSION: '2025.1.15' };
@@ -291,12 +296,14 @@ async function measureStart({ app, mode, spares, samples, ExecSpawner, ForkSpawn
     return { ms, stopMs, faults, forkAnswerMs };
   };
   const warm = await one(); // not counted: the first fork compiles the worker script into the shared opcache
+  await sleep(SAMPLE_GAP_MS);
   const times = [];
   const stops = [];
   const faults = [];
   const answers = [];
   for (let i = 0; i < samples; i++) {
     const r = await one();
+    await sleep(SAMPLE_GAP_MS);
     times.push(r.ms);
     stops.push(r.stopMs);
     if (r.faults !== null) faults.push(r.faults);
@@ -593,7 +600,7 @@ async function main() {
     ),
   );
   out.push('');
-  out.push(`2. Worker start latency: spawner.spawnWorker() to ready (pid handshake), ${samples} sequential samples after 1 warm-up`);
+  out.push(`2. Worker start latency: spawner.spawnWorker() to ready (pid handshake), ${samples} sequential samples 50 ms apart after 1 warm-up`);
   out.push(
     table(
       ['app', 'mode (spares)', 'p50 ms', 'p95 ms', 'min', 'max', 'first (warm-up)', 'spawner start ms', 'fork answer p50', 'faults at ready', 'stop p50 ms'],

@@ -643,6 +643,22 @@ describe('php/master.php with --spares=2', () => {
     assert.equal(env.env.RRTS_TEST_EXTRA, 'x');
   });
 
+  it('refills its spares 20 ms after the last fork, even while other messages keep coming', async () => {
+    const spares = await sparesOf(master, 2, workers);
+    assert.equal(spares.length, 2);
+    workers.push(await master.fork(6, { RR_RELAY: relayA.address, RR_MODE: 'http' }));
+    // a ping every 5 ms: the channel is never quiet for 20 ms, as with workers exiting (reaps) under load
+    const until = Date.now() + 2_000;
+    let pong: Message = {};
+    let pings = 0;
+    while (Date.now() < until) {
+      pong = await master.request({ op: 'ping', id: 100 + pings++ });
+      if (pong.spares === 2) break;
+      await sleep(5);
+    }
+    assert.equal(pong.spares, 2, `refilled while pinged (${pings} pings)`);
+  });
+
   it('forks on request in a burst, and skips a spare that was killed while parked, leaving no zombie', async () => {
     // Right after the forks above the channel was never quiet for long: there may be no spare yet. Wait for them.
     const spares = await sparesOf(master, 2, workers);
