@@ -54,7 +54,8 @@
  * The child, right after pcntl_fork() returns 0:
  *   1. closes the control channel (fclose), so only the master holds it (php://fd/3 is a dup: the bare fd 3 is
  *      closed in the master at start where FFI allows, see Channel::closeInheritedDescriptor());
- *   2. restores the default handler of every signal the master (or the preload) changed, async signals off;
+ *   2. restores the default handler of every signal the master (or the preload) changed, async signals off, and
+ *      the cycle collector as the preload left it (the master's loop runs without it);
  *   3. reseeds mt_rand() (rand() and srand() are its aliases) from random_int(), so no two workers share the
  *      random state the preload may have consumed;
  *   4. sets every entry of the fork's env in $_SERVER (what the SDK reads), $_ENV and putenv();

@@ -521,6 +521,7 @@ while ($request = $http->waitRequest()) {
         'file' => __FILE__,
         'asyncSignals' => pcntl_async_signals(),
         'sigterm' => pcntl_signal_get_handler(SIGTERM),
+        'gc' => gc_enabled(),
     ]));
 }
 `,
@@ -555,6 +556,7 @@ while ($request = $http->waitRequest()) {
       assert.equal(a.file, fs.realpathSync(path.join(dir, 'worker.php')));
       assert.equal(a.asyncSignals, false);
       assert.equal(a.sigterm, 0, 'SIGTERM is back to SIG_DFL');
+      assert.equal(a.gc, true, 'the cycle collector is on again (the master runs without it)');
     }
     assert.notEqual(answers[0]!.rand, answers[1]!.rand, 'the children were reseeded after the fork');
   });
