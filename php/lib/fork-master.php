@@ -370,8 +370,8 @@ final class Channel
  * So a worker opens a stream of this wrapper before its script runs: PHP closes resources newest first, after the
  * shutdown functions, the destructors, the output buffers, the extensions' request shutdown (sessions are written)
  * and freeing the objects, so this one closes after every resource the script opened. If the script returned (an
- * exit() in it or an uncaught error keeps PHP's own exit and its status) and no shutdown function called exit(),
- * its close ends the process with _exit(0) through FFI. What it skips is invisible to the script: freeing memory
+ * exit() in it or an uncaught error keeps PHP's own exit and its status), no shutdown function called exit() and
+ * no fatal error came after it (a destructor's), its close ends the process with _exit(0) through FFI. What it skips is invisible to the script: freeing memory
  * and the extensions' module shutdown; persistent connections are closed by the kernel rather than said goodbye
  * to. Without FFI (not loaded, or ffi.enable=0) the exit stays PHP's own.
  */
@@ -413,6 +413,10 @@ final class FastExit
     {
         if (!self::$armed) {
             return; // closed by the script (fclose on every resource), or not a clean exit: PHP's own
+        }
+        $error = \error_get_last();
+        if ($error !== null && ($error['type'] & (\E_ERROR | \E_CORE_ERROR | \E_COMPILE_ERROR | \E_USER_ERROR | \E_RECOVERABLE_ERROR)) !== 0) {
+            return; // a fatal error after the script returned (in a destructor, say): PHP's exit, status 255
         }
         try {
             \FFI::cdef('void _exit(int status);')->_exit(0);
@@ -1052,7 +1056,7 @@ final class Master
     private static function rehearseSdkStart(): void
     {
         require __DIR__ . '/rehearsal.php';
-        $socket = @\socket_create(\AF_UNIX, \SOCK_STREAM, 0);
+        $socket = \function_exists('socket_create') ? @\socket_create(\AF_UNIX, \SOCK_STREAM, 0) : false;
         if ($socket !== false) {
             @\socket_connect($socket, '/nonexistent/rrts-rehearsal.sock'); // fails: only the code path is wanted
             \socket_close($socket);

@@ -912,7 +912,7 @@ describe('a forked worker ends without PHP module shutdown (FastExit)', () => {
 declare(strict_types=1);
 require ${JSON.stringify(path.join(ROOT, 'php/lib/fork-master.php'))};
 use Rrts\\Master\\FastExit;
-final class Marker { public function __construct(private string $what) {} public function __destruct() { file_put_contents(${JSON.stringify(out)}, "destructor {$this->what}\\n", FILE_APPEND); } }
+final class Marker { public function __construct(private string $what) {} public function __destruct() { file_put_contents(${JSON.stringify(out)}, "destructor {$this->what}\\n", FILE_APPEND); if ($this->what === 'fatal-in-destructor') throw new RuntimeException('thrown at shutdown'); } }
 function child(string $how): array {
     $pid = pcntl_fork();
     if ($pid === 0) {
@@ -932,13 +932,13 @@ function child(string $how): array {
     return ['code' => pcntl_wexitstatus($status), 'minflt' => $usage['ru_minflt']];
 }
 $result = [];
-foreach (['php', 'fast', 'exit-3', 'exit-in-shutdown'] as $how) $result[$how] = child($how);
-fwrite(STDERR, json_encode($result));
+foreach (['php', 'fast', 'exit-3', 'exit-in-shutdown', 'fatal-in-destructor'] as $how) $result[$how] = child($how);
+file_put_contents(${JSON.stringify(out)} . '.json', json_encode($result));
 `,
     );
     const run = spawnSync('php', ['-d', 'opcache.enable_cli=1', script], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(run.status, 0, run.stderr);
-    result = JSON.parse(run.stderr) as typeof result;
+    result = JSON.parse(fs.readFileSync(`${out}.json`, 'utf8')) as typeof result;
     stdout = run.stdout;
   });
 
@@ -957,9 +957,10 @@ fwrite(STDERR, json_encode($result));
     assert.ok(result.fast!.minflt < result.php!.minflt * 0.5, JSON.stringify(result));
   });
 
-  it('keeps the status of an exit() in the script or in a shutdown function', () => {
+  it('keeps the status of an exit() in the script or in a shutdown function, and of a fatal error at shutdown', () => {
     assert.equal(result['exit-3']!.code, 3);
     assert.equal(result['exit-in-shutdown']!.code, 4);
+    assert.equal(result['fatal-in-destructor']!.code, 255, 'an exception thrown by a destructor after the script returned');
     assert.match(fs.readFileSync(out, 'utf8'), /destructor exit-3\n/);
   });
 });
