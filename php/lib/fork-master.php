@@ -371,9 +371,10 @@ final class Channel
  * shutdown functions, the destructors, the output buffers, the extensions' request shutdown (sessions are written)
  * and freeing the objects, so this one closes after every resource the script opened. If the script returned (an
  * exit() in it or an uncaught error keeps PHP's own exit and its status), no shutdown function called exit() and
- * no fatal error came after it (a destructor's), its close ends the process with _exit(0) through FFI. What it skips is invisible to the script: freeing memory
- * and the extensions' module shutdown; persistent connections are closed by the kernel rather than said goodbye
- * to. Without FFI (not loaded, or ffi.enable=0) the exit stays PHP's own.
+ * no fatal error came after it (a destructor's), its close ends the process with _exit(0) through FFI. What it
+ * skips is invisible to the script: freeing memory and the extensions' module shutdown; persistent connections
+ * are closed by the kernel rather than said goodbye to. Without FFI (not loaded, or ffi.enable=0) the exit stays
+ * PHP's own.
  */
 final class FastExit
 {
@@ -387,8 +388,11 @@ final class FastExit
     /** In a new child, before the script or the spare's wait: open the stream (once). */
     public static function open(): void
     {
-        if (self::$stream !== null || !\extension_loaded('ffi') || !\stream_wrapper_register(self::PROTOCOL, self::class)) {
+        if (self::$stream !== null || !\extension_loaded('ffi')) {
             return;
+        }
+        if (!@\stream_wrapper_register(self::PROTOCOL, self::class)) {
+            return; // taken (by the preload?): PHP's own exit
         }
         self::$stream = \fopen(self::PROTOCOL . '://', 'r') ?: null;
     }
@@ -414,8 +418,8 @@ final class FastExit
         if (!self::$armed) {
             return; // closed by the script (fclose on every resource), or not a clean exit: PHP's own
         }
-        $error = \error_get_last();
-        if ($error !== null && ($error['type'] & (\E_ERROR | \E_CORE_ERROR | \E_COMPILE_ERROR | \E_USER_ERROR | \E_RECOVERABLE_ERROR)) !== 0) {
+        $fatal = \E_ERROR | \E_CORE_ERROR | \E_COMPILE_ERROR | \E_USER_ERROR | \E_RECOVERABLE_ERROR;
+        if ((\error_get_last()['type'] ?? 0) & $fatal) {
             return; // a fatal error after the script returned (in a destructor, say): PHP's exit, status 255
         }
         try {
@@ -848,8 +852,8 @@ final class Master
         self::warmUpPcre();
         require __DIR__ . '/rehearsal.php'; // cached, for the spares' rehearsal (see rehearseSdkStart())
         // The loop makes no cycles (arrays of scalars), so the cycle collector has nothing to find there, and each
-        // run after a fork wrote to pages the new child shares (~20 copy-on-write faults). One run now, for the
-        // preload's garbage; the children get the collector back as the preload left it.
+        // run after a fork wrote to pages the new child shares (its copy-on-write faults showed in `perf` during
+        // a reset's forks). One run now, for the preload's garbage; the children get it back as the preload left it.
         self::$gcEnabled = \gc_enabled();
         \gc_collect_cycles();
         \gc_disable();
@@ -868,7 +872,8 @@ final class Master
      * dynamic linker binding libpcre2's compile functions, PCRE's character tables for the locale, the JIT's first
      * code chunk, and the compile itself. Every SDK worker matches one at start (Relay::create parses RR_RELAY).
      * One match here, after the preload (its locale), does that setup once for every child, and compiling the
-     * SDK's own pattern puts it in the PCRE cache the children inherit. Costs the master a few KiB.
+     * SDK's own pattern puts it in the PCRE cache the children inherit. The master then maps the file pages that
+     * setup reads (~0.4 MiB: libpcre2's compiler, the libraries' symbol tables) instead of every worker.
      */
     private static function warmUpPcre(): void
     {
