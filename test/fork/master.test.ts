@@ -522,6 +522,7 @@ while ($request = $http->waitRequest()) {
         'asyncSignals' => pcntl_async_signals(),
         'sigterm' => pcntl_signal_get_handler(SIGTERM),
         'gc' => gc_enabled(),
+        'fastExit' => in_array('rrts-fast-exit', stream_get_wrappers(), true),
     ]));
 }
 `,
@@ -557,6 +558,7 @@ while ($request = $http->waitRequest()) {
       assert.equal(a.asyncSignals, false);
       assert.equal(a.sigterm, 0, 'SIGTERM is back to SIG_DFL');
       assert.equal(a.gc, true, 'the cycle collector is on again (the master runs without it)');
+      assert.equal(a.fastExit, true, 'FastExit opened its stream before the script (php/lib/fork-master.php)');
     }
     assert.notEqual(answers[0]!.rand, answers[1]!.rand, 'the children were reseeded after the fork');
   });
