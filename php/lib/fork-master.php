@@ -216,6 +216,23 @@ final class MsgPack
     }
 }
 
+/** libc through FFI: where the extension is loaded and allowed for the CLI (ffi.enable=preload, the default). */
+final class Libc
+{
+    /** The declared functions, or null when FFI is not loaded or not allowed here. */
+    public static function declare(string $declarations): ?\FFI
+    {
+        if (!\extension_loaded('ffi')) {
+            return null;
+        }
+        try {
+            return \FFI::cdef($declarations);
+        } catch (\Throwable) {
+            return null; // ffi.enable=0
+        }
+    }
+}
+
 /** The control channel on fd 3: one goridge frame (flags CODEC_MSGPACK, no options) per message. */
 final class Channel
 {
@@ -350,14 +367,7 @@ final class Channel
      */
     private static function closeInheritedDescriptor(): void
     {
-        if (!\extension_loaded('ffi')) {
-            return;
-        }
-        try {
-            \FFI::cdef('int close(int fd);')->close(3);
-        } catch (\Throwable) {
-            // FFI restricted: keep the copy
-        }
+        Libc::declare('int close(int fd);')?->close(3);
     }
 }
 
@@ -422,11 +432,7 @@ final class FastExit
         if ((\error_get_last()['type'] ?? 0) & $fatal) {
             return; // a fatal error after the script returned (in a destructor, say): PHP's exit, status 255
         }
-        try {
-            \FFI::cdef('void _exit(int status);')->_exit(0);
-        } catch (\Throwable) {
-            // FFI restricted: PHP's own exit
-        }
+        Libc::declare('void _exit(int status);')?->_exit(0); // null (FFI not allowed): PHP's own exit
     }
 }
 
@@ -604,13 +610,9 @@ final class Root
      */
     private static function pageOutStartupPages(): void
     {
-        if (!\extension_loaded('ffi') || \PHP_OS_FAMILY !== 'Linux') {
+        $libc = \PHP_OS_FAMILY === 'Linux' ? Libc::declare('int madvise(uintptr_t addr, size_t length, int advice);') : null;
+        if ($libc === null) {
             return;
-        }
-        try {
-            $libc = \FFI::cdef('int madvise(uintptr_t addr, size_t length, int advice);');
-        } catch (\Throwable) {
-            return; // FFI restricted (ffi.enable=0)
         }
         $maps = @\file('/proc/self/maps', \FILE_IGNORE_NEW_LINES) ?: [];
         foreach ($maps as $line) {
@@ -850,7 +852,7 @@ final class Master
         }
         self::$savedIni = [];
         self::warmUpPcre();
-        require __DIR__ . '/rehearsal.php'; // cached, for the spares' rehearsal (see rehearseSdkStart())
+        require __DIR__ . '/rehearsal.php'; // cached, for the spares' rehearsal (see rehearseWake())
         // The loop makes no cycles (arrays of scalars), so the cycle collector has nothing to find there, and each
         // run after a fork wrote to pages the new child shares (its copy-on-write faults showed in `perf` during
         // a reset's forks). One run now, for the preload's garbage; the children get it back as the preload left it.
@@ -912,9 +914,7 @@ final class Master
             if ($op === 'fork') {
                 $env = self::fork($message);
                 if ($env !== null) {
-                    self::forgetInherited();
-                    self::resetProcessState();
-                    FastExit::open();
+                    self::prepareChild();
 
                     return self::becomeWorker($env);
                 }
@@ -1002,16 +1002,10 @@ final class Master
                 self::setTitle(self::SPARE_TITLE . ' (master ' . \posix_getppid() . ')'); // first: `ps` never shows it as a worker
                 \fclose($ours);
                 $expected = self::$lastEnv;
-                self::forgetInherited();
-                self::resetProcessState();
-                FastExit::open();
+                self::prepareChild();
                 self::applyEnv($expected); // most likely the env of the next request too (it is the pool's)
                 self::setScriptGlobals();
-                \realpath(self::$scriptPath); // and the script's realpath cache entry: fewer page faults after the wake
-                // a MessagePack round trip of the env, now: it takes the copy-on-write faults of the allocator pages
-                // the script's start writes next (and decoding, if the env differs) while nothing waits (~10 fewer)
-                MsgPack::decode(MsgPack::encode($expected));
-                self::rehearseSdkStart();
+                self::rehearseWake($expected);
                 $env = Spare::awaitEnv($theirs, $expected);
                 self::setTitle(self::$title);
                 if ($env === null) {
@@ -1045,21 +1039,26 @@ final class Master
     {
         $request = MsgPack::encode(['op' => 'fork', 'id' => 1, 'env' => self::$lastEnv]);
         $message = MsgPack::decode($request);
-        self::checkEnv($message['env'] ?? []);
-        $handOver = MsgPack::encode($message['env'] ?? []);
-        \pack('V', \strlen($handOver));
+        $env = $message['env'] ?? [];
+        self::checkEnv($env);
+        \pack('V', $env === self::$lastEnv ? 0 : \strlen(MsgPack::encode($env))); // Spare::handOver()
         MsgPack::encode(['op' => 'forked', 'id' => 1, 'pid' => \getmypid()]);
     }
 
     /**
-     * In a spare: what happens first after the wake, on nothing: a require (of the empty lib/rehearsal.php, which
-     * the master required once already), and what the SDK does first (a unix socket and its connect, the JSON of
-     * the pid handshake, a frame header). Their code pages are mapped and their first allocations made before the
-     * wake, not after it: 19-22 -> 13-15 page faults on the start's path here. A worker makes the same writes
-     * anyway, so the spare holds nothing a worker would not.
+     * In a spare, before it parks: what happens first after the wake, on nothing. The script's realpath cache
+     * entry, a MessagePack round trip of the env (decoding a wake-up message, and allocator pages the start writes
+     * next), a require (of the empty lib/rehearsal.php, which the master required once already), and what the SDK
+     * does first (a unix socket and its connect, the JSON of the pid handshake, a frame header). Their code pages
+     * are mapped and their first allocations made before the wake, not after it: ~70 -> 13-16 page faults on the
+     * start's path here. A worker makes the same writes anyway, so the spare holds nothing a worker would not.
+     *
+     * @param array<string, string> $expected the env the spare applied
      */
-    private static function rehearseSdkStart(): void
+    private static function rehearseWake(array $expected): void
     {
+        \realpath(self::$scriptPath);
+        MsgPack::decode(MsgPack::encode($expected));
         require __DIR__ . '/rehearsal.php';
         $socket = \function_exists('socket_create') ? @\socket_create(\AF_UNIX, \SOCK_STREAM, 0) : false;
         if ($socket !== false) {
@@ -1163,6 +1162,14 @@ final class Master
         }
         self::$spares = [];
         self::$spareCount = 0;
+    }
+
+    /** Child steps 1-3 (see the top comment), and the stream of its exit (FastExit): a direct fork and a spare. */
+    private static function prepareChild(): void
+    {
+        self::forgetInherited();
+        self::resetProcessState();
+        FastExit::open();
     }
 
     /** Child steps 2-3 (see the top comment). */
