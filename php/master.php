@@ -51,26 +51,31 @@
  * other processes map are skipped by the kernel). `ps` shows the root as "rrts: fork root: <command line>", the
  * masters and workers with the command line without " --root --control=...".
  *
- * The child, right after pcntl_fork() returns 0:
+ * The child, right after pcntl_fork() returns 0 (steps 4 and 5 are done by the master before it forks, and
+ * inherited: each child would otherwise copy the pages they write, which it shares with the master):
  *   1. closes the control channel (fclose), so only the master holds it (php://fd/3 is a dup: the bare fd 3 is
  *      closed in the master at start where FFI allows, see Channel::closeInheritedDescriptor());
  *   2. restores the default handler of every signal the master (or the preload) changed, async signals off, and
  *      the cycle collector as the preload left it (the master's loop runs without it);
  *   3. reseeds mt_rand() (rand() and srand() are its aliases) from random_int(), so no two workers share the
  *      random state the preload may have consumed;
- *   4. sets every entry of the fork's env in $_SERVER (what the SDK reads), $_ENV and putenv();
- *   5. sets $argv/$argc, $_SERVER['argv'/'argc'/'SCRIPT_FILENAME'/'SCRIPT_NAME'/'PHP_SELF'/'PATH_TRANSLATED'] as
- *      `php <script> <args>` would (the script path exactly as given), REQUEST_TIME(_FLOAT) to the fork's time;
+ *   4. has every entry of the fork's env in $_SERVER (what the SDK reads), $_ENV and putenv() (the master sets
+ *      them before each fork, and puts back what an earlier fork's env set that this one does not have; a pool's
+ *      env does not change, so that is done once);
+ *   5. has $argv/$argc, $_SERVER['argv'/'argc'/'SCRIPT_FILENAME'/'SCRIPT_NAME'/'PHP_SELF'/'PATH_TRANSLATED'] as
+ *      `php <script> <args>` would (the script path exactly as given; the master sets them after its preload),
+ *      and sets REQUEST_TIME(_FLOAT) to the fork's time;
  *   6. requires the script at the top level of this file (so its top-level variables are globals), then exit(0);
- *      a script that returned ends without PHP's module shutdown (FastExit in lib/fork-master.php: opened before
- *      step 4, it saved ~30 ms of CPU and ~800 page copies per exit here), one that called exit() with PHP's own.
+ *      a script that returned ends without PHP's module shutdown (FastExit in lib/fork-master.php: its stream is
+ *      opened by the master after the preload, it saved ~30 ms of CPU and ~800 page copies per exit here), one that
+ *      called exit() with PHP's own.
  *
  * Spares (--spares=N, default 0; rrts passes server.fork.spares): the master keeps N children forked ahead of time,
- * parked after steps 1-3 (and steps 4-5 with the env it expects), each blocked on its own socketpair.
+ * parked after steps 1-3 (with the env of the last fork request), each blocked on its own socketpair.
  * After parking, the master rehearses a fork request's steps on a sample, so the copy-on-write faults the fork
  * left in its own pages are taken before the next request, not during it. A fork request hands the oldest live spare the env
  * (one message: uint32 LE length + a MessagePack map, or length 0 for the env it applied when parking) and answers its pid at once; the spare then runs steps 4-6.
- * A spare forked after a fork request also applies that request's env before parking (it is the pool's, so most
+ * A spare forked after a fork request has that request's env, as the master applied it (it is the pool's, so most
  * likely the next one's too); at the wake it applies only what differs. So the fork itself and most of the
  * child's first copy-on-write page faults happen before the request, not during it. The master forks replacement
  * spares once no fork was asked for 20 ms (other messages do not count): not while the worker that took one is

@@ -377,7 +377,8 @@ final class Channel
  * shared with the master, so freeing it copies it first. That took ~50 ms of CPU and ~1,500 page faults (~6 MiB
  * copied only to be freed) per worker exit here, against ~20 ms and ~700 faults without the module shutdown.
  *
- * So a worker opens a stream of this wrapper before its script runs: PHP closes resources newest first, after the
+ * So a worker has a stream of this wrapper open before its script runs (the master opens it after the preload and
+ * every child inherits it): PHP closes resources newest first, after the
  * shutdown functions, the destructors, the output buffers, the extensions' request shutdown (sessions are written)
  * and freeing the objects, so this one closes after every resource the script opened. If the script returned (an
  * exit() in it or an uncaught error keeps PHP's own exit and its status), no shutdown function called exit() and
@@ -395,7 +396,7 @@ final class FastExit
     /** @var resource|null set by PHP on every stream wrapper instance */
     public mixed $context = null;
 
-    /** In a new child, before the script or the spare's wait: open the stream (once). */
+    /** In the master after the preload: open the stream (once); every child inherits it, open before its script. */
     public static function open(): void
     {
         if (self::$stream !== null || !\extension_loaded('ffi')) {
@@ -726,8 +727,13 @@ final class Master
     private static array $spares = [];
     /** @var array<string, string> the env of the last fork request: spares forked after it apply it before parking */
     private static array $lastEnv = [];
-    /** @var array<string, string> in a spare: the env it applied before parking */
+    /**
+     * @var array<string, string> the fork env this process applied (the master applies each request's before it
+     * forks, so its children inherit it; a spare applied the one it expected)
+     */
     private static array $appliedEnv = [];
+    /** @var array<string, array{mixed, mixed, string|false}> $_SERVER, $_ENV and getenv() of a name before applyEnv() set it */
+    private static array $envBefore = [];
     /** --root: this process is the root; --control: the socket a generation master connects to */
     private static bool $root = false;
     private static ?string $control = null;
@@ -866,6 +872,10 @@ final class Master
                 $resources++;
             }
         }
+        // What every child would otherwise write into pages it shares with the master, done once here: the
+        // script's $argv and SCRIPT_* entries (child step 5) and FastExit's stream (opened after the preload's).
+        self::setScriptGlobals();
+        FastExit::open();
         self::answer(self::readyMessage(self::$preload, $resources));
     }
 
@@ -940,6 +950,7 @@ final class Master
             return null;
         }
         self::$lastEnv = $env;
+        self::applyEnv($env); // here, once: the children forked from now on inherit it (usually a no-op)
         $spare = self::takeSpare($env);
         if ($spare !== null) {
             self::$children[$spare] = true;
@@ -1001,10 +1012,8 @@ final class Master
             if ($pid === 0) {
                 self::setTitle(self::SPARE_TITLE . ' (master ' . \posix_getppid() . ')'); // first: `ps` never shows it as a worker
                 \fclose($ours);
-                $expected = self::$lastEnv;
+                $expected = self::$lastEnv; // applied by the master (most likely the next request's too: the pool's)
                 self::prepareChild();
-                self::applyEnv($expected); // most likely the env of the next request too (it is the pool's)
-                self::setScriptGlobals();
                 self::rehearseWake($expected);
                 $env = Spare::awaitEnv($theirs, $expected);
                 self::setTitle(self::$title);
@@ -1164,12 +1173,11 @@ final class Master
         self::$spareCount = 0;
     }
 
-    /** Child steps 1-3 (see the top comment), and the stream of its exit (FastExit): a direct fork and a spare. */
+    /** Child steps 1-3 (see the top comment): a direct fork and a spare. */
     private static function prepareChild(): void
     {
         self::forgetInherited();
         self::resetProcessState();
-        FastExit::open();
     }
 
     /** Child steps 2-3 (see the top comment). */
@@ -1191,23 +1199,49 @@ final class Master
         \mt_srand(\random_int(\PHP_INT_MIN, \PHP_INT_MAX));
     }
 
-    /** Child step 4 for every variable not already applied with this value (a spare applies the expected env). */
+    /**
+     * Step 4: sets every variable of the env not already applied with this value, and puts back the ones an earlier
+     * env set that this one does not have. Runs in the master before each fork (the children inherit the result:
+     * a pool's env does not change, so after the first fork it writes nothing), and in a spare woken with an env
+     * other than the one it expected.
+     */
     private static function applyEnv(array $env): void
     {
+        foreach (self::$appliedEnv as $name => $value) {
+            if (!\array_key_exists($name, $env)) {
+                [$server, $environment, $real] = self::$envBefore[$name];
+                self::setEnvEntry($name, $server, $environment, $real);
+                unset(self::$appliedEnv[$name], self::$envBefore[$name]);
+            }
+        }
         foreach ($env as $name => $value) {
             $name = (string) $name;
             if ((self::$appliedEnv[$name] ?? null) === $value) {
                 continue;
             }
-            $_SERVER[$name] = $value;
-            $_ENV[$name] = $value;
-            \putenv("$name=$value");
+            self::$envBefore[$name] ??= [$_SERVER[$name] ?? null, $_ENV[$name] ?? null, \getenv($name)];
+            self::setEnvEntry($name, $value, $value, $value);
             self::$appliedEnv[$name] = $value;
         }
     }
 
-    /** Child steps 4-5, after steps 1-3 (done at once, or when the spare was parked); returns the script to require. */
-    /** $argv, $argc and the SCRIPT_* entries as `php <script> <args>` sets them (a spare sets them before parking). */
+    /** $_SERVER[$name], $_ENV[$name] and the process environment's entry; null (false for the last) removes it. */
+    private static function setEnvEntry(string $name, mixed $server, mixed $environment, string|false $real): void
+    {
+        if ($server === null) {
+            unset($_SERVER[$name]);
+        } else {
+            $_SERVER[$name] = $server;
+        }
+        if ($environment === null) {
+            unset($_ENV[$name]);
+        } else {
+            $_ENV[$name] = $environment;
+        }
+        \putenv($real === false ? $name : "$name=$real");
+    }
+
+    /** Step 5: $argv, $argc and the SCRIPT_* entries as `php <script> <args>` sets them; once, in the master. */
     private static function setScriptGlobals(): void
     {
         $argv = [self::$script, ...self::$scriptArgs];
@@ -1218,10 +1252,10 @@ final class Master
         }
     }
 
+    /** The last of steps 4-5 in a new child (a spare: when it is woken); returns the script to require. */
     private static function becomeWorker(array $env): string
     {
-        self::applyEnv($env);
-        self::setScriptGlobals();
+        self::applyEnv($env); // a direct fork inherited it; a spare woken with another env than it expected
         $_SERVER['REQUEST_TIME_FLOAT'] = \microtime(true);
         $_SERVER['REQUEST_TIME'] = (int) $_SERVER['REQUEST_TIME_FLOAT'];
 

@@ -100,6 +100,9 @@ function socketInodes(pid: number, skip: number[] = []): Set<string> {
   return inodes;
 }
 
+/** The fixture's /env answer: four RR_ entries of $_SERVER, getenv() and $_ENV. */
+type EnvReport = { server: Record<string, string | null>; env: Record<string, string>; envArray: Record<string, string> };
+
 /** The environment of the test process without the fixture's boot switches. */
 function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -372,6 +375,25 @@ describe('php/master.php with the fixture worker', () => {
     assert.equal(b.env.RR_RELAY, relayB.address);
     assert.equal(b.env.RRTS_TEST_UTF8, utf8, 'UTF-8 survives msgpack -> putenv');
     assert.equal(b.env.RRTS_TEST_LONG, long);
+  });
+
+  it('gives a child no variable of an earlier fork env that its own env does not have', async () => {
+    // the master applies each fork's env before forking: what the second fork set must be put back
+    const third = await master.fork(3, { RR_RELAY: relayA.address, RR_MODE: 'http' });
+    try {
+      const got = JSON.parse(await (await relayA.worker(third)).get('/env')) as EnvReport;
+      assert.equal(got.server.RR_MODE, 'http');
+      assert.equal(got.env.RR_RELAY, relayA.address);
+      for (const name of ['RRTS_TEST_UTF8', 'RRTS_TEST_LONG']) {
+        assert.equal(got.env[name], undefined, `getenv('${name}') of the second fork`);
+        assert.equal(got.envArray[name], undefined, `$_ENV['${name}'] of the second fork`);
+      }
+      const secondGot = JSON.parse(await (await relayB.worker(second)).get('/env')) as EnvReport;
+      assert.equal(secondGot.envArray.RRTS_TEST_UTF8, utf8, 'the second child has it in $_ENV too');
+    } finally {
+      process.kill(third, 'SIGKILL'); // the tests below count two children
+      assert.equal((await master.reapWhenGone(third)).done, true);
+    }
   });
 
   it('does not leave its control channel in the children', async (t) => {
@@ -672,6 +694,13 @@ describe('php/master.php with --spares=2', () => {
     const [a, b, c] = [await master.fork(10, { RR_RELAY: relayA.address }), await master.fork(11, { RR_RELAY: relayA.address }), await master.fork(12, { RR_RELAY: relayA.address })];
     assert.equal(a, spares[1], 'the dead spare was skipped for the live one');
     assert.ok(![spares[0], spares[1]].includes(b) && ![spares[0], spares[1]].includes(c), 'then forked on request');
+    // the spare parked with RR_MODE=http (fork 6) and the master applied it too: this env has no RR_MODE, so both
+    // put the master's own back
+    for (const pid of [a, b]) {
+      const got = JSON.parse(await (await relayA.worker(pid)).get('/env')) as EnvReport;
+      assert.equal(got.server.RR_MODE, 'master-mode', `$_SERVER['RR_MODE'] of ${pid === a ? 'the spare' : 'a direct fork'}`);
+      assert.equal(got.env.RR_MODE, 'master-mode', `getenv('RR_MODE') of ${pid === a ? 'the spare' : 'a direct fork'}`);
+    }
     for (const pid of [a, b, c]) {
       workers.push(pid);
       assert.equal(await (await relayA.worker(pid)).get('/pid'), String(pid));
