@@ -14,7 +14,9 @@
  * Control channel: file descriptor 3 (a unix socketpair from Node), never stdout. Each message is ONE goridge v3
  * frame: byte0 0x13, byte1 flags 0x10 (CODEC_MSGPACK), payload length uint32 LE, CRC32 of bytes 0..5 uint32 LE,
  * byte10 0, byte11 0, no options; the payload is a MessagePack map with string keys. Every answer carries the
- * request's `id` when the request had one.
+ * request's `id` when the request had one. Requests already waiting when the master reads one (up to 64) are
+ * handled in order and answered together after the last of them: the forks of a burst (a pool start, a reset)
+ * follow one another with nothing in between, and their workers may connect before rrts has their pids.
  *   master -> rrts, once, after the preload:
  *     {op: "ready", pid, php: PHP_VERSION, opcache: bool, preload: path as given | nil,
  *      resources: open stream resources besides STDIN/STDOUT/STDERR and the channel (a preload holding connections)}

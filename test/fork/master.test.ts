@@ -100,6 +100,20 @@ function socketInodes(pid: number, skip: number[] = []): Set<string> {
   return inodes;
 }
 
+/** Pids of the processes started with this NAME=value in their environment. */
+function processesWithEnv(entry: string): number[] {
+  const found: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${name}/environ`, 'latin1').split('\0').includes(entry)) found.push(Number(name));
+    } catch {
+      /* gone, or not ours */
+    }
+  }
+  return found;
+}
+
 /** The fixture's /env answer: four RR_ entries of $_SERVER, getenv() and $_ENV. */
 type EnvReport = { server: Record<string, string | null>; env: Record<string, string>; envArray: Record<string, string> };
 
@@ -598,6 +612,53 @@ while ($request = $http->waitRequest()) {
     master.channel.destroy();
     assert.deepEqual(await master.waitExit(2_000), { code: 0, signal: null });
     for (const pid of [...pids, ...parked]) assert.equal(procStat(pid), null, `child ${pid} is gone`);
+  });
+});
+
+describe('php/master.php reading a burst of requests', () => {
+  let dir: string;
+  let relay: RelayServer;
+
+  before(async () => {
+    dir = tempDir();
+    relay = await RelayServer.listen(dir, 'burst.sock');
+  });
+
+  const frame = (message: Message): Buffer => encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(message) as Buffer });
+
+  it('handles requests written together in order and answers each once, after the forks of the burst', async () => {
+    const master = new MasterProcess([`--script=${FIXTURE_WORKER}`], { env: baseEnv({ RR_RELAY: relay.address, RR_MODE: 'http' }) });
+    assert.equal((await master.next('ready')).op, 'ready');
+    const env = { RR_RELAY: relay.address, RR_MODE: 'http' };
+    const burst = [1, 2, 3, 4, 5].map((id) => ({ op: 'fork', id, env }));
+    master.channel.write(Buffer.concat([...burst.slice(0, 2), { op: 'ping', id: 'p' }, ...burst.slice(2)].map(frame)));
+    const answers: Message[] = [];
+    for (let i = 0; i < 6; i++) answers.push(await master.next(`answer ${i + 1} of the burst`));
+    assert.deepEqual(answers.map((a) => a.id), [1, 2, 'p', 3, 4, 5], 'answered in the order of the requests');
+    assert.equal(answers[2]!.children, 2, 'the ping came after two forks: handled in order');
+    const pids = answers.filter((a) => a.op === 'forked').map((a) => a.pid as number);
+    for (const pid of pids) master.forked.add(pid);
+    assert.equal(new Set(pids).size, 5);
+    for (const pid of pids) {
+      assert.equal(procStat(pid)?.ppid, master.pid);
+      assert.equal(await (await relay.worker(pid)).get('/pid'), String(pid), 'each child is a worker');
+    }
+    // nothing more: no answer twice (a child must not send what the master had queued when it forked)
+    assert.equal((await master.request({ op: 'ping', id: 'q' })).id, 'q');
+    master.channel.destroy();
+    assert.deepEqual(await master.waitExit(2_000), { code: 0, signal: null });
+    for (const pid of pids) assert.equal(procStat(pid), null, `child ${pid} is gone`);
+  });
+
+  it('forks the requests read with an EOF, then kills them and exits 0', async () => {
+    // the children carry this in their environment (as started: what /proc/<pid>/environ shows)
+    const mark = `RRTS_BURST_TEST=${process.pid}-${Date.now()}`;
+    const master = new MasterProcess([`--script=${FIXTURE_WORKER}`], { env: { ...baseEnv({ RR_RELAY: relay.address, RR_MODE: 'http' }), RRTS_BURST_TEST: mark.split('=')[1] } });
+    assert.equal((await master.next('ready')).op, 'ready');
+    const env = { RR_RELAY: relay.address, RR_MODE: 'http' };
+    master.channel.end(Buffer.concat([1, 2, 3].map((id) => frame({ op: 'fork', id, env }))));
+    assert.deepEqual(await master.waitExit(2_000), { code: 0, signal: null });
+    assert.deepEqual(processesWithEnv(mark), [], 'no child of the burst is left');
   });
 });
 
