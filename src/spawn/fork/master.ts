@@ -69,10 +69,11 @@ interface Pending {
 const REQUEST_TIMEOUT_MS = 10_000;
 
 /** One control connection: frames in and out, requests matched to answers, everything else to onMessage. */
-class ControlChannel {
+export class ControlChannel {
   private readonly pending = new Map<string, Pending>();
   private nextId = 1;
   private closedError: Error | null = null;
+  private corked = false;
 
   constructor(
     private readonly stream: Duplex,
@@ -112,7 +113,22 @@ class ControlChannel {
           reject(e);
         },
       });
+      this.corkUntilNextTick();
       this.stream.write(encodeFrame({ flags: Flag.CODEC_MSGPACK, payload: packr.pack({ ...msg, id }) as Buffer }));
+    });
+  }
+
+  /**
+   * Requests made in the same tick (the forks of a pool start or a reset) go out in one write, so the master reads
+   * them as one burst and forks them back to back (php/master.php).
+   */
+  private corkUntilNextTick(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.stream.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.stream.uncork();
     });
   }
 
