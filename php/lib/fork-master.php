@@ -386,8 +386,7 @@ final class Channel
  * shared with the master, so freeing it copies it first. That took ~50 ms of CPU and ~1,500 page faults (~6 MiB
  * copied only to be freed) per worker exit here, against ~20 ms and ~700 faults without the module shutdown.
  *
- * So a worker has a stream of this wrapper open before its script runs (the master opens it after the preload and
- * every child inherits it): PHP closes resources newest first, after the
+ * So a worker opens a stream of this wrapper before its script runs: PHP closes resources newest first, after the
  * shutdown functions, the destructors, the output buffers, the extensions' request shutdown (sessions are written)
  * and freeing the objects, so this one closes after every resource the script opened. If the script returned (an
  * exit() in it or an uncaught error keeps PHP's own exit and its status), no shutdown function called exit() and
@@ -405,7 +404,7 @@ final class FastExit
     /** @var resource|null set by PHP on every stream wrapper instance */
     public mixed $context = null;
 
-    /** In the master after the preload: open the stream (once); every child inherits it, open before its script. */
+    /** In a new child, before the script or the spare's wait: open the stream (once). */
     public static function open(): void
     {
         if (self::$stream !== null || !\extension_loaded('ffi')) {
@@ -885,10 +884,7 @@ final class Master
                 $resources++;
             }
         }
-        // What every child would otherwise write into pages it shares with the master, done once here: the
-        // script's $argv and SCRIPT_* entries (child step 5) and FastExit's stream (opened after the preload's).
-        self::setScriptGlobals();
-        FastExit::open();
+        self::setScriptGlobals(); // child step 5 once here: a child inherits it rather than writing it
         self::answer(self::readyMessage(self::$preload, $resources));
         self::sendAnswers();
     }
@@ -1089,8 +1085,9 @@ final class Master
     }
 
     /**
-     * In a spare, before it parks: what happens first after the wake, on nothing. The script's realpath cache
-     * entry, a MessagePack round trip of the env (decoding a wake-up message, and allocator pages the start writes
+     * In a spare, before it parks: what happens first after the wake, on nothing. The env and the script globals
+     * it inherited from the master, written again with the same values (the pages the wake writes next to are then
+     * its own: 13 page faults after the wake instead of 20 without), the script's realpath cache entry, a MessagePack round trip of the env (decoding a wake-up message, and allocator pages the start writes
      * next), a require (of the empty lib/rehearsal.php, which the master required once already), and what the SDK
      * does first (a unix socket and its connect, the JSON of the pid handshake, a frame header). Their code pages
      * are mapped and their first allocations made before the wake, not after it: ~70 -> 13-16 page faults on the
@@ -1100,6 +1097,8 @@ final class Master
      */
     private static function rehearseWake(array $expected): void
     {
+        self::applyEnv($expected, true);
+        self::setScriptGlobals();
         \realpath(self::$scriptPath);
         MsgPack::decode(MsgPack::encode($expected));
         require __DIR__ . '/rehearsal.php';
@@ -1216,11 +1215,12 @@ final class Master
         self::$spareCount = 0;
     }
 
-    /** Child steps 1-3 (see the top comment): a direct fork and a spare. */
+    /** Child steps 1-3 (see the top comment), and the stream of its exit (FastExit): a direct fork and a spare. */
     private static function prepareChild(): void
     {
         self::forgetInherited();
         self::resetProcessState();
+        FastExit::open();
     }
 
     /** Child steps 2-3 (see the top comment). */
@@ -1246,9 +1246,9 @@ final class Master
      * Step 4: sets every variable of the env not already applied with this value, and puts back the ones an earlier
      * env set that this one does not have. Runs in the master before each fork (the children inherit the result:
      * a pool's env does not change, so after the first fork it writes nothing), and in a spare woken with an env
-     * other than the one it expected.
+     * other than the one it expected. $rewrite: write the applied values again too (a spare's rehearsal).
      */
-    private static function applyEnv(array $env): void
+    private static function applyEnv(array $env, bool $rewrite = false): void
     {
         foreach (self::$appliedEnv as $name => $value) {
             if (!\array_key_exists($name, $env)) {
@@ -1259,7 +1259,7 @@ final class Master
         }
         foreach ($env as $name => $value) {
             $name = (string) $name;
-            if ((self::$appliedEnv[$name] ?? null) === $value) {
+            if (!$rewrite && (self::$appliedEnv[$name] ?? null) === $value) {
                 continue;
             }
             self::$envBefore[$name] ??= [$_SERVER[$name] ?? null, $_ENV[$name] ?? null, \getenv($name)];
