@@ -744,7 +744,7 @@ final class Master
      * forks, so its children inherit it; a spare applied the one it expected)
      */
     private static array $appliedEnv = [];
-    /** @var array<string, array{mixed, mixed, string|false}> $_SERVER, $_ENV and getenv() of a name before applyEnv() set it */
+    /** @var array<string, array{mixed, mixed, string|false}> a name's $_SERVER, $_ENV and getenv() before applyEnv() */
     private static array $envBefore = [];
     /** --root: this process is the root; --control: the socket a generation master connects to */
     private static bool $root = false;
@@ -1087,8 +1087,9 @@ final class Master
     /**
      * In a spare, before it parks: what happens first after the wake, on nothing. The env and the script globals
      * it inherited from the master, written again with the same values (the pages the wake writes next to are then
-     * its own: 13 page faults after the wake instead of 20 without), the script's realpath cache entry, a MessagePack round trip of the env (decoding a wake-up message, and allocator pages the start writes
-     * next), a require (of the empty lib/rehearsal.php, which the master required once already), and what the SDK
+     * its own: 13 page faults after the wake instead of 20 without), the script's realpath cache entry, a
+     * MessagePack round trip of the env (decoding a wake-up message, and allocator pages the start writes next), a
+     * require (of the empty lib/rehearsal.php, which the master required once already), and what the SDK
      * does first (a unix socket and its connect, the JSON of the pid handshake, a frame header). Their code pages
      * are mapped and their first allocations made before the wake, not after it: ~70 -> 13-16 page faults on the
      * start's path here. A worker makes the same writes anyway, so the spare holds nothing a worker would not.
@@ -1183,8 +1184,7 @@ final class Master
         exit(0);
     }
 
-    /** Send, with the request's id when it had one; a closed channel means rrts is gone. */
-    /** Queue a reply (with the request's id, if it had one): sendAnswers() writes them after the messages read together. */
+    /** Queue a reply, with the request's id when it had one; sendAnswers() writes it. */
     private static function answer(array $reply, array $request = []): void
     {
         if (\array_key_exists('id', $request)) {
@@ -1193,6 +1193,7 @@ final class Master
         self::$answers[] = $reply;
     }
 
+    /** Write the queued replies in one go (after the messages read together); a closed channel means rrts is gone. */
     private static function sendAnswers(): void
     {
         $answers = self::$answers;
