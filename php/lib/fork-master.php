@@ -737,7 +737,10 @@ final class Master
     private static string $title = '';
     /** @var list<Spare> parked, oldest first */
     private static array $spares = [];
-    /** @var array<string, string> the env of the last fork request: spares forked after it apply it before parking */
+    /**
+     * @var array<string, string> the env of the last fork request, as it came (a spare forked after it expects it:
+     * Spare::handOver() compares a request's env to it with ===, which $appliedEnv's key order may not match)
+     */
     private static array $lastEnv = [];
     /**
      * @var array<string, string> the fork env this process applied (the master applies each request's before it

@@ -1,6 +1,7 @@
 // `rrts stop [-f]`: read .pid from the working directory and send SIGTERM (twice with -f), like `rr stop`.
 import fs from 'node:fs';
 import { die, loadConfigOrExit, pidFilePath, type GlobalOptions } from './options.js';
+import { delay } from '../time.js';
 
 export async function stopCommand(opts: GlobalOptions): Promise<void> {
   const config = loadConfigOrExit(opts);
@@ -17,7 +18,7 @@ export async function stopCommand(opts: GlobalOptions): Promise<void> {
   try {
     process.kill(pid, 'SIGTERM');
     if (opts.force) {
-      await new Promise((r) => setTimeout(r, 1000));
+      await delay(1000);
       process.kill(pid, 'SIGTERM');
     }
   } catch (err) {

@@ -20,6 +20,7 @@ import { Cancellation } from '../worker/worker.js';
 import { buildChain, type AnyRequest, type AnyResponse, type HttpHandler } from './middleware/index.js';
 import { httpsRedirect } from './redirect.js';
 import { h2cOrHttp1 } from './h2c.js';
+import { delay } from '../time.js';
 
 type Listener = net.Server;
 
@@ -80,7 +81,7 @@ export class HttpPlugin {
     for (const server of this.http1Servers) server.closeIdleConnections();
     for (const session of this.sessions) session.close(); // GOAWAY: running streams may finish
     const deadline = Date.now() + graceMs;
-    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (this.inFlight > 0 && Date.now() < deadline) await delay(20);
     for (const server of this.http1Servers) {
       server.closeAllConnections();
       if (!listeners.includes(server)) server.close(() => {}); // fed by the h2c sniffer: only its timers to clear

@@ -22,7 +22,7 @@ import { listenOn } from '../../listen.js';
 import { procStat } from '../../system/proc.js';
 import { onFirstFrames } from '../../relay/first-frames.js';
 import type { Identity } from '../../system/users.js';
-import { settlesWithin } from '../../time.js';
+import { settlesWithin, delay } from '../../time.js';
 
 export const MASTER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../php/master.php');
 
@@ -324,7 +324,7 @@ export class ForkRoot {
       timer = setTimeout(() => reject(new WorkerError(`${what} did not report ready within ${this.opts.readyTimeoutMs} ms${this.tail()}`, 'ERR_MASTER_BOOT')), this.opts.readyTimeoutMs);
     });
     const died = exited.then(async (exit): Promise<never> => {
-      await new Promise((r) => setTimeout(r, 20));
+      await delay(20);
       throw new WorkerError(`${what} exited before it was ready (${describeExit(exit)})${this.tail()}`, 'ERR_MASTER_BOOT');
     });
     try {

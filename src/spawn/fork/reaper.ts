@@ -9,6 +9,7 @@ import type { ForkMaster } from './master.js';
 import os from 'node:os';
 import { registerChild, unregisterChild } from '../../system/children.js';
 import { procStat } from '../../system/proc.js';
+import { delay } from '../../time.js';
 
 const PROC_POLL_MS = 100;
 // posix-node is CommonJS with `exports.default`; its functions are optional in its types.
@@ -132,7 +133,7 @@ export class ForkedProcess implements WorkerProcess {
           /* the master died meanwhile: the child comes to us */
         }
       }
-      await new Promise((r) => setTimeout(r, 20));
+      await delay(20);
     }
     this.log.warn({ pid: this.pid }, `could not reap forked worker ${this.pid}`);
     return { code: null, signal: null };

@@ -17,7 +17,7 @@ import { ForkRoot, type ForkMaster } from './master.js';
 import { Reaper } from './reaper.js';
 import { procStat } from '../../system/proc.js';
 import type { Identity } from '../../system/users.js';
-import { settlesWithin } from '../../time.js';
+import { settlesWithin, delay } from '../../time.js';
 
 export interface ForkSpawnerOptions {
   command: PhpCommand;
@@ -301,7 +301,7 @@ export class ForkSpawner implements Spawner {
         if (this.masterFailures > 0) {
           const wait = Math.min(MASTER_BACKOFF_MAX_MS, MASTER_BACKOFF_START_MS * 2 ** (this.masterFailures - 1));
           this.opts.log.warn(`starting a new fork master in ${wait} ms`);
-          await new Promise((r) => setTimeout(r, wait));
+          await delay(wait);
         }
         if (this.closed) throw new WorkerError('the fork spawner is closed', 'ERR_MASTER_GONE');
         try {
