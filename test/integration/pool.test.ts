@@ -55,8 +55,10 @@ for (const mode of MODES) {
     it('garbage on stdout: that request 500, the worker replaced, its pid in the log, still serving', async () => {
       const r = await request(`${rr.url}/garbage`);
       assert.equal(r.status, 500);
-      const line = rr.logs().find((l) => typeof l.msg === 'string' && l.msg.includes('not a goridge frame'));
-      assert.ok(line, 'a log line quotes the garbage');
+      // rrts's log reaches the test through a pipe, which may deliver the line after the 500.
+      const quotesGarbage = (l: { msg?: unknown }): boolean => typeof l.msg === 'string' && l.msg.includes('not a goridge frame');
+      await rr.waitFor(() => rr.logs().some(quotesGarbage), 'a log line that quotes the garbage', 5000);
+      const line = rr.logs().find(quotesGarbage)!;
       assert.ok(typeof line.pid === 'number' || /\d+/.test(String(line.msg)), 'the log line names the pid');
       await rr.waitForWorkers(4);
       for (let i = 0; i < 5; i++) assert.equal((await request(`${rr.url}/hello`)).status, 200);
