@@ -1,5 +1,6 @@
-// The `development` (console) line format, after RoadRunner's: time, level, logger name, message, other fields
-// as compact JSON. Pure string formatting over a parsed pino record; sinks and colour decisions live in index.ts.
+// The `development` (console) line format, after RoadRunner's zap console encoder: time, level, logger name, message,
+// other fields as compact JSON. Written by hand because it must match zap's columns, which pino-pretty does not
+// produce. Pure string formatting over a parsed pino record; sinks and colour decisions live in index.ts.
 
 /** Between the columns of a console line. */
 export const COLUMN_SEPARATOR = '  ';

@@ -46,6 +46,9 @@ describe('http.middleware', () => {
     fs.writeFileSync(path.join(publicDir, 'hello.txt'), '0123456789abcdefghij');
     fs.writeFileSync(path.join(publicDir, 'big.txt'), bigText);
     fs.writeFileSync(path.join(publicDir, 'index.php'), '<?php echo "source";');
+    for (const name of ['data.csv', 'song.mp3', 'photo.avif', 'app.js.map', 'site.webmanifest', 'page.HTML']) {
+      fs.writeFileSync(path.join(publicDir, name), 'x');
+    }
     fs.symlinkSync(path.join(root, 'secret.txt'), path.join(publicDir, 'link.txt'));
     rr = await startRrts({
       workers: 1,
@@ -164,6 +167,22 @@ describe('http.middleware', () => {
       assert.ok(r.headers['last-modified']);
       assert.equal(r.headers['x-static'], 'yes');
       assert.match(String(r.headers['content-type']), /text\/plain/);
+    });
+
+    it('names the type of common files as Go does, from mime-types beyond Go\'s own table', async () => {
+      const expected: Record<string, string> = {
+        'data.csv': 'text/csv; charset=utf-8',
+        'song.mp3': 'audio/mpeg',
+        'photo.avif': 'image/avif',
+        'app.js.map': 'application/json; charset=utf-8',
+        'site.webmanifest': 'application/manifest+json; charset=utf-8',
+        'page.HTML': 'text/html; charset=utf-8',
+      };
+      for (const [name, type] of Object.entries(expected)) {
+        const r = await request(`${rr.url}/${name}`);
+        assert.equal(r.status, 200, name);
+        assert.equal(r.headers['content-type'], type, name);
+      }
     });
 
     it('answers 304 to a matching If-None-Match', async () => {

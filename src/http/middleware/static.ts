@@ -6,31 +6,36 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import mime from 'mime-types';
 import type { StaticConfig } from '../../config/types.js';
 import { addRequestHeader, type AnyRequest, type AnyResponse, type Middleware } from './types.js';
 
-const MIME: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.htm': 'text/html; charset=utf-8',
+// Go's built-in table (mime.TypeByExtension), which RoadRunner's static files answer with; mime-types covers the rest.
+const GO_MIME: Record<string, string> = {
+  '.avif': 'image/avif',
   '.css': 'text/css; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.json': 'application/json',
-  '.txt': 'text/plain; charset=utf-8',
-  '.xml': 'text/xml; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
   '.gif': 'image/gif',
-  '.webp': 'image/webp',
-  '.ico': 'image/x-icon',
-  '.woff': 'font/woff',
-  '.woff2': 'font/woff2',
+  '.htm': 'text/html; charset=utf-8',
+  '.html': 'text/html; charset=utf-8',
+  '.jpeg': 'image/jpeg',
+  '.jpg': 'image/jpeg',
+  '.js': 'text/javascript; charset=utf-8',
+  '.json': 'application/json',
+  '.mjs': 'text/javascript; charset=utf-8',
   '.pdf': 'application/pdf',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
   '.wasm': 'application/wasm',
-  '.mp4': 'video/mp4',
+  '.webp': 'image/webp',
+  '.xml': 'text/xml; charset=utf-8',
 };
+
+/** The Content-Type of a static file, by its extension. */
+export function contentTypeOf(file: string): string {
+  const ext = path.extname(file).toLowerCase();
+  const known = GO_MIME[ext] ?? (ext === '' ? false : mime.contentType(ext));
+  return known || 'application/octet-stream';
+}
 
 type Lookup = { kind: 'file'; file: string; stat: fs.Stats } | { kind: 'refused' } | { kind: 'none' };
 
@@ -86,7 +91,7 @@ async function sendFile(req: AnyRequest, res: AnyResponse, file: string, stat: f
   res.setHeader('Last-Modified', lastModified.toUTCString());
   res.setHeader('Accept-Ranges', 'bytes');
   if (etag) res.setHeader('ETag', etag);
-  if (!res.hasHeader('content-type')) res.setHeader('Content-Type', MIME[path.extname(file).toLowerCase()] ?? 'application/octet-stream');
+  if (!res.hasHeader('content-type')) res.setHeader('Content-Type', contentTypeOf(file));
   if (notModified(req, etag, lastModified)) {
     res.removeHeader('content-type');
     res.writeHead(304);
