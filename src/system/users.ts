@@ -1,6 +1,8 @@
-// server.user / server.group / server.on_init.user (compat.md §1.7): resolve names to a uid and gid from
-// /etc/passwd and /etc/group, and refuse early (ConfigError) when rrts cannot switch users. rr takes the gid from the
-// user's primary group and ignores server.group; rrts applies server.group when it is given.
+// server.user / server.group / server.on_init.user (compat.md §1.7): resolve names to a uid and gid through the
+// system's user database (NSS, as Go's os/user does with cgo: LDAP and sssd users too), and refuse early
+// (ConfigError) when rrts cannot switch users. rr takes the gid from the user's primary group and ignores
+// server.group; rrts applies server.group when it is given.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { ConfigError } from '../errors.js';
 
@@ -27,20 +29,47 @@ function readLines(file: string): string[][] {
   }
 }
 
-/** A user by name (or numeric uid) from /etc/passwd. */
-export function lookupUser(name: string, passwd = '/etc/passwd'): PasswdEntry | null {
-  for (const f of readLines(passwd)) {
-    if (f.length < 4) continue;
-    if (f[0] === name || (/^\d+$/.test(name) && f[2] === name)) return { name: f[0]!, uid: Number(f[2]), gid: Number(f[3]) };
+/**
+ * One entry of an NSS database by name or number, as `getent` prints it; null when there is none, undefined when
+ * getent itself is missing (then the files are the whole database).
+ */
+function getent(database: 'passwd' | 'group', key: string): string[] | null | undefined {
+  const result = spawnSync('getent', [database, key], { encoding: 'utf8', timeout: 10_000 });
+  if (result.error) return undefined;
+  if (result.status !== 0) return null;
+  const line = result.stdout.split('\n')[0];
+  return line ? line.split(':') : null;
+}
+
+/** The passwd entry of a user name (or numeric uid): NSS through getent, or the given file (tests, no getent). */
+function passwdEntry(name: string, passwd: string | undefined): string[] | null {
+  if (passwd === undefined) {
+    const entry = getent('passwd', name);
+    if (entry !== undefined) return entry && entry.length >= 4 ? entry : null;
   }
+  return readLines(passwd ?? '/etc/passwd').find((f) => f.length >= 4 && (f[0] === name || (/^\d+$/.test(name) && f[2] === name))) ?? null;
+}
+
+/** The group entry of a group name: NSS through getent, or the given file. */
+function groupEntry(name: string, group: string | undefined): string[] | null {
+  if (group === undefined) {
+    const entry = getent('group', name);
+    if (entry !== undefined) return entry && entry.length >= 3 ? entry : null;
+  }
+  return readLines(group ?? '/etc/group').find((f) => f.length >= 3 && f[0] === name) ?? null;
+}
+
+/** A user by name (or numeric uid); `passwd` reads that file instead of the system's database. */
+export function lookupUser(name: string, passwd?: string): PasswdEntry | null {
+  const f = passwdEntry(name, passwd);
+  if (f) return { name: f[0]!, uid: Number(f[2]), gid: Number(f[3]) };
   return /^\d+$/.test(name) ? { name, uid: Number(name), gid: Number(name) } : null;
 }
 
-/** A group's gid by name (or a numeric gid) from /etc/group. */
-export function lookupGroup(name: string, group = '/etc/group'): number | null {
-  for (const f of readLines(group)) {
-    if (f.length >= 3 && f[0] === name) return Number(f[2]);
-  }
+/** A group's gid by name (or a numeric gid); `group` reads that file instead of the system's database. */
+export function lookupGroup(name: string, group?: string): number | null {
+  const f = groupEntry(name, group);
+  if (f) return Number(f[2]);
   return /^\d+$/.test(name) ? Number(name) : null;
 }
 
@@ -72,12 +101,12 @@ export function resolveIdentity(opts: IdentityOptions): Identity | null {
   let identity: Identity = { uid: euid, gid: process.getegid?.() ?? 0 };
   if (opts.user !== '') {
     const entry = lookupUser(opts.user, opts.passwd);
-    if (!entry) throw new ConfigError(`unknown user ${JSON.stringify(opts.user)} (not in /etc/passwd)`, { file: opts.file, key: opts.userKey });
+    if (!entry) throw new ConfigError(`unknown user ${JSON.stringify(opts.user)} (not in the system's user database)`, { file: opts.file, key: opts.userKey });
     identity = { uid: entry.uid, gid: entry.gid };
   }
   if (group !== '') {
     const gid = lookupGroup(group, opts.groupFile);
-    if (gid === null) throw new ConfigError(`unknown group ${JSON.stringify(group)} (not in /etc/group)`, { file: opts.file, key: opts.groupKey });
+    if (gid === null) throw new ConfigError(`unknown group ${JSON.stringify(group)} (not in the system's group database)`, { file: opts.file, key: opts.groupKey });
     identity = { ...identity, gid };
   }
   return identity;

@@ -1,7 +1,8 @@
-// server.user / server.group resolution: names and numbers from passwd/group files, the primary group by default,
+// server.user / server.group resolution: names and numbers from the system's database (getent) or passwd/group files, the primary group by default,
 // server.group applied when given, and ConfigErrors naming the key when rrts is not root or a name is unknown.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +24,37 @@ describe('users', () => {
     assert.equal(lookupGroup('shared', group), 2000);
     assert.equal(lookupGroup('4242', group), 4242);
     assert.equal(lookupGroup('ghost', group), null);
+  });
+
+  test("the system's database through NSS: the same entries as getent prints", () => {
+    const nobody = execFileSync('getent', ['passwd', 'nobody'], { encoding: 'utf8' }).trim().split(':');
+    assert.deepEqual(lookupUser('nobody'), { name: 'nobody', uid: Number(nobody[2]), gid: Number(nobody[3]) });
+    assert.equal(lookupUser('rrts-no-such-user'), null);
+    assert.equal(lookupGroup('root'), 0);
+  });
+
+  test('a user only NSS knows (an LDAP or sssd user) is found: getent is asked, not /etc/passwd', () => {
+    // A getent first on PATH stands in for an NSS module that knows a user absent from /etc/passwd.
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-getent-'));
+    const savedPath = process.env.PATH;
+    try {
+      fs.writeFileSync(
+        path.join(bin, 'getent'),
+        '#!/bin/sh\n[ "$1 $2" = "passwd ldap-user" ] && echo "ldap-user:*:70001:70002::/home/ldap-user:/bin/sh" && exit 0\n' +
+          '[ "$1 $2" = "group ldap-group" ] && echo "ldap-group:*:70003:" && exit 0\nexit 2\n',
+        { mode: 0o755 },
+      );
+      process.env.PATH = `${bin}:${savedPath}`;
+      assert.deepEqual(lookupUser('ldap-user'), { name: 'ldap-user', uid: 70001, gid: 70002 });
+      assert.equal(lookupGroup('ldap-group'), 70003);
+      assert.deepEqual(resolveIdentity({ user: 'ldap-user', group: 'ldap-group', userKey: 'server.user', groupKey: 'server.group', euid: 0 }), {
+        uid: 70001,
+        gid: 70003,
+      });
+    } finally {
+      process.env.PATH = savedPath;
+      fs.rmSync(bin, { recursive: true, force: true });
+    }
   });
 
   test('no user and no group: nothing to switch', () => {
