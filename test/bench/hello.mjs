@@ -81,6 +81,8 @@ const APP_PATH = '/r7/123';
 const APP_BODY = /^route 7 id 123 pid \d+\n$/;
 // opcache for the CLI workers of the app, as fork.mjs runs them (irrelevant to throughput: compiled once per worker)
 const APP_PHP_FLAGS = ['-d', 'opcache.enable_cli=1'];
+// The hello page through the official SDK (PSR7Worker), given a downloaded copy of it with --sdk DIR.
+const SDK_HELLO = path.join(HERE, 'sdk-hello.php');
 
 /** The targets, in start and first-round order: which page, which server, which mode. */
 const TARGETS = {
@@ -91,8 +93,12 @@ const TARGETS = {
   'app-rrts': { group: 'app', server: 'rrts', mode: 'exec' },
   'app-rrts-fork': { group: 'app', server: 'rrts', mode: 'fork' },
   'app-fpm': { group: 'app', server: 'fpm' },
+  // only with --sdk DIR (or RRTS_BENCH_SDK): the SDK is never part of the repository
+  'sdk-rrts': { group: 'hello', server: 'rrts', mode: 'exec', sdk: true },
+  'sdk-rrts-fork': { group: 'hello', server: 'rrts', mode: 'fork', sdk: true },
 };
 const ALL_TARGETS = Object.keys(TARGETS);
+const DEFAULT_TARGETS = ALL_TARGETS.filter((t) => !TARGETS[t].sdk);
 
 const USAGE = `usage: node test/bench/hello.mjs [options]
   --workers N        PHP workers for rrts and php-fpm (default 4)
@@ -102,7 +108,11 @@ const USAGE = `usage: node test/bench/hello.mjs [options]
   --rounds R         measured rounds, targets round-robin (default 3)
   --warmup D         wrk warm-up per target before the rounds, not counted; 0 = none (default 2s)
   --quick            1 round of 2s, after a 1s warm-up of all targets at once
-  --targets LIST     comma-separated subset of ${ALL_TARGETS.join(',')} (default all)
+  --targets LIST     comma-separated subset of ${ALL_TARGETS.join(',')} (default all but the sdk
+                     ones, which --sdk adds)
+  --sdk DIR          also run the hello through the official SDK's PSR7Worker (targets sdk-rrts, sdk-rrts-fork):
+                     DIR holds goridge/, worker/, http/ and log/, each with the package's src/ (default: the
+                     RRTS_BENCH_SDK environment variable; see test/bench/README.md)
   --json FILE        write the JSON result to FILE instead of stdout's last line
   --profile          after the rounds, run a separate rrts under node --cpu-prof for one duration and
                      summarise its top self-time functions (the measured rounds run without the profiler)
@@ -124,7 +134,8 @@ function parseOptions(argv) {
       rounds: { type: 'string' },
       warmup: { type: 'string' },
       quick: { type: 'boolean', default: false },
-      targets: { type: 'string', default: ALL_TARGETS.join(',') },
+      targets: { type: 'string' },
+      sdk: { type: 'string' },
       json: { type: 'string' },
       profile: { type: 'boolean', default: false },
       'keep-profile': { type: 'string' },
@@ -153,14 +164,25 @@ function parseOptions(argv) {
     rounds: int('rounds', q ? '1' : '3', 1),
     duration: parseDuration(values.duration ?? (q ? '2s' : '10s'), '--duration'),
     warmup: parseDuration(values.warmup ?? (q ? '1s' : '2s'), '--warmup', true),
-    targets: values.targets.split(',').map((s) => s.trim()).filter(Boolean),
+    sdk: values.sdk ?? process.env.RRTS_BENCH_SDK ?? null,
+    targets: [],
     json: values.json ?? null,
     profile: values.profile || Boolean(values['keep-profile']),
     keepProfile: values['keep-profile'] ?? null,
     quick: q,
     rrtsRoot: values['rrts-root'] ?? REPO,
   };
+  const sdkTargets = opts.sdk ? ALL_TARGETS.filter((t) => TARGETS[t].sdk) : [];
+  opts.targets = values.targets === undefined ? [...DEFAULT_TARGETS, ...sdkTargets] : values.targets.split(',').map((s) => s.trim()).filter(Boolean);
   for (const t of opts.targets) if (!TARGETS[t]) throw new UsageError(`--targets: unknown target '${t}' (${ALL_TARGETS.join(', ')})`);
+  if (opts.sdk) {
+    opts.sdk = path.resolve(opts.sdk);
+    for (const dir of ['goridge', 'worker', 'http', 'log']) {
+      if (!fs.existsSync(path.join(opts.sdk, dir, 'src'))) throw new UsageError(`--sdk ${opts.sdk}: ${dir}/src is missing (see test/bench/README.md)`);
+    }
+  } else if (opts.targets.some((t) => TARGETS[t].sdk)) {
+    throw new UsageError('--targets sdk-rrts, sdk-rrts-fork need --sdk DIR (or RRTS_BENCH_SDK)');
+  }
   if (opts.targets.length === 0) throw new UsageError('--targets: none given');
   opts.targets = ALL_TARGETS.filter((t) => opts.targets.includes(t)); // start order
   if (opts.threads > opts.connections) throw new UsageError('--threads must not exceed --connections (wrk refuses it)');
@@ -229,11 +251,11 @@ function procNotes(t) {
  * rrts with a config like rr.example.yaml: production logs at error level, N workers, no supervisor; the hello
  * worker or the framework app, in exec or fork mode.
  */
-async function startRrts(opts, tmpDir, { key, group = 'hello', mode = 'exec', profileDir = null }) {
+async function startRrts(opts, tmpDir, { key, group = 'hello', mode = 'exec', sdk = false, profileDir = null }) {
   const port = await freePort();
   const cfg = path.join(tmpDir, `${key}.yaml`);
   const app = group === 'app';
-  const command = app ? `php ${APP_PHP_FLAGS.join(' ')} ${APP_WORKER}` : `php ${WORKER_PHP}`;
+  const command = app ? `php ${APP_PHP_FLAGS.join(' ')} ${APP_WORKER}` : `php ${sdk ? SDK_HELLO : WORKER_PHP}`;
   const fork = mode === 'fork' ? ['  fork:', '    enabled: true', ...(app ? [`    preload: ${JSON.stringify(APP_PRELOAD)}`] : [])] : [];
   fs.writeFileSync(
     cfg,
@@ -245,7 +267,7 @@ server:
   relay: pipes
 ${fork.length ? `${fork.join('\n')}\n` : ''}  env:
     APP_ENV: bench
-
+${sdk ? `    RRTS_BENCH_SDK: ${JSON.stringify(opts.sdk)}\n` : ''}
 http:
   address: ${HOST}:${port}
   internal_error_code: 500
@@ -272,7 +294,7 @@ logs:
     group,
     server: 'rrts',
     mode,
-    label: `rrts ${mode}${app ? ' app' : ''} (${opts.workers} workers${profileDir ? ', --cpu-prof' : ''})`,
+    label: `rrts ${mode}${app ? ' app' : ''}${sdk ? ' SDK PSR7Worker' : ''} (${opts.workers} workers${profileDir ? ', --cpu-prof' : ''})`,
     port,
     path: app ? APP_PATH : '/',
     procs: [p],
@@ -403,10 +425,25 @@ function ratioOf(a, b) {
   };
 }
 
+/**
+ * The front's CPU per request of a over b's, in each round and the median of those: the fronts of one round ran
+ * back to back, so a noisy stretch hits both.
+ */
+function frontRatioOf(a, b) {
+  const rounds = a.cpu.frontUsPerReqRounds.map((x, i) => {
+    const y = b.cpu.frontUsPerReqRounds[i];
+    return x !== null && y ? x / y : null;
+  });
+  const known = rounds.filter((v) => v !== null);
+  return { of: `${a.label} / ${b.label}`, front: known.length ? median(known) : null, frontRounds: rounds, aUs: a.cpu.frontUsPerReq, bUs: b.cpu.frontUsPerReq };
+}
+
 /** The ratios the issue asks for: rrts (each mode) over php-fpm for hello and app, hello rrts over raw node. */
 function computeRatios(s) {
   const out = {};
   const pairs = [
+    ['sdkExecOverFpm', 'sdk-rrts', 'fpm'],
+    ['sdkForkOverFpm', 'sdk-rrts-fork', 'fpm'],
     ['helloExecOverFpm', 'rrts', 'fpm'],
     ['helloForkOverFpm', 'rrts-fork', 'fpm'],
     ['helloExecOverNode', 'rrts', 'node'],
@@ -415,6 +452,20 @@ function computeRatios(s) {
     ['appForkOverFpm', 'app-rrts-fork', 'app-fpm'],
   ];
   for (const [name, a, b] of pairs) if (s[a] && s[b]) out[name] = ratioOf(s[a], s[b]);
+  return out;
+}
+
+/** The rrts process's CPU per request over nginx's (master + worker), same page, same rounds. */
+function computeFrontRatios(s) {
+  const out = {};
+  for (const [name, a] of [
+    ['frontExecOverNginx', 'rrts'],
+    ['frontForkOverNginx', 'rrts-fork'],
+    ['frontSdkExecOverNginx', 'sdk-rrts'],
+    ['frontSdkForkOverNginx', 'sdk-rrts-fork'],
+  ]) {
+    if (s[a] && s.fpm) out[name] = frontRatioOf(s[a], s.fpm);
+  }
   return out;
 }
 
@@ -505,10 +556,26 @@ function render(result) {
     helloForkOverNode: 'hello rrts fork / raw node',
     appExecOverFpm: 'app rrts exec / php-fpm+nginx',
     appForkOverFpm: 'app rrts fork / php-fpm+nginx',
+    sdkExecOverFpm: 'hello SDK rrts exec / php-fpm+nginx',
+    sdkForkOverFpm: 'hello SDK rrts fork / php-fpm+nginx',
+  };
+  const frontNames = {
+    frontExecOverNginx: 'hello rrts exec / nginx',
+    frontForkOverNginx: 'hello rrts fork / nginx',
+    frontSdkExecOverNginx: 'hello SDK rrts exec / nginx',
+    frontSdkForkOverNginx: 'hello SDK rrts fork / nginx',
   };
   out.push('ratios (req/s > 1 = rrts serves more; p50/p99 > 1 = rrts answers slower; per-round req/s ratios in brackets):');
   for (const [k, r] of Object.entries(ratios)) {
     out.push(`  ${names[k].padEnd(34)} req/s ${fmt.ratio(r.rps)} [${r.rpsRounds.map(fmt.ratio).join(' ')}]   p50 ${fmt.ratio(r.p50)}   p99 ${fmt.ratio(r.p99)}`);
+  }
+  const frontRatios = result.frontRatios ?? {};
+  if (Object.keys(frontRatios).length) {
+    out.push('');
+    out.push('front CPU per request over nginx\'s (same page, same rounds; < 1 = the rrts process spends less than nginx; per-round ratios in brackets):');
+    for (const [k, r] of Object.entries(frontRatios)) {
+      out.push(`  ${frontNames[k].padEnd(34)} ${fmt.ratio(r.front)} [${r.frontRounds.map(fmt.ratio).join(' ')}]   ${fmt.us(r.aUs)} / ${fmt.us(r.bUs)} us`);
+    }
   }
   if (result.notes.length) {
     out.push('');
@@ -733,6 +800,7 @@ async function main() {
     },
     targets: summaries,
     ratios,
+    frontRatios: computeFrontRatios(summaries),
     rrtsCpuMsPer1000: Object.fromEntries(Object.entries(summaries).filter(([, s]) => s.server === 'rrts').map(([k, s]) => [k, s.cpu.frontUsPerReq])),
     notes,
     profile,

@@ -153,8 +153,11 @@ export function buildRows(hello, fork) {
     const digits = ratio && Math.abs(ratio.rps - target.v) < 0.01 ? 3 : 2;
     rows.push({ key, group: '1. throughput', measure, value: ratio?.rps ?? null, text: x(ratio?.rps, digits), spread: ratio ? roundsSpread(ratio) : '-', target, noise: noiseOf(a, b) });
   };
-  tput('helloExecOverFpm', 'hello req/s: rrts exec / php-fpm+nginx', 'helloExecOverFpm', 'rrts', 'fpm', { op: '>=', v: 1.2, text: '>= 1.2x' });
-  tput('helloForkOverFpm', 'hello req/s: rrts fork / php-fpm+nginx', 'helloForkOverFpm', 'rrts-fork', 'fpm', { op: '>=', v: 1.2, text: '>= 1.2x' });
+  tput('helloExecOverFpm', 'hello req/s: rrts exec / php-fpm+nginx', 'helloExecOverFpm', 'rrts', 'fpm', { op: '>=', v: 1.4, text: '>= 1.4x' });
+  tput('helloForkOverFpm', 'hello req/s: rrts fork / php-fpm+nginx', 'helloForkOverFpm', 'rrts-fork', 'fpm', { op: '>=', v: 1.4, text: '>= 1.4x' });
+  // Only with RRTS_BENCH_SDK (or hello.mjs --sdk): what a RoadRunner user's worker gets.
+  if (r.sdkExecOverFpm) tput('sdkExecOverFpm', 'hello via the SDK\'s PSR7Worker req/s: rrts exec / php-fpm+nginx', 'sdkExecOverFpm', 'sdk-rrts', 'fpm', { op: '>=', v: 1, text: '>= 1.0x' });
+  if (r.sdkForkOverFpm) tput('sdkForkOverFpm', 'hello via the SDK\'s PSR7Worker req/s: rrts fork / php-fpm+nginx', 'sdkForkOverFpm', 'sdk-rrts-fork', 'fpm', { op: '>=', v: 1, text: '>= 1.0x' });
   tput('helloExecOverNode', 'hello req/s: rrts exec / raw node http', 'helloExecOverNode', 'rrts', 'node', { op: '>=', v: 0.6, text: '>= 0.6x' });
   tput('helloForkOverNode', 'hello req/s: rrts fork / raw node http', 'helloForkOverNode', 'rrts-fork', 'node', { op: '>=', v: 0.6, text: '>= 0.6x' });
   tput('appExecOverFpm', 'framework app req/s: rrts exec / php-fpm+nginx', 'appExecOverFpm', 'app-rrts', 'app-fpm', { op: '>=', v: 30, text: '>= 30x' });
@@ -217,6 +220,27 @@ export function buildRows(hello, fork) {
       noise: phaseNoise('reset'),
     });
   }
+  const fr = hello?.frontRatios ?? {};
+  for (const [key, label, a] of [
+    ['frontExecOverNginx', 'hello, exec', 'rrts'],
+    ['frontForkOverNginx', 'hello, fork', 'rrts-fork'],
+    ['frontSdkExecOverNginx', 'hello via the SDK, exec', 'sdk-rrts'],
+    ['frontSdkForkOverNginx', 'hello via the SDK, fork', 'sdk-rrts-fork'],
+  ]) {
+    const ratio = fr[key];
+    if (!ratio) continue;
+    const known = ratio.frontRounds.filter((v) => v !== null);
+    rows.push({
+      key,
+      group: '5. overhead',
+      measure: `front CPU per request: the rrts process / nginx, same rounds (${label})`,
+      value: ratio.front,
+      text: x(ratio.front),
+      spread: `${Math.round(ratio.aUs)} / ${Math.round(ratio.bUs)} us${known.length > 1 ? `; rounds ${Math.min(...known).toFixed(2)}-${Math.max(...known).toFixed(2)}x` : ''}`,
+      target: { op: '<=', v: 0.8, text: '<= 0.8x' },
+      noise: noiseOf(a, 'fpm'),
+    });
+  }
   for (const [key, label] of [
     ['rrts', 'hello, exec'],
     ['rrts-fork', 'hello, fork'],
@@ -276,6 +300,12 @@ const CHART_LABEL = {
   helloForkOverNode: 'hello req/s: fork / raw node',
   appExecOverFpm: 'app req/s: exec / php-fpm',
   appForkOverFpm: 'app req/s: fork / php-fpm',
+  sdkExecOverFpm: 'SDK hello req/s: exec / php-fpm',
+  sdkForkOverFpm: 'SDK hello req/s: fork / php-fpm',
+  frontExecOverNginx: 'front CPU/req: exec / nginx',
+  frontForkOverNginx: 'front CPU/req: fork / nginx',
+  frontSdkExecOverNginx: 'front CPU/req: SDK exec / nginx',
+  frontSdkForkOverNginx: 'front CPU/req: SDK fork / nginx',
   memoryForkOverExec: 'memory PSS: fork / exec',
   startframeworkForkP50: 'start p50: app, fork',
   startframeworkRatio: 'start p50: app, exec / fork',
