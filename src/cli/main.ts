@@ -8,6 +8,8 @@ import { workersCommand, type WorkersOptions } from './workers.js';
 import { resetCommand } from './reset.js';
 
 const program = new Command('rrts');
+// Every command's help lists the global flags too (-c, -w, -o, …), as rr's does.
+program.configureHelp({ showGlobalOptions: true });
 addGlobalOptions(program)
   .description('rrts: a drop-in RoadRunner replacement (PHP application server and process manager)')
   .version(`rrts version ${RRTS_VERSION} (RoadRunner ${RR_COMPAT_VERSION} compatible), node ${process.version}, OS: ${process.platform}, arch: ${process.arch}`, '-v, --version');
@@ -17,7 +19,11 @@ const globals = (cmd: Command): GlobalOptions => cmd.optsWithGlobals<GlobalOptio
 program
   .command('serve')
   .description('start the server')
-  .action((_opts, cmd: Command) => serveCommand(globals(cmd)));
+  .action((_opts, cmd: Command) => {
+    const opts = globals(cmd);
+    if (opts.debug) process.stderr.write('rrts: -d (the pprof debug server) is not supported by rrts; ignored\n');
+    return serveCommand(opts);
+  });
 
 program
   .command('workers')
@@ -35,8 +41,19 @@ program
 
 program
   .command('stop')
-  .description('stop the server started with -p (reads .pid)')
-  .option('-f, --force', 'force the stop')
+  .description('stop the server started with -p (reads .pid; -f forces the stop)')
   .action((_opts, cmd: Command) => stopCommand(globals(cmd)));
+
+// rr's commands for plugins rrts does not have: one line saying so, not commander's "unknown command".
+for (const [name, what] of [['jobs', 'the jobs plugin (queues)']] as const) {
+  program
+    .command(name, { hidden: true })
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(() => {
+      process.stderr.write(`rrts: '${name}' is a RoadRunner command for ${what}, which rrts does not have yet\n`);
+      process.exit(1);
+    });
+}
 
 await program.parseAsync(process.argv);

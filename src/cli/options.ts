@@ -26,9 +26,16 @@ export function addGlobalOptions(program: Command): Command {
     .option('-o, --override <key=value>', 'override a config value (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--dotenv <file>', 'load environment variables from a file (DOTENV_PATH wins)')
     .option('-s, --silent', 'do not print rrts\'s own console lines')
-    .option('-d, --debug', 'accepted for compatibility with rr (no pprof in rrts)')
+    .option('-d, --debug', 'rr\'s pprof debug server: not supported, ignored with a warning')
     .option('-p, --pid', 'write the process id to .pid in the working directory')
-    .option('-e, --enable-experimental', 'accepted for compatibility with rr');
+    .option('-e, --enable-experimental', 'accepted for compatibility with rr')
+    // global, as in rr: `rrts -f stop` and `rrts stop -f` both force
+    .option('-f, --force', 'force the stop (rrts stop)');
+}
+
+/** The working directory the flags name, without reading the config: -w, or the config file's folder. */
+export function workDirOf(opts: GlobalOptions): string {
+  return path.resolve(opts.workdir ?? opts.WorkDir ?? path.dirname(path.resolve(opts.config)));
 }
 
 /** Load the config named by the flags; a ConfigError is printed and ends the process with exit code 1. */

@@ -1,11 +1,12 @@
-// `rrts stop [-f]`: read .pid from the working directory and send SIGTERM (twice with -f), like `rr stop`.
+// `rrts stop [-f]`: read .pid from the working directory and send SIGTERM (twice with -f), like `rr stop`. Only the
+// pid file is needed: the config may have changed, or be gone, since the server started.
 import fs from 'node:fs';
-import { die, loadConfigOrExit, pidFilePath, type GlobalOptions } from './options.js';
+import path from 'node:path';
+import { die, workDirOf, type GlobalOptions } from './options.js';
 import { delay } from '../time.js';
 
 export async function stopCommand(opts: GlobalOptions): Promise<void> {
-  const config = loadConfigOrExit(opts);
-  const file = pidFilePath(config);
+  const file = path.join(workDirOf(opts), '.pid');
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8').trim();
