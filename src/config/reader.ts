@@ -8,6 +8,7 @@ import {
   megabytesToBytes,
   toBool,
   toCommand,
+  toInt,
   toStr,
   toStringList,
   toStringMap,
@@ -68,6 +69,11 @@ export class SectionReader {
   /** '' when missing. */
   string(key: string): string {
     return this.read(key, '', toStr);
+  }
+
+  /** 0 when missing; may be negative. */
+  int(key: string): number {
+    return this.read(key, 0, toInt);
   }
 
   /** 0 when missing. */

@@ -117,8 +117,12 @@ export interface CorsConfig {
   allowedMethods: string;
   allowCredentials: boolean;
   exposedHeaders: string;
-  /** seconds; 0 = not sent */
+  /** seconds; 0 = not sent, negative = 0 sent */
   maxAge: number;
+  /** status of an answered preflight (RoadRunner: 200) */
+  optionsSuccessStatus: number;
+  /** rs/cors's debug lines, logged at debug level */
+  debug: boolean;
 }
 
 export interface HeadersConfig {

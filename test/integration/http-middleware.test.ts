@@ -62,8 +62,7 @@ describe('http.middleware', () => {
             request: { 'X-Added-Request': 'req-value' },
             response: { 'X-Added-Response': 'res-value' },
             cors: {
-              allowed_origin: 'https://app.example',
-              allowed_origin_regex: '^https://[a-z]+\\.trusted\\.example$',
+              allowed_origin: 'https://app.example, https://*.trusted.example',
               allowed_headers: 'Content-Type, X-Token',
               allowed_methods: 'GET, POST, PUT',
               allow_credentials: true,
@@ -97,25 +96,45 @@ describe('http.middleware', () => {
       const before = (await request(`${rr.url}/count`)).body.toString();
       const r = await request(`${rr.url}/anything`, {
         method: 'OPTIONS',
-        headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'X-Token' },
+        headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'content-type,x-token' },
       });
       assert.equal(r.status, 200);
+      assert.equal(r.headers.vary, 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers');
       assert.equal(r.headers['access-control-allow-origin'], 'https://app.example');
-      assert.equal(r.headers['access-control-allow-methods'], 'GET, POST, PUT');
-      assert.equal(r.headers['access-control-allow-headers'], 'Content-Type, X-Token');
+      assert.equal(r.headers['access-control-allow-methods'], 'PUT', 'the method asked for, as rs/cors answers');
+      assert.equal(r.headers['access-control-allow-headers'], 'content-type,x-token', 'the headers asked for');
       assert.equal(r.headers['access-control-allow-credentials'], 'true');
       assert.equal(r.headers['access-control-max-age'], '600');
       const afterCount = (await request(`${rr.url}/count`)).body.toString();
       assert.equal(Number(afterCount), Number(before) + 1, 'only the /count requests reached PHP');
     });
 
+    it('refuses a preflight whose method or headers are not allowed, still with 200 and Vary', async () => {
+      const preflight = (headers: Record<string, string>) => request(`${rr.url}/anything`, { method: 'OPTIONS', headers: { Origin: 'https://app.example', ...headers } });
+      const refused: Array<Record<string, string>> = [
+        { 'Access-Control-Request-Method': 'DELETE' },
+        { 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'x-token,content-type' }, // not sorted
+        { 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'x-other' },
+      ];
+      for (const headers of refused) {
+        const r = await preflight(headers);
+        assert.equal(r.status, 200, JSON.stringify(headers));
+        assert.equal(r.headers['access-control-allow-origin'], undefined, JSON.stringify(headers));
+        assert.equal(r.headers.vary, 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers');
+      }
+    });
+
     it('adds CORS headers to actual requests from allowed origins only', async () => {
-      const byRegex = await request(`${rr.url}/hello`, { headers: { Origin: 'https://shop.trusted.example' } });
-      assert.equal(byRegex.headers['access-control-allow-origin'], 'https://shop.trusted.example');
-      assert.equal(byRegex.headers['access-control-expose-headers'], 'X-Total');
+      const byWildcard = await request(`${rr.url}/hello`, { headers: { Origin: 'https://shop.trusted.example' } });
+      assert.equal(byWildcard.headers['access-control-allow-origin'], 'https://shop.trusted.example');
+      assert.equal(byWildcard.headers['access-control-expose-headers'], 'X-Total');
+      assert.equal(byWildcard.headers['access-control-allow-credentials'], 'true');
       const stranger = await request(`${rr.url}/hello`, { headers: { Origin: 'https://evil.example' } });
       assert.equal(stranger.headers['access-control-allow-origin'], undefined);
+      assert.match(String(stranger.headers.vary), /^Origin(, |$)/);
       assert.equal(stranger.status, 200);
+      const noOrigin = await request(`${rr.url}/hello`);
+      assert.match(String(noOrigin.headers.vary), /^Origin(, |$)/, 'rs/cors sets Vary on every request');
     });
   });
 
@@ -251,6 +270,61 @@ describe('http.middleware', () => {
     });
   });
 });
+
+// RoadRunner's own CORS tests (headers plugin, tests/configs/.rr-cors-headers*.yaml), with their configs and answers.
+for (const [name, origin] of [
+  ['allowed_origin: "*"', { allowed_origin: '*' }],
+  ['allowed_origin_regex', { allowed_origin_regex: '^http?://(localhost|127\\.0\\.0\\.1)(:[0-9]+)?$' }],
+] as const) {
+  describe(`CORS as RoadRunner's tests check it (${name})`, () => {
+    let rr: RrtsInstance;
+    const expectedOrigin = 'allowed_origin' in origin ? '*' : 'http://127.0.0.1:10';
+    before(async () => {
+      rr = await startRrts({
+        config: {
+          http: {
+            middleware: ['headers'],
+            headers: {
+              cors: {
+                ...origin,
+                allowed_headers: '*',
+                allowed_methods: 'GET,POST,PUT,DELETE',
+                allow_credentials: true,
+                exposed_headers: 'Cache-Control,Content-Language,Content-Type,Expires,Last-Modified,Pragma',
+                debug: true,
+                max_age: 600,
+              },
+            },
+          },
+        },
+      });
+    });
+    after(async () => {
+      await rr?.stop();
+    });
+
+    it('preflight', async () => {
+      const r = await request(`${rr.url}/`, {
+        method: 'OPTIONS',
+        headers: { 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'origin, x-requested-with', Origin: 'http://127.0.0.1:10' },
+      });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['access-control-allow-credentials'], 'true');
+      assert.equal(r.headers['access-control-allow-headers'], 'origin, x-requested-with');
+      assert.equal(r.headers['access-control-allow-methods'], 'GET');
+      assert.equal(r.headers['access-control-allow-origin'], expectedOrigin, '"*" stays "*" with credentials, as rs/cors sends it');
+      assert.equal(r.headers['access-control-max-age'], '600');
+    });
+
+    it('actual request', async () => {
+      const r = await request(`${rr.url}/hello`, { headers: { Origin: 'http://127.0.0.1:10' } });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers['access-control-allow-credentials'], 'true');
+      assert.equal(r.headers['access-control-allow-origin'], expectedOrigin);
+      assert.equal(r.headers['access-control-expose-headers'], 'Cache-Control, Content-Language, Content-Type, Expires, Last-Modified, Pragma');
+    });
+  });
+}
 
 describe('http.static start-up', () => {
   it('fails when static.dir does not exist', async () => {

@@ -137,7 +137,9 @@ function readCors(cors: SectionReader): CorsConfig {
     allowedMethods: cors.string('allowed_methods'),
     allowCredentials: cors.bool('allow_credentials'),
     exposedHeaders: cors.string('exposed_headers'),
-    maxAge: cors.uint('max_age'),
+    maxAge: cors.int('max_age'),
+    optionsSuccessStatus: readStatusCode(cors, 'options_success_status') ?? 200,
+    debug: cors.bool('debug'),
   };
 }
 

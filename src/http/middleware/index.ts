@@ -14,7 +14,7 @@ export type { AnyRequest, AnyResponse, HttpHandler, Middleware, RequestState } f
 function create(name: string, config: HttpConfig, log: Logger): Middleware | null {
   switch (name) {
     case 'headers':
-      return corsAndHeaders(config.headers);
+      return corsAndHeaders(config.headers, log);
     case 'gzip':
       return gzip();
     case 'static':
