@@ -214,10 +214,16 @@ export class HttpPlugin {
     if (clientGone && (err as RrtsError).code === 'ERR_ABORTED') return;
     if (err instanceof RequestError) {
       if (!res.headersSent) {
-        const headers: Record<string, string> = { 'Content-Type': 'text/plain; charset=utf-8' };
+        // As RoadRunner answers it: Go's http.Error with the handler's op, "serve_http: <error>\n".
+        const body = `serve_http: ${err.message}\n`;
+        const headers: Record<string, string | number> = {
+          'Content-Type': 'text/plain; charset=utf-8',
+          'X-Content-Type-Options': 'nosniff',
+          'Content-Length': Buffer.byteLength(body),
+        };
         if (req.httpVersionMajor < 2) headers['Connection'] = 'close'; // connection headers are illegal in HTTP/2
         res.writeHead(err.status, headers);
-        res.end(err.message);
+        res.end(body);
       }
       req.resume();
       return;

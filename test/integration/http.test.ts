@@ -101,6 +101,9 @@ for (const mode of MODES) {
       );
       assert.ok(!(r instanceof Error), `request failed: ${(r as Error).message}`);
       assert.equal(r.status, 413);
+      assert.equal(r.body.toString(), 'serve_http: http: request body too large\n', 'the body RoadRunner writes (Go http.Error)');
+      assert.equal(r.headers['content-type'], 'text/plain; charset=utf-8');
+      assert.equal(r.headers['x-content-type-options'], 'nosniff');
       const ok = await request(`${rr.url}/hello`);
       assert.equal(ok.status, 200);
     });
