@@ -1,4 +1,4 @@
-// loadConfig: the whole way from `-c .rr.yaml` to a typed, frozen Config, in RoadRunner's order (compat.md §1.1):
+// loadConfig: the whole way from `-c .rr.yaml` to a typed, frozen Config, in RoadRunner's order (docs/compatibility.md §1.1):
 // work dir, dotenv, parse, ${VAR}, -o, version, include, then each section with its defaults and checks.
 import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';

@@ -1,4 +1,4 @@
-// What the informer reports about a pool's workers: RoadRunner's State shape (compat.md §4.2, protocol.md §5.4),
+// What the informer reports about a pool's workers: RoadRunner's State shape (docs/compatibility.md §4.2, docs/protocol.md §5.4),
 // plus each worker's own memory (USS, PSS) for fork pools, where RSS counts the shared opcache in every worker.
 import fs from 'node:fs';
 import type { WorkerPool } from './pool.js';

@@ -1,5 +1,5 @@
 // The socket relay (tcp:// or unix://): workers connect to rrts; each connection gets the pid request at once and is
-// filed under the pid the worker answers, for the spawner that waits for that pid (protocol.md §2.2).
+// filed under the pid the worker answers, for the spawner that waits for that pid (docs/protocol.md §2.3).
 import net from 'node:net';
 import fs from 'node:fs';
 import { DEFAULT_MAX_PAYLOAD, FrameDecoder } from '../goridge/frame.js';

@@ -1,4 +1,4 @@
-// A worker's states with RoadRunner's numbers and names (compat.md §3.2), and the moves allowed between them.
+// A worker's states with RoadRunner's numbers and names (docs/compatibility.md §3.2), and the moves allowed between them.
 
 export enum WorkerState {
   Inactive = 0,
