@@ -7,7 +7,6 @@ import { parsePidReply, pidRequest } from '../goridge/messages.js';
 import { FrameRelay } from './relay.js';
 import { onFirstFrames } from './first-frames.js';
 import type { ListenAddress } from '../address.js';
-import { WorkerError } from '../errors.js';
 import type { Logger } from 'pino';
 import { listenOn } from '../listen.js';
 
@@ -139,8 +138,4 @@ function removeStaleSocket(file: string): void {
   } catch {
     /* not there */
   }
-}
-
-export function socketHandshakeError(pid: number, ms: number): WorkerError {
-  return new WorkerError(`worker ${pid} did not connect and answer the pid handshake within ${ms} ms (allocate_timeout)`, 'ERR_ALLOCATE_TIMEOUT');
 }
