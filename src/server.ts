@@ -21,7 +21,7 @@ import { RpcPlugin } from './rpc/server.js';
 import { resolveIdentity, type Identity } from './system/users.js';
 import { registerCoreServices } from './rpc/services.js';
 
-/** The environment of a worker, in RoadRunner's order (compat.md §3.9): later entries win. */
+/** The environment of a worker, in RoadRunner's order (docs/compatibility.md §3.9): later entries win. */
 export function workerEnv(config: Config, mode: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base, RR_RELAY: config.server.relay || 'pipes' };
   if (config.rpc?.listen) env.RR_RPC = config.rpc.listen;

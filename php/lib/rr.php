@@ -6,7 +6,7 @@
  *
  * It exists so the rrts example and test workers run without composer. It behaves like the official SDK
  * (spiral/goridge + spiral/roadrunner-worker + spiral/roadrunner-http, JSON mode) on the wire, but it is not that
- * SDK: real applications should use spiral/roadrunner-http with PSR-7. Wire format: docs protocol.md §1–§4.
+ * SDK: real applications should use spiral/roadrunner-http with PSR-7. Wire format: docs/protocol.md §1–§4.
  */
 
 declare(strict_types=1);
@@ -23,7 +23,7 @@ class StreamStoppedException extends \RuntimeException
 {
 }
 
-/** One goridge v3 frame, and its byte encoding (protocol.md §1). */
+/** One goridge v3 frame, and its byte encoding (docs/protocol.md §1). */
 final class Frame
 {
     public const CONTROL = 0x01;
@@ -116,7 +116,7 @@ interface Relay
     public function isBlocking(): bool;
 }
 
-/** Relay factory, reading RR_RELAY the way the SDK does (protocol.md §2.1, §3.2). */
+/** Relay factory, reading RR_RELAY the way the SDK does (docs/protocol.md §2.1, §3.2). */
 final class Relays
 {
     /** RR_RELAY from $_SERVER, then $_ENV, default "pipes"; getenv() is never consulted (like the SDK). */
@@ -523,7 +523,7 @@ final class Worker
 }
 
 /**
- * HTTP on top of Worker, JSON contexts only (protocol.md §4.2–4.6), answering like spiral/roadrunner-http 3.4:
+ * HTTP on top of Worker, JSON contexts only (docs/protocol.md §4.2–4.6), answering like spiral/roadrunner-http 3.4:
  * response frames carry flags 0 unless another codec is given (0x08 emulates http 3.5 in JSON mode).
  */
 final class HttpWorker

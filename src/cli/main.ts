@@ -1,4 +1,4 @@
-// The `rrts` command line: RoadRunner's commands and flags (compat.md §2), one file per command.
+// The `rrts` command line: RoadRunner's commands and flags (docs/compatibility.md §2), one file per command.
 import { Command } from 'commander';
 import { RRTS_VERSION, RR_COMPAT_VERSION } from '../version.js';
 import { addGlobalOptions, type GlobalOptions } from './options.js';

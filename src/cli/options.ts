@@ -1,4 +1,4 @@
-// RoadRunner's global flags (compat.md §2.1), shared by every command, and the config loading they drive.
+// RoadRunner's global flags (docs/compatibility.md §2.1), shared by every command, and the config loading they drive.
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { loadConfig } from '../config/index.js';

@@ -1,5 +1,5 @@
 // `rrts reset [plugin...]`: reset the workers of the named plugins (all resettable ones by default) concurrently,
-// like `rr reset` (compat.md §2.4), but unlike rr an unknown plugin or a failed reset prints the error and exits 1.
+// like `rr reset` (docs/compatibility.md §2.4), but unlike rr an unknown plugin or a failed reset prints the error and exits 1.
 // Progress lines go to stdout (rr logs them to stderr) and are suppressed by -s; errors go to stderr.
 import type { GlobalOptions } from './options.js';
 import { connectFromConfig } from './rpc-client.js';

@@ -1,5 +1,5 @@
 // A small goridge RPC client for the CLI (`rrts workers`, `rrts reset`): JSON codec, seq from 0 per connection like
-// the Go client, calls may overlap and replies are matched by seq (protocol.md §5.3).
+// the Go client, calls may overlap and replies are matched by seq (docs/protocol.md §5.3).
 import net from 'node:net';
 import { RrtsError } from '../errors.js';
 import { Flag } from '../goridge/flags.js';

@@ -1,5 +1,5 @@
 // `rrts serve`: load the config, start every plugin, and stop gracefully on SIGINT/SIGTERM/SIGQUIT
-// (a second signal forces exit 1), as `rr serve` does (compat.md §2.2, §3.1).
+// (a second signal forces exit 1), as `rr serve` does (docs/compatibility.md §2.2, §3.1).
 import fs from 'node:fs';
 import { createLogs } from '../log/index.js';
 import { RrtsServer } from '../server.js';

@@ -1,4 +1,4 @@
-// `rrts workers [plugin...] [-i] [--json]`: the workers of each pool as `rr workers` shows them (compat.md §2.3):
+// `rrts workers [plugin...] [-i] [--json]`: the workers of each pool as `rr workers` shows them (docs/compatibility.md §2.3):
 // `Workers of [http]:` and a PID | STATUS | EXECS | MEMORY | CPU% | CREATED table, plus USS and the fork master's
 // pid for fork pools (from the `uss` and `masterPid` fields rrts adds to RoadRunner's State). `--json` prints
 // `{"http": [State…]}` for scripts; `-i` redraws every second until SIGINT/SIGTERM.

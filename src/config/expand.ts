@@ -1,4 +1,4 @@
-// ${VAR}, $VAR and ${VAR:-default} substitution over a parsed config document (compat.md §1.2).
+// ${VAR}, $VAR and ${VAR:-default} substitution over a parsed config document (docs/compatibility.md §1.2).
 // Same scanning rules as Go's os.Expand, but each reference is expanded on its own (no rr "mixed forms" quirk).
 
 export type EnvLookup = (name: string) => string | undefined;

@@ -1,4 +1,4 @@
-// loadConfig: the whole way from `-c .rr.yaml` to a typed, frozen Config, in RoadRunner's order (compat.md §1.1):
+// loadConfig: the whole way from `-c .rr.yaml` to a typed, frozen Config, in RoadRunner's order (docs/compatibility.md §1.1):
 // work dir, dotenv, parse, ${VAR}, -o, version, include, then each section with its defaults and checks.
 import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -66,7 +66,6 @@ export function loadConfig(opts: LoadOptions): Config {
   return deepFreeze(config);
 }
 
-/** -w is resolved against the current directory and -c against -w; without -w the work dir is the config's folder. */
 /** Fork mode takes the worker command apart; say at start if it cannot. */
 function checkForkCommand(root: SectionReader, config: Config): void {
   if (!config.server.fork.enabled || !config.http) return;
@@ -75,6 +74,7 @@ function checkForkCommand(root: SectionReader, config: Config): void {
   if (typeof parsed === 'string') root.fail(poolCommand ? 'http.pool.command' : 'server.command', `${parsed} (server.fork.enabled is true)`);
 }
 
+/** -w is resolved against the current directory and -c against -w; without -w the work dir is the config's folder. */
 function resolveLocations(opts: LoadOptions): Locations {
   const label = opts.configPath || DEFAULT_CONFIG_PATH;
   if (opts.workDir === undefined || opts.workDir === '') {

@@ -1,4 +1,4 @@
-// `-o key=value` overrides (compat.md §1.3): parsed like RoadRunner does, the value env-substituted, then set
+// `-o key=value` overrides (docs/compatibility.md §1.3): parsed like RoadRunner does, the value env-substituted, then set
 // at a dotted path (missing maps are created). Values stay strings; the section readers type them weakly.
 import { ConfigError } from '../errors.js';
 import { isPlainMap, type PlainMap } from './coerce.js';

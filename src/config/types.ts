@@ -1,4 +1,4 @@
-// The typed, frozen configuration rrts runs on, filled with RoadRunner's defaults (compat.md §1).
+// The typed, frozen configuration rrts runs on, filled with RoadRunner's defaults (docs/compatibility.md §1).
 // Durations are milliseconds (numbers, may be fractional); sizes are bytes.
 
 export interface SupervisorConfig {

@@ -1,4 +1,4 @@
-// Goridge v3 flag bits (byte 1) and stream bits (byte 10), as in protocol.md §1.2–1.3.
+// Goridge v3 flag bits (byte 1) and stream bits (byte 10), as in docs/protocol.md §1.2–1.3.
 
 export const Flag = {
   CONTROL: 0x01,

@@ -1,4 +1,4 @@
-// Goridge v3 frames: encode to one Buffer (written in one call, protocol.md P1) and a streaming decoder
+// Goridge v3 frames: encode to one Buffer (written in one call, docs/protocol.md §1.6) and a streaming decoder
 // that copes with partial reads, many frames per chunk and frames far larger than a pipe buffer.
 // Pure functions over Buffer; no I/O here.
 import { ProtocolError } from '../errors.js';

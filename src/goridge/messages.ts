@@ -1,9 +1,9 @@
-// The frames of RoadRunner's worker protocol (protocol.md §2) and its RPC framing (§5.1), built on frame.ts.
+// The frames of RoadRunner's worker protocol (docs/protocol.md §2) and its RPC framing (§5.1), built on frame.ts.
 import { ProtocolError } from '../errors.js';
 import { Flag, Stream } from './flags.js';
 import { encodeFrame, encodeSplitFrame, type Frame } from './frame.js';
 
-/** Server -> worker: the pid request; `serverPid` must be truthy for PHP (protocol.md §2.2). */
+/** Server -> worker: the pid request; `serverPid` must be truthy for PHP (docs/protocol.md §2.3). */
 export function pidRequest(serverPid: number): Buffer {
   return encodeFrame({ flags: Flag.CONTROL | Flag.CODEC_JSON, payload: `{"pid":${serverPid}}` });
 }
@@ -15,7 +15,7 @@ export const PONG: Buffer = encodeFrame({ byte10: Stream.PONG });
 /** Server -> worker: stop the stream you are sending. */
 export const STREAM_STOP: Buffer = encodeFrame({ byte10: Stream.STOP });
 
-/** Server -> worker: a job; exactly one option, the context length (protocol.md §2.3). */
+/** Server -> worker: a job; exactly one option, the context length (docs/protocol.md §2.4). */
 export function jobFrame(codec: number, context: Buffer, body: Buffer): Buffer {
   return encodeSplitFrame(codec, context, body);
 }
@@ -36,7 +36,7 @@ export function parsePidReply(frame: Frame): number {
 
 export const STOP_REQUEST_CONTEXT = '{"stop":true}';
 
-/** One response frame from a worker, taken apart (protocol.md §2.4–2.6). */
+/** One response frame from a worker, taken apart (docs/protocol.md §2.5–2.7). */
 export type JobReply =
   | { kind: 'error'; message: string }
   | { kind: 'stop-request' }
@@ -56,7 +56,7 @@ export function parseJobReply(frame: Frame): JobReply {
   return { kind: 'data', flags: frame.flags, context, body, more, ping: (frame.byte10 & Stream.PING) !== 0 };
 }
 
-/** An RPC call or reply: options [seq, method length], payload = method ‖ body (protocol.md §5.1). */
+/** An RPC call or reply: options [seq, method length], payload = method ‖ body (docs/protocol.md §5.1). */
 export interface RpcMessage {
   seq: number;
   method: string;

@@ -1,5 +1,5 @@
-// The data tree RoadRunner sends as a parsed form body (protocol.md §4.3): names like `a[b][]` become nested objects
-// and lists. The same mounting rules build the uploads tree (§4.4). Also url-encoded decoding (Go url.ParseQuery).
+// The data tree RoadRunner sends as a parsed form body (docs/protocol.md §4.3): names like `a[b][]` become nested objects
+// and lists. The same mounting rules build the uploads tree (docs/protocol.md §4.4). Also url-encoded decoding (Go url.ParseQuery).
 
 import { RrtsError } from '../errors.js';
 

@@ -1,5 +1,5 @@
 // Turns one HTTP request into the payload a PHP worker gets: RoadRunner's JSON request context (RR <= 2023.3,
-// protocol.md §4.2) and the body: raw bytes, or the parsed form tree with multipart files streamed to temp files.
+// docs/protocol.md §4.2) and the body: raw bytes, or the parsed form tree with multipart files streamed to temp files.
 
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
@@ -75,7 +75,7 @@ export async function buildRequestPayload(req: AnyRequest, opts: RequestPayloadO
       JSON.stringify({ remoteAddr, protocol, method, uri, headers, cookies, rawQuery: query, parsed, uploads, attributes: {} }),
     );
 
-  // Body classification, in RoadRunner's order (protocol.md §4.3).
+  // Body classification, in RoadRunner's order (docs/protocol.md §4.3).
   if (method === 'HEAD' || method === 'OPTIONS') {
     return { context: context(false, null), body: EMPTY, cleanup: noCleanup };
   }

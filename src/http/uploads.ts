@@ -1,4 +1,4 @@
-// Multipart bodies (protocol.md §4.4): streams each file part into its own temp file in uploads.dir (`upload` +
+// Multipart bodies (docs/protocol.md §4.4): streams each file part into its own temp file in uploads.dir (`upload` +
 // random digits, mode 0600), collects the other fields, and owns those temp files until cleanup().
 
 import { randomInt } from 'node:crypto';

@@ -1,4 +1,4 @@
-// Loggers built from the `logs` config section (compat.md §1.10): one pino logger per channel (plugin name), in
+// Loggers built from the `logs` config section (docs/compatibility.md §1.10): one pino logger per channel (plugin name), in
 // RoadRunner's modes (development console lines, production JSON, raw messages, off), written synchronously.
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -1,4 +1,4 @@
-// RoadRunner's `http_metrics` middleware (compat.md §1.9, §5): request counts, durations and the number of requests
+// RoadRunner's `http_metrics` middleware (docs/compatibility.md §1.9, §5): request counts, durations and the number of requests
 // inside the handler, for the HTTP plugin to report into the metrics plugin's registry.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 

@@ -1,4 +1,4 @@
-// The metrics plugin (compat.md §1.12, §4.2, §5): a Prometheus registry served as text on every path of
+// The metrics plugin (docs/compatibility.md §1.12, §4.2, §5): a Prometheus registry served as text on every path of
 // metrics.address, holding the process metrics, every pool's worker gauges under RoadRunner's names (read when
 // scraped), rrts's own spawn metrics, and the application's metrics declared in config or over RPC (`metrics.*`).
 import http from 'node:http';

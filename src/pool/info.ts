@@ -1,19 +1,20 @@
-// What the informer reports about a pool's workers: RoadRunner's State shape (compat.md §4.2, protocol.md §5.4),
+// What the informer reports about a pool's workers: RoadRunner's State shape (docs/compatibility.md §4.2, docs/protocol.md §5.4),
 // plus each worker's own memory (USS, PSS) for fork pools, where RSS counts the shared opcache in every worker.
 import fs from 'node:fs';
 import type { WorkerPool } from './pool.js';
 import { readMemory } from './memory.js';
+import { procStat } from '../system/proc.js';
 
 /** Linux reports process times in clock ticks of 1/100 s on every architecture Node supports. */
 const CLOCK_TICKS = 100;
 
 /** CPU % over the process's whole life (CPU time / wall time since start), as rr's gopsutil figure. */
 export function lifetimeCpuPercent(pid: number): number {
+  const stat = procStat(pid);
+  if (!stat) return 0;
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime + stime
-    const startedAt = Number(fields[19]) / CLOCK_TICKS; // seconds after boot
+    const cpuSeconds = (stat.utime + stat.stime) / CLOCK_TICKS;
+    const startedAt = stat.startTime / CLOCK_TICKS; // seconds after boot
     const uptime = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
     const alive = uptime - startedAt;
     return alive > 0 ? Math.round((cpuSeconds / alive) * 10000) / 100 : 0;

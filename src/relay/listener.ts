@@ -1,5 +1,5 @@
 // The socket relay (tcp:// or unix://): workers connect to rrts; each connection gets the pid request at once and is
-// filed under the pid the worker answers, for the spawner that waits for that pid (protocol.md §2.2).
+// filed under the pid the worker answers, for the spawner that waits for that pid (docs/protocol.md §2.3).
 import net from 'node:net';
 import fs from 'node:fs';
 import { DEFAULT_MAX_PAYLOAD, FrameDecoder } from '../goridge/frame.js';
@@ -7,7 +7,6 @@ import { parsePidReply, pidRequest } from '../goridge/messages.js';
 import { FrameRelay } from './relay.js';
 import { onFirstFrames } from './first-frames.js';
 import type { ListenAddress } from '../address.js';
-import { WorkerError } from '../errors.js';
 import type { Logger } from 'pino';
 import { listenOn } from '../listen.js';
 
@@ -139,8 +138,4 @@ function removeStaleSocket(file: string): void {
   } catch {
     /* not there */
   }
-}
-
-export function socketHandshakeError(pid: number, ms: number): WorkerError {
-  return new WorkerError(`worker ${pid} did not connect and answer the pid handshake within ${ms} ms (allocate_timeout)`, 'ERR_ALLOCATE_TIMEOUT');
 }

@@ -1,5 +1,5 @@
 // A byte transport a worker talks over (its stdin/stdout pipes, or a socket), turned into goridge frames.
-// One frame goes out in one write (protocol.md P1); incoming bytes are decoded as they arrive.
+// One frame goes out in one write (docs/protocol.md §1.6); incoming bytes are decoded as they arrive.
 import type { Readable, Writable } from 'node:stream';
 import { FrameDecoder, type Frame } from '../goridge/frame.js';
 

@@ -1,4 +1,4 @@
-// The RPC codecs (protocol.md §5.2): which codec a request asks for, decoding its argument, encoding a result.
+// The RPC codecs (docs/protocol.md §5.2): which codec a request asks for, decoding its argument, encoding a result.
 // Pure functions over Buffer, no sockets. A Buffer result stands for Go's []byte: base64 over JSON, bytes elsewhere.
 import { Packr } from 'msgpackr';
 import { Flag } from '../goridge/flags.js';

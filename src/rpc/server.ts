@@ -1,4 +1,4 @@
-// The RPC plugin: goridge RPC (protocol.md §5) on `rpc.listen`, what the PHP RPC client, `rrts workers` and
+// The RPC plugin: goridge RPC (docs/protocol.md §5) on `rpc.listen`, what the PHP RPC client, `rrts workers` and
 // `rrts reset` talk to. Services register methods by name; every connection decodes frames on its own, runs its
 // calls concurrently and answers each with one write, matched by seq. A connection that breaks the protocol is
 // closed; nothing a client sends can stop the server or disturb the other connections.
@@ -174,7 +174,7 @@ class RpcConnection {
     void this.plugin.answer(msg).then((bytes) => {
       this.inFlight--;
       if (this.closed || this.socket.destroyed) return;
-      this.socket.write(bytes); // one write per frame (protocol.md P1)
+      this.socket.write(bytes); // one write per frame (docs/protocol.md §1.6)
       this.updateFlow();
     });
   }

@@ -1,4 +1,4 @@
-// The core RPC services every rrts serves (compat.md §4.2, protocol.md §5.4): `rpc` (version, config), `informer`
+// The core RPC services every rrts serves (docs/compatibility.md §4.2, docs/protocol.md §5.4): `rpc` (version, config), `informer`
 // (workers of each pool, add/remove a worker) and `resetter` (rolling reset of a pool), with RoadRunner's shapes and
 // error texts.
 import type { Logger } from 'pino';

@@ -1,4 +1,4 @@
-// The status plugin (compat.md §1.11, §3.6, §3.8): liveness (/health) and readiness (/ready) of every worker pool on
+// The status plugin (docs/compatibility.md §1.11, §3.6, §3.8): liveness (/health) and readiness (/ready) of every worker pool on
 // status.address, for load balancers and orchestrators, answered the way RoadRunner's status plugin answers them.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';

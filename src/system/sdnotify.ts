@@ -1,4 +1,4 @@
-// systemd's notify protocol (compat.md §3.10): with Type=notify, tell the manager READY=1 once every pool serves,
+// systemd's notify protocol (docs/compatibility.md §3.10): with Type=notify, tell the manager READY=1 once every pool serves,
 // STOPPING=1 when a stop begins, RELOADING=1 … READY=1 around a SIGHUP reset, and WATCHDOG=1 keep-alives. Datagrams
 // go to $NOTIFY_SOCKET through the native addon (Node has no unix datagram sockets); without it, a warning, once.
 import type { Logger } from 'pino';

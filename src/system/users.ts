@@ -1,4 +1,4 @@
-// server.user / server.group / server.on_init.user (compat.md §1.7): resolve names to a uid and gid through the
+// server.user / server.group / server.on_init.user (docs/compatibility.md §1.7): resolve names to a uid and gid through the
 // system's user database (NSS, as Go's os/user does with cgo: LDAP and sssd users too), and refuse early
 // (ConfigError) when rrts cannot switch users. rr takes the gid from the user's primary group and ignores
 // server.group; rrts applies server.group when it is given.

@@ -1,4 +1,4 @@
-// A worker's states with RoadRunner's numbers and names (compat.md §3.2), and the moves allowed between them.
+// A worker's states with RoadRunner's numbers and names (docs/compatibility.md §3.2), and the moves allowed between them.
 
 export enum WorkerState {
   Inactive = 0,
@@ -39,18 +39,6 @@ export function stateName(state: WorkerState): string {
 
 /** States a worker can never leave except to be stopped. */
 const FINAL = new Set([WorkerState.Stopped, WorkerState.Destroyed]);
-
-/** States that mean "do not give this worker another job; stop it when it is released". */
-export const RETIRING = new Set([
-  WorkerState.Invalid,
-  WorkerState.Stopping,
-  WorkerState.MaxJobsReached,
-  WorkerState.Errored,
-  WorkerState.IdleTTLReached,
-  WorkerState.TTLReached,
-  WorkerState.MaxMemoryReached,
-  WorkerState.ExecTTLReached,
-]);
 
 /** Whether `from -> to` is a legal move. */
 export function canMove(from: WorkerState, to: WorkerState): boolean {

@@ -1,4 +1,4 @@
-// Tests for the goridge frame codec: the golden vectors of protocol.md, a seeded property test over random
+// Tests for the goridge frame codec: the golden vectors of docs/protocol.md, a seeded property test over random
 // frames split at random points, and the malformed inputs that must poison the decoder.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -70,7 +70,7 @@ describe('crc32', () => {
     assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926);
   });
 
-  test('header CRCs of protocol.md §1.7', () => {
+  test('header CRCs of docs/protocol.md §1.8', () => {
     assert.equal(crc32(Buffer.from('130000000000', 'hex')), 0x3480d196);
     assert.equal(crc32(Buffer.from('140804000000', 'hex')), 0x96973db8);
   });

@@ -1,4 +1,4 @@
-// Tests for the worker-protocol and RPC messages against the golden vectors of protocol.md §2.11 and §5.6.
+// Tests for the worker-protocol and RPC messages against the golden vectors of docs/protocol.md §2.12 and §5.6.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// `http` (compat.md §1.9): address, error code, body limits, middleware list, uploads and the pool.
+// `http` (docs/compatibility.md §1.9): address, error code, body limits, middleware list, uploads and the pool.
 // Also TLS (ssl), HTTP/2, the settings of the middleware rrts implements (headers, static) and the rrts-only
 // status-code and timeout keys (docs/http.md). Files named by the config (certificates, static.dir) are checked here,
 // so a missing one fails start-up with the key that names it.
@@ -49,7 +49,7 @@ export function readHttp(root: SectionReader, ctx: SectionContext): HttpConfig |
 /** Middleware rrts implements (src/http/middleware/); other names are skipped with a warning, as RoadRunner does. */
 export const SUPPORTED_MIDDLEWARE: readonly string[] = ['headers', 'gzip', 'static', 'proxy_ip_parser', 'http_metrics'];
 
-/** RoadRunner's fixed server read timeouts (compat.md §1.9): 5 minutes. */
+/** RoadRunner's fixed server read timeouts (docs/compatibility.md §1.9): 5 minutes. */
 const DEFAULT_READ_TIMEOUT = 5 * 60_000;
 const DEFAULT_SSL_ADDRESS = '127.0.0.1:443';
 const DEFAULT_MAX_CONCURRENT_STREAMS = 128;

@@ -1,4 +1,4 @@
-// `logs` (compat.md §1.10): mode, level, encoding, outputs, and per-plugin channels that inherit the
+// `logs` (docs/compatibility.md §1.10): mode, level, encoding, outputs, and per-plugin channels that inherit the
 // top-level keys they do not set. Bad modes and levels are ignored with a warning, as RoadRunner does.
 import type { LogChannelConfig, LogLevel, LogMode, LogsConfig } from '../types.js';
 import type { SectionReader } from '../reader.js';

@@ -1,4 +1,4 @@
-// Top-level sections rrts does not run (jobs, grpc, kv, ... from the stock RoadRunner binary, compat.md §1.14):
+// Top-level sections rrts does not run (jobs, grpc, kv, ... from the stock RoadRunner binary, docs/compatibility.md §1.14):
 // each gets one start-up warning instead of being silently ignored.
 
 /** Sections rrts reads itself, or that carry no settings. */

@@ -1,4 +1,4 @@
-// `<plugin>.pool` (compat.md §1.8): worker count, job limits, timeouts and the optional supervisor, with
+// `<plugin>.pool` (docs/compatibility.md §1.8): worker count, job limits, timeouts and the optional supervisor, with
 // RoadRunner's defaults (0 means "use the default" for every number and duration here).
 import type { PoolConfig, SupervisorConfig } from '../types.js';
 import type { SectionReader } from '../reader.js';

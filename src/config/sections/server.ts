@@ -1,4 +1,4 @@
-// `server` (compat.md §1.7): the worker command, its user and environment, the relay, on_init, and the rrts
+// `server` (docs/compatibility.md §1.7): the worker command, its user and environment, the relay, on_init, and the rrts
 // `fork` extension.
 import { resolve } from 'node:path';
 import type { ForkConfig, OnInitConfig, ServerConfig } from '../types.js';

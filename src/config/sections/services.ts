@@ -1,4 +1,4 @@
-// The small sections: `rpc` (§1.6), `status` (§1.11), `metrics` (§1.12) and `endure` (§1.13).
+// The small sections (docs/compatibility.md): `rpc` (§1.6), `status` (§1.11), `metrics` (§1.12) and `endure` (§1.13).
 // rpc, status and metrics are on only when their section exists; endure always has defaults.
 import type { EndureConfig, MetricsConfig, RpcConfig, StatusConfig } from '../types.js';
 import { describeValue, isPlainMap } from '../coerce.js';

@@ -1,5 +1,5 @@
 // Builds http.middleware into one handler in RoadRunner's order (2023-2025.1): each listed middleware wraps the
-// previous result, so the LAST listed is outermost and sees the request first (compat.md §1.9).
+// previous result, so the LAST listed is outermost and sees the request first (docs/compatibility.md §1.9).
 import type { Logger } from 'pino';
 import type { HttpConfig } from '../../config/types.js';
 import { corsAndHeaders } from './headers.js';

@@ -2,7 +2,7 @@
 // the app: it forks one generation master per start or reset, and they all share its opcache segment. A generation
 // master preloads the app and forks workers on request. We talk to the root over its fd 3 and to each master over a
 // connection it makes to our private control socket, with goridge frames carrying msgpack maps (the protocol is in
-// master.php's header).
+// master.php's header and docs/protocol.md §6).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';

@@ -22,7 +22,7 @@ import { settlesWithin, delay } from '../../time.js';
 export interface ForkSpawnerOptions {
   command: PhpCommand;
   preload: string | null;
-  /** children the master keeps forked and parked ahead of fork requests (server.fork.spares; default 0 here) */
+  /** children the master keeps forked and parked ahead of fork requests (server.fork.spares, default 1; 0 when left out here) */
   spares?: number;
   /** the pool's worker environment; RR_RELAY is replaced by the private socket */
   env: NodeJS.ProcessEnv;
