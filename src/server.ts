@@ -93,7 +93,7 @@ export class RrtsServer {
     } catch (err) {
       throw new StartError(`http: cannot start the worker pool: ${(err as Error).message}`, { cause: err });
     }
-    const http = new HttpPlugin(httpConfig, pool, this.logs.channel('http'));
+    const http = new HttpPlugin(httpConfig, pool, this.logs.channel('http'), this.workerIdentity);
     if (this.metrics && httpConfig.middleware.includes('http_metrics')) http.metrics = this.metrics.httpMetrics();
     this.http = http;
     try {

@@ -16,6 +16,8 @@ export interface RequestPayloadOptions {
   /** http.max_request_size in bytes; 0 (or less) means no limit. */
   maxRequestSize: number;
   uploads: UploadsConfig;
+  /** Who gets the upload temp files (server.user), or null: rrts's own user keeps them. */
+  uploadOwner?: { uid: number; gid: number } | null;
   /** The connection is TLS: `uri` starts with https://. */
   tls: boolean;
   /** The client IP as found by proxy_ip_parser; default the peer address. */
@@ -110,7 +112,7 @@ export async function buildRequestPayload(req: AnyRequest, opts: RequestPayloadO
   const found = multipartBoundary(contentType);
   if ('error' in found) throw formingError(found.error);
   checkContentLength(req, limit);
-  const session = new UploadSession(opts.uploads);
+  const session = new UploadSession(opts.uploads, opts.uploadOwner ?? null);
   const cleanup = (): Promise<void> => session.cleanup();
   const receiver = receiveMultipart(found.boundary, session);
   const pump = pumpBody(req, limit, receiver.sink);

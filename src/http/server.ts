@@ -9,6 +9,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { HttpConfig, SslConfig } from '../config/types.js';
+import type { Identity } from '../system/users.js';
 import { NoFreeWorkersError, QueueFullError, RrtsError, SoftJobError } from '../errors.js';
 import { Flag } from '../goridge/flags.js';
 import type { WorkerPool } from '../pool/pool.js';
@@ -42,6 +43,8 @@ export class HttpPlugin {
     private readonly config: HttpConfig,
     readonly pool: WorkerPool,
     private readonly log: Logger,
+    /** server.user's uid/gid, so the workers can read the upload temp files; null when they run as rrts's user. */
+    private readonly uploadOwner: Identity | null = null,
   ) {}
 
   /** The bound plain address (useful with port 0); the TLS one when only https is configured. */
@@ -194,6 +197,7 @@ export class HttpPlugin {
         rawBody: this.config.rawBody,
         maxRequestSize: this.config.maxRequestSize,
         uploads: this.config.uploads,
+        uploadOwner: this.uploadOwner,
         tls,
         remoteAddr,
       });

@@ -92,7 +92,11 @@ export class UploadSession {
   private closed = false;
   private cleaning: Promise<void> | null = null;
 
-  constructor(config: UploadsConfig) {
+  constructor(
+    config: UploadsConfig,
+    /** server.user's uid/gid: temp files are given to the workers' user, as RoadRunner does (not when either is 0). */
+    private readonly owner: { uid: number; gid: number } | null = null,
+  ) {
     this.dir = config.dir || tmpdir();
     this.forbid = new Set(config.forbid);
     this.allow = new Set(config.allow);
@@ -144,6 +148,17 @@ export class UploadSession {
       return;
     }
     upload.tmpName = file.path;
+    const owner = this.owner;
+    if (owner && owner.uid !== 0 && owner.gid !== 0) {
+      try {
+        await file.handle.chown(owner.uid, owner.gid);
+      } catch {
+        upload.error = UploadError.CANT_WRITE;
+        await file.handle.close().catch(() => {});
+        part.resume();
+        return;
+      }
+    }
     if (this.closed) {
       await file.handle.close().catch(() => {});
       part.resume();

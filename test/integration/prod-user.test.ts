@@ -2,6 +2,7 @@
 // run as that user, and still serve; an unknown user stops the start with a message naming server.user.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { FIXTURE, MODES } from './harness.js';
 import { get, serve, statusField } from './prod-harness.js';
 
@@ -37,6 +38,15 @@ for (const mode of MODES) {
           assert.ok(all.includes(Number(r.body)), `answered by ${r.body}`);
         }
         assert.match(rrts.stderr, /nobody/, 'on_init ran as nobody');
+        // Upload temp files belong to server.user, as RoadRunner chowns them: the worker can read what it was given.
+        const data = Buffer.from('a file the worker must be able to read\n');
+        const form = new FormData();
+        form.append('doc', new Blob([data]), 'doc.txt');
+        const upload = await fetch(`${rrts.url}/echo`, { method: 'POST', body: form });
+        assert.equal(upload.status, 200);
+        const doc = ((await upload.json()) as { uploads: { doc: { exists: boolean; sha256: string | false } } }).uploads.doc;
+        assert.equal(doc.exists, true);
+        assert.equal(doc.sha256, createHash('sha256').update(data).digest('hex'), 'the worker (nobody) read the temp file');
         rrts.proc.kill('SIGTERM');
         assert.equal((await rrts.exited).code, 0, rrts.stderr.slice(-2000));
       } finally {
