@@ -20,6 +20,35 @@ export interface ServeOptions {
   expectFailure?: boolean;
   /** chmod the temp dir (workers running as another user need to enter it) */
   dirMode?: number;
+  /**
+   * Run a copy of rrts (bin, dist, php, the addon) and of the PHP fixtures from a temp dir every user can read:
+   * PHP running as server.user must read them, and a checkout may sit where other users cannot enter (a 0700 home).
+   */
+  readableCopy?: boolean;
+}
+
+let copyRoot: string | null = null;
+
+/** The copy of this checkout that readableCopy serves from, made once per test process and removed at its exit. */
+export function readableCopyOfRrts(): string {
+  if (copyRoot) return copyRoot;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-copy-'));
+  fs.chmodSync(dir, 0o755);
+  for (const part of ['bin', 'dist/src', 'php', 'test/fixtures/php', 'package.json', 'build/Release/rrts_native.node']) {
+    fs.cpSync(path.join(ROOT, part), path.join(dir, part), { recursive: true });
+  }
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules')); // read by rrts (root) only
+  // every directory on the way 0755 and every file world-readable, whatever the checkout's umask gave them
+  const open = (p: string): void => {
+    const st = fs.lstatSync(p);
+    if (st.isSymbolicLink()) return;
+    fs.chmodSync(p, st.isDirectory() ? 0o755 : st.mode | 0o444);
+    if (st.isDirectory()) for (const name of fs.readdirSync(p)) open(path.join(p, name));
+  };
+  open(dir);
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  copyRoot = dir;
+  return dir;
 }
 
 /** An RrtsInstance that may run behind a wrapper (unshare): rrts is then the wrapper's child. */
@@ -79,7 +108,8 @@ export async function serve(opts: ServeOptions): Promise<Served> {
   const config = deepMerge(base, opts.config);
   const file = path.join(dir, '.rr.yaml');
   fs.writeFileSync(file, stringify(config));
-  const argv = [...(opts.wrapper ?? []), process.execPath, BIN, 'serve', '-c', file, ...(opts.args ?? [])];
+  const bin = opts.readableCopy ? path.join(readableCopyOfRrts(), 'bin', 'rrts') : BIN;
+  const argv = [...(opts.wrapper ?? []), process.execPath, bin, 'serve', '-c', file, ...(opts.args ?? [])];
   const proc = spawn(argv[0]!, argv.slice(1), { cwd: dir, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const served = new Served(proc, dir, port, file, (opts.wrapper ?? []).length > 0);
   if (opts.expectFailure) return served;

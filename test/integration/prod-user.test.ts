@@ -3,8 +3,12 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { FIXTURE, MODES } from './harness.js';
-import { get, serve, statusField } from './prod-harness.js';
+import path from 'node:path';
+import { MODES } from './harness.js';
+import { get, readableCopyOfRrts, serve, statusField } from './prod-harness.js';
+
+// The fixture from a copy every user can read: the workers run as nobody, and the checkout may be in a 0700 home.
+const FIXTURE = (): string => path.join(readableCopyOfRrts(), 'test', 'fixtures', 'php', 'worker.php');
 
 const NOBODY = 65534;
 const isRoot = process.geteuid?.() === 0;
@@ -14,9 +18,10 @@ for (const mode of MODES) {
     test('workers (and the fork master) run as nobody and serve', async () => {
       const rrts = await serve({
         dirMode: 0o755,
+        readableCopy: true,
         config: {
           server: {
-            command: `php ${FIXTURE}`,
+            command: `php ${FIXTURE()}`,
             user: 'nobody',
             fork: { enabled: mode === 'fork' },
             on_init: { command: 'id -u -n', user: 'nobody' },
@@ -58,7 +63,8 @@ for (const mode of MODES) {
       test('a unix socket relay is usable by the workers', async () => {
         const rrts = await serve({
           dirMode: 0o755,
-          config: { server: { command: `php ${FIXTURE}`, user: 'nobody', relay: 'unix://relay.sock' } },
+        readableCopy: true,
+          config: { server: { command: `php ${FIXTURE()}`, user: 'nobody', relay: 'unix://relay.sock' } },
         });
         try {
           const r = await get(`${rrts.url}/pid`);
@@ -73,7 +79,7 @@ for (const mode of MODES) {
     test('an unknown user is a config error naming server.user', async () => {
       const rrts = await serve({
         expectFailure: true,
-        config: { server: { command: `php ${FIXTURE}`, user: 'no-such-user-here', fork: { enabled: mode === 'fork' } } },
+        config: { server: { command: `php ${FIXTURE()}`, user: 'no-such-user-here', fork: { enabled: mode === 'fork' } } },
       });
       try {
         const exit = await rrts.exited;
