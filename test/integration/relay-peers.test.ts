@@ -12,9 +12,6 @@ import { alive, FIXTURE, freePort, killQuietly, ROOT, RrtsInstance, startRrts } 
 import { request } from './client.js';
 import { RelayImpostor } from '../support/relay-impostor.js';
 
-/** Long enough for the impostor (already polling for the pid file) to connect and be judged before the worker. */
-const WORKER_CONNECT_DELAY_MS = 800;
-
 const RELAYS = ['unix', 'tcp'] as const;
 const COMMANDS = [
   { name: 'php', command: `php ${FIXTURE}`, wrapped: false },
@@ -29,27 +26,29 @@ describe('exec mode: who may answer on a socket relay', { timeout: 120_000 }, ()
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-peers-'));
         const pidFile = path.join(dir, 'worker.pid');
         const relayValue = relay === 'unix' ? `unix://${path.join(dir, 'relay.sock')}` : `tcp://127.0.0.1:${await freePort()}`;
+        const goFile = path.join(dir, 'go');
         const impostor = RelayImpostor.start(relayValue, pidFile);
+        // The worker writes its pid file, then waits for goFile: the impostor connects first, every time.
+        const starting = startRrts({
+          workers: 1,
+          config: { server: { command, relay: relayValue, env: { FIXTURE_PID_FILE: pidFile, FIXTURE_BOOT_WAIT_FOR: goFile } } },
+        });
+        starting.catch(() => {}); // awaited below
         let rrts: RrtsInstance | null = null;
         try {
-          rrts = await startRrts({
-            workers: 1,
-            config: {
-              server: {
-                command,
-                relay: relayValue,
-                env: { FIXTURE_PID_FILE: pidFile, FIXTURE_BOOT_DELAY_MS: String(WORKER_CONNECT_DELAY_MS) },
-              },
-            },
-          });
+          try {
+            await impostor.waitFor('closed');
+          } finally {
+            fs.writeFileSync(goFile, '');
+          }
+          assert.ok(impostor.has('answered'), `the impostor answered the handshake: ${JSON.stringify(impostor.events)}`);
+          rrts = await starting;
           const workerPid = readPid(pidFile);
           if (wrapped) {
             const [spawned] = rrts.workerPids();
             assert.notEqual(spawned, workerPid, 'php runs under sh, not in its place');
           }
 
-          await impostor.waitFor('closed');
-          assert.ok(impostor.has('answered'), `the impostor answered the handshake first: ${JSON.stringify(impostor.events)}`);
           assert.ok(!impostor.has('frame'), `the impostor never gets a request: ${JSON.stringify(impostor.events)}`);
 
           const reply = await request(`${rrts.url}/pid`, { headers: { authorization: 'Bearer secret' }, timeoutMs: 10_000 });
@@ -71,6 +70,7 @@ describe('exec mode: who may answer on a socket relay', { timeout: 120_000 }, ()
         } finally {
           impostor.kill();
           const workerPid = readPid(pidFile);
+          rrts ??= await starting.catch(() => null);
           await rrts?.stop();
           if (workerPid > 0 && alive(workerPid)) killQuietly(workerPid); // sh's child, if sh went first
           fs.rmSync(dir, { recursive: true, force: true });
