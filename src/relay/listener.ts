@@ -1,16 +1,19 @@
 // The socket relay (tcp:// or unix://): workers connect to rrts; each connection gets the pid request at once and is
 // filed under the pid the worker answers, for the spawner that waits for that pid (docs/protocol.md §2.3).
+// With checkPeers (exec mode) a connection joins only when the kernel confirms who connected (peer-check.ts).
 import net from 'node:net';
 import fs from 'node:fs';
 import { DEFAULT_MAX_PAYLOAD, FrameDecoder } from '../goridge/frame.js';
 import { parsePidReply, pidRequest } from '../goridge/messages.js';
 import { FrameRelay } from './relay.js';
 import { onFirstFrames } from './first-frames.js';
-import type { ListenAddress } from '../address.js';
+import { formatListenAddress, type ListenAddress } from '../address.js';
+import { checkPeer } from './peer-check.js';
 import type { Logger } from 'pino';
 import { listenOn } from '../listen.js';
 
 export interface AcceptedWorker {
+  /** the pid it is filed under: the one it answered, or with checkPeers the spawned process it is or descends from */
   pid: number;
   relay: FrameRelay;
   socket: net.Socket;
@@ -29,6 +32,11 @@ export class SocketRelayListener {
   private readonly sockets = new Set<net.Socket>();
   /** Decides whether a connection that answered with `pid` may join (fork mode checks peer credentials). */
   acceptPid: (pid: number, socket: net.Socket) => boolean = () => true;
+  /**
+   * Exec mode: the process at the other end must be the pid it answered, and that pid or an ancestor must be one a
+   * spawner waits for (waitFor); anything else is refused. The caller checks peerCheckUnavailableReason() first.
+   */
+  checkPeers = false;
 
   constructor(
     readonly address: ListenAddress,
@@ -105,14 +113,35 @@ export class SocketRelayListener {
         drop(`pid ${pid} is not a worker rrts started`);
         return;
       }
-      // Frames after the pid reply cannot come before a job is sent, so the decoder holds nothing more.
-      decoder.maxPayload = DEFAULT_MAX_PAYLOAD; // the handshake limit is over: responses may be large
-      const relay = new FrameRelay(this.address.kind, socket, socket, decoder);
-      socket.resume();
-      this.deliver({ pid, relay, socket });
+      if (this.checkPeers) this.admitChecked(pid, socket, decoder).catch((err: Error) => drop(`cannot check who connected: ${err.message}`));
+      else this.deliver(this.admit(pid, socket, decoder));
     }, drop);
     socket.on('error', () => socket.destroy());
     socket.write(pidRequest(process.pid));
+  }
+
+  private admit(pid: number, socket: net.Socket, decoder: FrameDecoder): AcceptedWorker {
+    // Frames after the pid reply cannot come before a job is sent, so the decoder holds nothing more.
+    decoder.maxPayload = DEFAULT_MAX_PAYLOAD; // the handshake limit is over: responses may be large
+    const relay = new FrameRelay(this.address.kind, socket, socket, decoder);
+    socket.resume();
+    return { pid, relay, socket };
+  }
+
+  /** checkPeers: hand the connection to the spawner waiting for its process, or close it and say why. */
+  private async admitChecked(claimedPid: number, socket: net.Socket, decoder: FrameDecoder): Promise<void> {
+    const verdict = await checkPeer(socket, this.address.kind, claimedPid, (pid) => this.waiting.has(pid));
+    if (socket.destroyed) return;
+    const waiter = verdict.ok ? this.waiting.get(verdict.spawnedPid) : undefined;
+    if (!verdict.ok || !waiter) {
+      const why = verdict.ok ? `no start of worker ${verdict.spawnedPid} waits for it any more` : verdict.why;
+      const peer = verdict.ok ? claimedPid : verdict.peerPid;
+      this.log.warn({ pid: claimedPid, peer_pid: peer ?? undefined, relay: formatListenAddress(this.address) }, `worker connection refused: ${why}`);
+      socket.destroy();
+      return;
+    }
+    this.waiting.delete(verdict.spawnedPid);
+    waiter.resolve(this.admit(verdict.spawnedPid, socket, decoder));
   }
 
   private deliver(worker: AcceptedWorker): void {
@@ -139,3 +168,4 @@ function removeStaleSocket(file: string): void {
     /* not there */
   }
 }
+

@@ -3,11 +3,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import type { Logger } from 'pino';
-import { ProtocolError, WorkerError } from '../errors.js';
+import { ConfigError, ProtocolError, WorkerError } from '../errors.js';
 import type { Frame } from '../goridge/frame.js';
 import { parsePidReply, pidRequest } from '../goridge/messages.js';
 import { FrameRelay } from '../relay/relay.js';
 import { SocketRelayListener } from '../relay/listener.js';
+import { peerCheckUnavailableReason } from '../relay/peer-check.js';
 import { parseListenAddress } from '../address.js';
 import { logWorkerOutput } from '../log/index.js';
 import { Worker, type WorkerEvents } from '../worker/worker.js';
@@ -75,7 +76,16 @@ export class ExecSpawner implements Spawner {
   async start(): Promise<void> {
     if (this.opts.relay === 'pipes' || this.opts.relay === '') return;
     const address = parseListenAddress(this.opts.relay, this.opts.cwd);
+    const unchecked = peerCheckUnavailableReason(address.kind);
+    // Refused, not run unchecked: any local process could then take a worker's place and read its requests.
+    if (unchecked) {
+      throw new ConfigError(
+        `rrts cannot check which process connects to the relay ${this.opts.relay} here: ${unchecked}. Use server.relay: pipes (the default) instead`,
+        { key: 'server.relay' },
+      );
+    }
     this.listener = new SocketRelayListener(address, this.opts.log, this.opts.allocateTimeoutMs);
+    this.listener.checkPeers = true;
     await this.listener.listen();
     // Workers running as server.user must be able to connect (connect(2) needs write permission on the socket).
     const id = this.opts.identity;
