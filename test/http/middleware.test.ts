@@ -41,6 +41,12 @@ describe('resolveClientIp', () => {
     assert.equal(resolveClientIp(req({ 'x-forwarded-for': '10.0.0.1, 10.0.0.2' }), trusted), '10.0.0.1');
     assert.equal(resolveClientIp(req({ 'x-forwarded-for': 'garbage' }), trusted), null);
   });
+  test('a value that is not an address is never used (RoadRunner passes it on; docs/http.md)', () => {
+    assert.equal(resolveClientIp(req({ 'x-forwarded-for': 'foo.workstation' }), trusted), null);
+    assert.equal(resolveClientIp(req({ 'x-forwarded-for': 'foo.workstation', 'x-real-ip': '5.5.5.5' }), trusted), '5.5.5.5');
+    assert.equal(resolveClientIp(req({ 'x-forwarded-for': '1.1.1.1, foo.workstation, 2.2.2.2' }), trusted), '2.2.2.2');
+    assert.equal(resolveClientIp(req({ 'x-forwarded-for': '1.1.1.1, foo.workstation, 10.0.0.5' }), trusted), '10.0.0.5');
+  });
   test('Forwarded first, then the single-value headers', () => {
     assert.equal(resolveClientIp(req({ forwarded: 'for=192.0.2.60;proto=http;by=203.0.113.43', 'x-real-ip': '5.5.5.5' }), trusted), '192.0.2.60');
     assert.equal(resolveClientIp(req({ forwarded: 'For="[2001:db8:cafe::17]:4711"' }), trusted), '2001:db8:cafe::17');
