@@ -334,4 +334,23 @@ describe('http.static start-up', () => {
     assert.notEqual(exit.code, 0);
     assert.match(rr.stderr, /http\.static\.dir/);
   });
+
+  it('fails when static.dir does not exist even if static is not in the middleware list, as RoadRunner does', async () => {
+    const rr = await startRrts({ expectFailure: true, config: { http: { middleware: ['headers'], static: { dir: '/nonexistent/rrts-static' } } } });
+    const exit = await rr.exited;
+    await rr.stop();
+    assert.notEqual(exit.code, 0);
+    assert.match(rr.stderr, /http\.static\.dir.*does not exist/);
+  });
+
+  it('static listed without an http.static section: a warning, and the working directory is not served', async () => {
+    const rr = await startRrts({ config: { http: { middleware: ['static'] } } });
+    try {
+      assert.match(rr.stderr, /static is listed but there is no http\.static section/);
+      const r = await request(`${rr.url}/.rr.yaml`);
+      assert.doesNotMatch(r.body.toString(), /version/, 'the config file next to the worker is not served');
+    } finally {
+      await rr.stop();
+    }
+  });
 });

@@ -25,6 +25,12 @@ export function readHttp(root: SectionReader, ctx: SectionContext): HttpConfig |
       ctx.warnings.push(`http.middleware: requested middleware does not exist in rrts, skipped: ${name}`);
     }
   }
+  // As RoadRunner's static plugin: its section alone turns it on (a missing dir fails the start, listed or not), and
+  // without the section the middleware is off rather than serving the working directory.
+  const staticSection = http.section('static');
+  if (middleware.includes('static') && !staticSection) {
+    ctx.warnings.push('http.middleware: static is listed but there is no http.static section (with its dir); the static middleware is off');
+  }
   return {
     address: readAddress(http, ssl !== null),
     internalErrorCode,
@@ -42,7 +48,7 @@ export function readHttp(root: SectionReader, ctx: SectionContext): HttpConfig |
     readHeaderTimeout: http.duration('read_header_timeout') || DEFAULT_READ_TIMEOUT,
     readTimeout: http.duration('read_timeout') || DEFAULT_READ_TIMEOUT,
     headers: readHeaders(http.sectionOrEmpty('headers')),
-    static: middleware.includes('static') ? readStatic(http.sectionOrEmpty('static'), ctx) : null,
+    static: staticSection ? readStatic(staticSection, ctx) : null,
   };
 }
 
