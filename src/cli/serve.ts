@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import { createLogs } from '../log/index.js';
 import { ReloadError, RrtsServer } from '../server.js';
+import { PoolStoppedError } from '../pool/pool.js';
 import { OrphanReaper } from '../system/orphans.js';
 import { SdNotifier } from '../system/sdnotify.js';
 import { RRTS_VERSION } from '../version.js';
@@ -80,7 +81,10 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
     server
       .reload(next)
       .then((warnings) => warnings.forEach((w) => log.warn(w)))
-      .catch((err: Error) => log.error(err instanceof ReloadError ? err.message : `reset failed, the old workers keep serving: ${err.message}`))
+      .catch((err: Error) => {
+        if (err instanceof PoolStoppedError) log.info(`${signal}: reload abandoned, rrts is stopping`);
+        else log.error(err instanceof ReloadError ? err.message : `reset failed, the old workers keep serving: ${err.message}`);
+      })
       .finally(() => {
         if (--reloading === 0 && !stopping) systemd.reloaded();
       });
