@@ -43,6 +43,9 @@ for (const mode of MODES) {
         const before = await rr.waitForWorkers(2);
         killQuietly(before[0]!);
         await rr.waitFor(() => !alive(before[0]!) && rr.workerPids().length === 2, 'the replacement worker', 20_000);
+        if (mode === 'exec') {
+          for (const pid of rr.workerPids()) assert.equal(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim(), goodCommand);
+        }
         await allServed(rr.url);
         if (mode === 'fork') {
           // the master dies: the next one must come from the previous recipe too (its root, its command)
