@@ -158,11 +158,14 @@ export class RrtsServer {
     const http = this.http;
     if (http && next.http) {
       const started = Date.now();
+      const recipe = { command: next.http.pool.command ?? next.server.command, env: workerEnv(next, 'http'), preload: next.server.fork.preload };
       try {
-        await http.pool.reset({ recipe: { command: next.http.pool.command ?? next.server.command, env: workerEnv(next, 'http'), preload: next.server.fork.preload } });
+        await http.pool.reset({ recipe });
       } catch (err) {
         if (err instanceof PoolStoppedError) throw err;
-        throw new ReloadError(`http: ${describeRecipeFailure(this.config, next, http.pool.mode)}: ${(err as Error).message}; ${keptRecipe(this.config, http.pool.mode)}`, { cause: err });
+        const mode = http.pool.mode;
+        const why = `${describeRecipeFailure(this.config, next, mode)}: ${(err as Error).message}; ${keptRecipe(this.config, mode)}`;
+        throw new ReloadError(`http: ${why}`, { cause: err });
       }
       this.logs.channel('server').info({ plugin: 'http', elapsed_ms: Date.now() - started }, 'http: workers reset');
     }
@@ -289,7 +292,8 @@ function describeRecipeFailure(current: Config, next: Config, mode: 'exec' | 'fo
 /** Which recipe stays: the one every worker started before the reload had. */
 function keptRecipe(current: Config, mode: 'exec' | 'fork'): string {
   const parts = mode === 'fork' ? 'command, environment and preload' : 'command and environment';
-  return `the old workers keep serving, and the previous ${parts} (command '${httpCommand(current)}') stay in force for every worker started until a reload succeeds`;
+  const command = httpCommand(current);
+  return `the old workers keep serving, and the previous ${parts} (command '${command}') stay in force for every worker started until a reload succeeds`;
 }
 
 /** Changes a reload cannot apply without a restart, as one sentence each. */

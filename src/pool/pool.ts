@@ -259,10 +259,8 @@ export class WorkerPool {
     const exits = Promise.all(old.map((w) => w.process.exited.then(() => void left.delete(w))));
     if (await settlesWithin(exits, this.config.resetTimeout)) return;
     for (const w of left) {
-      this.log.warn(
-        { pid: w.pid },
-        `worker ${w.pid} killed: it was still ${w.busy ? 'busy with a request' : 'stopping'} when the reset's pool.reset_timeout (${this.config.resetTimeout} ms) ran out`,
-      );
+      const doing = w.busy ? 'busy with a request' : 'stopping';
+      this.log.warn({ pid: w.pid }, `worker ${w.pid} killed: it was still ${doing} when the reset's pool.reset_timeout (${this.config.resetTimeout} ms) ran out`);
       w.kill(WorkerState.Stopping);
     }
     // SIGKILL cannot be refused; the bound is for a process stuck in the kernel, which must not hold every later reset
