@@ -8,7 +8,7 @@ import { StatusPlugin } from './status/plugin.js';
 import { HttpPlugin } from './http/server.js';
 import type { LogRoot } from './log/index.js';
 import { logWorkerOutput } from './log/index.js';
-import { WorkerPool } from './pool/pool.js';
+import { PoolStoppedError, WorkerPool } from './pool/pool.js';
 import { rssReader, Supervisor } from './pool/supervisor.js';
 import { ussReader } from './pool/memory.js';
 import { ForkSpawner } from './spawn/fork/spawner.js';
@@ -48,6 +48,8 @@ export class RrtsServer {
   /** server.user/server.group as uid/gid (null: workers run as rrts's user) */
   private workerIdentity: Identity | null = null;
   private onInitIdentity: Identity | null = null;
+  /** The last reload asked for, settled when it ends (never rejects). */
+  private reloads: Promise<unknown> = Promise.resolve();
 
   constructor(
     public config: Config,
@@ -141,20 +143,33 @@ export class RrtsServer {
   /**
    * SIGHUP with a config that loaded: the workers' command, environment and preload take effect through a rolling
    * reset. Listeners, pool sizes and plugin sections need a restart; each such change is returned as a warning.
+   * When the fresh workers cannot start, the previous recipe stays in force (every replacement starts it) and the
+   * configuration stays the previous one: the error says why the new one failed.
    */
-  async reload(next: Config): Promise<string[]> {
+  reload(next: Config): Promise<string[]> {
+    // in the order the signals came: each compares with, and replaces, the config the one before left
+    const run = this.reloads.then(() => this.reloadNow(next));
+    this.reloads = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadNow(next: Config): Promise<string[]> {
     const warnings = restartOnlyChanges(this.config, next);
     const http = this.http;
     if (http && next.http) {
-      const problem = http.pool.reconfigure({
-        command: next.http.pool.command ?? next.server.command,
-        env: workerEnv(next, 'http'),
-        preload: next.server.fork.preload,
-      });
-      if (problem) throw new StartError(`http: ${problem}`);
+      const started = Date.now();
+      const recipe = { command: next.http.pool.command ?? next.server.command, env: workerEnv(next, 'http'), preload: next.server.fork.preload };
+      try {
+        await http.pool.reset({ recipe });
+      } catch (err) {
+        if (err instanceof PoolStoppedError) throw err;
+        const mode = http.pool.mode;
+        const why = `${describeRecipeFailure(this.config, next, mode)}: ${(err as Error).message}; ${keptRecipe(this.config, mode)}`;
+        throw new ReloadError(`http: ${why}`, { cause: err });
+      }
+      this.logs.channel('server').info({ plugin: 'http', elapsed_ms: Date.now() - started }, 'http: workers reset');
     }
     this.config = next;
-    await this.resetAll();
     return warnings;
   }
 
@@ -254,6 +269,31 @@ export class RrtsServer {
     if (onInit.exitOnError) throw new StartError(message);
     log.error(message);
   }
+}
+
+export class ReloadError extends RrtsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_RELOAD', message, options);
+  }
+}
+
+/** The http pool's worker command of a config, as the log shows it. */
+function httpCommand(config: Config): string {
+  return (config.http?.pool.command ?? config.server.command).join(' ');
+}
+
+/** What the failed reload tried: the new command (or the same one, when only env/preload/code changed). */
+function describeRecipeFailure(current: Config, next: Config, mode: 'exec' | 'fork'): string {
+  const command = httpCommand(next);
+  const what = command === httpCommand(current) ? `the workers (command '${command}')` : `the new worker command '${command}'`;
+  return `reload failed: ${what} could not start${mode === 'fork' ? ' under a new fork master' : ''}`;
+}
+
+/** Which recipe stays: the one every worker started before the reload had. */
+function keptRecipe(current: Config, mode: 'exec' | 'fork'): string {
+  const parts = mode === 'fork' ? 'command, environment and preload' : 'command and environment';
+  const command = httpCommand(current);
+  return `the old workers keep serving, and the previous ${parts} (command '${command}') stay in force for every worker started until a reload succeeds`;
 }
 
 /** Changes a reload cannot apply without a restart, as one sentence each. */

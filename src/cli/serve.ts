@@ -2,7 +2,8 @@
 // (a second signal forces exit 1), as `rr serve` does (docs/compatibility.md §2.2, §3.1).
 import fs from 'node:fs';
 import { createLogs } from '../log/index.js';
-import { RrtsServer } from '../server.js';
+import { ReloadError, RrtsServer } from '../server.js';
+import { PoolStoppedError } from '../pool/pool.js';
 import { OrphanReaper } from '../system/orphans.js';
 import { SdNotifier } from '../system/sdnotify.js';
 import { RRTS_VERSION } from '../version.js';
@@ -63,28 +64,29 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
     );
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.on(sig, onSignal);
-  // rr dies on SIGHUP; rrts makes it useful: a zero-downtime rolling reset of every pool (new PHP code).
-  let resetting = false;
+  // rr dies on SIGHUP; rrts makes it useful: a zero-downtime rolling reset of every pool (new PHP code). A signal
+  // that comes while a reload runs is not dropped (it may carry a newer deploy): its reset runs after that one.
+  let reloading = 0;
   const onReload = (signal: NodeJS.Signals): void => {
-    if (stopping || resetting) return;
-    resetting = true;
+    if (stopping) return;
     log.info(`${signal} received: reloading ${config.file} and resetting the workers of every pool`);
     let next;
     try {
       next = loadConfig({ configPath: config.file, workDir: config.workDir, overrides: opts.override, dotenv: opts.dotenv, env: process.env });
     } catch (err) {
-      resetting = false;
       log.error(`config reload failed, still running on the previous configuration: ${(err as Error).message}`);
       return;
     }
-    systemd.reloading();
+    if (reloading++ === 0) systemd.reloading();
     server
       .reload(next)
       .then((warnings) => warnings.forEach((w) => log.warn(w)))
-      .catch((err: Error) => log.error(`reset failed, the old workers keep serving: ${err.message}`))
+      .catch((err: Error) => {
+        if (err instanceof PoolStoppedError) log.info(`${signal}: reload abandoned, rrts is stopping`);
+        else log.error(err instanceof ReloadError ? err.message : `reset failed, the old workers keep serving: ${err.message}`);
+      })
       .finally(() => {
-        resetting = false;
-        if (!stopping) systemd.reloaded();
+        if (--reloading === 0 && !stopping) systemd.reloaded();
       });
   };
   for (const sig of ['SIGHUP', 'SIGUSR2'] as const) process.on(sig, onReload);

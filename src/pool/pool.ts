@@ -7,7 +7,7 @@ import type { Spawner, WorkerRecipe } from '../spawn/spawner.js';
 import { StopRequestError, Worker, type Cancellation, type Job, type ReplySink, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo } from '../worker/process.js';
 import { WorkerState } from '../worker/state.js';
-import { delay } from '../time.js';
+import { delay, settlesWithin } from '../time.js';
 
 interface Waiter {
   resolve(w: Worker): void;
@@ -91,11 +91,20 @@ const BACKOFF_START_MS = 100;
 const BACKOFF_MAX_MS = 10_000;
 /** A worker that dies sooner than this after it became ready counts as a failed start for the back-off. */
 const EARLY_DEATH_MS = 2_000;
+/** How long a reset waits for the old workers it killed at reset_timeout to exit. */
+const KILLED_EXIT_WAIT_MS = 5_000;
 
 export class PoolStoppedError extends RrtsError {
   constructor() {
     super('ERR_POOL_STOPPED', 'the worker pool is stopping');
   }
+}
+
+export interface ResetOptions {
+  /** false: keep the spawner as it is (fork mode: the master was just restarted) */
+  renewSpawner?: boolean;
+  /** a reload: the fresh workers, and every worker started after them, use this recipe; kept only if they start */
+  recipe?: WorkerRecipe;
 }
 
 /** Hooks for the metrics plugin. */
@@ -121,6 +130,8 @@ export class WorkerPool {
   /** allocate_timeout of waiting requests and exec_ttl of running jobs. */
   private readonly deadlines = new Deadlines();
   private readonly events: WorkerEvents;
+  /** The last reset asked for, settled when it ends (never rejects): the next one starts after it. */
+  private resets: Promise<void> = Promise.resolve();
   /** How many workers the pool keeps: num_workers, changed at run time by addWorker/removeWorker. */
   private target: number;
 
@@ -196,16 +207,31 @@ export class WorkerPool {
   /**
    * Rolling reset: start a full set of fresh workers; once all are ready they take new jobs and the old ones are
    * stopped as soon as they are idle. No request waits for a stop-the-world pause. If a fresh worker cannot start,
-   * the old ones keep serving and the error is thrown.
+   * the old ones keep serving (and the spawner keeps its previous recipe) and the error is thrown.
+   *
+   * Resets of one pool never overlap, whoever asks (RPC, SIGHUP, a fork master's restart): like RoadRunner's
+   * plugin mutex, a reset asked for while one runs waits for it and then runs its own (new code may have landed
+   * since). A reset resolves once every old worker is gone, so no old code runs after it; old workers still busy
+   * `reset_timeout` after the fresh ones took over are killed (SIGKILL; their requests fail), as RoadRunner does.
    */
-  async reset(options: { renewSpawner?: boolean } = {}): Promise<void> {
+  reset(options: ResetOptions = {}): Promise<void> {
+    if (this.destroyed) return Promise.reject(new PoolStoppedError());
+    const run = this.resets.then(() => this.resetNow(options));
+    this.resets = run.catch(() => undefined);
+    return run;
+  }
+
+  private async resetNow(options: ResetOptions): Promise<void> {
     if (this.destroyed) throw new PoolStoppedError();
     const next = this.generation + 1;
+    if (options.recipe && !this.spawner.renew) throw new RrtsError('ERR_RESET', 'this pool cannot change its workers');
     if (this.config.debug) {
+      // each request starts its own worker: there is nothing to try the recipe on before it is used
+      if (options.recipe) await this.spawner.renew!(options.recipe);
       this.generation = next;
       return;
     }
-    const rollback = options.renewSpawner !== false && this.spawner.renew ? await this.spawner.renew() : null;
+    const rollback = options.renewSpawner !== false && this.spawner.renew ? await this.spawner.renew(options.recipe) : null;
     const results = await Promise.allSettled(Array.from({ length: this.target }, () => this.spawnWorker(next)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     const fresh = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
@@ -223,6 +249,23 @@ export class WorkerPool {
         this.workers.delete(w); // busy: retired when released (its generation is old)
         this.retiring.add(w);
       }
+    }
+    await this.awaitGone(old);
+  }
+
+  /** The old workers of a reset leave: busy ones finish their job, until reset_timeout; then they are killed. */
+  private async awaitGone(old: Worker[]): Promise<void> {
+    const left = new Set(old);
+    const exits = Promise.all(old.map((w) => w.process.exited.then(() => void left.delete(w))));
+    if (await settlesWithin(exits, this.config.resetTimeout)) return;
+    for (const w of left) {
+      const doing = w.busy ? 'busy with a request' : 'stopping';
+      this.log.warn({ pid: w.pid }, `worker ${w.pid} killed: it was still ${doing} when the reset's pool.reset_timeout (${this.config.resetTimeout} ms) ran out`);
+      w.kill(WorkerState.Stopping);
+    }
+    // SIGKILL cannot be refused; the bound is for a process stuck in the kernel, which must not hold every later reset
+    if (!(await settlesWithin(exits, KILLED_EXIT_WAIT_MS))) {
+      this.log.error(`old worker(s) ${[...left].map((w) => w.pid).join(', ')} killed by the reset have not exited yet; the reset ends without them`);
     }
   }
 
@@ -249,11 +292,6 @@ export class WorkerPool {
   /** How the pool is made: the spawner's mode ('exec' or 'fork'). */
   get mode(): 'exec' | 'fork' {
     return this.spawner.mode;
-  }
-
-  /** A reload: workers started from now on use this recipe. Returns why not, or null. */
-  reconfigure(next: WorkerRecipe): string | null {
-    return this.spawner.reconfigure ? this.spawner.reconfigure(next) : 'this pool cannot change its workers';
   }
 
   /** fork mode: the current master's pid; null in exec mode. */

@@ -40,8 +40,6 @@ const SECRET_KEY = /passw(or)?d|^pass$|^pwd$|secret|token|key|dsn|auth|credentia
 const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^\s/?#@:]*:)[^\s/?#@]+@/gi;
 
 export function registerCoreServices(rpc: RpcPlugin, server: CoreServicesHost, log?: Logger): void {
-  const resets = new Map<string, Promise<void>>();
-
   rpc.register('rpc', {
     Version: () => RR_COMPAT_VERSION,
     // Go returns []byte: a Buffer here, base64 over JSON, plain bytes over raw and msgpack.
@@ -75,17 +73,12 @@ export function registerCoreServices(rpc: RpcPlugin, server: CoreServicesHost, l
       const name = pluginName(arg);
       const pool = server.pools.get(name);
       if (!pool) throw new Error(`resetter_rpc_reset:\n\tresetter_plugin_reset_by_name: no such plugin: ${name}`);
-      // One reset of a pool at a time: a second request waits, then resets again (new code may have landed since).
-      const previous = resets.get(name) ?? Promise.resolve();
-      const run = previous.catch(() => undefined).then(() => pool.reset());
-      resets.set(name, run);
+      // The pool runs one reset at a time (SIGHUP's too): this one waits for a running one, then resets again.
       const started = Date.now();
       try {
-        await run;
+        await pool.reset();
       } catch (err) {
         throw new Error(`resetter_rpc_reset:\n\t${name}: reset failed, the old workers keep serving: ${(err as Error).message}`);
-      } finally {
-        if (resets.get(name) === run) resets.delete(name);
       }
       log?.info({ plugin: name, elapsed_ms: Date.now() - started }, `${name}: workers reset (rpc)`);
       return true;

@@ -15,7 +15,7 @@ import { Worker, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo, type WorkerProcess } from '../worker/process.js';
 import type { Spawner, WorkerRecipe } from './spawner.js';
 import type { Identity } from '../system/users.js';
-import { delay } from '../time.js';
+import { delay, settlesWithin } from '../time.js';
 
 export interface ExecSpawnerOptions {
   command: readonly string[];
@@ -31,6 +31,8 @@ export interface ExecSpawnerOptions {
 }
 
 const STDERR_TAIL_BYTES = 4096;
+/** How long a worker that closed stdout before its handshake gets to exit, so the error can give its exit code. */
+const STDOUT_CLOSED_EXIT_WAIT_MS = 1_000;
 
 /** A spawned child with the bookkeeping a boot error message needs. */
 class ChildHandle implements WorkerProcess {
@@ -68,9 +70,13 @@ export class ExecSpawner implements Spawner {
 
   constructor(private opts: ExecSpawnerOptions) {}
 
-  reconfigure(next: WorkerRecipe): string | null {
-    this.opts = { ...this.opts, command: next.command, env: next.env };
-    return null;
+  /** A php-cli per worker: nothing to start ahead; a reload's command and environment apply to the next spawns. */
+  async renew(recipe?: WorkerRecipe): Promise<() => Promise<void>> {
+    const previous = this.opts;
+    if (recipe) this.opts = { ...this.opts, command: recipe.command, env: recipe.env };
+    return async () => {
+      this.opts = previous;
+    };
   }
 
   async start(): Promise<void> {
@@ -126,7 +132,10 @@ export class ExecSpawner implements Spawner {
     try {
       frame = await this.raceBoot(handle, firstFrame(relay));
     } catch (err) {
-      throw err instanceof ProtocolError ? explainBootGarbage(handle.pid, err) : err;
+      if (err instanceof ProtocolError) throw explainBootGarbage(handle.pid, err);
+      // stdout closes as the process exits: the exit code and stderr say why, the closed pipe does not
+      if (err instanceof StdoutClosedError && (await settlesWithin(handle.exited, STDOUT_CLOSED_EXIT_WAIT_MS))) throw await bootExitError(handle);
+      throw err;
     }
     parseWorkerPid(frame, handle);
     return relay;
@@ -161,9 +170,8 @@ export class ExecSpawner implements Spawner {
         ms,
       );
     });
-    const exited = handle.exited.then(async (exit): Promise<never> => {
-      await delay(20); // let the last stderr bytes arrive
-      throw new WorkerError(`worker ${handle.pid} exited before it was ready (${describeExit(exit)})${tail(handle.stderr)}`, 'ERR_WORKER_BOOT');
+    const exited = handle.exited.then(async (): Promise<never> => {
+      throw await bootExitError(handle);
     });
     return Promise.race([step, timeout, exited]).finally(() => clearTimeout(timer));
   }
@@ -182,12 +190,25 @@ function childPid(child: ChildProcess, command: readonly string[]): Promise<numb
   });
 }
 
+/** A worker that exited before its handshake, with its exit code and the end of its stderr. */
+async function bootExitError(handle: ChildHandle): Promise<WorkerError> {
+  const exit = await handle.exited;
+  await delay(20); // let the last stderr bytes arrive
+  return new WorkerError(`worker ${handle.pid} exited before it was ready (${describeExit(exit)})${tail(handle.stderr)}`, 'ERR_WORKER_BOOT');
+}
+
+class StdoutClosedError extends WorkerError {
+  constructor() {
+    super('worker closed stdout before the pid handshake', 'ERR_WORKER_BOOT');
+  }
+}
+
 function firstFrame(relay: FrameRelay): Promise<Frame> {
   return new Promise((resolve, reject) => {
     relay.attach({
       frame: resolve,
       error: (err) => reject(err),
-      close: () => reject(new WorkerError('worker closed stdout before the pid handshake', 'ERR_WORKER_BOOT')),
+      close: () => reject(new StdoutClosedError()),
     });
   });
 }

@@ -17,17 +17,14 @@ export interface Spawner {
   /** Start one worker and return it once it answered the pid handshake (its only ready signal). */
   spawnWorker(events: WorkerEvents): Promise<Worker>;
   /**
-   * Before a reset: start fresh (fork mode: a new master with the new code). Returns the rollback used when the
-   * fresh workers cannot start. Exec mode has nothing to renew.
+   * Before a reset: start fresh (fork mode: a new master with the new code), with `recipe` when a reload changed
+   * the command, environment or preload. Every worker started from now on uses it. Returns the rollback used when
+   * the fresh workers cannot start: it puts the previous recipe (and master) back, so later replacements do not
+   * start the recipe that just failed. Throws, with the previous recipe kept, when it cannot start fresh.
    */
-  renew?(): Promise<() => Promise<void>>;
+  renew?(recipe?: WorkerRecipe): Promise<() => Promise<void>>;
   /** Set by the pool: the spawner had to start over (fork master crash); replace the old workers gradually. */
   onMasterRestart?: (() => void) | null;
-  /**
-   * A reload changed the worker command or environment: workers started from now on (a reset) use them.
-   * Returns a sentence saying why it cannot, or null.
-   */
-  reconfigure?(next: WorkerRecipe): string | null;
   /** Release everything the spawner owns (sockets, master). Workers are stopped by the pool before. */
   close(): Promise<void>;
 }

@@ -34,6 +34,14 @@ export interface ForkSpawnerOptions {
   identity?: Identity | null;
 }
 
+/** What a reload changes, kept to put back when its reset fails. */
+interface RecipeState {
+  opts: ForkSpawnerOptions;
+  childEnv: Record<string, string>;
+  rootStale: boolean;
+  root: ForkRoot | null;
+}
+
 const MASTER_BACKOFF_START_MS = 100;
 const MASTER_BACKOFF_MAX_MS = 30_000;
 /** how long the other starts wait for a root's first worker (spawnWorker) */
@@ -95,10 +103,11 @@ export class ForkSpawner implements Spawner {
     }
   }
 
-  /** A reload: the next master (started by the reset that follows) runs the new command, env and preload. */
-  reconfigure(next: WorkerRecipe): string | null {
+  /** A reload's recipe becomes current (the next master runs it); returns what it replaced, for restoreRecipe. */
+  private applyRecipe(next: WorkerRecipe): RecipeState {
+    const before = this.recipeState();
     const command = parsePhpCommand(next.command);
-    if (typeof command === 'string') return command;
+    if (typeof command === 'string') throw new WorkerError(command, 'ERR_WORKER_BOOT');
     const childEnv = childEnvironment(next.env, this.relay);
     const recipe = (o: { command: PhpCommand; preload: string | null }, env: Record<string, string>): string =>
       JSON.stringify([o.command, o.preload, Object.entries(env).sort(([a], [b]) => (a < b ? -1 : 1))]);
@@ -106,7 +115,30 @@ export class ForkSpawner implements Spawner {
     if (recipe({ command, preload: next.preload }, childEnv) !== recipe(this.opts, this.childEnv)) this.rootStale = true;
     this.opts = { ...this.opts, command, env: next.env, preload: next.preload };
     this.childEnv = childEnv;
-    return null;
+    return before;
+  }
+
+  private recipeState(): RecipeState {
+    return { opts: this.opts, childEnv: this.childEnv, rootStale: this.rootStale, root: this.root };
+  }
+
+  /**
+   * A reset with a new recipe failed: the previous one is current again, and so is its root when it still runs, so
+   * a master restarted later runs the code that worked. The new root retires once its masters are gone.
+   */
+  private restoreRecipe(before: RecipeState): void {
+    this.opts = before.opts;
+    this.childEnv = before.childEnv;
+    this.rootStale = before.rootStale;
+    if (this.root === before.root) return;
+    if (this.root) this.retiredRoots.add(this.root);
+    if (before.root?.alive) {
+      this.retiredRoots.delete(before.root);
+      this.root = before.root;
+    } else {
+      this.root = null;
+    }
+    this.stopIdleRoots();
   }
 
   /**
@@ -165,12 +197,20 @@ export class ForkSpawner implements Spawner {
 
   /**
    * Reset: a new master becomes current (new code: forked by the root, it shares the opcache and recompiles what
-   * changed; a fresh root when the opcache cannot be shared); the old one is stopped once its workers are gone.
-   * Returns a rollback that puts the old master back if the new workers could not start.
+   * changed; a fresh root when the opcache cannot be shared, or when `recipe` changed the command, env or preload);
+   * the old one is stopped once its workers are gone. Returns a rollback that puts the old master and recipe back
+   * if the new workers could not start.
    */
-  async renew(): Promise<() => Promise<void>> {
+  async renew(recipe?: WorkerRecipe): Promise<() => Promise<void>> {
+    const before = recipe ? this.applyRecipe(recipe) : this.recipeState();
     const old = this.master;
-    const fresh = await this.startMaster();
+    let fresh: ForkMaster;
+    try {
+      fresh = await this.startMaster();
+    } catch (err) {
+      this.restoreRecipe(before);
+      throw err;
+    }
     this.master = fresh;
     if (old) this.retire(old);
     return async () => {
@@ -179,6 +219,7 @@ export class ForkSpawner implements Spawner {
         this.master = old;
       }
       await fresh.stop();
+      this.restoreRecipe(before);
       this.stopIdleRoots();
     };
   }

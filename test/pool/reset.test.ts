@@ -1,0 +1,230 @@
+// The pool's reset queue with in-memory workers (no PHP): resets never overlap whoever asks, a reset ends only when
+// its old workers are gone, and pool.reset_timeout kills the old workers still busy so the reset completes.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable, Writable } from 'node:stream';
+import pino from 'pino';
+import type { PoolConfig } from '../../src/config/types.js';
+import { WorkerError } from '../../src/errors.js';
+import { Flag } from '../../src/goridge/flags.js';
+import { encodeFrame } from '../../src/goridge/frame.js';
+import { STOP_CONTROL } from '../../src/goridge/messages.js';
+import { PoolStoppedError, WorkerPool } from '../../src/pool/pool.js';
+import type { Spawner } from '../../src/spawn/spawner.js';
+import { FrameRelay } from '../../src/relay/relay.js';
+import { Worker, type WorkerEvents } from '../../src/worker/worker.js';
+import type { ExitInfo } from '../../src/worker/process.js';
+
+/** A worker the test answers by hand; it leaves on the stop control or SIGKILL. */
+interface FakePhp {
+  pid: number;
+  /** how many resets had begun (renew calls) when it was started: its generation */
+  epoch: number;
+  alive: boolean;
+  killed: boolean;
+  jobs: number;
+  answer(): void;
+}
+
+interface FakeSpawner {
+  spawner: Spawner;
+  workers: FakePhp[];
+  /** renew calls so far: one per reset */
+  renews: number;
+  /** resets that began while the one before still had old workers: an overlap */
+  overlaps: string[];
+}
+
+function fakeSpawner(): FakeSpawner {
+  let nextPid = 1000;
+  const fake: FakeSpawner = {
+    workers: [],
+    renews: 0,
+    overlaps: [],
+    spawner: {
+      mode: 'exec',
+      async start() {},
+      async close() {},
+      async renew() {
+        fake.renews++;
+        // a reset may begin only once the one before is over: its old workers are gone, one generation runs
+        const alive = fake.workers.filter((w) => w.alive);
+        if (new Set(alive.map((w) => w.epoch)).size > 1) {
+          fake.overlaps.push(`reset ${fake.renews} began while workers of several generations ran: ${alive.map((w) => `${w.pid} (${w.epoch})`).join(', ')}`);
+        }
+        return async () => {};
+      },
+      async spawnWorker(events: WorkerEvents): Promise<Worker> {
+        const input = new Readable({ read() {} });
+        let exit: (info: ExitInfo) => void = () => {};
+        const exited = new Promise<ExitInfo>((resolve) => (exit = resolve));
+        const leave = (info: ExitInfo): void => {
+          if (!php.alive) return;
+          php.alive = false;
+          setImmediate(() => exit(info));
+        };
+        const php: FakePhp = {
+          pid: nextPid++,
+          epoch: fake.renews,
+          alive: true,
+          killed: false,
+          jobs: 0,
+          answer() {
+            php.jobs--;
+            const context = Buffer.from('{"status":200,"headers":{}}');
+            input.push(encodeFrame({ flags: Flag.CODEC_JSON, options: [context.length], payload: [context, Buffer.from('ok')] }));
+          },
+        };
+        const output = new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            if (chunk.equals(STOP_CONTROL)) leave({ code: 0, signal: null });
+            else php.jobs++;
+            done();
+          },
+        });
+        const process = {
+          pid: php.pid,
+          exited,
+          signal(sig: NodeJS.Signals): boolean {
+            if (sig !== 'SIGKILL') return false;
+            php.killed = true;
+            leave({ code: null, signal: 'SIGKILL' });
+            return true;
+          },
+        };
+        fake.workers.push(php);
+        return new Worker(process, new FrameRelay('pipes', input, output), events);
+      },
+    },
+  };
+  return fake;
+}
+
+function poolConfig(overrides: Partial<PoolConfig>): PoolConfig {
+  return {
+    debug: false,
+    command: null,
+    numWorkers: 2,
+    maxJobs: 0,
+    maxQueueSize: 0,
+    allocateTimeout: 60_000,
+    resetTimeout: 60_000,
+    streamTimeout: 60_000,
+    destroyTimeout: 1_000,
+    supervisor: null,
+    ...overrides,
+  };
+}
+
+const job = { codec: Flag.CODEC_JSON, context: Buffer.from('{}'), body: Buffer.alloc(0) };
+const sink = { chunk() {} };
+const silent = pino({ level: 'silent' });
+
+/** Wait (bounded) until `predicate` holds; yields to the event loop between checks. */
+async function until(predicate: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2_000; i++) {
+    if (predicate()) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Settles with the outcome, for promises whose rejection is part of the test. */
+function outcome<T>(p: Promise<T>): Promise<{ value?: T; error?: unknown }> {
+  return p.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+}
+
+describe('pool reset queue', () => {
+  test('resets asked for at once run one after the other: each waits until the old workers of the one before are gone', async () => {
+    const fake = fakeSpawner();
+    const pool = new WorkerPool('http', poolConfig({}), fake.spawner, silent);
+    await pool.start();
+    // an old worker stays busy, so the first reset cannot end before the test answers its job
+    const busy = pool.exec(job, sink);
+    await until(() => fake.workers.some((w) => w.jobs === 1), 'the job to reach a worker');
+    const busyWorker = fake.workers.find((w) => w.jobs === 1)!;
+
+    const resets = [outcome(pool.reset()), outcome(pool.reset()), outcome(pool.reset())];
+    await until(() => pool.list().length === 2 && pool.list().every((w) => w.generation === 1), 'the first reset to switch to its fresh workers');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(fake.renews, 1, 'the second reset began before the first one ended');
+    assert.ok(busyWorker.alive, 'the busy old worker keeps its job');
+
+    busyWorker.answer();
+    await busy;
+    for (const r of await Promise.all(resets)) assert.equal(r.error, undefined);
+    assert.deepEqual(fake.overlaps, []);
+    assert.equal(fake.renews, 3);
+    assert.deepEqual(
+      fake.workers.filter((w) => w.alive).map((w) => w.epoch),
+      [3, 3],
+      'after the three resets only the third one\'s workers run',
+    );
+    await pool.destroy(100);
+  });
+
+  test('a reset that fails does not stop the one queued after it', async () => {
+    const fake = fakeSpawner();
+    const pool = new WorkerPool('http', poolConfig({}), fake.spawner, silent);
+    await pool.start();
+    const spawn = fake.spawner.spawnWorker.bind(fake.spawner);
+    let failOnce = true;
+    fake.spawner.spawnWorker = async (events) => {
+      if (fake.renews === 1 && failOnce) {
+        failOnce = false;
+        throw new WorkerError('worker 1 exited before it was ready (exit code 1)', 'ERR_WORKER_BOOT');
+      }
+      return spawn(events);
+    };
+    const [first, second] = await Promise.all([outcome(pool.reset()), outcome(pool.reset())]);
+    assert.match(String(first.error), /exited before it was ready/);
+    assert.equal(second.error, undefined);
+    assert.deepEqual(fake.overlaps, []);
+    assert.deepEqual(
+      pool.list().map((w) => w.generation),
+      [1, 1],
+    );
+    await pool.destroy(100);
+  });
+
+  test('reset_timeout: an old worker still busy when it runs out is killed, its request fails and the reset completes', async () => {
+    const fake = fakeSpawner();
+    const pool = new WorkerPool('http', poolConfig({ numWorkers: 1, resetTimeout: 200 }), fake.spawner, silent);
+    await pool.start();
+    const busy = outcome(pool.exec(job, sink));
+    await until(() => fake.workers[0]!.jobs === 1, 'the job to reach the worker');
+
+    const reset = await outcome(pool.reset());
+    assert.equal(reset.error, undefined, 'the reset completes');
+    const old = fake.workers[0]!;
+    assert.equal(old.killed, true, 'the busy old worker was killed');
+    assert.equal(old.alive, false);
+    assert.ok((await busy).error instanceof WorkerError, 'its request fails');
+    // the pool serves on the fresh worker
+    const served = pool.exec(job, sink);
+    await until(() => fake.workers[1]!.jobs === 1, 'a job on the fresh worker');
+    fake.workers[1]!.answer();
+    await served;
+    await pool.destroy(100);
+  });
+
+  test('a reset queued behind one that runs when the pool is destroyed is refused', async () => {
+    const fake = fakeSpawner();
+    const pool = new WorkerPool('http', poolConfig({ numWorkers: 1 }), fake.spawner, silent);
+    await pool.start();
+    const busy = outcome(pool.exec(job, sink));
+    await until(() => fake.workers[0]!.jobs === 1, 'the job to reach the worker');
+    const first = outcome(pool.reset());
+    const second = outcome(pool.reset());
+    await until(() => fake.renews === 1 && pool.list()[0]?.generation === 1, 'the first reset to switch');
+    await pool.destroy(100);
+    await busy;
+    assert.equal((await first).error, undefined);
+    assert.ok((await second).error instanceof PoolStoppedError);
+    assert.equal(fake.renews, 1);
+    await assert.rejects(pool.reset(), PoolStoppedError);
+  });
+});
