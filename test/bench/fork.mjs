@@ -394,7 +394,7 @@ async function resetUnderLoad(s, { name, mode, workers, quick, load, oldWorkers,
   await s.rpc.call('resetter.Reset', 'http', 120_000).catch((err) => {
     throw new Error(`${name}: resetter.Reset failed: ${err.message}${detail()}`);
   });
-  const resetMs = performance.now() - t0;
+  const rpcMs = performance.now() - t0; // the RPC answers once the old workers are gone too
   let record = null;
   await waitFor(
     () => {
@@ -405,6 +405,9 @@ async function resetUnderLoad(s, { name, mode, workers, quick, load, oldWorkers,
     10_000,
     detail,
   );
+  // the reset's latency: until the fresh workers serve (the pool's record), not until the old ones have left
+  const tookOver = s.records.slice(seenRecords).find((r) => typeof r.took_over_ms === 'number');
+  const resetMs = tookOver ? tookOver.took_over_ms : rpcMs;
   // fork mode: the new master's "is ready" record splits the reset into master boot + forking the workers
   const masterReady = s.records.slice(seenRecords).find((r) => /fork master \d+ is ready/.test(msgOf(r)));
   const duringReset = load.stats.sent - before;
@@ -425,6 +428,7 @@ async function resetUnderLoad(s, { name, mode, workers, quick, load, oldWorkers,
     mode,
     workers,
     resetMs: round(resetMs, 1),
+    rpcMs: round(rpcMs, 1),
     elapsedMs: record.elapsed_ms,
     newMasterReadyMs: masterReady ? round(masterReady.at - t0, 1) : null,
     oldGoneMs: round(oldGoneMs, 1), // null with --quick (not waited for)
