@@ -52,8 +52,8 @@ export interface ReadyInfo {
   resources: number;
   /** the root only: a reset may share its opcache (opcache_get_status() answers, so changed files are found) */
   warm?: boolean;
-  /** a master only: its children connect their own stdout and stderr (true), why they cannot, or null (not asked) */
-  output?: boolean | string | null;
+  /** a master given an output socket: its children connect their own stdout and stderr (true), or why they cannot */
+  output?: boolean | string;
 }
 
 export interface ReapResult {
