@@ -433,4 +433,19 @@ while ($request = $http->waitRequest()) {
     assert.ok((await onBothWorkers('/ways')).pids.includes(spare!), `the former spare ${spare} served a request`);
     await assertWaysLoggedUnder(spare!);
   });
+
+  it("without FFI (ffi.enable=0) the workers keep the root's output, and rrts says why, once", async () => {
+    const plain = await startRrts({ mode: 'fork', workers: 2, config: { server: { command: `php -d ffi.enable=0 ${path.join(app, 'worker.php')}` } } });
+    try {
+      const why = (): Array<Record<string, unknown>> => plain.logs().filter((l) => String(l.msg).includes("workers' output is logged under the fork root's pid"));
+      assert.equal(why().length, 1, JSON.stringify(why()));
+      assert.match(String(why()[0]!.msg), /FFI is not loaded or not allowed \(ffi\.enable\)/);
+      const pid = Number((await request(`${plain.url}/ways`)).body.toString());
+      const root = plain.rootPids()[0];
+      await plain.waitFor(() => plain.logs().some((l) => l.msg === `via STDERR ${pid}`), 'the worker line', 5_000);
+      assert.deepEqual(plain.logs().filter((l) => l.msg === `via STDERR ${pid}`).map((l) => l.pid), [root]);
+    } finally {
+      await plain.stop();
+    }
+  });
 });
