@@ -7,9 +7,10 @@
  *
  * Started by rrts (src/spawn/fork/master.ts) as
  *   php [-d ...] -d opcache.enable_cli=1 php/master.php --script=<worker.php> [--preload=<file>] [--spares=N]
- *       [--root --control=<socket>] [-- <script args>]
- * with cwd = the app's directory, the pool's environment, stdin /dev/null, stdout/stderr read by rrts (the children
- * inherit them). A missing --script or --preload file: a message on STDERR naming it, exit 1.
+ *       [--root --control=<socket> [--output=<socket>]] [-- <script args>]
+ * with cwd = the app's directory, the pool's environment, stdin /dev/null, stdout/stderr read by rrts (the masters
+ * inherit them; with --output each child connects its own, see step 0 below). A missing --script or --preload
+ * file: a message on STDERR naming it, exit 1.
  *
  * Control channel: file descriptor 3 (a unix socketpair from Node), never stdout. Each message is ONE goridge v3
  * frame: byte0 0x13, byte1 flags 0x10 (CODEC_MSGPACK), payload length uint32 LE, CRC32 of bytes 0..5 uint32 LE,
@@ -19,7 +20,8 @@
  * follow one another with nothing in between, and their workers may connect before rrts has their pids.
  *   master -> rrts, once, after the preload:
  *     {op: "ready", pid, php: PHP_VERSION, opcache: bool, preload: path as given | nil,
- *      resources: open stream resources besides STDIN/STDOUT/STDERR and the channel (a preload holding connections)}
+ *      resources: open stream resources besides STDIN/STDOUT/STDERR and the channel (a preload holding connections),
+ *      with --output: output: true (the children get their own stdout/stderr) | why not (FFI not allowed, ...)}
  *   {op: "fork", id, env: {NAME: "value", ...}} -> {op: "forked", id, pid} | {op: "fork_failed", id, error}
  *   {op: "reap", pid} -> pcntl_waitpid(pid, WNOHANG) ->
  *     {op: "reaped", pid, done: bool, code: int|nil, signal: int|nil, error: nil | "not my child: N" | errno text}
@@ -55,6 +57,9 @@
  *
  * The child, right after pcntl_fork() returns 0 (steps 4 and 5 are done by the master before it forks, and
  * inherited: each child would otherwise copy the pages they write, which it shares with the master):
+ *   0. with --output and FFI: connects to that unix socket of rrts and dup2()s the connection onto fds 1 and 2
+ *      (Output in lib/fork-master.php), so rrts logs its stdout and stderr under its own pid (SO_PEERCRED);
+ *      otherwise, or if the connect fails (one line on the inherited stderr), it keeps the master's;
  *   1. closes the control channel (fclose), so only the master holds it (php://fd/3 is a dup: the bare fd 3 is
  *      closed in the master at start where FFI allows, see Channel::closeInheritedDescriptor());
  *   2. restores the default handler of every signal the master (or the preload) changed, async signals off, and
@@ -72,7 +77,7 @@
  *      step 6, it saved ~30 ms of CPU and ~800 page copies per exit here), one that called exit() with PHP's own.
  *
  * Spares (--spares=N, default 0; rrts passes server.fork.spares): the master keeps N children forked ahead of time,
- * parked after steps 1-3 (with the env of the last fork request), each blocked on its own socketpair.
+ * parked after steps 0-3 (with the env of the last fork request), each blocked on its own socketpair.
  * After parking, the master rehearses a fork request's steps on a sample, so the copy-on-write faults the fork
  * left in its own pages are taken before the next request, not during it. A fork request hands the oldest live spare the env
  * (one message: uint32 LE length + a MessagePack map, or length 0 for the env it applied when parking) and answers its pid at once; the spare then runs steps 4-6.

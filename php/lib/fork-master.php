@@ -445,6 +445,73 @@ final class FastExit
     }
 }
 
+/**
+ * A child's own stdout and stderr: right after its fork (a spare: before it parks) it connects to rrts' output
+ * socket (--output) and puts that connection on fds 1 and 2, so rrts logs what it writes under its pid
+ * (SO_PEERCRED), line by line, never mixed with another worker's bytes (all children used to share the root's pipe:
+ * logged under the root's pid, lines over PIPE_BUF interleaved). PHP cannot put a descriptor on fd 2 itself
+ * (fclose(STDERR) and a new fopen would leave the STDERR constant closed), so this is FFI's dup2(): STDERR,
+ * STDOUT, error_log(), php://stderr and PHP's own error messages all write to fds 1 and 2 and keep working. The
+ * declarations and the address are made once in the master; a child only makes the system calls. Without FFI (or
+ * without --output) the children keep the inherited descriptors.
+ */
+final class Output
+{
+    private const AF_UNIX = 1;
+    private const SOCK_STREAM_CLOEXEC = 1 | 0o2000000; // SOCK_STREAM | SOCK_CLOEXEC: only fds 1 and 2 stay
+    private static ?\FFI $libc = null;
+    /** the socket's address (kept: $addressPointer points into it) */
+    private static ?\FFI\CData $address = null;
+    /** made in the master: FFI::addr() in each child cost it 3-4 page faults more here */
+    private static ?\FFI\CData $addressPointer = null;
+    private static int $addressLength = 0;
+
+    /** In the master, before its first fork: true when its children will get their own output, or why not. */
+    public static function prepare(string $path): bool|string
+    {
+        if (\strlen($path) > 107) {
+            return "the output socket path is longer than 107 bytes: $path";
+        }
+        $libc = Libc::declare('struct sockaddr_un { unsigned short sun_family; char sun_path[108]; };
+            int socket(int domain, int type, int protocol);
+            int connect(int fd, const struct sockaddr_un *address, unsigned int length);
+            int dup2(int from, int to);
+            int close(int fd);');
+        if ($libc === null) {
+            return 'FFI is not loaded or not allowed (ffi.enable)';
+        }
+        $address = $libc->new('struct sockaddr_un');
+        $address->sun_family = self::AF_UNIX;
+        \FFI::memcpy($address->sun_path, $path, \strlen($path)); // new() zeroed it: the path ends with a NUL
+        self::$libc = $libc;
+        self::$address = $address;
+        self::$addressPointer = \FFI::addr($address);
+        self::$addressLength = \FFI::sizeof($address);
+
+        return true;
+    }
+
+    /** In a new child: connect to rrts' output socket and put the connection on fds 1 and 2. */
+    public static function attach(): void
+    {
+        $libc = self::$libc;
+        if ($libc === null) {
+            return;
+        }
+        $fd = $libc->socket(self::AF_UNIX, self::SOCK_STREAM_CLOEXEC, 0);
+        if ($fd < 0 || $libc->connect($fd, self::$addressPointer, self::$addressLength) !== 0
+            || $libc->dup2($fd, 1) !== 1 || $libc->dup2($fd, 2) !== 2) {
+            if ($fd >= 0) {
+                $libc->close($fd);
+            }
+            \fwrite(\STDERR, 'rrts worker ' . \getmypid() . ": cannot connect to rrts' output socket; this worker's output goes to the master's\n");
+
+            return;
+        }
+        $libc->close($fd);
+    }
+}
+
 /** A child forked ahead of a fork request and parked on its socketpair until the master hands it an env. */
 final class Spare
 {
@@ -696,7 +763,7 @@ final class Root
 /** The master's state and loop; serve() returns only in a freshly forked child, with the script to require. */
 final class Master
 {
-    private const USAGE = 'usage: php master.php --script=<worker.php> [--preload=<file>] [--spares=N] [--root --control=<socket>] [-- <script args>]';
+    private const USAGE = 'usage: php master.php --script=<worker.php> [--preload=<file>] [--spares=N] [--root --control=<socket>] [--output=<socket>] [-- <script args>]';
     private const MAX_SPARES = 16;
     /** the most messages read ahead before the first is handled (see receiveWaiting()) */
     private const MAX_BURST = 64;
@@ -752,6 +819,8 @@ final class Master
     /** --root: this process is the root; --control: the socket a generation master connects to */
     private static bool $root = false;
     private static ?string $control = null;
+    /** --output: the socket each child connects its stdout and stderr to (see Output) */
+    private static ?string $output = null;
     /** @var array<string, string|false> opcache settings a generation master changed for its preload */
     private static array $savedIni = [];
 
@@ -772,6 +841,8 @@ final class Master
                 self::$root = true;
             } elseif (\str_starts_with($arg, '--control=')) {
                 self::$control = \substr($arg, 10);
+            } elseif (\str_starts_with($arg, '--output=')) {
+                self::$output = \substr($arg, 9);
             } elseif (\str_starts_with($arg, '--spares=')) {
                 $n = \filter_var(\substr($arg, 9), \FILTER_VALIDATE_INT, ['options' => ['min_range' => 0, 'max_range' => self::MAX_SPARES]]);
                 if ($n === false) {
@@ -797,7 +868,8 @@ final class Master
         self::$title = \str_replace("\0", ' ', \rtrim((string) @\file_get_contents('/proc/self/cmdline'), "\0"));
         if (self::$root) {
             // the masters (and their workers) show the command line without the root's arguments
-            self::$title = \str_replace(' --root --control=' . self::$control, '', self::$title);
+            $rootArguments = ' --root --control=' . self::$control . (self::$output === null ? '' : ' --output=' . self::$output);
+            self::$title = \str_replace($rootArguments, '', self::$title);
             self::setTitle(self::ROOT_TITLE . ': ' . self::$title);
         }
     }
@@ -888,7 +960,8 @@ final class Master
             }
         }
         self::setScriptGlobals(); // child step 5 once here: a child inherits it rather than writing it
-        self::answer(self::readyMessage(self::$preload, $resources));
+        $output = self::$output === null ? [] : ['output' => Output::prepare(self::$output)];
+        self::answer(self::readyMessage(self::$preload, $resources) + $output);
         self::sendAnswers();
     }
 
@@ -1219,9 +1292,10 @@ final class Master
         self::$spareCount = 0;
     }
 
-    /** Child steps 1-3 (see the top comment), and the stream of its exit (FastExit): a direct fork and a spare. */
+    /** Child steps 0-3 (see the top comment), and the stream of its exit (FastExit): a direct fork and a spare. */
     private static function prepareChild(): void
     {
+        Output::attach(); // first: whatever the child writes from now on is logged under its own pid
         self::forgetInherited();
         self::resetProcessState();
         FastExit::open();

@@ -240,3 +240,52 @@ export function logWorkerOutput(logger: Logger, pid: number, chunk: Buffer | str
     if (line.length > 0) logger.info({ pid }, line);
   }
 }
+
+/** The longest line of a worker's output logged as one record: a longer one is cut into records of this size. */
+export const MAX_OUTPUT_LINE_BYTES = 1024 * 1024;
+
+/**
+ * One worker's output stream logged line by line, like logWorkerOutput, but with the bytes of an unfinished line
+ * held until it ends (or the stream does): a line that arrives in several chunks (a 64 KiB line read from a socket)
+ * is one record, and a UTF-8 character split between chunks stays whole.
+ */
+export class WorkerOutputLines {
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly pid: number,
+    private readonly maxLineBytes = MAX_OUTPUT_LINE_BYTES,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let start = 0;
+    for (let end = chunk.indexOf(0x0a); end !== -1; end = chunk.indexOf(0x0a, start)) {
+      this.emit(chunk.subarray(start, end));
+      start = end + 1;
+    }
+    if (start < chunk.length) {
+      this.held.push(chunk.subarray(start));
+      this.heldBytes += chunk.length - start;
+      // a line without an end holds no more than this: what it has so far is logged
+      if (this.heldBytes >= this.maxLineBytes) this.emit(Buffer.alloc(0));
+    }
+  }
+
+  /** The stream ended: a last line without a newline is logged too. */
+  end(): void {
+    if (this.heldBytes > 0) this.emit(Buffer.alloc(0));
+  }
+
+  private emit(tail: Buffer): void {
+    const line = this.heldBytes === 0 ? tail : Buffer.concat([...this.held, tail]);
+    this.held = [];
+    this.heldBytes = 0;
+    for (let at = 0; at < line.length; at += this.maxLineBytes) {
+      let text = line.subarray(at, at + this.maxLineBytes).toString('utf8');
+      if (at + this.maxLineBytes >= line.length && text.endsWith('\r')) text = text.slice(0, -1);
+      if (text.length > 0) this.logger.info({ pid: this.pid }, text);
+    }
+  }
+}

@@ -13,6 +13,7 @@ import { Packr } from 'msgpackr';
 import { encodeFrame, FrameDecoder, type Frame } from '../../src/goridge/frame.js';
 import { jobFrame, parseJobReply, parsePidReply, pidRequest } from '../../src/goridge/messages.js';
 import { childrenOf, procStat } from '../integration/harness.js';
+import { loadNative, socketFd } from '../../src/native/index.js';
 import { zombiesOf } from '../integration/prod-harness.js';
 
 // The compiled test runs from dist/test/fork/: the repository root is three levels up.
@@ -822,6 +823,8 @@ describe('php/master.php --root', () => {
   let dir: string;
   let relay: RelayServer;
   let control: ControlServer;
+  /** --output: every forked child connects here (its fds 1 and 2), named by its SO_PEERCRED pid */
+  let output: PidServer<net.Socket>;
   let root: MasterProcess;
   let masterA: number;
   let connA: ControlConnection;
@@ -838,9 +841,13 @@ describe('php/master.php --root', () => {
     dir = tempDir();
     relay = await RelayServer.listen(dir, 'workers.sock');
     control = await ControlServer.listen(dir);
+    output = await PidServer.listen(path.join(dir, 'output.sock'), (socket) => {
+      socket.resume();
+      return { conn: socket, pid: Promise.resolve(loadNative()!.peerCred(socketFd(socket)!).pid) };
+    });
     writeLib(1, true);
     fs.writeFileSync(path.join(dir, 'preload.php'), "<?php\nrequire __DIR__ . '/lib.php';\nfile_put_contents(__DIR__ . '/boots.log', getmypid() . ' ' . lib_version() . \"\\n\", FILE_APPEND);\n");
-    root = new MasterProcess([`--script=${FIXTURE_WORKER}`, `--preload=${path.join(dir, 'preload.php')}`, '--root', `--control=${control.path}`], {
+    root = new MasterProcess([`--script=${FIXTURE_WORKER}`, `--preload=${path.join(dir, 'preload.php')}`, '--root', `--control=${control.path}`, `--output=${path.join(dir, 'output.sock')}`], {
       env: baseEnv({ RR_RELAY: relay.address, RR_MODE: 'http' }),
       php: ['-d', 'opcache.validate_timestamps=0'], // production opcache: a new generation must still see changed files
     });
@@ -867,13 +874,19 @@ describe('php/master.php --root', () => {
     const ready = await connA.next('the master ready');
     assert.equal(ready.op, 'ready');
     assert.equal(ready.pid, masterA);
+    assert.equal(ready.output, true, 'its children will connect their own output');
     assert.equal(boots().at(-1), `${masterA} lib1`);
-    assert.doesNotMatch(fs.readFileSync(`/proc/${masterA}/cmdline`, 'utf8'), /--root|--control/, 'a master shows the command line without the root arguments');
+    assert.doesNotMatch(fs.readFileSync(`/proc/${masterA}/cmdline`, 'utf8'), /--root|--control|--output/, 'a master shows the command line without the root arguments');
     const forked = await connA.request({ op: 'fork', id: 1, env: { RR_RELAY: relay.address, RR_MODE: 'http' } });
     assert.equal(forked.op, 'forked');
     worker = forked.pid as number;
     assert.equal(procStat(worker)?.ppid, masterA);
     await relay.worker(worker);
+    await output.get(worker); // it connected its output
+    const [stdout, stderr] = [1, 2].map((fd) => fs.readlinkSync(`/proc/${worker}/fd/${fd}`));
+    assert.match(stderr!, /^socket:/);
+    assert.equal(stdout, stderr, 'stdout and stderr are the same connection');
+    assert.notEqual(stderr, fs.readlinkSync(`/proc/${masterA}/fd/2`), "not the master's stderr");
   });
 
   it('gives a later generation the changed code, though opcache.validate_timestamps is 0', async () => {

@@ -311,3 +311,141 @@ describe('fork mode: rrts killed', () => {
     assert.deepEqual(left, []);
   });
 });
+
+describe('fork mode: each worker its own stdout and stderr', () => {
+  const LONG_LINE = 65_536;
+  const LINES = 24;
+  let rr: RrtsInstance;
+  let app: string;
+  before(async () => {
+    app = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'rrts-output-'));
+    // every line names the pid that wrote it; /long writes LINES lines of 64 KiB (each one write(2) of 64 KiB + 15)
+    fs.writeFileSync(
+      path.join(app, 'worker.php'),
+      `<?php
+require_once ${JSON.stringify(path.join(ROOT, 'php/lib/rr.php'))};
+ini_set('display_errors', 'stderr');
+ini_set('log_errors', '0');
+$http = Rrts\\Lite\\HttpWorker::create();
+$pid = getmypid();
+while ($request = $http->waitRequest()) {
+    switch (parse_url((string) $request['ctx']['uri'], PHP_URL_PATH)) {
+        case '/long':
+            $letter = chr(97 + $pid % 26);
+            for ($i = 0; $i < ${LINES}; $i++) {
+                fwrite(STDERR, "long $pid $i " . str_repeat($letter, ${LONG_LINE}) . "\\n");
+            }
+            break;
+        case '/ways':
+            fwrite(STDERR, "via STDERR $pid\\n");
+            error_log("via error_log $pid");
+            file_put_contents('php://stderr', "via file_put_contents $pid\\n");
+            $stream = fopen('php://stderr', 'w');
+            fwrite($stream, "via fopen $pid\\n");
+            fclose($stream);
+            fwrite(STDOUT, "via STDOUT $pid\\n");
+            break;
+        case '/fatal':
+            fwrite(STDERR, "dying $pid\\n");
+            rrts_no_such_function();
+    }
+    $http->respond(200, (string) $pid);
+}
+`,
+    );
+    rr = await startRrts({ mode: 'fork', workers: 2, config: { server: { command: `php ${path.join(app, 'worker.php')}` } } });
+  });
+  after(async () => {
+    await rr?.stop();
+    fs.rmSync(app, { recursive: true, force: true });
+  });
+
+  /** The log records of worker output whose message starts with `prefix`. */
+  const records = (prefix: string): Array<Record<string, unknown>> => rr.logs().filter((l) => String(l.msg).startsWith(prefix));
+
+  /**
+   * Two requests at once, which reach the two idle workers (asked again, up to 5 times, if both went to one): the
+   * pids that answered, and how many requests were sent in all.
+   */
+  async function onBothWorkers(route: string): Promise<{ pids: number[]; sent: number }> {
+    let pids: number[] = [];
+    let sent = 0;
+    for (let attempt = 0; attempt < 5 && new Set(pids).size < 2; attempt++) {
+      const answers = await Promise.all([request(`${rr.url}${route}`), request(`${rr.url}${route}`)]);
+      sent += answers.length;
+      pids = answers.map((a) => Number(a.body.toString()));
+    }
+    return { pids, sent };
+  }
+
+  /** Each of the five ways PHP writes to stderr or stdout came from `pid` and is logged under it. */
+  async function assertWaysLoggedUnder(pid: number): Promise<void> {
+    const ways = ['STDERR', 'error_log', 'file_put_contents', 'fopen', 'STDOUT'].map((how) => `via ${how} ${pid}`);
+    await rr.waitFor(() => ways.every((msg) => rr.logs().some((l) => l.msg === msg)), `the five lines of worker ${pid}`, 5_000);
+    for (const msg of ways) assert.deepEqual(rr.logs().filter((l) => l.msg === msg).map((l) => l.pid), [pid], msg);
+  }
+
+  it('two workers writing 64 KiB lines at once: every line is one record, whole, under the pid that wrote it', async () => {
+    const workers = await rr.waitForWorkers(2);
+    const { pids, sent } = await onBothWorkers('/long');
+    assert.deepEqual([...new Set(pids)].sort(), [...workers].sort(), 'both workers wrote at once');
+    const written = sent * LINES;
+    await rr.waitFor(() => records('long ').length >= written, `${written} long lines`, 10_000);
+    let whole = 0;
+    for (const record of records('long ')) {
+      const msg = String(record.msg);
+      const m = /^long (\d+) (\d+) /.exec(msg);
+      assert.ok(m, `a record cut from a line: ${msg.slice(0, 40)}... (${msg.length} bytes)`);
+      const pid = Number(m[1]);
+      const line = `long ${pid} ${m[2]} ${String.fromCharCode(97 + (pid % 26)).repeat(LONG_LINE)}`;
+      assert.ok(msg === line, `line ${m[2]} of worker ${pid} is not whole or mixed: ${msg.length} bytes, ${line.length} written`);
+      assert.equal(record.pid, pid, `line ${m[2]} of worker ${pid} logged under ${String(record.pid)}`);
+      whole++;
+    }
+    assert.equal(whole, written, 'every line is one record');
+  });
+
+  it("fwrite(STDERR), error_log(), php://stderr and STDOUT of a forked worker are logged under its pid, not the root's", async () => {
+    const root = rr.rootPids()[0];
+    const pids = new Set((await onBothWorkers('/ways')).pids);
+    assert.equal(pids.size, 2);
+    for (const pid of pids) {
+      assert.notEqual(pid, root);
+      await assertWaysLoggedUnder(pid);
+    }
+  });
+
+  it("a fatal error's message is logged under the worker's pid; the spare that replaces it logs under its own", async () => {
+    await rr.waitFor(() => rr.sparePids().length === 1, 'the parked spare');
+    const [spare] = rr.sparePids();
+    const reply = await request(`${rr.url}/fatal`);
+    assert.equal(reply.status, 500);
+    await rr.waitFor(() => records('dying ').length === 1, 'the line before the fatal error', 5_000);
+    const dead = Number(String(records('dying ')[0]!.msg).slice('dying '.length));
+    assert.equal(records('dying ')[0]!.pid, dead);
+    await rr.waitFor(() => rr.logs().some((l) => String(l.msg).includes('rrts_no_such_function')), 'the fatal error in the log', 5_000);
+    const fatal = rr.logs().filter((l) => String(l.msg).includes('rrts_no_such_function'));
+    assert.ok(fatal.some((l) => /Fatal error/.test(String(l.msg))), JSON.stringify(fatal));
+    assert.deepEqual([...new Set(fatal.map((l) => l.pid))], [dead], JSON.stringify(fatal));
+
+    // the spare took the dead worker's place: it connected its output before it parked
+    await rr.waitFor(() => rr.workerPids().includes(spare!), `the spare ${spare} to replace worker ${dead}`, 5_000);
+    assert.ok((await onBothWorkers('/ways')).pids.includes(spare!), `the former spare ${spare} served a request`);
+    await assertWaysLoggedUnder(spare!);
+  });
+
+  it("without FFI (ffi.enable=0) the workers keep the root's output, and rrts says why, once", async () => {
+    const plain = await startRrts({ mode: 'fork', workers: 2, config: { server: { command: `php -d ffi.enable=0 ${path.join(app, 'worker.php')}` } } });
+    try {
+      const why = (): Array<Record<string, unknown>> => plain.logs().filter((l) => String(l.msg).includes("workers' output is logged under the fork root's pid"));
+      assert.equal(why().length, 1, JSON.stringify(why()));
+      assert.match(String(why()[0]!.msg), /FFI is not loaded or not allowed \(ffi\.enable\)/);
+      const pid = Number((await request(`${plain.url}/ways`)).body.toString());
+      const root = plain.rootPids()[0];
+      await plain.waitFor(() => plain.logs().some((l) => l.msg === `via STDERR ${pid}`), 'the worker line', 5_000);
+      assert.deepEqual(plain.logs().filter((l) => l.msg === `via STDERR ${pid}`).map((l) => l.pid), [root]);
+    } finally {
+      await plain.stop();
+    }
+  });
+});

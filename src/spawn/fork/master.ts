@@ -40,6 +40,8 @@ export interface MasterOptions {
   readyTimeoutMs: number;
   /** server.user/group: uid/gid of the master, inherited by every forked worker */
   identity?: Identity | null;
+  /** the socket each forked child connects its stdout and stderr to (WorkerOutputServer); absent: the root's pipes */
+  outputSocket?: string | null;
 }
 
 export interface ReadyInfo {
@@ -50,6 +52,8 @@ export interface ReadyInfo {
   resources: number;
   /** the root only: a reset may share its opcache (opcache_get_status() answers, so changed files are found) */
   warm?: boolean;
+  /** a master given an output socket: its children connect their own stdout and stderr (true), or why they cannot */
+  output?: boolean | string;
 }
 
 export interface ReapResult {
@@ -239,6 +243,7 @@ export class ForkRoot {
     if (preload) args.push(`--preload=${preload}`);
     if (this.opts.spares > 0) args.push(`--spares=${this.opts.spares}`);
     args.push('--root', `--control=${this.controlPath}`);
+    if (this.opts.outputSocket) args.push(`--output=${this.opts.outputSocket}`);
     if (command.args.length > 0) args.push('--', ...command.args);
     const child = spawn(command.php, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], ...(id ?? {}) });
     this.child = child;

@@ -7,13 +7,14 @@ import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { PhpCommand } from '../../config/php-command.js';
 import { WorkerError } from '../../errors.js';
-import { peerPidIs } from '../../native/index.js';
+import { nativeUnavailableReason, peerPidIs } from '../../native/index.js';
 import { SocketRelayListener } from '../../relay/listener.js';
 import { describeExit } from '../../worker/process.js';
 import { Worker, type WorkerEvents } from '../../worker/worker.js';
 import type { Spawner, WorkerRecipe } from '../spawner.js';
 import { parsePhpCommand } from '../../config/php-command.js';
 import { ForkRoot, type ForkMaster } from './master.js';
+import { WorkerOutputServer } from './output.js';
 import { Reaper } from './reaper.js';
 import { procStat } from '../../system/proc.js';
 import type { Identity } from '../../system/users.js';
@@ -51,6 +52,9 @@ export class ForkSpawner implements Spawner {
   readonly mode = 'fork' as const;
   private runtimeDir = '';
   private listener: SocketRelayListener | null = null;
+  /** where the workers' stdout and stderr arrive; null when they keep the root's (no SO_PEERCRED here) */
+  private output: WorkerOutputServer | null = null;
+  private outputWarned = false;
   private readonly reaper: Reaper;
   /** the root that forks new masters; replaced when a reload changes the command, or when it died */
   private root: ForkRoot | null = null;
@@ -92,6 +96,9 @@ export class ForkSpawner implements Spawner {
       fs.chownSync(this.runtimeDir, id.uid, id.gid);
       fs.chownSync(socket, id.uid, id.gid);
     }
+    const output = new WorkerOutputServer(path.join(this.runtimeDir, 'output.sock'), this.opts.log, (pid) => this.isForkedByOurMaster(pid));
+    if (await output.listen(id ?? null)) this.output = output;
+    else this.opts.log.warn(`forked workers' output is logged under the fork root's pid: ${nativeUnavailableReason() ?? 'SO_PEERCRED is not available'}`);
     const relay = `unix://${socket}`;
     this.relay = relay;
     this.childEnv = childEnvironment(this.opts.env, relay);
@@ -262,6 +269,8 @@ export class ForkSpawner implements Spawner {
     await Promise.all(roots.map((r) => r.stop()));
     await this.listener?.close();
     this.listener = null;
+    await this.output?.close();
+    this.output = null;
     if (this.runtimeDir) fs.rmSync(this.runtimeDir, { recursive: true, force: true });
   }
 
@@ -280,6 +289,10 @@ export class ForkSpawner implements Spawner {
     }
     const info = master.info!;
     this.opts.log.info({ pid: info.pid, root: master.root.pid, php: info.php, opcache: info.opcache, preload: info.preload }, `fork master ${info.pid} is ready`);
+    if (typeof info.output === 'string' && !this.outputWarned) {
+      this.outputWarned = true;
+      this.opts.log.warn(`fork master ${info.pid}: its workers' output is logged under the fork root's pid: ${info.output}`);
+    }
     if (info.resources > 0) {
       this.opts.log.warn(
         `fork master ${info.pid} holds ${info.resources} open stream(s) after the preload; every worker shares them (open connections in the worker instead)`,
@@ -301,6 +314,7 @@ export class ForkSpawner implements Spawner {
         log: this.opts.log,
         readyTimeoutMs: this.opts.allocateTimeoutMs,
         identity: this.opts.identity ?? null,
+        outputSocket: this.output?.path ?? null,
       },
       this.runtimeDir,
     );
@@ -367,7 +381,11 @@ export class ForkSpawner implements Spawner {
    * of a worker that is running took ~0.2 ms of the start here: it is only the fallback.)
    */
   private isOurChild(pid: number, socket: net.Socket): boolean {
-    if (!peerPidIs(socket, pid)) return false;
+    return peerPidIs(socket, pid) && this.isForkedByOurMaster(pid);
+  }
+
+  /** A master of ours answered this pid to a fork, or (a spare, a fork not yet answered) /proc names it the parent. */
+  private isForkedByOurMaster(pid: number): boolean {
     const masters = this.master ? [this.master, ...this.retired] : [...this.retired];
     if (masters.some((m) => m.children.has(pid))) return true;
     const parent = procStat(pid)?.ppid;

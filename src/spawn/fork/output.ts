@@ -1,0 +1,83 @@
+// The forked workers' own stdout and stderr: each child connects to this unix socket right after its fork (a spare
+// before it parks) and puts the connection on its fds 1 and 2 (php/lib/fork-master.php, Output); what arrives is
+// logged under the connecting process's pid (SO_PEERCRED), line by line, never mixed with another worker's bytes.
+import fs from 'node:fs';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { WorkerOutputLines } from '../../log/index.js';
+import { listenOn } from '../../listen.js';
+import { loadNative, socketFd } from '../../native/index.js';
+import type { Identity } from '../../system/users.js';
+import { settlesWithin } from '../../time.js';
+
+/** how long close() lets the open connections finish (their workers were just stopped) */
+const CLOSE_GRACE_MS = 1_000;
+
+export class WorkerOutputServer {
+  private server: net.Server | null = null;
+  private readonly connections = new Set<net.Socket>();
+
+  /** @param isOurs whether a pid is a child of one of our masters (only theirs are logged) */
+  constructor(
+    readonly path: string,
+    private readonly log: Logger,
+    private readonly isOurs: (pid: number) => boolean,
+  ) {}
+
+  /**
+   * Listen (mode 0600, owned by server.user when set). False when the native addon (SO_PEERCRED) is not usable
+   * here: then nobody listens, and the workers keep the master's stdout and stderr.
+   */
+  async listen(identity: Identity | null): Promise<boolean> {
+    if (!loadNative()) return false;
+    const server = net.createServer((socket) => this.onConnection(socket));
+    await listenOn(server, { path: this.path });
+    fs.chmodSync(this.path, 0o600);
+    if (identity) fs.chownSync(this.path, identity.uid, identity.gid);
+    this.server = server;
+    return true;
+  }
+
+  /**
+   * Stop listening. The connections of workers that are gone end by themselves once what they wrote is read (and
+   * logged); any still open after CLOSE_GRACE_MS (a worker that outlived its master) are dropped.
+   */
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    if (!server) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    if (!(await settlesWithin(closed, CLOSE_GRACE_MS))) {
+      for (const socket of this.connections) socket.destroy();
+      await closed;
+    }
+    fs.rmSync(this.path, { force: true });
+  }
+
+  private onConnection(socket: net.Socket): void {
+    socket.on('error', () => socket.destroy());
+    const pid = peerPid(socket);
+    if (pid === null || !this.isOurs(pid)) {
+      this.log.warn(`worker output connection dropped: pid ${pid ?? 'unknown'} is not a child of a fork master of ours`);
+      socket.destroy();
+      return;
+    }
+    this.connections.add(socket);
+    const lines = new WorkerOutputLines(this.log, pid);
+    socket.on('data', (chunk: Buffer) => lines.push(chunk));
+    socket.once('close', () => {
+      this.connections.delete(socket);
+      lines.end();
+    });
+  }
+}
+
+/** The pid of the process that connected (SO_PEERCRED), or null when it cannot be read. */
+function peerPid(socket: net.Socket): number | null {
+  const fd = socketFd(socket);
+  try {
+    return fd === null ? null : (loadNative()?.peerCred(fd).pid ?? null);
+  } catch {
+    return null;
+  }
+}
