@@ -133,8 +133,10 @@ export class ExecSpawner implements Spawner {
       frame = await this.raceBoot(handle, firstFrame(relay));
     } catch (err) {
       if (err instanceof ProtocolError) throw explainBootGarbage(handle.pid, err);
-      // stdout closes as the process exits: the exit code and stderr say why, the closed pipe does not
-      if (err instanceof StdoutClosedError && (await settlesWithin(handle.exited, STDOUT_CLOSED_EXIT_WAIT_MS))) throw await bootExitError(handle);
+      // stdout closes (or the pid request meets EPIPE) as the process exits: the exit code and stderr say why, the
+      // closed pipe does not
+      const pipeClosed = err instanceof StdoutClosedError || (err as NodeJS.ErrnoException).code === 'EPIPE';
+      if (pipeClosed && (await settlesWithin(handle.exited, STDOUT_CLOSED_EXIT_WAIT_MS))) throw await bootExitError(handle);
       throw err;
     }
     parseWorkerPid(frame, handle);
