@@ -1,0 +1,100 @@
+// Hostile configs through the real CLI (`bin/rrts serve -c rr.yaml`): alias bombs, an anchor aliased inside
+// itself, absurd nesting (in the file, through aliases, in an included file, in a -o key) each end rrts with exit
+// code 1 and one `config error: <file>:<line>, key '<key>': ...` line on stderr, never a stack trace.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeFiles } from '../config/tmp.js';
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/rrts');
+
+/** Runs `rrts serve -c rr.yaml ...args` in `dir`; a config error ends it at once, a start is killed after 20 s. */
+export function serve(dir: string, args: string[] = [], env: NodeJS.ProcessEnv = process.env): { status: number | null; stderr: string; lines: string[] } {
+  const run = spawnSync(process.execPath, [BIN, 'serve', '-c', 'rr.yaml', ...args], { cwd: dir, env, encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
+  const lines = run.stderr.split('\n').filter((line) => line !== '');
+  return { status: run.status, stderr: run.stderr, lines };
+}
+
+/** Exit code 1 and exactly one stderr line, matching `pattern`, with no stack frame. */
+export function assertConfigError(result: ReturnType<typeof serve>, pattern: RegExp): void {
+  assert.doesNotMatch(result.stderr, /^ {4}at /m, `a stack trace on stderr:\n${result.stderr}`);
+  assert.equal(result.status, 1, `exit code, stderr:\n${result.stderr}`);
+  assert.equal(result.lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
+  assert.match(result.lines[0]!, pattern);
+}
+
+const HEAD = "version: '3'\nrpc:\n  listen: tcp://127.0.0.1:0\n";
+
+/** The classic billion laughs: 9 lists of 9 aliases to the list before, 9^9 values once expanded. */
+function billionLaughs(): string {
+  let text = 'l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n';
+  for (let level = 1; level <= 8; level++) text += `l${level}: &l${level} [${Array(9).fill(`*l${level - 1}`).join(', ')}]\n`;
+  return text;
+}
+
+describe('rrts serve: hostile configs give one config error line', () => {
+  it('a billion-laughs alias bomb', () => {
+    const dir = writeFiles({ 'rr.yaml': HEAD + billionLaughs() });
+    // the aliases of lines 5-7 add 90 + 819 + 7,380 values; the first one of line 8 passes 10,000
+    assertConfigError(serve(dir), /^config error: rr\.yaml:8, key 'l4\[0\]': aliases expand to more than 10000 values at the alias \*l3/);
+  });
+
+  it('an anchor aliased inside itself (server: &s ... env: *s)', () => {
+    const dir = writeFiles({ 'rr.yaml': `${HEAD}server: &s\n  command: "php worker.php"\n  env: *s\n` });
+    assertConfigError(serve(dir), /^config error: rr\.yaml:6, key 'server\.env': the alias \*s is inside the map or list anchored as &s: it would contain itself$/);
+  });
+
+  it('a map merging itself (<<: *base inside &base)', () => {
+    const dir = writeFiles({ 'rr.yaml': `${HEAD}http: &base\n  address: 127.0.0.1:0\n  <<: *base\n` });
+    assertConfigError(serve(dir), /^config error: rr\.yaml:6, key 'http': the alias \*base is inside/);
+  });
+
+  it('an alias to no anchor', () => {
+    const dir = writeFiles({ 'rr.yaml': `${HEAD}server:\n  command: "php worker.php"\n  env: *nowhere\n` });
+    assertConfigError(serve(dir), /^config error: rr\.yaml:6, key 'server\.env': the alias \*nowhere has no anchor &nowhere before it$/);
+  });
+
+  it('the same files as includes name the included file and its line', () => {
+    const dir = writeFiles({
+      'rr.yaml': `${HEAD}include: [bomb.yaml]\n`,
+      'bomb.yaml': `version: '3'\n${billionLaughs()}`,
+      'rr-self.yaml': `${HEAD}include: [self.yaml]\n`,
+      'self.yaml': "version: '3'\nserver: &s\n  command: php worker.php\n  env: *s\n",
+    });
+    assertConfigError(serve(dir), /^config error: bomb\.yaml:6, key 'l4\[\d\]': aliases expand to more than 10000 values/);
+    const self = spawnSync(process.execPath, [BIN, 'serve', '-c', 'rr-self.yaml'], { cwd: dir, encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
+    assertConfigError(
+      { status: self.status, stderr: self.stderr, lines: self.stderr.split('\n').filter(Boolean) },
+      /^config error: self\.yaml:4, key 'server\.env': the alias \*s is inside/,
+    );
+  });
+
+  it('nesting: 100 levels of block maps, 2,000 of flow lists, 100 through a chain of aliases', () => {
+    let maps = HEAD;
+    for (let level = 0; level < 100; level++) maps += `${'  '.repeat(level)}k${level}:\n`;
+    // the map under k63 (line 4 + 64) is the 65th level
+    assertConfigError(serve(writeFiles({ 'rr.yaml': maps })), /^config error: rr\.yaml:68, key 'k0\.k1\.[k0-9.]*\.k63': nesting too deep: more than 64 levels/);
+
+    const lists = `${HEAD}x: ${'['.repeat(2000)}${']'.repeat(2000)}\n`;
+    assertConfigError(serve(writeFiles({ 'rr.yaml': lists })), /^config error: rr\.yaml:4: invalid YAML: nesting too deep \(more than 64 levels\)$/);
+
+    let chain = `${HEAD}a0: &a0 [1]\n`;
+    for (let i = 1; i < 100; i++) chain += `a${i}: &a${i} [*a${i - 1}]\n`;
+    // a63 = [*a62], and a62 expands to 63 levels: 64 plus the top map
+    assertConfigError(serve(writeFiles({ 'rr.yaml': chain })), /^config error: rr\.yaml:67, key 'a63\[0\]': nesting too deep: the alias \*a62 makes more than 64 levels/);
+  });
+
+  it('a -o key 20,000 levels deep', () => {
+    const key = Array.from({ length: 20_000 }, (_, i) => `k${i}`).join('.');
+    const result = serve(writeFiles({ 'rr.yaml': HEAD }), ['-o', `${key}=1`]);
+    assertConfigError(result, /^config error: -o k0\.k1\.k2\.[k0-9.]*\.\.\.: the key nests 20000 levels, more than 64$/);
+  });
+
+  it('anchors used as RoadRunner configs use them still load', () => {
+    const text = `${HEAD}defaults: &defaults\n  num_workers: 2\n  max_jobs: 10\nhttp:\n  address: 127.0.0.1:0\n  pool:\n    <<: *defaults\n    max_jobs: 5\n`;
+    // no server section: the http plugin needs one, a config error of its own (proves the anchors were read)
+    assertConfigError(serve(writeFiles({ 'rr.yaml': text })), /^config error: rr\.yaml(:\d+)?, key 'server': the http plugin needs a server section/);
+  });
+});
