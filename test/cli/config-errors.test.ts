@@ -3,27 +3,8 @@
 // code 1 and one `config error: <file>:<line>, key '<key>': ...` line on stderr, never a stack trace.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writeFiles } from '../config/tmp.js';
-
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/rrts');
-
-/** Runs `rrts serve -c rr.yaml ...args` in `dir`; a config error ends it at once, a start is killed after 20 s. */
-export function serve(dir: string, args: string[] = [], env: NodeJS.ProcessEnv = process.env): { status: number | null; stderr: string; lines: string[] } {
-  const run = spawnSync(process.execPath, [BIN, 'serve', '-c', 'rr.yaml', ...args], { cwd: dir, env, encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
-  const lines = run.stderr.split('\n').filter((line) => line !== '');
-  return { status: run.status, stderr: run.stderr, lines };
-}
-
-/** Exit code 1 and exactly one stderr line, matching `pattern`, with no stack frame. */
-export function assertConfigError(result: ReturnType<typeof serve>, pattern: RegExp): void {
-  assert.doesNotMatch(result.stderr, /^ {4}at /m, `a stack trace on stderr:\n${result.stderr}`);
-  assert.equal(result.status, 1, `exit code, stderr:\n${result.stderr}`);
-  assert.equal(result.lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
-  assert.match(result.lines[0]!, pattern);
-}
+import { assertConfigError, serve } from './cli-helpers.js';
 
 const HEAD = "version: '3'\nrpc:\n  listen: tcp://127.0.0.1:0\n";
 
@@ -64,11 +45,7 @@ describe('rrts serve: hostile configs give one config error line', () => {
       'self.yaml': "version: '3'\nserver: &s\n  command: php worker.php\n  env: *s\n",
     });
     assertConfigError(serve(dir), /^config error: bomb\.yaml:6, key 'l4\[\d\]': aliases expand to more than 10000 values/);
-    const self = spawnSync(process.execPath, [BIN, 'serve', '-c', 'rr-self.yaml'], { cwd: dir, encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
-    assertConfigError(
-      { status: self.status, stderr: self.stderr, lines: self.stderr.split('\n').filter(Boolean) },
-      /^config error: self\.yaml:4, key 'server\.env': the alias \*s is inside/,
-    );
+    assertConfigError(serve(dir, [], process.env, 'rr-self.yaml'), /^config error: self\.yaml:4, key 'server\.env': the alias \*s is inside/);
   });
 
   it('nesting: 100 levels of block maps, 2,000 of flow lists, 100 through a chain of aliases', () => {
