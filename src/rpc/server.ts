@@ -182,11 +182,11 @@ class BufferBudget {
 
   constructor(readonly limits: RpcLimits) {}
 
-  /** Take `bytes` for a frame of `frameSize` bytes; false (and nothing taken) when they do not fit. */
-  take(bytes: number, frameSize: number): boolean {
-    const ceiling = frameSize > this.limits.smallFrame ? this.limits.bufferBudget - this.limits.smallFrameReserve : this.limits.bufferBudget;
-    if (this.used + bytes > ceiling) return false;
-    this.used += bytes;
+  /** Take the bytes of a frame of `size` bytes; false (and nothing taken) when they do not fit. */
+  take(size: number): boolean {
+    const ceiling = size > this.limits.smallFrame ? this.limits.bufferBudget - this.limits.smallFrameReserve : this.limits.bufferBudget;
+    if (this.used + size > ceiling) return false;
+    this.used += size;
     return true;
   }
 
@@ -249,7 +249,7 @@ class RpcConnection {
         // the frame budgeted from its header: its bytes now belong to its call
         this.running += this.receiving;
         this.receiving = 0;
-      } else if (this.budget.take(size, size)) {
+      } else if (this.budget.take(size)) {
         this.running += size;
       } else {
         return this.refuse(frame.options, frame.flags, size);
@@ -259,7 +259,7 @@ class RpcConnection {
     if (failure) return this.drop(failure.message);
     const next = this.decoder.incoming;
     if (this.closed || !next || this.receiving > 0) return;
-    if (this.budget.take(next.size, next.size)) this.receiving = next.size;
+    if (this.budget.take(next.size)) this.receiving = next.size;
     else this.refuse(next.options, next.flags, next.size);
   }
 
