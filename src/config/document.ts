@@ -133,7 +133,8 @@ interface ShapeWalk {
 /**
  * Walks the YAML tree once, in document order, before anything expands it: refuses an alias to a map or list it
  * sits in (the data would contain itself; the walks over it would never end), an alias to no earlier anchor,
- * nesting deeper than MAX_NESTING and aliases adding more than MAX_ALIASED_VALUES, each at the alias's line.
+ * nesting deeper than MAX_NESTING, aliases adding more than MAX_ALIASED_VALUES, and `__proto__` keys, each at
+ * its line.
  */
 function checkShape(doc: Document, label: string, lineCounter: LineCounter): void {
   const walk: ShapeWalk = { label, lineCounter, anchors: new Map(), extents: new Map(), open: new Set(), aliased: 0 };
@@ -150,6 +151,9 @@ function measure(node: YamlNode | null, path: string, depth: number, walk: Shape
     walk.open.add(node);
     let childDepth = 0;
     node.items.forEach((item: unknown, index: number) => {
+      if (isPair(item) && isScalar(item.key) && String(item.key.value).toLowerCase() === '__proto__') {
+        refuse(walk, item.key, keyPath(path, item.key), 'a key named __proto__ would become the prototype of its map in JavaScript: rename it');
+      }
       const parts: Array<[unknown, string]> = isPair(item) ? [[item.key, keyPath(path, item.key)], [item.value, keyPath(path, item.key)]] : [[item, `${path}[${index}]`]];
       for (const [child, childPath] of parts) {
         const inner = measure(child as YamlNode | null, childPath, depth + 1, walk);

@@ -24,6 +24,7 @@ export function parseOverride(flag: string): Override {
   if (key === '' || value === '') throw new ConfigError(`${USAGE} (got ${JSON.stringify(flag)})`);
   const parts = key.split('.');
   if (parts.some((part) => part === '')) throw new ConfigError(`${USAGE}: bad key ${JSON.stringify(key)}`);
+  if (parts.includes('__proto__')) throw new ConfigError(`-o ${describeKey(key)}: a key named __proto__ would set the prototype of every object`);
   // the same bound as nesting in the file: every walk over the data recurses
   if (parts.length > MAX_NESTING) throw new ConfigError(`-o ${describeKey(key)}: the key nests ${parts.length} levels, more than ${MAX_NESTING}`);
   return { key: key.toLowerCase(), value, flag };

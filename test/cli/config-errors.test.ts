@@ -69,6 +69,12 @@ describe('rrts serve: hostile configs give one config error line', () => {
     assertConfigError(result, /^config error: -o k0\.k1\.k2\.[k0-9.]*\.\.\.: the key nests 20000 levels, more than 64$/);
   });
 
+  it('a __proto__ key, in the file or in a -o key', () => {
+    const dir = writeFiles({ 'rr.yaml': `${HEAD}http:\n  __proto__:\n    address: 127.0.0.1:0\n` });
+    assertConfigError(serve(dir), /^config error: rr\.yaml:5, key 'http\.__proto__': a key named __proto__ would become the prototype of its map/);
+    assertConfigError(serve(writeFiles({ 'rr.yaml': HEAD }), ['-o', '__proto__.polluted=1']), /^config error: -o __proto__\.polluted: a key named __proto__ would set the prototype of every object$/);
+  });
+
   it('anchors used as RoadRunner configs use them still load', () => {
     const text = `${HEAD}defaults: &defaults\n  num_workers: 2\n  max_jobs: 10\nhttp:\n  address: 127.0.0.1:0\n  pool:\n    <<: *defaults\n    max_jobs: 5\n`;
     // no server section: the http plugin needs one, a config error of its own (proves the anchors were read)
