@@ -116,7 +116,7 @@ describe('rpc plugin: memory bounds', () => {
   });
 
   it('a call holds its frame in the budget until it answers', async () => {
-    let finish: (value: string) => void = () => undefined;
+    let finish: ((value: string) => void) | null = null;
     const rpc = new RpcPlugin('tcp://127.0.0.1:0', silent, process.cwd());
     rpc.register('slow', { Echo: () => new Promise<string>((resolve) => (finish = resolve)) });
     await rpc.serve();
@@ -126,8 +126,10 @@ describe('rpc plugin: memory bounds', () => {
     const c = await RawConnection.open(rpc.address);
     connections.push(c);
     c.send(request);
-    assert.ok(await eventually(() => rpc.bufferedBytes === request.length), `holds ${rpc.bufferedBytes} of ${request.length}`);
-    finish('done');
+    // the frame is budgeted from its header; wait for the call itself to be running
+    assert.ok(await eventually(() => finish !== null), 'the call started');
+    assert.equal(rpc.bufferedBytes, request.length);
+    finish!('done');
     const [answer] = await c.waitFrames(1);
     assert.equal(decodeRpc(answer!).body.toString(), '"done"');
     assert.equal(rpc.bufferedBytes, 0);
