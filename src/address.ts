@@ -12,14 +12,30 @@ export function splitAddress(address: string): { host: string | undefined; port:
 
 export type ListenAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
 
-/** Parse a DSN; throws an Error whose text names what is wrong. */
+/**
+ * The longest unix socket path bind() and connect() take on Linux: sun_path is 108 bytes with the terminating NUL.
+ * A longer one is cut short, not refused: the socket appears under the shortened name.
+ */
+export const MAX_UNIX_SOCKET_PATH_BYTES = 107;
+
+/** Why `file` (absolute) cannot be a unix socket path, or null. Counts UTF-8 bytes, as the kernel does. */
+export function unixSocketPathProblem(file: string): string | null {
+  const bytes = Buffer.byteLength(file, 'utf8');
+  if (bytes <= MAX_UNIX_SOCKET_PATH_BYTES) return null;
+  return `unix socket path ${JSON.stringify(file)} is ${bytes} bytes, over the limit of ${MAX_UNIX_SOCKET_PATH_BYTES} (sun_path is 108 bytes with the terminating NUL): use a shorter path`;
+}
+
+/** Parse a DSN (a relative unix path resolves against `cwd`); throws an Error whose text names what is wrong. */
 export function parseListenAddress(listen: string, cwd: string): ListenAddress {
   const m = /^(tcp|unix):\/\/(.*)$/i.exec(listen.trim());
   if (!m) throw new Error(`invalid socket DSN (tcp://:6001, unix://file.sock), got ${JSON.stringify(listen)}`);
   const rest = m[2]!;
   if (m[1]!.toLowerCase() === 'unix') {
     if (!rest) throw new Error(`invalid socket DSN ${JSON.stringify(listen)}: the unix socket path is empty`);
-    return { kind: 'unix', path: path.resolve(cwd, rest) };
+    const file = path.resolve(cwd, rest);
+    const problem = unixSocketPathProblem(file);
+    if (problem) throw new Error(problem);
+    return { kind: 'unix', path: file };
   }
   const hp = /^(.*):(\d{1,5})$/.exec(rest);
   const port = hp ? Number(hp[2]) : NaN;

@@ -1,7 +1,8 @@
 // Reads a YAML (or JSON) config file into plain data with lower-cased keys, and remembers where each key was
-// written (file and line) so later type errors can point at it.
+// written (file and line) so later type errors can point at it. Hostile files (alias bombs, an anchor aliased
+// inside itself, absurd nesting) are refused with a line before anything expands them.
 import { readFileSync } from 'node:fs';
-import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
+import { LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { isPlainMap, type PlainMap } from './coerce.js';
 
@@ -83,9 +84,13 @@ export function parseConfigText(text: string, label: string): ConfigSource {
   const [firstError] = doc.errors;
   if (firstError) {
     const line = firstError.linePos?.[0].line;
-    throw new ConfigError(`invalid YAML: ${firstError.message.split(' at line ')[0]}`, { file: label, line });
+    // the parser gives up on nesting a few hundred levels deep with the engine's own words
+    const message = /call stack/i.test(firstError.message) ? `nesting too deep (more than ${MAX_NESTING} levels)` : firstError.message.split(' at line ')[0];
+    throw new ConfigError(`invalid YAML: ${message}`, { file: label, line });
   }
-  const data = lowerCaseKeys(doc.toJS({ maxAliasCount: 1000 }));
+  checkShape(doc, label, lineCounter);
+  // checkShape() bounded what aliases add and named the line; the library's own count would throw without one
+  const data = lowerCaseKeys(doc.toJS({ maxAliasCount: -1 }));
   if (data === null || data === undefined) return { data: {}, origins: new Origins({ file: label }) };
   if (!isPlainMap(data)) {
     throw new ConfigError('expected a map of sections at the top of the file (version, server, http, ...)', { file: label, line: 1 });
@@ -93,6 +98,98 @@ export function parseConfigText(text: string, label: string): ConfigSource {
   const origins = new Origins({ file: label });
   recordLines(doc.contents, '', { label, lineCounter, origins });
   return { data, origins };
+}
+
+/**
+ * Levels of maps and lists, aliases expanded. A RoadRunner config nests five or six; every walk over the data
+ * (lower-casing, ${VAR}, freezing, rpc.Config) recurses, so a bound keeps them far from the stack's end.
+ */
+export const MAX_NESTING = 64;
+/**
+ * Values aliases may add once expanded. Anchors in configs share pool defaults between a few sections (tens to
+ * hundreds of values); an alias bomb (billion laughs) adds millions from a few lines.
+ */
+export const MAX_ALIASED_VALUES = 10_000;
+
+/** Expanded size of a node: how many values (scalars, maps, lists) and how many levels of nesting it stands for. */
+interface Extent {
+  values: number;
+  depth: number;
+}
+
+interface ShapeWalk {
+  label: string;
+  lineCounter: LineCounter;
+  /** The node each anchor name stands for at this point of the document (a later anchor of the same name wins, as in YAML). */
+  anchors: Map<string, YamlNode>;
+  /** Extents of the anchored nodes walked so far. */
+  extents: Map<YamlNode, Extent>;
+  /** The maps and lists the walk is inside: an alias to one of them would make the data contain itself. */
+  open: Set<YamlNode>;
+  /** Values added by aliases so far. */
+  aliased: number;
+}
+
+/**
+ * Walks the YAML tree once, in document order, before anything expands it: refuses an alias to a map or list it
+ * sits in (the data would contain itself; the walks over it would never end), an alias to no earlier anchor,
+ * nesting deeper than MAX_NESTING, aliases adding more than MAX_ALIASED_VALUES, and `__proto__` keys, each at
+ * its line.
+ */
+function checkShape(doc: Document, label: string, lineCounter: LineCounter): void {
+  const walk: ShapeWalk = { label, lineCounter, anchors: new Map(), extents: new Map(), open: new Set(), aliased: 0 };
+  measure(doc.contents as YamlNode | null, '', 0, walk);
+}
+
+function measure(node: YamlNode | null, path: string, depth: number, walk: ShapeWalk): Extent {
+  if (!node) return { values: 1, depth: 0 };
+  if (isAlias(node)) return measureAlias(node, path, depth, walk);
+  if (node.anchor) walk.anchors.set(node.anchor, node);
+  let extent: Extent = { values: 1, depth: 0 };
+  if (isMap(node) || isSeq(node)) {
+    if (depth >= MAX_NESTING) refuse(walk, node, path, `nesting too deep: more than ${MAX_NESTING} levels of maps and lists`);
+    walk.open.add(node);
+    let childDepth = 0;
+    node.items.forEach((item: unknown, index: number) => {
+      if (isPair(item) && isScalar(item.key) && String(item.key.value).toLowerCase() === '__proto__') {
+        refuse(walk, item.key, keyPath(path, item.key), 'a key named __proto__ would become the prototype of its map in JavaScript: rename it');
+      }
+      const parts: Array<[unknown, string]> = isPair(item) ? [[item.key, keyPath(path, item.key)], [item.value, keyPath(path, item.key)]] : [[item, `${path}[${index}]`]];
+      for (const [child, childPath] of parts) {
+        const inner = measure(child as YamlNode | null, childPath, depth + 1, walk);
+        extent.values += inner.values;
+        childDepth = Math.max(childDepth, inner.depth);
+      }
+    });
+    walk.open.delete(node);
+    extent = { values: extent.values, depth: childDepth + 1 };
+  }
+  if (node.anchor) walk.extents.set(node, extent);
+  return extent;
+}
+
+function measureAlias(alias: YamlNode & { source: string }, path: string, depth: number, walk: ShapeWalk): Extent {
+  const target = walk.anchors.get(alias.source);
+  const what = `the alias *${alias.source}`;
+  if (!target) refuse(walk, alias, path, `${what} has no anchor &${alias.source} before it`);
+  if (walk.open.has(target)) refuse(walk, alias, path, `${what} is inside the map or list anchored as &${alias.source}: it would contain itself`);
+  const extent = walk.extents.get(target) ?? { values: 1, depth: 0 };
+  if (depth + extent.depth > MAX_NESTING) refuse(walk, alias, path, `nesting too deep: ${what} makes more than ${MAX_NESTING} levels of maps and lists`);
+  walk.aliased += extent.values;
+  if (walk.aliased > MAX_ALIASED_VALUES) {
+    refuse(walk, alias, path, `aliases expand to more than ${MAX_ALIASED_VALUES} values at ${what} (an alias bomb?)`);
+  }
+  return extent;
+}
+
+function keyPath(path: string, key: unknown): string {
+  if (isScalar(key) && typeof key.value === 'symbol') return path; // `<<` merges into the map itself
+  return joinPath(path, isScalar(key) ? String(key.value).toLowerCase() : '?');
+}
+
+function refuse(walk: ShapeWalk, node: YamlNode, path: string, message: string): never {
+  const line = node.range ? walk.lineCounter.linePos(node.range[0]).line : undefined;
+  throw new ConfigError(message, { file: walk.label, line, key: path || undefined });
 }
 
 export function lowerCaseKeys(value: unknown): unknown {

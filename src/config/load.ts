@@ -55,7 +55,7 @@ export function loadConfig(opts: LoadOptions): Config {
     raw: data,
     server: readServer(root, ctx, root.has('http')),
     http: readHttp(root, ctx),
-    rpc: readRpc(root),
+    rpc: readRpc(root, ctx),
     logs: readLogs(root, ctx),
     status: readStatus(root),
     metrics: readMetrics(root),

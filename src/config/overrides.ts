@@ -2,7 +2,7 @@
 // at a dotted path (missing maps are created). Values stay strings; the section readers type them weakly.
 import { ConfigError } from '../errors.js';
 import { isPlainMap, type PlainMap } from './coerce.js';
-import type { Origins } from './document.js';
+import { MAX_NESTING, type Origins } from './document.js';
 import { expandString, type EnvLookup } from './expand.js';
 
 export interface Override {
@@ -22,8 +22,17 @@ export function parseOverride(flag: string): Override {
   const key = text.slice(0, equals).trim();
   const value = unquote(text.slice(equals + 1).trim());
   if (key === '' || value === '') throw new ConfigError(`${USAGE} (got ${JSON.stringify(flag)})`);
-  if (key.split('.').some((part) => part === '')) throw new ConfigError(`${USAGE}: bad key ${JSON.stringify(key)}`);
+  const parts = key.split('.');
+  if (parts.some((part) => part === '')) throw new ConfigError(`${USAGE}: bad key ${JSON.stringify(key)}`);
+  if (parts.includes('__proto__')) throw new ConfigError(`-o ${describeKey(key)}: a key named __proto__ would set the prototype of every object`);
+  // the same bound as nesting in the file: every walk over the data recurses
+  if (parts.length > MAX_NESTING) throw new ConfigError(`-o ${describeKey(key)}: the key nests ${parts.length} levels, more than ${MAX_NESTING}`);
   return { key: key.toLowerCase(), value, flag };
+}
+
+/** A key short enough for a one-line message. */
+function describeKey(key: string): string {
+  return key.length > 80 ? `${key.slice(0, 77)}...` : key;
 }
 
 /** A value wrapped in ", ' or ` loses the wrappers; escaped inner quotes of that kind are unescaped. */

@@ -111,6 +111,21 @@ export class FrameDecoder {
     return this.buffered;
   }
 
+  /**
+   * The frame being received, once its header and options are buffered: its whole size as announced (header,
+   * options, payload), flags and options. Lets a caller budget or refuse it before the payload arrives. Null while
+   * fewer bytes are buffered, and after a failure.
+   */
+  get incoming(): { size: number; flags: number; options: number[] } | null {
+    if (this.failed || this.buffered < HEADER_SIZE) return null;
+    const hl = this.peek(HEADER_SIZE)[0]! & 0x0f;
+    if (this.buffered < hl * 4) return null;
+    const head = this.peek(hl * 4); // validated by decodeInto() when it stopped at this frame
+    const options: number[] = [];
+    for (let i = HEADER_SIZE; i < hl * 4; i += 4) options.push(head.readUInt32LE(i));
+    return { size: hl * 4 + head.readUInt32LE(2), flags: head[1]!, options };
+  }
+
   push(chunk: Buffer): Frame[] {
     if (this.failed) throw this.failed;
     if (chunk.length === 0) return [];

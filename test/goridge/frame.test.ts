@@ -371,3 +371,25 @@ describe('malformed input', () => {
     assert.ok(err.message.includes('\\x1b[31mred\\x00 text here'));
   });
 });
+
+describe('incoming: the frame being received', () => {
+  test('null until header and options are in, then its announced size, flags and options; null again once taken', () => {
+    const frame = encodeFrame({ flags: 0x08, options: [7, 3], payload: Buffer.alloc(1000, 1) });
+    const decoder = new FrameDecoder();
+    assert.equal(decoder.incoming, null);
+    decoder.push(frame.subarray(0, 5));
+    assert.equal(decoder.incoming, null, 'header incomplete');
+    decoder.push(frame.subarray(5, 16));
+    assert.equal(decoder.incoming, null, 'options incomplete');
+    decoder.push(frame.subarray(16, 30));
+    assert.deepEqual(decoder.incoming, { size: frame.length, flags: 0x08, options: [7, 3] });
+    assert.equal(decoder.push(frame.subarray(30)).length, 1);
+    assert.equal(decoder.incoming, null);
+  });
+
+  test('null after a failure', () => {
+    const decoder = new FrameDecoder({ maxPayload: 10 });
+    assert.throws(() => decoder.push(encodeFrame({ payload: Buffer.alloc(11) })), ProtocolError);
+    assert.equal(decoder.incoming, null);
+  });
+});

@@ -83,7 +83,9 @@ export class RawConnection {
   }
 
   async waitClosed(timeoutMs = 5000): Promise<boolean> {
-    await Promise.race([this.closedPromise, new Promise((r) => setTimeout(r, timeoutMs))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.closedPromise, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer); // a pending timer would keep the test process alive for timeoutMs
     return this.closed;
   }
 

@@ -1,6 +1,8 @@
 // `server` (docs/compatibility.md §1.7): the worker command, its user and environment, the relay, on_init, and the rrts
 // `fork` extension.
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { MAX_UNIX_SOCKET_PATH_BYTES, unixSocketPathProblem } from '../../address.js';
 import type { ForkConfig, OnInitConfig, ServerConfig } from '../types.js';
 import type { SectionReader } from '../reader.js';
 import type { SectionContext } from './context.js';
@@ -25,7 +27,7 @@ export function readServer(root: SectionReader, ctx: SectionContext, required: b
     user: server.string('user'),
     group: server.string('group'),
     env: upperCaseKeys(server.stringMap('env')),
-    relay: readRelay(server),
+    relay: readRelay(server, ctx.workDir),
     onInit: readOnInit(server.section('on_init')),
     fork: readFork(server.section('fork'), ctx),
   };
@@ -43,17 +45,19 @@ function upperCaseKeys(env: Record<string, string>): Record<string, string> {
 }
 
 /** `pipes`, `tcp://host:port` or `unix://path`. PHP connects to the address, so tcp needs a host. */
-function readRelay(server: SectionReader): string {
+function readRelay(server: SectionReader, workDir: string): string {
   const relay = server.string('relay').trim() || DEFAULT_RELAY;
-  const problem = relayProblem(relay);
+  const problem = relayProblem(relay, workDir);
   if (problem) server.fail('relay', problem);
   return relay;
 }
 
-function relayProblem(relay: string): string | null {
+/** A relative unix path is resolved against the working directory, where rrts binds it and the workers run. */
+function relayProblem(relay: string, workDir: string): string | null {
   if (relay === 'pipes') return null;
   if (relay.startsWith('unix://')) {
-    return relay.length > 'unix://'.length ? null : `expected unix://path/to/socket, got ${JSON.stringify(relay)}`;
+    if (relay.length === 'unix://'.length) return `expected unix://path/to/socket, got ${JSON.stringify(relay)}`;
+    return unixSocketPathProblem(resolve(workDir, relay.slice('unix://'.length)));
   }
   if (relay.startsWith('tcp://')) return tcpRelayProblem(relay);
   return `expected pipes, tcp://host:port or unix://path, got ${JSON.stringify(relay)}`;
@@ -96,5 +100,26 @@ function readFork(fork: SectionReader | null, ctx: SectionContext): ForkConfig {
   const preload = fork.string('preload');
   const spares = fork.has('spares') ? fork.uint('spares') : DEFAULT_FORK_SPARES;
   if (spares > MAX_FORK_SPARES) fork.fail('spares', `must be from 0 to ${MAX_FORK_SPARES} (children parked ahead of fork requests), got ${spares}`);
-  return { enabled: fork.bool('enabled'), preload: preload === '' ? null : resolve(ctx.workDir, preload), spares };
+  const enabled = fork.bool('enabled');
+  if (enabled) {
+    const problem = forkSocketProblem();
+    if (problem) fork.fail('enabled', problem);
+  }
+  return { enabled, preload: preload === '' ? null : resolve(ctx.workDir, preload), spares };
+}
+
+/**
+ * Fork mode's sockets live in a private directory under the temp dir (src/spawn/fork/: mkdtemp `rrts-XXXXXX`
+ * holding `workers.sock` and one `control-<n>.sock` per master, n counting up); a long TMPDIR would make them
+ * longer than a socket path can be. n is given 10 digits: a master per second for a century stays under.
+ */
+const FORK_SOCKET_LONGEST = join('rrts-XXXXXX', `control-${'9'.repeat(10)}.sock`);
+
+function forkSocketProblem(): string | null {
+  const dir = tmpdir();
+  const socket = join(dir, FORK_SOCKET_LONGEST);
+  const bytes = Buffer.byteLength(socket, 'utf8');
+  if (bytes <= MAX_UNIX_SOCKET_PATH_BYTES) return null;
+  const room = MAX_UNIX_SOCKET_PATH_BYTES - Buffer.byteLength(FORK_SOCKET_LONGEST) - 1;
+  return `fork mode's unix sockets go in a private directory under the temp dir ${JSON.stringify(dir)} (TMPDIR): the longest, ${JSON.stringify(socket)}, is ${bytes} bytes, over the limit of ${MAX_UNIX_SOCKET_PATH_BYTES} for a socket path; set TMPDIR to a directory of at most ${room} bytes`;
 }

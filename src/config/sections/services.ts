@@ -3,6 +3,7 @@
 import type { EndureConfig, MetricsConfig, RpcConfig, StatusConfig } from '../types.js';
 import { describeValue, isPlainMap } from '../coerce.js';
 import { parseDuration } from '../duration.js';
+import { parseListenAddress } from '../../address.js';
 import type { SectionReader } from '../reader.js';
 import type { SectionContext } from './context.js';
 
@@ -13,12 +14,15 @@ const DEFAULT_CHECK_TIMEOUT_S = 60;
 const DEFAULT_GRACE_PERIOD_MS = 30_000;
 const ENDURE_LOG_LEVELS = ['debug', 'info', 'warn', 'warning', 'error'];
 
-export function readRpc(root: SectionReader): RpcConfig | null {
+/** A relative unix path is resolved against the working directory, as the RPC plugin and `rrts workers` do. */
+export function readRpc(root: SectionReader, ctx: SectionContext): RpcConfig | null {
   const rpc = root.section('rpc');
   if (!rpc) return null;
   const listen = rpc.string('listen').trim() || DEFAULT_RPC_LISTEN;
-  if (!listen.includes('://')) {
-    rpc.fail('listen', `invalid socket DSN (tcp://:6001, unix://file.sock), got ${JSON.stringify(listen)}`);
+  try {
+    parseListenAddress(listen, ctx.workDir);
+  } catch (err) {
+    rpc.fail('listen', (err as Error).message);
   }
   return { listen };
 }
