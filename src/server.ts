@@ -7,7 +7,7 @@ import { MetricsPlugin } from './metrics/plugin.js';
 import { StatusPlugin } from './status/plugin.js';
 import { HttpPlugin } from './http/server.js';
 import type { LogRoot } from './log/index.js';
-import { logWorkerOutput } from './log/index.js';
+import { logOutputLines } from './log/index.js';
 import { PoolStoppedError, WorkerPool } from './pool/pool.js';
 import { rssReader, Supervisor } from './pool/supervisor.js';
 import { ussReader } from './pool/memory.js';
@@ -248,8 +248,8 @@ export class RrtsServer {
       ...(this.onInitIdentity ?? {}),
     });
     const pid = child.pid ?? 0;
-    child.stdout?.on('data', (c: Buffer) => logWorkerOutput(log, pid, c));
-    child.stderr?.on('data', (c: Buffer) => logWorkerOutput(log, pid, c));
+    if (child.stdout) logOutputLines(child.stdout, log, pid);
+    if (child.stderr) logOutputLines(child.stderr, log, pid);
     const result = await new Promise<string | null>((resolve) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL');

@@ -234,11 +234,16 @@ export function createLogs(config: LogsConfig, opts: CreateLogsOptions = {}): Lo
 
 /** Log a worker's stderr output: one `info` record per non-empty line, with the worker's pid. */
 export function logWorkerOutput(logger: Logger, pid: number, chunk: Buffer | string): void {
-  const text = typeof chunk === 'string' ? chunk : chunk.toString('utf8');
-  for (let line of text.split('\n')) {
-    if (line.endsWith('\r')) line = line.slice(0, -1);
-    if (line.length > 0) logger.info({ pid }, line);
-  }
+  const lines = new WorkerOutputLines(logger, pid);
+  lines.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  lines.end();
+}
+
+/** Log every line a child writes on `stream` under its pid, whole however the reads cut it (WorkerOutputLines). */
+export function logOutputLines(stream: NodeJS.ReadableStream, logger: Logger, pid: number): void {
+  const lines = new WorkerOutputLines(logger, pid);
+  stream.on('data', (chunk: Buffer) => lines.push(chunk));
+  stream.once('end', () => lines.end());
 }
 
 /** The longest line of a worker's output logged as one record: a longer one is cut into records of this size. */

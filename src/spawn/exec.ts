@@ -10,7 +10,7 @@ import { FrameRelay } from '../relay/relay.js';
 import { SocketRelayListener } from '../relay/listener.js';
 import { peerCheckUnavailableReason } from '../relay/peer-check.js';
 import { parseListenAddress } from '../address.js';
-import { logWorkerOutput } from '../log/index.js';
+import { logOutputLines } from '../log/index.js';
 import { Worker, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo, type WorkerProcess } from '../worker/process.js';
 import type { Spawner, WorkerRecipe } from './spawner.js';
@@ -44,10 +44,12 @@ class ChildHandle implements WorkerProcess {
       if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
       else child.once('exit', (code, signal) => resolve({ code, signal }));
     });
-    child.stderr?.on('data', (chunk: Buffer) => {
-      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
-      logWorkerOutput(log, pid, chunk);
-    });
+    if (child.stderr) {
+      child.stderr.on('data', (chunk: Buffer) => {
+        this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+      });
+      logOutputLines(child.stderr, log, pid);
+    }
   }
 
   get stderr(): string {
@@ -146,7 +148,7 @@ export class ExecSpawner implements Spawner {
   private async socketHandshake(handle: ChildHandle): Promise<FrameRelay> {
     const listener = this.listener!;
     // With a socket relay stdout is not protocol: log it like stderr.
-    handle.child.stdout!.on('data', (chunk: Buffer) => logWorkerOutput(this.opts.log, handle.pid, chunk));
+    logOutputLines(handle.child.stdout!, this.opts.log, handle.pid);
     handle.child.stdin!.end();
     try {
       const accepted = await this.raceBoot(handle, listener.waitFor(handle.pid));

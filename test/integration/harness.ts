@@ -64,8 +64,9 @@ export class RrtsInstance {
     readonly port: number,
     readonly fork = false,
   ) {
-    proc.stdout!.on('data', (c: Buffer) => (this.stdout += c.toString()));
-    proc.stderr!.on('data', (c: Buffer) => (this.stderr += c.toString()));
+    // setEncoding keeps a character split between two reads whole (a per-chunk toString() would not)
+    proc.stdout!.setEncoding('utf8').on('data', (c: string) => (this.stdout += c));
+    proc.stderr!.setEncoding('utf8').on('data', (c: string) => (this.stderr += c));
     this.exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   }
 

@@ -14,7 +14,7 @@ import { Packr } from 'msgpackr';
 import { encodeFrame, FrameDecoder } from '../../goridge/frame.js';
 import { Flag } from '../../goridge/flags.js';
 import { WorkerError } from '../../errors.js';
-import { logWorkerOutput } from '../../log/index.js';
+import { logOutputLines } from '../../log/index.js';
 import type { PhpCommand } from '../../config/php-command.js';
 import { describeExit, signalName, type ExitInfo } from '../../worker/process.js';
 import { peerPidIs } from '../../native/index.js';
@@ -253,12 +253,13 @@ export class ForkRoot {
     });
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     void this.exited.then((exit) => this.onProcessExit(exit));
-    const onOutput = (chunk: Buffer): void => {
+    const keepTail = (chunk: Buffer): void => {
       this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-4096);
-      logWorkerOutput(log, pid, chunk);
     };
-    child.stdout!.on('data', onOutput);
-    child.stderr!.on('data', onOutput);
+    for (const stream of [child.stdout!, child.stderr!]) {
+      stream.on('data', keepTail);
+      logOutputLines(stream, log, pid);
+    }
     this.channel = new ControlChannel(
       child.stdio[3] as Duplex,
       new FrameDecoder({ maxPayload: 1024 * 1024 }),
