@@ -9,6 +9,7 @@ import { SdNotifier } from '../system/sdnotify.js';
 import { RRTS_VERSION } from '../version.js';
 import { loadConfig } from '../config/index.js';
 import { die, loadConfigOrExit, pidFilePath, type GlobalOptions } from './options.js';
+import { logStartupSummary } from './summary.js';
 
 export async function serveCommand(opts: GlobalOptions): Promise<void> {
   const config = loadConfigOrExit(opts);
@@ -94,6 +95,7 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
   process.on('uncaughtException', (err) => log.error({ err: err.stack }, `internal error: ${err.message}`));
   process.on('unhandledRejection', (err) => log.error({ err: (err as Error)?.stack }, `internal error: ${(err as Error)?.message ?? err}`));
 
+  const startedMs = performance.now();
   try {
     await server.start();
   } catch (err) {
@@ -104,5 +106,6 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
     die(`serve: ${(err as Error).message}`);
   }
   systemd.ready();
+  logStartupSummary(server, log, startedMs);
   say(`[INFO] rrts server started; version: ${RRTS_VERSION}`);
 }

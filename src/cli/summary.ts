@@ -1,0 +1,48 @@
+// The start-up summary `rrts serve` logs once every plugin serves: where the config came from, the mode, each
+// listener with its bound address, how many workers are ready and how long the start took, and in fork mode the
+// master and its preload. An operator reading the log at 3 a.m. sees what runs without opening the config.
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { RrtsServer } from '../server.js';
+
+function hostPort(address: AddressInfo | null): string | null {
+  if (!address) return null;
+  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
+}
+
+/** The listeners that serve, by role, with the address each one is bound to. */
+export function listenersOf(server: RrtsServer): Record<string, string> {
+  const out: Record<string, string> = {};
+  const http = server.http;
+  if (http) {
+    const plain = server.config.http?.address ? hostPort(http.address) : null;
+    if (plain) out[server.config.http?.http2.h2c ? 'http (and h2c)' : 'http'] = plain;
+    const tls = hostPort(http.tlsAddress);
+    if (tls) out.https = tls;
+  }
+  if (server.rpc) out.rpc = server.rpc.address;
+  const status = hostPort(server.status?.address ?? null);
+  if (status) out.status = status;
+  const metrics = hostPort(server.metrics?.address ?? null);
+  if (metrics) out.metrics = metrics;
+  return out;
+}
+
+/** Log the summary at info: one line per fact, each with its fields for a JSON log. */
+export function logStartupSummary(server: RrtsServer, log: Logger, startedMs: number): void {
+  const { config } = server;
+  const fork = config.server.fork.enabled;
+  log.info({ config: config.file, workdir: config.workDir }, `config ${config.file}, working directory ${config.workDir}`);
+  const listeners = listenersOf(server);
+  for (const [role, address] of Object.entries(listeners)) log.info({ listener: role, address }, `${role} listening on ${address}`);
+  for (const [name, pool] of server.pools) {
+    const ready = pool.list().length;
+    const elapsedMs = Math.round(performance.now() - startedMs);
+    const mode = fork ? 'fork' : 'exec';
+    log.info({ plugin: name, mode, workers: ready, elapsed_ms: elapsedMs }, `${name}: ${ready} workers ready in ${elapsedMs} ms (${mode} mode)`);
+    if (fork) {
+      const preload = config.server.fork.preload;
+      log.info({ plugin: name, master: pool.masterPid, preload }, `${name}: fork master ${pool.masterPid ?? '?'}, preload ${preload ?? 'none'}`);
+    }
+  }
+}
