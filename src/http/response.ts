@@ -283,9 +283,13 @@ export class ResponseWriter implements ReplySink {
       // A whole answer in one frame gets a Content-Length instead of chunked encoding.
       res.setHeader('Content-Length', reply.body.length);
     }
-    if (this.http2) return;
-    const http1 = res as ServerResponse;
     const connection = framing.connection;
+    if (this.http2) {
+      // Go's HTTP/2 server takes a handler's `Connection: close` as a GOAWAY: running streams finish, then it closes.
+      if (connection?.[0] === 'close') (res as Http2ServerResponse).stream.session?.close();
+      return;
+    }
+    const http1 = res as ServerResponse;
     const wantsClose = connection !== null && connection.some((v) => /(?:^|[\s,])close(?:$|[\s,])/i.test(v));
     if (wantsClose || closeAfter) {
       // Node then writes Connection: close and closes the connection after the answer, as Go does.

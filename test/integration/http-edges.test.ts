@@ -292,6 +292,28 @@ describe('HTTP/2: a worker body is held to its content-length too', () => {
     assert.equal(r.body, '012');
   });
 
+  it('takes Connection: close from the worker as a GOAWAY, as Go does', async () => {
+    const session = http2.connect(rr.url);
+    try {
+      session.on('error', () => {});
+      const goaway = new Promise<boolean>((resolve) => {
+        session.once('goaway', () => resolve(true));
+        setTimeout(() => resolve(false), 10_000).unref();
+      });
+      const stream = session.request({ ':path': answerPath({ headers: { Connection: ['close'] }, body: 'bye' }) });
+      let body = '';
+      stream.on('data', (c: Buffer) => (body += c.toString()));
+      await new Promise<void>((resolve, reject) => {
+        stream.on('end', resolve);
+        stream.on('error', reject);
+      });
+      assert.equal(body, 'bye');
+      assert.equal(await goaway, true, 'no GOAWAY');
+    } finally {
+      session.destroy();
+    }
+  });
+
   it('resets the stream after a shorter body instead of ending it as complete', async () => {
     const r = await h2get(answerPath({ headers: { 'Content-Length': ['10'] }, body: 'abc' }));
     assert.notEqual(r.error, null, `the stream ended normally with ${JSON.stringify(r.body)}`);
