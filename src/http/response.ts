@@ -176,12 +176,15 @@ export class ResponseWriter implements ReplySink {
       return;
     }
     const http1 = res as ServerResponse;
-    const socket = http1.socket;
-    if (close && !http1.headersSent) http1.shouldKeepAlive = false; // the head says Connection: close
+    if (close) {
+      if (!http1.headersSent) http1.shouldKeepAlive = false; // the head says Connection: close
+      // Once the answer is out (the gzip middleware ends it later): the client sees the end of what was sent, then
+      // the close, never a next answer.
+      const socket = http1.socket;
+      http1.once('finish', () => socket?.destroySoon());
+    }
     if (hasBody) http1.end(body);
     else http1.end();
-    // After the pending writes: the client sees the end of what was sent, then the close, never a next answer.
-    if (close) socket?.destroySoon();
   }
 
   /** The part of `body` that fits in the declared Content-Length; past it the answer is cut (logged once). */

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { MODES, ROOT, startRrts, type RrtsInstance } from './harness.js';
 import { request } from './client.js';
 import { exchangeToClose, headerValues, RawConnection, type RawHead } from './raw-http.js';
@@ -253,6 +254,23 @@ describe("a worker's framing headers, applied as Go applies a handler's", () => 
     } finally {
       conn.close();
     }
+  });
+});
+
+describe('a cut answer through the gzip middleware', () => {
+  let rr: RrtsInstance;
+  before(async () => {
+    rr = await startRrts({ workers: 1, config: { server: { command: `php ${FRAMING_WORKER}` }, http: { middleware: ['gzip'] } } });
+  });
+  after(async () => {
+    await rr?.stop();
+  });
+
+  it('compresses the declared bytes completely before the connection closes', async () => {
+    const target = answerPath({ headers: { 'Content-Length': ['5'] }, chunks: ['abc', 'defgh', 'ij'] });
+    const r = await request(`${rr.url}${target}`, { headers: { 'Accept-Encoding': 'gzip' } });
+    assert.equal(r.headers['content-encoding'], 'gzip');
+    assert.equal(zlib.gunzipSync(r.body).toString(), 'abcde');
   });
 });
 
