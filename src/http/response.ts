@@ -177,7 +177,11 @@ export class ResponseWriter implements ReplySink {
     }
     const http1 = res as ServerResponse;
     if (close) {
-      if (!http1.headersSent) http1.shouldKeepAlive = false; // the head says Connection: close
+      if (!http1.headersSent) {
+        // The head says Connection: close; a worker's other Connection value would make Node keep the connection.
+        http1.shouldKeepAlive = false;
+        if (!/close/i.test(String(http1.getHeader('connection') ?? 'close'))) http1.setHeader('Connection', 'close');
+      }
       // Once the answer is out (the gzip middleware ends it later): the client sees the end of what was sent, then
       // the close, never a next answer.
       const socket = http1.socket;

@@ -190,6 +190,16 @@ describe("a worker's framing headers, applied as Go applies a handler's", () => 
     await rr.waitFor(() => rr.logs().some((l) => String(l.msg).includes('sent an invalid Content-Length "-1"')), 'the invalid Content-Length warning');
   });
 
+  it('says Connection: close on a cut answer even when the worker said keep-alive', async () => {
+    const { head, conn } = await ask({ headers: { Connection: ['keep-alive'], 'Content-Length': ['3'] }, body: '0123456789' });
+    try {
+      assert.deepEqual(headerValues(head, 'connection'), ['close']);
+      assert.equal((await conn.readToClose()).toString(), '012');
+    } finally {
+      conn.close();
+    }
+  });
+
   it('holds the body to the first of conflicting Content-Length values and sends that one only', async () => {
     const { head, conn } = await ask({ headers: { 'Content-Length': ['3', '10'] }, body: '0123456789' });
     try {
