@@ -1,14 +1,28 @@
 // Turns a worker's answer (JSON context `{"status":…,"headers":{…}}` plus body, one frame or a stream of frames)
 // into the HTTP response: 1xx as informational responses, status and headers once, each body chunk written as it comes
-// (the last one by end(), when the server ends the response).
+// (the last one by end(), when the server ends the response). The worker's framing headers (Content-Length,
+// Transfer-Encoding, Connection) are applied the way Go's net/http applies a handler's, and its body is held to the
+// Content-Length it declared (docs/http.md, "Answers from the worker").
 import type { ServerResponse } from 'node:http';
-import type { Http2ServerResponse } from 'node:http2';
+import http2, { type Http2ServerResponse } from 'node:http2';
+import type { Logger } from 'pino';
 import { RrtsError } from '../errors.js';
 import type { ReplyChunk, ReplySink } from '../worker/worker.js';
+import type { AnyRequest } from './middleware/types.js';
 
 export class ResponseError extends RrtsError {
   constructor(message: string) {
     super('ERR_BAD_RESPONSE', message);
+  }
+}
+
+/**
+ * A streamed body ran past its Content-Length: the writer sent the declared bytes, ended the answer and logged it.
+ * Thrown to the worker so it stops the stream; the server has nothing left to answer.
+ */
+export class AnswerCutError extends RrtsError {
+  constructor(message: string) {
+    super('ERR_ANSWER_CUT', message);
   }
 }
 
@@ -56,6 +70,20 @@ function isHeaderName(name: string): boolean {
 
 const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
+/** Go's strconv.ParseInt(v, 10, 64) >= 0, as (*response).WriteHeader reads a handler's Content-Length; -1 if invalid. */
+export function parseContentLength(value: string): number {
+  if (!/^[+-]?[0-9]+$/.test(value)) return -1;
+  const n = BigInt(value);
+  return n < 0n || n > 0x7fffffffffffffffn ? -1 : Number(n);
+}
+
+/** Connection, Content-Length and Transfer-Encoding as the worker sent them (every value, in order). */
+interface FramingHeaders {
+  connection: string[] | null;
+  contentLength: string[] | null;
+  transferEncoding: string[] | null;
+}
+
 export class ResponseWriter implements ReplySink {
   private statusSent = false;
   /** The last frame's body: end() writes it, with the head when it is a whole answer (one socket write). */
@@ -64,19 +92,31 @@ export class ResponseWriter implements ReplySink {
   status = 0;
   /** An HTTP/2 response (Http2ServerResponse has `stream`). */
   private readonly http2: boolean;
+  private readonly isHead: boolean;
+  /** The Content-Length the worker declared (valid ones only), -1 without: the body is held to it. */
+  private declaredLength = -1;
+  /** The status allows a body and the request is not HEAD: the declared length is enforced. */
+  private bodyCounts = false;
+  /** The body overran the declared length: the answer was ended early, later frames are dropped. */
+  private cut = false;
+  private workerPid = 0;
 
   constructor(
     private readonly res: ServerResponse | Http2ServerResponse,
-    private readonly isHead = false,
+    private readonly req: AnyRequest,
+    private readonly log: Logger,
   ) {
     this.http2 = 'stream' in res;
+    this.isHead = req.method === 'HEAD';
   }
 
   get headersSent(): boolean {
     return this.statusSent;
   }
 
-  chunk(reply: ReplyChunk): void {
+  chunk(reply: ReplyChunk, workerPid = 0): void {
+    if (this.cut) return;
+    this.workerPid = workerPid;
     if (!this.statusSent && reply.context.length > 0) {
       const ctx = parseResponseContext(reply.context);
       if (ctx.status < 200) {
@@ -90,7 +130,7 @@ export class ResponseWriter implements ReplySink {
       if (reply.body.length === 0 && reply.more) return; // nothing to send yet
       throw new ResponseError('worker sent a body before any status');
     }
-    const body = reply.body;
+    const body = this.withinDeclaredLength(reply.body);
     if (this.res.destroyed) return;
     if (!reply.more) {
       this.lastBody = body;
@@ -99,6 +139,10 @@ export class ResponseWriter implements ReplySink {
       (this.res as ServerResponse).write(body);
       this.bytesWritten += body.length;
     }
+    if (this.cut && reply.more) {
+      this.finish(null, true);
+      throw new AnswerCutError(`worker ${workerPid}: the answer was cut at its Content-Length of ${this.declaredLength}`);
+    }
   }
 
   /** The job is over: end the response, with the last frame's body. */
@@ -106,8 +150,62 @@ export class ResponseWriter implements ReplySink {
     const body = this.lastBody;
     this.lastBody = null;
     if (this.res.writableEnded) return;
-    if (body !== null && body.length > 0 && !this.res.destroyed) (this.res as ServerResponse).end(body);
-    else this.res.end();
+    const short = this.bodyCounts && this.declaredLength >= 0 && this.bytesWritten < this.declaredLength;
+    if (short) {
+      this.log.error(
+        { pid: this.workerPid, request: this.where() },
+        `worker ${this.workerPid} sent ${this.bytesWritten} body bytes for a Content-Length of ${this.declaredLength}: the connection was closed after the short body`,
+      );
+    }
+    this.finish(body, this.cut || short, short);
+  }
+
+  /**
+   * Ends the response with `body`. `close`: the connection is not reused (Go does not reuse it after a body that
+   * did not match its Content-Length). `broken`: the body is short; HTTP/2 resets the stream instead of ending it.
+   */
+  private finish(body: Buffer | null, close: boolean, broken = false): void {
+    const res = this.res;
+    const hasBody = body !== null && body.length > 0 && !res.destroyed;
+    if (this.http2) {
+      if (broken) {
+        if (hasBody) (res as Http2ServerResponse).write(body);
+        (res as Http2ServerResponse).stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      } else if (hasBody) (res as Http2ServerResponse).end(body);
+      else res.end();
+      return;
+    }
+    const http1 = res as ServerResponse;
+    if (close) {
+      if (!http1.headersSent) {
+        // The head says Connection: close; a worker's other Connection value would make Node keep the connection.
+        http1.shouldKeepAlive = false;
+        if (!/close/i.test(String(http1.getHeader('connection') ?? 'close'))) http1.setHeader('Connection', 'close');
+      }
+      // Once the answer is out (the gzip middleware ends it later): the client sees the end of what was sent, then
+      // the close, never a next answer.
+      const socket = http1.socket;
+      http1.once('finish', () => socket?.destroySoon());
+    }
+    if (hasBody) http1.end(body);
+    else http1.end();
+  }
+
+  /** The part of `body` that fits in the declared Content-Length; past it the answer is cut (logged once). */
+  private withinDeclaredLength(body: Buffer): Buffer {
+    if (!this.bodyCounts || this.declaredLength < 0) return body;
+    const room = this.declaredLength - this.bytesWritten;
+    if (body.length <= room) return body;
+    this.cut = true;
+    this.log.warn(
+      { pid: this.workerPid, request: this.where() },
+      `worker ${this.workerPid} sent more body than its Content-Length of ${this.declaredLength}: the answer was cut there and the connection closed`,
+    );
+    return body.subarray(0, room);
+  }
+
+  private where(): string {
+    return `${this.req.method} ${this.req.url}`;
   }
 
   private informational(ctx: ResponseContext): void {
@@ -124,22 +222,88 @@ export class ResponseWriter implements ReplySink {
 
   private head(ctx: ResponseContext, reply: ReplyChunk): void {
     const res = this.res;
+    const framing: FramingHeaders = { connection: null, contentLength: null, transferEncoding: null };
     for (const name of Object.keys(ctx.headers)) {
       const values = ctx.headers[name]!;
       const lower = name.toLowerCase();
       if (lower === 'trailer') continue; // trailers are not supported; never announce them
-      if (this.http2 && CONNECTION_HEADERS.has(lower)) continue; // illegal in HTTP/2: Node would throw
-      res.setHeader(name, values.length === 1 ? values[0]! : values);
+      if (lower === 'content-length') framing.contentLength = [...(framing.contentLength ?? []), ...values];
+      else if (lower === 'transfer-encoding') framing.transferEncoding = [...(framing.transferEncoding ?? []), ...values];
+      else if (lower === 'connection') framing.connection = [...(framing.connection ?? []), ...values];
+      else if (this.http2 && CONNECTION_HEADERS.has(lower)) continue; // illegal in HTTP/2: Node would throw
+      else res.setHeader(name, values.length === 1 ? values[0]! : values);
     }
-    // A whole answer in one frame gets a Content-Length instead of chunked encoding.
-    const bodiless = ctx.status === 204 || ctx.status === 304 || (this.isHead && reply.body.length === 0);
-    if (!reply.more && !bodiless && !res.hasHeader('content-length') && !res.hasHeader('transfer-encoding')) {
-      res.setHeader('Content-Length', reply.body.length);
-    }
+    this.applyFraming(ctx.status, framing, reply);
     res.statusCode = ctx.status;
     this.status = ctx.status;
     // A stream's head goes out at once; a whole answer leaves with its body in one end().
     if (reply.more) (res as ServerResponse).flushHeaders(); // Http2ServerResponse has it too (untyped)
     this.statusSent = true;
+  }
+
+  /** Go's rules for a handler's Content-Length, Transfer-Encoding and Connection ((*response).WriteHeader, chunkWriter.writeHeader). */
+  private applyFraming(status: number, framing: FramingHeaders, reply: ReplyChunk): void {
+    const res = this.res;
+    const pid = this.workerPid;
+    const bodyAllowed = status !== 204 && status !== 304;
+    this.bodyCounts = bodyAllowed && !this.isHead;
+    if (!bodyAllowed) {
+      // Go drops these on 204 and 304 (and Content-Type on 304): such answers never have a body.
+      if (status === 304) res.removeHeader('content-type');
+      return;
+    }
+    const declaredText = framing.contentLength?.[0];
+    let declared = -1;
+    if (declaredText !== undefined) {
+      declared = parseContentLength(declaredText);
+      if (declared < 0) {
+        this.log.warn({ pid, request: this.where() }, `worker ${pid} sent an invalid Content-Length ${JSON.stringify(declaredText)}: it was dropped`);
+      }
+    }
+    this.declaredLength = declared;
+    let sendLength = declared >= 0;
+    const codings = this.http2 ? null : framing.transferEncoding;
+    const te = codings?.[0]?.trim().toLowerCase() ?? '';
+    let transferEncoding: string | null = null;
+    let closeAfter = false;
+    if (sendLength && codings !== null && te !== 'identity') {
+      // Go keeps the Transfer-Encoding and drops the Content-Length (still holding the body to it).
+      this.log.warn(
+        { pid, request: this.where() },
+        `worker ${pid} sent both Transfer-Encoding ${JSON.stringify(codings.join(', '))} and Content-Length ${declared}: the Content-Length was dropped`,
+      );
+      sendLength = false;
+    }
+    if (this.isHead || sendLength || codings === null || this.req.httpVersion === '1.0') {
+      // the worker's Transfer-Encoding is dropped: HEAD has no body, a Content-Length frames it, HTTP/1.0 has no chunks
+    } else if (te === 'identity') {
+      // Go: no chunks, the body ends with the connection (the Server-Sent Events setup)
+      transferEncoding = 'identity';
+      closeAfter = true;
+    } else {
+      const joined = codings.join(', ');
+      transferEncoding = /(?:^|,)\s*chunked\s*$/i.test(joined) ? joined : `${joined}, chunked`;
+    }
+    if (sendLength) res.setHeader('Content-Length', declared);
+    else if (transferEncoding !== null) res.setHeader('Transfer-Encoding', transferEncoding);
+    else if (!reply.more && !(this.isHead && reply.body.length === 0) && !res.hasHeader('content-length')) {
+      // A whole answer in one frame gets a Content-Length instead of chunked encoding.
+      res.setHeader('Content-Length', reply.body.length);
+    }
+    const connection = framing.connection;
+    if (this.http2) {
+      // Go's HTTP/2 server takes a handler's `Connection: close` as a GOAWAY: running streams finish, then it closes.
+      if (connection?.[0] === 'close') (res as Http2ServerResponse).stream.session?.close();
+      return;
+    }
+    const http1 = res as ServerResponse;
+    const wantsClose = connection !== null && connection.some((v) => /(?:^|[\s,])close(?:$|[\s,])/i.test(v));
+    if (wantsClose || closeAfter) {
+      // Node then writes Connection: close and closes the connection after the answer, as Go does.
+      http1.shouldKeepAlive = false;
+      if (wantsClose) http1.setHeader('Connection', connection);
+    } else if (connection !== null && http1.shouldKeepAlive) {
+      http1.setHeader('Connection', connection); // when the connection closes anyway, Go writes Connection: close instead
+    }
   }
 }

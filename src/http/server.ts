@@ -14,8 +14,8 @@ import { NoFreeWorkersError, QueueFullError, RrtsError, SoftJobError } from '../
 import { Flag } from '../goridge/flags.js';
 import type { WorkerPool } from '../pool/pool.js';
 import { buildRequestPayload, clientIp, RequestError, type RequestPayload } from './request.js';
-import { ResponseWriter } from './response.js';
-import { listenOnAddress, refuseMalformedRequests } from '../listen.js';
+import { AnswerCutError, ResponseWriter } from './response.js';
+import { GO_MAX_HEADER_BYTES, goRefusalOf, isRefused, listenOnAddress, refuseConnection, refuseMalformedRequests } from '../listen.js';
 import type { HttpMetrics } from '../metrics/http-middleware.js';
 import { Cancellation } from '../worker/worker.js';
 import { buildChain, type AnyRequest, type AnyResponse, type HttpHandler } from './middleware/index.js';
@@ -111,20 +111,48 @@ export class HttpPlugin {
     const headersTimeout = Math.min(this.config.readHeaderTimeout, requestTimeout);
     // Node checks the two timeouts every connectionsCheckingInterval (30 s by default): short timeouts need it shorter.
     const connectionsCheckingInterval = Math.max(50, Math.min(30_000, Math.floor(headersTimeout / 4)));
-    return { keepAliveTimeout: 60_000, requestTimeout, headersTimeout, connectionsCheckingInterval };
+    return {
+      keepAliveTimeout: 60_000,
+      requestTimeout,
+      headersTimeout,
+      connectionsCheckingInterval,
+      // Go's header limit instead of Node's 16 KiB (big cookies that RoadRunner takes must pass); Node counts the
+      // target, names and values but not the separators, so it takes a little more than Go.
+      maxHeaderSize: GO_MAX_HEADER_BYTES,
+      // Missing Host is refused in dispatch() with Go's answer.
+      requireHostHeader: false,
+    };
   }
 
   private createHttp1Server(handler: HttpHandler, tls: boolean): http.Server {
     const server = http.createServer(this.http1Options(), (req, res) => this.dispatch(handler, req, res, tls));
     refuseMalformedRequests(server, this.log, 'HTTP');
+    // Go hands CONNECT to the handler like any method, so RoadRunner's worker answers it; Node would drop the socket.
+    server.on('connect', (req: http.IncomingMessage, socket: net.Socket) => this.dispatchConnect(handler, req, socket, tls));
     this.http1Servers.push(server);
     return server;
+  }
+
+  /**
+   * A CONNECT request as an ordinary request: its answer goes out on the socket Node handed over (its parser is
+   * gone, so the connection closes after it). No tunnel is opened, whatever the worker answers.
+   */
+  private dispatchConnect(handler: HttpHandler, req: http.IncomingMessage, socket: net.Socket, tls: boolean): void {
+    const res = new http.ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket);
+    res.once('finish', () => socket.destroySoon());
+    res.once('close', () => socket.destroySoon());
+    // The authority form (`host:22`) as an absolute URI, so the worker's uri names that host and port.
+    if (req.url !== undefined && !req.url.startsWith('/')) req.url = `${tls ? 'https' : 'http'}://${req.url}`;
+    this.dispatch(handler, req, res, tls);
   }
 
   /** http2.h2c: connections starting with the HTTP/2 preface get HTTP/2 (prior knowledge), the others HTTP/1.1. */
   private createH2cServer(handler: HttpHandler): net.Server {
     const http1 = this.createHttp1Server(handler, false);
-    const h2 = http2.createServer({ settings: { maxConcurrentStreams: this.config.http2.maxConcurrentStreams } }, (req, res) =>
+    const settings = { maxConcurrentStreams: this.config.http2.maxConcurrentStreams, maxHeaderListSize: GO_MAX_HEADER_BYTES };
+    const h2 = http2.createServer({ settings }, (req, res) =>
       this.dispatch(handler, req, res, false),
     );
     this.trackSessions(h2);
@@ -145,11 +173,13 @@ export class HttpPlugin {
         requestCert,
         // Only the two "require" modes refuse a handshake; the others ask and let the request through.
         rejectUnauthorized: ssl.clientAuthType === 'require_and_verify_client_cert',
-        settings: { maxConcurrentStreams: this.config.http2.maxConcurrentStreams },
+        settings: { maxConcurrentStreams: this.config.http2.maxConcurrentStreams, maxHeaderListSize: GO_MAX_HEADER_BYTES },
         ...this.http1Options(),
       },
       (req, res) => this.dispatch(handler, req, res, true),
     );
+    // The HTTP/1.1 fallback reads these from the server object, not from the options.
+    Object.assign(server, { maxHeaderSize: GO_MAX_HEADER_BYTES, requireHostHeader: false });
     if (ssl.clientAuthType === 'require_any_client_cert' || ssl.clientAuthType === 'verify_client_cert_if_given') {
       const mode = ssl.clientAuthType;
       server.on('secureConnection', (socket) => {
@@ -170,6 +200,16 @@ export class HttpPlugin {
   }
 
   private dispatch(handler: HttpHandler, req: AnyRequest, res: AnyResponse, tls: boolean): void {
+    if (req.httpVersionMajor === 1) {
+      const socket = (req as http.IncomingMessage).socket;
+      if (isRefused(socket)) return; // pipelined behind a refused request
+      const refusal = goRefusalOf(req as http.IncomingMessage);
+      if (refusal !== null) {
+        refuseConnection(socket, refusal);
+        this.log.debug({ request: `${req.method} ${req.url}`, answer: refusal.slice(0, refusal.indexOf('\r')) }, 'HTTP request refused');
+        return;
+      }
+    }
     const state = { tls, remoteAddr: clientIp(req.socket?.remoteAddress) };
     handler(req, res, state).catch((err: unknown) => {
       this.log.error({ request: `${req.method} ${req.url}`, err: (err as Error).message }, 'middleware failed');
@@ -185,7 +225,7 @@ export class HttpPlugin {
     const accessLog = this.config.accessLogs && this.log.isLevelEnabled('info');
     const started = accessLog ? process.hrtime.bigint() : 0n;
     const measured = this.metrics?.begin();
-    const writer = new ResponseWriter(res, req.method === 'HEAD');
+    const writer = new ResponseWriter(res, req, this.log);
     let payload: RequestPayload | null = null;
     const clientGone = new Cancellation();
     // 'close' comes once; `on` spares the wrapper `once` makes per request.
@@ -216,6 +256,7 @@ export class HttpPlugin {
 
   private fail(req: AnyRequest, res: AnyResponse, writer: ResponseWriter, err: Error, clientGone: boolean): void {
     if (clientGone && (err as RrtsError).code === 'ERR_ABORTED') return;
+    if (err instanceof AnswerCutError) return; // the writer sent what fit, ended the answer and logged why
     if (err instanceof RequestError) {
       if (!res.headersSent) {
         // As RoadRunner answers it: Go's http.Error with the handler's op, "serve_http: <error>\n".

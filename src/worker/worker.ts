@@ -24,7 +24,8 @@ export interface ReplyChunk {
 }
 
 export interface ReplySink {
-  chunk(reply: ReplyChunk): void;
+  /** `workerPid` names the worker in what the sink logs about the answer. */
+  chunk(reply: ReplyChunk, workerPid: number): void;
 }
 
 /**
@@ -223,7 +224,7 @@ export class Worker {
         if (reply.ping && !running.discarding) this.relay.send(PONG);
         if (!running.discarding) {
           try {
-            running.sink.chunk(reply);
+            running.sink.chunk(reply, this.pid);
           } catch (err) {
             // The sink could not use this frame (e.g. a bad status): end the job with that error, drain the stream.
             running.sinkError = err as Error;
