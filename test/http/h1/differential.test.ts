@@ -62,3 +62,19 @@ describe('H1Parser over partial reads', () => {
     });
   }
 });
+
+describe('H1Parser over partial reads, every case of the corpus', () => {
+  it('gives the same requests and the same refusal when any case up to 4 KiB is cut in two anywhere', () => {
+    let checked = 0;
+    for (const testCase of CORPUS) {
+      const bytes = Buffer.from(testCase.bytes, 'latin1');
+      if (bytes.length > 4096) continue;
+      const whole = parseWithRrts([bytes]);
+      for (let at = 1; at < bytes.length; at++) {
+        assert.deepEqual(parseWithRrts([bytes.subarray(0, at), bytes.subarray(at)]), whole, `${testCase.name}: split at ${at}`);
+      }
+      checked++;
+    }
+    assert.ok(checked >= 150, `${checked} cases checked`);
+  });
+});
