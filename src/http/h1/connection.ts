@@ -44,7 +44,7 @@ function reason(status: number): string {
   return STATUS_CODES[status] ?? 'status code ' + status;
 }
 
-/** Serve one connection until it closes. */
+/** Serve one connection until it closes. The socket should allow half-open (createH1Server sets allowHalfOpen). */
 export function serveH1Connection(socket: net.Socket, handler: H1Handler, options: H1ConnectionOptions = {}): void {
   const maxBody = options.maxBodyBytes ?? 0;
   let current: RequestHead | null = null;
@@ -64,6 +64,8 @@ export function serveH1Connection(socket: net.Socket, handler: H1Handler, option
       'latin1',
     );
     closing = true;
+    // Then close for good, as Go does after half a second (closeWriteAndWait), even if the client never closes.
+    socket.once('finish', () => setTimeout(() => socket.destroy(), 500).unref());
   };
 
   const parser: H1Parser = new H1Parser(
