@@ -275,6 +275,37 @@ const hostile: Case[] = [
   { name: 'asterisk for GET', bytes: get('*') },
   { name: 'NUL in target', bytes: get('/a\x00b') },
   { name: 'DEL in target', bytes: get('/a\x7fb') },
+  // Found by a random one-byte mutation run against llhttp (each a family the cases above did not cover yet).
+  {
+    name: 'NUL and quotes in a chunk extension',
+    bytes: post('Transfer-Encoding: chunked\r\n', '5;a="b c\r\nhello\r\n0;x\x00\r\n\r\n'),
+    go: { accept: true, rule: 'internal/chunked.go removeChunkExtension: the extension is cut off at ";" unread' },
+  },
+  {
+    name: 'empty line of a bare LF after CRLF lines',
+    bytes: 'GET / HTTP/1.1\r\nHost: example.com\r\n\n',
+    go: { accept: true, rule: 'textproto Reader.ReadLine: a line ends at LF, a CR before it is dropped' },
+  },
+  {
+    name: 'quote in Host',
+    bytes: 'GET / HTTP/1.1\r\nHost: example.com"\r\n\r\n',
+    go: { accept: false, rule: 'server.go readRequest: httpguts.ValidHostHeader ("malformed Host header")' },
+  },
+  {
+    name: 'bad escape in an absolute-form host',
+    bytes: get('http://exa%mple.com/path'),
+    go: { accept: false, rule: 'url.ParseRequestURI: unescape(host, encodeHost) refuses a bad %-escape' },
+  },
+  {
+    name: 'absolute-form with a single slash',
+    bytes: get('http:/example.com/path'),
+    go: { accept: true, rule: 'url.ParseRequestURI: a scheme then an absolute path is a valid request URI' },
+  },
+  {
+    name: 'no space before the version',
+    bytes: 'GET /pHTTP/1.1\r\nHost: example.com\r\n\r\n',
+    go: { accept: false, rule: 'request.go parseRequestLine: a request line without a version is "malformed HTTP request"' },
+  },
   { name: 'header section over the limit', bytes: get('/', `X-Big: ${'x'.repeat(1 << 20)}\r\nX-More: ${'y'.repeat(8192)}\r\n`) },
   { name: 'head cut short (EOF)', bytes: 'GET / HTTP/1.1\r\nHost: exam' },
 ];
