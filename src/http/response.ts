@@ -100,6 +100,8 @@ export class ResponseWriter implements ReplySink {
   /** The body overran the declared length: the answer was ended early, later frames are dropped. */
   private cut = false;
   private workerPid = 0;
+  /** Headers the worker named in its `Trailer` header: sent after the body, as RoadRunner moves them to Go's trailers. */
+  private trailers: Record<string, string[]> | null = null;
 
   constructor(
     private readonly res: ServerResponse | Http2ServerResponse,
@@ -157,6 +159,7 @@ export class ResponseWriter implements ReplySink {
         `worker ${this.workerPid} sent ${this.bytesWritten} body bytes for a Content-Length of ${this.declaredLength}: the connection was closed after the short body`,
       );
     }
+    if (this.trailers && this.bodyCounts && !this.cut && !short && !this.res.destroyed) this.res.addTrailers(this.trailers);
     this.finish(body, this.cut || short, short);
   }
 
@@ -223,10 +226,15 @@ export class ResponseWriter implements ReplySink {
   private head(ctx: ResponseContext, reply: ReplyChunk): void {
     const res = this.res;
     const framing: FramingHeaders = { connection: null, contentLength: null, transferEncoding: null };
+    const trailerNames = this.trailerNames(ctx.headers);
     for (const name of Object.keys(ctx.headers)) {
       const values = ctx.headers[name]!;
       const lower = name.toLowerCase();
-      if (lower === 'trailer') continue; // trailers are not supported; never announce them
+      if (lower === 'trailer') continue; // RoadRunner announces nothing: the named headers just come after the body
+      if (trailerNames.has(name)) {
+        (this.trailers ??= {})[name] = values;
+        continue;
+      }
       if (lower === 'content-length') framing.contentLength = [...(framing.contentLength ?? []), ...values];
       else if (lower === 'transfer-encoding') framing.transferEncoding = [...(framing.transferEncoding ?? []), ...values];
       else if (lower === 'connection') framing.connection = [...(framing.connection ?? []), ...values];
@@ -239,6 +247,24 @@ export class ResponseWriter implements ReplySink {
     // A stream's head goes out at once; a whole answer leaves with its body in one end().
     if (reply.more) (res as ServerResponse).flushHeaders(); // Http2ServerResponse has it too (untyped)
     this.statusSent = true;
+  }
+
+  /**
+   * The names listed in the worker's `Trailer` header(s) (comma lists, trimmed) that it also sent as headers, as
+   * RoadRunner's handler finds them: matched by the exact name.
+   */
+  private trailerNames(headers: Record<string, string[]>): Set<string> {
+    const names = new Set<string>();
+    for (const [name, values] of Object.entries(headers)) {
+      if (name.toLowerCase() !== 'trailer') continue;
+      for (const value of values) {
+        for (const item of value.split(',')) {
+          const trailer = item.replace(/^[\t ]+|[\t ]+$/g, '');
+          if (trailer !== '' && trailer.toLowerCase() !== 'trailer' && Object.hasOwn(headers, trailer)) names.add(trailer);
+        }
+      }
+    }
+    return names;
   }
 
   /** Go's rules for a handler's Content-Length, Transfer-Encoding and Connection ((*response).WriteHeader, chunkWriter.writeHeader). */
@@ -286,7 +312,10 @@ export class ResponseWriter implements ReplySink {
     }
     if (sendLength) res.setHeader('Content-Length', declared);
     else if (transferEncoding !== null) res.setHeader('Transfer-Encoding', transferEncoding);
-    else if (!reply.more && !(this.isHead && reply.body.length === 0) && !res.hasHeader('content-length')) {
+    else if (this.trailers && !this.http2 && !this.isHead && this.req.httpVersion !== '1.0') {
+      // trailers need chunks (Go sets no Content-Length when a handler has trailers)
+      res.setHeader('Transfer-Encoding', 'chunked');
+    } else if (!this.trailers && !reply.more && !(this.isHead && reply.body.length === 0) && !res.hasHeader('content-length')) {
       // A whole answer in one frame gets a Content-Length instead of chunked encoding.
       res.setHeader('Content-Length', reply.body.length);
     }

@@ -402,3 +402,65 @@ describe("requests at Go's edges", () => {
     }
   });
 });
+
+describe('trailers: headers the worker names in Trailer come after the body, as RoadRunner sends them', () => {
+  let rr: RrtsInstance;
+  before(async () => {
+    rr = await startRrts({ workers: 1, config: { server: { command: `php ${FRAMING_WORKER}` }, http: { http2: { h2c: true } } } });
+  });
+  after(async () => {
+    await rr?.stop();
+  });
+  const headers = { Trailer: ['X-Checksum, X-Absent'], 'X-Checksum': ['abc'], 'X-Kept': ['in the head'] };
+
+  const shapes: Array<[string, Answer, string]> = [
+    ['a whole answer', { headers, body: 'hello' }, '5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n'],
+    ['a streamed answer', { headers, chunks: ['hel', 'lo'] }, '3\r\nhel\r\n2\r\nlo\r\n0\r\nX-Checksum: abc\r\n\r\n'],
+  ];
+  for (const [shape, answer, wire] of shapes) {
+    it(`HTTP/1.1, ${shape}: chunked, the trailer after the last chunk, nothing announced in the head`, async () => {
+      const conn = await RawConnection.open(rr.port);
+      try {
+        conn.send(get(answerPath(answer)));
+        const head = await conn.readHead();
+        assert.ok(head, 'an answer');
+        assert.equal(head.status, 200);
+        assert.deepEqual(headerValues(head, 'transfer-encoding'), ['chunked']);
+        assert.deepEqual(headerValues(head, 'content-length'), []);
+        assert.deepEqual(headerValues(head, 'trailer'), [], 'RoadRunner deletes the Trailer header');
+        assert.deepEqual(headerValues(head, 'x-checksum'), [], 'the trailer is not in the head');
+        assert.deepEqual(headerValues(head, 'x-kept'), ['in the head']);
+        // the chunked body up to the blank line that ends the trailer section (or the body, without trailers)
+        let body = '';
+        for (let i = 0; i < 500 && !body.endsWith('\r\n\r\n') && !conn.closed; i++) body += (await conn.readBytes(1)).toString('latin1');
+        assert.equal(body, wire);
+      } finally {
+        conn.close();
+      }
+    });
+  }
+
+  it('HTTP/2: the trailer arrives as trailing headers', async () => {
+    const session = http2.connect(rr.url);
+    try {
+      session.on('error', () => {});
+      const stream = session.request({ ':path': answerPath({ headers, body: 'hello' }) });
+      const result = await new Promise<{ head: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+        let head: http2.IncomingHttpHeaders = {};
+        let trailers: http2.IncomingHttpHeaders = {};
+        let body = '';
+        stream.on('response', (h) => (head = h));
+        stream.on('trailers', (t) => (trailers = t));
+        stream.on('data', (c: Buffer) => (body += c.toString()));
+        stream.on('end', () => resolve({ head, trailers, body }));
+        stream.on('error', reject);
+        setTimeout(() => reject(new Error('no end over HTTP/2')), 10_000).unref();
+      });
+      assert.equal(result.body, 'hello');
+      assert.equal(result.head['x-checksum'], undefined);
+      assert.equal(result.trailers['x-checksum'], 'abc');
+    } finally {
+      session.close();
+    }
+  });
+});
