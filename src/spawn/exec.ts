@@ -2,6 +2,7 @@
 // the worker is ready when it answers the pid handshake over pipes or over the socket relay.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { ConfigError, ProtocolError, WorkerError } from '../errors.js';
 import type { Frame } from '../goridge/frame.js';
@@ -15,6 +16,7 @@ import { Worker, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo, type WorkerProcess } from '../worker/process.js';
 import type { Spawner, WorkerRecipe } from './spawner.js';
 import type { Identity } from '../system/users.js';
+import { parsePhpCommand } from '../config/php-command.js';
 import { delay, settlesWithin } from '../time.js';
 
 export interface ExecSpawnerOptions {
@@ -134,11 +136,11 @@ export class ExecSpawner implements Spawner {
     try {
       frame = await this.raceBoot(handle, firstFrame(relay));
     } catch (err) {
-      if (err instanceof ProtocolError) throw explainBootGarbage(handle.pid, err);
+      if (err instanceof ProtocolError) throw explainBootGarbage(handle.pid, err, this.missingScript());
       // stdout closes (or the pid request meets EPIPE) as the process exits: the exit code and stderr say why, the
       // closed pipe does not
       const pipeClosed = err instanceof StdoutClosedError || (err as NodeJS.ErrnoException).code === 'EPIPE';
-      if (pipeClosed && (await settlesWithin(handle.exited, STDOUT_CLOSED_EXIT_WAIT_MS))) throw await bootExitError(handle);
+      if (pipeClosed && (await settlesWithin(handle.exited, STDOUT_CLOSED_EXIT_WAIT_MS))) throw await bootExitError(handle, this.missingScript());
       throw err;
     }
     parseWorkerPid(frame, handle);
@@ -158,6 +160,10 @@ export class ExecSpawner implements Spawner {
     }
   }
 
+  private missingScript(): string | null {
+    return missingScriptOf(this.opts.command, this.opts.cwd);
+  }
+
   /** Wait for `step`, unless the process exits first or allocate_timeout passes. */
   private raceBoot<T>(handle: ChildHandle, step: Promise<T>): Promise<T> {
     const ms = this.opts.allocateTimeoutMs;
@@ -175,7 +181,7 @@ export class ExecSpawner implements Spawner {
       );
     });
     const exited = handle.exited.then(async (): Promise<never> => {
-      throw await bootExitError(handle);
+      throw await bootExitError(handle, this.missingScript());
     });
     return Promise.race([step, timeout, exited]).finally(() => clearTimeout(timer));
   }
@@ -194,11 +200,25 @@ function childPid(child: ChildProcess, command: readonly string[]): Promise<numb
   });
 }
 
-/** A worker that exited before its handshake, with its exit code and the end of its stderr. */
-async function bootExitError(handle: ChildHandle): Promise<WorkerError> {
+/**
+ * A worker that exited before its handshake, with its exit code and the end of its stderr; `missing` names a php
+ * worker script that is not there (php says so on stdout, which is the relay, so it would not be seen).
+ */
+async function bootExitError(handle: ChildHandle, missing: string | null = null): Promise<WorkerError> {
   const exit = await handle.exited;
   await delay(20); // let the last stderr bytes arrive
-  return new WorkerError(`worker ${handle.pid} exited before it was ready (${describeExit(exit)})${tail(handle.stderr)}`, 'ERR_WORKER_BOOT');
+  const why = missing ? `; ${missing}` : '';
+  return new WorkerError(`worker ${handle.pid} exited before it was ready (${describeExit(exit)})${why}${tail(handle.stderr)}`, 'ERR_WORKER_BOOT');
+}
+
+/** For `php … script.php`: a sentence naming the script and the directory it was looked for in, when it is not there. */
+export function missingScriptOf(command: readonly string[], cwd: string): string | null {
+  const php = parsePhpCommand(command);
+  if (typeof php === 'string') return null; // not a plain php invocation: nothing to check
+  if (fs.existsSync(path.resolve(cwd, php.script))) return null;
+  return path.isAbsolute(php.script)
+    ? `the worker script ${php.script} does not exist`
+    : `the worker script ${php.script} is not in ${cwd} (relative paths start from the working directory: -w, or the config file's folder)`;
 }
 
 class StdoutClosedError extends WorkerError {
@@ -226,11 +246,12 @@ function parseWorkerPid(frame: Frame, handle: ChildHandle): number {
 }
 
 /** Explains a protocol error during boot: usually PHP printed something to stdout. */
-export function explainBootGarbage(pid: number, err: Error): WorkerError {
+export function explainBootGarbage(pid: number, err: Error, missing: string | null = null): WorkerError {
   const text = err.message;
   if (text.includes('Could not open input file')) {
     const file = /Could not open input file: ([^\\\n]*)/.exec(text)?.[1] ?? '';
-    return new WorkerError(`worker ${pid}: php could not open the worker script ${file} (check server.command)`, 'ERR_WORKER_BOOT');
+    const why = missing ?? `php could not open the worker script ${file}`;
+    return new WorkerError(`worker ${pid}: ${why} (check server.command)`, 'ERR_WORKER_BOOT');
   }
   return new WorkerError(
     `worker ${pid} wrote to stdout before the pid handshake; stdout is the pipes relay, print to stderr instead (ini_set('display_errors', 'stderr')): ${text}`,

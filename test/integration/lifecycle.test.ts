@@ -39,6 +39,16 @@ describe('start-up failures', () => {
       assert.match(rr.stderr, /nonexistent\/worker\.php/);
     });
 
+    it(`a missing relative worker script names the directory it was looked for in (${mode})`, async () => {
+      const rr = await startRrts({ mode, expectFailure: true, config: { server: { command: 'php app/missing-worker.php' } } });
+      const exit = await rr.exited;
+      await rr.stop();
+      assert.notEqual(exit.code, 0);
+      assert.ok(rr.stderr.includes('app/missing-worker.php'), rr.stderr);
+      assert.ok(rr.stderr.includes(rr.dir), `the working directory ${rr.dir} is named: ${rr.stderr}`);
+      assert.doesNotMatch(rr.stderr, /\n\s+at /, 'no stack trace');
+    });
+
     it(`a worker that never answers the handshake fails start-up after allocate_timeout (${mode})`, async () => {
       const rr = await startRrts({
         mode,
