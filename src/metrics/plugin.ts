@@ -459,7 +459,7 @@ function parseObjectives(raw: unknown, fail: (message: string) => never): number
   else return fail(`expected a map of quantile: error, got ${describeValue(raw)}`);
   const quantiles = entries.map((k) => {
     const q = toNumber(k);
-    return q !== null && q > 0 && q < 1 ? q : fail(`quantiles must be between 0 and 1, got ${k}`);
+    return q !== null && q >= 0 && q <= 1 ? q : fail(`quantiles must be from 0 to 1, got ${k}`); // Prometheus: 0 ≤ φ ≤ 1
   });
   return [...new Set(quantiles)].sort((a, b) => a - b);
 }
