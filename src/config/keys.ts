@@ -4,9 +4,13 @@ import { ConfigError } from '../errors.js';
 import { isPlainMap, type PlainMap } from './coerce.js';
 import { joinPath, type Origins } from './document.js';
 
-/** How a value is read (coerce.ts does the weak typing); the schema maps each kind to the JSON types it accepts. */
+/**
+ * How a value is read (coerce.ts does the weak typing); the schema maps each kind to the JSON types it accepts.
+ * `text` and `strings` are the strict string and list of strings of metrics.collect (metrics/plugin.ts reads them).
+ */
 export type ValueKind =
   | 'string'
+  | 'text'
   | 'int'
   | 'uint'
   | 'bool'
@@ -14,6 +18,7 @@ export type ValueKind =
   | 'seconds'
   | 'megabytes'
   | 'list'
+  | 'strings'
   | 'numbers'
   | 'stringMap'
   | 'command'
@@ -219,12 +224,12 @@ export const CONFIG_KEYS: KeyTable = {
       doc: 'application metrics by name',
       each: {
         type: value('string', 'the collector type', { oneOf: ['counter', 'gauge', 'histogram', 'summary'] }),
-        help: value('string', 'its help text'),
-        labels: value('list', 'label names'),
+        help: value('text', 'its help text'),
+        labels: value('strings', 'label names'),
         buckets: value('numbers', 'histogram buckets, increasing'),
         objectives: value('objectives', 'summary quantiles (0 to 1) and their error margins'),
-        namespace: value('string', 'name prefix'),
-        subsystem: value('string', 'name prefix after the namespace'),
+        namespace: value('text', 'name prefix'),
+        subsystem: value('text', 'name prefix after the namespace'),
       },
     },
   }),

@@ -10,6 +10,7 @@ const STRING_MAP = { type: 'object', additionalProperties: { type: ['string', 'n
 
 const KIND_SCHEMAS: Readonly<Record<ValueKind, Schema>> = {
   string: { type: ['string', 'number'] },
+  text: { type: 'string' },
   int: { type: ['integer', 'string'] },
   uint: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string' }] },
   bool: { type: ['boolean', 'string', 'integer'] },
@@ -17,6 +18,7 @@ const KIND_SCHEMAS: Readonly<Record<ValueKind, Schema>> = {
   seconds: { type: ['integer', 'string'] },
   megabytes: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string' }] },
   list: { anyOf: [{ type: 'array', items: SCALAR }, SCALAR] },
+  strings: { type: 'array', items: { type: 'string' } },
   numbers: { type: 'array', items: { type: ['number', 'string'] } },
   stringMap: { anyOf: [STRING_MAP, { type: 'array', items: STRING_MAP }] },
   command: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: ['string', 'number'] } }] },

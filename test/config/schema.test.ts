@@ -81,12 +81,14 @@ metrics:
     assert.deepEqual(problems(validate, text), []);
   });
 
-  test('refuses a number version, a negative count and an unknown collector type', () => {
+  test('refuses a number version, a negative count, an unknown collector type, labels as a string', () => {
     const validate = compileSchema();
     const base = `version: '3'\nserver:\n  command: php w.php\n`;
     assert.notDeepEqual(problems(validate, base.replace("'3'", '3')), []);
     assert.notDeepEqual(problems(validate, `${base}http:\n  pool:\n    num_workers: -1\n`), []);
     assert.notDeepEqual(problems(validate, `${base}metrics:\n  collect:\n    x: {type: summry}\n`), []);
+    // metrics/plugin.ts wants a real list of label names here, not the comma string other lists take
+    assert.notDeepEqual(problems(validate, `${base}metrics:\n  collect:\n    x: {type: counter, labels: route}\n`), []);
   });
 
   test('is valid exactly where the loader has no key to warn about', () => {
