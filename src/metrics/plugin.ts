@@ -444,7 +444,8 @@ export function parseCollector(raw: unknown, fail: (field: string, message: stri
     help: text('help'),
     labels,
     buckets,
-    quantiles: parseObjectives(raw['objectives'], (message) => fail('objectives', message)),
+    // other types do not use objectives (RoadRunner's samples up to 2024 set them on a histogram, with quantiles over 1)
+    quantiles: type === 'summary' ? parseObjectives(raw['objectives'], (message) => fail('objectives', message)) : [],
     namespace: text('namespace'),
     subsystem: text('subsystem'),
   };

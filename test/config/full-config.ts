@@ -101,7 +101,7 @@ metrics:
   address: 127.0.0.1:2112
   collect:
     hits:
-      type: histogram
+      type: summary
       help: hits
       labels: [route]
       buckets: [0.1, 1]

@@ -218,6 +218,11 @@ service:
     assert.match(error.message, /quantiles must be from 0 to 1, got 1\.5/);
   });
 
+  test('objectives of a collector other than a summary are not checked (RoadRunner 2023 and 2024 samples)', () => {
+    const config = load(SAMPLE_LIKE.replace('type: summary', 'type: histogram').replace('1.0: 1.4', '2.0: 1.4'));
+    assert.ok(config.metrics?.collect['app_metric_summary']);
+  });
+
   test('a bad collector type names its line', () => {
     const error = loadError(SAMPLE_LIKE.replace('type: summary', 'type: summry'));
     assert.equal(error.key, 'metrics.collect.app_metric_summary.type');
