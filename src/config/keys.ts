@@ -176,6 +176,7 @@ export const CONFIG_KEYS: KeyTable = {
     }),
     http3: notImplemented("RoadRunner's HTTP/3 server"),
     fcgi: notImplemented("RoadRunner's FastCGI server"),
+    cache: notImplemented("RoadRunner's RFC 7234 cache middleware (Souin)"),
     no_free_workers_code: value('uint', 'rrts: status when no worker is free (default internal_error_code)'),
     exec_ttl_code: value('uint', 'rrts: status when a job ran past exec_ttl (default internal_error_code)'),
     read_header_timeout: value('duration', 'rrts: time a client may take to send its headers (default 5m)'),

@@ -101,6 +101,8 @@ http:
     address: tcp://0.0.0.0:7921
   http3:
     address: 127.0.0.1:8443
+  cache:
+    api: {basepath: /souin-api}
   pool:
     dynamic_allocator:
       max_workers: 25
@@ -118,11 +120,12 @@ reload:
     assert.deepEqual(tails(config), [
       "rr.yaml:6, key 'http.fcgi': rrts does not implement RoadRunner's FastCGI server; ignored",
       "rr.yaml:8, key 'http.http3': rrts does not implement RoadRunner's HTTP/3 server; ignored",
-      "rr.yaml:11, key 'http.pool.dynamic_allocator': rrts does not implement RoadRunner's dynamic worker allocator (beta); ignored",
-      "rr.yaml:14, key 'logs.file_logger_options': rrts does not implement RoadRunner's rotating log files (logs go to `output`); ignored",
-      "rr.yaml:16, key 'jobs': rrts does not implement RoadRunner's jobs (queues) plugin; ignored",
-      "rr.yaml:19, key 'kv': rrts does not implement RoadRunner's kv (key-value storage) plugin; ignored",
-      "rr.yaml:21, key 'reload': RoadRunner removed the reload plugin in v2023.1.0 and rrts does not have it; ignored",
+      "rr.yaml:10, key 'http.cache': rrts does not implement RoadRunner's RFC 7234 cache middleware (Souin); ignored",
+      "rr.yaml:13, key 'http.pool.dynamic_allocator': rrts does not implement RoadRunner's dynamic worker allocator (beta); ignored",
+      "rr.yaml:16, key 'logs.file_logger_options': rrts does not implement RoadRunner's rotating log files (logs go to `output`); ignored",
+      "rr.yaml:18, key 'jobs': rrts does not implement RoadRunner's jobs (queues) plugin; ignored",
+      "rr.yaml:21, key 'kv': rrts does not implement RoadRunner's kv (key-value storage) plugin; ignored",
+      "rr.yaml:23, key 'reload': RoadRunner removed the reload plugin in v2023.1.0 and rrts does not have it; ignored",
     ]);
   });
 
