@@ -244,25 +244,9 @@ export class MetricsPlugin {
 
   private declare(name: string, spec: CollectorSpec): void {
     if (this.app.has(name)) throw new MetricsError(`tried to register existing collector with the name \`${name}\``);
-    const fullName = [spec.namespace, spec.subsystem, name].filter((part) => part !== '').join('_');
+    const fullName = appMetricName(name, spec);
     if (this.reg.getSingleMetric(fullName)) throw new MetricsError(`a metric named ${fullName} is already registered`);
-    const base = { name: fullName, help: spec.help || fullName, labelNames: spec.labels, registers: [this.reg] };
-    let metric: AppMetric;
-    switch (spec.type) {
-      case 'counter':
-        metric = new Counter(base);
-        break;
-      case 'gauge':
-        metric = new Gauge(base);
-        break;
-      case 'histogram':
-        metric = new Histogram(spec.buckets.length > 0 ? { ...base, buckets: spec.buckets } : base);
-        break;
-      case 'summary':
-        metric = new Summary(spec.quantiles.length > 0 ? { ...base, percentiles: spec.quantiles, ...SUMMARY_WINDOW } : { ...base, percentiles: [] });
-        break;
-    }
-    this.app.set(name, { spec, fullName, metric });
+    this.app.set(name, { spec, fullName, metric: createAppMetric(fullName, spec, [this.reg]) });
   }
 
   private apply(op: Operation, arg: unknown): true {
@@ -393,6 +377,26 @@ export class MetricsPlugin {
       void snapshot.finally(() => this.snapshots.delete(name));
     }
     return snapshot;
+  }
+}
+
+/** The name a collector is exposed under: namespace_subsystem_name. */
+export function appMetricName(name: string, spec: CollectorSpec): string {
+  return [spec.namespace, spec.subsystem, name].filter((part) => part !== '').join('_');
+}
+
+/** The prom-client metric of a collector; throws prom-client's error for a bad metric or label name. */
+export function createAppMetric(fullName: string, spec: CollectorSpec, registers: Registry[]): AppMetric {
+  const base = { name: fullName, help: spec.help || fullName, labelNames: spec.labels, registers };
+  switch (spec.type) {
+    case 'counter':
+      return new Counter(base);
+    case 'gauge':
+      return new Gauge(base);
+    case 'histogram':
+      return new Histogram(spec.buckets.length > 0 ? { ...base, buckets: spec.buckets } : base);
+    case 'summary':
+      return new Summary(spec.quantiles.length > 0 ? { ...base, percentiles: spec.quantiles, ...SUMMARY_WINDOW } : { ...base, percentiles: [] });
   }
 }
 

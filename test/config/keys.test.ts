@@ -226,6 +226,16 @@ service:
     assert.ok(config.metrics?.collect['app_metric_summary']);
   });
 
+  test('a metric or label name Prometheus refuses names its line', () => {
+    const badName = loadError(SAMPLE_LIKE.replace('app_metric_summary:', 'app-metric:'));
+    assert.equal(badName.key, 'metrics.collect.app-metric');
+    assert.equal(badName.line, 20);
+    assert.match(badName.message, /Invalid metric name/);
+    const badLabel = loadError(SAMPLE_LIKE.replace('labels: [type]', 'labels: [a-b]'));
+    assert.equal(badLabel.key, 'metrics.collect.app_metric_summary');
+    assert.match(badLabel.message, /rr\.yaml:20, key 'metrics\.collect\.app_metric_summary': Invalid label name/);
+  });
+
   test('a bad collector type names its line', () => {
     const error = loadError(SAMPLE_LIKE.replace('type: summary', 'type: summry'));
     assert.equal(error.key, 'metrics.collect.app_metric_summary.type');

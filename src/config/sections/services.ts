@@ -3,7 +3,7 @@
 import type { EndureConfig, MetricsConfig, RpcConfig, StatusConfig } from '../types.js';
 import { describeValue, isPlainMap } from '../coerce.js';
 import { parseDuration } from '../duration.js';
-import { parseCollector } from '../../metrics/plugin.js';
+import { appMetricName, createAppMetric, parseCollector } from '../../metrics/plugin.js';
 import type { SectionReader } from '../reader.js';
 import type { SectionContext } from './context.js';
 
@@ -61,7 +61,12 @@ export function readMetrics(root: SectionReader): MetricsConfig | null {
   if (!isPlainMap(collect)) return metrics.fail('collect', `expected a map of metric names to their settings, got ${describeValue(collect)}`);
   // Checked here too (the plugin reads them again at start) so that a bad collector names its line.
   for (const [name, settings] of Object.entries(collect)) {
-    parseCollector(settings, (field, message) => metrics.fail(field === '' ? `collect.${name}` : `collect.${name}.${field}`, message));
+    const spec = parseCollector(settings, (field, message) => metrics.fail(field === '' ? `collect.${name}` : `collect.${name}.${field}`, message));
+    try {
+      createAppMetric(appMetricName(name, spec), spec, []);
+    } catch (error) {
+      metrics.fail(`collect.${name}`, (error as Error).message);
+    }
   }
   return { address: metrics.string('address').trim() || DEFAULT_METRICS_ADDRESS, collect };
 }
