@@ -3,6 +3,7 @@
 import { ConfigError } from '../errors.js';
 import { isPlainMap, type PlainMap } from './coerce.js';
 import { joinPath, type Origins } from './document.js';
+import { SUPPORTED_MIDDLEWARE } from './sections/http.js';
 
 /**
  * How a value is read (coerce.ts does the weak typing); the schema maps each kind to the JSON types it accepts.
@@ -121,7 +122,7 @@ const LOG_CHANNEL: KeyTable = {
 
 const SERVER_ENV_DOC = 'environment variables of the workers (names upper-cased)';
 
-/** The whole file. */
+/** The whole file. A key a section reader starts to read goes here too: test/config/keys.test.ts checks they agree. */
 export const CONFIG_KEYS: KeyTable = {
   version: value('string', "the config format, a string: '3' ('2.7' loads with a warning)", { oneOf: ['3', '2.7'] }),
   include: value('list', 'files whose sections replace this file\'s'),
@@ -151,7 +152,7 @@ export const CONFIG_KEYS: KeyTable = {
     access_logs: value('bool', 'one log record per request'),
     max_request_size: value('megabytes', 'MB a request body may have (0: 1000)'),
     raw_body: value('bool', 'send bodies unparsed'),
-    middleware: value('list', 'middleware, the last listed outermost', { known: ['headers', 'gzip', 'static', 'proxy_ip_parser', 'http_metrics'] }),
+    middleware: value('list', 'middleware, the last listed outermost', { known: SUPPORTED_MIDDLEWARE }),
     trusted_subnets: value('list', 'CIDRs whose forwarding headers proxy_ip_parser trusts'),
     uploads: section('uploaded files', {
       dir: value('string', 'where uploads are stored (default: the OS temp dir)'),
