@@ -303,13 +303,16 @@ describe('the key table and the section readers', () => {
     const read = new Set<string>();
     const root = new SectionReader('', recording(source.data, '', read), source.origins);
     const ctx: SectionContext = { workDir: dir, cpus: 2, warnings: [] };
-    readServer(root, ctx, true);
-    readHttp(root, ctx);
-    readRpc(root);
-    readLogs(root, ctx);
-    readStatus(root);
-    readMetrics(root);
-    readEndure(root, ctx);
+    const readers: ((root: SectionReader, ctx: SectionContext) => unknown)[] = [
+      (section, context) => readServer(section, context, true),
+      readHttp,
+      readRpc,
+      readLogs,
+      readStatus,
+      readMetrics,
+      readEndure,
+    ];
+    for (const read of readers) read(root, ctx);
     assert.deepEqual(ctx.warnings, []);
     // load.ts reads these two itself; informer, resetter and lock have no keys and no reader.
     for (const path of ['version', 'include', 'informer', 'resetter', 'lock']) read.add(path);

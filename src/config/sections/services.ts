@@ -3,9 +3,9 @@
 import type { EndureConfig, MetricsConfig, RpcConfig, StatusConfig } from '../types.js';
 import { describeValue, isPlainMap } from '../coerce.js';
 import { parseDuration } from '../duration.js';
-import { appMetricName, createAppMetric, parseCollector } from '../../metrics/plugin.js';
 import type { SectionReader } from '../reader.js';
 import type { SectionContext } from './context.js';
+import { appMetricName, createAppMetric, parseCollector } from '../../metrics/plugin.js';
 
 const DEFAULT_RPC_LISTEN = 'tcp://127.0.0.1:6001';
 const DEFAULT_METRICS_ADDRESS = '127.0.0.1:2112';
