@@ -16,6 +16,7 @@ export interface GlobalOptions {
   pid?: boolean;
   enableExperimental?: boolean;
   force?: boolean;
+  strict?: boolean;
 }
 
 export function addGlobalOptions(program: Command): Command {
@@ -30,7 +31,8 @@ export function addGlobalOptions(program: Command): Command {
     .option('-p, --pid', 'write the process id to .pid in the working directory')
     .option('-e, --enable-experimental', 'accepted for compatibility with rr')
     // global, as in rr: `rrts -f stop` and `rrts stop -f` both force
-    .option('-f, --force', 'force the stop (rrts stop)');
+    .option('-f, --force', 'force the stop (rrts stop)')
+    .option('--strict', 'a config key rrts does not read or implement is an error, not a warning (or RRTS_STRICT=1)');
 }
 
 /** The working directory the flags name, without reading the config: -w, or the config file's folder. */
@@ -47,6 +49,8 @@ export function loadConfigOrExit(opts: GlobalOptions): Config {
       overrides: opts.override,
       dotenv: opts.dotenv,
       env: process.env,
+      // without the flag, RRTS_STRICT decides
+      strict: opts.strict || undefined,
     });
   } catch (err) {
     if (err instanceof ConfigError) die(`config error: ${err.message}`);

@@ -9,12 +9,12 @@ import { describeValue, type PlainMap } from './coerce.js';
 import { readConfigFile, type Origins } from './document.js';
 import { loadDotenv } from './dotenv.js';
 import { envLookup, expandTree, type EnvLookup } from './expand.js';
+import { checkKeys } from './keys.js';
 import { applyOverrides } from './overrides.js';
 import { SectionReader } from './reader.js';
 import type { SectionContext } from './sections/context.js';
 import { readHttp } from './sections/http.js';
 import { readLogs } from './sections/logs.js';
-import { unsupportedSectionWarnings } from './sections/plugins.js';
 import { readServer } from './sections/server.js';
 import { parsePhpCommand } from './php-command.js';
 import { readEndure, readMetrics, readRpc, readStatus } from './sections/services.js';
@@ -45,7 +45,7 @@ export function loadConfig(opts: LoadOptions): Config {
   const root = new SectionReader('', data, source.origins);
   const version = checkVersion(root, where.label, warnings);
   applyIncludes(data, source.origins, version, dirname(where.file), lookup);
-  warnings.push(...unsupportedSectionWarnings(Object.keys(data)));
+  checkKeys(data, source.origins, opts.strict ?? isStrictEnv(env), warnings);
 
   const ctx: SectionContext = { workDir: where.workDir, cpus: opts.cpus ?? availableParallelism(), warnings };
   const config: Config = {
@@ -72,6 +72,11 @@ function checkForkCommand(root: SectionReader, config: Config): void {
   const poolCommand = config.http.pool.command;
   const parsed = parsePhpCommand(poolCommand ?? config.server.command);
   if (typeof parsed === 'string') root.fail(poolCommand ? 'http.pool.command' : 'server.command', `${parsed} (server.fork.enabled is true)`);
+}
+
+/** RRTS_STRICT=1 (or true) turns key warnings into errors, like --strict. */
+function isStrictEnv(env: NodeJS.ProcessEnv): boolean {
+  return ['1', 'true'].includes((env.RRTS_STRICT ?? '').trim().toLowerCase());
 }
 
 /** -w is resolved against the current directory and -c against -w; without -w the work dir is the config's folder. */

@@ -215,4 +215,6 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** Logical CPU count used for num_workers: 0; default os.availableParallelism(). */
   cpus?: number;
+  /** A key rrts does not read is an error instead of a warning; default: RRTS_STRICT=1 in `env`. */
+  strict?: boolean;
 }

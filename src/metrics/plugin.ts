@@ -244,25 +244,9 @@ export class MetricsPlugin {
 
   private declare(name: string, spec: CollectorSpec): void {
     if (this.app.has(name)) throw new MetricsError(`tried to register existing collector with the name \`${name}\``);
-    const fullName = [spec.namespace, spec.subsystem, name].filter((part) => part !== '').join('_');
+    const fullName = appMetricName(name, spec);
     if (this.reg.getSingleMetric(fullName)) throw new MetricsError(`a metric named ${fullName} is already registered`);
-    const base = { name: fullName, help: spec.help || fullName, labelNames: spec.labels, registers: [this.reg] };
-    let metric: AppMetric;
-    switch (spec.type) {
-      case 'counter':
-        metric = new Counter(base);
-        break;
-      case 'gauge':
-        metric = new Gauge(base);
-        break;
-      case 'histogram':
-        metric = new Histogram(spec.buckets.length > 0 ? { ...base, buckets: spec.buckets } : base);
-        break;
-      case 'summary':
-        metric = new Summary(spec.quantiles.length > 0 ? { ...base, percentiles: spec.quantiles, ...SUMMARY_WINDOW } : { ...base, percentiles: [] });
-        break;
-    }
-    this.app.set(name, { spec, fullName, metric });
+    this.app.set(name, { spec, fullName, metric: createAppMetric(fullName, spec, [this.reg]) });
   }
 
   private apply(op: Operation, arg: unknown): true {
@@ -396,6 +380,26 @@ export class MetricsPlugin {
   }
 }
 
+/** The name a collector is exposed under: namespace_subsystem_name. */
+export function appMetricName(name: string, spec: CollectorSpec): string {
+  return [spec.namespace, spec.subsystem, name].filter((part) => part !== '').join('_');
+}
+
+/** The prom-client metric of a collector; throws prom-client's error for a bad metric or label name. */
+export function createAppMetric(fullName: string, spec: CollectorSpec, registers: Registry[]): AppMetric {
+  const base = { name: fullName, help: spec.help || fullName, labelNames: spec.labels, registers };
+  switch (spec.type) {
+    case 'counter':
+      return new Counter(base);
+    case 'gauge':
+      return new Gauge(base);
+    case 'histogram':
+      return new Histogram(spec.buckets.length > 0 ? { ...base, buckets: spec.buckets } : base);
+    case 'summary':
+      return new Summary(spec.quantiles.length > 0 ? { ...base, percentiles: spec.quantiles, ...SUMMARY_WINDOW } : { ...base, percentiles: [] });
+  }
+}
+
 // --- argument and config parsing (pure)
 
 function isMap(v: unknown): v is Record<string, unknown> {
@@ -444,7 +448,8 @@ export function parseCollector(raw: unknown, fail: (field: string, message: stri
     help: text('help'),
     labels,
     buckets,
-    quantiles: parseObjectives(raw['objectives'], (message) => fail('objectives', message)),
+    // other types do not use objectives (RoadRunner's samples up to 2024 set them on a histogram, with quantiles over 1)
+    quantiles: type === 'summary' ? parseObjectives(raw['objectives'], (message) => fail('objectives', message)) : [],
     namespace: text('namespace'),
     subsystem: text('subsystem'),
   };
@@ -459,7 +464,7 @@ function parseObjectives(raw: unknown, fail: (message: string) => never): number
   else return fail(`expected a map of quantile: error, got ${describeValue(raw)}`);
   const quantiles = entries.map((k) => {
     const q = toNumber(k);
-    return q !== null && q > 0 && q < 1 ? q : fail(`quantiles must be between 0 and 1, got ${k}`);
+    return q !== null && q >= 0 && q <= 1 ? q : fail(`quantiles must be from 0 to 1, got ${k}`); // Prometheus: 0 ≤ φ ≤ 1
   });
   return [...new Set(quantiles)].sort((a, b) => a - b);
 }

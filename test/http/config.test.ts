@@ -49,10 +49,13 @@ describe('http.ssl', () => {
     assert.equal(config.http!.ssl!.clientAuthType, 'no_client_cert');
   });
 
-  test('acme is refused', () => {
-    const error = loadError('  ssl:\n    acme:\n      email: a@b.c\n      domains: [x.example]\n');
-    assert.equal(error.key, 'http.ssl.acme');
-    assert.match(error.message, /ACME is not supported by rrts/);
+  test('acme is not implemented: a warning, and no https unless cert and key are set', () => {
+    const { config } = load('  ssl:\n    acme:\n      email: a@b.c\n      domains: [x.example]\n');
+    assert.equal(config.http!.ssl, null);
+    assert.equal(config.warnings.length, 1);
+    assert.match(config.warnings[0]!, /\.rr\.yaml:7, key 'http\.ssl\.acme': rrts does not implement ACME/);
+    const withCert = load('  ssl:\n    cert: c.pem\n    key: k.pem\n    acme:\n      email: a@b.c\n', { 'c.pem': 'c', 'k.pem': 'k' });
+    assert.equal(withCert.config.http!.ssl!.cert, join(withCert.dir, 'c.pem'));
   });
 
   test('address may be left out when ssl is set (https only)', () => {

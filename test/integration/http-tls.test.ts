@@ -200,12 +200,15 @@ describe('http.ssl start-up errors', () => {
     assert.ok(rr.stderr.includes(missing), rr.stderr);
   });
 
-  it('refuses ssl.acme with a clear error', async () => {
-    const rr = await startRrts({ expectFailure: true, config: { http: { ssl: { acme: { email: 'a@b.c', domains: ['x.example'] } } } } });
-    const exit = await rr.exited;
+  it('ssl.acme (not implemented) is a warning naming the key, and a config error with --strict', async () => {
+    const acme = { http: { ssl: { acme: { email: 'a@b.c', domains: ['x.example'] } } } };
+    const rr = await startRrts({ config: acme });
     await rr.stop();
-    assert.notEqual(exit.code, 0);
-    assert.match(rr.stderr, /ACME is not supported by rrts/);
-    assert.match(rr.stderr, /http\.ssl\.acme/);
+    assert.match(rr.stderr, /\.rr\.yaml:\d+, key 'http\.ssl\.acme': rrts does not implement ACME/);
+    const strict = await startRrts({ expectFailure: true, args: ['--strict'], config: acme });
+    const exit = await strict.exited;
+    await strict.stop();
+    assert.equal(exit.code, 1);
+    assert.match(strict.stderr, /^config error: .*\.rr\.yaml:\d+, key 'http\.ssl\.acme': rrts does not implement ACME/);
   });
 });

@@ -17,7 +17,7 @@ const DEFAULT_MAX_REQUEST_SIZE = 1000 * 1024 * 1024;
 export function readHttp(root: SectionReader, ctx: SectionContext): HttpConfig | null {
   const http = root.section('http');
   if (!http) return null;
-  const ssl = readSsl(http.section('ssl'), ctx);
+  const ssl = readSsl(http.section('ssl'), ctx, http.has('address'));
   const internalErrorCode = readInternalErrorCode(http);
   const middleware = http.list('middleware');
   for (const name of middleware) {
@@ -67,9 +67,13 @@ const CLIENT_AUTH_TYPES: readonly ClientAuthType[] = [
   'require_and_verify_client_cert',
 ];
 
-function readSsl(ssl: SectionReader | null, ctx: SectionContext): SslConfig | null {
+/** With `acme` (warned about as not implemented) and no certificate of its own, https is off unless it is all there is. */
+function readSsl(ssl: SectionReader | null, ctx: SectionContext, hasAddress: boolean): SslConfig | null {
   if (!ssl) return null;
-  if (ssl.section('acme')) ssl.fail('acme', 'ACME is not supported by rrts: obtain the certificate elsewhere and set http.ssl.cert and http.ssl.key');
+  if (ssl.section('acme') && !ssl.has('cert') && !ssl.has('key')) {
+    if (!hasAddress) ssl.fail('acme', 'ACME is not supported by rrts: obtain the certificate elsewhere and set http.ssl.cert and http.ssl.key');
+    return null;
+  }
   const address = ssl.string('address').trim() || DEFAULT_SSL_ADDRESS;
   if (!address.includes(':')) ssl.fail('address', `expected host:port like "127.0.0.1:443", got ${JSON.stringify(address)}`);
   const clientAuth = ssl.string('client_auth_type').trim();

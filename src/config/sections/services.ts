@@ -6,6 +6,7 @@ import { parseDuration } from '../duration.js';
 import { parseListenAddress } from '../../address.js';
 import type { SectionReader } from '../reader.js';
 import type { SectionContext } from './context.js';
+import { appMetricName, createAppMetric, parseCollector } from '../../metrics/plugin.js';
 
 const DEFAULT_RPC_LISTEN = 'tcp://127.0.0.1:6001';
 const DEFAULT_METRICS_ADDRESS = '127.0.0.1:2112';
@@ -62,6 +63,15 @@ export function readMetrics(root: SectionReader): MetricsConfig | null {
   if (!metrics) return null;
   const collect = metrics.value('collect') ?? {};
   if (!isPlainMap(collect)) return metrics.fail('collect', `expected a map of metric names to their settings, got ${describeValue(collect)}`);
+  // Checked here too (the plugin reads them again at start) so that a bad collector names its line.
+  for (const [name, settings] of Object.entries(collect)) {
+    const spec = parseCollector(settings, (field, message) => metrics.fail(field === '' ? `collect.${name}` : `collect.${name}.${field}`, message));
+    try {
+      createAppMetric(appMetricName(name, spec), spec, []);
+    } catch (error) {
+      metrics.fail(`collect.${name}`, (error as Error).message);
+    }
+  }
   return { address: metrics.string('address').trim() || DEFAULT_METRICS_ADDRESS, collect };
 }
 
