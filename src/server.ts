@@ -1,6 +1,6 @@
 // Wiring: builds the plugins from the Config in order (on_init, the http pool, http), starts them, and stops them
 // in reverse order. Explicit, no container.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import type { Config, HttpConfig, PoolConfig } from './config/types.js';
 import { MetricsPlugin } from './metrics/plugin.js';
@@ -20,6 +20,7 @@ import { RrtsError } from './errors.js';
 import { RpcPlugin } from './rpc/server.js';
 import { resolveIdentity, type Identity } from './system/users.js';
 import { registerCoreServices } from './rpc/services.js';
+import { killSpawnedChildren } from './system/children.js';
 
 /** The environment of a worker, in RoadRunner's order (compat.md §3.9): later entries win. */
 export function workerEnv(config: Config, mode: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -44,6 +45,10 @@ export class RrtsServer {
   metrics: MetricsPlugin | null = null;
   status: StatusPlugin | null = null;
   private supervisors: Supervisor[] = [];
+  /** every pool's spawner, from the moment it is made (the forced exit kills what they started) */
+  private readonly spawners: Spawner[] = [];
+  /** server.on_init's process while it runs */
+  private onInitChild: ChildProcess | null = null;
   private stopped = false;
   /** server.user/server.group as uid/gid (null: workers run as rrts's user) */
   private workerIdentity: Identity | null = null;
@@ -183,10 +188,24 @@ export class RrtsServer {
     await this.status?.stop();
   }
 
+  /**
+   * Forced exit (a second stop signal, or a stop that failed): SIGKILL every process rrts started (workers with
+   * their process groups, fork roots, masters and spares, on_init) and remove every socket file and directory it
+   * made, synchronously: the process exits right after.
+   */
+  forceStop(): void {
+    this.stopped = true;
+    for (const spawner of this.spawners) spawner.killAll?.();
+    this.onInitChild?.kill('SIGKILL');
+    killSpawnedChildren(); // whatever a spawner does not know of yet (a fork root still starting)
+    this.rpc?.removeSocketFile();
+  }
+
 
   private makePool(name: string, poolConfig: PoolConfig): WorkerPool {
     const log = this.logs.channel('server');
     const spawner = this.makeSpawner(name, poolConfig, log);
+    this.spawners.push(spawner);
     const pool = new WorkerPool(name, poolConfig, spawner, log);
     pool.observer = {
       workerStarted: (seconds) => {
@@ -233,6 +252,8 @@ export class RrtsServer {
       ...(this.onInitIdentity ?? {}),
     });
     const pid = child.pid ?? 0;
+    this.onInitChild = child;
+    child.once('exit', () => (this.onInitChild = null));
     child.stdout?.on('data', (c: Buffer) => logWorkerOutput(log, pid, c));
     child.stderr?.on('data', (c: Buffer) => logWorkerOutput(log, pid, c));
     const result = await new Promise<string | null>((resolve) => {
