@@ -25,6 +25,8 @@ export interface SoakOptions {
   concurrency?: number;
   /** each request sleeps this long in the worker, so a kill often finds it busy */
   requestMs?: number;
+  /** rrts's log level (debug names every worker start) */
+  logLevel?: string;
 }
 
 export interface SoakResult {
@@ -50,8 +52,10 @@ export interface SoakResult {
   rssEvery10sKb: number[];
   fds: { warm: number; end: number };
   /** zombie children of rrts or its descendants seen in ZOMBIE_PERSIST_SAMPLES samples in a row */
-  lingeringZombies: number[];
-  zombiesAtEnd: number[];
+  lingeringZombies: string[];
+  zombiesAtEnd: string[];
+  /** rrts's log lines that name a lingering zombie (for the report) */
+  zombieLog: string[];
 }
 
 /** how long the pool may take to list N live workers again after an event */
@@ -97,6 +101,18 @@ function zombies(rrts: Served): number[] {
   return out;
 }
 
+/** `pid (child of ppid: its command line)`, for a report. */
+function describeZombie(pid: number): string {
+  const ppid = procStat(pid)?.ppid ?? 0;
+  let parent = '';
+  try {
+    parent = fs.readFileSync(`/proc/${ppid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+  } catch {
+    /* gone */
+  }
+  return `${pid} (child of ${ppid}: ${parent})`;
+}
+
 /** Everything a run does, with its counters; phases share them. */
 class Soak {
   readonly result: SoakResult;
@@ -109,7 +125,7 @@ class Soak {
     private readonly rpc: RpcClient,
     opts: SoakOptions,
   ) {
-    this.opts = { killEveryMs: 200, resetEveryMs: 10_000, hupEveryMs: 30_000, hupOffsetMs: 5_000, workers: 4, concurrency: 8, requestMs: 10, ...opts };
+    this.opts = { logLevel: 'info', killEveryMs: 200, resetEveryMs: 10_000, hupEveryMs: 30_000, hupOffsetMs: 5_000, workers: 4, concurrency: 8, requestMs: 10, ...opts };
     this.result = {
       mode: opts.mode,
       requests: 0,
@@ -129,6 +145,7 @@ class Soak {
       fds: { warm: 0, end: 0 },
       lingeringZombies: [],
       zombiesAtEnd: [],
+      zombieLog: [],
     };
   }
 
@@ -223,7 +240,7 @@ class Soak {
         const waited = await this.untilPoolIs(this.opts.workers, `kill of ${victim.pid}`, undefined, victim.pid);
         this.result.recoveryMs.kill = Math.max(this.result.recoveryMs.kill, waited);
       }
-      await sleep(Math.max(0, next - Date.now()));
+      await sleep(Math.max(0, Math.min(next, until) - Date.now()));
     }
   }
 
@@ -279,7 +296,7 @@ class Soak {
       for (const pid of now) {
         const count = (seen.get(pid) ?? 0) + 1;
         seen.set(pid, count);
-        if (count === ZOMBIE_PERSIST_SAMPLES && !this.result.lingeringZombies.includes(pid)) this.result.lingeringZombies.push(pid);
+        if (count === ZOMBIE_PERSIST_SAMPLES) this.result.lingeringZombies.push(describeZombie(pid));
       }
       await sleep(1_000);
     }
@@ -294,6 +311,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       server: { command: `php ${FIXTURE}`, fork: { enabled: options.mode === 'fork' } },
       http: { pool: { num_workers: workers } },
       rpc: { listen: 'unix://rpc.sock' },
+      logs: { level: options.logLevel ?? 'info' },
     },
   });
   let rpc: RpcClient | null = null;
@@ -307,7 +325,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     const result = soak.result;
     result.rssKb = { warm: warm.rss, end: end.rss, max: Math.max(result.rssKb.max, end.rss) };
     result.fds = { warm: warm.fds, end: end.fds };
-    result.zombiesAtEnd = zombies(rrts);
+    result.zombiesAtEnd = zombies(rrts).map(describeZombie);
+    const pids = [...result.lingeringZombies, ...result.zombiesAtEnd].map((z) => z.split(' ')[0]!);
+    result.zombieLog = rrts.stderr.split('\n').filter((line) => pids.some((pid) => line.includes(pid))).slice(0, 20);
     return result;
   } finally {
     rpc?.close();
