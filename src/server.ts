@@ -86,7 +86,8 @@ export class RrtsServer {
     }
     if (config.metrics) await this.startMetrics();
     if (config.rpc) await this.startRpc(config.rpc.listen);
-    if (config.server.onInit) await this.runOnInit();
+    if (config.server.onInit && !this.stopped) await this.runOnInit();
+    if (this.stopped) return; // a stop came during the start (on_init, say): start nothing it would not stop
     if (config.http) await this.startHttp(config.http);
     if (config.status) await this.startStatus();
   }
@@ -177,6 +178,7 @@ export class RrtsServer {
     if (this.stopped) return;
     this.stopped = true;
     this.status?.shuttingDown();
+    this.onInitChild?.kill('SIGKILL'); // a one-shot command with no graceful stop: it must not outlive rrts
     for (const s of this.supervisors) s.stop();
     const deadline = Date.now() + graceMs;
     if (this.http) {
@@ -270,7 +272,7 @@ export class RrtsServer {
         resolve(code === 0 ? null : `exited with ${signal ?? `code ${code}`}`);
       });
     });
-    if (result === null) return;
+    if (result === null || this.stopped) return; // killed by a stop: not a failure of its own
     const message = `server.on_init command failed: ${result}`;
     if (onInit.exitOnError) throw new StartError(message);
     log.error(message);

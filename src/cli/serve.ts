@@ -108,6 +108,7 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
     removePidFile();
     die(`serve: ${(err as Error).message}`);
   }
+  if (stopping) return; // a stop signal came during the start: nothing was started after it
   systemd.ready();
   say(`[INFO] rrts server started; version: ${RRTS_VERSION}`);
 }

@@ -112,6 +112,32 @@ describe('forced exit', { timeout: 120_000 }, () => {
   }
 });
 
+describe('stop during start', { timeout: 60_000 }, () => {
+  test('SIGTERM while server.on_init runs: exit 0, the on_init process is gone, no worker started', async () => {
+    const rrts = await serve({
+      config: {
+        server: { command: `php ${FIXTURE}`, on_init: { command: ['php', '-r', 'sleep(120);'], exec_timeout: '300s' } },
+        rpc: { listen: 'unix://rpc.sock' },
+      },
+      expectFailure: true, // it never gets to "server started"
+    });
+    let onInit: number[] = [];
+    try {
+      await rrts.waitFor(() => rrts.descendants().length > 0, 'on_init to run');
+      onInit = rrts.descendants();
+      rrts.proc.kill('SIGTERM');
+      const exit = await rrts.exited;
+      assert.equal(exit.code, 0, rrts.stderr.slice(-2000));
+      assert.doesNotMatch(rrts.stdout, /server started/);
+      assert.doesNotMatch(rrts.stderr, /on_init command failed/, 'a stop that kills on_init is not its failure');
+      await assertNothingLeft(onInit, [path.join(rrts.dir, 'rpc.sock')]);
+    } finally {
+      await rrts.kill();
+      for (const pid of onInit.filter(alive)) killQuietly(pid);
+    }
+  });
+});
+
 describe('graceful stop past the grace period', { timeout: 120_000 }, () => {
   for (const mode of ['exec', 'fork'] as const) {
     test(`${mode} mode: a request outlasting endure.grace_period is cut, exit 0, nothing left`, async () => {
