@@ -45,8 +45,8 @@ export class SocketRelayListener {
     if (this.address.kind === 'unix') {
       removeStaleSocket(this.address.path);
       await listenOn(server, { path: this.address.path });
-      fs.chmodSync(this.address.path, 0o600);
       this.socketInode = fs.statSync(this.address.path).ino;
+      fs.chmodSync(this.address.path, 0o600);
     } else {
       await listenOn(server, { host: this.address.host, port: this.address.port });
     }
