@@ -1,6 +1,6 @@
 // Wiring: builds the plugins from the Config in order (on_init, the http pool, http), starts them, and stops them
 // in reverse order. Explicit, no container.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import type { Config, HttpConfig, PoolConfig } from './config/types.js';
 import { MetricsPlugin } from './metrics/plugin.js';
@@ -20,6 +20,7 @@ import { RrtsError } from './errors.js';
 import { RpcPlugin } from './rpc/server.js';
 import { resolveIdentity, type Identity } from './system/users.js';
 import { registerCoreServices } from './rpc/services.js';
+import { killSpawnedChildren } from './system/children.js';
 
 /** The environment of a worker, in RoadRunner's order (docs/compatibility.md §3.9): later entries win. */
 export function workerEnv(config: Config, mode: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -44,6 +45,10 @@ export class RrtsServer {
   metrics: MetricsPlugin | null = null;
   status: StatusPlugin | null = null;
   private supervisors: Supervisor[] = [];
+  /** every pool's spawner, from the moment it is made (the forced exit kills what they started) */
+  private readonly spawners: Spawner[] = [];
+  /** server.on_init's process while it runs */
+  private onInitChild: ChildProcess | null = null;
   private stopped = false;
   /** server.user/server.group as uid/gid (null: workers run as rrts's user) */
   private workerIdentity: Identity | null = null;
@@ -83,7 +88,8 @@ export class RrtsServer {
     }
     if (config.metrics) await this.startMetrics();
     if (config.rpc) await this.startRpc(config.rpc.listen);
-    if (config.server.onInit) await this.runOnInit();
+    if (config.server.onInit && !this.stopped) await this.runOnInit();
+    if (this.stopped) return; // a stop came during the start (on_init, say): start nothing it would not stop
     if (config.http) await this.startHttp(config.http);
     if (config.status) await this.startStatus();
   }
@@ -187,6 +193,7 @@ export class RrtsServer {
     if (this.stopped) return;
     this.stopped = true;
     this.status?.shuttingDown();
+    this.onInitChild?.kill('SIGKILL'); // a one-shot command with no graceful stop: it must not outlive rrts
     for (const s of this.supervisors) s.stop();
     const deadline = Date.now() + graceMs;
     if (this.http) {
@@ -198,10 +205,24 @@ export class RrtsServer {
     await this.status?.stop();
   }
 
+  /**
+   * Forced exit (a second stop signal, or a stop that failed): SIGKILL every process rrts started (workers with
+   * their process groups, fork roots, masters and spares, on_init) and remove every socket file and directory it
+   * made, synchronously: the process exits right after.
+   */
+  forceStop(): void {
+    this.stopped = true;
+    for (const spawner of this.spawners) spawner.killAll?.();
+    this.onInitChild?.kill('SIGKILL');
+    killSpawnedChildren(); // whatever a spawner does not know of yet (a fork root still starting)
+    this.rpc?.removeSocketFile();
+  }
+
 
   private makePool(name: string, poolConfig: PoolConfig): WorkerPool {
     const log = this.logs.channel('server');
     const spawner = this.makeSpawner(name, poolConfig, log);
+    this.spawners.push(spawner);
     const pool = new WorkerPool(name, poolConfig, spawner, log);
     pool.observer = {
       workerStarted: (seconds) => {
@@ -248,6 +269,8 @@ export class RrtsServer {
       ...(this.onInitIdentity ?? {}),
     });
     const pid = child.pid ?? 0;
+    this.onInitChild = child;
+    child.once('exit', () => (this.onInitChild = null));
     if (child.stdout) logOutputLines(child.stdout, log, pid);
     if (child.stderr) logOutputLines(child.stderr, log, pid);
     const result = await new Promise<string | null>((resolve) => {
@@ -264,7 +287,7 @@ export class RrtsServer {
         resolve(code === 0 ? null : `exited with ${signal ?? `code ${code}`}`);
       });
     });
-    if (result === null) return;
+    if (result === null || this.stopped) return; // killed by a stop: not a failure of its own
     const message = `server.on_init command failed: ${result}`;
     if (onInit.exitOnError) throw new StartError(message);
     log.error(message);

@@ -40,12 +40,21 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
   const server = new RrtsServer(config, logs);
   const systemd = new SdNotifier(log, { watchdogSec: config.endure.watchdogSec });
   let stopping = false;
+  // Nothing may outlive rrts: every process it started is SIGKILLed and every socket file it made is removed.
+  const exitForced = (): never => {
+    try {
+      server.forceStop();
+    } catch (err) {
+      log.error(`forced exit: ${(err as Error).message}`);
+    }
+    removePidFile();
+    logs.flush();
+    process.exit(1);
+  };
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
       say('exit forced');
-      removePidFile();
-      logs.flush();
-      process.exit(1);
+      exitForced();
     }
     stopping = true;
     systemd.stopping();
@@ -58,9 +67,7 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
       },
       (err: Error) => {
         log.error(`error while stopping: ${err.message}`);
-        removePidFile();
-        logs.flush();
-        process.exit(1);
+        exitForced();
       },
     );
   };
@@ -105,6 +112,7 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
     removePidFile();
     die(`serve: ${(err as Error).message}`);
   }
+  if (stopping) return; // a stop signal came during the start: nothing was started after it
   systemd.ready();
   logStartupSummary(server, log, startedMs);
   say(`[INFO] rrts server started; version: ${RRTS_VERSION}`);

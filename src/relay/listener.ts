@@ -30,6 +30,8 @@ export class SocketRelayListener {
   private readonly waiting = new Map<number, Waiter>();
   private readonly unclaimed = new Map<number, { worker: AcceptedWorker; timer: NodeJS.Timeout }>();
   private readonly sockets = new Set<net.Socket>();
+  /** unix: the inode of the socket file we created, so it is the one we remove */
+  private socketInode: number | null = null;
   /** Decides whether a connection that answered with `pid` may join (fork mode checks peer credentials). */
   acceptPid: (pid: number, socket: net.Socket) => boolean = () => true;
   /**
@@ -50,6 +52,7 @@ export class SocketRelayListener {
     if (this.address.kind === 'unix') {
       removeStaleSocket(this.address.path);
       await listenOn(server, { path: this.address.path });
+      this.socketInode = fs.statSync(this.address.path).ino;
       fs.chmodSync(this.address.path, 0o600);
     } else {
       await listenOn(server, { host: this.address.host, port: this.address.port });
@@ -88,7 +91,18 @@ export class SocketRelayListener {
     }
     this.unclaimed.clear();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-    if (this.address.kind === 'unix') removeStaleSocket(this.address.path);
+    this.removeSocketFile();
+  }
+
+  /** unix: remove the socket file listen() created (synchronous: the forced exit calls it right before exiting). */
+  removeSocketFile(): void {
+    if (this.address.kind !== 'unix' || this.socketInode === null) return;
+    try {
+      if (fs.lstatSync(this.address.path).ino === this.socketInode) fs.unlinkSync(this.address.path);
+    } catch {
+      /* already gone */
+    }
+    this.socketInode = null;
   }
 
   private onConnection(socket: net.Socket): void {

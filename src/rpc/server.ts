@@ -133,14 +133,18 @@ export class RpcPlugin {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const s of this.sockets) s.destroy();
     await closed;
-    if (this.listenAddress.kind === 'unix' && this.socketInode !== null) {
-      try {
-        if (fs.statSync(this.listenAddress.path).ino === this.socketInode) fs.unlinkSync(this.listenAddress.path);
-      } catch {
-        /* already gone */
-      }
-      this.socketInode = null;
+    this.removeSocketFile();
+  }
+
+  /** unix: remove the socket file serve() created (synchronous: the forced exit calls it right before exiting). */
+  removeSocketFile(): void {
+    if (this.listenAddress.kind !== 'unix' || this.socketInode === null) return;
+    try {
+      if (fs.statSync(this.listenAddress.path).ino === this.socketInode) fs.unlinkSync(this.listenAddress.path);
+    } catch {
+      /* already gone */
     }
+    this.socketInode = null;
   }
 
   /** Run one call and build its response frame; never rejects (failures become error frames). */

@@ -58,6 +58,16 @@ class ChildHandle implements WorkerProcess {
     return this.stderrTail.trim();
   }
 
+  /** SIGKILL the worker and its process group (spawned detached, it leads one; unreaped, so its pid is still its). */
+  killGroup(): void {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    try {
+      process.kill(-this.pid, 'SIGKILL');
+    } catch {
+      this.signal('SIGKILL');
+    }
+  }
+
   signal(sig: NodeJS.Signals): boolean {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return false;
     try {
@@ -71,6 +81,8 @@ class ChildHandle implements WorkerProcess {
 export class ExecSpawner implements Spawner {
   readonly mode = 'exec' as const;
   private listener: SocketRelayListener | null = null;
+  /** workers spawned and not yet exited (the forced exit kills them) */
+  private readonly live = new Set<ChildHandle>();
 
   constructor(private opts: ExecSpawnerOptions) {}
 
@@ -107,6 +119,15 @@ export class ExecSpawner implements Spawner {
     this.listener = null;
   }
 
+  /**
+   * Forced exit, synchronous: SIGKILL every worker with its process group (what it started in the background), and
+   * remove the unix relay socket file.
+   */
+  killAll(): void {
+    for (const handle of this.live) handle.killGroup();
+    this.listener?.removeSocketFile();
+  }
+
   async spawnWorker(events: WorkerEvents): Promise<Worker> {
     const { command, env, cwd, log } = this.opts;
     const child = spawn(command[0]!, command.slice(1), {
@@ -118,6 +139,8 @@ export class ExecSpawner implements Spawner {
     });
     const pid = await childPid(child, command);
     const handle = new ChildHandle(child, pid, log);
+    this.live.add(handle);
+    void handle.exited.then(() => this.live.delete(handle));
     try {
       const relay = this.listener ? await this.socketHandshake(handle) : await this.pipeHandshake(handle);
       return new Worker(handle, relay, events, this.opts.streamTimeoutMs);

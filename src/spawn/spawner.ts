@@ -27,4 +27,9 @@ export interface Spawner {
   onMasterRestart?: (() => void) | null;
   /** Release everything the spawner owns (sockets, master). Workers are stopped by the pool before. */
   close(): Promise<void>;
+  /**
+   * Forced exit (a second stop signal): SIGKILL every process this spawner started and remove its socket files, all
+   * synchronously, as the process exits right after.
+   */
+  killAll?(): void;
 }

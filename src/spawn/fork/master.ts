@@ -412,7 +412,8 @@ export class ForkRoot {
     if (this.controlPath) fs.rmSync(this.controlPath, { force: true });
   }
 
-  private killGroup(): void {
+  /** SIGKILL the root and its process group: the masters it forked, their workers and spares (none change group). */
+  killGroup(): void {
     if (this.child?.pid && this.exitInfo === null) {
       try {
         process.kill(-this.child.pid, 'SIGKILL');

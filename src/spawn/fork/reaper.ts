@@ -19,6 +19,8 @@ const WNOHANG = posix.constants?.WNOHANG ?? 1;
 export class Reaper {
   readonly native: NativeAddon | null;
   private warned = false;
+  /** forked workers watched and not yet collected */
+  private readonly live = new Set<ForkedProcess>();
 
   constructor(private readonly log: Logger) {
     this.native = loadNative();
@@ -40,7 +42,15 @@ export class Reaper {
   watch(pid: number, master: ForkMaster): ForkedProcess {
     registerChild(pid); // if its master dies it is ours to reap, not the orphan reaper's
     const fd = this.openPidfd(pid);
-    return new ForkedProcess(pid, master, fd, this.native, this.log);
+    const proc = new ForkedProcess(pid, master, fd, this.native, this.log);
+    this.live.add(proc);
+    void proc.exited.then(() => this.live.delete(proc));
+    return proc;
+  }
+
+  /** Forced exit: SIGKILL every watched worker now (through its pidfd where there is one: no pid reuse). */
+  killAll(): void {
+    for (const proc of this.live) proc.signal('SIGKILL');
   }
 
   private openPidfd(pid: number): number | null {

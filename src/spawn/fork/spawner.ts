@@ -274,6 +274,18 @@ export class ForkSpawner implements Spawner {
     if (this.runtimeDir) fs.rmSync(this.runtimeDir, { recursive: true, force: true });
   }
 
+  /**
+   * Forced exit, synchronous: SIGKILL each root with its process group (its masters, their workers and spares), the
+   * masters whose root is gone, and every watched worker; remove the private directory and its sockets.
+   */
+  killAll(): void {
+    this.closed = true;
+    for (const root of [this.root, ...this.retiredRoots]) root?.killGroup();
+    for (const master of [this.master, ...this.retired]) master?.kill();
+    this.reaper.killAll();
+    if (this.runtimeDir) fs.rmSync(this.runtimeDir, { recursive: true, force: true });
+  }
+
   /** A new master from the current root; a fresh root first when there is none, it died, or it cannot share. */
   private async startMaster(): Promise<ForkMaster> {
     let root = this.root;
