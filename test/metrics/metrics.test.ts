@@ -370,7 +370,7 @@ describe('HttpMetrics', () => {
       assert.equal(value(samples, 'rr_http_request_duration_seconds_count', { status: '200' }), 2);
       // every request in +Inf; which smaller bucket depends on how long this process was descheduled meanwhile
       assert.equal(value(samples, 'rr_http_request_duration_seconds_bucket', { status: '200', le: '+Inf' }), 2);
-      const sum = value(samples, 'rr_http_request_duration_seconds_sum', { status: '200' });
+      const sum = value(samples, 'rr_http_request_duration_seconds_sum', { status: '200' }) ?? -1;
       assert.ok(sum >= 0 && sum < 30, `durations in seconds, not milliseconds: sum ${sum}`);
       assert.deepEqual(
         find(samples, 'rr_http_request_duration_seconds_bucket', { status: '500' }).map((s) => s.labels['le']),
