@@ -239,7 +239,13 @@ export class WorkerPool {
     if (failed || this.destroyed) {
       await Promise.all(fresh.map((w) => w.stop()));
       await rollback?.();
-      throw failed ? failed.reason : new PoolStoppedError();
+      if (!failed) throw new PoolStoppedError();
+      const reason = failed.reason as Error;
+      this.log.error(
+        { plugin: this.name, ready: fresh.length, wanted: this.target },
+        `${this.name}: reset failed, ${fresh.length} of ${this.target} new workers became ready; the old workers keep serving: ${reason.message}`,
+      );
+      throw reason;
     }
     this.generation = next;
     const old = [...this.workers];

@@ -227,4 +227,29 @@ describe('pool reset queue', () => {
     assert.equal(fake.renews, 1);
     await assert.rejects(pool.reset(), PoolStoppedError);
   });
+
+  test('a reset that fails logs how many new workers became ready, once, and the old ones keep serving', async () => {
+    const fake = fakeSpawner();
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, new Writable({ write(chunk: Buffer, _e, done) { lines.push(JSON.parse(chunk.toString())); done(); } }));
+    const pool = new WorkerPool('http', poolConfig({ numWorkers: 3 }), fake.spawner, log);
+    await pool.start();
+    const before = pool.list().map((w) => w.pid);
+    // the reset's second new worker cannot start
+    const spawn = fake.spawner.spawnWorker.bind(fake.spawner);
+    let calls = 0;
+    fake.spawner.spawnWorker = async (events) => {
+      if (++calls === 2) throw new WorkerError('worker 4242 exited before it was ready (exit code 1)', 'ERR_WORKER_BOOT');
+      return spawn(events);
+    };
+    const result = await outcome(pool.reset());
+    assert.ok(result.error instanceof WorkerError);
+    const failures = lines.filter((l) => String(l.msg).includes('reset failed'));
+    assert.equal(failures.length, 1, 'logged once');
+    assert.equal(failures[0]!.level, 50, 'at error level');
+    assert.match(String(failures[0]!.msg), /^http: reset failed, 2 of 3 new workers became ready; the old workers keep serving: worker 4242 exited before it was ready \(exit code 1\)$/);
+    assert.deepEqual(pool.list().map((w) => w.pid), before, 'the old workers still serve');
+    await pool.destroy(100);
+  });
 });
+
