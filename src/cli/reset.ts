@@ -6,6 +6,8 @@ import { connectFromConfig } from './rpc-client.js';
 
 /** A rolling reset waits for fresh workers to boot; give slow applications room. */
 const RESET_TIMEOUT_MS = 10 * 60_000;
+/** A reset still running after this says so, and again at each interval, so a slow one does not look hung. */
+export const PROGRESS_INTERVAL_MS = 2_000;
 
 export async function resetCommand(plugins: string[], globals: GlobalOptions): Promise<void> {
   const client = await connectFromConfig(globals);
@@ -19,12 +21,18 @@ export async function resetCommand(plugins: string[], globals: GlobalOptions): P
       names.map(async (name) => {
         say(`resetting plugin: [${name}]`);
         const started = performance.now();
+        const progress = setInterval(
+          () => say(`still resetting plugin: [${name}] after ${Math.round((performance.now() - started) / 1000)} s (fresh workers start, then the old ones finish their requests)`),
+          PROGRESS_INTERVAL_MS,
+        );
         try {
           await client.call('resetter.Reset', name, RESET_TIMEOUT_MS);
           say(`plugin reset: [${name}] in ${Math.round(performance.now() - started)} ms`);
         } catch (err) {
           failed = true;
           process.stderr.write(`plugin reset failed: [${name}]: ${(err as Error).message}\n`);
+        } finally {
+          clearInterval(progress);
         }
       }),
     );
