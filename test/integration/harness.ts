@@ -161,7 +161,7 @@ export async function startRrts(opts: StartOptions = {}): Promise<RrtsInstance> 
   fs.writeFileSync(file, stringify(config));
   const proc = spawn(process.execPath, [BIN, 'serve', '-c', file, ...(opts.args ?? [])], {
     cwd: dir,
-    env: { ...process.env, ...opts.env },
+    env: { ...process.env, RRTS_STRICT: '1', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const instance = new RrtsInstance(proc, dir, port, opts.mode === 'fork');

@@ -110,7 +110,7 @@ export async function serve(opts: ServeOptions): Promise<Served> {
   fs.writeFileSync(file, stringify(config));
   const bin = opts.readableCopy ? path.join(readableCopyOfRrts(), 'bin', 'rrts') : BIN;
   const argv = [...(opts.wrapper ?? []), process.execPath, bin, 'serve', '-c', file, ...(opts.args ?? [])];
-  const proc = spawn(argv[0]!, argv.slice(1), { cwd: dir, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(argv[0]!, argv.slice(1), { cwd: dir, env: { ...process.env, RRTS_STRICT: '1', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const served = new Served(proc, dir, port, file, (opts.wrapper ?? []).length > 0);
   if (opts.expectFailure) return served;
   try {
