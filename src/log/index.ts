@@ -240,11 +240,15 @@ export function logWorkerOutput(logger: Logger, pid: number, chunk: Buffer | str
 }
 
 /** Log every line a child writes on `stream` under its pid, whole however the reads cut it (WorkerOutputLines). */
-export function logOutputLines(stream: NodeJS.ReadableStream, logger: Logger, pid: number): void {
+export function logOutputLines(stream: NodeJS.ReadableStream, logger: Logger, pid: number): WorkerOutputLines {
   const lines = new WorkerOutputLines(logger, pid);
   stream.on('data', (chunk: Buffer) => lines.push(chunk));
   stream.once('end', () => lines.end());
+  return lines;
 }
+
+/** The last lines of a worker's output kept while it starts (for the one error that reports a failed start). */
+export const START_OUTPUT_LINES = 20;
 
 /** The longest line of a worker's output logged as one record: a longer one is cut into records of this size. */
 export const MAX_OUTPUT_LINE_BYTES = 1024 * 1024;
@@ -257,6 +261,8 @@ export const MAX_OUTPUT_LINE_BYTES = 1024 * 1024;
 export class WorkerOutputLines {
   private held: Buffer[] = [];
   private heldBytes = 0;
+  /** holdUntilReady(): whole lines kept instead of logged (the last START_OUTPUT_LINES), until release() or take(). */
+  private kept: string[] | null = null;
 
   constructor(
     private readonly logger: Logger,
@@ -283,6 +289,34 @@ export class WorkerOutputLines {
     if (this.heldBytes > 0) this.emit(Buffer.alloc(0));
   }
 
+  /**
+   * Keep the lines instead of logging them while the worker starts: a start that fails is then reported once, at
+   * error level, with its last lines (take()); a start that succeeds logs them as usual (release()).
+   */
+  holdUntilReady(): void {
+    this.kept ??= [];
+  }
+
+  /** The worker is ready: the lines kept so far are logged, and later ones as they come. */
+  release(): void {
+    const kept = this.kept ?? [];
+    this.kept = null;
+    for (const text of kept) this.logger.info({ pid: this.pid }, text);
+  }
+
+  /** The start failed: the lines kept so far, for its error (not logged); later ones are logged as they come. */
+  take(): string[] {
+    if (this.heldBytes > 0 && this.kept) this.emit(Buffer.alloc(0)); // a last line without its newline
+    const kept = this.kept ?? [];
+    this.kept = null;
+    return kept;
+  }
+
+  /** The lines kept so far, without ending the hold (for a message about a start still under way). */
+  get keptLines(): readonly string[] {
+    return this.kept ?? [];
+  }
+
   private emit(tail: Buffer): void {
     const line = this.heldBytes === 0 ? tail : Buffer.concat([...this.held, tail]);
     this.held = [];
@@ -290,7 +324,11 @@ export class WorkerOutputLines {
     for (let at = 0; at < line.length; at += this.maxLineBytes) {
       let text = line.subarray(at, at + this.maxLineBytes).toString('utf8');
       if (at + this.maxLineBytes >= line.length && text.endsWith('\r')) text = text.slice(0, -1);
-      if (text.length > 0) this.logger.info({ pid: this.pid }, text);
+      if (text.length === 0) continue;
+      if (this.kept) {
+        this.kept.push(text);
+        if (this.kept.length > START_OUTPUT_LINES) this.kept.shift();
+      } else this.logger.info({ pid: this.pid }, text);
     }
   }
 }

@@ -11,7 +11,7 @@ import { FrameRelay } from '../relay/relay.js';
 import { SocketRelayListener } from '../relay/listener.js';
 import { peerCheckUnavailableReason } from '../relay/peer-check.js';
 import { parseListenAddress } from '../address.js';
-import { logOutputLines } from '../log/index.js';
+import { logOutputLines, type WorkerOutputLines } from '../log/index.js';
 import { Worker, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo, type WorkerProcess } from '../worker/process.js';
 import type { Spawner, WorkerRecipe } from './spawner.js';
@@ -39,7 +39,8 @@ const STDOUT_CLOSED_EXIT_WAIT_MS = 1_000;
 /** A spawned child with the bookkeeping a boot error message needs. */
 class ChildHandle implements WorkerProcess {
   readonly exited: Promise<ExitInfo>;
-  private stderrTail = '';
+  /** stderr, held while the worker starts (see started() and failedOutput()) */
+  private readonly stderrLines: WorkerOutputLines | null = null;
 
   constructor(readonly child: ChildProcess, readonly pid: number, log: Logger) {
     this.exited = new Promise((resolve) => {
@@ -47,15 +48,22 @@ class ChildHandle implements WorkerProcess {
       else child.once('exit', (code, signal) => resolve({ code, signal }));
     });
     if (child.stderr) {
-      child.stderr.on('data', (chunk: Buffer) => {
-        this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
-      });
-      logOutputLines(child.stderr, log, pid);
+      this.stderrLines = logOutputLines(child.stderr, log, pid);
+      this.stderrLines.holdUntilReady();
     }
   }
 
+  /** What the worker wrote to stderr while starting, for the error of a start that fails (then no longer kept). */
   get stderr(): string {
-    return this.stderrTail.trim();
+    // several paths may build the boot error (the exit, a closed pipe): each gets the same lines
+    this.startOutput ??= (this.stderrLines?.take() ?? []).join('\n').slice(-STDERR_TAIL_BYTES);
+    return this.startOutput;
+  }
+  private startOutput: string | null = null;
+
+  /** The worker answered its handshake: what it wrote while starting is logged as its other output is. */
+  started(): void {
+    this.stderrLines?.release();
   }
 
   /** SIGKILL the worker and its process group (spawned detached, it leads one; unreaped, so its pid is still its). */
@@ -143,8 +151,10 @@ export class ExecSpawner implements Spawner {
     void handle.exited.then(() => this.live.delete(handle));
     try {
       const relay = this.listener ? await this.socketHandshake(handle) : await this.pipeHandshake(handle);
+      handle.started();
       return new Worker(handle, relay, events, this.opts.streamTimeoutMs);
     } catch (err) {
+      handle.started(); // an error that did not quote the start's output: log it rather than lose it
       handle.signal('SIGKILL');
       await handle.exited;
       throw err;

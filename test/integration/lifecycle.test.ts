@@ -39,6 +39,26 @@ describe('start-up failures', () => {
       assert.match(rr.stderr, /nonexistent\/worker\.php/);
     });
 
+    if (mode === 'exec') {
+      it('a worker that dies while starting is reported once, at error, with its exit code and stderr', async () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-dies-'));
+        try {
+          const script = path.join(dir, 'dies.php');
+          fs.writeFileSync(script, '<?php fwrite(STDERR, "line one\\nline two\\nPHP Fatal error: boom\\n"); exit(3);\n');
+          const rr = await startRrts({ mode, expectFailure: true, workers: 1, config: { server: { command: `php ${script}` } } });
+          const exit = await rr.exited;
+          await rr.stop();
+          assert.notEqual(exit.code, 0);
+          const lines = rr.logs().filter((l) => String(l.msg).includes('line one'));
+          assert.equal(lines.length, 1, `one record, not a record per stderr line: ${JSON.stringify(lines)}`);
+          assert.equal(lines[0]!.level, 'error');
+          assert.match(String(lines[0]!.msg), /exited before it was ready \(exit code 3\); its output: line one\nline two\nPHP Fatal error: boom/);
+        } finally {
+          fs.rmSync(dir, { recursive: true, force: true });
+        }
+      });
+    }
+
     it(`a missing relative worker script names the directory it was looked for in (${mode})`, async () => {
       const rr = await startRrts({ mode, expectFailure: true, config: { server: { command: 'php app/missing-worker.php' } } });
       const exit = await rr.exited;
