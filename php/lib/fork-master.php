@@ -216,6 +216,98 @@ final class MsgPack
     }
 }
 
+/**
+ * The control protocol's messages (docs/protocol.md §6), every one in both directions, in one place: the ops rrts
+ * sends, and a builder for each message this side sends. The Node mirror is src/spawn/fork/protocol.ts.
+ */
+final class Protocol
+{
+    // rrts -> root
+    public const GENERATION = 'generation';
+    // rrts -> master
+    public const FORK = 'fork';
+    public const REAP = 'reap';
+    // rrts -> root or master
+    public const PING = 'ping';
+
+    /** root and master -> rrts, once: the root adds root and warm, a master given --output adds output. */
+    public static function ready(?string $preload, int $resources, bool $opcache): array
+    {
+        return ['op' => 'ready', 'pid' => \getmypid(), 'php' => \PHP_VERSION, 'opcache' => $opcache, 'preload' => $preload, 'resources' => $resources];
+    }
+
+    /** master -> rrts: the first frame on its connection to the control socket. */
+    public static function hello(): array
+    {
+        return ['op' => 'hello', 'pid' => \getmypid()];
+    }
+
+    /** root -> rrts: the answer to a generation request (the id as it came, nil when there was none). */
+    public static function generation(mixed $id, int $pid): array
+    {
+        return ['op' => 'generation', 'id' => $id, 'pid' => $pid];
+    }
+
+    public static function generationFailed(mixed $id, string $error): array
+    {
+        return ['op' => 'generation_failed', 'id' => $id, 'error' => $error];
+    }
+
+    /** root -> rrts, unasked: a generation master exited; $status from pcntl_waitpid(). */
+    public static function exited(int $pid, int $status): array
+    {
+        return ['op' => 'exited', 'pid' => $pid] + self::exitStatus($status);
+    }
+
+    public static function rootPong(int $masters): array
+    {
+        return ['op' => 'pong', 'masters' => $masters];
+    }
+
+    /** master -> rrts: the answers to a fork request. */
+    public static function forked(int $pid): array
+    {
+        return ['op' => 'forked', 'pid' => $pid];
+    }
+
+    public static function forkFailed(string $error): array
+    {
+        return ['op' => 'fork_failed', 'error' => $error];
+    }
+
+    /** master -> rrts: the answer to a reap request; done false with no error: still running. */
+    public static function reaped(mixed $pid, bool $done = false, ?int $code = null, ?int $signal = null, ?string $error = null): array
+    {
+        return ['op' => 'reaped', 'pid' => $pid, 'done' => $done, 'code' => $code, 'signal' => $signal, 'error' => $error];
+    }
+
+    public static function masterPong(int $children, int $spares, int $memory): array
+    {
+        return ['op' => 'pong', 'children' => $children, 'spares' => $spares, 'memory' => $memory];
+    }
+
+    /** root and master -> rrts: a request with an op neither knows. */
+    public static function unknownOp(mixed $op): array
+    {
+        return ['op' => 'error', 'error' => 'unknown op ' . (\is_string($op) ? $op : \get_debug_type($op))];
+    }
+
+    /** A reply with the request's id when it had one (id second, as PHP's answers have always put it). */
+    public static function withIdOf(array $reply, array $request): array
+    {
+        return \array_key_exists('id', $request) ? ['op' => $reply['op'], 'id' => $request['id']] + $reply : $reply;
+    }
+
+    /** A waitpid() status as the messages carry it: {code: exit code | nil, signal: number | nil}. */
+    public static function exitStatus(int $status): array
+    {
+        return [
+            'code' => \pcntl_wifexited($status) ? \pcntl_wexitstatus($status) : null,
+            'signal' => \pcntl_wifsignaled($status) ? \pcntl_wtermsig($status) : null,
+        ];
+    }
+}
+
 /** libc through FFI: where the extension is loaded and allowed for the CLI (ffi.enable=preload, the default). */
 final class Libc
 {
@@ -624,10 +716,10 @@ final class Root
                 self::awaitMastersAndExit();
             }
             $op = $message['op'] ?? null;
-            if ($op === 'generation') {
+            if ($op === Protocol::GENERATION) {
                 $refused = self::opcacheProblem();
                 if ($refused !== null) {
-                    self::send($channel, ['op' => 'generation_failed', 'id' => $message['id'] ?? null, 'error' => $refused]);
+                    self::send($channel, Protocol::generationFailed($message['id'] ?? null, $refused));
                     continue;
                 }
                 $pid = \pcntl_fork();
@@ -640,20 +732,15 @@ final class Root
                 }
                 if ($pid < 0) {
                     $error = 'pcntl_fork: ' . \pcntl_strerror(\pcntl_get_last_error());
-                    self::send($channel, ['op' => 'generation_failed', 'id' => $message['id'] ?? null, 'error' => $error]);
+                    self::send($channel, Protocol::generationFailed($message['id'] ?? null, $error));
                     continue;
                 }
                 self::$masters[$pid] = true;
-                self::send($channel, ['op' => 'generation', 'id' => $message['id'] ?? null, 'pid' => $pid]);
+                self::send($channel, Protocol::generation($message['id'] ?? null, $pid));
                 continue;
             }
-            $reply = $op === 'ping'
-                ? ['op' => 'pong', 'masters' => \count(self::$masters)]
-                : ['op' => 'error', 'error' => 'unknown op ' . (\is_string($op) ? $op : \get_debug_type($op))];
-            if (\array_key_exists('id', $message)) {
-                $reply = ['op' => $reply['op'], 'id' => $message['id']] + $reply;
-            }
-            self::send($channel, $reply);
+            $reply = $op === Protocol::PING ? Protocol::rootPong(\count(self::$masters)) : Protocol::unknownOp($op);
+            self::send($channel, Protocol::withIdOf($reply, $message));
         }
     }
 
@@ -730,7 +817,7 @@ final class Root
                 continue;
             }
             unset(self::$masters[$pid]);
-            self::send($channel, ['op' => 'exited', 'pid' => $pid] + Master::exitStatus($status));
+            self::send($channel, Protocol::exited($pid, $status));
         }
     }
 
@@ -906,7 +993,7 @@ final class Master
         }
         self::$channel = Channel::connect((string) self::$control)
             ?? self::fail('cannot connect to the control socket ' . self::$control);
-        if (!self::$channel->send(['op' => 'hello', 'pid' => \getmypid()])) {
+        if (!self::$channel->send(Protocol::hello())) {
             exit(1);
         }
         self::revalidateOpcache();
@@ -982,7 +1069,7 @@ final class Master
     /** The ready message (the root adds root and warm). */
     public static function readyMessage(?string $preload, int $resources): array
     {
-        return ['op' => 'ready', 'pid' => \getmypid(), 'php' => \PHP_VERSION, 'opcache' => self::opcacheEnabled(), 'preload' => $preload, 'resources' => $resources];
+        return Protocol::ready($preload, $resources, self::opcacheEnabled());
     }
 
     /** The loop. Returns (the script's absolute path) only in a new child, ready to become the worker. */
@@ -1007,7 +1094,7 @@ final class Master
                     self::killChildrenAndExit();
                 }
                 $op = $message['op'] ?? null;
-                if ($op === 'fork') {
+                if ($op === Protocol::FORK) {
                     $env = self::fork($message);
                     if ($env !== null) {
                         self::prepareChild();
@@ -1017,9 +1104,9 @@ final class Master
                     continue;
                 }
                 self::answer(match ($op) {
-                    'reap' => self::reap($message['pid'] ?? null),
-                    'ping' => ['op' => 'pong', 'children' => \count(self::$children), 'spares' => \count(self::$spares), 'memory' => \memory_get_usage(true)],
-                    default => ['op' => 'error', 'error' => 'unknown op ' . (\is_string($op) ? $op : \get_debug_type($op))],
+                    Protocol::REAP => self::reap($message['pid'] ?? null),
+                    Protocol::PING => Protocol::masterPong(\count(self::$children), \count(self::$spares), \memory_get_usage(true)),
+                    default => Protocol::unknownOp($op),
                 }, $message);
             }
             self::sendAnswers();
@@ -1051,7 +1138,7 @@ final class Master
         $env = $message['env'] ?? [];
         $problem = self::checkEnv($env);
         if ($problem !== null) {
-            self::answer(['op' => 'fork_failed', 'error' => $problem], $message);
+            self::answer(Protocol::forkFailed($problem), $message);
 
             return null;
         }
@@ -1060,7 +1147,7 @@ final class Master
         $spare = self::takeSpare($env);
         if ($spare !== null) {
             self::$children[$spare] = true;
-            self::answer(['op' => 'forked', 'pid' => $spare], $message);
+            self::answer(Protocol::forked($spare), $message);
 
             return null;
         }
@@ -1070,12 +1157,12 @@ final class Master
         }
         if ($pid < 0) {
             $error = 'pcntl_fork: ' . \pcntl_strerror(\pcntl_get_last_error());
-            self::answer(['op' => 'fork_failed', 'error' => $error], $message);
+            self::answer(Protocol::forkFailed($error), $message);
 
             return null;
         }
         self::$children[$pid] = true;
-        self::answer(['op' => 'forked', 'pid' => $pid], $message);
+        self::answer(Protocol::forked($pid), $message);
 
         return null;
     }
@@ -1152,12 +1239,12 @@ final class Master
      */
     private static function rehearseFork(): void
     {
-        $request = MsgPack::encode(['op' => 'fork', 'id' => 1, 'env' => self::$lastEnv]);
+        $request = MsgPack::encode(['op' => Protocol::FORK, 'id' => 1, 'env' => self::$lastEnv]);
         $message = MsgPack::decode($request);
         $env = $message['env'] ?? [];
         self::checkEnv($env);
         \pack('V', $env === self::$lastEnv ? 0 : \strlen(MsgPack::encode($env))); // Spare::handOver()
-        MsgPack::encode(['op' => 'forked', 'id' => 1, 'pid' => \getmypid()]);
+        MsgPack::encode(Protocol::withIdOf(Protocol::forked(\getmypid()), ['id' => 1]));
     }
 
     /**
@@ -1209,39 +1296,26 @@ final class Master
 
     private static function reap(mixed $pid): array
     {
-        $answer = ['op' => 'reaped', 'pid' => $pid, 'done' => false, 'code' => null, 'signal' => null, 'error' => null];
         if (!\is_int($pid) || !isset(self::$children[$pid])) {
-            $answer['error'] = 'not my child: ' . \var_export($pid, true);
-
-            return $answer;
+            return Protocol::reaped($pid, error: 'not my child: ' . \var_export($pid, true));
         }
         $status = 0;
         $result = \pcntl_waitpid($pid, $status, \WNOHANG);
         if ($result === 0) {
-            return $answer; // still running
+            return Protocol::reaped($pid); // still running
         }
         if ($result < 0) {
             $errno = \pcntl_get_last_error();
             if ($errno === \PCNTL_ECHILD) {
                 unset(self::$children[$pid]); // someone else reaped it (SIGCHLD ignored?): it is gone either way
             }
-            $answer['error'] = 'pcntl_waitpid: ' . \pcntl_strerror($errno);
 
-            return $answer;
+            return Protocol::reaped($pid, error: 'pcntl_waitpid: ' . \pcntl_strerror($errno));
         }
         unset(self::$children[$pid]);
-        $answer['done'] = true;
+        ['code' => $code, 'signal' => $signal] = Protocol::exitStatus($status);
 
-        return \array_replace($answer, self::exitStatus($status));
-    }
-
-    /** A waitpid() status as the control messages carry it: {code: exit code | nil, signal: number | nil}. */
-    public static function exitStatus(int $status): array
-    {
-        return [
-            'code' => \pcntl_wifexited($status) ? \pcntl_wexitstatus($status) : null,
-            'signal' => \pcntl_wifsignaled($status) ? \pcntl_wtermsig($status) : null,
-        ];
+        return Protocol::reaped($pid, true, $code, $signal);
     }
 
     /** rrts is gone: no worker may outlive it. */
@@ -1263,10 +1337,7 @@ final class Master
     /** Queue a reply, with the request's id when it had one; sendAnswers() writes it. */
     private static function answer(array $reply, array $request = []): void
     {
-        if (\array_key_exists('id', $request)) {
-            $reply = ['op' => $reply['op'], 'id' => $request['id']] + $reply;
-        }
-        self::$answers[] = $reply;
+        self::$answers[] = Protocol::withIdOf($reply, $request);
     }
 
     /** Write the queued replies in one go (after the messages read together); a closed channel means rrts is gone. */

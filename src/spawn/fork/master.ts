@@ -1,8 +1,8 @@
 // The PHP side of fork mode (php/master.php). A root, started once per pool (and again after a reload), never loads
 // the app: it forks one generation master per start or reset, and they all share its opcache segment. A generation
 // master preloads the app and forks workers on request. We talk to the root over its fd 3 and to each master over a
-// connection it makes to our private control socket, with goridge frames carrying msgpack maps (the protocol is in
-// master.php's header and docs/protocol.md §6).
+// connection it makes to our private control socket (control-channel.ts; the messages are in protocol.ts and
+// docs/protocol.md §6).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -10,9 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { Packr } from 'msgpackr';
-import { encodeFrame, FrameDecoder } from '../../goridge/frame.js';
-import { Flag } from '../../goridge/flags.js';
+import { FrameDecoder } from '../../goridge/frame.js';
 import { WorkerError } from '../../errors.js';
 import { logOutputLines } from '../../log/index.js';
 import type { PhpCommand } from '../../config/php-command.js';
@@ -23,10 +21,10 @@ import { procStat } from '../../system/proc.js';
 import { onFirstFrames } from '../../relay/first-frames.js';
 import type { Identity } from '../../system/users.js';
 import { settlesWithin, delay } from '../../time.js';
+import { ControlChannel, packr } from './control-channel.js';
+import { decodeHello, decodeMasterMessage, decodeRootMessage, type HelloMessage, type MasterMessage, type MasterRequest, type ReadyMessage, type RootMessage } from './protocol.js';
 
 export const MASTER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../php/master.php');
-
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 export interface MasterOptions {
   command: PhpCommand;
@@ -44,17 +42,8 @@ export interface MasterOptions {
   outputSocket?: string | null;
 }
 
-export interface ReadyInfo {
-  pid: number;
-  php: string;
-  opcache: boolean;
-  preload: string | null;
-  resources: number;
-  /** the root only: a reset may share its opcache (opcache_get_status() answers, so changed files are found) */
-  warm?: boolean;
-  /** a master given an output socket: its children connect their own stdout and stderr (true), or why they cannot */
-  output?: boolean | string;
-}
+/** What a root or master reports once it is up (docs/protocol.md §6.3, §6.4). */
+export type ReadyInfo = ReadyMessage;
 
 export interface ReapResult {
   done: boolean;
@@ -63,119 +52,9 @@ export interface ReapResult {
   error: string | null;
 }
 
-type Message = Record<string, unknown> & { op: string };
-
-interface Pending {
-  resolve(msg: Message): void;
-  reject(err: Error): void;
-}
-
-const REQUEST_TIMEOUT_MS = 10_000;
-
-/** One control connection: frames in and out, requests matched to answers, everything else to onMessage. */
-export class ControlChannel {
-  private readonly pending = new Map<string, Pending>();
-  private nextId = 1;
-  private closedError: Error | null = null;
-  private corked = false;
-
-  constructor(
-    private readonly stream: Duplex,
-    private readonly decoder: FrameDecoder,
-    private readonly describe: () => string,
-    private readonly onMessage: (msg: Message) => void,
-    private readonly onBroken: (why: string) => void,
-    private readonly log: Logger,
-  ) {
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.on('error', () => undefined);
-  }
-
-  /** Frames that came in with the first one (read before this channel existed). */
-  deliver(frames: Array<{ payload: Buffer }>): void {
-    for (const frame of frames) this.onFrame(frame.payload);
-  }
-
-  request(msg: Message, key?: string): Promise<Message> {
-    if (this.closedError || this.stream.destroyed) {
-      return Promise.reject(this.closedError ?? new WorkerError(`${this.describe()} is not running`, 'ERR_MASTER_GONE'));
-    }
-    const id = this.nextId++;
-    const pendingKey = key ?? `id:${id}`;
-    return new Promise<Message>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(pendingKey);
-        reject(new WorkerError(`${this.describe()} did not answer '${msg.op}' in time`, 'ERR_MASTER_TIMEOUT'));
-      }, REQUEST_TIMEOUT_MS);
-      this.pending.set(pendingKey, {
-        resolve: (m) => {
-          clearTimeout(timer);
-          resolve(m);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.corkUntilNextTick();
-      this.stream.write(encodeFrame({ flags: Flag.CODEC_MSGPACK, payload: packr.pack({ ...msg, id }) as Buffer }));
-    });
-  }
-
-  /**
-   * Requests made in the same tick (the forks of a pool start or a reset) go out in one write, so the master reads
-   * them as one burst and forks them back to back (php/master.php).
-   */
-  private corkUntilNextTick(): void {
-    if (this.corked) return;
-    this.corked = true;
-    this.stream.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      this.stream.uncork();
-    });
-  }
-
-  /** Every request still waiting fails with this error, and so does every later one. */
-  fail(err: Error): void {
-    this.closedError ??= err;
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
-  }
-
-  close(): void {
-    this.stream.end();
-    this.stream.destroy();
-  }
-
-  private onData(chunk: Buffer): void {
-    let frames;
-    try {
-      frames = this.decoder.push(chunk);
-    } catch (err) {
-      this.onBroken(`broke the control protocol: ${(err as Error).message}`);
-      return;
-    }
-    for (const frame of frames) this.onFrame(frame.payload);
-  }
-
-  private onFrame(payload: Buffer): void {
-    let msg: Message;
-    try {
-      msg = packr.unpack(payload) as Message;
-    } catch (err) {
-      this.log.error(`unreadable message from ${this.describe()}: ${(err as Error).message}`);
-      return;
-    }
-    const key = msg.op === 'reaped' ? `reap:${String(msg.pid)}` : msg.id !== undefined ? `id:${String(msg.id)}` : null;
-    const pending = key === null ? undefined : this.pending.get(key);
-    if (!pending) {
-      this.onMessage(msg);
-      return;
-    }
-    this.pending.delete(key!);
-    pending.resolve(msg);
-  }
+/** Why a root or master answered a request with something other than success: its error text, or the op. */
+function refusal(reply: RootMessage | MasterMessage): string {
+  return 'error' in reply && typeof reply.error === 'string' ? reply.error : reply.op;
 }
 
 let controlSockets = 0;
@@ -186,7 +65,7 @@ let controlSockets = 0;
  */
 export class ForkRoot {
   private child: ChildProcess | null = null;
-  private channel: ControlChannel | null = null;
+  private channel: ControlChannel<RootMessage> | null = null;
   private server: net.Server | null = null;
   private controlPath = '';
   /** the last 4 KiB of the root's output (and so of its masters' start-ups): since the last generation started */
@@ -264,6 +143,7 @@ export class ForkRoot {
       child.stdio[3] as Duplex,
       new FrameDecoder({ maxPayload: 1024 * 1024 }),
       () => `the fork root ${pid}`,
+      decodeRootMessage,
       (msg) => this.onMessage(msg),
       (why) => {
         log.error({ pid }, `the fork root ${why}`);
@@ -286,8 +166,8 @@ export class ForkRoot {
   async startMaster(): Promise<ForkMaster> {
     this.stderrTail = ''; // an error of this master quotes its own output, not the warm-up's (the same preload)
     const reply = await this.channel!.request({ op: 'generation' });
-    if (reply.op !== 'generation' || typeof reply.pid !== 'number') {
-      throw new WorkerError(`the fork root ${this.pid} did not start a master: ${String(reply.error ?? reply.op)}`, 'ERR_MASTER_REFUSED');
+    if (reply.op !== 'generation') {
+      throw new WorkerError(`the fork root ${this.pid} did not start a master: ${refusal(reply)}`, 'ERR_MASTER_REFUSED');
     }
     const master = new ForkMaster(reply.pid, this, this.opts);
     this.masters.set(reply.pid, master);
@@ -354,16 +234,23 @@ export class ForkRoot {
     };
     onFirstFrames(socket, decoder, this.opts.readyTimeoutMs, 'no hello in time', (frames) => {
       socket.pause(); // until a master takes it: nothing it sends next may be lost
-      let hello: Message;
+      let raw: unknown;
       try {
-        hello = packr.unpack(frames[0]!.payload) as Message;
+        raw = packr.unpack(frames[0]!.payload);
       } catch {
         drop('unreadable hello');
         return;
       }
-      const pid = typeof hello.pid === 'number' ? hello.pid : 0;
-      if (hello.op !== 'hello' || !peerPidIs(socket, pid) || procStat(pid)?.ppid !== this.pid) {
-        drop(`pid ${String(hello.pid)} is not a fork master this root started`);
+      let hello: HelloMessage;
+      try {
+        hello = decodeHello(raw);
+      } catch (err) {
+        drop((err as Error).message);
+        return;
+      }
+      const pid = hello.pid;
+      if (!peerPidIs(socket, pid) || procStat(pid)?.ppid !== this.pid) {
+        drop(`pid ${pid} is not a fork master this root started`);
         return;
       }
       const master = this.masters.get(pid);
@@ -379,16 +266,16 @@ export class ForkRoot {
     socket.on('error', () => socket.destroy());
   }
 
-  private onMessage(msg: Message): void {
+  private onMessage(msg: RootMessage): void {
     if (msg.op === 'ready') {
-      this.onReady?.(msg as unknown as ReadyInfo);
+      this.onReady?.(msg);
       this.onReady = null;
-    } else if (msg.op === 'exited' && typeof msg.pid === 'number') {
+    } else if (msg.op === 'exited') {
       const master = this.masters.get(msg.pid);
       this.masters.delete(msg.pid);
-      master?.gone({ code: typeof msg.code === 'number' ? msg.code : null, signal: typeof msg.signal === 'number' ? signalName(msg.signal) : null });
+      master?.gone({ code: msg.code, signal: msg.signal === null ? null : signalName(msg.signal) });
     } else if (msg.op === 'error') {
-      this.opts.log.error({ pid: this.pid }, `fork root: ${String(msg.error)}`);
+      this.opts.log.error({ pid: this.pid }, `fork root: ${msg.error}`);
     }
   }
 
@@ -425,7 +312,7 @@ export class ForkRoot {
 
 /** A generation master: forked by the root, it preloads the app and forks the workers. */
 export class ForkMaster {
-  private channel: ControlChannel | null = null;
+  private channel: ControlChannel<MasterMessage> | null = null;
   private onReady: ((info: ReadyInfo) => void) | null = null;
   private readonly ready: Promise<ReadyInfo>;
   private resolveExit!: (exit: ExitInfo) => void;
@@ -471,6 +358,7 @@ export class ForkMaster {
       socket,
       decoder,
       () => `the fork master ${this.pid}`,
+      decodeMasterMessage,
       (msg) => this.onMessage(msg),
       (why) => {
         this.opts.log.error({ pid: this.pid }, `the fork master ${why}`);
@@ -486,7 +374,7 @@ export class ForkMaster {
   /** Ask for a worker; resolves with the child's pid. */
   async fork(env: Record<string, string>): Promise<number> {
     const reply = await this.request({ op: 'fork', env });
-    if (reply.op !== 'forked' || typeof reply.pid !== 'number') throw new WorkerError(`the fork master ${this.pid} could not fork: ${String(reply.error ?? reply.op)}`, 'ERR_FORK');
+    if (reply.op !== 'forked') throw new WorkerError(`the fork master ${this.pid} could not fork: ${refusal(reply)}`, 'ERR_FORK');
     this.children.add(reply.pid);
     return reply.pid;
   }
@@ -494,14 +382,9 @@ export class ForkMaster {
   /** Ask the master to waitpid(pid, WNOHANG) a child of its own. */
   async reap(pid: number): Promise<ReapResult> {
     const reply = await this.request({ op: 'reap', pid }, `reap:${pid}`);
-    const done = reply.done === true;
-    if (done) this.children.delete(pid);
-    return {
-      done,
-      code: typeof reply.code === 'number' ? reply.code : null,
-      signal: typeof reply.signal === 'number' ? reply.signal : null,
-      error: typeof reply.error === 'string' ? reply.error : null,
-    };
+    if (reply.op !== 'reaped') return { done: false, code: null, signal: null, error: refusal(reply) };
+    if (reply.done) this.children.delete(pid);
+    return { done: reply.done, code: reply.code, signal: reply.signal, error: reply.error };
   }
 
   /** Close the control channel: the master kills the children it still has and exits. SIGKILL if it lingers. */
@@ -541,17 +424,17 @@ export class ForkMaster {
     if (this.channel === null) this.gone({ code: null, signal: null });
   }
 
-  private request(msg: Message, key?: string): Promise<Message> {
+  private request(msg: MasterRequest, key?: string): Promise<MasterMessage> {
     if (!this.alive || !this.channel) return Promise.reject(new WorkerError(`the fork master ${this.pid} is not running`, 'ERR_MASTER_GONE'));
     return this.channel.request(msg, key);
   }
 
-  private onMessage(msg: Message): void {
+  private onMessage(msg: MasterMessage): void {
     if (msg.op === 'ready') {
-      this.onReady?.(msg as unknown as ReadyInfo);
+      this.onReady?.(msg);
       this.onReady = null;
     } else if (msg.op === 'error') {
-      this.opts.log.error({ pid: this.pid }, `fork master: ${String(msg.error)}`);
+      this.opts.log.error({ pid: this.pid }, `fork master: ${msg.error}`);
     }
   }
 
