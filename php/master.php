@@ -96,9 +96,9 @@ declare(strict_types=1);
 
 namespace Rrts\Master;
 
-// The classes live in lib/fork-master.php. With opcache on, a short-lived child compiles them into the opcache
-// first, so this process (the root every master and worker is forked from) never holds the compiler's scratch
-// memory: freed but touched, those heap pages would be copied by every master that writes there (~700 KiB).
+// The classes live in lib/Fork/ (required by lib/fork-master.php). With opcache on, a short-lived child compiles them
+// into the opcache first, so this process (the root every master and worker is forked from) never holds the
+// compiler's scratch memory: freed but touched, those heap pages would be copied by every master that writes there.
 (static function (string $classes): void {
     if (!\function_exists('opcache_compile_file') || !\function_exists('pcntl_fork')
         || !\filter_var(\ini_get('opcache.enable_cli'), \FILTER_VALIDATE_BOOL) || @\opcache_is_script_cached($classes)) {
@@ -106,7 +106,7 @@ namespace Rrts\Master;
     }
     $pid = \pcntl_fork();
     if ($pid === 0) {
-        @\opcache_compile_file($classes); // restricted or full: the require below compiles it here instead
+        require $classes; // compiles every file it requires into the shared opcache (where it is not full)
         exit(0);
     }
     if ($pid > 0) {
@@ -117,13 +117,13 @@ require __DIR__ . '/lib/fork-master.php';
 
 // The top level stays free of variables: whatever is defined here would be a global of the preload and the script.
 Master::start($_SERVER['argv']);
-if (Master::isRoot()) {
-    Master::runRoot();
+if (Master::role() === Role::Root) {
+    Master::runRoot(); // returns only in a new generation master or the opcache filler
 }
 if (Master::preloadPath() !== null) {
-    require Master::preloadPath();
+    require Master::preloadPath(); // at the top level: its variables are globals, as in `php <preload>`
 }
-Master::announceReady();
-require Master::serve();
+Master::announceReady(); // the opcache filler dies here
+require Master::serve(); // returns only in a new worker: its script, required at the top level
 FastExit::arm();
 exit(0);
