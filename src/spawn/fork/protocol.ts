@@ -271,6 +271,11 @@ export function decodeHello(raw: unknown): HelloMessage {
   return { op: 'hello', pid: f.int('pid') };
 }
 
+/** Why a root or master answered a request with something other than success: its error text, or the op. */
+export function failureText(reply: RootMessage | MasterMessage): string {
+  return 'error' in reply && typeof reply.error === 'string' ? reply.error : reply.op;
+}
+
 /**
  * The key a raw answer is matched to its request by: `reaped` by the child's pid (rrts may ask twice for one pid),
  * everything else by id; null for an event. Read before the message is checked, so a malformed answer still fails
