@@ -5,8 +5,8 @@ declare(strict_types=1);
 namespace Rrts\Master;
 
 /**
- * What a new child does to itself before it becomes `php <script> <args>` (the child steps of docs/fork-mode.md
- * §How it works): a direct fork right away, a spare before it parks and when it is woken.
+ * What a new child does to itself before it becomes `php <script> <args>` (the child steps, docs/fork-mode.md §2.2):
+ * a direct fork right away, a spare before it parks and when it is woken.
  */
 final class Child
 {

@@ -5,12 +5,10 @@ declare(strict_types=1);
 namespace Rrts\Master;
 
 /**
- * A worker's exit without PHP's module shutdown. PHP ends a process by freeing its runtime tables (functions,
- * classes, the PCRE cache, extensions' globals) one block at a time: in a forked worker each of those pages is still
- * shared with the master, so freeing it copies it first. That took ~50 ms of CPU and ~1,500 page faults (~6 MiB
- * copied only to be freed) per worker exit here, against ~20 ms and ~700 faults without the module shutdown.
+ * A worker's exit without PHP's module shutdown, whose freeing of the runtime tables would copy every page a forked
+ * worker still shares with the master only to free it (docs/fork-mode.md §2, item 8, has the cost).
  *
- * So a worker opens a stream of this wrapper before its script runs: PHP closes resources newest first, after the
+ * A worker opens a stream of this wrapper before its script runs: PHP closes resources newest first, after the
  * shutdown functions, the destructors, the output buffers, the extensions' request shutdown (sessions are written)
  * and freeing the objects, so this one closes after every resource the script opened. If the script returned (an
  * exit() in it or an uncaught error keeps PHP's own exit and its status), no shutdown function called exit() and

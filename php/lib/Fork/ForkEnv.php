@@ -5,7 +5,7 @@ declare(strict_types=1);
 namespace Rrts\Master;
 
 /**
- * A fork request's env in this process (child step 4, docs/fork-mode.md §How it works): $_SERVER, $_ENV and
+ * A fork request's env in this process (child step 4, docs/fork-mode.md §2.2): $_SERVER, $_ENV and
  * putenv(). The master applies each request's before it forks, so its children inherit it (a pool's env does not
  * change: after the first fork nothing is written); a spare woken with another env than it expected applies the
  * difference.

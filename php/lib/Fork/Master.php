@@ -11,7 +11,7 @@ final class Master
     private const MAX_BURST = 64;
     /**
      * Spares are refilled once no fork was asked for this long (us): not while the worker that just took one is
-     * starting, nor within a burst of fork requests (docs/fork-mode.md §Spares). Other messages (reap, ping) do not
+     * starting, nor within a burst of fork requests (docs/fork-mode.md §5). Other messages (reap, ping) do not
      * put it off: workers that exit often would never leave the channel quiet that long.
      */
     private const SPARE_REFILL_IDLE_US = 20_000;
@@ -204,7 +204,7 @@ final class Master
      * The next message (waiting for it), then every one that is already there, in order; null for EOF (last).
      * A burst of fork requests (a pool start, a reset) is read and decoded before the first fork, and answered
      * after the last (see answer()): each fork then follows the previous one with nothing in between that writes
-     * to pages the children share. In a reset of 16 each answer took ~20 copy-on-write faults in the master.
+     * to pages the children share (docs/protocol.md §6.5, docs/fork-mode.md §2.3).
      *
      * @return non-empty-list<array<mixed>|null>
      */
@@ -388,7 +388,7 @@ final class Master
         self::$spareCount = 0;
     }
 
-    /** Child steps 0-3 (docs/fork-mode.md §How it works), and the stream of its exit (FastExit). */
+    /** Child steps 0-3 (docs/fork-mode.md §2.2), and the stream of its exit (FastExit). */
     private static function prepareChild(): void
     {
         Output::attach(); // first: whatever the child writes from now on is logged under its own pid

@@ -21,7 +21,7 @@ final class Output
     private static ?\FFI $libc = null;
     /** the socket's address (kept: $addressPointer points into it) */
     private static ?\FFI\CData $address = null;
-    /** made in the master: FFI::addr() in each child cost it 3-4 page faults more here */
+    /** made in the master: FFI::addr() in each child would cost it page faults (docs/fork-mode.md §2.3) */
     private static ?\FFI\CData $addressPointer = null;
     private static int $addressLength = 0;
 

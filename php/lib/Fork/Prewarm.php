@@ -6,7 +6,7 @@ namespace Rrts\Master;
 
 /**
  * The start-up tricks: work done ahead, in the root or the master or a parked spare, so a worker's start does not
- * do it (the numbers behind each are in docs/fork-mode.md §Start-up work done ahead).
+ * do it (the numbers behind each are in docs/fork-mode.md §2.3).
  */
 final class Prewarm
 {
