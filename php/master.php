@@ -34,13 +34,13 @@ require __DIR__ . '/lib/fork-master.php';
 
 // The top level stays free of variables: whatever is defined here would be a global of the preload and the script.
 Master::start($_SERVER['argv']);
-if (Master::role() === Role::Root) {
-    Master::runRoot(); // returns only in a new generation master or the opcache filler
+if (Master::current()->role() === Role::Root) {
+    Master::current()->runRoot(); // returns only in a new generation master or the opcache filler
 }
-if (Master::preloadPath() !== null) {
-    require Master::preloadPath(); // at the top level: its variables are globals, as in `php <preload>`
+if (Master::current()->preloadPath() !== null) {
+    require Master::current()->preloadPath(); // at the top level: its variables are globals, as in `php <preload>`
 }
-Master::announceReady(); // the opcache filler dies here
-require Master::serve(); // returns only in a new worker: its script, required at the top level
+Master::current()->announceReady(); // the opcache filler dies here
+require Master::current()->serve(); // returns only in a new worker: its script, required at the top level
 FastExit::arm();
 exit(0);

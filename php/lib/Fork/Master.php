@@ -4,7 +4,11 @@ declare(strict_types=1);
 
 namespace Rrts\Master;
 
-/** The master's state and loop; serve() returns only in a freshly forked child, with the script to require. */
+/**
+ * A master (the root starts as one too, and hands over to Root): its state and loop. serve() returns only in a
+ * freshly forked child, with the script to require. One per process (current()): php/master.php's top level holds
+ * no variables, since they would be globals of the preload and the script.
+ */
 final class Master
 {
     /** the most messages read ahead before the first is handled (see receiveWaiting()) */
@@ -20,85 +24,96 @@ final class Master
     /** what `ps` shows for the root */
     public const ROOT_TITLE = 'rrts: fork root';
 
-    private static Options $options;
-    private static Role $role;
-    private static Channel $channel;
+    private Role $role;
+    private Channel $channel;
     /** @var list<array<string, mixed>> replies not yet sent (see answer()) */
-    private static array $answers = [];
+    private array $answers = [];
     /** whether the cycle collector was on after the preload: the master turns it off, its children back on */
-    private static bool $gcEnabled = true;
+    private bool $gcEnabled = true;
     /** hrtime() of the last fork request (of the ready message until the first) */
-    private static int $lastForkAt = 0;
+    private int $lastForkAt = 0;
     /** @var array<int, true> pids forked and not yet reaped */
-    private static array $children = [];
+    private array $children = [];
     /** how many spares to keep parked: --spares, 0 once parking one failed */
-    private static int $spareCount = 0;
+    private int $spareCount = 0;
     /** the master's command line, args joined by spaces ('' when /proc is not there: then titles stay as they are) */
-    private static string $title = '';
+    private string $title = '';
     /** @var list<Spare> parked, oldest first */
-    private static array $spares = [];
+    private array $spares = [];
     /**
      * @var array<string, string> the env of the last fork request, as it came (a spare forked after it expects it:
      * Spare::handOver() compares a request's env to it with ===, which ForkEnv's key order may not match)
      */
-    private static array $lastEnv = [];
+    private array $lastEnv = [];
     /** the fork env this process applied (see ForkEnv) */
-    private static ForkEnv $forkEnv;
+    private ForkEnv $forkEnv;
     /** @var array<string, string|false> opcache settings a generation master changed for its preload */
-    private static array $savedIni = [];
+    private array $savedIni = [];
+    /** with --output and FFI: what each child connects its stdout and stderr with */
+    private ?Output $output = null;
+
+    private static self $current;
 
     /** Parse the arguments, check the files, open the channel; exit 1 on any problem. */
     public static function start(array $argv): void
     {
-        $options = Options::parse($argv);
-        self::$options = $options;
-        self::$role = $options->root ? Role::Root : Role::Master;
-        self::$spareCount = $options->spares;
-        self::$forkEnv = new ForkEnv();
-        self::$channel = Channel::open() ?? self::fail('no control channel on file descriptor 3 (rrts starts this)');
-        self::$title = \str_replace("\0", ' ', \rtrim((string) @\file_get_contents('/proc/self/cmdline'), "\0"));
+        self::$current = new self(Options::parse($argv));
+    }
+
+    public static function current(): self
+    {
+        return self::$current;
+    }
+
+    private function __construct(private readonly Options $options)
+    {
+        $this->role = $options->root ? Role::Root : Role::Master;
+        $this->spareCount = $options->spares;
+        $this->forkEnv = new ForkEnv();
+        $this->channel = Channel::open() ?? self::fail('no control channel on file descriptor 3 (rrts starts this)');
+        $this->title = \str_replace("\0", ' ', \rtrim((string) @\file_get_contents('/proc/self/cmdline'), "\0"));
         if ($options->root) {
             // the masters (and their workers) show the command line without the root's arguments
-            self::$title = \str_replace($options->rootArguments(), '', self::$title);
-            self::setTitle(self::ROOT_TITLE . ': ' . self::$title);
+            $this->title = \str_replace($options->rootArguments(), '', $this->title);
+            $this->setTitle(self::ROOT_TITLE . ': ' . $this->title);
         }
     }
 
-    public static function setTitle(string $title): void
+    private function setTitle(string $title): void
     {
-        if (self::$title !== '') {
+        if ($this->title !== '') {
             @\cli_set_process_title($title);
         }
     }
 
     /** Absolute path of the preload to require, or null. */
-    public static function preloadPath(): ?string
+    public function preloadPath(): ?string
     {
-        return self::$options->preloadPath;
+        return $this->options->preloadPath;
     }
 
-    public static function role(): Role
+    public function role(): Role
     {
-        return self::$role;
+        return $this->role;
     }
 
     /**
      * The root's life (Root). Returns only in a new child of it: a generation master, connected to rrts' control
      * socket and ready for its preload, or the opcache filler.
      */
-    public static function runRoot(): void
+    public function runRoot(): void
     {
-        self::$role = Root::run(self::$channel, self::$options->preloadPath !== null && self::opcacheEnabled());
-        self::setTitle(self::$title);
-        if (self::$role === Role::OpcacheFiller) {
+        $this->role = Root::run($this->channel, $this->options->preloadPath !== null && self::opcacheEnabled());
+        $this->setTitle($this->title);
+        if ($this->role === Role::OpcacheFiller) {
             return;
         }
-        self::$channel = Channel::connect((string) self::$options->control)
-            ?? self::fail('cannot connect to the control socket ' . self::$options->control);
-        if (!self::$channel->send(Protocol::hello())) {
+        $this->channel = Channel::connect((string) $this->options->control)
+            ?? self::fail('cannot connect to the control socket ' . $this->options->control);
+        if (!$this->channel->send(Protocol::hello())) {
             exit(1);
         }
-        self::revalidateOpcache();
+        $this->revalidateOpcache();
     }
 
     /**
@@ -107,13 +122,13 @@ final class Master
      * includes (validate_timestamps on, revalidate_freq 0, no file_update_protection: the shared process start
      * time opcache compares against is the root's). announceReady() puts the user's settings back.
      */
-    private static function revalidateOpcache(): void
+    private function revalidateOpcache(): void
     {
         if (!self::opcacheEnabled()) {
             return;
         }
         foreach (['opcache.validate_timestamps' => '1', 'opcache.revalidate_freq' => '0', 'opcache.file_update_protection' => '0'] as $name => $value) {
-            self::$savedIni[$name] = \ini_get($name);
+            $this->savedIni[$name] = \ini_get($name);
             @\ini_set($name, $value);
         }
         $status = @\opcache_get_status(true);
@@ -122,35 +137,40 @@ final class Master
         }
     }
 
-    public static function announceReady(): void
+    public function announceReady(): void
     {
-        if (self::$role === Role::OpcacheFiller) {
+        if ($this->role === Role::OpcacheFiller) {
             Prewarm::endOpcacheFiller();
         }
-        foreach (self::$savedIni as $name => $value) {
+        foreach ($this->savedIni as $name => $value) {
             if ($value !== false) {
                 @\ini_set($name, $value);
             }
         }
-        self::$savedIni = [];
+        $this->savedIni = [];
         Prewarm::master();
         // The loop makes no cycles (arrays of scalars), so the cycle collector has nothing to find there, and each
         // run after a fork wrote to pages the new child shares (its copy-on-write faults showed in `perf` during
         // a reset's forks). One run now, for the preload's garbage; the children get it back as the preload left it.
-        self::$gcEnabled = \gc_enabled();
+        $this->gcEnabled = \gc_enabled();
         \gc_collect_cycles();
         \gc_disable();
         $resources = 0;
-        $ours = [\STDIN, \STDOUT, \STDERR, self::$channel->stream];
+        $ours = [\STDIN, \STDOUT, \STDERR, $this->channel->stream];
         foreach (\get_resources('stream') as $stream) {
             if (!\in_array($stream, $ours, true)) {
                 $resources++;
             }
         }
-        Child::setScriptGlobals(self::$options); // child step 5 once here: a child inherits it rather than writing it
-        $output = self::$options->output === null ? [] : ['output' => Output::prepare(self::$options->output)];
-        self::answer(self::readyMessage(self::$options->preload, $resources) + $output);
-        self::sendAnswers();
+        Child::setScriptGlobals($this->options); // child step 5 once here: a child inherits it rather than writing it
+        $ready = self::readyMessage($this->options->preload, $resources);
+        if ($this->options->output !== null) {
+            $prepared = Output::prepare($this->options->output);
+            $this->output = $prepared instanceof Output ? $prepared : null;
+            $ready['output'] = $prepared instanceof Output ? true : $prepared; // or why the children keep our stdout
+        }
+        $this->answer($ready);
+        $this->sendAnswers();
     }
 
     /** The ready message (the root adds root and warm). */
@@ -160,43 +180,43 @@ final class Master
     }
 
     /** The loop. Returns (the script's absolute path) only in a new child, ready to become the worker. */
-    public static function serve(): string
+    public function serve(): string
     {
-        self::$lastForkAt = \hrtime(true);
+        $this->lastForkAt = \hrtime(true);
         while (true) {
-            if (\count(self::$spares) < self::$spareCount) {
-                $quietFor = self::SPARE_REFILL_IDLE_US - \intdiv(\hrtime(true) - self::$lastForkAt, 1000);
-                if (!self::$channel->waitReadable(\max(0, $quietFor))) {
+            if (\count($this->spares) < $this->spareCount) {
+                $quietFor = self::SPARE_REFILL_IDLE_US - \intdiv(\hrtime(true) - $this->lastForkAt, 1000);
+                if (!$this->channel->waitReadable(\max(0, $quietFor))) {
                     if ($quietFor > 0) {
                         continue; // timed out (or a signal woke it early): look at the time again
                     }
-                    $env = self::parkSpares();
+                    $env = $this->parkSpares();
                     if ($env !== null) {
-                        return Child::becomeWorker(self::$forkEnv, $env, self::$options->scriptPath); // a woken spare
+                        return Child::becomeWorker($this->forkEnv, $env, $this->options->scriptPath); // a woken spare
                     }
                 }
             }
-            foreach (self::receiveWaiting() as $message) {
+            foreach ($this->receiveWaiting() as $message) {
                 if ($message === null) {
-                    self::killChildrenAndExit();
+                    $this->killChildrenAndExit();
                 }
                 $op = $message['op'] ?? null;
                 if ($op === Protocol::FORK) {
-                    $env = self::fork($message);
+                    $env = $this->fork($message);
                     if ($env !== null) {
-                        self::prepareChild();
+                        $this->prepareChild();
 
-                        return Child::becomeWorker(self::$forkEnv, $env, self::$options->scriptPath);
+                        return Child::becomeWorker($this->forkEnv, $env, $this->options->scriptPath);
                     }
                     continue;
                 }
-                self::answer(match ($op) {
-                    Protocol::REAP => self::reap($message['pid'] ?? null),
-                    Protocol::PING => Protocol::masterPong(\count(self::$children), \count(self::$spares), \memory_get_usage(true)),
+                $this->answer(match ($op) {
+                    Protocol::REAP => $this->reap($message['pid'] ?? null),
+                    Protocol::PING => Protocol::masterPong(\count($this->children), \count($this->spares), \memory_get_usage(true)),
                     default => Protocol::unknownOp($op),
                 }, $message);
             }
-            self::sendAnswers();
+            $this->sendAnswers();
         }
     }
 
@@ -208,33 +228,33 @@ final class Master
      *
      * @return non-empty-list<array<mixed>|null>
      */
-    private static function receiveWaiting(): array
+    private function receiveWaiting(): array
     {
-        $messages = [self::$channel->receiveOrExit('master')];
-        while (\end($messages) !== null && \count($messages) < self::MAX_BURST && self::$channel->waitReadable(0)) {
-            $messages[] = self::$channel->receiveOrExit('master');
+        $messages = [$this->channel->receiveOrExit('master')];
+        while (\end($messages) !== null && \count($messages) < self::MAX_BURST && $this->channel->waitReadable(0)) {
+            $messages[] = $this->channel->receiveOrExit('master');
         }
 
         return $messages;
     }
 
     /** Parent: answers and returns null. Child: returns the env to apply. */
-    private static function fork(array $message): ?array
+    private function fork(array $message): ?array
     {
-        self::$lastForkAt = \hrtime(true);
+        $this->lastForkAt = \hrtime(true);
         $env = $message['env'] ?? [];
         $problem = ForkEnv::check($env);
         if ($problem !== null) {
-            self::answer(Protocol::forkFailed($problem), $message);
+            $this->answer(Protocol::forkFailed($problem), $message);
 
             return null;
         }
-        self::$lastEnv = $env;
-        self::$forkEnv->apply($env); // here, once: the children forked from now on inherit it (usually a no-op)
-        $spare = self::takeSpare($env);
+        $this->lastEnv = $env;
+        $this->forkEnv->apply($env); // here, once: the children forked from now on inherit it (usually a no-op)
+        $spare = $this->takeSpare($env);
         if ($spare !== null) {
-            self::$children[$spare] = true;
-            self::answer(Protocol::forked($spare), $message);
+            $this->children[$spare] = true;
+            $this->answer(Protocol::forked($spare), $message);
 
             return null;
         }
@@ -244,20 +264,20 @@ final class Master
         }
         if ($pid < 0) {
             $error = 'pcntl_fork: ' . \pcntl_strerror(\pcntl_get_last_error());
-            self::answer(Protocol::forkFailed($error), $message);
+            $this->answer(Protocol::forkFailed($error), $message);
 
             return null;
         }
-        self::$children[$pid] = true;
-        self::answer(Protocol::forked($pid), $message);
+        $this->children[$pid] = true;
+        $this->answer(Protocol::forked($pid), $message);
 
         return null;
     }
 
     /** Hand the env to the oldest live spare; its pid, or null when none could take it (then fork as usual). */
-    private static function takeSpare(array $env): ?int
+    private function takeSpare(array $env): ?int
     {
-        while (($spare = \array_shift(self::$spares)) !== null) {
+        while (($spare = \array_shift($this->spares)) !== null) {
             $status = 0;
             if (\pcntl_waitpid($spare->pid, $status, \WNOHANG) !== 0) {
                 \fclose($spare->socket); // died while parked (killed from outside): reaped, try the next
@@ -277,26 +297,26 @@ final class Master
      * Fork spares until --spares are parked. In the master: returns null. In a spare: parks it (child steps 1-3),
      * and returns its env once the master hands one over; a spare that gets EOF instead exits 0.
      */
-    private static function parkSpares(): ?array
+    private function parkSpares(): ?array
     {
-        while (\count(self::$spares) < self::$spareCount) {
+        while (\count($this->spares) < $this->spareCount) {
             $pair = \stream_socket_pair(\STREAM_PF_UNIX, \STREAM_SOCK_STREAM, \STREAM_IPPROTO_IP);
             if ($pair === false) {
                 \fwrite(\STDERR, "rrts master: cannot create a socketpair for a spare; forking on request instead\n");
-                self::$spareCount = 0;
+                $this->spareCount = 0;
 
                 return null;
             }
             [$ours, $theirs] = $pair;
             $pid = \pcntl_fork();
             if ($pid === 0) {
-                self::setTitle(self::SPARE_TITLE . ' (master ' . \posix_getppid() . ')'); // first: `ps` never shows it as a worker
+                $this->setTitle(self::SPARE_TITLE . ' (master ' . \posix_getppid() . ')'); // first: `ps` never shows it as a worker
                 \fclose($ours);
-                $expected = self::$lastEnv; // applied by the master (most likely the next request's too: the pool's)
-                self::prepareChild();
-                Prewarm::rehearseWake(self::$forkEnv, $expected, self::$options);
+                $expected = $this->lastEnv; // applied by the master (most likely the next request's too: the pool's)
+                $this->prepareChild();
+                Prewarm::rehearseWake($this->forkEnv, $expected, $this->options);
                 $env = Spare::awaitEnv($theirs, $expected);
-                self::setTitle(self::$title);
+                $this->setTitle($this->title);
                 if ($env === null) {
                     FastExit::arm();
                     exit(0);
@@ -308,20 +328,20 @@ final class Master
             if ($pid < 0) {
                 \fclose($ours);
                 \fwrite(\STDERR, 'rrts master: cannot fork a spare: ' . \pcntl_strerror(\pcntl_get_last_error()) . "; forking on request instead\n");
-                self::$spareCount = 0;
+                $this->spareCount = 0;
 
                 return null;
             }
-            self::$spares[] = new Spare($pid, $ours, self::$lastEnv);
+            $this->spares[] = new Spare($pid, $ours, $this->lastEnv);
         }
-        Prewarm::rehearseFork(self::$lastEnv);
+        Prewarm::rehearseFork($this->lastEnv);
 
         return null;
     }
 
-    private static function reap(mixed $pid): array
+    private function reap(mixed $pid): array
     {
-        if (!\is_int($pid) || !isset(self::$children[$pid])) {
+        if (!\is_int($pid) || !isset($this->children[$pid])) {
             return Protocol::reaped($pid, error: 'not my child: ' . \var_export($pid, true));
         }
         $status = 0;
@@ -332,27 +352,27 @@ final class Master
         if ($result < 0) {
             $errno = \pcntl_get_last_error();
             if ($errno === \PCNTL_ECHILD) {
-                unset(self::$children[$pid]); // someone else reaped it (SIGCHLD ignored?): it is gone either way
+                unset($this->children[$pid]); // someone else reaped it (SIGCHLD ignored?): it is gone either way
             }
 
             return Protocol::reaped($pid, error: 'pcntl_waitpid: ' . \pcntl_strerror($errno));
         }
-        unset(self::$children[$pid]);
+        unset($this->children[$pid]);
         ['code' => $code, 'signal' => $signal] = Protocol::exitStatus($status);
 
         return Protocol::reaped($pid, true, $code, $signal);
     }
 
     /** rrts is gone: no worker may outlive it. */
-    private static function killChildrenAndExit(): never
+    private function killChildrenAndExit(): never
     {
-        foreach (self::$spares as $spare) {
-            self::$children[$spare->pid] = true;
+        foreach ($this->spares as $spare) {
+            $this->children[$spare->pid] = true;
         }
-        foreach (\array_keys(self::$children) as $pid) {
+        foreach (\array_keys($this->children) as $pid) {
             \posix_kill($pid, \SIGKILL);
         }
-        foreach (\array_keys(self::$children) as $pid) {
+        foreach (\array_keys($this->children) as $pid) {
             $status = 0;
             \pcntl_waitpid($pid, $status);
         }
@@ -360,40 +380,40 @@ final class Master
     }
 
     /** Queue a reply, with the request's id when it had one; sendAnswers() writes it. */
-    private static function answer(array $reply, array $request = []): void
+    private function answer(array $reply, array $request = []): void
     {
-        self::$answers[] = Protocol::withIdOf($reply, $request);
+        $this->answers[] = Protocol::withIdOf($reply, $request);
     }
 
     /** Write the queued replies in one go (after the messages read together); a closed channel means rrts is gone. */
-    private static function sendAnswers(): void
+    private function sendAnswers(): void
     {
-        $answers = self::$answers;
-        self::$answers = [];
-        if ($answers !== [] && !self::$channel->sendAll($answers)) {
-            self::killChildrenAndExit();
+        $answers = $this->answers;
+        $this->answers = [];
+        if ($answers !== [] && !$this->channel->sendAll($answers)) {
+            $this->killChildrenAndExit();
         }
     }
 
     /** In a new child: drop the master's channel, its bookkeeping and the spares' sockets it inherited. */
-    private static function forgetInherited(): void
+    private function forgetInherited(): void
     {
-        self::$channel->close();
-        self::$answers = []; // the master's, for the requests read with this fork's
-        self::$children = [];
-        foreach (self::$spares as $spare) {
+        $this->channel->close();
+        $this->answers = []; // the master's, for the requests read with this fork's
+        $this->children = [];
+        foreach ($this->spares as $spare) {
             \fclose($spare->socket);
         }
-        self::$spares = [];
-        self::$spareCount = 0;
+        $this->spares = [];
+        $this->spareCount = 0;
     }
 
     /** Child steps 0-3 (docs/fork-mode.md §2.2), and the stream of its exit (FastExit). */
-    private static function prepareChild(): void
+    private function prepareChild(): void
     {
-        Output::attach(); // first: whatever the child writes from now on is logged under its own pid
-        self::forgetInherited();
-        Child::resetProcessState(self::$gcEnabled);
+        $this->output?->attach(); // first: whatever the child writes from now on is logged under its own pid
+        $this->forgetInherited();
+        Child::resetProcessState($this->gcEnabled);
         FastExit::open();
     }
 

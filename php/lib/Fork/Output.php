@@ -18,15 +18,21 @@ final class Output
 {
     private const AF_UNIX = 1;
     private const SOCK_STREAM_CLOEXEC = 1 | 0o2000000; // SOCK_STREAM | SOCK_CLOEXEC: only fds 1 and 2 stay
-    private static ?\FFI $libc = null;
-    /** the socket's address (kept: $addressPointer points into it) */
-    private static ?\FFI\CData $address = null;
-    /** made in the master: FFI::addr() in each child would cost it page faults (docs/fork-mode.md §2.3) */
-    private static ?\FFI\CData $addressPointer = null;
-    private static int $addressLength = 0;
+    /**
+     * @param \FFI\CData $address the socket's address (kept: $addressPointer points into it)
+     * @param \FFI\CData $addressPointer made in the master: FFI::addr() in each child would cost it page faults
+     *     (docs/fork-mode.md §2.3)
+     */
+    private function __construct(
+        private readonly \FFI $libc,
+        private readonly \FFI\CData $address,
+        private readonly \FFI\CData $addressPointer,
+        private readonly int $addressLength,
+    ) {
+    }
 
-    /** In the master, before its first fork: true when its children will get their own output, or why not. */
-    public static function prepare(string $path): bool|string
+    /** In the master, before its first fork: what its children attach(), or why they cannot. */
+    public static function prepare(string $path): self|string
     {
         if (\strlen($path) > 107) {
             return "the output socket path is longer than 107 bytes: $path";
@@ -42,23 +48,16 @@ final class Output
         $address = $libc->new('struct sockaddr_un');
         $address->sun_family = self::AF_UNIX;
         \FFI::memcpy($address->sun_path, $path, \strlen($path)); // new() zeroed it: the path ends with a NUL
-        self::$libc = $libc;
-        self::$address = $address;
-        self::$addressPointer = \FFI::addr($address);
-        self::$addressLength = \FFI::sizeof($address);
 
-        return true;
+        return new self($libc, $address, \FFI::addr($address), \FFI::sizeof($address));
     }
 
     /** In a new child: connect to rrts' output socket and put the connection on fds 1 and 2. */
-    public static function attach(): void
+    public function attach(): void
     {
-        $libc = self::$libc;
-        if ($libc === null) {
-            return;
-        }
+        $libc = $this->libc;
         $fd = $libc->socket(self::AF_UNIX, self::SOCK_STREAM_CLOEXEC, 0);
-        if ($fd < 0 || $libc->connect($fd, self::$addressPointer, self::$addressLength) !== 0
+        if ($fd < 0 || $libc->connect($fd, $this->addressPointer, $this->addressLength) !== 0
             || $libc->dup2($fd, 1) !== 1 || $libc->dup2($fd, 2) !== 2) {
             if ($fd >= 0) {
                 $libc->close($fd);
