@@ -2,8 +2,14 @@
 // side sends it, and what a message that does not match becomes.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Packr } from 'msgpackr';
 import { ProtocolError } from '../../src/errors.js';
 import { decodeHello, decodeMasterMessage, decodeRootMessage, answerKey } from '../../src/spawn/fork/protocol.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 function protocolError(pattern: RegExp): (err: unknown) => boolean {
   return (err) => err instanceof ProtocolError && pattern.test(err.message);
@@ -57,5 +63,54 @@ describe('fork control protocol: messages from a generation master', () => {
     assert.equal(answerKey({ op: 'forked', id: 9, pid: 21 }), 'id:9');
     assert.equal(answerKey({ op: 'exited', pid: 21 }), null);
     assert.equal(answerKey({ op: 'error', id: null, error: 'x' }), null);
+  });
+});
+
+describe('fork control protocol: the PHP side (php/lib/Fork/Protocol.php) and this one agree', () => {
+  it('decodes every message PHP builds, as PHP encodes it', () => {
+    // a real php encodes each builder's message with the channel's own MsgPack; each line: who, then hex
+    const php = `
+require ${JSON.stringify(path.join(ROOT, 'php/lib/fork-master.php'))};
+use Rrts\\Master\\{MsgPack, Protocol};
+$request = ['id' => 7];
+$messages = [
+    ['hello', Protocol::hello()],
+    ['root', Protocol::ready(null, 0, true) + ['root' => true, 'warm' => false]],
+    ['root', Protocol::generation(7, 1234)],
+    ['root', Protocol::generationFailed(null, 'the opcache is full')],
+    ['root', Protocol::withIdOf(Protocol::rootPong(2), $request)],
+    ['root', Protocol::exited(1234, 9)],
+    ['root', Protocol::exited(1234, 3 << 8)],
+    ['root', Protocol::unknownOp(['x'])],
+    ['master', Protocol::ready('preload.php', 1, false) + ['output' => 'FFI is not loaded or not allowed (ffi.enable)']],
+    ['master', Protocol::ready(null, 0, true) + ['output' => true]],
+    ['master', Protocol::withIdOf(Protocol::forked(4321), $request)],
+    ['master', Protocol::withIdOf(Protocol::forkFailed("bad environment variable name 'A=B'"), $request)],
+    ['master', Protocol::withIdOf(Protocol::reaped(4321), $request)],
+    ['master', Protocol::withIdOf(Protocol::reaped(4321, true, 0, null), $request)],
+    ['master', Protocol::withIdOf(Protocol::reaped(99, error: 'not my child: 99'), $request)],
+    ['master', Protocol::withIdOf(Protocol::masterPong(1, 1, 5 * 1024 ** 3), $request)],
+    ['master', Protocol::withIdOf(Protocol::unknownOp('nope'), $request)],
+];
+foreach ($messages as [$who, $message]) echo $who, ' ', bin2hex(MsgPack::encode($message)), "\n";
+`;
+    const out = execFileSync('php', ['-r', php], { encoding: 'utf8', timeout: 10_000 });
+    const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+    const decoded = out
+      .trim()
+      .split('\n')
+      .map((line) => {
+        const [who, hex] = line.split(' ') as [string, string];
+        const raw: unknown = packr.unpack(Buffer.from(hex, 'hex'));
+        return who === 'hello' ? decodeHello(raw) : who === 'root' ? decodeRootMessage(raw) : decodeMasterMessage(raw);
+      });
+    assert.equal(decoded.length, 17);
+    assert.deepEqual(decoded[0], { op: 'hello', pid: (decoded[0] as { pid: number }).pid });
+    assert.deepEqual(decoded[2], { op: 'generation', id: 7, pid: 1234 });
+    assert.deepEqual(decoded[5], { op: 'exited', pid: 1234, code: null, signal: 9 });
+    assert.deepEqual(decoded[6], { op: 'exited', pid: 1234, code: 3, signal: null });
+    assert.deepEqual(decoded[7], { op: 'error', error: 'unknown op array' });
+    assert.deepEqual(decoded[13], { op: 'reaped', id: 7, pid: 4321, done: true, code: 0, signal: null, error: null });
+    assert.deepEqual(decoded[15], { op: 'pong', id: 7, children: 1, spares: 1, memory: 5 * 1024 ** 3 });
   });
 });
