@@ -595,7 +595,7 @@ while ($request = $http->waitRequest()) {
       assert.equal(a.asyncSignals, false);
       assert.equal(a.sigterm, 0, 'SIGTERM is back to SIG_DFL');
       assert.equal(a.gc, true, 'the cycle collector is on again (the master runs without it)');
-      assert.equal(a.fastExit, true, 'FastExit opened its stream before the script (php/lib/fork-master.php)');
+      assert.equal(a.fastExit, true, 'FastExit opened its stream before the script (php/lib/Fork/FastExit.php)');
     }
     assert.notEqual(answers[0]!.rand, answers[1]!.rand, 'the children were reseeded after the fork');
   });
@@ -989,10 +989,10 @@ describe('php/master.php start-up and protocol errors', () => {
 
 describe("php/master.php's PCRE warm-up", () => {
   it('compiles the relay pattern that php/lib/rr.php (like the SDK) matches RR_RELAY against at start', () => {
-    const master = fs.readFileSync(path.join(ROOT, 'php/lib/fork-master.php'), 'utf8');
+    const master = fs.readFileSync(path.join(ROOT, 'php/lib/Fork/Prewarm.php'), 'utf8');
     const pattern = /SDK_RELAY_PATTERN = '([^']+)';/.exec(master)?.[1];
-    assert.ok(pattern, 'Master::SDK_RELAY_PATTERN is defined');
-    assert.match(master, /preg_match\(self::SDK_RELAY_PATTERN, /, 'warmUpPcre() matches it');
+    assert.ok(pattern, 'Prewarm::SDK_RELAY_PATTERN is defined');
+    assert.match(master, /preg_match\(self::SDK_RELAY_PATTERN, /, 'Prewarm::master() matches it');
     // the PCRE cache is keyed by the pattern string: another spelling would be compiled again in every worker
     const lib = fs.readFileSync(path.join(ROOT, 'php/lib/rr.php'), 'utf8');
     assert.ok(lib.includes(`preg_match('${pattern}', $address`), 'php/lib/rr.php parses RR_RELAY with the same pattern');
@@ -1000,8 +1000,8 @@ describe("php/master.php's PCRE warm-up", () => {
 });
 
 describe('a forked worker ends without PHP module shutdown (FastExit)', () => {
-  // A real php process requires php/lib/fork-master.php and forks children that end as a worker does (after
-  // FastExit::open() and, once the script returned, FastExit::arm()) or as PHP does by itself; the parent reports
+  // A real php process requires php/lib/fork-master.php (php/lib/Fork/) and forks children that end as a worker does
+  // (after FastExit::open() and, once the script returned, FastExit::arm()) or as PHP does by itself; the parent reports
   // each child's exit status and page faults (pcntl_waitpid's rusage).
   let result: Record<string, { code: number; minflt: number }>;
   let out: string;

@@ -1,60 +1,14 @@
-// The PHP side of fork mode (php/master.php). A root, started once per pool (and again after a reload), never loads
-// the app: it forks one generation master per start or reset, and they all share its opcache segment. A generation
-// master preloads the app and forks workers on request. We talk to the root over its fd 3 and to each master over a
-// connection it makes to our private control socket, with goridge frames carrying msgpack maps (the protocol is in
-// master.php's header and docs/protocol.md §6).
-import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { Duplex } from 'node:stream';
-import type { Logger } from 'pino';
-import { Packr } from 'msgpackr';
-import { encodeFrame, FrameDecoder } from '../../goridge/frame.js';
-import { Flag } from '../../goridge/flags.js';
+// A generation master (php/master.php, forked by the root): it preloads the app and forks the workers on request,
+// over its connection to our private control socket (control-channel.ts; the messages are in protocol.ts and
+// docs/protocol.md §6).
+import type net from 'node:net';
 import { WorkerError } from '../../errors.js';
-import { logOutputLines } from '../../log/index.js';
-import type { PhpCommand } from '../../config/php-command.js';
-import { describeExit, signalName, type ExitInfo } from '../../worker/process.js';
-import { peerPidIs } from '../../native/index.js';
-import { listenOn } from '../../listen.js';
-import { procStat } from '../../system/proc.js';
-import { onFirstFrames } from '../../relay/first-frames.js';
-import type { Identity } from '../../system/users.js';
-import { settlesWithin, delay } from '../../time.js';
-
-export const MASTER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../php/master.php');
-
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
-
-export interface MasterOptions {
-  command: PhpCommand;
-  preload: string | null;
-  /** children to keep forked and parked ahead of fork requests (master.php --spares) */
-  spares: number;
-  env: NodeJS.ProcessEnv;
-  cwd: string;
-  log: Logger;
-  /** how long the master may take to preload and report ready */
-  readyTimeoutMs: number;
-  /** server.user/group: uid/gid of the master, inherited by every forked worker */
-  identity?: Identity | null;
-  /** the socket each forked child connects its stdout and stderr to (WorkerOutputServer); absent: the root's pipes */
-  outputSocket?: string | null;
-}
-
-export interface ReadyInfo {
-  pid: number;
-  php: string;
-  opcache: boolean;
-  preload: string | null;
-  resources: number;
-  /** the root only: a reset may share its opcache (opcache_get_status() answers, so changed files are found) */
-  warm?: boolean;
-  /** a master given an output socket: its children connect their own stdout and stderr (true), or why they cannot */
-  output?: boolean | string;
-}
+import type { FrameDecoder } from '../../goridge/frame.js';
+import { describeExit, type ExitInfo } from '../../worker/process.js';
+import { settlesWithin } from '../../time.js';
+import { ControlChannel } from './control-channel.js';
+import { decodeMasterMessage, failureText, type MasterMessage, type MasterRequest } from './protocol.js';
+import type { ForkRoot, MasterOptions, ReadyInfo } from './root.js';
 
 export interface ReapResult {
   done: boolean;
@@ -63,370 +17,9 @@ export interface ReapResult {
   error: string | null;
 }
 
-type Message = Record<string, unknown> & { op: string };
-
-interface Pending {
-  resolve(msg: Message): void;
-  reject(err: Error): void;
-}
-
-const REQUEST_TIMEOUT_MS = 10_000;
-
-/** One control connection: frames in and out, requests matched to answers, everything else to onMessage. */
-export class ControlChannel {
-  private readonly pending = new Map<string, Pending>();
-  private nextId = 1;
-  private closedError: Error | null = null;
-  private corked = false;
-
-  constructor(
-    private readonly stream: Duplex,
-    private readonly decoder: FrameDecoder,
-    private readonly describe: () => string,
-    private readonly onMessage: (msg: Message) => void,
-    private readonly onBroken: (why: string) => void,
-    private readonly log: Logger,
-  ) {
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.on('error', () => undefined);
-  }
-
-  /** Frames that came in with the first one (read before this channel existed). */
-  deliver(frames: Array<{ payload: Buffer }>): void {
-    for (const frame of frames) this.onFrame(frame.payload);
-  }
-
-  request(msg: Message, key?: string): Promise<Message> {
-    if (this.closedError || this.stream.destroyed) {
-      return Promise.reject(this.closedError ?? new WorkerError(`${this.describe()} is not running`, 'ERR_MASTER_GONE'));
-    }
-    const id = this.nextId++;
-    const pendingKey = key ?? `id:${id}`;
-    return new Promise<Message>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(pendingKey);
-        reject(new WorkerError(`${this.describe()} did not answer '${msg.op}' in time`, 'ERR_MASTER_TIMEOUT'));
-      }, REQUEST_TIMEOUT_MS);
-      this.pending.set(pendingKey, {
-        resolve: (m) => {
-          clearTimeout(timer);
-          resolve(m);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.corkUntilNextTick();
-      this.stream.write(encodeFrame({ flags: Flag.CODEC_MSGPACK, payload: packr.pack({ ...msg, id }) as Buffer }));
-    });
-  }
-
-  /**
-   * Requests made in the same tick (the forks of a pool start or a reset) go out in one write, so the master reads
-   * them as one burst and forks them back to back (php/master.php).
-   */
-  private corkUntilNextTick(): void {
-    if (this.corked) return;
-    this.corked = true;
-    this.stream.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      this.stream.uncork();
-    });
-  }
-
-  /** Every request still waiting fails with this error, and so does every later one. */
-  fail(err: Error): void {
-    this.closedError ??= err;
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
-  }
-
-  close(): void {
-    this.stream.end();
-    this.stream.destroy();
-  }
-
-  private onData(chunk: Buffer): void {
-    let frames;
-    try {
-      frames = this.decoder.push(chunk);
-    } catch (err) {
-      this.onBroken(`broke the control protocol: ${(err as Error).message}`);
-      return;
-    }
-    for (const frame of frames) this.onFrame(frame.payload);
-  }
-
-  private onFrame(payload: Buffer): void {
-    let msg: Message;
-    try {
-      msg = packr.unpack(payload) as Message;
-    } catch (err) {
-      this.log.error(`unreadable message from ${this.describe()}: ${(err as Error).message}`);
-      return;
-    }
-    const key = msg.op === 'reaped' ? `reap:${String(msg.pid)}` : msg.id !== undefined ? `id:${String(msg.id)}` : null;
-    const pending = key === null ? undefined : this.pending.get(key);
-    if (!pending) {
-      this.onMessage(msg);
-      return;
-    }
-    this.pending.delete(key!);
-    pending.resolve(msg);
-  }
-}
-
-let controlSockets = 0;
-
-/**
- * The root: `php master.php --root --control=<socket> …`, rrts' child. It forks the generation masters (each one
- * connects to the root's private control socket) and reports their exits.
- */
-export class ForkRoot {
-  private child: ChildProcess | null = null;
-  private channel: ControlChannel | null = null;
-  private server: net.Server | null = null;
-  private controlPath = '';
-  /** the last 4 KiB of the root's output (and so of its masters' start-ups): since the last generation started */
-  private stderrTail = '';
-  private onReady: ((info: ReadyInfo) => void) | null = null;
-  /** generation masters forked and not yet reported gone, by pid */
-  private readonly masters = new Map<number, ForkMaster>();
-  /** control connections that said hello before the root's answer named their pid */
-  private readonly early = new Map<number, { socket: net.Socket; decoder: FrameDecoder; frames: Array<{ payload: Buffer }>; timer: NodeJS.Timeout }>();
-  exitInfo: ExitInfo | null = null;
-  exited: Promise<ExitInfo> = Promise.resolve({ code: null, signal: null });
-  info: ReadyInfo | null = null;
-  /** set by the owner: called once when the root process is gone */
-  onExit: ((exit: ExitInfo) => void) | null = null;
-
-  constructor(
-    private readonly opts: MasterOptions,
-    private readonly runtimeDir: string,
-  ) {}
-
-  get pid(): number {
-    return this.child?.pid ?? 0;
-  }
-
-  get alive(): boolean {
-    return this.child !== null && this.exitInfo === null;
-  }
-
-  /** true when a reset may fork its new master here (shared, revalidated opcache) instead of a fresh root */
-  get warm(): boolean {
-    return this.alive && this.info?.warm === true;
-  }
-
-  /** Masters of this root still running. */
-  get liveMasters(): number {
-    return [...this.masters.values()].filter((m) => m.alive).length;
-  }
-
-  /** Open the control socket, start the root and wait for its ready message. */
-  async start(): Promise<ReadyInfo> {
-    const { command, preload, env, cwd, log } = this.opts;
-    this.controlPath = path.join(this.runtimeDir, `control-${++controlSockets}.sock`);
-    const server = net.createServer((socket) => this.onConnection(socket));
-    this.server = server;
-    await listenOn(server, { path: this.controlPath });
-    fs.chmodSync(this.controlPath, 0o600);
-    const id = this.opts.identity;
-    if (id) fs.chownSync(this.controlPath, id.uid, id.gid);
-
-    // opcache on for the CLI (the shared segment is the point), unless the user's own flags already say so last
-    const last = command.flags.at(-2) === '-d' ? `-d${command.flags.at(-1)}` : command.flags.at(-1);
-    const opcacheOn = last === '-dopcache.enable_cli=1';
-    const args = [...command.flags, ...(opcacheOn ? [] : ['-d', 'opcache.enable_cli=1']), MASTER_SCRIPT, `--script=${command.script}`];
-    if (preload) args.push(`--preload=${preload}`);
-    if (this.opts.spares > 0) args.push(`--spares=${this.opts.spares}`);
-    args.push('--root', `--control=${this.controlPath}`);
-    if (this.opts.outputSocket) args.push(`--output=${this.opts.outputSocket}`);
-    if (command.args.length > 0) args.push('--', ...command.args);
-    const child = spawn(command.php, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], ...(id ?? {}) });
-    this.child = child;
-    const pid = await new Promise<number>((resolve, reject) => {
-      child.once('error', (err) => reject(new WorkerError(`cannot start the fork master '${command.php}': ${(err as NodeJS.ErrnoException).code ?? err.message}`, 'ERR_MASTER_BOOT')));
-      child.once('spawn', () => resolve(child.pid!));
-    });
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    void this.exited.then((exit) => this.onProcessExit(exit));
-    const keepTail = (chunk: Buffer): void => {
-      this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-4096);
-    };
-    for (const stream of [child.stdout!, child.stderr!]) {
-      stream.on('data', keepTail);
-      logOutputLines(stream, log, pid);
-    }
-    this.channel = new ControlChannel(
-      child.stdio[3] as Duplex,
-      new FrameDecoder({ maxPayload: 1024 * 1024 }),
-      () => `the fork root ${pid}`,
-      (msg) => this.onMessage(msg),
-      (why) => {
-        log.error({ pid }, `the fork root ${why}`);
-        this.kill();
-      },
-      log,
-    );
-
-    const ready = new Promise<ReadyInfo>((resolve) => (this.onReady = resolve));
-    try {
-      this.info = await this.untilReady(ready, `the fork master ${pid}`);
-    } catch (err) {
-      this.killGroup(); // the root and a warm-up child stuck in the preload
-      throw err;
-    }
-    return this.info;
-  }
-
-  /** A new generation master: forked by the root, connected to us, preloaded and ready. */
-  async startMaster(): Promise<ForkMaster> {
-    this.stderrTail = ''; // an error of this master quotes its own output, not the warm-up's (the same preload)
-    const reply = await this.channel!.request({ op: 'generation' });
-    if (reply.op !== 'generation' || typeof reply.pid !== 'number') {
-      throw new WorkerError(`the fork root ${this.pid} did not start a master: ${String(reply.error ?? reply.op)}`, 'ERR_MASTER_REFUSED');
-    }
-    const master = new ForkMaster(reply.pid, this, this.opts);
-    this.masters.set(reply.pid, master);
-    const early = this.early.get(reply.pid);
-    if (early) {
-      this.early.delete(reply.pid);
-      clearTimeout(early.timer);
-      master.attach(early.socket, early.decoder, early.frames);
-    }
-    await master.untilReady();
-    return master;
-  }
-
-  /** Close the channel: the root waits for its masters to quit (their own channels closed first), then exits. */
-  async stop(timeoutMs = 5_000): Promise<void> {
-    if (!this.child) return;
-    this.channel?.close();
-    this.closeServer();
-    if (this.exitInfo) return;
-    if (!(await settlesWithin(this.exited, timeoutMs))) {
-      this.kill();
-      await this.exited;
-    }
-  }
-
-  kill(): void {
-    if (this.child && this.exitInfo === null) {
-      try {
-        this.child.kill('SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-  }
-
-  /** Wait for a ready message, failing on a timeout or an early exit (of the root, or of `master` for a generation). */
-  async untilReady(ready: Promise<ReadyInfo>, what: string, exited: Promise<ExitInfo> = this.exited): Promise<ReadyInfo> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new WorkerError(`${what} did not report ready within ${this.opts.readyTimeoutMs} ms${this.tail()}`, 'ERR_MASTER_BOOT')), this.opts.readyTimeoutMs);
-    });
-    const died = exited.then(async (exit): Promise<never> => {
-      await delay(20);
-      throw new WorkerError(`${what} exited before it was ready (${describeExit(exit)})${this.tail()}`, 'ERR_MASTER_BOOT');
-    });
-    try {
-      return await Promise.race([ready, timeout, died]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  tail(): string {
-    const t = this.stderrTail.trim();
-    return t ? `; its output: ${t}` : '';
-  }
-
-  /** A generation master connects: its first frame says hello with its pid, which its peer credentials confirm. */
-  private onConnection(socket: net.Socket): void {
-    const decoder = new FrameDecoder({ maxPayload: 1024 * 1024 });
-    const drop = (why: string): void => {
-      this.opts.log.warn(`fork control connection dropped: ${why}`);
-      socket.destroy();
-    };
-    onFirstFrames(socket, decoder, this.opts.readyTimeoutMs, 'no hello in time', (frames) => {
-      socket.pause(); // until a master takes it: nothing it sends next may be lost
-      let hello: Message;
-      try {
-        hello = packr.unpack(frames[0]!.payload) as Message;
-      } catch {
-        drop('unreadable hello');
-        return;
-      }
-      const pid = typeof hello.pid === 'number' ? hello.pid : 0;
-      if (hello.op !== 'hello' || !peerPidIs(socket, pid) || procStat(pid)?.ppid !== this.pid) {
-        drop(`pid ${String(hello.pid)} is not a fork master this root started`);
-        return;
-      }
-      const master = this.masters.get(pid);
-      if (master) {
-        if (master.awaitingConnection) master.attach(socket, decoder, frames.slice(1));
-        else drop(`the fork master ${pid} is already connected`);
-        return;
-      }
-      // the root's answer naming this pid is still on its way: hold the connection until it comes
-      const early = { socket, decoder, frames: frames.slice(1), timer: setTimeout(() => this.early.delete(pid) && drop(`pid ${pid} was never announced by the root`), this.opts.readyTimeoutMs) };
-      this.early.set(pid, early);
-    }, drop);
-    socket.on('error', () => socket.destroy());
-  }
-
-  private onMessage(msg: Message): void {
-    if (msg.op === 'ready') {
-      this.onReady?.(msg as unknown as ReadyInfo);
-      this.onReady = null;
-    } else if (msg.op === 'exited' && typeof msg.pid === 'number') {
-      const master = this.masters.get(msg.pid);
-      this.masters.delete(msg.pid);
-      master?.gone({ code: typeof msg.code === 'number' ? msg.code : null, signal: typeof msg.signal === 'number' ? signalName(msg.signal) : null });
-    } else if (msg.op === 'error') {
-      this.opts.log.error({ pid: this.pid }, `fork root: ${String(msg.error)}`);
-    }
-  }
-
-  private onProcessExit(exit: ExitInfo): void {
-    this.exitInfo = exit;
-    this.channel?.fail(new WorkerError(`the fork root ${this.pid} exited (${describeExit(exit)})`, 'ERR_MASTER_GONE'));
-    this.closeServer();
-    // its masters live on (re-parented to rrts, the subreaper); without the root their exits come from the channel
-    for (const master of this.masters.values()) master.rootGone();
-    this.onExit?.(exit);
-  }
-
-  private closeServer(): void {
-    for (const early of this.early.values()) {
-      clearTimeout(early.timer);
-      early.socket.destroy();
-    }
-    this.early.clear();
-    this.server?.close();
-    this.server = null;
-    if (this.controlPath) fs.rmSync(this.controlPath, { force: true });
-  }
-
-  /** SIGKILL the root and its process group: the masters it forked, their workers and spares (none change group). */
-  killGroup(): void {
-    if (this.child?.pid && this.exitInfo === null) {
-      try {
-        process.kill(-this.child.pid, 'SIGKILL');
-      } catch {
-        this.kill();
-      }
-    }
-  }
-}
-
 /** A generation master: forked by the root, it preloads the app and forks the workers. */
 export class ForkMaster {
-  private channel: ControlChannel | null = null;
+  private channel: ControlChannel<MasterMessage> | null = null;
   private onReady: ((info: ReadyInfo) => void) | null = null;
   private readonly ready: Promise<ReadyInfo>;
   private resolveExit!: (exit: ExitInfo) => void;
@@ -472,6 +65,7 @@ export class ForkMaster {
       socket,
       decoder,
       () => `the fork master ${this.pid}`,
+      decodeMasterMessage,
       (msg) => this.onMessage(msg),
       (why) => {
         this.opts.log.error({ pid: this.pid }, `the fork master ${why}`);
@@ -487,7 +81,7 @@ export class ForkMaster {
   /** Ask for a worker; resolves with the child's pid. */
   async fork(env: Record<string, string>): Promise<number> {
     const reply = await this.request({ op: 'fork', env });
-    if (reply.op !== 'forked' || typeof reply.pid !== 'number') throw new WorkerError(`the fork master ${this.pid} could not fork: ${String(reply.error ?? reply.op)}`, 'ERR_FORK');
+    if (reply.op !== 'forked') throw new WorkerError(`the fork master ${this.pid} could not fork: ${failureText(reply)}`, 'ERR_FORK');
     this.children.add(reply.pid);
     return reply.pid;
   }
@@ -495,14 +89,9 @@ export class ForkMaster {
   /** Ask the master to waitpid(pid, WNOHANG) a child of its own. */
   async reap(pid: number): Promise<ReapResult> {
     const reply = await this.request({ op: 'reap', pid }, `reap:${pid}`);
-    const done = reply.done === true;
-    if (done) this.children.delete(pid);
-    return {
-      done,
-      code: typeof reply.code === 'number' ? reply.code : null,
-      signal: typeof reply.signal === 'number' ? reply.signal : null,
-      error: typeof reply.error === 'string' ? reply.error : null,
-    };
+    if (reply.op !== 'reaped') return { done: false, code: null, signal: null, error: failureText(reply) };
+    if (reply.done) this.children.delete(pid);
+    return { done: reply.done, code: reply.code, signal: reply.signal, error: reply.error };
   }
 
   /** Close the control channel: the master kills the children it still has and exits. SIGKILL if it lingers. */
@@ -542,17 +131,17 @@ export class ForkMaster {
     if (this.channel === null) this.gone({ code: null, signal: null });
   }
 
-  private request(msg: Message, key?: string): Promise<Message> {
+  private request(msg: MasterRequest, key?: string): Promise<MasterMessage> {
     if (!this.alive || !this.channel) return Promise.reject(new WorkerError(`the fork master ${this.pid} is not running`, 'ERR_MASTER_GONE'));
     return this.channel.request(msg, key);
   }
 
-  private onMessage(msg: Message): void {
+  private onMessage(msg: MasterMessage): void {
     if (msg.op === 'ready') {
-      this.onReady?.(msg as unknown as ReadyInfo);
+      this.onReady?.(msg);
       this.onReady = null;
     } else if (msg.op === 'error') {
-      this.opts.log.error({ pid: this.pid }, `fork master: ${String(msg.error)}`);
+      this.opts.log.error({ pid: this.pid }, `fork master: ${msg.error}`);
     }
   }
 

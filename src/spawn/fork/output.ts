@@ -1,5 +1,5 @@
 // The forked workers' own stdout and stderr: each child connects to this unix socket right after its fork (a spare
-// before it parks) and puts the connection on its fds 1 and 2 (php/lib/fork-master.php, Output); what arrives is
+// before it parks) and puts the connection on its fds 1 and 2 (php/lib/Fork/Output.php); what arrives is
 // logged under the connecting process's pid (SO_PEERCRED), line by line, never mixed with another worker's bytes.
 import fs from 'node:fs';
 import net from 'node:net';
