@@ -202,14 +202,13 @@ export class RrtsServer {
   private makePool(name: string, poolConfig: PoolConfig): WorkerPool {
     const log = this.logs.channel('server');
     const spawner = this.makeSpawner(name, poolConfig, log);
-    const pool = new WorkerPool(name, poolConfig, spawner, log);
-    pool.observer = {
+    const pool = new WorkerPool(name, poolConfig, spawner, log, {
       workerStarted: (seconds) => {
         this.metrics?.observeWorkerStart(name, spawner.mode, seconds);
         if (spawner.mode === 'fork') this.metrics?.countFork(name);
       },
       masterRestarted: () => this.metrics?.countMasterRestart(name),
-    };
+    });
     if (poolConfig.supervisor) {
       // Fork mode: RSS would count the shared opcache in every worker; the supervisor looks at USS instead.
       const supervisor = new Supervisor(pool, poolConfig.supervisor, log, spawner.mode === 'fork' ? ussReader : rssReader);

@@ -45,6 +45,7 @@ function fakeSpawner(): FakeSpawner {
       mode: 'exec',
       async start() {},
       async close() {},
+      on() {}, // never starts over
       async renew() {
         fake.renews++;
         // a reset may begin only once the one before is over: its old workers are gone, one generation runs
