@@ -106,6 +106,6 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
     die(`serve: ${(err as Error).message}`);
   }
   systemd.ready();
-  logStartupSummary(server, log, startedMs);
+  await logStartupSummary(server, log, startedMs);
   say(`[INFO] rrts server started; version: ${RRTS_VERSION}`);
 }

@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import type { StatusConfig } from '../../src/config/types.js';
 import type { WorkerPool } from '../../src/pool/pool.js';
-import { readinessOf, SHUTTING_DOWN, StatusPlugin, statusOf } from '../../src/status/plugin.js';
+import { readinessOf, statusOf } from '../../src/pool/capabilities.js';
+import { SHUTTING_DOWN, StatusPlugin } from '../../src/status/plugin.js';
+import { capabilitiesOf } from '../support/pool-plugins.js';
 import { stateName, WorkerState } from '../../src/worker/state.js';
 
 interface FakeWorker {
@@ -38,7 +40,7 @@ async function start(
 ): Promise<{ plugin: StatusPlugin; base: string; lines: Array<Record<string, unknown>> }> {
   const { log, lines } = memoryLogger();
   const map = new Map(Object.entries(pools));
-  const plugin = new StatusPlugin({ address: '127.0.0.1:0', unavailableStatusCode: 503, checkTimeout: 60, ...config }, () => map, log);
+  const plugin = new StatusPlugin({ address: '127.0.0.1:0', unavailableStatusCode: 503, checkTimeout: 60, ...config }, capabilitiesOf(map), log);
   await plugin.serve();
   started.push(plugin);
   return { plugin, base: `http://127.0.0.1:${plugin.address!.port}`, lines };
@@ -195,7 +197,7 @@ describe('StatusPlugin', () => {
   it('stop() closes the server, keep-alive connections included', async () => {
     const { log } = memoryLogger();
     const map = new Map([['http', fakePool(WorkerState.Ready)]]);
-    const plugin = new StatusPlugin({ address: '127.0.0.1:0', unavailableStatusCode: 503, checkTimeout: 1 }, () => map, log);
+    const plugin = new StatusPlugin({ address: '127.0.0.1:0', unavailableStatusCode: 503, checkTimeout: 1 }, capabilitiesOf(map), log);
     await plugin.serve();
     const base = `http://127.0.0.1:${plugin.address!.port}`;
     assert.equal((await get(`${base}/health`)).status, 200);
@@ -208,7 +210,7 @@ describe('StatusPlugin', () => {
   it('a taken address fails serve()', async () => {
     const { plugin } = await start({});
     const { log } = memoryLogger();
-    const second = new StatusPlugin({ address: `127.0.0.1:${plugin.address!.port}`, unavailableStatusCode: 503, checkTimeout: 60 }, () => new Map(), log);
+    const second = new StatusPlugin({ address: `127.0.0.1:${plugin.address!.port}`, unavailableStatusCode: 503, checkTimeout: 60 }, capabilitiesOf(new Map()), log);
     await assert.rejects(second.serve(), /EADDRINUSE/);
   });
 });
