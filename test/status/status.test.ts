@@ -8,7 +8,7 @@ import type { StatusConfig } from '../../src/config/types.js';
 import type { WorkerPool } from '../../src/pool/pool.js';
 import { readinessOf, statusOf } from '../../src/pool/capabilities.js';
 import { SHUTTING_DOWN, StatusPlugin } from '../../src/status/plugin.js';
-import { capabilitiesOf } from '../support/pool-plugins.js';
+import { capabilitiesOf, poolPlugin } from '../support/pool-plugins.js';
 import { stateName, WorkerState } from '../../src/worker/state.js';
 
 interface FakeWorker {
@@ -123,6 +123,22 @@ describe('StatusPlugin', () => {
       (JSON.parse(both.text) as Array<{ plugin_name: string }>).map((r) => r.plugin_name),
       ['jobs', 'http'],
     );
+  });
+
+  it('a plugin whose check fails (its workers in a process that is gone) counts as unavailable, and the error is logged', async () => {
+    const { log, lines } = memoryLogger();
+    const broken = { name: 'jobs', status: () => Promise.reject(new Error('worker process 4242 is gone')), ready: async () => 200 };
+    const healthy = poolPlugin('http', fakePool(WorkerState.Ready));
+    const plugin = new StatusPlugin({ address: '127.0.0.1:0', unavailableStatusCode: 503, checkTimeout: 60 }, { withStatus: () => [healthy, broken] }, log);
+    await plugin.serve();
+    started.push(plugin);
+    const r = await get(`http://127.0.0.1:${plugin.address!.port}/health`);
+    assert.equal(r.status, 503);
+    assert.deepEqual(JSON.parse(r.text), [
+      { plugin_name: 'http', error_message: '', status_code: 200 },
+      { plugin_name: 'jobs', error_message: 'internal server error, see logs', status_code: 503 },
+    ]);
+    assert.ok(lines.some((l) => l['plugin'] === 'jobs' && l['level'] === 50 && l['err'] === 'worker process 4242 is gone'), JSON.stringify(lines));
   });
 
   it('unknown plugin names are skipped and logged at debug', async () => {
