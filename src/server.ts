@@ -194,7 +194,7 @@ export class RrtsServer {
     return warnings;
   }
 
-  /** Rolling reset of every plugin that can (fork mode: a new master each, forked by the root). Resolves when all are done. */
+  /** Rolling reset of every Resettable plugin (fork mode: a new master each). Resolves when all are done. */
   async resetAll(): Promise<void> {
     for (const plugin of this.plugins.resettable()) {
       const name = plugin.name;

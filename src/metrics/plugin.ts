@@ -1,6 +1,7 @@
 // The metrics plugin (docs/compatibility.md §1.12, §4.2, §5): a Prometheus registry served as text on every path of
 // metrics.address, holding the process metrics, the worker gauges of every plugin that has workers (HasWorkers) under
-// RoadRunner's names (read when scraped), rrts's own spawn metrics, and the application's metrics declared in config or over RPC (`metrics.*`).
+// RoadRunner's names (read when scraped), rrts's own spawn metrics, and the application's metrics declared in config
+// or over RPC (`metrics.*`).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
