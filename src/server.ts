@@ -1,5 +1,6 @@
 // Wiring: builds the plugins from the Config in order (on_init, the http pool, http), starts them, and stops them
-// in reverse order. Explicit, no container.
+// in reverse order. Explicit, no container: the registry collects the plugins' capabilities for informer, resetter,
+// status and metrics (docs/architecture.md).
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import type { Config, HttpConfig, PoolConfig } from './config/types.js';
@@ -21,6 +22,7 @@ import { RpcPlugin } from './rpc/server.js';
 import { resolveIdentity, type Identity } from './system/users.js';
 import { registerCoreServices } from './rpc/services.js';
 import { killSpawnedChildren } from './system/children.js';
+import { PluginRegistry, type Plugin } from './plugin.js';
 
 /** The environment of a worker, in RoadRunner's order (docs/compatibility.md §3.9): later entries win. */
 export function workerEnv(config: Config, mode: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -44,6 +46,10 @@ export class RrtsServer {
   rpc: RpcPlugin | null = null;
   metrics: MetricsPlugin | null = null;
   status: StatusPlugin | null = null;
+  /** Every plugin that serves, in start order; the informer, resetter, status and metrics plugins ask it. */
+  readonly plugins = new PluginRegistry();
+  /** Plugins given to use(): served after http, stopped after it. */
+  private readonly added: Plugin[] = [];
   private supervisors: Supervisor[] = [];
   /** every pool's spawner, from the moment it is made (the forced exit kills what they started) */
   private readonly spawners: Spawner[] = [];
@@ -61,16 +67,17 @@ export class RrtsServer {
     private readonly logs: LogRoot,
   ) {}
 
-  /** Pools that can list and reset their workers, by plugin name. */
-  get pools(): Map<string, WorkerPool> {
-    const out = new Map<string, WorkerPool>();
-    if (this.http) out.set('http', this.http.pool);
-    return out;
+  /**
+   * One more plugin (before start()): served after http, in the order added, and stopped after http. Its
+   * capabilities (src/plugin.ts) make it appear in informer, resetter, /health, /ready and /metrics.
+   */
+  use(plugin: Plugin): void {
+    this.added.push(plugin);
   }
 
   /**
-   * Start order: metrics, rpc (PHP workers may call both while they boot), on_init, the pools and http, status.
-   * stop() goes the other way.
+   * Start order: metrics, rpc (PHP workers may call both while they boot), on_init, the pools and http, the plugins
+   * given to use(), status. stop() goes the other way.
    */
   async start(): Promise<void> {
     const { config } = this;
@@ -91,7 +98,17 @@ export class RrtsServer {
     if (config.server.onInit && !this.stopped) await this.runOnInit();
     if (this.stopped) return; // a stop came during the start (on_init, say): start nothing it would not stop
     if (config.http) await this.startHttp(config.http);
+    for (const plugin of this.added) await this.startPlugin(plugin);
     if (config.status) await this.startStatus();
+  }
+
+  private async startPlugin(plugin: Plugin): Promise<void> {
+    this.plugins.register(plugin);
+    try {
+      await plugin.serve();
+    } catch (err) {
+      throw new StartError(`${plugin.name}: cannot start: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   private async startHttp(httpConfig: HttpConfig): Promise<void> {
@@ -104,6 +121,7 @@ export class RrtsServer {
     const http = new HttpPlugin(httpConfig, pool, this.logs.channel('http'), this.workerIdentity);
     if (this.metrics && httpConfig.middleware.includes('http_metrics')) http.metrics = this.metrics.httpMetrics();
     this.http = http;
+    this.plugins.register(http);
     try {
       await http.serve();
     } catch (err) {
@@ -114,24 +132,26 @@ export class RrtsServer {
 
   private async startMetrics(): Promise<void> {
     const metricsConfig = this.config.metrics!;
-    const metrics = new MetricsPlugin(metricsConfig, () => this.pools, this.logs.channel('metrics'));
+    const metrics = new MetricsPlugin(metricsConfig, this.plugins, this.logs.channel('metrics'));
     try {
       await metrics.serve();
     } catch (err) {
       throw new StartError(`metrics: cannot listen on '${metricsConfig.address}' (metrics.address): ${(err as Error).message}`, { cause: err });
     }
     this.metrics = metrics;
+    this.plugins.register(metrics);
   }
 
   private async startStatus(): Promise<void> {
     const statusConfig = this.config.status!;
-    const status = new StatusPlugin(statusConfig, () => this.pools, this.logs.channel('status'));
+    const status = new StatusPlugin(statusConfig, this.plugins, this.logs.channel('status'));
     try {
       await status.serve();
     } catch (err) {
       throw new StartError(`status: cannot listen on '${statusConfig.address}' (status.address): ${(err as Error).message}`, { cause: err });
     }
     this.status = status;
+    this.plugins.register(status);
   }
 
   private async startRpc(listen: string): Promise<void> {
@@ -141,6 +161,7 @@ export class RrtsServer {
       if (this.metrics) rpc.register('metrics', this.metrics.rpcService());
       await rpc.serve();
       this.rpc = rpc;
+      this.plugins.register(rpc);
     } catch (err) {
       throw new StartError(`rpc: cannot listen on '${listen}' (rpc.listen): ${(err as Error).message}`, { cause: err });
     }
@@ -179,11 +200,12 @@ export class RrtsServer {
     return warnings;
   }
 
-  /** Rolling reset of every pool (fork mode: a new master each, forked by the root). Resolves when all are done. */
+  /** Rolling reset of every Resettable plugin (fork mode: a new master each). Resolves when all are done. */
   async resetAll(): Promise<void> {
-    for (const [name, pool] of this.pools) {
+    for (const plugin of this.plugins.resettable()) {
+      const name = plugin.name;
       const started = Date.now();
-      await pool.reset();
+      await plugin.reset();
       this.logs.channel('server').info({ plugin: name, elapsed_ms: Date.now() - started }, `${name}: workers reset`);
     }
   }
@@ -200,6 +222,7 @@ export class RrtsServer {
       await this.http.stop(graceMs);
       await this.http.pool.destroy(Math.max(0, deadline - Date.now()));
     }
+    for (const plugin of [...this.added].reverse()) await plugin.stop(Math.max(0, deadline - Date.now()));
     await this.rpc?.stop();
     await this.metrics?.stop();
     await this.status?.stop();
@@ -223,14 +246,13 @@ export class RrtsServer {
     const log = this.logs.channel('server');
     const spawner = this.makeSpawner(name, poolConfig, log);
     this.spawners.push(spawner);
-    const pool = new WorkerPool(name, poolConfig, spawner, log);
-    pool.observer = {
+    const pool = new WorkerPool(name, poolConfig, spawner, log, {
       workerStarted: (seconds) => {
         this.metrics?.observeWorkerStart(name, spawner.mode, seconds);
         if (spawner.mode === 'fork') this.metrics?.countFork(name);
       },
       masterRestarted: () => this.metrics?.countMasterRestart(name),
-    };
+    });
     if (poolConfig.supervisor) {
       // Fork mode: RSS would count the shared opcache in every worker; the supervisor looks at USS instead.
       const supervisor = new Supervisor(pool, poolConfig.supervisor, log, spawner.mode === 'fork' ? ussReader : rssReader);

@@ -114,6 +114,6 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
   }
   if (stopping) return; // a stop signal came during the start: nothing was started after it
   systemd.ready();
-  logStartupSummary(server, log, startedMs);
+  await logStartupSummary(server, log, startedMs);
   say(`[INFO] rrts server started; version: ${RRTS_VERSION}`);
 }

@@ -29,20 +29,22 @@ export function listenersOf(server: RrtsServer): Record<string, string> {
 }
 
 /** Log the summary at info: one line per fact, each with its fields for a JSON log. */
-export function logStartupSummary(server: RrtsServer, log: Logger, startedMs: number): void {
+export async function logStartupSummary(server: RrtsServer, log: Logger, startedMs: number): Promise<void> {
   const { config } = server;
-  const fork = config.server.fork.enabled;
+  const elapsedMs = Math.round(performance.now() - startedMs);
   log.info({ config: config.file, workdir: config.workDir }, `config ${config.file}, working directory ${config.workDir}`);
   const listeners = listenersOf(server);
   for (const [role, address] of Object.entries(listeners)) log.info({ listener: role, address }, `${role} listening on ${address}`);
-  for (const [name, pool] of server.pools) {
-    const ready = pool.list().length;
-    const elapsedMs = Math.round(performance.now() - startedMs);
-    const mode = fork ? 'fork' : 'exec';
+  for (const plugin of server.plugins.withWorkers()) {
+    const name = plugin.name;
+    const workers = await plugin.workers().catch(() => []);
+    const ready = workers.length;
+    const mode = plugin.workerMode;
     log.info({ plugin: name, mode, workers: ready, elapsed_ms: elapsedMs }, `${name}: ${ready} workers ready in ${elapsedMs} ms (${mode} mode)`);
-    if (fork) {
+    if (mode === 'fork') {
       const preload = config.server.fork.preload;
-      log.info({ plugin: name, master: pool.masterPid, preload }, `${name}: fork master ${pool.masterPid ?? '?'}, preload ${preload ?? 'none'}`);
+      const master = workers.find((w) => w.masterPid !== undefined)?.masterPid ?? null;
+      log.info({ plugin: name, master, preload }, `${name}: fork master ${master ?? '?'}, preload ${preload ?? 'none'}`);
     }
   }
 }

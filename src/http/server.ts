@@ -13,6 +13,8 @@ import type { Identity } from '../system/users.js';
 import { NoFreeWorkersError, QueueFullError, RrtsError, SoftJobError } from '../errors.js';
 import { Flag } from '../goridge/flags.js';
 import type { WorkerPool } from '../pool/pool.js';
+import { readinessOf, statusOf, workerStates } from '../pool/capabilities.js';
+import type { HasStatus, HasWorkers, Plugin, Resettable, WorkerState } from '../plugin.js';
 import { buildRequestPayload, clientIp, RequestError, type RequestPayload } from './request.js';
 import { AnswerCutError, ResponseWriter } from './response.js';
 import { GO_MAX_HEADER_BYTES, goRefusalOf, isRefused, listenOnAddress, refuseConnection, refuseMalformedRequests } from '../listen.js';
@@ -25,7 +27,7 @@ import { delay } from '../time.js';
 
 type Listener = net.Server;
 
-export class HttpPlugin {
+export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
   readonly name = 'http';
   /** Listening servers: the plain one (http.address) first, then the TLS one. */
   private listeners: Listener[] = [];
@@ -95,6 +97,36 @@ export class HttpPlugin {
     this.http1Servers = [];
     this.plainServer = null;
     this.tlsServer = null;
+  }
+
+  // Capabilities (src/plugin.ts): the informer, resetter, status and metrics plugins reach the http pool through these.
+
+  get workerMode(): 'exec' | 'fork' {
+    return this.pool.mode;
+  }
+
+  workers(): Promise<WorkerState[]> {
+    return workerStates(this.pool);
+  }
+
+  addWorker(): Promise<void> {
+    return this.pool.addWorker();
+  }
+
+  removeWorker(): Promise<void> {
+    return this.pool.removeWorker();
+  }
+
+  reset(): Promise<void> {
+    return this.pool.reset();
+  }
+
+  async status(): Promise<number> {
+    return statusOf(this.pool);
+  }
+
+  async ready(): Promise<number> {
+    return readinessOf(this.pool);
   }
 
   private async listen(server: Listener, address: string): Promise<void> {

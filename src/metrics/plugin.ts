@@ -1,6 +1,7 @@
 // The metrics plugin (docs/compatibility.md §1.12, §4.2, §5): a Prometheus registry served as text on every path of
-// metrics.address, holding the process metrics, every pool's worker gauges under RoadRunner's names (read when
-// scraped), rrts's own spawn metrics, and the application's metrics declared in config or over RPC (`metrics.*`).
+// metrics.address, holding the process metrics, the worker gauges of every plugin that has workers (HasWorkers) under
+// RoadRunner's names (read when scraped), rrts's own spawn metrics, and the application's metrics declared in config
+// or over RPC (`metrics.*`).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -8,8 +9,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, Summary } f
 import type { MetricsConfig } from '../config/types.js';
 import { ConfigError, RrtsError } from '../errors.js';
 import { closeNow, listenOnAddress, refuseMalformedRequests } from '../listen.js';
-import { describeWorkers, type WorkerInfo } from '../pool/info.js';
-import type { WorkerPool } from '../pool/pool.js';
+import type { Capabilities, Plugin, WorkerState } from '../plugin.js';
 import { HttpMetrics } from './http-middleware.js';
 
 /** A metrics RPC call or declaration that cannot be carried out; the message is what the PHP client sees. */
@@ -71,15 +71,15 @@ const WORKER_START_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 /** Go client's summary window (DefMaxAge 10 min, DefAgeBuckets 5). */
 const SUMMARY_WINDOW = { maxAgeSeconds: 600, ageBuckets: 5 };
 
-export class MetricsPlugin {
+export class MetricsPlugin implements Plugin {
   readonly name = 'metrics';
   private readonly reg = new Registry();
   private server: http.Server | null = null;
   private readonly app = new Map<string, AppCollector>();
   /** pool name -> the metric names registered for it */
   private readonly poolMetrics = new Map<string, string[]>();
-  /** one describeWorkers() per pool per scrape, shared by all the gauges that read it */
-  private readonly snapshots = new Map<string, Promise<WorkerInfo[]>>();
+  /** one workers() per pool per scrape, shared by all the gauges that read it */
+  private readonly snapshots = new Map<string, Promise<WorkerState[]>>();
   private readonly forks: Counter<'pool'>;
   private readonly masterRestarts: Counter<'pool'>;
   private readonly workerStart: Histogram<'pool' | 'mode'>;
@@ -88,7 +88,7 @@ export class MetricsPlugin {
   /** Registers the process metrics and the `metrics.collect` collectors; a bad collector throws a ConfigError. */
   constructor(
     private readonly config: MetricsConfig,
-    private readonly pools: () => Map<string, WorkerPool>,
+    private readonly plugins: Pick<Capabilities, 'withWorkers'>,
     private readonly log: Logger,
   ) {
     collectDefaultMetrics({ register: this.reg });
@@ -285,18 +285,18 @@ export class MetricsPlugin {
 
   /** Register RoadRunner's seven gauges for pools that appeared, and drop those of pools that are gone. */
   private syncPools(): void {
-    const pools = this.pools();
-    for (const [name, pool] of pools) {
+    const pools = this.plugins.withWorkers();
+    for (const { name, workerMode } of pools) {
       if (this.poolMetrics.has(name)) continue;
       this.poolMetrics.set(name, this.registerPoolGauges(name));
-      if (pool.mode === 'fork') {
+      if (workerMode === 'fork') {
         // show the counters at 0 from the start, so rate() has a baseline
         this.forks.inc({ pool: name }, 0);
         this.masterRestarts.inc({ pool: name }, 0);
       }
     }
     for (const [name, metricNames] of this.poolMetrics) {
-      if (pools.has(name)) continue;
+      if (pools.some((p) => p.name === name)) continue;
       for (const metricName of metricNames) this.reg.removeSingleMetric(metricName);
       this.poolMetrics.delete(name);
     }
@@ -306,8 +306,8 @@ export class MetricsPlugin {
     const prefix = `rr_${pool.replace(/[^a-zA-Z0-9_]/g, '_')}`;
     const title = pool.toUpperCase();
     const registers = [this.reg];
-    const workers = (): Promise<WorkerInfo[]> => this.workersOf(pool);
-    const scalar = (suffix: string, help: string, value: (ws: WorkerInfo[]) => number): Gauge => {
+    const workers = (): Promise<WorkerState[]> => this.workersOf(pool);
+    const scalar = (suffix: string, help: string, value: (ws: WorkerState[]) => number): Gauge => {
       const g: Gauge = new Gauge({
         name: `${prefix}_${suffix}`,
         help,
@@ -316,7 +316,7 @@ export class MetricsPlugin {
       });
       return g;
     };
-    const count = (ws: WorkerInfo[], state: string): number => ws.filter((w) => w.statusStr === state).length;
+    const count = (ws: WorkerState[], state: string): number => ws.filter((w) => w.statusStr === state).length;
     const gauges: Gauge<string>[] = [
       scalar('total_workers', `Total number of workers used by the ${title} plugin`, (ws) => ws.length),
       scalar('workers_memory_bytes', `Memory usage by ${title} workers.`, (ws) => ws.reduce((sum, w) => sum + w.memoryUsage, 0)),
@@ -355,7 +355,7 @@ export class MetricsPlugin {
   }
 
   /** USS/PSS per worker of every pool; workers whose memory could not be read are left out rather than shown as 0. */
-  private async collectPerWorker(gauge: Gauge<'pool' | 'pid'>, value: (w: WorkerInfo) => number): Promise<void> {
+  private async collectPerWorker(gauge: Gauge<'pool' | 'pid'>, value: (w: WorkerState) => number): Promise<void> {
     const names = [...this.poolMetrics.keys()];
     const all = await Promise.all(names.map((name) => this.workersOf(name)));
     gauge.reset();
@@ -368,11 +368,11 @@ export class MetricsPlugin {
   }
 
   /** The pool's workers as of this scrape: every gauge's collect() starts in the same tick, so they share one read. */
-  private workersOf(name: string): Promise<WorkerInfo[]> {
+  private workersOf(name: string): Promise<WorkerState[]> {
     let snapshot = this.snapshots.get(name);
     if (!snapshot) {
-      const pool = this.pools().get(name);
-      snapshot = pool ? describeWorkers(pool).catch(() => []) : Promise.resolve([]);
+      const plugin = this.plugins.withWorkers().find((p) => p.name === name);
+      snapshot = plugin ? plugin.workers().catch(() => []) : Promise.resolve([]);
       this.snapshots.set(name, snapshot);
       void snapshot.finally(() => this.snapshots.delete(name));
     }

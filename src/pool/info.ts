@@ -41,7 +41,7 @@ export interface WorkerInfo {
 }
 
 /** The pool's live workers, sorted by pid. */
-export async function describeWorkers(pool: WorkerPool): Promise<WorkerInfo[]> {
+export async function describeWorkers(pool: Pick<WorkerPool, 'list'>): Promise<WorkerInfo[]> {
   const workers = pool.list();
   const pids = workers.map((w) => w.pid);
   const memory = await Promise.all(pids.map((pid) => readMemory(pid)));

@@ -107,14 +107,15 @@ export interface ResetOptions {
   recipe?: WorkerRecipe;
 }
 
-/** Hooks for the metrics plugin. */
+/** What the pool reports as it happens (the metrics plugin counts it), given to its constructor. */
 export interface PoolObserver {
+  /** a worker took `seconds` from the spawn (or fork request) to its handshake */
   workerStarted?(seconds: number): void;
+  /** the spawner started over after its fork master died */
   masterRestarted?(): void;
 }
 
 export class WorkerPool {
-  observer: PoolObserver | null = null;
   /** Workers that count towards num_workers (not retiring). */
   private readonly workers = new Set<Worker>();
   /** Workers being stopped (kept so destroy() can wait for them). */
@@ -140,19 +141,18 @@ export class WorkerPool {
     readonly config: PoolConfig,
     private readonly spawner: Spawner,
     private readonly log: Logger,
+    private readonly observer: PoolObserver | null = null,
   ) {
     this.target = config.numWorkers;
     this.events = {
       onFailure: (w, reason) => this.onWorkerFailure(w, reason),
       onExit: (w, exit) => this.onWorkerExit(w, exit),
     };
-    if ('onMasterRestart' in spawner) {
-      spawner.onMasterRestart = () => {
-        this.observer?.masterRestarted?.();
-        this.log.info('replacing the workers of the dead fork master');
-        this.reset({ renewSpawner: false }).catch((err: Error) => this.log.error(`cannot replace the workers: ${err.message}`));
-      };
-    }
+    spawner.on('masterRestart', () => {
+      this.observer?.masterRestarted?.();
+      this.log.info('replacing the workers of the dead fork master');
+      this.reset({ renewSpawner: false }).catch((err: Error) => this.log.error(`cannot replace the workers: ${err.message}`));
+    });
   }
 
   /** Spawn num_workers in parallel; if any fails, stop them all and throw that worker's error. */

@@ -25,6 +25,19 @@ interface Waiter {
 
 const HANDSHAKE_TIMEOUT_MS = 60_000;
 
+/** Who may join, fixed when the listener is made. */
+export interface ListenerOptions {
+  /** how long a connection has to answer the pid request */
+  handshakeTimeoutMs?: number;
+  /** Decides whether a connection that answered with `pid` may join (fork mode checks peer credentials). */
+  acceptPid?: (pid: number, socket: net.Socket) => boolean;
+  /**
+   * Exec mode: the process at the other end must be the pid it answered, and that pid or an ancestor must be one a
+   * spawner waits for (waitFor); anything else is refused. The caller checks peerCheckUnavailableReason() first.
+   */
+  checkPeers?: boolean;
+}
+
 export class SocketRelayListener {
   private server: net.Server | null = null;
   private readonly waiting = new Map<number, Waiter>();
@@ -32,19 +45,19 @@ export class SocketRelayListener {
   private readonly sockets = new Set<net.Socket>();
   /** unix: the inode of the socket file we created, so it is the one we remove */
   private socketInode: number | null = null;
-  /** Decides whether a connection that answered with `pid` may join (fork mode checks peer credentials). */
-  acceptPid: (pid: number, socket: net.Socket) => boolean = () => true;
-  /**
-   * Exec mode: the process at the other end must be the pid it answered, and that pid or an ancestor must be one a
-   * spawner waits for (waitFor); anything else is refused. The caller checks peerCheckUnavailableReason() first.
-   */
-  checkPeers = false;
+  private readonly handshakeTimeoutMs: number;
+  private readonly acceptPid: (pid: number, socket: net.Socket) => boolean;
+  private readonly checkPeers: boolean;
 
   constructor(
     readonly address: ListenAddress,
     private readonly log: Logger,
-    private readonly handshakeTimeoutMs = HANDSHAKE_TIMEOUT_MS,
-  ) {}
+    options: ListenerOptions = {},
+  ) {
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    this.acceptPid = options.acceptPid ?? (() => true);
+    this.checkPeers = options.checkPeers ?? false;
+  }
 
   async listen(): Promise<void> {
     const server = net.createServer((socket) => this.onConnection(socket));

@@ -12,6 +12,7 @@ import { decodeRpc, encodeRpc, type RpcMessage } from '../goridge/messages.js';
 import { formatListenAddress, isLoopback, parseListenAddress, type ListenAddress } from '../address.js';
 import { decodeArgument, encodeResult, pickCodec, unsupportedCodecMessage } from './codec.js';
 import { listenOn } from '../listen.js';
+import type { Plugin } from '../plugin.js';
 
 export type RpcMethod = (arg: unknown) => Promise<unknown> | unknown;
 
@@ -49,7 +50,8 @@ export const DEFAULT_RPC_LIMITS: Readonly<RpcLimits> = Object.freeze({
 /** How long a refused connection is still read (and the bytes dropped) so its client gets the error frame, not a reset. */
 const REFUSED_LINGER_MS = 5_000;
 
-export class RpcPlugin {
+export class RpcPlugin implements Plugin {
+  readonly name = 'rpc';
   private readonly services = new Map<string, Map<string, RpcMethod>>();
   private readonly sockets = new Set<net.Socket>();
   private server: net.Server | null = null;

@@ -3,34 +3,16 @@
 // error texts.
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
-import { describeWorkers } from '../pool/info.js';
-import type { WorkerPool } from '../pool/pool.js';
+import type { Capabilities, HasWorkers } from '../plugin.js';
 import { RR_COMPAT_VERSION } from '../version.js';
 import type { RpcPlugin } from './server.js';
 
-/** What the services need from the server (RrtsServer has it): the config and the pools by plugin name. */
+export type { WorkerState } from '../plugin.js';
+
+/** What the services need from the server: the config, and the plugins that have workers or can be reset. */
 export interface CoreServicesHost {
   readonly config: Config;
-  readonly pools: Map<string, WorkerPool>;
-}
-
-/**
- * One worker as `informer.Workers` reports it: RoadRunner's State (that key order, those types) and rrts's
- * additions, which RoadRunner's PHP SDK ignores (it reads the keys by name): `uss`/`pss` (the worker's own memory,
- * bytes, 0 when unknown) and, for fork pools only, `masterPid` (the pool's current fork master).
- */
-export interface WorkerState {
-  pid: number;
-  status: number;
-  numExecs: number;
-  created: number;
-  memoryUsage: number;
-  CPUPercent: number;
-  command: string;
-  statusStr: string;
-  uss: number;
-  pss: number;
-  masterPid?: number;
+  readonly plugins: Pick<Capabilities, 'withWorkers' | 'resettable'>;
 }
 
 export const REDACTED = '******';
@@ -46,64 +28,45 @@ export function registerCoreServices(rpc: RpcPlugin, server: CoreServicesHost, l
     Config: () => Buffer.from(JSON.stringify(redactSecrets(server.config.raw)), 'utf8'),
   });
 
+  const withWorkers = (name: string): HasWorkers | undefined => server.plugins.withWorkers().find((p) => p.name === name);
+
   rpc.register('informer', {
-    List: () => [...server.pools.keys()],
+    List: () => server.plugins.withWorkers().map((p) => p.name),
     Workers: async (arg) => {
-      const pool = server.pools.get(pluginName(arg));
+      const plugin = withWorkers(pluginName(arg));
       // RoadRunner answers {"workers":null} for unknown plugins, which makes PHP's WorkerPool throw; [] is kinder.
-      return { workers: pool ? await workerStates(pool) : [] };
+      return { workers: plugin ? await plugin.workers() : [] };
     },
     Jobs: (arg) => {
       pluginName(arg);
       return [];
     },
     AddWorker: async (arg) => {
-      await managedPool(server, pluginName(arg)).addWorker();
+      await managed(withWorkers, pluginName(arg)).addWorker();
       return true;
     },
     RemoveWorker: async (arg) => {
-      await managedPool(server, pluginName(arg)).removeWorker();
+      await managed(withWorkers, pluginName(arg)).removeWorker();
       return true;
     },
   });
 
   rpc.register('resetter', {
-    List: () => [...server.pools.keys()],
+    List: () => server.plugins.resettable().map((p) => p.name),
     Reset: async (arg) => {
       const name = pluginName(arg);
-      const pool = server.pools.get(name);
-      if (!pool) throw new Error(`resetter_rpc_reset:\n\tresetter_plugin_reset_by_name: no such plugin: ${name}`);
+      const plugin = server.plugins.resettable().find((p) => p.name === name);
+      if (!plugin) throw new Error(`resetter_rpc_reset:\n\tresetter_plugin_reset_by_name: no such plugin: ${name}`);
       // The pool runs one reset at a time (SIGHUP's too): this one waits for a running one, then resets again.
       const started = Date.now();
       try {
-        await pool.reset();
+        await plugin.reset();
       } catch (err) {
         throw new Error(`resetter_rpc_reset:\n\t${name}: reset failed, the old workers keep serving: ${(err as Error).message}`);
       }
       log?.info({ plugin: name, elapsed_ms: Date.now() - started }, `${name}: workers reset (rpc)`);
       return true;
     },
-  });
-}
-
-/** The pool's workers in RoadRunner's State shape plus rrts's extras, sorted by pid. */
-export async function workerStates(pool: WorkerPool): Promise<WorkerState[]> {
-  const masterPid = pool.mode === 'fork' ? pool.masterPid : null;
-  return (await describeWorkers(pool)).map((w) => {
-    const state: WorkerState = {
-      pid: w.pid,
-      status: w.status,
-      numExecs: w.numExecs,
-      created: Math.round(w.created),
-      memoryUsage: Math.round(w.memoryUsage),
-      CPUPercent: w.CPUPercent,
-      command: w.command,
-      statusStr: w.statusStr,
-      uss: w.uss,
-      pss: w.pss,
-    };
-    if (masterPid !== null) state.masterPid = masterPid;
-    return state;
   });
 }
 
@@ -133,8 +96,8 @@ function pluginName(arg: unknown): string {
   throw new Error(`json: cannot unmarshal ${type} into Go value of type string`);
 }
 
-function managedPool(server: CoreServicesHost, name: string): WorkerPool {
-  const pool = server.pools.get(name);
-  if (!pool) throw new Error(`plugin ${name} does not support workers management`);
-  return pool;
+function managed(find: (name: string) => HasWorkers | undefined, name: string): HasWorkers {
+  const plugin = find(name);
+  if (!plugin) throw new Error(`plugin ${name} does not support workers management`);
+  return plugin;
 }

@@ -1,6 +1,7 @@
 // Exec mode: child_process.spawn(server.command) per worker, in its own process group, with the RR_* environment;
 // the worker is ready when it answers the pid handshake over pipes or over the socket relay.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -14,7 +15,7 @@ import { parseListenAddress } from '../address.js';
 import { logOutputLines, type WorkerOutputLines } from '../log/index.js';
 import { Worker, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo, type WorkerProcess } from '../worker/process.js';
-import type { Spawner, WorkerRecipe } from './spawner.js';
+import type { Spawner, SpawnerEvents, WorkerRecipe } from './spawner.js';
 import type { Identity } from '../system/users.js';
 import { parsePhpCommand } from '../config/php-command.js';
 import { delay, settlesWithin } from '../time.js';
@@ -86,13 +87,15 @@ class ChildHandle implements WorkerProcess {
   }
 }
 
-export class ExecSpawner implements Spawner {
+export class ExecSpawner extends EventEmitter<SpawnerEvents> implements Spawner {
   readonly mode = 'exec' as const;
   private listener: SocketRelayListener | null = null;
   /** workers spawned and not yet exited (the forced exit kills them) */
   private readonly live = new Set<ChildHandle>();
 
-  constructor(private opts: ExecSpawnerOptions) {}
+  constructor(private opts: ExecSpawnerOptions) {
+    super();
+  }
 
   /** A php-cli per worker: nothing to start ahead; a reload's command and environment apply to the next spawns. */
   async renew(recipe?: WorkerRecipe): Promise<() => Promise<void>> {
@@ -114,8 +117,7 @@ export class ExecSpawner implements Spawner {
         { key: 'server.relay' },
       );
     }
-    this.listener = new SocketRelayListener(address, this.opts.log, this.opts.allocateTimeoutMs);
-    this.listener.checkPeers = true;
+    this.listener = new SocketRelayListener(address, this.opts.log, { handshakeTimeoutMs: this.opts.allocateTimeoutMs, checkPeers: true });
     await this.listener.listen();
     // Workers running as server.user must be able to connect (connect(2) needs write permission on the socket).
     const id = this.opts.identity;

@@ -8,6 +8,12 @@ export interface WorkerRecipe {
   preload: string | null;
 }
 
+/** What a spawner tells the pool that owns it (Node event name -> arguments). */
+export interface SpawnerEvents {
+  /** The spawner had to start over (fork mode: its master died and a new one runs); replace the old workers gradually. */
+  masterRestart: [];
+}
+
 export interface Spawner {
   readonly mode: 'exec' | 'fork';
   /** fork mode: the pid of the current master (0 when none) */
@@ -23,8 +29,8 @@ export interface Spawner {
    * start the recipe that just failed. Throws, with the previous recipe kept, when it cannot start fresh.
    */
   renew?(recipe?: WorkerRecipe): Promise<() => Promise<void>>;
-  /** Set by the pool: the spawner had to start over (fork master crash); replace the old workers gradually. */
-  onMasterRestart?: (() => void) | null;
+  /** The pool subscribes once, when it is made (exec spawners never emit). */
+  on(event: 'masterRestart', listener: () => void): unknown;
   /** Release everything the spawner owns (sockets, master). Workers are stopped by the pool before. */
   close(): Promise<void>;
   /**

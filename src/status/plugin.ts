@@ -1,12 +1,12 @@
-// The status plugin (docs/compatibility.md §1.11, §3.6, §3.8): liveness (/health) and readiness (/ready) of every worker pool on
-// status.address, for load balancers and orchestrators, answered the way RoadRunner's status plugin answers them.
+// The status plugin (docs/compatibility.md §1.11, §3.6, §3.8): liveness (/health) and readiness (/ready) of every plugin
+// that has a status (HasStatus) on status.address, for load balancers and orchestrators, answered the way
+// RoadRunner's status plugin answers them.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { StatusConfig } from '../config/types.js';
 import { closeNow, listenOnAddress, refuseMalformedRequests } from '../listen.js';
-import type { WorkerPool } from '../pool/pool.js';
-import { WorkerState } from '../worker/state.js';
+import type { Capabilities, Plugin, HasStatus } from '../plugin.js';
 
 /** One plugin's line in a /health or /ready answer; RoadRunner's `Report` JSON shape. */
 export interface PluginReport {
@@ -15,32 +15,19 @@ export interface PluginReport {
   status_code: number;
 }
 
-/** What statusOf/readinessOf look at: only the pool's live workers. */
-export type CheckedPool = Pick<WorkerPool, 'list'>;
-
 /** The text RoadRunner answers with once shutdown has begun (since 2024.1.5). */
 export const SHUTTING_DOWN = 'service is shutting down';
 
-/** A pool is alive (200) while at least one worker is ready or working; otherwise 503. */
-export function statusOf(pool: CheckedPool): number {
-  return pool.list().some((w) => w.state === WorkerState.Ready || w.state === WorkerState.Working) ? 200 : 503;
-}
+type Check = (plugin: HasStatus) => Promise<number>;
 
-/** A pool is ready (200) only while at least one worker is idle and can take a job now; otherwise 503. */
-export function readinessOf(pool: CheckedPool): number {
-  return pool.list().some((w) => w.state === WorkerState.Ready) ? 200 : 503;
-}
-
-type Check = (pool: CheckedPool) => number;
-
-export class StatusPlugin {
+export class StatusPlugin implements Plugin {
   readonly name = 'status';
   private server: http.Server | null = null;
   private stopping = false;
 
   constructor(
     private readonly config: StatusConfig,
-    private readonly pools: () => Map<string, WorkerPool>,
+    private readonly plugins: Pick<Capabilities, 'withStatus'>,
     private readonly log: Logger,
   ) {}
 
@@ -89,10 +76,10 @@ export class StatusPlugin {
     switch (url.pathname) {
       case '/health':
         if (this.stopping) return sendText(res, 200, SHUTTING_DOWN);
-        return this.report(res, url, statusOf, 'health');
+        return this.report(res, url, (p) => p.status(), 'health');
       case '/ready':
         if (this.stopping) return sendText(res, this.config.unavailableStatusCode, SHUTTING_DOWN);
-        return this.report(res, url, readinessOf, 'readiness');
+        return this.report(res, url, (p) => p.ready(), 'readiness');
       case '/jobs':
         if (this.stopping) return sendText(res, this.config.unavailableStatusCode, SHUTTING_DOWN);
         // rrts has no jobs plugin; RoadRunner answers "jobs plugin not found" when it is absent.
@@ -102,28 +89,43 @@ export class StatusPlugin {
     }
   }
 
-  /** Check the pools named by `plugin=` (all pools without it); any unavailable pool makes the whole answer unavailable. */
+  /**
+   * Check the plugins named by `plugin=` (all with a status without it); any unavailable one makes the whole answer
+   * unavailable. A check that fails counts as unavailable.
+   */
   private report(res: http.ServerResponse, url: URL, check: Check, kind: string): void {
-    const pools = this.pools();
+    const plugins = this.plugins.withStatus();
     const asked = url.searchParams.getAll('plugin');
-    const names = asked.length > 0 ? asked : [...pools.keys()];
-    const reports: PluginReport[] = [];
-    let status = 200;
+    const names = asked.length > 0 ? asked : plugins.map((p) => p.name);
+    const checked: Array<{ name: string; code: Promise<number> }> = [];
     for (const name of names) {
-      const pool = pools.get(name);
-      if (!pool) {
+      const plugin = plugins.find((p) => p.name === name);
+      if (!plugin) {
         this.log.debug({ plugin: name }, `plugin does not support ${kind} checks`);
         continue;
       }
-      const code = check(pool);
-      if (code >= 500) {
-        status = this.config.unavailableStatusCode;
-        reports.push({ plugin_name: name, error_message: 'internal server error, see logs', status_code: this.config.unavailableStatusCode });
-      } else {
-        reports.push({ plugin_name: name, error_message: '', status_code: code });
-      }
+      const code = Promise.resolve()
+        .then(() => check(plugin))
+        .catch((err: unknown) => {
+          this.log.error({ plugin: name, err: (err as Error)?.message }, `${name}: ${kind} check failed`);
+          return 503;
+        });
+      checked.push({ name, code });
     }
-    sendJson(res, status, reports);
+    void Promise.all(checked.map((c) => c.code)).then((codes) => {
+      const reports: PluginReport[] = [];
+      let status = 200;
+      codes.forEach((code, i) => {
+        const name = checked[i]!.name;
+        if (code >= 500) {
+          status = this.config.unavailableStatusCode;
+          reports.push({ plugin_name: name, error_message: 'internal server error, see logs', status_code: this.config.unavailableStatusCode });
+        } else {
+          reports.push({ plugin_name: name, error_message: '', status_code: code });
+        }
+      });
+      sendJson(res, status, reports);
+    });
   }
 }
 

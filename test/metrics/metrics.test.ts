@@ -11,6 +11,7 @@ import { HttpMetrics } from '../../src/metrics/http-middleware.js';
 import { MetricsPlugin, parseCollector } from '../../src/metrics/plugin.js';
 import type { WorkerPool } from '../../src/pool/pool.js';
 import { stateName, WorkerState } from '../../src/worker/state.js';
+import { capabilitiesOf } from '../support/pool-plugins.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -26,7 +27,7 @@ const started: MetricsPlugin[] = [];
 
 function make(pools: Map<string, WorkerPool>, collect: Record<string, unknown> = {}): MetricsPlugin {
   const config: MetricsConfig = { address: '127.0.0.1:0', collect };
-  const plugin = new MetricsPlugin(config, () => pools, silent);
+  const plugin = new MetricsPlugin(config, capabilitiesOf(pools), silent);
   started.push(plugin);
   return plugin;
 }

@@ -29,6 +29,7 @@ function fakeSpawner(): { spawner: Spawner; workers: FakePhp[] } {
     mode: 'exec',
     async start() {},
     async close() {},
+    on() {}, // never starts over
     async spawnWorker(events: WorkerEvents): Promise<Worker> {
       const input = new Readable({ read() {} });
       const php: FakePhp = {

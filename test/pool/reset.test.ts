@@ -1,5 +1,6 @@
 // The pool's reset queue with in-memory workers (no PHP): resets never overlap whoever asks, a reset ends only when
 // its old workers are gone, and pool.reset_timeout kills the old workers still busy so the reset completes.
+import { EventEmitter } from 'node:events';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
@@ -33,18 +34,23 @@ interface FakeSpawner {
   renews: number;
   /** resets that began while the one before still had old workers: an overlap */
   overlaps: string[];
+  /** what a fork spawner does once a new master replaced a dead one */
+  restartMaster(): void;
 }
 
 function fakeSpawner(): FakeSpawner {
   let nextPid = 1000;
+  const events = new EventEmitter();
   const fake: FakeSpawner = {
     workers: [],
     renews: 0,
     overlaps: [],
+    restartMaster: () => void events.emit('masterRestart'),
     spawner: {
       mode: 'exec',
       async start() {},
       async close() {},
+      on: (event, listener) => events.on(event, listener),
       async renew() {
         fake.renews++;
         // a reset may begin only once the one before is over: its old workers are gone, one generation runs
@@ -163,6 +169,23 @@ describe('pool reset queue', () => {
       [3, 3],
       'after the three resets only the third one\'s workers run',
     );
+    await pool.destroy(100);
+  });
+
+  test("the spawner's masterRestart replaces every worker without renewing the spawner again, and the pool's observer hears it", async () => {
+    const fake = fakeSpawner();
+    const heard = { starts: 0, restarts: 0 };
+    const observer = { workerStarted: () => void heard.starts++, masterRestarted: () => void heard.restarts++ };
+    const pool = new WorkerPool('http', poolConfig({}), fake.spawner, silent, observer);
+    await pool.start();
+    assert.equal(heard.starts, 2);
+    const old = pool.list().map((w) => w.pid);
+    fake.restartMaster();
+    await until(() => fake.workers.filter((w) => w.alive).length === 2 && fake.workers.length === 4, 'fresh workers in place of the old ones');
+    assert.deepEqual(pool.list().filter((w) => old.includes(w.pid)), []);
+    assert.equal(heard.restarts, 1);
+    assert.equal(heard.starts, 4);
+    assert.equal(fake.renews, 0, 'the spawner has its new master already');
     await pool.destroy(100);
   });
 

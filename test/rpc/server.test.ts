@@ -15,7 +15,8 @@ import { decodeRpc, encodeRpc } from '../../src/goridge/messages.js';
 import type { Config } from '../../src/config/types.js';
 import type { WorkerPool } from '../../src/pool/pool.js';
 import { RpcPlugin } from '../../src/rpc/server.js';
-import { registerCoreServices } from '../../src/rpc/services.js';
+import { registerCoreServices, type CoreServicesHost } from '../../src/rpc/services.js';
+import { capabilitiesOf } from '../support/pool-plugins.js';
 import { RawConnection, silent, startPlugin, vector } from './rpc-helpers.js';
 import { xorshift } from '../support/prng.js';
 
@@ -27,9 +28,9 @@ function jsonCall(seq: number, method: string, arg?: unknown, flags: number = Fl
 }
 
 /** A host with one fake pool called `http`, for the core services. */
-function fakeHost(): { config: Config; pools: Map<string, WorkerPool> } {
+function fakeHost(): CoreServicesHost {
   const pool = { list: () => [], mode: 'exec', masterPid: null, reset: async () => undefined, addWorker: async () => undefined, removeWorker: async () => undefined };
-  return { config: { raw: { version: '3' } } as unknown as Config, pools: new Map([['http', pool as unknown as WorkerPool]]) };
+  return { config: { raw: { version: '3' } } as unknown as Config, plugins: capabilitiesOf(new Map([['http', pool as unknown as WorkerPool]])) };
 }
 
 describe('rpc plugin: protocol vectors', () => {

@@ -6,6 +6,7 @@ import type { Config } from '../../src/config/types.js';
 import type { WorkerPool } from '../../src/pool/pool.js';
 import { RpcPlugin } from '../../src/rpc/server.js';
 import { REDACTED, redactSecrets, registerCoreServices } from '../../src/rpc/services.js';
+import { capabilitiesOf } from '../support/pool-plugins.js';
 import { RR_COMPAT_VERSION } from '../../src/version.js';
 import { RpcClient } from '../../src/cli/rpc-client.js';
 import { silent } from './rpc-helpers.js';
@@ -51,7 +52,7 @@ describe('core rpc services', () => {
   const pool = new FakePool();
   before(async () => {
     rpc = new RpcPlugin('tcp://127.0.0.1:0', silent, process.cwd());
-    const host = { config: { raw: RAW } as unknown as Config, pools: new Map([['http', pool as unknown as WorkerPool]]) };
+    const host = { config: { raw: RAW } as unknown as Config, plugins: capabilitiesOf(new Map([['http', pool as unknown as WorkerPool]])) };
     registerCoreServices(rpc, host);
     await rpc.serve();
     client = await RpcClient.connect(rpc.address, process.cwd());

@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import type { StatusConfig } from '../../src/config/types.js';
 import type { WorkerPool } from '../../src/pool/pool.js';
-import { readinessOf, SHUTTING_DOWN, StatusPlugin, statusOf } from '../../src/status/plugin.js';
+import { readinessOf, statusOf } from '../../src/pool/capabilities.js';
+import { SHUTTING_DOWN, StatusPlugin } from '../../src/status/plugin.js';
+import { capabilitiesOf, poolPlugin } from '../support/pool-plugins.js';
 import { stateName, WorkerState } from '../../src/worker/state.js';
 
 interface FakeWorker {
@@ -38,7 +40,7 @@ async function start(
 ): Promise<{ plugin: StatusPlugin; base: string; lines: Array<Record<string, unknown>> }> {
   const { log, lines } = memoryLogger();
   const map = new Map(Object.entries(pools));
-  const plugin = new StatusPlugin({ address: '127.0.0.1:0', unavailableStatusCode: 503, checkTimeout: 60, ...config }, () => map, log);
+  const plugin = new StatusPlugin({ address: '127.0.0.1:0', unavailableStatusCode: 503, checkTimeout: 60, ...config }, capabilitiesOf(map), log);
   await plugin.serve();
   started.push(plugin);
   return { plugin, base: `http://127.0.0.1:${plugin.address!.port}`, lines };
@@ -123,6 +125,22 @@ describe('StatusPlugin', () => {
     );
   });
 
+  it('a plugin whose check fails (its workers in a process that is gone) counts as unavailable, and the error is logged', async () => {
+    const { log, lines } = memoryLogger();
+    const broken = { name: 'jobs', status: () => Promise.reject(new Error('worker process 4242 is gone')), ready: async () => 200 };
+    const healthy = poolPlugin('http', fakePool(WorkerState.Ready));
+    const plugin = new StatusPlugin({ address: '127.0.0.1:0', unavailableStatusCode: 503, checkTimeout: 60 }, { withStatus: () => [healthy, broken] }, log);
+    await plugin.serve();
+    started.push(plugin);
+    const r = await get(`http://127.0.0.1:${plugin.address!.port}/health`);
+    assert.equal(r.status, 503);
+    assert.deepEqual(JSON.parse(r.text), [
+      { plugin_name: 'http', error_message: '', status_code: 200 },
+      { plugin_name: 'jobs', error_message: 'internal server error, see logs', status_code: 503 },
+    ]);
+    assert.ok(lines.some((l) => l['plugin'] === 'jobs' && l['level'] === 50 && l['err'] === 'worker process 4242 is gone'), JSON.stringify(lines));
+  });
+
   it('unknown plugin names are skipped and logged at debug', async () => {
     const { base, lines } = await start({ http: fakePool(WorkerState.Ready) });
     const r = await get(`${base}/health?plugin=nope&plugin=http`);
@@ -195,7 +213,7 @@ describe('StatusPlugin', () => {
   it('stop() closes the server, keep-alive connections included', async () => {
     const { log } = memoryLogger();
     const map = new Map([['http', fakePool(WorkerState.Ready)]]);
-    const plugin = new StatusPlugin({ address: '127.0.0.1:0', unavailableStatusCode: 503, checkTimeout: 1 }, () => map, log);
+    const plugin = new StatusPlugin({ address: '127.0.0.1:0', unavailableStatusCode: 503, checkTimeout: 1 }, capabilitiesOf(map), log);
     await plugin.serve();
     const base = `http://127.0.0.1:${plugin.address!.port}`;
     assert.equal((await get(`${base}/health`)).status, 200);
@@ -208,7 +226,7 @@ describe('StatusPlugin', () => {
   it('a taken address fails serve()', async () => {
     const { plugin } = await start({});
     const { log } = memoryLogger();
-    const second = new StatusPlugin({ address: `127.0.0.1:${plugin.address!.port}`, unavailableStatusCode: 503, checkTimeout: 60 }, () => new Map(), log);
+    const second = new StatusPlugin({ address: `127.0.0.1:${plugin.address!.port}`, unavailableStatusCode: 503, checkTimeout: 60 }, capabilitiesOf(new Map()), log);
     await assert.rejects(second.serve(), /EADDRINUSE/);
   });
 });

@@ -1,5 +1,6 @@
 // Fork mode: one PHP master preloads the app and forks the workers; the children connect back over a private
 // unix socket with the normal pid handshake, and are matched to the forks we asked for by pid and peer credentials.
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { nativeUnavailableReason, peerPidIs } from '../../native/index.js';
 import { SocketRelayListener } from '../../relay/listener.js';
 import { describeExit } from '../../worker/process.js';
 import { Worker, type WorkerEvents } from '../../worker/worker.js';
-import type { Spawner, WorkerRecipe } from '../spawner.js';
+import type { Spawner, SpawnerEvents, WorkerRecipe } from '../spawner.js';
 import { parsePhpCommand } from '../../config/php-command.js';
 import type { ForkMaster } from './master.js';
 import { ForkRoot } from './root.js';
@@ -49,7 +50,7 @@ const MASTER_BACKOFF_MAX_MS = 30_000;
 /** how long the other starts wait for a root's first worker (spawnWorker) */
 export const FIRST_START_WAIT_MS = 2_000;
 
-export class ForkSpawner implements Spawner {
+export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner {
   readonly mode = 'fork' as const;
   private runtimeDir = '';
   private listener: SocketRelayListener | null = null;
@@ -73,10 +74,9 @@ export class ForkSpawner implements Spawner {
   private masterFailures = 0;
   /** a root's first worker start (see spawnWorker): under way, or null once it settled */
   private readonly firstStarts = new WeakMap<ForkRoot, Promise<void> | null>();
-  /** set by the pool: the master was replaced after a crash, replace the surviving workers gradually */
-  onMasterRestart: (() => void) | null = null;
 
   constructor(private opts: ForkSpawnerOptions) {
+    super();
     this.reaper = new Reaper(opts.log);
   }
 
@@ -88,8 +88,10 @@ export class ForkSpawner implements Spawner {
     this.reaper.becomeSubreaper();
     this.runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-')); // 0700
     const socket = path.join(this.runtimeDir, 'workers.sock');
-    this.listener = new SocketRelayListener({ kind: 'unix', path: socket }, this.opts.log, this.opts.allocateTimeoutMs);
-    this.listener.acceptPid = (pid, sock) => this.isOurChild(pid, sock);
+    this.listener = new SocketRelayListener({ kind: 'unix', path: socket }, this.opts.log, {
+      handshakeTimeoutMs: this.opts.allocateTimeoutMs,
+      acceptPid: (pid, sock) => this.isOurChild(pid, sock),
+    });
     await this.listener.listen();
     const id = this.opts.identity;
     if (id) {
@@ -356,7 +358,7 @@ export class ForkSpawner implements Spawner {
     this.opts.log.error({ pid: master.pid }, `the fork master ${master.pid} died (${how}); its workers keep serving and a new master starts`);
     this.master = null;
     void this.currentMaster()
-      .then(() => this.onMasterRestart?.())
+      .then(() => this.emit('masterRestart'))
       .catch(() => undefined);
   }
 

@@ -1,0 +1,106 @@
+// The plugin shape (RoadRunner's Name/Serve/Stop) and the small optional capabilities other plugins look for: the
+// informer and metrics read HasWorkers, the resetter Resettable, the status plugin HasStatus (docs/architecture.md).
+// Capabilities are async so a plugin's workers may live in another process and answer through a proxy.
+
+export interface Plugin {
+  /** the config section's key; RPC clients and /health?plugin= name the plugin by it */
+  readonly name: string;
+  serve(): Promise<void>;
+  /** Stop, letting work in progress finish for at most `graceMs`; also called when serve() failed or never ran. */
+  stop(graceMs: number): Promise<void>;
+}
+
+/**
+ * One worker as `informer.Workers` reports it: RoadRunner's State (that key order, those types) and rrts's
+ * additions, which RoadRunner's PHP SDK ignores (it reads the keys by name): `uss`/`pss` (the worker's own memory,
+ * bytes, 0 when unknown) and, for fork pools only, `masterPid` (the pool's current fork master).
+ */
+export interface WorkerState {
+  pid: number;
+  status: number;
+  numExecs: number;
+  created: number;
+  memoryUsage: number;
+  CPUPercent: number;
+  command: string;
+  statusStr: string;
+  uss: number;
+  pss: number;
+  masterPid?: number;
+}
+
+/** A plugin with a worker pool: informer.Workers/AddWorker/RemoveWorker and the pool gauges of /metrics. */
+export interface HasWorkers {
+  readonly name: string;
+  /** how its workers are born; fork pools also count forks and master restarts */
+  readonly workerMode: 'exec' | 'fork';
+  /** the live workers, sorted by pid */
+  workers(): Promise<WorkerState[]>;
+  addWorker(): Promise<void>;
+  /** stops one idle worker, never the last one */
+  removeWorker(): Promise<void>;
+}
+
+/** A plugin whose workers can be replaced by fresh ones (resetter.Reset, SIGHUP). */
+export interface Resettable {
+  readonly name: string;
+  /** Rolling reset; resolves once no old worker is left. Resets asked for while one runs wait for it. */
+  reset(): Promise<void>;
+}
+
+/** A plugin /health and /ready can ask. */
+export interface HasStatus {
+  readonly name: string;
+  /** liveness: 200 while it can serve at all, 503 otherwise */
+  status(): Promise<number>;
+  /** readiness: 200 while it can take a request now, 503 otherwise */
+  ready(): Promise<number>;
+}
+
+export function hasWorkers(plugin: Plugin): plugin is Plugin & HasWorkers {
+  const p = plugin as Partial<HasWorkers>;
+  return typeof p.workers === 'function' && typeof p.addWorker === 'function' && typeof p.removeWorker === 'function';
+}
+
+export function isResettable(plugin: Plugin): plugin is Plugin & Resettable {
+  return typeof (plugin as Partial<Resettable>).reset === 'function';
+}
+
+export function hasStatus(plugin: Plugin): plugin is Plugin & HasStatus {
+  const p = plugin as Partial<HasStatus>;
+  return typeof p.status === 'function' && typeof p.ready === 'function';
+}
+
+/** Who has which capability; what the informer, resetter, status and metrics plugins are given. */
+export interface Capabilities {
+  withWorkers(): HasWorkers[];
+  resettable(): Resettable[];
+  withStatus(): HasStatus[];
+}
+
+/** The running plugins in the order they were registered, and the capabilities collected from them. */
+export class PluginRegistry implements Capabilities {
+  private readonly plugins: Plugin[] = [];
+
+  /** A name is registered once: it is how RPC and /health tell the plugins apart. */
+  register(plugin: Plugin): void {
+    if (this.plugins.some((p) => p.name === plugin.name)) throw new Error(`plugin '${plugin.name}' is registered twice`);
+    this.plugins.push(plugin);
+  }
+
+  get all(): readonly Plugin[] {
+    return this.plugins;
+  }
+
+  withWorkers(): Array<Plugin & HasWorkers> {
+    return this.plugins.filter(hasWorkers);
+  }
+
+  resettable(): Array<Plugin & Resettable> {
+    return this.plugins.filter(isResettable);
+  }
+
+  withStatus(): Array<Plugin & HasStatus> {
+    return this.plugins.filter(hasStatus);
+  }
+}

@@ -1,0 +1,40 @@
+// What a plugin that owns a worker pool answers through its capabilities (src/plugin.ts): the workers as the
+// informer reports them, and the pool's liveness and readiness as the status plugin reports them.
+import type { WorkerState } from '../plugin.js';
+import { WorkerState as Lifecycle } from '../worker/state.js';
+import { describeWorkers } from './info.js';
+import type { WorkerPool } from './pool.js';
+
+/** What statusOf/readinessOf look at: only the pool's live workers. */
+export type CheckedPool = Pick<WorkerPool, 'list'>;
+
+/** A pool is alive (200) while at least one worker is ready or working; otherwise 503. */
+export function statusOf(pool: CheckedPool): number {
+  return pool.list().some((w) => w.state === Lifecycle.Ready || w.state === Lifecycle.Working) ? 200 : 503;
+}
+
+/** A pool is ready (200) only while at least one worker is idle and can take a job now; otherwise 503. */
+export function readinessOf(pool: CheckedPool): number {
+  return pool.list().some((w) => w.state === Lifecycle.Ready) ? 200 : 503;
+}
+
+/** The pool's workers in RoadRunner's State shape plus rrts's extras, sorted by pid. */
+export async function workerStates(pool: Pick<WorkerPool, 'list' | 'mode' | 'masterPid'>): Promise<WorkerState[]> {
+  const masterPid = pool.mode === 'fork' ? pool.masterPid : null;
+  return (await describeWorkers(pool)).map((w) => {
+    const state: WorkerState = {
+      pid: w.pid,
+      status: w.status,
+      numExecs: w.numExecs,
+      created: Math.round(w.created),
+      memoryUsage: Math.round(w.memoryUsage),
+      CPUPercent: w.CPUPercent,
+      command: w.command,
+      statusStr: w.statusStr,
+      uss: w.uss,
+      pss: w.pss,
+    };
+    if (masterPid !== null) state.masterPid = masterPid;
+    return state;
+  });
+}
