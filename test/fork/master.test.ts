@@ -663,6 +663,30 @@ describe('php/master.php reading a burst of requests', () => {
   });
 });
 
+describe('a parked spare outlives default_socket_timeout', () => {
+  let dir: string;
+  let relay: RelayServer;
+  let master: MasterProcess;
+
+  before(async () => {
+    dir = tempDir();
+    relay = await RelayServer.listen(dir, 'a.sock');
+    // PHP's read timeout on the spare's socket is default_socket_timeout (60 s): 1 s here, so a timeout shows fast
+    master = new MasterProcess([`--script=${FIXTURE_WORKER}`, '--spares=1'], { env: baseEnv({ RR_RELAY: relay.address }), php: ['-d', 'default_socket_timeout=1'] });
+    assert.equal((await master.next('ready')).op, 'ready');
+  });
+
+  it('is still parked (not a zombie) after three timeouts, and becomes the next worker', async () => {
+    const [spare] = await sparesOf(master, 1);
+    assert.ok(spare, 'a parked spare');
+    await new Promise((r) => setTimeout(r, 3_500));
+    assert.match(procStat(spare)?.state ?? 'gone', /^[SR]$/, `the spare ${spare} is still alive and parked`);
+    const pid = await master.fork(2, { RR_RELAY: relay.address });
+    assert.equal(pid, spare, 'the fork was answered by the parked spare');
+    assert.match(await (await relay.worker(pid)).get('/pid'), new RegExp(`^${pid}$`));
+  });
+});
+
 describe('php/master.php with --spares=2', () => {
   let dir: string;
   let relayA: RelayServer;

@@ -62,6 +62,12 @@ final class Spare
         while (\strlen($data) < $length) {
             $chunk = @\fread($socket, $length - \strlen($data));
             if ($chunk === false || $chunk === '') {
+                // A read that times out (default_socket_timeout, 60 s) is not the master leaving: a spare may park
+                // for hours. Only EOF ends it.
+                if (\stream_get_meta_data($socket)['timed_out'] && !\feof($socket)) {
+                    continue;
+                }
+
                 return null; // blocking socket: '' means EOF
             }
             $data .= $chunk;
