@@ -165,7 +165,7 @@ final class MsgPack
     }
 
     /** msgpackr writes `undefined` as fixext 1 of type 0: nil here. Other extension types are not ours. */
-    private static function readUndefined(string $b, int &$at): null
+    private static function readUndefined(string $b, int &$at): mixed
     {
         if (self::take($b, $at, 2) !== "\x00\x00") {
             throw new \UnexpectedValueException('msgpack extension types are not supported');
