@@ -14,6 +14,40 @@ declare(strict_types=1);
 
 namespace Rrts\Master;
 
+// What fork mode needs of this PHP, checked before anything else so a missing piece is named, not a fatal error later.
+(static function (): void {
+    $missing = [];
+    foreach (['pcntl' => 'pcntl_fork', 'posix' => 'posix_kill', 'sockets' => 'socket_create'] as $extension => $probe) {
+        if (!\extension_loaded($extension)) {
+            $missing[] = $extension;
+        }
+    }
+    $disabled = \array_values(\array_intersect(
+        ['pcntl_fork', 'pcntl_waitpid', 'pcntl_signal', 'posix_kill', 'socket_create', 'socket_connect'],
+        \array_map('trim', \explode(',', (string) \ini_get('disable_functions'))),
+    ));
+    $ini = \php_ini_loaded_file() ?: 'no php.ini';
+    $problems = [];
+    if ($missing !== []) {
+        $problems[] = 'the PHP binary ' . \PHP_BINARY . ' (' . \PHP_VERSION . ') lacks the extension(s) ' . \implode(', ', $missing)
+            . ' (Debian and Ubuntu: apt-get install php-cli, which has them; a build of your own: --enable-pcntl'
+            . ' --enable-sockets; and no -n in server.command, which skips the ini files that load them)';
+    }
+    if ($disabled !== []) {
+        $problems[] = \implode(', ', $disabled) . ' ' . (\count($disabled) === 1 ? 'is' : 'are') . ' in disable_functions ('
+            . $ini . ', or a -d flag of server.command), and fork mode needs '
+            . (\count($disabled) === 1 ? 'it' : 'them') . ': take it out there, or add -d disable_functions= to server.command';
+    }
+    if ($problems !== []) {
+        \fwrite(\STDERR, 'rrts fork mode: ' . \implode('; ', $problems) . "\n");
+        exit(78); // EX_CONFIG
+    }
+    if (!\extension_loaded('Zend OPcache')) {
+        \fwrite(\STDERR, 'rrts fork mode: the PHP binary ' . \PHP_BINARY . ' has no opcache (Debian and Ubuntu: apt-get install'
+            . ' php-opcache): the workers work, but each compiles the code again instead of sharing one opcache' . "\n");
+    }
+})();
+
 // The classes live in lib/Fork/ (required by lib/fork-master.php). With opcache on, a short-lived child compiles them
 // first, so the root every master is forked from never holds the compiler's scratch pages (docs/fork-mode.md §2.3).
 (static function (string $classes): void {

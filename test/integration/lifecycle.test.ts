@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { alive, BIN, MODES, startRrts, sleep } from './harness.js';
+import { alive, BIN, FIXTURE, MODES, startRrts, sleep } from './harness.js';
 import { request } from './client.js';
 
 function runCli(args: string[], cwd: string): { code: number | null; stdout: string; stderr: string } {
@@ -55,6 +55,22 @@ describe('start-up failures', () => {
           assert.match(String(lines[0]!.msg), /exited before it was ready \(exit code 3\); its output: line one\nline two\nPHP Fatal error: boom/);
         } finally {
           fs.rmSync(dir, { recursive: true, force: true });
+        }
+      });
+    }
+
+    if (mode === 'fork') {
+      it('fork mode names what this PHP lacks: an extension, or pcntl_fork in disable_functions', async () => {
+        for (const [flags, expected] of [
+          ['-d disable_functions=pcntl_fork', /pcntl_fork is in disable_functions .*fork mode needs it/],
+          ['-n', /lacks the extension\(s\) [a-z, ]*sockets .*apt-get install php-cli/],
+        ] as const) {
+          const rr = await startRrts({ mode, expectFailure: true, config: { server: { command: `php ${flags} ${FIXTURE}` } } });
+          const exit = await rr.exited;
+          await rr.stop();
+          assert.notEqual(exit.code, 0, flags);
+          assert.match(rr.stderr, expected, flags);
+          assert.doesNotMatch(rr.stderr, /\n\s+at /, 'no stack trace');
         }
       });
     }
