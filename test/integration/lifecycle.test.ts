@@ -39,8 +39,8 @@ describe('start-up failures', () => {
       assert.match(rr.stderr, /nonexistent\/worker\.php/);
     });
 
-    if (mode === 'exec') {
-      it('a worker that dies while starting is reported once, at error, with its exit code and stderr', async () => {
+    {
+      it(`a worker that dies while starting is reported once, at error, with its exit code and stderr (${mode})`, async () => {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-dies-'));
         try {
           const script = path.join(dir, 'dies.php');

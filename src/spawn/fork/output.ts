@@ -12,10 +12,16 @@ import { settlesWithin } from '../../time.js';
 
 /** how long close() lets the open connections finish (their workers were just stopped) */
 const CLOSE_GRACE_MS = 1_000;
+/** How long the lines of a worker that left while starting wait for its start's error to take them; then logged. */
+const UNCLAIMED_START_OUTPUT_MS = 1_000;
+/** How long a start's error waits for the rest of what its worker wrote (the connection's end). */
+const START_OUTPUT_WAIT_MS = 200;
 
 export class WorkerOutputServer {
   private server: net.Server | null = null;
   private readonly connections = new Set<net.Socket>();
+  /** each worker's lines by pid: held while it starts (a spare: until it is woken and ready) */
+  private readonly byPid = new Map<number, { lines: WorkerOutputLines; closed: Promise<void> }>();
 
   /** @param isOurs whether a pid is a child of one of our masters (only theirs are logged) */
   constructor(
@@ -64,11 +70,36 @@ export class WorkerOutputServer {
     }
     this.connections.add(socket);
     const lines = new WorkerOutputLines(this.log, pid);
+    // held while the worker starts: a start that fails is reported once with them (startFailed)
+    lines.holdUntilReady();
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    this.byPid.set(pid, { lines, closed });
     socket.on('data', (chunk: Buffer) => lines.push(chunk));
-    socket.once('close', () => {
+    void closed.then(() => {
       this.connections.delete(socket);
       lines.end();
+      // nobody asked for them (a spare that died parked, say): log them rather than lose them
+      setTimeout(() => {
+        if (this.byPid.get(pid)?.lines === lines) this.byPid.delete(pid);
+        lines.release();
+      }, UNCLAIMED_START_OUTPUT_MS).unref();
     });
+  }
+
+  /** The worker answered its handshake: what it wrote while starting is logged, and the rest as it comes. */
+  started(pid: number): void {
+    this.byPid.get(pid)?.lines.release();
+    this.byPid.delete(pid);
+  }
+
+  /** The worker left before it was ready: its last lines (once its connection has ended, briefly awaited), unlogged. */
+  async startFailed(pid: number): Promise<string[]> {
+    const entry = this.byPid.get(pid);
+    if (!entry) return [];
+    this.byPid.delete(pid);
+    await settlesWithin(entry.closed, START_OUTPUT_WAIT_MS);
+    entry.lines.end();
+    return entry.lines.take();
   }
 }
 

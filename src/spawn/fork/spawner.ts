@@ -184,8 +184,10 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
     try {
       const accepted = await Promise.race([
         listener.waitFor(pid),
-        proc.exited.then((exit): never => {
-          throw new WorkerError(`forked worker ${pid} exited before it was ready (${describeExit(exit)})`, 'ERR_WORKER_BOOT');
+        proc.exited.then(async (exit): Promise<never> => {
+          const output = (await this.output?.startFailed(pid))?.join('\n') ?? '';
+          const tail = output ? `; its output: ${output.slice(-4096)}` : '';
+          throw new WorkerError(`forked worker ${pid} exited before it was ready (${describeExit(exit)})${tail}`, 'ERR_WORKER_BOOT');
         }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
@@ -194,8 +196,10 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
           );
         }),
       ]);
+      this.output?.started(pid);
       return new Worker(proc, accepted.relay, events, this.opts.streamTimeoutMs);
     } catch (err) {
+      this.output?.started(pid); // what the error did not quote is logged rather than lost
       proc.signal('SIGKILL');
       await proc.exited;
       throw err;
