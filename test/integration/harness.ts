@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { procStat } from '../../src/system/proc.js';
+import { assertValidConfig } from '../support/schema.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BIN = path.join(ROOT, 'bin', 'rrts');
@@ -157,6 +158,8 @@ export async function startRrts(opts: StartOptions = {}): Promise<RrtsInstance> 
     logs: { mode: 'production', level: 'debug' },
   };
   const config = opts.config ? deepMerge(base, opts.config) : base;
+  // a config meant to start must validate (one meant to fail, or to show a warning, may not)
+  if (!opts.expectFailure && opts.env?.RRTS_STRICT !== '') assertValidConfig(config, 'startRrts');
   const file = path.join(dir, '.rr.yaml');
   fs.writeFileSync(file, stringify(config));
   const proc = spawn(process.execPath, [BIN, 'serve', '-c', file, ...(opts.args ?? [])], {

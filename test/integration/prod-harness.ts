@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { BIN, childrenOf, deepMerge, freePort, killQuietly, procStat, ROOT, RrtsInstance, sleep } from './harness.js';
+import { assertValidConfig } from '../support/schema.js';
 
 export { ROOT, sleep, procStat, childrenOf };
 
@@ -106,6 +107,7 @@ export async function serve(opts: ServeOptions): Promise<Served> {
     logs: { mode: 'production', level: 'info' },
   };
   const config = deepMerge(base, opts.config);
+  if (!opts.expectFailure && opts.env?.RRTS_STRICT !== '') assertValidConfig(config, 'serve');
   const file = path.join(dir, '.rr.yaml');
   fs.writeFileSync(file, stringify(config));
   const bin = opts.readableCopy ? path.join(readableCopyOfRrts(), 'bin', 'rrts') : BIN;
