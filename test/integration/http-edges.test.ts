@@ -68,6 +68,32 @@ async function assertNoForgedAnswer(conn: RawConnection): Promise<void> {
   assert.equal((await conn.readBytes(4)).toString(), 'next');
 }
 
+/** One HTTP/2 request over a new h2c session: status, head, body, trailers, and the stream's error if it broke. */
+function h2get(
+  url: string,
+  target: string,
+): Promise<{ status: number; headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: string; error: string | null }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(url);
+    session.on('error', () => {});
+    const stream = session.request({ ':path': target });
+    let headers: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    let body = '';
+    stream.on('response', (h) => (headers = h));
+    stream.on('trailers', (t) => (trailers = t));
+    stream.on('data', (c: Buffer) => (body += c.toString()));
+    const timer = setTimeout(() => reject(new Error(`no end of ${target} over HTTP/2`)), 10_000);
+    const done = (error: string | null) => {
+      clearTimeout(timer);
+      session.close();
+      resolve({ status: Number(headers[':status']), headers, trailers, body, error });
+    };
+    stream.on('end', () => done(null));
+    stream.on('error', (err: Error) => done(err.message));
+  });
+}
+
 for (const mode of MODES) {
   describe(`a worker's Content-Length is not trusted (${mode} mode)`, () => {
     let rr: RrtsInstance;
@@ -293,28 +319,10 @@ describe('HTTP/2: a worker body is held to its content-length too', () => {
     await rr?.stop();
   });
 
-  function h2get(target: string): Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string; error: string | null }> {
-    return new Promise((resolve, reject) => {
-      const session = http2.connect(rr.url);
-      session.on('error', () => {});
-      const stream = session.request({ ':path': target });
-      let headers: http2.IncomingHttpHeaders = {};
-      let body = '';
-      stream.on('response', (h) => (headers = h));
-      stream.on('data', (c: Buffer) => (body += c.toString()));
-      const timer = setTimeout(() => reject(new Error(`no end of ${target} over HTTP/2`)), 10_000);
-      const done = (error: string | null) => {
-        clearTimeout(timer);
-        session.close();
-        resolve({ status: Number(headers[':status']), headers, body, error });
-      };
-      stream.on('end', () => done(null));
-      stream.on('error', (err: Error) => done(err.message));
-    });
-  }
+
 
   it('sends exactly the declared bytes of a longer body', async () => {
-    const r = await h2get(answerPath({ headers: { 'Content-Length': ['3'] }, body: '0123456789' }));
+    const r = await h2get(rr.url, answerPath({ headers: { 'Content-Length': ['3'] }, body: '0123456789' }));
     assert.equal(r.status, 200);
     assert.equal(r.headers['content-length'], '3');
     assert.equal(r.body, '012');
@@ -343,7 +351,7 @@ describe('HTTP/2: a worker body is held to its content-length too', () => {
   });
 
   it('resets the stream after a shorter body instead of ending it as complete', async () => {
-    const r = await h2get(answerPath({ headers: { 'Content-Length': ['10'] }, body: 'abc' }));
+    const r = await h2get(rr.url, answerPath({ headers: { 'Content-Length': ['10'] }, body: 'abc' }));
     assert.notEqual(r.error, null, `the stream ended normally with ${JSON.stringify(r.body)}`);
   });
 });
@@ -441,26 +449,11 @@ describe('trailers: headers the worker names in Trailer come after the body, as 
   }
 
   it('HTTP/2: the trailer arrives as trailing headers', async () => {
-    const session = http2.connect(rr.url);
-    try {
-      session.on('error', () => {});
-      const stream = session.request({ ':path': answerPath({ headers, body: 'hello' }) });
-      const result = await new Promise<{ head: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
-        let head: http2.IncomingHttpHeaders = {};
-        let trailers: http2.IncomingHttpHeaders = {};
-        let body = '';
-        stream.on('response', (h) => (head = h));
-        stream.on('trailers', (t) => (trailers = t));
-        stream.on('data', (c: Buffer) => (body += c.toString()));
-        stream.on('end', () => resolve({ head, trailers, body }));
-        stream.on('error', reject);
-        setTimeout(() => reject(new Error('no end over HTTP/2')), 10_000).unref();
-      });
-      assert.equal(result.body, 'hello');
-      assert.equal(result.head['x-checksum'], undefined);
-      assert.equal(result.trailers['x-checksum'], 'abc');
-    } finally {
-      session.close();
-    }
+    const r = await h2get(rr.url, answerPath({ headers, body: 'hello' }));
+    assert.equal(r.error, null);
+    assert.equal(r.body, 'hello');
+    assert.equal(r.headers['x-checksum'], undefined);
+    assert.equal(r.trailers['x-checksum'], 'abc');
   });
+
 });
