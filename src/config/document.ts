@@ -138,7 +138,7 @@ interface ShapeWalk {
  */
 function checkShape(doc: Document, label: string, lineCounter: LineCounter): void {
   const walk: ShapeWalk = { label, lineCounter, anchors: new Map(), extents: new Map(), open: new Set(), aliased: 0 };
-  measure(doc.contents as YamlNode | null, '', 0, walk);
+  measure(doc.contents, '', 0, walk);
 }
 
 function measure(node: YamlNode | null, path: string, depth: number, walk: ShapeWalk): Extent {

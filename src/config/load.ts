@@ -145,7 +145,7 @@ function includeList(root: SectionReader): string[] {
   const value = root.value('include');
   if (value === undefined) return [];
   if (typeof value === 'string') return value.split(/\s+/).filter((file) => file !== '');
-  if (Array.isArray(value) && value.every((file) => typeof file === 'string')) return value as string[];
+  if (Array.isArray(value) && value.every((file) => typeof file === 'string')) return value;
   return root.fail('include', `expected a list of file names (or a space-separated string), got ${describeValue(value)}`);
 }
 

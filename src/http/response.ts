@@ -59,7 +59,7 @@ function headerValues(value: unknown): string[] {
   if (typeof value === 'string') return [value];
   if (!Array.isArray(value)) return [];
   // The usual list of strings is used as it is.
-  if (value.every((v) => typeof v === 'string')) return value as string[];
+  if (value.every((v) => typeof v === 'string')) return value;
   return value.filter((v): v is string | number => typeof v === 'string' || typeof v === 'number').map(String);
 }
 

@@ -483,7 +483,7 @@ function parseMetric(arg: unknown, op: string): MetricValue {
   if (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string')) {
     throw new MetricsError(`${op}: labels must be a list of label values (strings), got ${describeValue(labels)}`);
   }
-  return { name: arg['name'], value, labels: labels as string[] };
+  return { name: arg['name'], value, labels };
 }
 
 function parseDeclare(arg: unknown): { name: string; collector: unknown } {

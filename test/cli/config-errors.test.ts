@@ -2,7 +2,6 @@
 // itself, absurd nesting (in the file, through aliases, in an included file, in a -o key) each end rrts with exit
 // code 1 and one `config error: <file>:<line>, key '<key>': ...` line on stderr, never a stack trace.
 import { describe, it } from 'node:test';
-import assert from 'node:assert/strict';
 import { writeFiles } from '../config/tmp.js';
 import { assertConfigError, serve } from './cli-helpers.js';
 

@@ -49,10 +49,10 @@ describe('workers table formats', () => {
 
   it('fork pool: master line and USS column; colours only when asked', () => {
     const out = renderPlugin('http', [state({ pid: 5, masterPid: 4, uss: 3_000_000 })], NOW, true);
-    assert.match(out, /^Workers of \[\x1b\[93mhttp\x1b\[0m\]:\nmaster: 4\n/);
+    assert.match(out, /^Workers of \[\x1b\[93mhttp\x1b\[0m\]:\nmaster: 4\n/); // eslint-disable-line no-control-regex -- ANSI colours
     assert.match(out, /USS/);
     assert.match(out, /3\.0 MB/);
-    assert.match(out, /\x1b\[36mready\x1b\[0m/);
+    assert.match(out, /\x1b\[36mready\x1b\[0m/); // eslint-disable-line no-control-regex -- ANSI colours
   });
 
   it('fits 80 columns even with the widest values', () => {

@@ -35,7 +35,7 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 /** What the master would write back: one control frame. */
 function answer(stream: RecordingStream, msg: Record<string, unknown>): void {
-  stream.push(encodeFrame({ flags: Flag.CODEC_MSGPACK, payload: packr.pack(msg) as Buffer }));
+  stream.push(encodeFrame({ flags: Flag.CODEC_MSGPACK, payload: packr.pack(msg) }));
 }
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

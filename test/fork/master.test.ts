@@ -173,7 +173,7 @@ class MasterProcess {
   }
 
   send(message: Message): void {
-    this.channel.write(encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(message) as Buffer }));
+    this.channel.write(encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(message) }));
   }
 
   /** The master answers in order, one answer a request. */
@@ -625,7 +625,7 @@ describe('php/master.php reading a burst of requests', () => {
     relay = await RelayServer.listen(dir, 'burst.sock');
   });
 
-  const frame = (message: Message): Buffer => encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(message) as Buffer });
+  const frame = (message: Message): Buffer => encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(message) });
 
   it('handles requests written together in order and answers each once, after the forks of the burst', async () => {
     const master = new MasterProcess([`--script=${FIXTURE_WORKER}`], { env: baseEnv({ RR_RELAY: relay.address, RR_MODE: 'http' }) });
@@ -838,7 +838,7 @@ class ControlConnection {
   }
 
   async request(message: Message): Promise<Message> {
-    this.socket.write(encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(message) as Buffer }));
+    this.socket.write(encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(message) }));
     return this.next(`the answer to ${String(message.op)}`);
   }
 }
@@ -1005,7 +1005,7 @@ describe('php/master.php start-up and protocol errors', () => {
   it('exits 2 on a frame whose payload is not a msgpack map', async () => {
     const master = new MasterProcess([`--script=${FIXTURE_WORKER}`], { env });
     assert.equal((await master.next('ready')).op, 'ready');
-    master.channel.write(encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(['op', 'ping']) as Buffer }));
+    master.channel.write(encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(['op', 'ping']) }));
     assert.deepEqual(await master.waitExit(WAIT_MS), { code: 2, signal: null });
     assert.match(master.output, /not a msgpack map/);
   });

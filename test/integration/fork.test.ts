@@ -244,7 +244,7 @@ describe('fork mode: reset from the root', () => {
       assert.deepEqual(rr.rootPids(), [root], 'the same root');
       const [master] = rr.masterPids();
       assert.equal(procStat(master!)?.ppid, root);
-      assert.equal(opcacheInode(master!), opcacheInode(root!), 'the new master maps the root opcache segment');
+      assert.equal(opcacheInode(master!), opcacheInode(root), 'the new master maps the root opcache segment');
       assert.equal((await request(`${rr.url}/`)).body.toString(), 'script2 lib2 lazy2');
 
       // a changed environment is the root's to carry: the next reset starts a new root
@@ -255,7 +255,7 @@ describe('fork mode: reset from the root', () => {
       rr.proc.kill('SIGHUP');
       await rr.waitFor(() => resets() === 2, 'the second reset', 20_000);
       // (an exiting process loses its command line before it is gone: wait for the old root itself)
-      await rr.waitFor(() => !alive(root!) && rr.rootPids().length === 1, 'a new root, the old one gone', 10_000);
+      await rr.waitFor(() => !alive(root) && rr.rootPids().length === 1, 'a new root, the old one gone', 10_000);
       assert.notEqual(rr.rootPids()[0], root);
       assert.equal((await request(`${rr.url}/`)).body.toString(), 'script2 lib2 lazy2');
     } finally {

@@ -36,7 +36,7 @@ function isObj(v: unknown): v is Obj {
 }
 export function deepMerge(a: Obj, b: Obj): Obj {
   const out: Obj = { ...a };
-  for (const [k, v] of Object.entries(b)) out[k] = isObj(v) && isObj(out[k]) ? deepMerge(out[k] as Obj, v) : v;
+  for (const [k, v] of Object.entries(b)) out[k] = isObj(v) && isObj(out[k]) ? deepMerge(out[k], v) : v;
   return out;
 }
 

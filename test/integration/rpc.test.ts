@@ -56,7 +56,7 @@ function msgpackCall(address: string, method: string, arg: unknown): Promise<{ f
   const packr = new Packr({ useRecords: false, mapsAsObjects: true });
   const m = /^tcp:\/\/(.*):(\d+)$/.exec(address)!;
   return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(m[2]), m[1]!);
+    const socket = net.connect(Number(m[2]), m[1]);
     const decoder = new FrameDecoder();
     socket.on('connect', () => socket.write(encodeRpc({ seq: 9, method, flags: Flag.CODEC_MSGPACK, body: packr.pack(arg) })));
     socket.on('data', (chunk: Buffer) => {

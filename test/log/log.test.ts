@@ -284,7 +284,7 @@ describe('file output', () => {
       const file = join(dir, 'rr.log');
       const first = make(logsCfg({ output: [file] }), { color: true });
       first.root.channel('http').info({ a: 1 }, 'first');
-      assert.match(readFileSync(file, 'utf8'), /  INFO   http  first  \{"a":1\}\n$/);
+      assert.match(readFileSync(file, 'utf8'), / {2}INFO {3}http {2}first {2}\{"a":1\}\n$/);
       first.root.close();
 
       const second = make(logsCfg({ mode: 'production', level: 'info', encoding: 'json', output: [file, 'stderr'] }));

@@ -115,7 +115,7 @@ describe('rpc plugin: calls', () => {
         Throws: () => {
           throw new Error('it broke:\n\tbadly');
         },
-        ThrowsString: () => Promise.reject('plain text'),
+        ThrowsString: () => Promise.reject('plain text'), // eslint-disable-line @typescript-eslint/prefer-promise-reject-errors -- a non-Error rejection is the case under test
         Html: () => '<a&b>',
       },
     });
@@ -228,7 +228,7 @@ describe('rpc plugin: calls', () => {
     const broken: Buffer[] = [];
     broken.push(encodeFrame({ flags: Flag.CODEC_JSON, options: [1, 999], payload: 'test.Echo' }));
     const crc = jsonCall(1, 'test.Echo', 'x');
-    crc[7] ^= 0xff;
+    crc[7]! ^= 0xff;
     broken.push(crc);
     const huge = Buffer.alloc(20);
     huge[0] = 0x15;

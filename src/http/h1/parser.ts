@@ -726,7 +726,7 @@ export class H1Parser {
     // far less than a native call per field.
     const text = latin1(buf, start, pos);
     const target = text.slice(sp1 + 1 - start, sp2 - start);
-    const raw: string[] = new Array(n / 2);
+    const raw = new Array<string>(n / 2);
     for (let i = 0; i < n; i += 4) {
       raw[i / 2] = text.slice(offsets[i]! - start, offsets[i + 1]! - start);
       raw[i / 2 + 1] = text.slice(offsets[i + 2]! - start, offsets[i + 3]! - start);

@@ -20,11 +20,11 @@ async function start(handler: H1Handler, options: Parameters<typeof createH1Serv
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     const index = writes.push(0) - 1;
-    const write = socket.write;
+    const write = socket.write.bind(socket);
     socket.write = function (this: net.Socket, ...args: unknown[]) {
       writes[index]!++;
       return (write as (...a: unknown[]) => boolean).apply(this, args);
-    } as typeof socket.write;
+    };
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
