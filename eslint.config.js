@@ -5,9 +5,25 @@ import tseslint from 'typescript-eslint';
 // The Node.js globals the plain .mjs scripts use (the `globals` package is not a direct dependency).
 const nodeGlobals = Object.fromEntries(
   [
-    'process', 'console', 'Buffer', 'URL', 'URLSearchParams', 'setTimeout', 'clearTimeout', 'setInterval',
-    'clearInterval', 'setImmediate', 'clearImmediate', 'performance', 'fetch', 'AbortController', 'TextEncoder',
-    'TextDecoder', 'queueMicrotask', 'structuredClone', 'globalThis',
+    'process',
+    'console',
+    'Buffer',
+    'URL',
+    'URLSearchParams',
+    'setTimeout',
+    'clearTimeout',
+    'setInterval',
+    'clearInterval',
+    'setImmediate',
+    'clearImmediate',
+    'performance',
+    'fetch',
+    'AbortController',
+    'TextEncoder',
+    'TextDecoder',
+    'queueMicrotask',
+    'structuredClone',
+    'globalThis',
   ].map((name) => [name, 'readonly']),
 );
 

@@ -151,10 +151,10 @@ function includeList(root: SectionReader): string[] {
 
 function checkIncludedVersion(included: unknown, rootVersion: string, file: string): void {
   if (included === rootVersion) return;
-  throw new ConfigError(
-    `version in an included file must be the same as in the root ('${rootVersion}'), got ${describeValue(included)}`,
-    { file, key: 'version' },
-  );
+  throw new ConfigError(`version in an included file must be the same as in the root ('${rootVersion}'), got ${describeValue(included)}`, {
+    file,
+    key: 'version',
+  });
 }
 
 function deepFreeze<T>(value: T): T {

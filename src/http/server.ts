@@ -185,9 +185,7 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
   private createH2cServer(handler: HttpHandler): net.Server {
     const http1 = this.createHttp1Server(handler, false);
     const settings = { maxConcurrentStreams: this.config.http2.maxConcurrentStreams, maxHeaderListSize: GO_MAX_HEADER_BYTES };
-    const h2 = http2.createServer({ settings }, (req, res) =>
-      this.dispatch(handler, req, res, false),
-    );
+    const h2 = http2.createServer({ settings }, (req, res) => this.dispatch(handler, req, res, false));
     this.trackSessions(h2);
     // Node starts the headersTimeout/requestTimeout checks of an http.Server on 'listening'; this one never listens
     // (the sniffer hands it connections), so start them by hand. stop() closes it, which clears the interval.

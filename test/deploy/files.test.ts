@@ -52,8 +52,14 @@ describe('docs/deploy', () => {
       const docs = YAML.parseAllDocuments(read(file), { version: '1.1' });
       assert.ok(Array.isArray(docs) && docs.length > 0);
       for (const doc of docs) {
-        assert.deepEqual(doc.errors.map((e) => e.message), []);
-        assert.deepEqual(doc.warnings.map((e) => e.message), []);
+        assert.deepEqual(
+          doc.errors.map((e) => e.message),
+          [],
+        );
+        assert.deepEqual(
+          doc.warnings.map((e) => e.message),
+          [],
+        );
       }
     });
 

@@ -39,7 +39,11 @@ function lifeStats(lifeLog: string): { maxAlive: number; starts: number } {
   const alive = new Set<string>();
   let maxAlive = 0;
   let starts = 0;
-  for (const [event, pid] of fs.readFileSync(lifeLog, 'utf8').trim().split('\n').map((l) => l.split(' '))) {
+  for (const [event, pid] of fs
+    .readFileSync(lifeLog, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' '))) {
     if (event === 'start') {
       starts++;
       alive.add(pid!);

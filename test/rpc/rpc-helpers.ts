@@ -97,4 +97,3 @@ export class RawConnection {
     for (const w of this.waiters.splice(0)) w();
   }
 }
-

@@ -29,7 +29,14 @@ function jsonCall(seq: number, method: string, arg?: unknown, flags: number = Fl
 
 /** A host with one fake pool called `http`, for the core services. */
 function fakeHost(): CoreServicesHost {
-  const pool = { list: () => [], mode: 'exec', masterPid: null, reset: async () => undefined, addWorker: async () => undefined, removeWorker: async () => undefined };
+  const pool = {
+    list: () => [],
+    mode: 'exec',
+    masterPid: null,
+    reset: async () => undefined,
+    addWorker: async () => undefined,
+    removeWorker: async () => undefined,
+  };
   return { config: { raw: { version: '3' } } as unknown as Config, plugins: capabilitiesOf(new Map([['http', pool as unknown as WorkerPool]])) };
 }
 
@@ -346,7 +353,11 @@ describe('rpc plugin: unix socket', () => {
   it('listens on a relative path (mode 0600), replaces a stale socket, refuses a live one, removes its file on stop', async () => {
     const file = path.join(dir, 'rpc.sock');
     // a stale socket file: a process that died without unlinking it
-    const killed = spawnSync(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))", file]);
+    const killed = spawnSync(process.execPath, [
+      '-e',
+      "require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))",
+      file,
+    ]);
     assert.equal(killed.signal, 'SIGKILL');
     assert.ok(fs.lstatSync(file).isSocket());
 
