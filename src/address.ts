@@ -9,7 +9,6 @@ export function splitAddress(address: string): { host: string | undefined; port:
   return { host: host === '' ? undefined : host, port: Number(address.slice(i + 1)) };
 }
 
-
 export type ListenAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
 
 /**

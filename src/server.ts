@@ -241,7 +241,6 @@ export class RrtsServer {
     this.rpc?.removeSocketFile();
   }
 
-
   private makePool(name: string, poolConfig: PoolConfig): WorkerPool {
     const log = this.logs.channel('server');
     const spawner = this.makeSpawner(name, poolConfig, log);

@@ -55,7 +55,10 @@ function resolveReference(reference: string, file: string, exists: (p: string) =
 
 /** Whether the text just before a `§` names an RFC (`RFC 9112 §6.3`, also across a comment's line break). */
 function isRfcSection(text: string, at: number): boolean {
-  const before = text.slice(Math.max(0, at - 40), at).replace(/\/\/|\*|#/g, ' ').replace(/\s+/g, ' ');
+  const before = text
+    .slice(Math.max(0, at - 40), at)
+    .replace(/\/\/|\*|#/g, ' ')
+    .replace(/\s+/g, ' ');
   return /RFC ?\d+ ?$/.test(before);
 }
 
@@ -63,12 +66,7 @@ function isRfcSection(text: string, at: number): boolean {
  * The broken references of one file (`file` relative to the repository root). `exists` and `sectionsOf` take paths
  * relative to the root; `sectionsOf` returns null for a file that is not a numbered document.
  */
-export function checkFile(
-  file: string,
-  text: string,
-  exists: (p: string) => boolean,
-  sectionsOf: (p: string) => Set<string> | null,
-): Problem[] {
+export function checkFile(file: string, text: string, exists: (p: string) => boolean, sectionsOf: (p: string) => Set<string> | null): Problem[] {
   const problems: Problem[] = [];
   const markdown = file.endsWith('.md');
   const lines = text.split('\n');
@@ -95,7 +93,8 @@ export function checkFile(
       let doc: string | null;
       if (owner) doc = owner.doc;
       else if (isRfcSection(text, offset + m.index)) continue;
-      else if (markdown) doc = file; // a document's reference to its own section
+      else if (markdown)
+        doc = file; // a document's reference to its own section
       else {
         report(`${m[0]} does not say which document it cites`);
         continue;

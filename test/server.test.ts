@@ -134,9 +134,15 @@ describe('RrtsServer: plugins found by their capabilities', () => {
 
   it('informer.Workers answers for each plugin from its own pool', async () => {
     const http = await client.call<{ workers: WorkerState[] }>('informer.Workers', 'http');
-    assert.deepEqual(http.workers.map((w) => w.pid), [4_194_301, 4_194_302]);
+    assert.deepEqual(
+      http.workers.map((w) => w.pid),
+      [4_194_301, 4_194_302],
+    );
     const ofJobs = await client.call<{ workers: WorkerState[] }>('informer.Workers', 'jobs');
-    assert.deepEqual(ofJobs.workers.map((w) => [w.pid, w.statusStr, w.numExecs]), [[424242, 'working', 7]]);
+    assert.deepEqual(
+      ofJobs.workers.map((w) => [w.pid, w.statusStr, w.numExecs]),
+      [[424242, 'working', 7]],
+    );
   });
 
   it('informer.AddWorker/RemoveWorker and resetter.Reset reach the named plugin only', async () => {

@@ -12,7 +12,10 @@ const program = new Command('rrts');
 program.configureHelp({ showGlobalOptions: true });
 addGlobalOptions(program)
   .description('rrts: a drop-in RoadRunner replacement (PHP application server and process manager)')
-  .version(`rrts version ${RRTS_VERSION} (RoadRunner ${RR_COMPAT_VERSION} compatible), node ${process.version}, OS: ${process.platform}, arch: ${process.arch}`, '-v, --version');
+  .version(
+    `rrts version ${RRTS_VERSION} (RoadRunner ${RR_COMPAT_VERSION} compatible), node ${process.version}, OS: ${process.platform}, arch: ${process.arch}`,
+    '-v, --version',
+  );
 
 const globals = (cmd: Command): GlobalOptions => cmd.optsWithGlobals<GlobalOptions>();
 

@@ -20,19 +20,21 @@ export interface GlobalOptions {
 }
 
 export function addGlobalOptions(program: Command): Command {
-  return program
-    .option('-c, --config <file>', 'config file', '.rr.yaml')
-    .option('-w, --workdir <dir>', 'working directory (default: the config file\'s folder)')
-    .addOption(new Option('--WorkDir <dir>', 'alias of --workdir, as rr spells it').hideHelp())
-    .option('-o, --override <key=value>', 'override a config value (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('--dotenv <file>', 'load environment variables from a file (DOTENV_PATH wins)')
-    .option('-s, --silent', 'do not print rrts\'s own console lines')
-    .option('-d, --debug', 'rr\'s pprof debug server: not supported, ignored with a warning')
-    .option('-p, --pid', 'write the process id to .pid in the working directory')
-    .option('-e, --enable-experimental', 'accepted for compatibility with rr')
-    // global, as in rr: `rrts -f stop` and `rrts stop -f` both force
-    .option('-f, --force', 'force the stop (rrts stop)')
-    .option('--strict', 'a config key rrts does not read or implement is an error, not a warning (or RRTS_STRICT=1)');
+  return (
+    program
+      .option('-c, --config <file>', 'config file', '.rr.yaml')
+      .option('-w, --workdir <dir>', "working directory (default: the config file's folder)")
+      .addOption(new Option('--WorkDir <dir>', 'alias of --workdir, as rr spells it').hideHelp())
+      .option('-o, --override <key=value>', 'override a config value (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+      .option('--dotenv <file>', 'load environment variables from a file (DOTENV_PATH wins)')
+      .option('-s, --silent', "do not print rrts's own console lines")
+      .option('-d, --debug', "rr's pprof debug server: not supported, ignored with a warning")
+      .option('-p, --pid', 'write the process id to .pid in the working directory')
+      .option('-e, --enable-experimental', 'accepted for compatibility with rr')
+      // global, as in rr: `rrts -f stop` and `rrts stop -f` both force
+      .option('-f, --force', 'force the stop (rrts stop)')
+      .option('--strict', 'a config key rrts does not read or implement is an error, not a warning (or RRTS_STRICT=1)')
+  );
 }
 
 /** The working directory the flags name, without reading the config: -w, or the config file's folder. */

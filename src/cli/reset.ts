@@ -22,7 +22,10 @@ export async function resetCommand(plugins: string[], globals: GlobalOptions): P
         say(`resetting plugin: [${name}]`);
         const started = performance.now();
         const progress = setInterval(
-          () => say(`still resetting plugin: [${name}] after ${Math.round((performance.now() - started) / 1000)} s (fresh workers start, then the old ones finish their requests)`),
+          () =>
+            say(
+              `still resetting plugin: [${name}] after ${Math.round((performance.now() - started) / 1000)} s (fresh workers start, then the old ones finish their requests)`,
+            ),
           PROGRESS_INTERVAL_MS,
         );
         try {

@@ -69,7 +69,7 @@ export class RpcClient {
         this.pending.delete(seq);
         reject(new RpcCallError(`${method}: no answer within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(seq, { method, resolve: resolve as (v: unknown) => void, reject, timer });
+      this.pending.set(seq, { method, resolve, reject, timer });
       const body = Buffer.from(arg === undefined ? '' : JSON.stringify(arg), 'utf8');
       this.socket.write(encodeRpc({ seq, method, flags: Flag.CODEC_JSON, body }));
     });

@@ -80,7 +80,14 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
     log.info(`${signal} received: reloading ${config.file} and resetting the workers of every pool`);
     let next;
     try {
-      next = loadConfig({ configPath: config.file, workDir: config.workDir, overrides: opts.override, dotenv: opts.dotenv, env: process.env, strict: opts.strict || undefined });
+      next = loadConfig({
+        configPath: config.file,
+        workDir: config.workDir,
+        overrides: opts.override,
+        dotenv: opts.dotenv,
+        env: process.env,
+        strict: opts.strict || undefined,
+      });
     } catch (err) {
       log.error(`config reload failed, still running on the previous configuration: ${(err as Error).message}`);
       return;

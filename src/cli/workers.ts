@@ -84,7 +84,10 @@ async function collect(client: RpcClient, plugins: string[]): Promise<Collected>
     }
     try {
       const list = await client.call<{ workers: WorkerState[] | null }>('informer.Workers', name);
-      states.set(name, [...(list?.workers ?? [])].sort((a, b) => a.pid - b.pid));
+      states.set(
+        name,
+        [...(list?.workers ?? [])].sort((a, b) => a.pid - b.pid),
+      );
     } catch (err) {
       errors.push(`failed to receive information about ${name} plugin: ${(err as Error).message}`);
     }

@@ -138,7 +138,7 @@ interface ShapeWalk {
  */
 function checkShape(doc: Document, label: string, lineCounter: LineCounter): void {
   const walk: ShapeWalk = { label, lineCounter, anchors: new Map(), extents: new Map(), open: new Set(), aliased: 0 };
-  measure(doc.contents as YamlNode | null, '', 0, walk);
+  measure(doc.contents, '', 0, walk);
 }
 
 function measure(node: YamlNode | null, path: string, depth: number, walk: ShapeWalk): Extent {
@@ -154,7 +154,12 @@ function measure(node: YamlNode | null, path: string, depth: number, walk: Shape
       if (isPair(item) && isScalar(item.key) && String(item.key.value).toLowerCase() === '__proto__') {
         refuse(walk, item.key, keyPath(path, item.key), 'a key named __proto__ would become the prototype of its map in JavaScript: rename it');
       }
-      const parts: Array<[unknown, string]> = isPair(item) ? [[item.key, keyPath(path, item.key)], [item.value, keyPath(path, item.key)]] : [[item, `${path}[${index}]`]];
+      const parts: Array<[unknown, string]> = isPair(item)
+        ? [
+            [item.key, keyPath(path, item.key)],
+            [item.value, keyPath(path, item.key)],
+          ]
+        : [[item, `${path}[${index}]`]];
       for (const [child, childPath] of parts) {
         const inner = measure(child as YamlNode | null, childPath, depth + 1, walk);
         extent.values += inner.values;

@@ -10,20 +10,7 @@ import { SUPPORTED_MIDDLEWARE } from './sections/http.js';
  * `text` and `strings` are the strict string and list of strings of metrics.collect (metrics/plugin.ts reads them).
  */
 export type ValueKind =
-  | 'string'
-  | 'text'
-  | 'int'
-  | 'uint'
-  | 'bool'
-  | 'duration'
-  | 'seconds'
-  | 'megabytes'
-  | 'list'
-  | 'strings'
-  | 'numbers'
-  | 'stringMap'
-  | 'command'
-  | 'objectives';
+  'string' | 'text' | 'int' | 'uint' | 'bool' | 'duration' | 'seconds' | 'megabytes' | 'list' | 'strings' | 'numbers' | 'stringMap' | 'command' | 'objectives';
 
 export interface ValueKey {
   kind: ValueKind;
@@ -91,7 +78,7 @@ const ROADRUNNER_PLUGINS: Readonly<Record<string, string>> = {
 
 const POOL: KeyTable = {
   debug: value('bool', 'a fresh worker per request, stopped after it'),
-  command: value('command', 'this pool\'s worker command (default: server.command)'),
+  command: value('command', "this pool's worker command (default: server.command)"),
   num_workers: value('uint', 'workers to keep (0: one per logical CPU; at most 500)'),
   max_jobs: value('uint', 'jobs after which a worker is replaced (0: unlimited)'),
   max_queue_size: value('uint', 'requests in the pool at most (0: unlimited)'),
@@ -125,7 +112,7 @@ const SERVER_ENV_DOC = 'environment variables of the workers (names upper-cased)
 /** The whole file. A key a section reader starts to read goes here too: test/config/keys.test.ts checks they agree. */
 export const CONFIG_KEYS: KeyTable = {
   version: value('string', "the config format, a string: '3' ('2.7' loads with a warning)", { oneOf: ['3', '2.7'] }),
-  include: value('list', 'files whose sections replace this file\'s'),
+  include: value('list', "files whose sections replace this file's"),
   server: section('the workers', {
     command: value('command', 'the worker command'),
     user: value('string', 'run the workers as this user'),
@@ -246,9 +233,7 @@ export const CONFIG_KEYS: KeyTable = {
   lock: section('RoadRunner plugin without settings', {}),
   envfile: { kind: 'ignored', why: 'RoadRunner reads it only with -e; rrts loads a dotenv file with --dotenv or DOTENV_PATH' },
   reload: { kind: 'ignored', why: 'RoadRunner removed the reload plugin in v2023.1.0 and rrts does not have it' },
-  ...Object.fromEntries(
-    Object.entries(ROADRUNNER_PLUGINS).map(([name, plugin]) => [name, notImplemented(`RoadRunner's ${plugin} plugin`)]),
-  ),
+  ...Object.fromEntries(Object.entries(ROADRUNNER_PLUGINS).map(([name, plugin]) => [name, notImplemented(`RoadRunner's ${plugin} plugin`)])),
 };
 
 /** A key the loader does not act on, and what to say about it. */

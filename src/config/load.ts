@@ -145,16 +145,16 @@ function includeList(root: SectionReader): string[] {
   const value = root.value('include');
   if (value === undefined) return [];
   if (typeof value === 'string') return value.split(/\s+/).filter((file) => file !== '');
-  if (Array.isArray(value) && value.every((file) => typeof file === 'string')) return value as string[];
+  if (Array.isArray(value) && value.every((file) => typeof file === 'string')) return value;
   return root.fail('include', `expected a list of file names (or a space-separated string), got ${describeValue(value)}`);
 }
 
 function checkIncludedVersion(included: unknown, rootVersion: string, file: string): void {
   if (included === rootVersion) return;
-  throw new ConfigError(
-    `version in an included file must be the same as in the root ('${rootVersion}'), got ${describeValue(included)}`,
-    { file, key: 'version' },
-  );
+  throw new ConfigError(`version in an included file must be the same as in the root ('${rootVersion}'), got ${describeValue(included)}`, {
+    file,
+    key: 'version',
+  });
 }
 
 function deepFreeze<T>(value: T): T {

@@ -89,11 +89,7 @@ export interface HttpConfig {
 }
 
 export type ClientAuthType =
-  | 'no_client_cert'
-  | 'request_client_cert'
-  | 'require_any_client_cert'
-  | 'verify_client_cert_if_given'
-  | 'require_and_verify_client_cert';
+  'no_client_cert' | 'request_client_cert' | 'require_any_client_cert' | 'verify_client_cert_if_given' | 'require_and_verify_client_cert';
 
 export interface SslConfig {
   address: string;

@@ -41,7 +41,13 @@ export function encodeFrame(init: FrameInit = {}): Buffer {
   const options = init.options ?? [];
   if (options.length > MAX_OPTIONS) throw new RangeError(`goridge frames carry at most ${MAX_OPTIONS} options`);
   const parts: readonly Buffer[] =
-    init.payload === undefined ? [] : typeof init.payload === 'string' ? [Buffer.from(init.payload)] : Buffer.isBuffer(init.payload) ? [init.payload] : init.payload;
+    init.payload === undefined
+      ? []
+      : typeof init.payload === 'string'
+        ? [Buffer.from(init.payload)]
+        : Buffer.isBuffer(init.payload)
+          ? [init.payload]
+          : init.payload;
   let payloadLength = 0;
   for (const p of parts) payloadLength += p.length;
   if (payloadLength > 0xffffffff) throw new RangeError('goridge payload longer than 4 GiB');

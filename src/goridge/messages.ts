@@ -38,9 +38,7 @@ export const STOP_REQUEST_CONTEXT = '{"stop":true}';
 
 /** One response frame from a worker, taken apart (docs/protocol.md §2.5–2.7). */
 export type JobReply =
-  | { kind: 'error'; message: string }
-  | { kind: 'stop-request' }
-  | { kind: 'data'; flags: number; context: Buffer; body: Buffer; more: boolean; ping: boolean };
+  { kind: 'error'; message: string } | { kind: 'stop-request' } | { kind: 'data'; flags: number; context: Buffer; body: Buffer; more: boolean; ping: boolean };
 
 export function parseJobReply(frame: Frame): JobReply {
   if (frame.flags & Flag.ERROR) return { kind: 'error', message: frame.payload.toString('utf8') };

@@ -42,7 +42,7 @@ function unescapeCookieValue(value: string): string | null {
  * sorted (Go's JSON encoder sorts map keys). Returns `{}` when there are none.
  */
 export function parseCookies(lines: readonly string[] | undefined): Record<string, string> {
-  const cookies: Record<string, string> = Object.create(null);
+  const cookies = Object.create(null) as Record<string, string>;
   if (lines === undefined) return cookies;
   let count = 0;
   for (const line of lines) {
@@ -72,7 +72,7 @@ export function parseCookies(lines: readonly string[] | undefined): Record<strin
     }
   }
   if (count < 2) return cookies;
-  const sorted: Record<string, string> = Object.create(null);
+  const sorted = Object.create(null) as Record<string, string>;
   for (const name of Object.keys(cookies).sort()) sorted[name] = cookies[name]!;
   return sorted;
 }

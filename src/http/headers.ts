@@ -14,7 +14,7 @@ export function isTokenCode(c: number): boolean {
   return c < 128 && TOKEN[c] === 1;
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
 
 /**
  * Node decodes header bytes as latin1; Go keeps the bytes, which reach PHP as UTF-8. Re-decode so a UTF-8 value
@@ -69,7 +69,7 @@ function canonicalize(name: string): string {
  * sorts map keys.
  */
 export function collectHeaders(rawHeaders: readonly string[], http2: boolean): HeaderMap {
-  const map: HeaderMap = Object.create(null);
+  const map = Object.create(null) as HeaderMap;
   let count = 0;
   let chunked = false;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
@@ -99,7 +99,7 @@ export function collectHeaders(rawHeaders: readonly string[], http2: boolean): H
     if (cookies !== undefined && cookies.length > 1) map['Cookie'] = [cookies.join('; ')];
   }
   if (count < 2) return map;
-  const sorted: HeaderMap = Object.create(null);
+  const sorted = Object.create(null) as HeaderMap;
   for (const name of Object.keys(map).sort()) sorted[name] = map[name]!;
   return sorted;
 }
@@ -142,7 +142,7 @@ export function parseMediaType(v: string): MediaType {
   const semi = v.indexOf(';');
   const type = (semi === -1 ? v : v.slice(0, semi)).toLowerCase().trim();
   if (!validMediaType(type)) return { type: '', params: null };
-  const params: Record<string, string> = Object.create(null);
+  const params = Object.create(null) as Record<string, string>;
   let continuation: Map<string, Map<string, string>> | null = null;
   let i = semi === -1 ? v.length : semi;
   while (i < v.length) {
@@ -159,7 +159,7 @@ export function parseMediaType(v: string): MediaType {
       continuation ??= new Map();
       const base = param.key.slice(0, star);
       let pieces = continuation.get(base);
-      if (pieces === undefined) continuation.set(base, (pieces = new Map()));
+      if (pieces === undefined) continuation.set(base, (pieces = new Map<string, string>()));
       target = pieces;
     }
     const existing = target instanceof Map ? target.get(param.key) : target[param.key];

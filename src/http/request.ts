@@ -73,9 +73,7 @@ export async function buildRequestPayload(req: AnyRequest, opts: RequestPayloadO
   const query = rawQuery(url);
   // Key order is the wire format (RoadRunner's Go struct order).
   const context = (parsed: boolean, uploads: Tree | null): Buffer =>
-    Buffer.from(
-      JSON.stringify({ remoteAddr, protocol, method, uri, headers, cookies, rawQuery: query, parsed, uploads, attributes: {} }),
-    );
+    Buffer.from(JSON.stringify({ remoteAddr, protocol, method, uri, headers, cookies, rawQuery: query, parsed, uploads, attributes: {} }));
 
   // Body classification, in RoadRunner's order (docs/protocol.md §4.3).
   if (method === 'HEAD' || method === 'OPTIONS') {
@@ -92,9 +90,7 @@ export async function buildRequestPayload(req: AnyRequest, opts: RequestPayloadO
 
   if (form) {
     // Go's ParseForm only reads the body of POST, PUT and PATCH, and only for exactly this media type.
-    const readable =
-      (method === 'POST' || method === 'PUT' || method === 'PATCH') &&
-      parseMediaType(contentType).type === 'application/x-www-form-urlencoded';
+    const readable = (method === 'POST' || method === 'PUT' || method === 'PATCH') && parseMediaType(contentType).type === 'application/x-www-form-urlencoded';
     if (!readable) return { context: context(true, null), body: Buffer.from('{}'), cleanup: noCleanup };
     const raw = await readRawBody(req, limit);
     let tree: Tree;
@@ -293,4 +289,3 @@ function aborted(cause?: Error): RequestError {
     cause,
   });
 }
-

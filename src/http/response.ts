@@ -59,7 +59,7 @@ function headerValues(value: unknown): string[] {
   if (typeof value === 'string') return [value];
   if (!Array.isArray(value)) return [];
   // The usual list of strings is used as it is.
-  if (value.every((v) => typeof v === 'string')) return value as string[];
+  if (value.every((v) => typeof v === 'string')) return value;
   return value.filter((v): v is string | number => typeof v === 'string' || typeof v === 'number').map(String);
 }
 
@@ -217,8 +217,7 @@ export class ResponseWriter implements ReplySink {
       const hints: Record<string, string[]> = {};
       for (const [name, values] of Object.entries(ctx.headers)) hints[name.toLowerCase()] = values;
       this.res.writeEarlyHints(hints);
-    }
-    else if (ctx.status === 100) this.res.writeContinue();
+    } else if (ctx.status === 100) this.res.writeContinue();
     else if (ctx.status === 102 && 'writeProcessing' in this.res) this.res.writeProcessing();
     // other 1xx codes have no Node API; they are dropped
   }
@@ -238,7 +237,8 @@ export class ResponseWriter implements ReplySink {
       if (lower === 'content-length') framing.contentLength = [...(framing.contentLength ?? []), ...values];
       else if (lower === 'transfer-encoding') framing.transferEncoding = [...(framing.transferEncoding ?? []), ...values];
       else if (lower === 'connection') framing.connection = [...(framing.connection ?? []), ...values];
-      else if (this.http2 && CONNECTION_HEADERS.has(lower)) continue; // illegal in HTTP/2: Node would throw
+      else if (this.http2 && CONNECTION_HEADERS.has(lower))
+        continue; // illegal in HTTP/2: Node would throw
       else res.setHeader(name, values.length === 1 ? values[0]! : values);
     }
     this.applyFraming(ctx.status, framing, reply);

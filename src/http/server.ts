@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import type tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { HttpConfig, SslConfig } from '../config/types.js';
@@ -184,9 +185,7 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
   private createH2cServer(handler: HttpHandler): net.Server {
     const http1 = this.createHttp1Server(handler, false);
     const settings = { maxConcurrentStreams: this.config.http2.maxConcurrentStreams, maxHeaderListSize: GO_MAX_HEADER_BYTES };
-    const h2 = http2.createServer({ settings }, (req, res) =>
-      this.dispatch(handler, req, res, false),
-    );
+    const h2 = http2.createServer({ settings }, (req, res) => this.dispatch(handler, req, res, false));
     this.trackSessions(h2);
     // Node starts the headersTimeout/requestTimeout checks of an http.Server on 'listening'; this one never listens
     // (the sniffer hands it connections), so start them by hand. stop() closes it, which clears the interval.
@@ -214,12 +213,12 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
     Object.assign(server, { maxHeaderSize: GO_MAX_HEADER_BYTES, requireHostHeader: false });
     if (ssl.clientAuthType === 'require_any_client_cert' || ssl.clientAuthType === 'verify_client_cert_if_given') {
       const mode = ssl.clientAuthType;
-      server.on('secureConnection', (socket) => {
+      server.on('secureConnection', (socket: tls.TLSSocket) => {
         const given = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
         if (mode === 'require_any_client_cert' ? !given : given && !socket.authorized) socket.destroy();
       });
     }
-    server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'TLS handshake failed'));
+    server.on('tlsClientError', (err: Error) => this.log.debug({ err: err.message }, 'TLS handshake failed'));
     this.trackSessions(server);
     return server;
   }

@@ -82,7 +82,7 @@ function fileSink(file: string, key: string): Sink {
     write(text) {
       if (fd === null) return;
       const bytes = Buffer.from(text);
-      for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at);
+      for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at);
     },
     flush() {},
     close() {

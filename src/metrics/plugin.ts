@@ -147,22 +147,19 @@ export class MetricsPlugin implements Plugin {
 
   async serve(): Promise<void> {
     this.syncPools();
-    const server = http.createServer(
-      { requestTimeout: 120_000, headersTimeout: 120_000, keepAliveTimeout: 60_000, maxHeaderSize: 1 << 20 },
-      (_req, res) => {
-        this.scrape().then(
-          (text) => {
-            res.writeHead(200, { 'Content-Type': this.reg.contentType, 'Content-Length': Buffer.byteLength(text) });
-            res.end(text);
-          },
-          (err: unknown) => {
-            this.log.error({ err: (err as Error).message }, 'metrics scrape failed');
-            res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
-            res.end(`An error has occurred while serving metrics:\n\n${(err as Error).message}\n`);
-          },
-        );
-      },
-    );
+    const server = http.createServer({ requestTimeout: 120_000, headersTimeout: 120_000, keepAliveTimeout: 60_000, maxHeaderSize: 1 << 20 }, (_req, res) => {
+      this.scrape().then(
+        (text) => {
+          res.writeHead(200, { 'Content-Type': this.reg.contentType, 'Content-Length': Buffer.byteLength(text) });
+          res.end(text);
+        },
+        (err: unknown) => {
+          this.log.error({ err: (err as Error).message }, 'metrics scrape failed');
+          res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
+          res.end(`An error has occurred while serving metrics:\n\n${(err as Error).message}\n`);
+        },
+      );
+    });
     refuseMalformedRequests(server, this.log, 'metrics');
     await listenOnAddress(server, this.config.address);
     this.server = server;
@@ -460,7 +457,8 @@ function parseObjectives(raw: unknown, fail: (message: string) => never): number
   if (raw === undefined || raw === null) return [];
   let entries: string[];
   if (isMap(raw)) entries = Object.keys(raw);
-  else if (Array.isArray(raw)) entries = raw.flatMap((item) => (isMap(item) ? Object.keys(item) : fail(`expected maps of quantile: error, got ${describeValue(item)}`)));
+  else if (Array.isArray(raw))
+    entries = raw.flatMap((item) => (isMap(item) ? Object.keys(item) : fail(`expected maps of quantile: error, got ${describeValue(item)}`)));
   else return fail(`expected a map of quantile: error, got ${describeValue(raw)}`);
   const quantiles = entries.map((k) => {
     const q = toNumber(k);
@@ -483,7 +481,7 @@ function parseMetric(arg: unknown, op: string): MetricValue {
   if (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string')) {
     throw new MetricsError(`${op}: labels must be a list of label values (strings), got ${describeValue(labels)}`);
   }
-  return { name: arg['name'], value, labels: labels as string[] };
+  return { name: arg['name'], value, labels };
 }
 
 function parseDeclare(arg: unknown): { name: string; collector: unknown } {

@@ -182,9 +182,7 @@ export class WorkerPool {
     this.queued++;
     try {
       for (let attempt = 0; ; attempt++) {
-        const worker = this.config.debug
-          ? await this.spawnWorker(this.generation)
-          : (this.takeIdle() ?? (await this.waitForWorker(cancel))); // an idle worker is taken without a wait
+        const worker = this.config.debug ? await this.spawnWorker(this.generation) : (this.takeIdle() ?? (await this.waitForWorker(cancel))); // an idle worker is taken without a wait
         worker.moveTo(WorkerState.Working);
         const execTtl = this.watchExecTtl(worker);
         try {
@@ -270,7 +268,10 @@ export class WorkerPool {
     if (await settlesWithin(exits, this.config.resetTimeout)) return;
     for (const w of left) {
       const doing = w.busy ? 'busy with a request' : 'stopping';
-      this.log.warn({ pid: w.pid }, `worker ${w.pid} killed: it was still ${doing} when the reset's pool.reset_timeout (${this.config.resetTimeout} ms) ran out`);
+      this.log.warn(
+        { pid: w.pid },
+        `worker ${w.pid} killed: it was still ${doing} when the reset's pool.reset_timeout (${this.config.resetTimeout} ms) ran out`,
+      );
       w.kill(WorkerState.Stopping);
     }
     // SIGKILL cannot be refused; the bound is for a process stuck in the kernel, which must not hold every later reset

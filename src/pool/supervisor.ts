@@ -15,7 +15,7 @@ export type MemoryReader = (pids: number[]) => Promise<Map<number, number>>;
 export const rssReader: MemoryReader = async (pids) => {
   const out = new Map<number, number>();
   if (pids.length === 0) return out;
-  const stats = await pidusage(pids).catch(() => ({}) as Record<string, { memory: number }>);
+  const stats = await pidusage(pids).catch(() => ({}));
   for (const pid of pids) {
     const s = (stats as Record<string, { memory: number } | undefined>)[String(pid)];
     if (s) out.set(pid, s.memory);

@@ -127,22 +127,29 @@ export class SocketRelayListener {
       this.log.warn({ remote: socket.remoteAddress ?? (this.address.kind === 'unix' ? this.address.path : '') }, `worker connection dropped: ${why}`);
       socket.destroy();
     };
-    onFirstFrames(socket, decoder, this.handshakeTimeoutMs, 'no pid handshake in time', (frames) => {
-      socket.pause();
-      let pid: number;
-      try {
-        pid = parsePidReply(frames[0]!);
-      } catch (err) {
-        drop(`bad pid handshake: ${(err as Error).message}`);
-        return;
-      }
-      if (!this.acceptPid(pid, socket)) {
-        drop(`pid ${pid} is not a worker rrts started`);
-        return;
-      }
-      if (this.checkPeers) this.admitChecked(pid, socket, decoder).catch((err: Error) => drop(`cannot check who connected: ${err.message}`));
-      else this.deliver(this.admit(pid, socket, decoder));
-    }, drop);
+    onFirstFrames(
+      socket,
+      decoder,
+      this.handshakeTimeoutMs,
+      'no pid handshake in time',
+      (frames) => {
+        socket.pause();
+        let pid: number;
+        try {
+          pid = parsePidReply(frames[0]!);
+        } catch (err) {
+          drop(`bad pid handshake: ${(err as Error).message}`);
+          return;
+        }
+        if (!this.acceptPid(pid, socket)) {
+          drop(`pid ${pid} is not a worker rrts started`);
+          return;
+        }
+        if (this.checkPeers) this.admitChecked(pid, socket, decoder).catch((err: Error) => drop(`cannot check who connected: ${err.message}`));
+        else this.deliver(this.admit(pid, socket, decoder));
+      },
+      drop,
+    );
     socket.on('error', () => socket.destroy());
     socket.write(pidRequest(process.pid));
   }
@@ -195,4 +202,3 @@ function removeStaleSocket(file: string): void {
     /* not there */
   }
 }
-

@@ -14,7 +14,8 @@ import { decodeArgument, encodeResult, pickCodec, unsupportedCodecMessage } from
 import { listenOn } from '../listen.js';
 import type { Plugin } from '../plugin.js';
 
-export type RpcMethod = (arg: unknown) => Promise<unknown> | unknown;
+/** An RPC method; it may answer directly or with a promise (`unknown` covers both). */
+export type RpcMethod = (arg: unknown) => unknown;
 
 /** One request frame may carry at most this much (method name and argument). */
 export const MAX_RPC_PAYLOAD = 32 * 1024 * 1024;

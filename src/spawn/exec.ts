@@ -43,7 +43,11 @@ class ChildHandle implements WorkerProcess {
   /** stderr, held while the worker starts (see started() and failedOutput()) */
   private readonly stderrLines: WorkerOutputLines | null = null;
 
-  constructor(readonly child: ChildProcess, readonly pid: number, log: Logger) {
+  constructor(
+    readonly child: ChildProcess,
+    readonly pid: number,
+    log: Logger,
+  ) {
     this.exited = new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
       else child.once('exit', (code, signal) => resolve({ code, signal }));
@@ -301,4 +305,3 @@ function tail(stderr: string): string {
 export function formatMs(ms: number): string {
   return ms >= 1000 ? `${ms / 1000}s` : `${ms}ms`;
 }
-

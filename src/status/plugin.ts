@@ -40,9 +40,8 @@ export class StatusPlugin implements Plugin {
   async serve(): Promise<void> {
     // check_timeout bounds how long a client may take to send its request (Go's ReadTimeout/ReadHeaderTimeout).
     const timeoutMs = this.config.checkTimeout > 0 ? this.config.checkTimeout * 1000 : 0;
-    const server = http.createServer(
-      { requestTimeout: timeoutMs, headersTimeout: timeoutMs > 0 ? timeoutMs : 60_000, keepAliveTimeout: 60_000 },
-      (req, res) => this.route(req, res),
+    const server = http.createServer({ requestTimeout: timeoutMs, headersTimeout: timeoutMs > 0 ? timeoutMs : 60_000, keepAliveTimeout: 60_000 }, (req, res) =>
+      this.route(req, res),
     );
     refuseMalformedRequests(server, this.log, 'status');
     await listenOnAddress(server, this.config.address);

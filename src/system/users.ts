@@ -93,10 +93,10 @@ export function resolveIdentity(opts: IdentityOptions): Identity | null {
   const euid = opts.euid ?? process.geteuid?.() ?? 0;
   const key = opts.user !== '' ? opts.userKey : (opts.groupKey ?? opts.userKey);
   if (euid !== 0) {
-    throw new ConfigError(
-      `workers can only switch user when rrts runs as root (rrts runs as uid ${euid}); remove ${key} or start rrts as root`,
-      { file: opts.file, key },
-    );
+    throw new ConfigError(`workers can only switch user when rrts runs as root (rrts runs as uid ${euid}); remove ${key} or start rrts as root`, {
+      file: opts.file,
+      key,
+    });
   }
   let identity: Identity = { uid: euid, gid: process.getegid?.() ?? 0 };
   if (opts.user !== '') {
@@ -106,7 +106,8 @@ export function resolveIdentity(opts: IdentityOptions): Identity | null {
   }
   if (group !== '') {
     const gid = lookupGroup(group, opts.groupFile);
-    if (gid === null) throw new ConfigError(`unknown group ${JSON.stringify(group)} (not in the system's group database)`, { file: opts.file, key: opts.groupKey });
+    if (gid === null)
+      throw new ConfigError(`unknown group ${JSON.stringify(group)} (not in the system's group database)`, { file: opts.file, key: opts.groupKey });
     identity = { ...identity, gid };
   }
   return identity;

@@ -102,7 +102,8 @@ export class Worker {
     this.pid = process.pid;
     relay.attach({
       frame: (f) => this.onFrame(f),
-      error: (err) => this.fail(err instanceof ProtocolError ? new WorkerError(`worker ${this.pid} broke the protocol: ${err.message}`, 'ERR_WORKER_PROTOCOL') : err),
+      error: (err) =>
+        this.fail(err instanceof ProtocolError ? new WorkerError(`worker ${this.pid} broke the protocol: ${err.message}`, 'ERR_WORKER_PROTOCOL') : err),
       close: () => this.fail(new WorkerError(`worker ${this.pid} closed its relay`, 'ERR_WORKER_GONE')),
     });
     void process.exited.then((exit) => {

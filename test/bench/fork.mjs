@@ -235,7 +235,14 @@ async function measureMemory(tmpDir, mode, requests, readMemory) {
 
 /** php-fpm (pm static, 8 children) running fpm-app.php behind nginx: the fpm master + children, as rrts' PHP side. */
 async function measureFpmMemory(tmpDir, requests, readMemory) {
-  const inst = await startFpmNginx({ parentDir: tmpDir, name: 'memory-fpm', workers: 8, script: 'fpm-app.php', alsoFiles: ['app/router.php'], label: 'memory: php-fpm + nginx' });
+  const inst = await startFpmNginx({
+    parentDir: tmpDir,
+    name: 'memory-fpm',
+    workers: 8,
+    script: 'fpm-app.php',
+    alsoFiles: ['app/router.php'],
+    label: 'memory: php-fpm + nginx',
+  });
   log(`memory fpm: php-fpm up with ${inst.children().length} children; ${requests} requests over 8 connections through nginx`);
   const stats = await startAppLoad(inst.port, 8, requests).done;
   if (stats.failed) throw new Error(`memory fpm: ${stats.failed} of ${stats.sent} requests failed: ${stats.errors.join('; ')}`);
@@ -473,7 +480,9 @@ function checkSetup() {
     { encoding: 'utf8', cwd: REPO, timeout: 60_000 },
   );
   if (probe.status !== 0) {
-    throw new Error(`the bench app does not boot (is php-laravel-framework installed? apt-get install -y php-laravel-framework):\n${probe.stderr}${probe.stdout}`);
+    throw new Error(
+      `the bench app does not boot (is php-laravel-framework installed? apt-get install -y php-laravel-framework):\n${probe.stderr}${probe.stdout}`,
+    );
   }
   return JSON.parse(probe.stdout.trim().split('\n').pop());
 }
@@ -494,8 +503,17 @@ async function main() {
   const samples = quick ? 6 : 30;
   // [mode, workers, keep-alive connections sending requests during the reset (0: an idle server)]
   const resets = quick
-    ? [['fork', 16, 4], ['fork', 16, 0]]
-    : [['exec', 4, 4], ['fork', 4, 4], ['exec', 16, 4], ['fork', 16, 4], ['fork', 16, 0]];
+    ? [
+        ['fork', 16, 4],
+        ['fork', 16, 0],
+      ]
+    : [
+        ['exec', 4, 4],
+        ['fork', 4, 4],
+        ['exec', 16, 4],
+        ['fork', 16, 4],
+        ['fork', 16, 0],
+      ];
   const began = Date.now();
 
   const app = checkSetup();
@@ -517,7 +535,9 @@ async function main() {
   // 1. memory
   const memory = {};
   for (const mode of ['exec', 'fork', 'php-fpm']) {
-    const { result, load } = await phase(`memory ${mode}`, () => (mode === 'php-fpm' ? measureFpmMemory(tmpDir, requests, readMemory) : measureMemory(tmpDir, mode, requests, readMemory)));
+    const { result, load } = await phase(`memory ${mode}`, () =>
+      mode === 'php-fpm' ? measureFpmMemory(tmpDir, requests, readMemory) : measureMemory(tmpDir, mode, requests, readMemory),
+    );
     memory[mode === 'php-fpm' ? 'fpm' : mode] = result;
     loads.push(load);
   }
@@ -552,7 +572,9 @@ async function main() {
 
   // ------------------------------------------------------------------ report
   const out = [];
-  out.push(`rrts fork vs exec vs php-fpm: ${machine.nproc} CPUs (${machine.cpuModel}), Linux ${machine.kernel}, ${machine.php}, node ${machine.node}, rrts ${machine.commit ?? '?'}${machine.dirtySrcFiles ? ` (+${machine.dirtySrcFiles} changed src/php files)` : ''}`);
+  out.push(
+    `rrts fork vs exec vs php-fpm: ${machine.nproc} CPUs (${machine.cpuModel}), Linux ${machine.kernel}, ${machine.php}, node ${machine.node}, rrts ${machine.commit ?? '?'}${machine.dirtySrcFiles ? ` (+${machine.dirtySrcFiles} changed src/php files)` : ''}`,
+  );
   out.push(
     `app: Laravel ${machine.laravel} (Debian): ${app.classes} Illuminate classes (${app.components.length} components${process.env.RRTS_BENCH_COMPONENTS ? `, RRTS_BENCH_COMPONENTS=${process.env.RRTS_BENCH_COMPONENTS}` : ''}) + Container/Events/Router with ${app.routes} routes; ` +
       `${app.scripts} scripts, ${MiB(app.opcacheBytes)} MiB of opcache; cold boot ${app.bootMs} ms${quick ? '; --quick' : ''}`,
@@ -585,8 +607,12 @@ async function main() {
     ussMedianForkOverExec: round(memory.fork.workerUssMedian / memory.exec.workerUssMedian, 4),
     ussMedianForkOverFpm: round(memory.fork.workerUssMedian / memory.fpm.workerUssMedian, 4),
   };
-  out.push(`   fork / exec total PSS = ${memRatio.toFixed(3)} (target <= 0.15: ${verdict(memRatio <= 0.15)}); worker USS sum fork / exec = ${(memory.fork.workerUssSum / memory.exec.workerUssSum).toFixed(3)}`);
-  out.push(`   fork / php-fpm total PSS = ${memRatios.forkOverFpm.toFixed(3)}; exec / php-fpm = ${memRatios.execOverFpm.toFixed(3)}; worker USS median fork / php-fpm child = ${memRatios.ussMedianForkOverFpm.toFixed(3)}`);
+  out.push(
+    `   fork / exec total PSS = ${memRatio.toFixed(3)} (target <= 0.15: ${verdict(memRatio <= 0.15)}); worker USS sum fork / exec = ${(memory.fork.workerUssSum / memory.exec.workerUssSum).toFixed(3)}`,
+  );
+  out.push(
+    `   fork / php-fpm total PSS = ${memRatios.forkOverFpm.toFixed(3)}; exec / php-fpm = ${memRatios.execOverFpm.toFixed(3)}; worker USS median fork / php-fpm child = ${memRatios.ussMedianForkOverFpm.toFixed(3)}`,
+  );
   out.push('');
   out.push('   median worker (php-fpm: child), /proc/<pid>/smaps_rollup (MiB):');
   const keys = ['Rss', 'Pss', 'Pss_Anon', 'Pss_File', 'Pss_Shmem', 'Shared_Clean', 'Shared_Dirty', 'Private_Clean', 'Private_Dirty', 'Anonymous'];
@@ -608,7 +634,19 @@ async function main() {
   out.push(
     table(
       ['app', 'mode (spares)', 'p50 ms', 'p95 ms', 'min', 'max', 'first (warm-up)', 'spawner start ms', 'fork answer p50', 'faults at ready', 'stop p50 ms'],
-      start.map((r) => [r.app, r.mode === 'fork' ? `fork (${r.spares})` : r.mode, r.p50, r.p95, r.min, r.max, r.firstMs, r.spawnerStartMs, r.forkAnswerP50 ?? '-', r.faultsP50 ?? '-', r.stopP50]),
+      start.map((r) => [
+        r.app,
+        r.mode === 'fork' ? `fork (${r.spares})` : r.mode,
+        r.p50,
+        r.p95,
+        r.min,
+        r.max,
+        r.firstMs,
+        r.spawnerStartMs,
+        r.forkAnswerP50 ?? '-',
+        r.faultsP50 ?? '-',
+        r.stopP50,
+      ]),
     ),
   );
   if (floor) {
@@ -624,7 +662,15 @@ async function main() {
     const e = start.find((r) => r.app === appName && r.mode === 'exec');
     const f = start.find((r) => r.app === appName && r.mode === 'fork' && r.spares === defaultSpares);
     const bare = start.find((r) => r.app === appName && r.mode === 'fork' && r.spares === 0);
-    ratios[appName] = { execOverFork: round(e.p50 / f.p50, 1), forkP50: f.p50, forkP95: f.p95, execP50: e.p50, execP95: e.p95, spares: defaultSpares, forkNoSparesP50: bare?.p50 ?? null };
+    ratios[appName] = {
+      execOverFork: round(e.p50 / f.p50, 1),
+      forkP50: f.p50,
+      forkP95: f.p95,
+      execP50: e.p50,
+      execP95: e.p95,
+      spares: defaultSpares,
+      forkNoSparesP50: bare?.p50 ?? null,
+    };
     out.push(
       `   ${appName}: exec p50 / fork p50 = ${ratios[appName].execOverFork}x (target >= 80x: ${verdict(ratios[appName].execOverFork >= 80)}); ` +
         `fork p50 = ${f.p50} ms (target <= 3 ms: ${verdict(f.p50 <= 3)})${defaultSpares ? ` (with the default ${defaultSpares} spare${bare && bare !== f ? `; without spares ${bare.p50} ms` : ''})` : ''}`,
@@ -634,8 +680,34 @@ async function main() {
   out.push('3. Reset (`rrts reset http`: resetter.Reset over RPC, a rolling reset of the http pool) under load on 4 keep-alive connections, and idle');
   out.push(
     table(
-      ['mode', 'workers', 'load (connections)', 'rrts reset ms', 'elapsed_ms (log)', 'new master ready ms', 'old gone ms', 'req during reset', 'req total', 'failed', 'p99 ms', 'max ms'],
-      reset.map((r) => [r.mode, r.workers, r.connections || 'idle', r.resetMs, r.elapsedMs, r.newMasterReadyMs ?? '-', r.oldGoneMs ?? '-', r.requestsDuringReset, r.requests, r.failed, r.p99Ms, r.maxMs]),
+      [
+        'mode',
+        'workers',
+        'load (connections)',
+        'rrts reset ms',
+        'elapsed_ms (log)',
+        'new master ready ms',
+        'old gone ms',
+        'req during reset',
+        'req total',
+        'failed',
+        'p99 ms',
+        'max ms',
+      ],
+      reset.map((r) => [
+        r.mode,
+        r.workers,
+        r.connections || 'idle',
+        r.resetMs,
+        r.elapsedMs,
+        r.newMasterReadyMs ?? '-',
+        r.oldGoneMs ?? '-',
+        r.requestsDuringReset,
+        r.requests,
+        r.failed,
+        r.p99Ms,
+        r.maxMs,
+      ]),
     ),
   );
   for (const n of [...new Set(reset.map((r) => r.workers))]) {
@@ -653,7 +725,12 @@ async function main() {
   for (const r of reset) if (r.errors.length) out.push(`   ${r.mode}/${r.workers}: ${r.errors.join('; ')}`);
   out.push('');
   out.push(`CPU during each phase, in cores (this machine has ${machine.nproc}): ours = this script, rrts, php-fpm, nginx and PHP; other = everything else`);
-  out.push(table(['phase', 'seconds', 'ours', 'other', 'steal'], loads.map((l) => [l.phase, l.seconds, l.ourCores, l.otherCores, l.stealCores])));
+  out.push(
+    table(
+      ['phase', 'seconds', 'ours', 'other', 'steal'],
+      loads.map((l) => [l.phase, l.seconds, l.ourCores, l.otherCores, l.stealCores]),
+    ),
+  );
   const noisy = loads.filter((l) => l.otherCores > 0.15);
   if (noisy.length) out.push(`   note: other processes used > 0.15 cores during ${noisy.map((l) => l.phase).join(', ')}: those numbers are disturbed`);
   out.push('');

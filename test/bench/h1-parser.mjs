@@ -42,7 +42,11 @@ const FORM_POST =
   `Content-Length: ${FORM.length}\r\nAccept: */*\r\n\r\n${FORM}`;
 const CHUNKED_POST =
   'POST /upload HTTP/1.1\r\nHost: shop.example.com\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n' +
-  '20\r\n' + 'a'.repeat(32) + '\r\n40;ext=1\r\n' + 'b'.repeat(64) + '\r\n0\r\n\r\n';
+  '20\r\n' +
+  'a'.repeat(32) +
+  '\r\n40;ext=1\r\n' +
+  'b'.repeat(64) +
+  '\r\n0\r\n\r\n';
 
 const CASES = [
   ['browser GET (450 B)', BROWSER_GET],
@@ -103,10 +107,7 @@ function bindingRunner(HTTPParser, initialize) {
 
 const runners = [];
 const { HTTPParser: LlHttp } = require('_http_common');
-runners.push([
-  'llhttp (node:_http_common)',
-  () => bindingRunner(LlHttp, (p) => p.initialize(LlHttp.REQUEST, {}, 0, LlHttp.kLenientNone ?? 0)),
-]);
+runners.push(['llhttp (node:_http_common)', () => bindingRunner(LlHttp, (p) => p.initialize(LlHttp.REQUEST, {}, 0, LlHttp.kLenientNone ?? 0))]);
 const hpjsDir = option('--http-parser-js', undefined);
 let hpjs;
 try {

@@ -173,7 +173,13 @@ function parseOptions(argv) {
     rrtsRoot: values['rrts-root'] ?? REPO,
   };
   const sdkTargets = opts.sdk ? ALL_TARGETS.filter((t) => TARGETS[t].sdk) : [];
-  opts.targets = values.targets === undefined ? [...DEFAULT_TARGETS, ...sdkTargets] : values.targets.split(',').map((s) => s.trim()).filter(Boolean);
+  opts.targets =
+    values.targets === undefined
+      ? [...DEFAULT_TARGETS, ...sdkTargets]
+      : values.targets
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
   for (const t of opts.targets) if (!TARGETS[t]) throw new UsageError(`--targets: unknown target '${t}' (${ALL_TARGETS.join(', ')})`);
   if (opts.sdk) {
     opts.sdk = path.resolve(opts.sdk);
@@ -237,7 +243,9 @@ async function checkTarget(t, untilMs = 0) {
     }
     if (res.status !== 200) throw new Error(`${t.label}: GET ${t.path} answered ${res.status}, expected 200; body:\n${res.body.slice(0, 500)}${procNotes(t)}`);
     if (!t.expect.test(res.body)) {
-      throw new Error(`${t.label}: GET ${t.path} answered 200 but not the expected body.\n--- got:\n${res.body.slice(0, 800)}\n--- expected (pid = any number):\n${t.expect.source}`);
+      throw new Error(
+        `${t.label}: GET ${t.path} answered 200 but not the expected body.\n--- got:\n${res.body.slice(0, 800)}\n--- expected (pid = any number):\n${t.expect.source}`,
+      );
     }
     return { bodyBytes: Buffer.byteLength(res.body), headBytes: res.headBytes, headers: res.rawHeaders };
   }
@@ -486,7 +494,9 @@ function render(result) {
   );
   if (meta.rrts) {
     const r = meta.rrts;
-    out.push(`rrts: ${r.root === REPO ? 'this checkout' : r.root}${r.commit ? ` @ ${r.commit}` : ''}${r.dirtySrcFiles ? ` (+${r.dirtySrcFiles} uncommitted src/php changes)` : ''}`);
+    out.push(
+      `rrts: ${r.root === REPO ? 'this checkout' : r.root}${r.commit ? ` @ ${r.commit}` : ''}${r.dirtySrcFiles ? ` (+${r.dirtySrcFiles} uncommitted src/php changes)` : ''}`,
+    );
   }
   const m = meta.machine;
   out.push(`machine: ${m.nproc} CPUs (${m.cpuModel}), Linux ${m.kernel}, node ${m.node}, ${m.php}, ${m.phpFpm}, ${m.nginx}, ${m.wrk}`);
@@ -514,11 +524,23 @@ function render(result) {
     ),
   );
   out.push('');
-  out.push('where the CPU goes (medians over rounds; /proc utime+stime of the front = the rrts node process, nginx or the raw node process; php = PHP processes):');
+  out.push(
+    'where the CPU goes (medians over rounds; /proc utime+stime of the front = the rrts node process, nginx or the raw node process; php = PHP processes):',
+  );
   const noPhp = (s, x) => (s.server === 'node' ? '-' : x);
   out.push(
     table(
-      ['target', 'resp B head+body', 'front us/req (usr+sys)', 'php us/req (usr+sys)', 'cores front/php', 'front ctx sw/req (preempted)', 'wrk cores', 'machine busy', 'other load (cores)'],
+      [
+        'target',
+        'resp B head+body',
+        'front us/req (usr+sys)',
+        'php us/req (usr+sys)',
+        'cores front/php',
+        'front ctx sw/req (preempted)',
+        'wrk cores',
+        'machine busy',
+        'other load (cores)',
+      ],
       keys.map((k) => {
         const s = targets[k];
         const c = s.cpu;
@@ -567,12 +589,14 @@ function render(result) {
   };
   out.push('ratios (req/s > 1 = rrts serves more; p50/p99 > 1 = rrts answers slower; per-round req/s ratios in brackets):');
   for (const [k, r] of Object.entries(ratios)) {
-    out.push(`  ${names[k].padEnd(34)} req/s ${fmt.ratio(r.rps)} [${r.rpsRounds.map(fmt.ratio).join(' ')}]   p50 ${fmt.ratio(r.p50)}   p99 ${fmt.ratio(r.p99)}`);
+    out.push(
+      `  ${names[k].padEnd(34)} req/s ${fmt.ratio(r.rps)} [${r.rpsRounds.map(fmt.ratio).join(' ')}]   p50 ${fmt.ratio(r.p50)}   p99 ${fmt.ratio(r.p99)}`,
+    );
   }
   const frontRatios = result.frontRatios ?? {};
   if (Object.keys(frontRatios).length) {
     out.push('');
-    out.push('front CPU per request over nginx\'s (same page, same rounds; < 1 = the rrts process spends less than nginx; per-round ratios in brackets):');
+    out.push("front CPU per request over nginx's (same page, same rounds; < 1 = the rrts process spends less than nginx; per-round ratios in brackets):");
     for (const [k, r] of Object.entries(frontRatios)) {
       out.push(`  ${frontNames[k].padEnd(34)} ${fmt.ratio(r.front)} [${r.frontRounds.map(fmt.ratio).join(' ')}]   ${fmt.us(r.aUs)} / ${fmt.us(r.bUs)} us`);
     }
@@ -674,7 +698,9 @@ function summariseProfile(prof, top = 25) {
 function renderProfile(p) {
   const out = [];
   out.push(`rrts CPU profile (separate run under node --cpu-prof, ${p.wrk ? `${fmt.int(p.wrk.rps)} req/s, p99 ${fmt.ms(p.wrk.p99Ms)}` : ''}): ${p.file}`);
-  out.push(`  main thread: ${p.summary.busyMs.toFixed(0)} ms busy, ${p.summary.idleMs.toFixed(0)} ms idle (${fmt.pct(p.summary.busyMs / p.summary.totalMs)} busy)`);
+  out.push(
+    `  main thread: ${p.summary.busyMs.toFixed(0)} ms busy, ${p.summary.idleMs.toFixed(0)} ms idle (${fmt.pct(p.summary.busyMs / p.summary.totalMs)} busy)`,
+  );
   out.push('  busy time by origin (self time):');
   for (const c of p.summary.categories) out.push(`    ${fmt.pct(c.ofBusy).padStart(4)}  ${c.what}`);
   out.push('  top self-time functions (% of busy):');
@@ -761,22 +787,34 @@ async function main() {
   for (const [k, s] of Object.entries(summaries)) {
     if (s.non2xx) notes.push(`${s.label}: ${s.non2xx} non-2xx/3xx responses under load`);
     const e = s.socketErrors;
-    if (e.connect + e.read + e.write + e.timeout) notes.push(`${s.label}: socket errors connect ${e.connect}, read ${e.read}, write ${e.write}, timeout ${e.timeout}`);
+    if (e.connect + e.read + e.write + e.timeout)
+      notes.push(`${s.label}: socket errors connect ${e.connect}, read ${e.read}, write ${e.write}, timeout ${e.timeout}`);
     const spread = s.rps.median ? (s.rps.max - s.rps.min) / s.rps.median : 0;
     if (spread > 0.1) notes.push(`${s.label}: req/s spread ${fmt.pct(spread)} of the median across rounds (noisy machine?)`);
     const t = targets.find((x) => x.key === k);
     for (const [name, lines] of Object.entries(t.logs())) {
-      if (lines.length) notes.push(`${name} logged ${lines.length} line(s), e.g. ${lines.slice(0, 3).map((l) => l.slice(0, 200)).join(' | ')}`);
+      if (lines.length)
+        notes.push(
+          `${name} logged ${lines.length} line(s), e.g. ${lines
+            .slice(0, 3)
+            .map((l) => l.slice(0, 200))
+            .join(' | ')}`,
+        );
     }
   }
-  if (machine.nproc <= 4) notes.push(`wrk (${opts.threads} threads) shares the ${machine.nproc} CPUs with the server under test: absolute numbers are low, compare the ratios`);
+  if (machine.nproc <= 4)
+    notes.push(`wrk (${opts.threads} threads) shares the ${machine.nproc} CPUs with the server under test: absolute numbers are low, compare the ratios`);
   for (const s of Object.values(summaries)) {
     const c = s.cpu;
     if (c.machineBusy !== null && c.machineBusy < 0.9) {
-      notes.push(`${s.label}: the machine was only ${fmt.pct(c.machineBusy)} busy (median): not CPU-bound, waiting between processes (latency-bound hand-offs) or on the load generator`);
+      notes.push(
+        `${s.label}: the machine was only ${fmt.pct(c.machineBusy)} busy (median): not CPU-bound, waiting between processes (latency-bound hand-offs) or on the load generator`,
+      );
     }
     if (c.otherCoresMax > 0.15) {
-      notes.push(`${s.label}: other processes (not the target, wrk or this script) used up to ${c.otherCoresMax.toFixed(2)} cores during its runs (median ${fmt.cores(c.otherCores)}): noisy machine, rerun on a quiet one`);
+      notes.push(
+        `${s.label}: other processes (not the target, wrk or this script) used up to ${c.otherCoresMax.toFixed(2)} cores during its runs (median ${fmt.cores(c.otherCores)}): noisy machine, rerun on a quiet one`,
+      );
     }
   }
 
@@ -801,7 +839,11 @@ async function main() {
     targets: summaries,
     ratios,
     frontRatios: computeFrontRatios(summaries),
-    rrtsCpuMsPer1000: Object.fromEntries(Object.entries(summaries).filter(([, s]) => s.server === 'rrts').map(([k, s]) => [k, s.cpu.frontUsPerReq])),
+    rrtsCpuMsPer1000: Object.fromEntries(
+      Object.entries(summaries)
+        .filter(([, s]) => s.server === 'rrts')
+        .map(([k, s]) => [k, s.cpu.frontUsPerReq]),
+    ),
     notes,
     profile,
   };

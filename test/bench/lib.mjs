@@ -278,11 +278,16 @@ export function tail(text, lines = 15) {
 
 /** Resolve when `test()` is true on the process' output; reject if it exits or the time runs out. */
 export function waitForOutput(p, test, timeoutMs, what) {
-  return waitFor(() => {
-    if (test(p.out)) return true;
-    if (p.exit) throw new Error(`${p.name} ${describeExit(p.exit)} before ${what}; its output:\n${tail(p.out)}`);
-    return false;
-  }, `${p.name} to report ${what}`, timeoutMs, () => `; its output:\n${tail(p.out)}`);
+  return waitFor(
+    () => {
+      if (test(p.out)) return true;
+      if (p.exit) throw new Error(`${p.name} ${describeExit(p.exit)} before ${what}; its output:\n${tail(p.out)}`);
+      return false;
+    },
+    `${p.name} to report ${what}`,
+    timeoutMs,
+    () => `; its output:\n${tail(p.out)}`,
+  );
 }
 
 /** Poll `predicate` every 20 ms until it is true; throws after timeoutMs (with `detail()` appended). */
@@ -345,7 +350,12 @@ export function cleanup() {
   cleaning ??= (async () => {
     for (const w of wrkChildren) killQuietly(w.pid, 'SIGTERM');
     for (const hook of [...cleanupHooks].reverse()) {
-      await Promise.race([Promise.resolve().then(hook).catch((err) => log(`cleanup: ${err.message}`)), sleep(10_000)]);
+      await Promise.race([
+        Promise.resolve()
+          .then(hook)
+          .catch((err) => log(`cleanup: ${err.message}`)),
+        sleep(10_000),
+      ]);
     }
     // all at once: each is stopped by its own pid, none depends on another
     await Promise.all(procs.filter((p) => !p.stopped).map((p) => stopProcess(p).catch((err) => log(`stopping ${p.name}: ${err.message}`))));
@@ -509,10 +519,14 @@ let phpInfoCache = null;
 function phpInfo() {
   if (phpInfoCache) return phpInfoCache;
   if (!which('php')) return null;
-  const r = spawnSync('php', ['-r', 'echo PHP_MAJOR_VERSION, ".", PHP_MINOR_VERSION, "\\n", (string) stream_resolve_include_path("Illuminate/autoload.php");'], {
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
+  const r = spawnSync(
+    'php',
+    ['-r', 'echo PHP_MAJOR_VERSION, ".", PHP_MINOR_VERSION, "\\n", (string) stream_resolve_include_path("Illuminate/autoload.php");'],
+    {
+      encoding: 'utf8',
+      timeout: 20_000,
+    },
+  );
   if (r.status !== 0) return null;
   const [version, include] = r.stdout.split('\n');
   phpInfoCache = { version: version.trim(), include: include?.trim() || null };
@@ -692,7 +706,10 @@ http {
   const nginx = startProcess(`${name}-nginx`, nginxBin, ['-e', `${dir}/nginx-error.log`, '-p', dir, '-c', nginxConf]);
   const readLog = (f) => {
     try {
-      return fs.readFileSync(path.join(dir, f), 'utf8').split('\n').filter((l) => l.trim());
+      return fs
+        .readFileSync(path.join(dir, f), 'utf8')
+        .split('\n')
+        .filter((l) => l.trim());
     } catch {
       return [];
     }
@@ -708,15 +725,24 @@ http {
     children: () => childrenOf(fpm.pid),
     logs: () => ({
       // fpm's own start/stop notices are expected; anything else (warnings, errors) is worth a look.
-      [`${name} php-fpm`]: readLog('php-fpm.log').filter((l) => !/NOTICE: (fpm is running|ready to handle connections|Terminating|exiting|systemd monitor)/.test(l)),
+      [`${name} php-fpm`]: readLog('php-fpm.log').filter(
+        (l) => !/NOTICE: (fpm is running|ready to handle connections|Terminating|exiting|systemd monitor)/.test(l),
+      ),
       [`${name} nginx`]: readLog('nginx-error.log'),
     }),
   };
   // Up when nginx answers and fpm's children are there.
-  await waitFor(() => {
-    if (fpm.exit || nginx.exit) throw new Error(`${label}: ${fpm.exit ? `php-fpm ${describeExit(fpm.exit)}: ${tail(fpm.out)}` : `nginx ${describeExit(nginx.exit)}: ${tail(nginx.out)}`}`);
-    return instance.children().length === workers && fs.existsSync(sock);
-  }, `${label}: ${workers} php-fpm children`, 15_000);
+  await waitFor(
+    () => {
+      if (fpm.exit || nginx.exit)
+        throw new Error(
+          `${label}: ${fpm.exit ? `php-fpm ${describeExit(fpm.exit)}: ${tail(fpm.out)}` : `nginx ${describeExit(nginx.exit)}: ${tail(nginx.out)}`}`,
+        );
+      return instance.children().length === workers && fs.existsSync(sock);
+    },
+    `${label}: ${workers} php-fpm children`,
+    15_000,
+  );
   noteDescendants(fpm);
   return instance;
 }

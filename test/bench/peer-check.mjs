@@ -84,7 +84,8 @@ const closeIdle = await idleConnections(Number(values.idle));
 rows.push({ case: `tcp, +${values.idle} idle connections`, tcpLines: tcpLines(), ...(await measure('tcp', tcpPeer.socket, tcpPeer.pid)) });
 await closeIdle();
 
-for (const r of rows) console.log(`${r.case.padEnd(32)} /proc/net/tcp{,6} lines ${String(r.tcpLines).padStart(6)}   median ${r.median.toFixed(3)} ms   p99 ${r.p99.toFixed(3)} ms`);
+for (const r of rows)
+  console.log(`${r.case.padEnd(32)} /proc/net/tcp{,6} lines ${String(r.tcpLines).padStart(6)}   median ${r.median.toFixed(3)} ms   p99 ${r.p99.toFixed(3)} ms`);
 unixPeer.socket.destroy();
 tcpPeer.socket.destroy();
 unixListener.close();

@@ -70,7 +70,8 @@ function ensurePackages(allowInstall) {
   // them from starting while we install, unless the machine already has one of its own.
   const policy = '/usr/sbin/policy-rc.d';
   const ownPolicy = !fs.existsSync(policy);
-  if (ownPolicy) fs.writeFileSync(policy, '#!/bin/sh\n# written for a moment by rrts test/bench/run.mjs: no service starts while it installs\nexit 101\n', { mode: 0o755 });
+  if (ownPolicy)
+    fs.writeFileSync(policy, '#!/bin/sh\n# written for a moment by rrts test/bench/run.mjs: no service starts while it installs\nexit 101\n', { mode: 0o755 });
   try {
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     const apt = (args) => spawnSync('apt-get', args, { stdio: ['ignore', 'inherit', 'inherit'], env, timeout: 15 * 60_000 }).status;
@@ -110,7 +111,10 @@ async function runScript(name, args) {
   unhook();
   if (state.interrupted) throw new Error('interrupted');
   const text = stdout.replace(/\nJSON written to .*\n?/, '\n').trimEnd();
-  if (exit.code !== 0) throw new Error(`test/bench/${name} failed (${exit.error ?? (exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`)})${text ? `; its output:\n${text}` : ''}`);
+  if (exit.code !== 0)
+    throw new Error(
+      `test/bench/${name} failed (${exit.error ?? (exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`)})${text ? `; its output:\n${text}` : ''}`,
+    );
   process.stdout.write(`${text}\n\n`);
   return text;
 }
@@ -151,13 +155,32 @@ export function buildRows(hello, fork) {
     const ratio = r[ratioName];
     // 3 decimals where 2 would round a missed target up to it (0.598x is not 0.60x)
     const digits = ratio && Math.abs(ratio.rps - target.v) < 0.01 ? 3 : 2;
-    rows.push({ key, group: '1. throughput', measure, value: ratio?.rps ?? null, text: x(ratio?.rps, digits), spread: ratio ? roundsSpread(ratio) : '-', target, noise: noiseOf(a, b) });
+    rows.push({
+      key,
+      group: '1. throughput',
+      measure,
+      value: ratio?.rps ?? null,
+      text: x(ratio?.rps, digits),
+      spread: ratio ? roundsSpread(ratio) : '-',
+      target,
+      noise: noiseOf(a, b),
+    });
   };
   tput('helloExecOverFpm', 'hello req/s: rrts exec / php-fpm+nginx', 'helloExecOverFpm', 'rrts', 'fpm', { op: '>=', v: 1.4, text: '>= 1.4x' });
   tput('helloForkOverFpm', 'hello req/s: rrts fork / php-fpm+nginx', 'helloForkOverFpm', 'rrts-fork', 'fpm', { op: '>=', v: 1.4, text: '>= 1.4x' });
   // Only with RRTS_BENCH_SDK (or hello.mjs --sdk): what a RoadRunner user's worker gets.
-  if (r.sdkExecOverFpm) tput('sdkExecOverFpm', 'hello via the SDK\'s PSR7Worker req/s: rrts exec / php-fpm+nginx', 'sdkExecOverFpm', 'sdk-rrts', 'fpm', { op: '>=', v: 1, text: '>= 1.0x' });
-  if (r.sdkForkOverFpm) tput('sdkForkOverFpm', 'hello via the SDK\'s PSR7Worker req/s: rrts fork / php-fpm+nginx', 'sdkForkOverFpm', 'sdk-rrts-fork', 'fpm', { op: '>=', v: 1, text: '>= 1.0x' });
+  if (r.sdkExecOverFpm)
+    tput('sdkExecOverFpm', "hello via the SDK's PSR7Worker req/s: rrts exec / php-fpm+nginx", 'sdkExecOverFpm', 'sdk-rrts', 'fpm', {
+      op: '>=',
+      v: 1,
+      text: '>= 1.0x',
+    });
+  if (r.sdkForkOverFpm)
+    tput('sdkForkOverFpm', "hello via the SDK's PSR7Worker req/s: rrts fork / php-fpm+nginx", 'sdkForkOverFpm', 'sdk-rrts-fork', 'fpm', {
+      op: '>=',
+      v: 1,
+      text: '>= 1.0x',
+    });
   tput('helloExecOverNode', 'hello req/s: rrts exec / raw node http', 'helloExecOverNode', 'rrts', 'node', { op: '>=', v: 0.6, text: '>= 0.6x' });
   tput('helloForkOverNode', 'hello req/s: rrts fork / raw node http', 'helloForkOverNode', 'rrts-fork', 'node', { op: '>=', v: 0.6, text: '>= 0.6x' });
   tput('appExecOverFpm', 'framework app req/s: rrts exec / php-fpm+nginx', 'appExecOverFpm', 'app-rrts', 'app-fpm', { op: '>=', v: 30, text: '>= 30x' });
@@ -165,7 +188,16 @@ export function buildRows(hello, fork) {
   const lat = (key, measure, ratioName, a, b) => {
     const ratio = r[ratioName];
     if (!ratio) return;
-    rows.push({ key, group: '1. throughput', measure, value: null, text: `${x(ratio.p50)} / ${x(ratio.p99)}`, spread: `${ms(t[a]?.p50Ms)} / ${ms(t[a]?.p99Ms)} vs ${ms(t[b]?.p50Ms)} / ${ms(t[b]?.p99Ms)}`, target: null, noise: noiseOf(a, b) });
+    rows.push({
+      key,
+      group: '1. throughput',
+      measure,
+      value: null,
+      text: `${x(ratio.p50)} / ${x(ratio.p99)}`,
+      spread: `${ms(t[a]?.p50Ms)} / ${ms(t[a]?.p99Ms)} vs ${ms(t[b]?.p50Ms)} / ${ms(t[b]?.p99Ms)}`,
+      target: null,
+      noise: noiseOf(a, b),
+    });
   };
   lat('helloLatency', 'hello latency p50 / p99: rrts exec / php-fpm (< 1 = rrts faster)', 'helloExecOverFpm', 'rrts', 'fpm');
   lat('appLatency', 'app latency p50 / p99: rrts fork / php-fpm (< 1 = rrts faster)', 'appForkOverFpm', 'app-rrts-fork', 'app-fpm');
@@ -188,26 +220,101 @@ export function buildRows(hello, fork) {
       noise: phaseNoise('memory'),
     });
     if (m.fpm) {
-      rows.push({ key: 'memoryForkOverFpm', group: '2. memory', measure: 'total PSS: fork / php-fpm (master + 8 children)', value: null, text: x(mr.forkOverFpm, 3), spread: `${mib(m.fork.totalPss)} / ${mib(m.fpm.totalPss)}`, target: null, noise: phaseNoise('memory') });
-      rows.push({ key: 'memoryUss', group: '2. memory', measure: 'USS per worker (median): fork / exec / php-fpm child', value: null, text: `${mib(m.fork.workerUssMedian)} / ${mib(m.exec.workerUssMedian)} / ${mib(m.fpm.workerUssMedian)}`, spread: '-', target: null, noise: phaseNoise('memory') });
+      rows.push({
+        key: 'memoryForkOverFpm',
+        group: '2. memory',
+        measure: 'total PSS: fork / php-fpm (master + 8 children)',
+        value: null,
+        text: x(mr.forkOverFpm, 3),
+        spread: `${mib(m.fork.totalPss)} / ${mib(m.fpm.totalPss)}`,
+        target: null,
+        noise: phaseNoise('memory'),
+      });
+      rows.push({
+        key: 'memoryUss',
+        group: '2. memory',
+        measure: 'USS per worker (median): fork / exec / php-fpm child',
+        value: null,
+        text: `${mib(m.fork.workerUssMedian)} / ${mib(m.exec.workerUssMedian)} / ${mib(m.fpm.workerUssMedian)}`,
+        spread: '-',
+        target: null,
+        noise: phaseNoise('memory'),
+      });
     }
     for (const app of ['framework', 'hello']) {
       const s = fork.startRatios[app];
       const spares = s.spares ? `, ${s.spares} spare` : '';
-      rows.push({ key: `start${app}ForkP50`, group: '3. worker start', measure: `${app}: fork worker start p50${spares}`, value: s.forkP50, text: ms(s.forkP50), spread: `p95 ${ms(s.forkP95)}${s.forkNoSparesP50 !== null && s.forkNoSparesP50 !== undefined ? `; no spares p50 ${ms(s.forkNoSparesP50)}` : ''}`, target: { op: '<=', v: 3, text: '<= 3 ms' }, noise: phaseNoise(`start ${app}`) });
-      rows.push({ key: `start${app}Ratio`, group: '3. worker start', measure: `${app}: exec p50 / fork p50`, value: s.execOverFork, text: x(s.execOverFork, 1), spread: `exec p50 ${ms(s.execP50)}, p95 ${ms(s.execP95)}`, target: { op: '>=', v: 80, text: '>= 80x' }, noise: phaseNoise(`start ${app}`) });
+      rows.push({
+        key: `start${app}ForkP50`,
+        group: '3. worker start',
+        measure: `${app}: fork worker start p50${spares}`,
+        value: s.forkP50,
+        text: ms(s.forkP50),
+        spread: `p95 ${ms(s.forkP95)}${s.forkNoSparesP50 !== null && s.forkNoSparesP50 !== undefined ? `; no spares p50 ${ms(s.forkNoSparesP50)}` : ''}`,
+        target: { op: '<=', v: 3, text: '<= 3 ms' },
+        noise: phaseNoise(`start ${app}`),
+      });
+      rows.push({
+        key: `start${app}Ratio`,
+        group: '3. worker start',
+        measure: `${app}: exec p50 / fork p50`,
+        value: s.execOverFork,
+        text: x(s.execOverFork, 1),
+        spread: `exec p50 ${ms(s.execP50)}, p95 ${ms(s.execP95)}`,
+        target: { op: '>=', v: 80, text: '>= 80x' },
+        noise: phaseNoise(`start ${app}`),
+      });
     }
     // under load (4 connections), or idle (connections 0); runs without `connections` were all under load
     const reset = (mode, n, idle = false) => fork.reset.find((q) => q.mode === mode && q.workers === n && (q.connections === 0) === idle);
     const f16 = reset('fork', 16);
-    rows.push({ key: 'resetFork16', group: '4. reset', measure: 'rrts reset, 16 fork workers under load (wall time)', value: f16?.resetMs ?? null, text: ms(f16?.resetMs), spread: f16?.oldGoneMs ? `old ones gone after ${ms(f16.oldGoneMs)}` : '-', target: { op: '<=', v: 150, text: '<= 150 ms' }, noise: phaseNoise('reset fork 16') });
+    rows.push({
+      key: 'resetFork16',
+      group: '4. reset',
+      measure: 'rrts reset, 16 fork workers under load (wall time)',
+      value: f16?.resetMs ?? null,
+      text: ms(f16?.resetMs),
+      spread: f16?.oldGoneMs ? `old ones gone after ${ms(f16.oldGoneMs)}` : '-',
+      target: { op: '<=', v: 150, text: '<= 150 ms' },
+      noise: phaseNoise('reset fork 16'),
+    });
     const f16Idle = reset('fork', 16, true);
-    if (f16Idle) rows.push({ key: 'resetFork16Idle', group: '4. reset', measure: 'rrts reset, 16 fork workers, idle server (wall time)', value: f16Idle.resetMs, text: ms(f16Idle.resetMs), spread: f16Idle.oldGoneMs ? `old ones gone after ${ms(f16Idle.oldGoneMs)}` : '-', target: { op: '<=', v: 150, text: '<= 150 ms' }, noise: phaseNoise('reset fork 16 idle') });
+    if (f16Idle)
+      rows.push({
+        key: 'resetFork16Idle',
+        group: '4. reset',
+        measure: 'rrts reset, 16 fork workers, idle server (wall time)',
+        value: f16Idle.resetMs,
+        text: ms(f16Idle.resetMs),
+        spread: f16Idle.oldGoneMs ? `old ones gone after ${ms(f16Idle.oldGoneMs)}` : '-',
+        target: { op: '<=', v: 150, text: '<= 150 ms' },
+        noise: phaseNoise('reset fork 16 idle'),
+      });
     for (const n of [4, 16]) {
       const e = reset('exec', n);
       const f = reset('fork', n);
-      if (e && f) rows.push({ key: `reset${n}`, group: '4. reset', measure: `rrts reset, ${n} workers: exec / fork`, value: null, text: x(e.resetMs / f.resetMs, 1), spread: `${ms(e.resetMs)} / ${ms(f.resetMs)}`, target: null, noise: phaseNoise(`reset`) });
-      else if (e) rows.push({ key: `reset${n}exec`, group: '4. reset', measure: `rrts reset, ${n} exec workers (wall time)`, value: null, text: ms(e.resetMs), spread: '-', target: null, noise: phaseNoise(`reset exec ${n}`) });
+      if (e && f)
+        rows.push({
+          key: `reset${n}`,
+          group: '4. reset',
+          measure: `rrts reset, ${n} workers: exec / fork`,
+          value: null,
+          text: x(e.resetMs / f.resetMs, 1),
+          spread: `${ms(e.resetMs)} / ${ms(f.resetMs)}`,
+          target: null,
+          noise: phaseNoise(`reset`),
+        });
+      else if (e)
+        rows.push({
+          key: `reset${n}exec`,
+          group: '4. reset',
+          measure: `rrts reset, ${n} exec workers (wall time)`,
+          value: null,
+          text: ms(e.resetMs),
+          spread: '-',
+          target: null,
+          noise: phaseNoise(`reset exec ${n}`),
+        });
     }
     rows.push({
       key: 'resetFailed',
@@ -325,7 +432,10 @@ export function renderSvg(rows, hello, fork, subtitle) {
   const W = 1000;
   const font = 'font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"';
   const text = (x, y, body, attrs = '') => `<text x="${x}" y="${y}" font-size="11"${attrs ? ` ${attrs}` : ''}>${esc(body)}</text>`;
-  const heading = (x, y, title, note) => [`<text x="${x}" y="${y}" font-size="15" font-weight="600">${esc(title)}</text>`, ...(note ? [text(x, y + 16, note, 'fill="#555"')] : [])];
+  const heading = (x, y, title, note) => [
+    `<text x="${x}" y="${y}" font-size="15" font-weight="600">${esc(title)}</text>`,
+    ...(note ? [text(x, y + 16, note, 'fill="#555"')] : []),
+  ];
 
   // left: targets
   const left = [];
@@ -381,7 +491,14 @@ export function renderSvg(rows, hello, fork, subtitle) {
     const ts = Object.values(hello?.targets ?? {}).filter((s) => s.group === group);
     bars(
       title,
-      ts.map((s) => ({ name: nameOf(s), value: s.rps.median, min: s.rps.min, max: s.rps.max, color: colors[s.server], label: Math.round(s.rps.median).toLocaleString('en-US') })),
+      ts.map((s) => ({
+        name: nameOf(s),
+        value: s.rps.median,
+        min: s.rps.min,
+        max: s.rps.max,
+        color: colors[s.server],
+        label: Math.round(s.rps.median).toLocaleString('en-US'),
+      })),
     );
   }
   if (fork) {
@@ -400,7 +517,12 @@ export function renderSvg(rows, hello, fork, subtitle) {
       'worker start p50, ms (framework app)',
       fork.start
         .filter((r) => r.app === 'framework')
-        .map((r) => ({ name: r.mode === 'fork' ? `rrts fork (${r.spares} spare${r.spares === 1 ? '' : 's'})` : 'rrts exec', value: r.p50, color: colors.rrts, label: `${r.p50} ms` })),
+        .map((r) => ({
+          name: r.mode === 'fork' ? `rrts fork (${r.spares} spare${r.spares === 1 ? '' : 's'})` : 'rrts exec',
+          value: r.p50,
+          color: colors.rrts,
+          label: `${r.p50} ms`,
+        })),
     );
   }
   const H = Math.max(leftBottom, y) + 15 + 13 * subtitle.length;
@@ -465,7 +587,17 @@ async function main() {
     const forkText = await runScript('fork.mjs', [...q, '--json', path.join(tmp, 'fork.json')]);
     const fork = JSON.parse(fs.readFileSync(path.join(tmp, 'fork.json'), 'utf8'));
     const seconds = round((Date.now() - began) / 1000, 0);
-    run = { date, quick: values.quick, seconds, machine, rrts: { commit: rev.commit, dirtySrcFiles: rev.dirtySrcFiles }, hello, fork, helloText: sanitize(helloText), forkText: sanitize(forkText) };
+    run = {
+      date,
+      quick: values.quick,
+      seconds,
+      machine,
+      rrts: { commit: rev.commit, dirtySrcFiles: rev.dirtySrcFiles },
+      hello,
+      fork,
+      helloText: sanitize(helloText),
+      forkText: sanitize(forkText),
+    };
   }
   const { date, quick, seconds, machine, rrts: rev, hello, fork } = run;
   const rows = buildRows(hello, fork);
@@ -483,7 +615,9 @@ async function main() {
   out.push('');
   out.push(renderTable(rows));
   out.push('');
-  out.push(`${met} of ${goals} targets met. noise = CPU used by other processes on the machine during that measurement, in cores (of ${machine.nproc}); above ~0.15 the numbers are disturbed.`);
+  out.push(
+    `${met} of ${goals} targets met. noise = CPU used by other processes on the machine during that measurement, in cores (of ${machine.nproc}); above ~0.15 the numbers are disturbed.`,
+  );
   process.stdout.write(`${out.join('\n')}\n`);
 
   if (values.json) fs.writeFileSync(values.json, `${JSON.stringify({ ...run, rows }, null, 2)}\n`);
@@ -507,7 +641,15 @@ async function main() {
       '![Benchmark chart: share of each target reached, and req/s of each server](benchmarks.svg)',
       '',
       ...(run.helloText || run.forkText
-        ? ['<details><summary>Full output of the two scripts</summary>', '', '```text', `${run.helloText ?? ''}\n\n${run.forkText ?? ''}`.trim(), '```', '', '</details>']
+        ? [
+            '<details><summary>Full output of the two scripts</summary>',
+            '',
+            '```text',
+            `${run.helloText ?? ''}\n\n${run.forkText ?? ''}`.trim(),
+            '```',
+            '',
+            '</details>',
+          ]
         : []),
     ].join('\n');
     writeDoc(section);

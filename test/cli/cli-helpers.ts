@@ -7,7 +7,12 @@ import { fileURLToPath } from 'node:url';
 export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/rrts');
 
 /** Runs `rrts serve -c <config> ...args` in `dir`; a config error ends it at once, a start is killed after 20 s. */
-export function serve(dir: string, args: string[] = [], env: NodeJS.ProcessEnv = process.env, config = 'rr.yaml'): { status: number | null; stderr: string; lines: string[] } {
+export function serve(
+  dir: string,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = process.env,
+  config = 'rr.yaml',
+): { status: number | null; stderr: string; lines: string[] } {
   const run = spawnSync(process.execPath, [BIN, 'serve', '-c', config, ...args], { cwd: dir, env, encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL' });
   const lines = run.stderr.split('\n').filter((line) => line !== '');
   return { status: run.status, stderr: run.stderr, lines };

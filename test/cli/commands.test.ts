@@ -50,7 +50,10 @@ describe('rrts command line', () => {
 
   it('stop needs only the pid file: no config, -f before or after the command', async () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'stop-'));
-    for (const args of [['-f', 'stop'], ['stop', '-f']]) {
+    for (const args of [
+      ['-f', 'stop'],
+      ['stop', '-f'],
+    ]) {
       const record = path.join(dir, `${args[0]}.log`);
       const pid = await sigtermRecorder(record);
       fs.writeFileSync(path.join(dir, '.pid'), String(pid));
@@ -69,7 +72,7 @@ describe('rrts command line', () => {
     assert.match(r.stderr, new RegExp(`no pid file at ${path.join(tmp, '.pid').replace(/[.]/g, '\\.')}`));
   });
 
-  it("an rr command rrts lacks says so in one line", () => {
+  it('an rr command rrts lacks says so in one line', () => {
     const r = rrts(['jobs', 'list']);
     assert.equal(r.status, 1);
     assert.equal(r.stderr.trim().split('\n').length, 1);

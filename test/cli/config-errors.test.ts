@@ -2,7 +2,6 @@
 // itself, absurd nesting (in the file, through aliases, in an included file, in a -o key) each end rrts with exit
 // code 1 and one `config error: <file>:<line>, key '<key>': ...` line on stderr, never a stack trace.
 import { describe, it } from 'node:test';
-import assert from 'node:assert/strict';
 import { writeFiles } from '../config/tmp.js';
 import { assertConfigError, serve } from './cli-helpers.js';
 
@@ -11,7 +10,10 @@ const HEAD = "version: '3'\nrpc:\n  listen: tcp://127.0.0.1:0\n";
 /** The classic billion laughs: 9 lists of 9 aliases to the list before, 9^9 values once expanded. */
 function billionLaughs(): string {
   let text = 'l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n';
-  for (let level = 1; level <= 8; level++) text += `l${level}: &l${level} [${Array(9).fill(`*l${level - 1}`).join(', ')}]\n`;
+  for (let level = 1; level <= 8; level++)
+    text += `l${level}: &l${level} [${Array(9)
+      .fill(`*l${level - 1}`)
+      .join(', ')}]\n`;
   return text;
 }
 
@@ -24,7 +26,10 @@ describe('rrts serve: hostile configs give one config error line', () => {
 
   it('an anchor aliased inside itself (server: &s ... env: *s)', () => {
     const dir = writeFiles({ 'rr.yaml': `${HEAD}server: &s\n  command: "php worker.php"\n  env: *s\n` });
-    assertConfigError(serve(dir), /^config error: rr\.yaml:6, key 'server\.env': the alias \*s is inside the map or list anchored as &s: it would contain itself$/);
+    assertConfigError(
+      serve(dir),
+      /^config error: rr\.yaml:6, key 'server\.env': the alias \*s is inside the map or list anchored as &s: it would contain itself$/,
+    );
   });
 
   it('a map merging itself (<<: *base inside &base)', () => {
@@ -60,7 +65,10 @@ describe('rrts serve: hostile configs give one config error line', () => {
     let chain = `${HEAD}a0: &a0 [1]\n`;
     for (let i = 1; i < 100; i++) chain += `a${i}: &a${i} [*a${i - 1}]\n`;
     // a63 = [*a62], and a62 expands to 63 levels: 64 plus the top map
-    assertConfigError(serve(writeFiles({ 'rr.yaml': chain })), /^config error: rr\.yaml:67, key 'a63\[0\]': nesting too deep: the alias \*a62 makes more than 64 levels/);
+    assertConfigError(
+      serve(writeFiles({ 'rr.yaml': chain })),
+      /^config error: rr\.yaml:67, key 'a63\[0\]': nesting too deep: the alias \*a62 makes more than 64 levels/,
+    );
   });
 
   it('a -o key 20,000 levels deep', () => {
@@ -72,7 +80,10 @@ describe('rrts serve: hostile configs give one config error line', () => {
   it('a __proto__ key, in the file or in a -o key', () => {
     const dir = writeFiles({ 'rr.yaml': `${HEAD}http:\n  __proto__:\n    address: 127.0.0.1:0\n` });
     assertConfigError(serve(dir), /^config error: rr\.yaml:5, key 'http\.__proto__': a key named __proto__ would become the prototype of its map/);
-    assertConfigError(serve(writeFiles({ 'rr.yaml': HEAD }), ['-o', '__proto__.polluted=1']), /^config error: -o __proto__\.polluted: a key named __proto__ would set the prototype of every object$/);
+    assertConfigError(
+      serve(writeFiles({ 'rr.yaml': HEAD }), ['-o', '__proto__.polluted=1']),
+      /^config error: -o __proto__\.polluted: a key named __proto__ would set the prototype of every object$/,
+    );
   });
 
   it('anchors used as RoadRunner configs use them still load', () => {

@@ -24,7 +24,7 @@ function leftovers(dir: string): string[] {
   return fs.readdirSync(dir).filter((name) => name !== 'rr.yaml');
 }
 
-const WORKER = "server:\n  command: php worker.php\n";
+const WORKER = 'server:\n  command: php worker.php\n';
 
 describe('rrts serve: unix socket paths over 107 bytes', () => {
   it('rpc.listen, relative to the working directory: refused with the byte length; nothing on disk', () => {
@@ -53,7 +53,10 @@ describe('rrts serve: unix socket paths over 107 bytes', () => {
   it('a -o override names its flag', () => {
     const dir = writeFiles({ 'rr.yaml': "version: '3'\nrpc:\n  listen: tcp://127.0.0.1:0\n" });
     const flag = `rpc.listen=unix://${nameOfLength(dir, 120)}`;
-    assertConfigError(serve(dir, ['-o', flag]), new RegExp(`^config error: rr\\.yaml, key 'rpc\\.listen': unix socket path ".*" is 120 bytes, over the limit of 107 .*\\(set by -o ${flag}\\)$`));
+    assertConfigError(
+      serve(dir, ['-o', flag]),
+      new RegExp(`^config error: rr\\.yaml, key 'rpc\\.listen': unix socket path ".*" is 120 bytes, over the limit of 107 .*\\(set by -o ${flag}\\)$`),
+    );
     assert.deepEqual(leftovers(dir), []);
   });
 
@@ -61,7 +64,12 @@ describe('rrts serve: unix socket paths over 107 bytes', () => {
     const dir = writeFiles({ 'rr.yaml': `version: '3'\n${WORKER}  fork:\n    enabled: true\nhttp:\n  address: 127.0.0.1:0\n` });
     const longTmp = path.join(os.tmpdir(), 't'.repeat(100));
     const result = serve(dir, [], { ...process.env, TMPDIR: longTmp });
-    assertConfigError(result, new RegExp(`^config error: rr\\.yaml:5, key 'server\\.fork\\.enabled': fork mode's unix sockets go in a private directory under the temp dir "${longTmp}" \\(TMPDIR\\): the longest, ".*/control-9+\\.sock", is ${Buffer.byteLength(longTmp) + 36} bytes, over the limit of 107 for a socket path; set TMPDIR to a directory of at most 71 bytes$`));
+    assertConfigError(
+      result,
+      new RegExp(
+        `^config error: rr\\.yaml:5, key 'server\\.fork\\.enabled': fork mode's unix sockets go in a private directory under the temp dir "${longTmp}" \\(TMPDIR\\): the longest, ".*/control-9+\\.sock", is ${Buffer.byteLength(longTmp) + 36} bytes, over the limit of 107 for a socket path; set TMPDIR to a directory of at most 71 bytes$`,
+      ),
+    );
     assert.equal(fs.existsSync(longTmp), false);
   });
 
@@ -70,7 +78,10 @@ describe('rrts serve: unix socket paths over 107 bytes', () => {
     const saved = process.env.TMPDIR;
     const base = os.tmpdir();
     try {
-      for (const [bytes, ok] of [[71, true], [72, false]] as const) {
+      for (const [bytes, ok] of [
+        [71, true],
+        [72, false],
+      ] as const) {
         process.env.TMPDIR = path.join(base, 't'.repeat(bytes - Buffer.byteLength(base) - 1));
         assert.equal(Buffer.byteLength(os.tmpdir()), bytes);
         const load = (): unknown => loadConfig({ configPath: file, env: {} });

@@ -38,7 +38,6 @@ function tails(config: Config): string[] {
   return config.warnings.map((warning) => warning.replaceAll(config.file, 'rr.yaml'));
 }
 
-
 const TYPOS = `version: '3'
 server:
   command: php worker.php
@@ -148,7 +147,10 @@ describe('strict mode', () => {
     const error = loadError(typo, { strict: true });
     assert.equal(error.key, 'http.pool.num_worker');
     assert.equal(error.line, 7);
-    assert.match(error.message, /rr\.yaml:7, key 'http\.pool\.num_worker': unknown key \(did you mean 'num_workers'\?\); refused by --strict or RRTS_STRICT=1$/);
+    assert.match(
+      error.message,
+      /rr\.yaml:7, key 'http\.pool\.num_worker': unknown key \(did you mean 'num_workers'\?\); refused by --strict or RRTS_STRICT=1$/,
+    );
   });
 
   test('RRTS_STRICT=1 in the environment does the same; strict: false wins over it', () => {
@@ -320,6 +322,10 @@ describe('the key table and the section readers', () => {
     // ssl.acme is looked at (to turn https off) though rrts does not implement it
     const undeclared = [...read].filter((path) => !declared.has(path) && path !== 'http.ssl.acme');
     assert.deepEqual(undeclared, [], 'keys a reader reads that the table lacks');
-    assert.deepEqual([...declared].filter((path) => !read.has(path)), [], 'keys in the table no reader reads (or FULL_CONFIG_TEXT lacks)');
+    assert.deepEqual(
+      [...declared].filter((path) => !read.has(path)),
+      [],
+      'keys in the table no reader reads (or FULL_CONFIG_TEXT lacks)',
+    );
   });
 });

@@ -149,7 +149,8 @@ describe('work directory and config path', () => {
   });
 
   test('server.fork.spares: 1 by default, 0 to 16 allowed, anything else a ConfigError naming the key', () => {
-    const withSpares = (value: string): string => withHttp().replace('  command: php worker.php\n', `  command: php worker.php\n  fork:\n    enabled: true\n    spares: ${value}\n`);
+    const withSpares = (value: string): string =>
+      withHttp().replace('  command: php worker.php\n', `  command: php worker.php\n  fork:\n    enabled: true\n    spares: ${value}\n`);
     assert.equal(load(withSpares('0')).server.fork.spares, 0);
     assert.equal(load(withSpares('"16"')).server.fork.spares, 16);
     for (const bad of ['17', '-1', 'many']) {
@@ -425,7 +426,9 @@ describe('checks of http, rpc, status and the pool', () => {
 
 describe('logs', () => {
   test('mode sets the encoding; channels inherit the keys they do not set', () => {
-    const logs = load(withHttp() + 'logs:\n  mode: production\n  output: stdout\n  channels:\n    http:\n      level: info\n    server:\n      mode: development\n').logs;
+    const logs = load(
+      withHttp() + 'logs:\n  mode: production\n  output: stdout\n  channels:\n    http:\n      level: info\n    server:\n      mode: development\n',
+    ).logs;
     assert.equal(logs.encoding, 'json');
     assert.deepEqual(logs.output, ['stdout']);
     assert.deepEqual(logs.channels.http, { mode: 'production', level: 'info', encoding: 'json', lineEnding: '\n', output: ['stdout'], errOutput: ['stderr'] });

@@ -64,7 +64,11 @@ describe('rrts serve and unread keys', () => {
 
   test('without strict mode it starts and logs the warning once', async () => {
     const { file, dir } = writeConfig(CONFIG);
-    const child = spawn(process.execPath, [bin, 'serve', '-c', file], { cwd: dir, env: { ...process.env, RRTS_STRICT: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'serve', '-c', file], {
+      cwd: dir,
+      env: { ...process.env, RRTS_STRICT: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -34,7 +34,7 @@ export function flowIndicatorsInPlainScalars(source: string): string[] {
         walk(item.value, flow);
       }
     }
-    if ('value' in token && typeof token.value === 'object') walk(token.value as Token, flow);
+    if ('value' in token && typeof token.value === 'object') walk(token.value, flow);
   };
   for (const token of new YAML.Parser().parse(source)) walk(token, false);
   return found;
@@ -52,8 +52,14 @@ describe('docs/deploy', () => {
       const docs = YAML.parseAllDocuments(read(file), { version: '1.1' });
       assert.ok(Array.isArray(docs) && docs.length > 0);
       for (const doc of docs) {
-        assert.deepEqual(doc.errors.map((e) => e.message), []);
-        assert.deepEqual(doc.warnings.map((e) => e.message), []);
+        assert.deepEqual(
+          doc.errors.map((e) => e.message),
+          [],
+        );
+        assert.deepEqual(
+          doc.warnings.map((e) => e.message),
+          [],
+        );
       }
     });
 
@@ -68,9 +74,11 @@ describe('docs/deploy', () => {
   });
 
   it('the Kubernetes manifest keeps /tmp (uploads) on disk, not in memory', () => {
-    const docs = YAML.parseAllDocuments(read('kubernetes.yaml')).map((d) => d.toJS() as Record<string, any>);
+    type Volume = { name: string; emptyDir?: { medium?: string } };
+    type Manifest = { kind?: string; spec?: { template: { spec: { volumes: Volume[] } } } };
+    const docs = YAML.parseAllDocuments(read('kubernetes.yaml')).map((d) => d.toJS() as Manifest);
     const deployment = docs.find((d) => d.kind === 'Deployment')!;
-    const tmp = deployment.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'tmp');
+    const tmp = deployment.spec!.template.spec.volumes.find((v) => v.name === 'tmp');
     assert.ok(tmp?.emptyDir, 'a tmp volume');
     assert.notEqual(tmp.emptyDir.medium, 'Memory');
   });

@@ -28,14 +28,22 @@ class RecordingStream extends Duplex {
 }
 
 function channelOn(stream: RecordingStream): ControlChannel<ReturnType<typeof decodeMasterMessage>> {
-  return new ControlChannel(stream, new FrameDecoder(), () => 'the test master', decodeMasterMessage, () => undefined, () => undefined, pino({ level: 'silent' }));
+  return new ControlChannel(
+    stream,
+    new FrameDecoder(),
+    () => 'the test master',
+    decodeMasterMessage,
+    () => undefined,
+    () => undefined,
+    pino({ level: 'silent' }),
+  );
 }
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 /** What the master would write back: one control frame. */
 function answer(stream: RecordingStream, msg: Record<string, unknown>): void {
-  stream.push(encodeFrame({ flags: Flag.CODEC_MSGPACK, payload: packr.pack(msg) as Buffer }));
+  stream.push(encodeFrame({ flags: Flag.CODEC_MSGPACK, payload: packr.pack(msg) }));
 }
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -78,7 +86,10 @@ describe('ControlChannel', () => {
     answer(stream, { op: 'forked', id: 1, pid: 'not a pid' });
     await assert.rejects(reply, (err: Error) => {
       assert.ok(err instanceof ProtocolError, err.message);
-      assert.match(err.message, /the test master sent its answer to 'fork' that breaks the control protocol: 'forked' message: field 'pid' must be an integer, got the string "not a pid"/);
+      assert.match(
+        err.message,
+        /the test master sent its answer to 'fork' that breaks the control protocol: 'forked' message: field 'pid' must be an integer, got the string "not a pid"/,
+      );
       return true;
     });
     // a reap is matched by pid: its malformed answer fails that request too

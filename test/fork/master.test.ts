@@ -173,7 +173,7 @@ class MasterProcess {
   }
 
   send(message: Message): void {
-    this.channel.write(encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(message) as Buffer }));
+    this.channel.write(encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(message) }));
   }
 
   /** The master answers in order, one answer a request. */
@@ -516,18 +516,19 @@ describe('php/master.php with the fixture worker', () => {
   });
 });
 
-for (const spares of [0, 1]) describe(`php/master.php with a preload, --spares=${spares}`, () => {
-  let dir: string;
-  let relay: RelayServer;
-  let master: MasterProcess;
-  let pids: number[] = [];
+for (const spares of [0, 1])
+  describe(`php/master.php with a preload, --spares=${spares}`, () => {
+    let dir: string;
+    let relay: RelayServer;
+    let master: MasterProcess;
+    let pids: number[] = [];
 
-  before(async () => {
-    dir = tempDir();
-    relay = await RelayServer.listen(dir, 'relay.sock');
-    fs.writeFileSync(
-      path.join(dir, 'preload.php'),
-      `<?php
+    before(async () => {
+      dir = tempDir();
+      relay = await RelayServer.listen(dir, 'relay.sock');
+      fs.writeFileSync(
+        path.join(dir, 'preload.php'),
+        `<?php
 declare(strict_types=1);
 function rrts_test_preloaded(): string { return 'from the preload'; }
 $preloadRand = mt_rand();                       // consumes the random state every child inherits
@@ -535,10 +536,10 @@ $preloadSocket = stream_socket_server('tcp://127.0.0.1:0'); // a socket the read
 pcntl_async_signals(true);                      // the child must undo both of these
 pcntl_signal(SIGTERM, static function (): void {});
 `,
-    );
-    fs.writeFileSync(
-      path.join(dir, 'worker.php'),
-      `<?php
+      );
+      fs.writeFileSync(
+        path.join(dir, 'worker.php'),
+        `<?php
 declare(strict_types=1);
 require ${JSON.stringify(path.join(ROOT, 'php/lib/rr.php'))};
 $marker = 'a top-level variable';
@@ -563,58 +564,58 @@ while ($request = $http->waitRequest()) {
     ]));
 }
 `,
-    );
-    master = new MasterProcess(['--script=worker.php', '--preload=preload.php', `--spares=${spares}`, '--', 'one', 'two words'], {
-      cwd: dir,
-      env: baseEnv({ RR_RELAY: relay.address, RR_MODE: 'http' }),
+      );
+      master = new MasterProcess(['--script=worker.php', '--preload=preload.php', `--spares=${spares}`, '--', 'one', 'two words'], {
+        cwd: dir,
+        env: baseEnv({ RR_RELAY: relay.address, RR_MODE: 'http' }),
+      });
+    });
+
+    it('reports the preload and the stream it left open', async () => {
+      const ready = await master.next('ready');
+      assert.equal(ready.op, 'ready');
+      assert.equal(ready.preload, 'preload.php');
+      assert.equal(ready.resources, 1);
+      assert.equal(ready.opcache, true);
+    });
+
+    it('starts every child like `php worker.php one "two words"`, warm from the preload, with its own random state', async () => {
+      pids = [await master.fork(1, { RR_RELAY: relay.address }), await master.fork(2, { RR_RELAY: relay.address })];
+      const answers = [];
+      for (const pid of pids) answers.push(JSON.parse(await (await relay.worker(pid)).get('/')) as Record<string, unknown>);
+      for (const [i, a] of answers.entries()) {
+        assert.equal(a.pid, pids[i]);
+        assert.equal(a.preloaded, true);
+        assert.equal(a.marker, 'a top-level variable', 'the script ran at the top level: its variables are globals');
+        assert.deepEqual(a.argv, ['worker.php', 'one', 'two words']);
+        assert.equal(a.argc, 3);
+        assert.deepEqual(a.serverArgv, ['worker.php', 'one', 'two words']);
+        assert.equal(a.serverArgc, 3);
+        assert.deepEqual(a.script, ['worker.php', 'worker.php', 'worker.php', 'worker.php']);
+        assert.equal(a.file, fs.realpathSync(path.join(dir, 'worker.php')));
+        assert.equal(a.asyncSignals, false);
+        assert.equal(a.sigterm, 0, 'SIGTERM is back to SIG_DFL');
+        assert.equal(a.gc, true, 'the cycle collector is on again (the master runs without it)');
+        assert.equal(a.fastExit, true, 'FastExit opened its stream before the script (php/lib/Fork/FastExit.php)');
+      }
+      assert.notEqual(answers[0]!.rand, answers[1]!.rand, 'the children were reseeded after the fork');
+    });
+
+    it('lets SIGTERM end a child again, though the preload had caught it', async () => {
+      process.kill(pids[0]!, 'SIGTERM');
+      const reaped = await master.reapWhenGone(pids[0]!);
+      assert.equal(reaped.done, true);
+      assert.equal(reaped.signal, 15);
+    });
+
+    it('exits 0 on EOF, leaving no child behind', async () => {
+      const parked = await sparesOf(master, spares, pids);
+      assert.equal(parked.length, spares, `parked spares: ${parked.join(', ')}`);
+      master.channel.destroy();
+      assert.deepEqual(await master.waitExit(2_000), { code: 0, signal: null });
+      for (const pid of [...pids, ...parked]) assert.equal(procStat(pid), null, `child ${pid} is gone`);
     });
   });
-
-  it('reports the preload and the stream it left open', async () => {
-    const ready = await master.next('ready');
-    assert.equal(ready.op, 'ready');
-    assert.equal(ready.preload, 'preload.php');
-    assert.equal(ready.resources, 1);
-    assert.equal(ready.opcache, true);
-  });
-
-  it('starts every child like `php worker.php one "two words"`, warm from the preload, with its own random state', async () => {
-    pids = [await master.fork(1, { RR_RELAY: relay.address }), await master.fork(2, { RR_RELAY: relay.address })];
-    const answers = [];
-    for (const pid of pids) answers.push(JSON.parse(await (await relay.worker(pid)).get('/')) as Record<string, unknown>);
-    for (const [i, a] of answers.entries()) {
-      assert.equal(a.pid, pids[i]);
-      assert.equal(a.preloaded, true);
-      assert.equal(a.marker, 'a top-level variable', 'the script ran at the top level: its variables are globals');
-      assert.deepEqual(a.argv, ['worker.php', 'one', 'two words']);
-      assert.equal(a.argc, 3);
-      assert.deepEqual(a.serverArgv, ['worker.php', 'one', 'two words']);
-      assert.equal(a.serverArgc, 3);
-      assert.deepEqual(a.script, ['worker.php', 'worker.php', 'worker.php', 'worker.php']);
-      assert.equal(a.file, fs.realpathSync(path.join(dir, 'worker.php')));
-      assert.equal(a.asyncSignals, false);
-      assert.equal(a.sigterm, 0, 'SIGTERM is back to SIG_DFL');
-      assert.equal(a.gc, true, 'the cycle collector is on again (the master runs without it)');
-      assert.equal(a.fastExit, true, 'FastExit opened its stream before the script (php/lib/Fork/FastExit.php)');
-    }
-    assert.notEqual(answers[0]!.rand, answers[1]!.rand, 'the children were reseeded after the fork');
-  });
-
-  it('lets SIGTERM end a child again, though the preload had caught it', async () => {
-    process.kill(pids[0]!, 'SIGTERM');
-    const reaped = await master.reapWhenGone(pids[0]!);
-    assert.equal(reaped.done, true);
-    assert.equal(reaped.signal, 15);
-  });
-
-  it('exits 0 on EOF, leaving no child behind', async () => {
-    const parked = await sparesOf(master, spares, pids);
-    assert.equal(parked.length, spares, `parked spares: ${parked.join(', ')}`);
-    master.channel.destroy();
-    assert.deepEqual(await master.waitExit(2_000), { code: 0, signal: null });
-    for (const pid of [...pids, ...parked]) assert.equal(procStat(pid), null, `child ${pid} is gone`);
-  });
-});
 
 describe('php/master.php reading a burst of requests', () => {
   let dir: string;
@@ -625,7 +626,7 @@ describe('php/master.php reading a burst of requests', () => {
     relay = await RelayServer.listen(dir, 'burst.sock');
   });
 
-  const frame = (message: Message): Buffer => encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(message) as Buffer });
+  const frame = (message: Message): Buffer => encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(message) });
 
   it('handles requests written together in order and answers each once, after the forks of the burst', async () => {
     const master = new MasterProcess([`--script=${FIXTURE_WORKER}`], { env: baseEnv({ RR_RELAY: relay.address, RR_MODE: 'http' }) });
@@ -635,7 +636,11 @@ describe('php/master.php reading a burst of requests', () => {
     master.channel.write(Buffer.concat([...burst.slice(0, 2), { op: 'ping', id: 'p' }, ...burst.slice(2)].map(frame)));
     const answers: Message[] = [];
     for (let i = 0; i < 6; i++) answers.push(await master.next(`answer ${i + 1} of the burst`));
-    assert.deepEqual(answers.map((a) => a.id), [1, 2, 'p', 3, 4, 5], 'answered in the order of the requests');
+    assert.deepEqual(
+      answers.map((a) => a.id),
+      [1, 2, 'p', 3, 4, 5],
+      'answered in the order of the requests',
+    );
     assert.equal(answers[2]!.children, 2, 'the ping came after two forks: handled in order');
     const pids = answers.filter((a) => a.op === 'forked').map((a) => a.pid as number);
     for (const pid of pids) master.forked.add(pid);
@@ -654,7 +659,9 @@ describe('php/master.php reading a burst of requests', () => {
   it('forks the requests read with an EOF, then kills them and exits 0', async () => {
     // the children carry this in their environment (as started: what /proc/<pid>/environ shows)
     const mark = `RRTS_BURST_TEST=${process.pid}-${Date.now()}`;
-    const master = new MasterProcess([`--script=${FIXTURE_WORKER}`], { env: { ...baseEnv({ RR_RELAY: relay.address, RR_MODE: 'http' }), RRTS_BURST_TEST: mark.split('=')[1] } });
+    const master = new MasterProcess([`--script=${FIXTURE_WORKER}`], {
+      env: { ...baseEnv({ RR_RELAY: relay.address, RR_MODE: 'http' }), RRTS_BURST_TEST: mark.split('=')[1] },
+    });
     assert.equal((await master.next('ready')).op, 'ready');
     const env = { RR_RELAY: relay.address, RR_MODE: 'http' };
     master.channel.end(Buffer.concat([1, 2, 3].map((id) => frame({ op: 'fork', id, env }))));
@@ -672,7 +679,10 @@ describe('a parked spare outlives default_socket_timeout', () => {
     dir = tempDir();
     relay = await RelayServer.listen(dir, 'a.sock');
     // PHP's read timeout on the spare's socket is default_socket_timeout (60 s): 1 s here, so a timeout shows fast
-    master = new MasterProcess([`--script=${FIXTURE_WORKER}`, '--spares=1'], { env: baseEnv({ RR_RELAY: relay.address }), php: ['-d', 'default_socket_timeout=1'] });
+    master = new MasterProcess([`--script=${FIXTURE_WORKER}`, '--spares=1'], {
+      env: baseEnv({ RR_RELAY: relay.address }),
+      php: ['-d', 'default_socket_timeout=1'],
+    });
     assert.equal((await master.next('ready')).op, 'ready');
   });
 
@@ -737,7 +747,7 @@ describe('php/master.php with --spares=2', () => {
       assert.equal(env.server.RR_RELAY, relayB.address, 'connected to the relay of its own fork message');
       assert.equal(env.env.RRTS_TEST_EXTRA, 'x');
     }
-    assert.notEqual((await (await relayB.worker(workers[1]!)).get('/rand')), await (await relayB.worker(workers[2]!)).get('/rand'));
+    assert.notEqual(await (await relayB.worker(workers[1]!)).get('/rand'), await (await relayB.worker(workers[2]!)).get('/rand'));
   });
 
   it('wakes a spare with the env it applied when parking (the usual case) with nothing to decode', async () => {
@@ -777,7 +787,11 @@ describe('php/master.php with --spares=2', () => {
     assert.equal(spares.length, 2);
     process.kill(spares[0]!, 'SIGKILL');
     await sleep(50);
-    const [a, b, c] = [await master.fork(10, { RR_RELAY: relayA.address }), await master.fork(11, { RR_RELAY: relayA.address }), await master.fork(12, { RR_RELAY: relayA.address })];
+    const [a, b, c] = [
+      await master.fork(10, { RR_RELAY: relayA.address }),
+      await master.fork(11, { RR_RELAY: relayA.address }),
+      await master.fork(12, { RR_RELAY: relayA.address }),
+    ];
     assert.equal(a, spares[1], 'the dead spare was skipped for the live one');
     assert.ok(![spares[0], spares[1]].includes(b) && ![spares[0], spares[1]].includes(c), 'then forked on request');
     // the spare parked with RR_MODE=http (fork 6) and the master applied it too: this env has no RR_MODE, so both
@@ -838,7 +852,7 @@ class ControlConnection {
   }
 
   async request(message: Message): Promise<Message> {
-    this.socket.write(encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(message) as Buffer }));
+    this.socket.write(encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(message) }));
     return this.next(`the answer to ${String(message.op)}`);
   }
 }
@@ -870,11 +884,23 @@ describe('php/master.php --root', () => {
       return { conn: socket, pid: Promise.resolve(loadNative()!.peerCred(socketFd(socket)!).pid) };
     });
     writeLib(1, true);
-    fs.writeFileSync(path.join(dir, 'preload.php'), "<?php\nrequire __DIR__ . '/lib.php';\nfile_put_contents(__DIR__ . '/boots.log', getmypid() . ' ' . lib_version() . \"\\n\", FILE_APPEND);\n");
-    root = new MasterProcess([`--script=${FIXTURE_WORKER}`, `--preload=${path.join(dir, 'preload.php')}`, '--root', `--control=${control.path}`, `--output=${path.join(dir, 'output.sock')}`], {
-      env: baseEnv({ RR_RELAY: relay.address, RR_MODE: 'http' }),
-      php: ['-d', 'opcache.validate_timestamps=0'], // production opcache: a new generation must still see changed files
-    });
+    fs.writeFileSync(
+      path.join(dir, 'preload.php'),
+      "<?php\nrequire __DIR__ . '/lib.php';\nfile_put_contents(__DIR__ . '/boots.log', getmypid() . ' ' . lib_version() . \"\\n\", FILE_APPEND);\n",
+    );
+    root = new MasterProcess(
+      [
+        `--script=${FIXTURE_WORKER}`,
+        `--preload=${path.join(dir, 'preload.php')}`,
+        '--root',
+        `--control=${control.path}`,
+        `--output=${path.join(dir, 'output.sock')}`,
+      ],
+      {
+        env: baseEnv({ RR_RELAY: relay.address, RR_MODE: 'http' }),
+        php: ['-d', 'opcache.validate_timestamps=0'], // production opcache: a new generation must still see changed files
+      },
+    );
   });
 
   it('reports ready as a root once a warm-up child has required the preload and died', async () => {
@@ -900,7 +926,11 @@ describe('php/master.php --root', () => {
     assert.equal(ready.pid, masterA);
     assert.equal(ready.output, true, 'its children will connect their own output');
     assert.equal(boots().at(-1), `${masterA} lib1`);
-    assert.doesNotMatch(fs.readFileSync(`/proc/${masterA}/cmdline`, 'utf8'), /--root|--control|--output/, 'a master shows the command line without the root arguments');
+    assert.doesNotMatch(
+      fs.readFileSync(`/proc/${masterA}/cmdline`, 'utf8'),
+      /--root|--control|--output/,
+      'a master shows the command line without the root arguments',
+    );
     const forked = await connA.request({ op: 'fork', id: 1, env: { RR_RELAY: relay.address, RR_MODE: 'http' } });
     assert.equal(forked.op, 'forked');
     worker = forked.pid as number;
@@ -1005,7 +1035,7 @@ describe('php/master.php start-up and protocol errors', () => {
   it('exits 2 on a frame whose payload is not a msgpack map', async () => {
     const master = new MasterProcess([`--script=${FIXTURE_WORKER}`], { env });
     assert.equal((await master.next('ready')).op, 'ready');
-    master.channel.write(encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(['op', 'ping']) as Buffer }));
+    master.channel.write(encodeFrame({ flags: CODEC_MSGPACK, payload: packr.pack(['op', 'ping']) }));
     assert.deepEqual(await master.waitExit(WAIT_MS), { code: 2, signal: null });
     assert.match(master.output, /not a msgpack map/);
   });

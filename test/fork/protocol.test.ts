@@ -20,7 +20,11 @@ describe('fork control protocol: messages from a root', () => {
     const ready = { op: 'ready', pid: 10, php: '8.2.7', opcache: true, preload: null, resources: 0, root: true, warm: true };
     assert.deepEqual(decodeRootMessage(ready), ready);
     assert.deepEqual(decodeRootMessage({ op: 'generation', id: 1, pid: 11 }), { op: 'generation', id: 1, pid: 11 });
-    assert.deepEqual(decodeRootMessage({ op: 'generation_failed', id: 2, error: 'the opcache is full' }), { op: 'generation_failed', id: 2, error: 'the opcache is full' });
+    assert.deepEqual(decodeRootMessage({ op: 'generation_failed', id: 2, error: 'the opcache is full' }), {
+      op: 'generation_failed',
+      id: 2,
+      error: 'the opcache is full',
+    });
     assert.deepEqual(decodeRootMessage({ op: 'pong', id: 3, masters: 2 }), { op: 'pong', id: 3, masters: 2 });
     assert.deepEqual(decodeRootMessage({ op: 'exited', pid: 11, code: null, signal: 9 }), { op: 'exited', pid: 11, code: null, signal: 9 });
     assert.deepEqual(decodeRootMessage({ op: 'error', error: 'unknown op x' }), { op: 'error', error: 'unknown op x' });
@@ -28,8 +32,14 @@ describe('fork control protocol: messages from a root', () => {
 
   it('names the op and the field of a message that does not match', () => {
     assert.throws(() => decodeRootMessage({ op: 'generation', id: 1 }), protocolError(/'generation' message: field 'pid' must be an integer, got nothing/));
-    assert.throws(() => decodeRootMessage({ op: 'exited', pid: 3, code: 'x', signal: null }), protocolError(/'exited' message: field 'code' must be an integer, got the string "x"/));
-    assert.throws(() => decodeRootMessage({ op: 'ready', pid: 1, php: '8.2', opcache: 1, preload: null, resources: 0 }), protocolError(/'ready' message: field 'opcache' must be a boolean, got number 1/));
+    assert.throws(
+      () => decodeRootMessage({ op: 'exited', pid: 3, code: 'x', signal: null }),
+      protocolError(/'exited' message: field 'code' must be an integer, got the string "x"/),
+    );
+    assert.throws(
+      () => decodeRootMessage({ op: 'ready', pid: 1, php: '8.2', opcache: 1, preload: null, resources: 0 }),
+      protocolError(/'ready' message: field 'opcache' must be a boolean, got number 1/),
+    );
     assert.throws(() => decodeRootMessage({ op: 'forked', id: 1, pid: 2 }), protocolError(/unknown op 'forked' from a fork root/));
     assert.throws(() => decodeRootMessage([1, 2]), protocolError(/must be a map, got an array/));
     assert.throws(() => decodeRootMessage({ pid: 1 }), protocolError(/needs a string 'op', got nothing/));
@@ -41,18 +51,34 @@ describe('fork control protocol: messages from a generation master', () => {
     const ready = { op: 'ready', pid: 20, php: '8.2.7', opcache: false, preload: 'preload.php', resources: 1, output: 'FFI is not loaded' };
     assert.deepEqual(decodeMasterMessage(ready), ready);
     assert.deepEqual(decodeMasterMessage({ op: 'forked', id: 1, pid: 21 }), { op: 'forked', id: 1, pid: 21 });
-    assert.deepEqual(decodeMasterMessage({ op: 'fork_failed', id: 2, error: 'bad environment variable name' }), { op: 'fork_failed', id: 2, error: 'bad environment variable name' });
+    assert.deepEqual(decodeMasterMessage({ op: 'fork_failed', id: 2, error: 'bad environment variable name' }), {
+      op: 'fork_failed',
+      id: 2,
+      error: 'bad environment variable name',
+    });
     const reaped = { op: 'reaped', id: 3, pid: 21, done: true, code: 0, signal: null, error: null };
     assert.deepEqual(decodeMasterMessage(reaped), reaped);
     // memory_get_usage() beyond 32 bits comes as a uint64, which msgpackr reads as a BigInt
-    assert.deepEqual(decodeMasterMessage({ op: 'pong', id: 4, children: 1, spares: 1, memory: 2n ** 33n }), { op: 'pong', id: 4, children: 1, spares: 1, memory: 2 ** 33 });
+    assert.deepEqual(decodeMasterMessage({ op: 'pong', id: 4, children: 1, spares: 1, memory: 2n ** 33n }), {
+      op: 'pong',
+      id: 4,
+      children: 1,
+      spares: 1,
+      memory: 2 ** 33,
+    });
     assert.deepEqual(decodeMasterMessage({ op: 'error', id: 5, error: 'unknown op x' }), { op: 'error', id: 5, error: 'unknown op x' });
     assert.deepEqual(decodeHello({ op: 'hello', pid: 20 }), { op: 'hello', pid: 20 });
   });
 
   it('names the op and the field of a message that does not match', () => {
-    assert.throws(() => decodeMasterMessage({ op: 'reaped', pid: 21, done: true, code: 0, signal: null, error: 5 }), protocolError(/'reaped' message: field 'error' must be a string, got number 5/));
-    assert.throws(() => decodeMasterMessage({ op: 'ready', pid: 1, php: '8.2', opcache: true, preload: null, resources: 0, output: 1 }), protocolError(/'ready' message: field 'output' must be a boolean or a string, got number 1/));
+    assert.throws(
+      () => decodeMasterMessage({ op: 'reaped', pid: 21, done: true, code: 0, signal: null, error: 5 }),
+      protocolError(/'reaped' message: field 'error' must be a string, got number 5/),
+    );
+    assert.throws(
+      () => decodeMasterMessage({ op: 'ready', pid: 1, php: '8.2', opcache: true, preload: null, resources: 0, output: 1 }),
+      protocolError(/'ready' message: field 'output' must be a boolean or a string, got number 1/),
+    );
     assert.throws(() => decodeMasterMessage({ op: 'generation', id: 1, pid: 2 }), protocolError(/unknown op 'generation' from a fork master/));
     assert.throws(() => decodeHello({ op: 'ready', pid: 1 }), protocolError(/expected a 'hello' message, got 'ready'/));
     assert.throws(() => decodeHello({ op: 'hello', pid: 1.5 }), protocolError(/'hello' message: field 'pid' must be an integer, got number 1.5/));

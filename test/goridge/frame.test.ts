@@ -349,8 +349,14 @@ describe('malformed input', () => {
   test('the decoder stays poisoned after an error', () => {
     const decoder = new FrameDecoder();
     const first = assertProtocolError(() => decoder.push(Buffer.from('Warning: something went wrong\n')));
-    assert.throws(() => decoder.push(vector('V1.1')), (err) => err === first);
-    assert.throws(() => decoder.push(Buffer.alloc(0)), (err) => err === first);
+    assert.throws(
+      () => decoder.push(vector('V1.1')),
+      (err) => err === first,
+    );
+    assert.throws(
+      () => decoder.push(Buffer.alloc(0)),
+      (err) => err === first,
+    );
   });
 
   test("PHP's missing-script text is reported with its text", () => {

@@ -4,24 +4,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { FrameDecoder, encodeFrame, type Frame } from '../../src/goridge/frame.js';
 import { Flag, Stream } from '../../src/goridge/flags.js';
-import {
-  pidRequest,
-  STOP_CONTROL,
-  PONG,
-  STREAM_STOP,
-  jobFrame,
-  parsePidReply,
-  parseJobReply,
-  encodeRpc,
-  decodeRpc,
-} from '../../src/goridge/messages.js';
+import { pidRequest, STOP_CONTROL, PONG, STREAM_STOP, jobFrame, parsePidReply, parseJobReply, encodeRpc, decodeRpc } from '../../src/goridge/messages.js';
 import { ProtocolError } from '../../src/errors.js';
 
 // Compiled tests run from dist/test/goridge/, so the fixture is three levels up from here.
-const VECTORS = JSON.parse(readFileSync(new URL('../../../test/fixtures/protocol-vectors.json', import.meta.url), 'utf8')) as Record<
-  string,
-  { hex: string }
->;
+const VECTORS = JSON.parse(readFileSync(new URL('../../../test/fixtures/protocol-vectors.json', import.meta.url), 'utf8')) as Record<string, { hex: string }>;
 
 function hex(id: string): string {
   const v = VECTORS[id];

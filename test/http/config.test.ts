@@ -82,9 +82,10 @@ describe('http rrts extensions and middleware settings', () => {
 
   test('unknown middleware names are one warning each', () => {
     const { config } = load('  middleware: [headers, gzip, otel]\n');
-    assert.deepEqual(config.warnings.filter((w) => w.includes('middleware')), [
-      'http.middleware: requested middleware does not exist in rrts, skipped: otel',
-    ]);
+    assert.deepEqual(
+      config.warnings.filter((w) => w.includes('middleware')),
+      ['http.middleware: requested middleware does not exist in rrts, skipped: otel'],
+    );
   });
 
   test('static.dir must exist when static is used', () => {

@@ -27,10 +27,7 @@ describe('canonicalHeaderKey', () => {
   });
 
   it('builds the header map: sorted, Host and pseudo-headers out, Transfer-Encoding and its Content-Length out', () => {
-    const map = collectHeaders(
-      ['Host', 'h', 'b-header', '2', 'Transfer-Encoding', 'chunked', 'Content-Length', '5', 'a-header', '1', 'B-Header', '3'],
-      false,
-    );
+    const map = collectHeaders(['Host', 'h', 'b-header', '2', 'Transfer-Encoding', 'chunked', 'Content-Length', '5', 'a-header', '1', 'B-Header', '3'], false);
     assert.equal(JSON.stringify(map), '{"A-Header":["1"],"B-Header":["2","3"]}');
     const h2 = collectHeaders([':method', 'GET', ':authority', 'x', 'cookie', 'a=1', 'cookie', 'b=2', 'host', 'x'], true);
     assert.equal(JSON.stringify(h2), '{"Cookie":["a=1; b=2"]}');
@@ -40,18 +37,12 @@ describe('canonicalHeaderKey', () => {
 
 describe('parseMediaType', () => {
   it('parses types and parameters like Go mime.ParseMediaType', () => {
-    assert.deepEqual(
-      { ...parseMediaType('Multipart/Form-Data; Boundary="abc def"; charset=utf-8').params },
-      { boundary: 'abc def', charset: 'utf-8' },
-    );
+    assert.deepEqual({ ...parseMediaType('Multipart/Form-Data; Boundary="abc def"; charset=utf-8').params }, { boundary: 'abc def', charset: 'utf-8' });
     assert.equal(parseMediaType('Multipart/Form-Data; boundary=x').type, 'multipart/form-data');
     assert.equal(parseMediaType('form-data; name="a\\"b"; filename="C:\\dir\\f.txt"').params!['name'], 'a"b');
     assert.equal(parseMediaType('form-data; filename="C:\\dir\\f.txt"').params!['filename'], 'C:\\dir\\f.txt');
     assert.equal(parseMediaType("form-data; filename*=UTF-8''%E2%82%AC%20rates.txt").params!['filename'], '€ rates.txt');
-    assert.equal(
-      parseMediaType('form-data; filename="plain.txt"; filename*=utf-8\'\'%C3%A9.txt').params!['filename'],
-      'é.txt',
-    );
+    assert.equal(parseMediaType('form-data; filename="plain.txt"; filename*=utf-8\'\'%C3%A9.txt').params!['filename'], 'é.txt');
     assert.equal(parseMediaType('form-data; filename*0="long"; filename*1="name.txt"').params!['filename'], 'longname.txt');
     assert.equal(parseMediaType('text/plain;').params !== null, true, 'a trailing semicolon is ignored');
     assert.equal(parseMediaType('text/plain; junk').params, null);
@@ -83,13 +74,16 @@ describe('form tree', () => {
 
   it('decodes url-encoded bodies and keeps the order names first appeared', () => {
     const fields = parseUrlencoded(Buffer.from('b=1&a=2&b=3&=e&n&%41+%42=x'));
-    assert.deepEqual([...fields], [
-      ['b', ['1', '3']],
-      ['a', ['2']],
-      ['', ['e']],
-      ['n', ['']],
-      ['A B', ['x']],
-    ]);
+    assert.deepEqual(
+      [...fields],
+      [
+        ['b', ['1', '3']],
+        ['a', ['2']],
+        ['', ['e']],
+        ['n', ['']],
+        ['A B', ['x']],
+      ],
+    );
     assert.throws(() => parseUrlencoded(Buffer.from('a=%zz')), { message: 'invalid URL escape "%zz"' });
     assert.throws(() => parseUrlencoded(Buffer.from('a=%4')), { message: 'invalid URL escape "%4"' });
     assert.throws(() => parseUrlencoded(Buffer.from('a=1;b=2')), { message: 'invalid semicolon separator in query' });
@@ -123,11 +117,14 @@ describe('form tree', () => {
         ['a[]', ['1']],
       ],
     ] as Array<Array<[string, string[]]>>) {
-      assert.throws(() => buildTree(new Map(fields), 'last'), (error: unknown) => {
-        assert.ok(error instanceof FormTreeError);
-        assert.equal(error.message, "invalid multiple values to key 'a' in tree");
-        return true;
-      });
+      assert.throws(
+        () => buildTree(new Map(fields), 'last'),
+        (error: unknown) => {
+          assert.ok(error instanceof FormTreeError);
+          assert.equal(error.message, "invalid multiple values to key 'a' in tree");
+          return true;
+        },
+      );
     }
   });
 });

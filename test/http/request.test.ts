@@ -47,9 +47,7 @@ function handler(options: RequestPayloadOptions, payloads: RequestPayload[], err
   };
 }
 
-async function startServer(
-  options: Partial<RequestPayloadOptions> & { uploadsDir: string; host?: string },
-): Promise<TestServer> {
+async function startServer(options: Partial<RequestPayloadOptions> & { uploadsDir: string; host?: string }): Promise<TestServer> {
   const opts: RequestPayloadOptions = {
     rawBody: options.rawBody ?? false,
     maxRequestSize: options.maxRequestSize ?? 64 * 1024 * 1024,
@@ -127,15 +125,12 @@ function request(
   options: { method?: string; path?: string; headers?: http.OutgoingHttpHeaders; body?: Buffer | string | Buffer[] },
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path ?? '/', headers: options.headers },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve(parseAnswer(res.statusCode ?? 0, Buffer.concat(chunks))));
-        res.on('error', reject);
-      },
-    );
+    const req = http.request({ host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path ?? '/', headers: options.headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve(parseAnswer(res.statusCode ?? 0, Buffer.concat(chunks))));
+      res.on('error', reject);
+    });
     req.on('error', (error: NodeJS.ErrnoException) => {
       // The server may answer (413) and close before it read the whole upload.
       if (error.code === 'EPIPE' || error.code === 'ECONNRESET') return;
@@ -226,10 +221,7 @@ describe('request context', () => {
   it('matches vector V4.1 byte for byte', async () => {
     const frame = await vectorHex('V4.1');
     assert.ok(frame.includes(Buffer.from(V41_CONTEXT)), 'the expected text is the one in protocol-vectors.json');
-    const answer = await rawRequest(
-      server.port,
-      'GET /hello?x=1 HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n',
-    );
+    const answer = await rawRequest(server.port, 'GET /hello?x=1 HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n');
     assert.equal(answer.status, 200);
     assert.equal(answer.contextText, V41_CONTEXT);
     assert.equal(answer.body.length, 0);
@@ -281,13 +273,9 @@ describe('request context', () => {
   it('parses cookies: unescapes + and %xx, drops bad escapes, strips quotes, last wins', async () => {
     const answer = await rawRequest(
       server.port,
-      'GET / HTTP/1.1\r\nHost: h\r\nCookie: a=1; b=hello+world; c=x%20y; bad=%zz; q="quoted"; e=; a=2\r\n' +
-        'Cookie: z=last; invalid name=1; semi="x\r\n\r\n',
+      'GET / HTTP/1.1\r\nHost: h\r\nCookie: a=1; b=hello+world; c=x%20y; bad=%zz; q="quoted"; e=; a=2\r\n' + 'Cookie: z=last; invalid name=1; semi="x\r\n\r\n',
     );
-    assert.equal(
-      JSON.stringify(answer.context['cookies']),
-      '{"a":"2","b":"hello world","c":"x y","e":"","q":"quoted","z":"last"}',
-    );
+    assert.equal(JSON.stringify(answer.context['cookies']), '{"a":"2","b":"hello world","c":"x y","e":"","q":"quoted","z":"last"}');
   });
 
   it('serves HTTP/1.0, absolute request-targets, TLS schemes and strips nothing from the query', async () => {
@@ -405,7 +393,7 @@ describe('url-encoded form tree', () => {
     ['m[0][id]=7&m[1][id]=8', { m: { '0': { id: '7' }, '1': { id: '8' } } }],
     ['sp ace=1&k[ x ]=2', { k: { x: '2' }, space: '1' }],
     ['x=', { x: '' }],
-    ['q=a+b%2Bc%20d&%C3%A9t%C3%A9=%E2%82%AC', { q: 'a b+c d', 'été': '€' }],
+    ['q=a+b%2Bc%20d&%C3%A9t%C3%A9=%E2%82%AC', { q: 'a b+c d', été: '€' }],
     ['a[b][c][d]=deep&a[b][e]=1', { a: { b: { c: { d: 'deep' }, e: '1' } } }],
     ['&&k=v&&', { k: 'v' }],
     ['opt=&opt[0][id]=9', { opt: { '0': { id: '9' } } }],
@@ -554,10 +542,7 @@ describe('multipart uploads', () => {
       { name: 'bad', filename: 'shell.PHP', contentType: 'text/plain', data: '<?php echo 1;' },
     ]);
     const uploads = answer.context['uploads'] as Record<string, Record<string, unknown>>;
-    assert.equal(
-      JSON.stringify(uploads['bad']),
-      '{"name":"shell.PHP","mime":"text/plain","size":0,"error":8,"tmpName":""}',
-    );
+    assert.equal(JSON.stringify(uploads['bad']), '{"name":"shell.PHP","mime":"text/plain","size":0,"error":8,"tmpName":""}');
     assert.deepEqual(await readdir(dir), [(uploads['ok']!['tmpName'] as string).slice(dir.length + 1)]);
     await cleanupLast();
     assert.deepEqual(await readdir(dir), []);
@@ -626,10 +611,7 @@ describe('multipart uploads', () => {
     const socket = net.connect(server.port, '127.0.0.1');
     socket.on('error', () => {});
     await new Promise<void>((resolve) => socket.once('connect', resolve));
-    socket.write(
-      `POST /upload HTTP/1.1\r\nHost: h\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\n` +
-        `Content-Length: ${body.length}\r\n\r\n`,
-    );
+    socket.write(`POST /upload HTTP/1.1\r\nHost: h\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\n` + `Content-Length: ${body.length}\r\n\r\n`);
     socket.write(body.subarray(0, 256 * 1024));
     for (let i = 0; i < 200 && (await readdir(dir)).length === 0; i++) await new Promise((r) => setTimeout(r, 5));
     assert.equal((await readdir(dir)).length, 1, 'the upload is being written');

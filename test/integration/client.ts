@@ -62,7 +62,10 @@ export function bigBody(size: number): Buffer {
 }
 
 /** Build a multipart/form-data body. */
-export function multipart(parts: Array<{ name: string; value?: string; filename?: string; type?: string; data?: Buffer }>): { body: Buffer; contentType: string } {
+export function multipart(parts: Array<{ name: string; value?: string; filename?: string; type?: string; data?: Buffer }>): {
+  body: Buffer;
+  contentType: string;
+} {
   const boundary = `----rrtsboundary${crypto.randomBytes(8).toString('hex')}`;
   const pieces: Buffer[] = [];
   for (const p of parts) {

@@ -50,7 +50,10 @@ while ($request = $http->waitRequest()) {
     }
     const split = rr.logs().filter((l) => String(l.msg).startsWith('é split'));
     const want = `é split ${'é'.repeat(40000)}`;
-    assert.deepEqual(split.map((l) => [String(l.msg).length, String(l.msg).indexOf('\ufffd')]), [[want.length, -1]]);
+    assert.deepEqual(
+      split.map((l) => [String(l.msg).length, String(l.msg).indexOf('\ufffd')]),
+      [[want.length, -1]],
+    );
     assert.equal(split[0]!.msg, want);
   });
 });

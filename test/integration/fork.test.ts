@@ -40,7 +40,7 @@ describe('fork mode', () => {
   before(async () => {
     preloadDir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'rrts-preload-'));
     const preload = path.join(preloadDir, 'preload.php');
-    fs.writeFileSync(preload, "<?php\nmt_rand();\nfunction rrts_test_preloaded(): bool { return true; }\n");
+    fs.writeFileSync(preload, '<?php\nmt_rand();\nfunction rrts_test_preloaded(): bool { return true; }\n');
     rr = await startRrts({ mode: 'fork', workers: 4, config: { server: { fork: { preload } } } });
   });
   after(async () => {
@@ -172,7 +172,11 @@ describe('fork mode', () => {
     const traffic = backgroundTraffic(rr.url);
     await sleep(200);
     killQuietly(master!);
-    await rr.waitFor(() => rr.masterPids().some((p) => p !== master && childrenOf(p).filter((c) => !isForkSpare(c)).length === 4), 'a new master with 4 workers', 15_000);
+    await rr.waitFor(
+      () => rr.masterPids().some((p) => p !== master && childrenOf(p).filter((c) => !isForkSpare(c)).length === 4),
+      'a new master with 4 workers',
+      15_000,
+    );
     await sleep(300);
     const result = await traffic.stop();
     assert.ok(result.failed <= 4, `${result.failed} failed: ${result.failures.slice(0, 5).join('; ')}`);
@@ -244,7 +248,7 @@ describe('fork mode: reset from the root', () => {
       assert.deepEqual(rr.rootPids(), [root], 'the same root');
       const [master] = rr.masterPids();
       assert.equal(procStat(master!)?.ppid, root);
-      assert.equal(opcacheInode(master!), opcacheInode(root!), 'the new master maps the root opcache segment');
+      assert.equal(opcacheInode(master!), opcacheInode(root), 'the new master maps the root opcache segment');
       assert.equal((await request(`${rr.url}/`)).body.toString(), 'script2 lib2 lazy2');
 
       // a changed environment is the root's to carry: the next reset starts a new root
@@ -255,7 +259,7 @@ describe('fork mode: reset from the root', () => {
       rr.proc.kill('SIGHUP');
       await rr.waitFor(() => resets() === 2, 'the second reset', 20_000);
       // (an exiting process loses its command line before it is gone: wait for the old root itself)
-      await rr.waitFor(() => !alive(root!) && rr.rootPids().length === 1, 'a new root, the old one gone', 10_000);
+      await rr.waitFor(() => !alive(root) && rr.rootPids().length === 1, 'a new root, the old one gone', 10_000);
       assert.notEqual(rr.rootPids()[0], root);
       assert.equal((await request(`${rr.url}/`)).body.toString(), 'script2 lib2 lazy2');
     } finally {
@@ -382,7 +386,15 @@ while ($request = $http->waitRequest()) {
   async function assertWaysLoggedUnder(pid: number): Promise<void> {
     const ways = ['STDERR', 'error_log', 'file_put_contents', 'fopen', 'STDOUT'].map((how) => `via ${how} ${pid}`);
     await rr.waitFor(() => ways.every((msg) => rr.logs().some((l) => l.msg === msg)), `the five lines of worker ${pid}`, 5_000);
-    for (const msg of ways) assert.deepEqual(rr.logs().filter((l) => l.msg === msg).map((l) => l.pid), [pid], msg);
+    for (const msg of ways)
+      assert.deepEqual(
+        rr
+          .logs()
+          .filter((l) => l.msg === msg)
+          .map((l) => l.pid),
+        [pid],
+        msg,
+      );
   }
 
   it('two workers writing 64 KiB lines at once: every line is one record, whole, under the pid that wrote it', async () => {
@@ -425,7 +437,10 @@ while ($request = $http->waitRequest()) {
     assert.equal(records('dying ')[0]!.pid, dead);
     await rr.waitFor(() => rr.logs().some((l) => String(l.msg).includes('rrts_no_such_function')), 'the fatal error in the log', 5_000);
     const fatal = rr.logs().filter((l) => String(l.msg).includes('rrts_no_such_function'));
-    assert.ok(fatal.some((l) => /Fatal error/.test(String(l.msg))), JSON.stringify(fatal));
+    assert.ok(
+      fatal.some((l) => /Fatal error/.test(String(l.msg))),
+      JSON.stringify(fatal),
+    );
     assert.deepEqual([...new Set(fatal.map((l) => l.pid))], [dead], JSON.stringify(fatal));
 
     // the spare took the dead worker's place: it connected its output before it parked
@@ -437,13 +452,20 @@ while ($request = $http->waitRequest()) {
   it("without FFI (ffi.enable=0) the workers keep the root's output, and rrts says why, once", async () => {
     const plain = await startRrts({ mode: 'fork', workers: 2, config: { server: { command: `php -d ffi.enable=0 ${path.join(app, 'worker.php')}` } } });
     try {
-      const why = (): Array<Record<string, unknown>> => plain.logs().filter((l) => String(l.msg).includes("workers' output is logged under the fork root's pid"));
+      const why = (): Array<Record<string, unknown>> =>
+        plain.logs().filter((l) => String(l.msg).includes("workers' output is logged under the fork root's pid"));
       assert.equal(why().length, 1, JSON.stringify(why()));
       assert.match(String(why()[0]!.msg), /FFI is not loaded or not allowed \(ffi\.enable\)/);
       const pid = Number((await request(`${plain.url}/ways`)).body.toString());
       const root = plain.rootPids()[0];
       await plain.waitFor(() => plain.logs().some((l) => l.msg === `via STDERR ${pid}`), 'the worker line', 5_000);
-      assert.deepEqual(plain.logs().filter((l) => l.msg === `via STDERR ${pid}`).map((l) => l.pid), [root]);
+      assert.deepEqual(
+        plain
+          .logs()
+          .filter((l) => l.msg === `via STDERR ${pid}`)
+          .map((l) => l.pid),
+        [root],
+      );
     } finally {
       await plain.stop();
     }

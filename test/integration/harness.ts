@@ -36,7 +36,7 @@ function isObj(v: unknown): v is Obj {
 }
 export function deepMerge(a: Obj, b: Obj): Obj {
   const out: Obj = { ...a };
-  for (const [k, v] of Object.entries(b)) out[k] = isObj(v) && isObj(out[k]) ? deepMerge(out[k] as Obj, v) : v;
+  for (const [k, v] of Object.entries(b)) out[k] = isObj(v) && isObj(out[k]) ? deepMerge(out[k], v) : v;
   return out;
 }
 
@@ -96,12 +96,16 @@ export class RrtsInstance {
   /** The pids of the php workers: rrts's children in exec mode, the fork masters' children (not spares) in fork mode. */
   workerPids(): number[] {
     if (!this.fork) return childrenOf(this.pid);
-    return this.masterPids().flatMap((pid) => childrenOf(pid)).filter((pid) => !isForkSpare(pid));
+    return this.masterPids()
+      .flatMap((pid) => childrenOf(pid))
+      .filter((pid) => !isForkSpare(pid));
   }
 
   /** Fork mode: the masters' parked spares (server.fork.spares), forked but not yet workers. */
   sparePids(): number[] {
-    return this.masterPids().flatMap((pid) => childrenOf(pid)).filter(isForkSpare);
+    return this.masterPids()
+      .flatMap((pid) => childrenOf(pid))
+      .filter(isForkSpare);
   }
 
   /** Fork mode: the roots (rrts's PHP children, titled "rrts: fork root: ..."), which fork the masters. */
@@ -116,7 +120,9 @@ export class RrtsInstance {
   masterPids(): number[] {
     if (!this.fork) return [];
     const direct = childrenOf(this.pid);
-    return [...direct.filter(isForkRoot).flatMap((pid) => childrenOf(pid)), ...direct.filter((pid) => !isForkRoot(pid) && !isForkSpare(pid))].sort((a, b) => a - b);
+    return [...direct.filter(isForkRoot).flatMap((pid) => childrenOf(pid)), ...direct.filter((pid) => !isForkRoot(pid) && !isForkSpare(pid))].sort(
+      (a, b) => a - b,
+    );
   }
 
   async waitFor(predicate: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {

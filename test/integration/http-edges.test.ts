@@ -319,8 +319,6 @@ describe('HTTP/2: a worker body is held to its content-length too', () => {
     await rr?.stop();
   });
 
-
-
   it('sends exactly the declared bytes of a longer body', async () => {
     const r = await h2get(rr.url, answerPath({ headers: { 'Content-Length': ['3'] }, body: '0123456789' }));
     assert.equal(r.status, 200);
@@ -455,5 +453,4 @@ describe('trailers: headers the worker names in Trailer come after the body, as 
     assert.equal(r.headers['x-checksum'], undefined);
     assert.equal(r.trailers['x-checksum'], 'abc');
   });
-
 });

@@ -110,7 +110,8 @@ describe('http.middleware', () => {
     });
 
     it('refuses a preflight whose method or headers are not allowed, still with 200 and Vary', async () => {
-      const preflight = (headers: Record<string, string>) => request(`${rr.url}/anything`, { method: 'OPTIONS', headers: { Origin: 'https://app.example', ...headers } });
+      const preflight = (headers: Record<string, string>) =>
+        request(`${rr.url}/anything`, { method: 'OPTIONS', headers: { Origin: 'https://app.example', ...headers } });
       const refused: Array<Record<string, string>> = [
         { 'Access-Control-Request-Method': 'DELETE' },
         { 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Headers': 'x-token,content-type' }, // not sorted
@@ -188,7 +189,7 @@ describe('http.middleware', () => {
       assert.match(String(r.headers['content-type']), /text\/plain/);
     });
 
-    it('names the type of common files as Go does, from mime-types beyond Go\'s own table', async () => {
+    it("names the type of common files as Go does, from mime-types beyond Go's own table", async () => {
       const expected: Record<string, string> = {
         'data.csv': 'text/csv; charset=utf-8',
         'song.mp3': 'audio/mpeg',

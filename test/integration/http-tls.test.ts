@@ -164,10 +164,7 @@ describe('stop with open https and h2c connections', () => {
     const h2c = http2.connect(rr.url);
     h2.on('error', () => {});
     h2c.on('error', () => {});
-    const settled = Promise.all([
-      new Promise((resolve) => h2.once('remoteSettings', resolve)),
-      new Promise((resolve) => h2c.once('remoteSettings', resolve)),
-    ]);
+    const settled = Promise.all([new Promise((resolve) => h2.once('remoteSettings', resolve)), new Promise((resolve) => h2c.once('remoteSettings', resolve))]);
     const agent = new https.Agent({ keepAlive: true, rejectUnauthorized: false });
     try {
       await new Promise<void>((resolve, reject) => {

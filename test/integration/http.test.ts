@@ -96,9 +96,11 @@ for (const mode of MODES) {
     });
 
     it('answers 413 to a 2 MB body', async () => {
-      const r = await request(`${rr.url}/echo`, { method: 'POST', headers: { 'Content-Type': 'application/octet-stream' }, body: Buffer.alloc(2_000_000, 1) }).catch(
-        (err: Error) => err,
-      );
+      const r = await request(`${rr.url}/echo`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/octet-stream' },
+        body: Buffer.alloc(2_000_000, 1),
+      }).catch((err: Error) => err);
       assert.ok(!(r instanceof Error), `request failed: ${(r as Error).message}`);
       assert.equal(r.status, 413);
       assert.equal(r.body.toString(), 'serve_http: http: request body too large\n', 'the body RoadRunner writes (Go http.Error)');

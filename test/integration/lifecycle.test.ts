@@ -17,7 +17,10 @@ describe('start-up failures', () => {
   it('a malformed config exits 1 with the file, line and key', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-cfg-'));
     try {
-      fs.writeFileSync(path.join(dir, 'rr.yaml'), "version: '3'\nserver:\n  command: php w.php\nhttp:\n  address: 127.0.0.1:0\n  pool:\n    num_workers: four\n");
+      fs.writeFileSync(
+        path.join(dir, 'rr.yaml'),
+        "version: '3'\nserver:\n  command: php w.php\nhttp:\n  address: 127.0.0.1:0\n  pool:\n    num_workers: four\n",
+      );
       const r = runCli(['serve', '-c', 'rr.yaml'], dir);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /rr\.yaml/);
@@ -111,66 +114,69 @@ describe('start-up failures', () => {
 });
 
 for (const mode of MODES)
-describe(`running (${mode})`, () => {
-  it('a crash loop backs off instead of spinning, then recovers', async () => {
-    const flagDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-flag-'));
-    const flag = path.join(flagDir, 'fail');
-    const rr = await startRrts({ mode, workers: 1, env: { FIXTURE_FAIL_IF_EXISTS: flag } });
-    try {
-      fs.writeFileSync(flag, '1');
-      await request(`${rr.url}/exit?code=1`);
-      await sleep(3000);
-      const attempts = rr.logs().filter((l) => String(l.msg).startsWith('cannot start a worker')).length;
-      assert.ok(attempts >= 2, `${attempts} start attempts were logged`);
-      assert.ok(attempts <= 12, `${attempts} start attempts in 3 s is a hot loop`);
-      assert.ok(rr.logs().some((l) => String(l.msg).includes('boot failure because')), 'the reason is logged');
-      fs.rmSync(flag);
-      await rr.waitForWorkers(1, 15_000);
-      const r = await request(`${rr.url}/hello`);
-      assert.equal(r.status, 200);
-    } finally {
-      await rr.stop();
-      fs.rmSync(flagDir, { recursive: true, force: true });
-    }
-  });
-
-  it('SIGTERM during a request lets it finish, exits 0 and leaves no php process', async () => {
-    const rr = await startRrts({ mode, workers: 2 });
-    const pids = [...rr.workerPids(), ...rr.masterPids(), ...rr.rootPids()];
-    const slow = request(`${rr.url}/sleep?ms=700`);
-    await sleep(150);
-    const exit = rr.stop();
-    const r = await slow;
-    assert.equal(r.status, 200);
-    assert.equal((await exit).code, 0);
-    for (const pid of pids) assert.equal(alive(pid), false);
-    assert.match(rr.stdout, /stop signal received/);
-  });
-
-  it('keeps serving when nothing reads its stdout and stderr any more (EPIPE), and still stops cleanly', async () => {
-    const rr = await startRrts({ mode, workers: 1, config: { http: { pool: { max_jobs: 1 } } } });
-    try {
-      rr.proc.stdout!.destroy(); // the log reader went away: every record now meets a closed pipe
-      rr.proc.stderr!.destroy();
-      for (let i = 0; i < 8; i++) {
-        const r = await request(`${rr.url}/hello`); // max_jobs 1: a new worker (and its log records) per request
+  describe(`running (${mode})`, () => {
+    it('a crash loop backs off instead of spinning, then recovers', async () => {
+      const flagDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-flag-'));
+      const flag = path.join(flagDir, 'fail');
+      const rr = await startRrts({ mode, workers: 1, env: { FIXTURE_FAIL_IF_EXISTS: flag } });
+      try {
+        fs.writeFileSync(flag, '1');
+        await request(`${rr.url}/exit?code=1`);
+        await sleep(3000);
+        const attempts = rr.logs().filter((l) => String(l.msg).startsWith('cannot start a worker')).length;
+        assert.ok(attempts >= 2, `${attempts} start attempts were logged`);
+        assert.ok(attempts <= 12, `${attempts} start attempts in 3 s is a hot loop`);
+        assert.ok(
+          rr.logs().some((l) => String(l.msg).includes('boot failure because')),
+          'the reason is logged',
+        );
+        fs.rmSync(flag);
+        await rr.waitForWorkers(1, 15_000);
+        const r = await request(`${rr.url}/hello`);
         assert.equal(r.status, 200);
+      } finally {
+        await rr.stop();
+        fs.rmSync(flagDir, { recursive: true, force: true });
       }
-      rr.proc.kill('SIGTERM');
-      const exit = await Promise.race([rr.exited, sleep(10_000).then(() => null)]);
-      assert.deepEqual(exit, { code: 0, signal: null });
-    } finally {
-      await rr.stop();
-    }
-  });
+    });
 
-  it('writes and removes the pid file with -p', async () => {
-    const rr = await startRrts({ mode, workers: 1, args: ['-p'] });
-    const pidFile = path.join(rr.dir, '.pid');
-    assert.equal(fs.readFileSync(pidFile, 'utf8'), String(rr.pid));
-    rr.proc.kill('SIGTERM');
-    await rr.exited;
-    assert.equal(fs.existsSync(pidFile), false);
-    await rr.stop();
+    it('SIGTERM during a request lets it finish, exits 0 and leaves no php process', async () => {
+      const rr = await startRrts({ mode, workers: 2 });
+      const pids = [...rr.workerPids(), ...rr.masterPids(), ...rr.rootPids()];
+      const slow = request(`${rr.url}/sleep?ms=700`);
+      await sleep(150);
+      const exit = rr.stop();
+      const r = await slow;
+      assert.equal(r.status, 200);
+      assert.equal((await exit).code, 0);
+      for (const pid of pids) assert.equal(alive(pid), false);
+      assert.match(rr.stdout, /stop signal received/);
+    });
+
+    it('keeps serving when nothing reads its stdout and stderr any more (EPIPE), and still stops cleanly', async () => {
+      const rr = await startRrts({ mode, workers: 1, config: { http: { pool: { max_jobs: 1 } } } });
+      try {
+        rr.proc.stdout!.destroy(); // the log reader went away: every record now meets a closed pipe
+        rr.proc.stderr!.destroy();
+        for (let i = 0; i < 8; i++) {
+          const r = await request(`${rr.url}/hello`); // max_jobs 1: a new worker (and its log records) per request
+          assert.equal(r.status, 200);
+        }
+        rr.proc.kill('SIGTERM');
+        const exit = await Promise.race([rr.exited, sleep(10_000).then(() => null)]);
+        assert.deepEqual(exit, { code: 0, signal: null });
+      } finally {
+        await rr.stop();
+      }
+    });
+
+    it('writes and removes the pid file with -p', async () => {
+      const rr = await startRrts({ mode, workers: 1, args: ['-p'] });
+      const pidFile = path.join(rr.dir, '.pid');
+      assert.equal(fs.readFileSync(pidFile, 'utf8'), String(rr.pid));
+      rr.proc.kill('SIGTERM');
+      await rr.exited;
+      assert.equal(fs.existsSync(pidFile), false);
+      await rr.stop();
+    });
   });
-});

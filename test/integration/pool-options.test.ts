@@ -59,7 +59,8 @@ for (const mode of MODES) {
 
     it('server.on_init runs once before the workers, with its env', async () => {
       const marker = path.join(fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'rrts-init-')), 'ran');
-      const rr = await startRrts({ mode,
+      const rr = await startRrts({
+        mode,
         workers: 1,
         config: {
           server: {

@@ -90,10 +90,7 @@ for (const mode of MODES) {
   describe(`supervisor (${mode})`, () => {
     let rr: RrtsInstance;
     before(async () => {
-      rr = await startRrts({ mode,
-        workers: 1,
-        config: { http: { pool: { supervisor: { watch_tick: '100ms', exec_ttl: '1s', max_worker_memory: 20 } } } },
-      });
+      rr = await startRrts({ mode, workers: 1, config: { http: { pool: { supervisor: { watch_tick: '100ms', exec_ttl: '1s', max_worker_memory: 20 } } } } });
     });
     after(async () => {
       await rr?.stop();

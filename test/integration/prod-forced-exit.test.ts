@@ -63,7 +63,10 @@ async function serveWithSockets(mode: 'exec' | 'fork', config: Record<string, un
     const relay = /"socket":"unix:\/\/([^"]+)"/.exec(rrts.stderr)?.[1];
     assert.ok(relay, `the fork socket in the log: ${rrts.stderr.slice(-2000)}`);
     const dir = path.dirname(relay);
-    assert.ok(fs.readdirSync(dir).some((f) => f.startsWith('control-')), 'a control socket in the private directory');
+    assert.ok(
+      fs.readdirSync(dir).some((f) => f.startsWith('control-')),
+      'a control socket in the private directory',
+    );
     files.push(dir, ...fs.readdirSync(dir).map((f) => path.join(dir, f)));
   }
   for (const f of files) assert.ok(fs.existsSync(f), `${f} exists while serving`);
@@ -85,7 +88,11 @@ async function assertNothingLeft(php: number[], files: string[]): Promise<void> 
   const until = Date.now() + 10_000;
   while (php.some(alive) && Date.now() < until) await sleep(50);
   assert.deepEqual(php.filter(alive), [], 'every php process of rrts is gone');
-  assert.deepEqual(files.filter((f) => fs.existsSync(f)), [], 'no socket file or private directory left');
+  assert.deepEqual(
+    files.filter((f) => fs.existsSync(f)),
+    [],
+    'no socket file or private directory left',
+  );
 }
 
 describe('forced exit', { timeout: 120_000 }, () => {

@@ -145,7 +145,8 @@ export function get(url: string): Promise<{ kind: 'ok' | 'failed' | 'truncated';
       res.on('end', () => {
         const body = Buffer.concat(chunks);
         const announced = res.headers['content-length'];
-        if (!res.complete || (announced !== undefined && Number(announced) !== body.length)) resolve({ kind: 'truncated', error: `got ${body.length} of ${announced}` });
+        if (!res.complete || (announced !== undefined && Number(announced) !== body.length))
+          resolve({ kind: 'truncated', error: `got ${body.length} of ${announced}` });
         else resolve({ kind: 'ok', status: res.statusCode, body: body.toString() });
       });
     });
@@ -206,7 +207,10 @@ export function processesIn(ns: string): number[] {
 /** A field of /proc/<pid>/status, e.g. 'Uid' or 'NSpid'. */
 export function statusField(pid: number, field: string): string | null {
   try {
-    const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith(`${field}:`));
+    const line = fs
+      .readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${field}:`));
     return line ? line.slice(field.length + 1).trim() : null;
   } catch {
     return null;

@@ -37,7 +37,11 @@ describe('rrts as PID 1 reaps orphans', { timeout: 600_000 }, () => {
           assert.equal(status, 200);
           assert.match(body, /^\d+$/);
         });
-        assert.deepEqual({ ok: outcome.ok, failed: outcome.failed, truncated: outcome.truncated }, { ok: REQUESTS, failed: 0, truncated: 0 }, outcome.errors.join('; '));
+        assert.deepEqual(
+          { ok: outcome.ok, failed: outcome.failed, truncated: outcome.truncated },
+          { ok: REQUESTS, failed: 0, truncated: 0 },
+          outcome.errors.join('; '),
+        );
 
         // the last sleeps end 0.2 s after the last request; then nothing may stay a zombie, and only rrts, its 4
         // workers (and in fork mode the root, the master and its parked spare) are left
@@ -45,7 +49,12 @@ describe('rrts as PID 1 reaps orphans', { timeout: 600_000 }, () => {
         const until = Date.now() + 5_000;
         while (!settled() && Date.now() < until) await sleep(100);
         assert.deepEqual(zombiesOf(pid), [], 'zombies left under rrts');
-        assert.ok(settled(), `processes in the namespace: ${processesIn(ns).map((p) => `${p}:${commandOf(p)}`).join(', ')}`);
+        assert.ok(
+          settled(),
+          `processes in the namespace: ${processesIn(ns)
+            .map((p) => `${p}:${commandOf(p)}`)
+            .join(', ')}`,
+        );
 
         process.kill(pid, 'SIGTERM');
         const exit = await rrts.exited;

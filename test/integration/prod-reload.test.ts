@@ -19,7 +19,10 @@ for (const mode of MODES) {
       // the worker script is a copy the test can change; it requires the protocol library by absolute path
       const appDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-reload-'));
       const script = path.join(appDir, 'worker.php');
-      fs.writeFileSync(script, fs.readFileSync(FIXTURE, 'utf8').replaceAll("__DIR__ . '/../../../php/lib/rr.php'", JSON.stringify(path.join(ROOT, 'php/lib/rr.php'))));
+      fs.writeFileSync(
+        script,
+        fs.readFileSync(FIXTURE, 'utf8').replaceAll("__DIR__ . '/../../../php/lib/rr.php'", JSON.stringify(path.join(ROOT, 'php/lib/rr.php'))),
+      );
       const rr = await startRrts({ mode, workers: 2, config: { server: { command: `php ${script}` } } });
       const file = path.join(rr.dir, '.rr.yaml');
       const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });

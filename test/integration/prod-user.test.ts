@@ -63,7 +63,7 @@ for (const mode of MODES) {
       test('a unix socket relay is usable by the workers', async () => {
         const rrts = await serve({
           dirMode: 0o755,
-        readableCopy: true,
+          readableCopy: true,
           config: { server: { command: `php ${FIXTURE()}`, user: 'nobody', relay: 'unix://relay.sock' } },
         });
         try {

@@ -96,7 +96,10 @@ describe('exec mode: who may answer on a socket relay', { timeout: 120_000 }, ()
       try {
         const exit = await Promise.race([rrts.exited, new Promise<null>((r) => setTimeout(() => r(null), 20_000))]);
         assert.equal(exit?.code, 1, rrts.stderr.slice(-2000));
-        assert.match(rrts.stderr, /key 'server\.relay': rrts cannot check which process connects to the relay unix:\/\/relay\.sock here: reading SO_PEERCRED needs the native addon, and build\/Release\/rrts_native\.node is missing/);
+        assert.match(
+          rrts.stderr,
+          /key 'server\.relay': rrts cannot check which process connects to the relay unix:\/\/relay\.sock here: reading SO_PEERCRED needs the native addon, and build\/Release\/rrts_native\.node is missing/,
+        );
         assert.match(rrts.stderr, /Use server\.relay: pipes \(the default\) instead/);
         assert.doesNotMatch(rrts.stderr, /\n\s+at /, 'no stack trace');
       } finally {
@@ -128,7 +131,10 @@ async function serveFrom(root: string, relay: string): Promise<RrtsInstance> {
     logs: { mode: 'production', level: 'info' },
   };
   fs.writeFileSync(path.join(dir, '.rr.yaml'), stringify(config));
-  const proc = spawn(process.execPath, [path.join(root, 'bin', 'rrts'), 'serve', '-c', path.join(dir, '.rr.yaml')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [path.join(root, 'bin', 'rrts'), 'serve', '-c', path.join(dir, '.rr.yaml')], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return new RrtsInstance(proc, dir, port);
 }
 

@@ -52,11 +52,15 @@ for (const mode of MODES) {
           const [master] = rr.masterPids();
           killQuietly(master!);
           await rr.waitFor(() => !rr.masterPids().includes(master!) && rr.masterPids().length === 1, 'a new fork master', 20_000);
-          await rr.waitFor(() => rr.workerPids().length === 2 && rr.workerPids().every((pid) => !before.includes(pid)), 'the new master\'s workers', 20_000);
+          await rr.waitFor(() => rr.workerPids().length === 2 && rr.workerPids().every((pid) => !before.includes(pid)), "the new master's workers", 20_000);
           await allServed(rr.url);
         }
         const started = rr.logs().filter((l) => String(l.msg).startsWith('cannot start a worker'));
-        assert.deepEqual(started.map((l) => l.msg), [], 'no replacement failed to start');
+        assert.deepEqual(
+          started.map((l) => l.msg),
+          [],
+          'no replacement failed to start',
+        );
       } finally {
         const exit = await rr.stop();
         assert.equal(exit.code, 0);

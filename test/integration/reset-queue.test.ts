@@ -18,7 +18,7 @@ interface WorkerInfo {
 /** The pid of the worker running a request, once informer.Workers shows one (bounded). */
 async function workingPid(client: RpcClient): Promise<number> {
   for (let i = 0; i < 400; i++) {
-    const { workers } = (await client.call('informer.Workers', 'http')) as { workers: WorkerInfo[] };
+    const { workers } = await client.call<{ workers: WorkerInfo[] }>('informer.Workers', 'http');
     const busy = workers.find((w) => w.statusStr === 'working');
     if (busy) return busy.pid;
     await new Promise((r) => setTimeout(r, 25));
@@ -39,7 +39,11 @@ function lifeStats(lifeLog: string): { maxAlive: number; starts: number } {
   const alive = new Set<string>();
   let maxAlive = 0;
   let starts = 0;
-  for (const [event, pid] of fs.readFileSync(lifeLog, 'utf8').trim().split('\n').map((l) => l.split(' '))) {
+  for (const [event, pid] of fs
+    .readFileSync(lifeLog, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' '))) {
     if (event === 'start') {
       starts++;
       alive.add(pid!);

@@ -56,7 +56,7 @@ function msgpackCall(address: string, method: string, arg: unknown): Promise<{ f
   const packr = new Packr({ useRecords: false, mapsAsObjects: true });
   const m = /^tcp:\/\/(.*):(\d+)$/.exec(address)!;
   return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(m[2]), m[1]!);
+    const socket = net.connect(Number(m[2]), m[1]);
     const decoder = new FrameDecoder();
     socket.on('connect', () => socket.write(encodeRpc({ seq: 9, method, flags: Flag.CODEC_MSGPACK, body: packr.pack(arg) })));
     socket.on('data', (chunk: Buffer) => {
@@ -143,7 +143,7 @@ for (const mode of MODES) {
       assert.deepEqual(sorted(out.http!.map((w) => w.pid)), rr.workerPids());
     });
 
-    it('`rrts workers` prints rr\'s table with every pid', async () => {
+    it("`rrts workers` prints rr's table with every pid", async () => {
       const r = await rrts('workers', '-c', configFile);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^Workers of \[http\]:\n/);
@@ -238,7 +238,7 @@ describe('rrts workers / reset without a server', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-rpc-cli-'));
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('no rpc section: RoadRunner\'s tip, exit 1', async () => {
+  it("no rpc section: RoadRunner's tip, exit 1", async () => {
     const file = path.join(dir, 'no-rpc.yaml');
     fs.writeFileSync(file, stringify({ version: '3', server: { command: 'php x.php' } }));
     for (const cmd of ['workers', 'reset']) {

@@ -86,7 +86,10 @@ describe('development mode', () => {
 
   test('child bindings and errors land in the JSON fields', () => {
     const { root, err } = make(logsCfg(), { color: false });
-    root.channel('http').child({ pid: 7 }).error({ err: new Error('bad') }, 'failed');
+    root
+      .channel('http')
+      .child({ pid: 7 })
+      .error({ err: new Error('bad') }, 'failed');
     const line = err.lines[0]!;
     const json = JSON.parse(line.slice(line.indexOf('{'))) as { pid: number; err: { message: string; type: string } };
     assert.equal(json.pid, 7);
@@ -171,7 +174,10 @@ describe('production mode', () => {
     const { root, err } = make(logsCfg({ mode: 'production', level: 'verbose' as never, encoding: 'json' }));
     root.channel('http').debug('hidden');
     root.channel('http').info('shown');
-    assert.deepEqual(err.lines.map((l) => (JSON.parse(l) as { msg: string }).msg), ['shown']);
+    assert.deepEqual(
+      err.lines.map((l) => (JSON.parse(l) as { msg: string }).msg),
+      ['shown'],
+    );
   });
 
   test('dpanic/panic/fatal map to fatal', () => {
@@ -179,7 +185,11 @@ describe('production mode', () => {
       const { root, err } = make(logsCfg({ mode: 'production', level, encoding: 'json' }));
       root.channel('x').error('no');
       root.channel('x').fatal('yes');
-      assert.deepEqual(err.lines.map((l) => (JSON.parse(l) as { level: string }).level), ['fatal'], level);
+      assert.deepEqual(
+        err.lines.map((l) => (JSON.parse(l) as { level: string }).level),
+        ['fatal'],
+        level,
+      );
     }
   });
 
@@ -236,7 +246,10 @@ describe('levels and channels', () => {
     log.info('i');
     log.warn('w');
     log.error('e');
-    assert.deepEqual(err.lines.map((l) => l.split('  ')[3]), ['w', 'e']);
+    assert.deepEqual(
+      err.lines.map((l) => l.split('  ')[3]),
+      ['w', 'e'],
+    );
     assert.equal(log.isLevelEnabled('info'), false);
   });
 
@@ -284,7 +297,7 @@ describe('file output', () => {
       const file = join(dir, 'rr.log');
       const first = make(logsCfg({ output: [file] }), { color: true });
       first.root.channel('http').info({ a: 1 }, 'first');
-      assert.match(readFileSync(file, 'utf8'), /  INFO   http  first  \{"a":1\}\n$/);
+      assert.match(readFileSync(file, 'utf8'), / {2}INFO {3}http {2}first {2}\{"a":1\}\n$/);
       first.root.close();
 
       const second = make(logsCfg({ mode: 'production', level: 'info', encoding: 'json', output: [file, 'stderr'] }));

@@ -288,10 +288,7 @@ describe('MetricsPlugin: application metrics', () => {
     assert.equal(await rpc['Observe']!({ name: 'app_sizes', value: 10 }), true);
     assert.equal(await rpc['Add']!({ name: 'jobs', value: 1 }), true);
 
-    assert.equal(
-      await rpc['Declare']!({ name: 'declared', collector: { type: 'gauge', help: 'At run time.', labels: ['worker'], namespace: 'php' } }),
-      true,
-    );
+    assert.equal(await rpc['Declare']!({ name: 'declared', collector: { type: 'gauge', help: 'At run time.', labels: ['worker'], namespace: 'php' } }), true);
     assert.equal(await rpc['Set']!({ name: 'declared', value: 7, labels: ['w1'] }), true);
 
     let { samples } = parseExposition(await plugin.scrape());
@@ -314,7 +311,7 @@ describe('MetricsPlugin: application metrics', () => {
     assert.equal(await rpc['Declare']!({ name: 'declared', collector: { type: 'counter', help: 'Again.' } }), true);
   });
 
-  it('rpcService: errors like RoadRunner\'s', async () => {
+  it("rpcService: errors like RoadRunner's", async () => {
     const plugin = make(new Map(), collect);
     const rpc = plugin.rpcService();
     await assert.rejects(rpc['Add']!({ name: 'missing', value: 1 }), /^MetricsError: metrics_plugin_add: undefined collector missing, try first Declare/);

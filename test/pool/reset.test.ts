@@ -167,7 +167,7 @@ describe('pool reset queue', () => {
     assert.deepEqual(
       fake.workers.filter((w) => w.alive).map((w) => w.epoch),
       [3, 3],
-      'after the three resets only the third one\'s workers run',
+      "after the three resets only the third one's workers run",
     );
     await pool.destroy(100);
   });
@@ -182,7 +182,10 @@ describe('pool reset queue', () => {
     const old = pool.list().map((w) => w.pid);
     fake.restartMaster();
     await until(() => fake.workers.filter((w) => w.alive).length === 2 && fake.workers.length === 4, 'fresh workers in place of the old ones');
-    assert.deepEqual(pool.list().filter((w) => old.includes(w.pid)), []);
+    assert.deepEqual(
+      pool.list().filter((w) => old.includes(w.pid)),
+      [],
+    );
     assert.equal(heard.restarts, 1);
     assert.equal(heard.starts, 4);
     assert.equal(fake.renews, 0, 'the spawner has its new master already');
@@ -254,7 +257,15 @@ describe('pool reset queue', () => {
   test('a reset that fails logs how many new workers became ready, once, and the old ones keep serving', async () => {
     const fake = fakeSpawner();
     const lines: Array<Record<string, unknown>> = [];
-    const log = pino({ level: 'info' }, new Writable({ write(chunk: Buffer, _e, done) { lines.push(JSON.parse(chunk.toString())); done(); } }));
+    const log = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk: Buffer, _e, done) {
+          lines.push(JSON.parse(chunk.toString()));
+          done();
+        },
+      }),
+    );
     const pool = new WorkerPool('http', poolConfig({ numWorkers: 3 }), fake.spawner, log);
     await pool.start();
     const before = pool.list().map((w) => w.pid);
@@ -270,9 +281,15 @@ describe('pool reset queue', () => {
     const failures = lines.filter((l) => String(l.msg).includes('reset failed'));
     assert.equal(failures.length, 1, 'logged once');
     assert.equal(failures[0]!.level, 50, 'at error level');
-    assert.match(String(failures[0]!.msg), /^http: reset failed, 2 of 3 new workers became ready; the old workers keep serving: worker 4242 exited before it was ready \(exit code 1\)$/);
-    assert.deepEqual(pool.list().map((w) => w.pid), before, 'the old workers still serve');
+    assert.match(
+      String(failures[0]!.msg),
+      /^http: reset failed, 2 of 3 new workers became ready; the old workers keep serving: worker 4242 exited before it was ready \(exit code 1\)$/,
+    );
+    assert.deepEqual(
+      pool.list().map((w) => w.pid),
+      before,
+      'the old workers still serve',
+    );
     await pool.destroy(100);
   });
 });
-

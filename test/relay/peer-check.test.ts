@@ -54,7 +54,7 @@ for (const kind of ['unix', 'tcp'] as const) {
       assert.deepEqual(await checkPeer(socket, kind, child.pid!, (pid) => pid === child.pid), { ok: true, spawnedPid: child.pid });
     });
 
-    test("a descendant of the spawned process passes, filed under the spawned pid", async () => {
+    test('a descendant of the spawned process passes, filed under the spawned pid', async () => {
       // the child is ours: this test process plays the wrapper rrts spawned
       assert.deepEqual(await checkPeer(socket, kind, child.pid!, (pid) => pid === process.pid), { ok: true, spawnedPid: process.pid });
     });

@@ -35,7 +35,14 @@ function announce(seq: number, method: string, payloadLength: number): Buffer {
 
 /** The core services (informer, resetter, rpc) over a host with one empty `http` pool. */
 async function startCore(limits: Partial<RpcLimits> = {}): Promise<RpcPlugin> {
-  const pool = { list: () => [], mode: 'exec', masterPid: null, reset: async () => undefined, addWorker: async () => undefined, removeWorker: async () => undefined };
+  const pool = {
+    list: () => [],
+    mode: 'exec',
+    masterPid: null,
+    reset: async () => undefined,
+    addWorker: async () => undefined,
+    removeWorker: async () => undefined,
+  };
   const host = { config: { raw: { version: '3' } } as unknown as Config, plugins: capabilitiesOf(new Map([['http', pool as unknown as WorkerPool]])) };
   const rpc = new RpcPlugin('tcp://127.0.0.1:0', silent, process.cwd(), limits);
   registerCoreServices(rpc, host);

@@ -51,7 +51,7 @@ export class RawConnection {
   static open(address: string): Promise<RawConnection> {
     return new Promise((resolve, reject) => {
       const m = /^tcp:\/\/(.*):(\d+)$/.exec(address);
-      const socket = m ? net.connect(Number(m[2]), m[1]!) : net.connect(address.replace(/^unix:\/\//, ''));
+      const socket = m ? net.connect(Number(m[2]), m[1]) : net.connect(address.replace(/^unix:\/\//, ''));
       socket.once('connect', () => resolve(new RawConnection(socket)));
       socket.once('error', reject);
     });
@@ -97,4 +97,3 @@ export class RawConnection {
     for (const w of this.waiters.splice(0)) w();
   }
 }
-

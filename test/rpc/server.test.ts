@@ -29,7 +29,14 @@ function jsonCall(seq: number, method: string, arg?: unknown, flags: number = Fl
 
 /** A host with one fake pool called `http`, for the core services. */
 function fakeHost(): CoreServicesHost {
-  const pool = { list: () => [], mode: 'exec', masterPid: null, reset: async () => undefined, addWorker: async () => undefined, removeWorker: async () => undefined };
+  const pool = {
+    list: () => [],
+    mode: 'exec',
+    masterPid: null,
+    reset: async () => undefined,
+    addWorker: async () => undefined,
+    removeWorker: async () => undefined,
+  };
   return { config: { raw: { version: '3' } } as unknown as Config, plugins: capabilitiesOf(new Map([['http', pool as unknown as WorkerPool]])) };
 }
 
@@ -115,7 +122,7 @@ describe('rpc plugin: calls', () => {
         Throws: () => {
           throw new Error('it broke:\n\tbadly');
         },
-        ThrowsString: () => Promise.reject('plain text'),
+        ThrowsString: () => Promise.reject('plain text'), // eslint-disable-line @typescript-eslint/prefer-promise-reject-errors -- a non-Error rejection is the case under test
         Html: () => '<a&b>',
       },
     });
@@ -228,7 +235,7 @@ describe('rpc plugin: calls', () => {
     const broken: Buffer[] = [];
     broken.push(encodeFrame({ flags: Flag.CODEC_JSON, options: [1, 999], payload: 'test.Echo' }));
     const crc = jsonCall(1, 'test.Echo', 'x');
-    crc[7] ^= 0xff;
+    crc[7]! ^= 0xff;
     broken.push(crc);
     const huge = Buffer.alloc(20);
     huge[0] = 0x15;
@@ -346,7 +353,11 @@ describe('rpc plugin: unix socket', () => {
   it('listens on a relative path (mode 0600), replaces a stale socket, refuses a live one, removes its file on stop', async () => {
     const file = path.join(dir, 'rpc.sock');
     // a stale socket file: a process that died without unlinking it
-    const killed = spawnSync(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))", file]);
+    const killed = spawnSync(process.execPath, [
+      '-e',
+      "require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))",
+      file,
+    ]);
     assert.equal(killed.signal, 'SIGKILL');
     assert.ok(fs.lstatSync(file).isSocket());
 

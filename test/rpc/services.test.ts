@@ -76,7 +76,7 @@ describe('core rpc services', () => {
     assert.equal(config.server.env.APP_FLAVOR, 'blue');
     assert.equal(config.server.env.EMPTY_SECRET, '');
     assert.equal(config.jobs.pipelines.q.config.addr, `amqp://guest:${REDACTED}@127.0.0.1:5672/`);
-    assert.equal(config.redis.auth as unknown, REDACTED);
+    assert.equal(config.redis.auth, REDACTED);
     assert.equal(config.rpc.listen, 'tcp://127.0.0.1:6001');
     assert.deepEqual(config.http.middleware, ['gzip']);
   });

@@ -81,7 +81,10 @@ function live(pid: number): boolean {
 }
 
 function rssKb(pid: number): number {
-  const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'));
+  const line = fs
+    .readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'));
   return Number(/(\d+)/.exec(line ?? '')?.[1] ?? 0);
 }
 
@@ -125,7 +128,17 @@ class Soak {
     private readonly rpc: RpcClient,
     opts: SoakOptions,
   ) {
-    this.opts = { logLevel: 'info', killEveryMs: 200, resetEveryMs: 10_000, hupEveryMs: 30_000, hupOffsetMs: 5_000, workers: 4, concurrency: 8, requestMs: 10, ...opts };
+    this.opts = {
+      logLevel: 'info',
+      killEveryMs: 200,
+      resetEveryMs: 10_000,
+      hupEveryMs: 30_000,
+      hupOffsetMs: 5_000,
+      workers: 4,
+      concurrency: 8,
+      requestMs: 10,
+      ...opts,
+    };
     this.result = {
       mode: opts.mode,
       requests: 0,
@@ -327,7 +340,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     result.fds = { warm: warm.fds, end: end.fds };
     result.zombiesAtEnd = zombies(rrts).map(describeZombie);
     const pids = [...result.lingeringZombies, ...result.zombiesAtEnd].map((z) => z.split(' ')[0]!);
-    result.zombieLog = rrts.stderr.split('\n').filter((line) => pids.some((pid) => line.includes(pid))).slice(0, 20);
+    result.zombieLog = rrts.stderr
+      .split('\n')
+      .filter((line) => pids.some((pid) => line.includes(pid)))
+      .slice(0, 20);
     return result;
   } finally {
     rpc?.close();

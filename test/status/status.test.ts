@@ -138,7 +138,10 @@ describe('StatusPlugin', () => {
       { plugin_name: 'http', error_message: '', status_code: 200 },
       { plugin_name: 'jobs', error_message: 'internal server error, see logs', status_code: 503 },
     ]);
-    assert.ok(lines.some((l) => l['plugin'] === 'jobs' && l['level'] === 50 && l['err'] === 'worker process 4242 is gone'), JSON.stringify(lines));
+    assert.ok(
+      lines.some((l) => l['plugin'] === 'jobs' && l['level'] === 50 && l['err'] === 'worker process 4242 is gone'),
+      JSON.stringify(lines),
+    );
   });
 
   it('unknown plugin names are skipped and logged at debug', async () => {
@@ -151,7 +154,10 @@ describe('StatusPlugin', () => {
     assert.equal(only.text, '[]');
     const logged = lines.filter((l) => l['plugin'] === 'nope');
     assert.equal(logged.length, 2);
-    assert.ok(logged.every((l) => l['level'] === 20), 'debug level');
+    assert.ok(
+      logged.every((l) => l['level'] === 20),
+      'debug level',
+    );
   });
 
   it('unavailable_status_code is used for the response and the report', async () => {
@@ -226,7 +232,11 @@ describe('StatusPlugin', () => {
   it('a taken address fails serve()', async () => {
     const { plugin } = await start({});
     const { log } = memoryLogger();
-    const second = new StatusPlugin({ address: `127.0.0.1:${plugin.address!.port}`, unavailableStatusCode: 503, checkTimeout: 60 }, capabilitiesOf(new Map()), log);
+    const second = new StatusPlugin(
+      { address: `127.0.0.1:${plugin.address!.port}`, unavailableStatusCode: 503, checkTimeout: 60 },
+      capabilitiesOf(new Map()),
+      log,
+    );
     await assert.rejects(second.serve(), /EADDRINUSE/);
   });
 });

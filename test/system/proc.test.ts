@@ -42,7 +42,7 @@ describe('procStat', () => {
       await exited(child);
       fs.rmSync(dir, { recursive: true, force: true });
     }
-    assert.equal(procStat(child.pid!), null, 'gone once reaped');
+    assert.equal(procStat(child.pid), null, 'gone once reaped');
   });
 
   it('gives the informer a CPU % above 0 for a busy process and 0 for a gone one', async () => {
@@ -153,7 +153,7 @@ describe('readProcStat', () => {
     // state and CPU times move between two reads of a running process; what it is does not
     const sync = procStat(process.pid)!;
     assert.deepEqual([stat?.ppid, stat?.startTime], [sync.ppid, sync.startTime]);
-    assert.ok(stat!.utime <= sync.utime && stat!.stime <= sync.stime, 'CPU times only grow');
+    assert.ok(stat.utime <= sync.utime && stat.stime <= sync.stime, 'CPU times only grow');
     assert.equal(await readProcStat(2 ** 22 + 1), null);
   });
 });

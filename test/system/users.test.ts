@@ -12,7 +12,10 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-users-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 const passwd = path.join(dir, 'passwd');
 const group = path.join(dir, 'group');
-fs.writeFileSync(passwd, 'root:x:0:0:root:/root:/bin/bash\n# comment\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\napp:x:1000:1001::/home/app:/bin/sh\n');
+fs.writeFileSync(
+  passwd,
+  'root:x:0:0:root:/root:/bin/bash\n# comment\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\napp:x:1000:1001::/home/app:/bin/sh\n',
+);
 fs.writeFileSync(group, 'root:x:0:\nwww-data:x:33:\napps:x:1001:app\nshared:x:2000:app,www-data\n');
 const files = { passwd, groupFile: group, file: '/etc/rrts/.rr.yaml', userKey: 'server.user', groupKey: 'server.group' };
 
@@ -67,17 +70,28 @@ describe('users', () => {
   });
 
   test('not root: ConfigError saying workers can only switch user when rrts runs as root', () => {
-    assert.throws(() => resolveIdentity({ ...files, user: 'app', euid: 1000 }), (err: Error & { code?: string; key?: string }) => {
-      assert.equal(err.code, 'ERR_CONFIG');
-      assert.equal(err.key, 'server.user');
-      assert.match(err.message, /workers can only switch user when rrts runs as root/);
-      assert.match(err.message, /\/etc\/rrts\/\.rr\.yaml/);
-      return true;
-    });
+    assert.throws(
+      () => resolveIdentity({ ...files, user: 'app', euid: 1000 }),
+      (err: Error & { code?: string; key?: string }) => {
+        assert.equal(err.code, 'ERR_CONFIG');
+        assert.equal(err.key, 'server.user');
+        assert.match(err.message, /workers can only switch user when rrts runs as root/);
+        assert.match(err.message, /\/etc\/rrts\/\.rr\.yaml/);
+        return true;
+      },
+    );
   });
 
   test('unknown user or group: ConfigError naming the key', () => {
-    assert.throws(() => resolveIdentity({ ...files, user: 'ghost', euid: 0 }), { code: 'ERR_CONFIG', key: 'server.user', message: /key 'server.user'.*unknown user "ghost"/ });
-    assert.throws(() => resolveIdentity({ ...files, user: 'app', group: 'ghosts', euid: 0 }), { code: 'ERR_CONFIG', key: 'server.group', message: /unknown group "ghosts"/ });
+    assert.throws(() => resolveIdentity({ ...files, user: 'ghost', euid: 0 }), {
+      code: 'ERR_CONFIG',
+      key: 'server.user',
+      message: /key 'server.user'.*unknown user "ghost"/,
+    });
+    assert.throws(() => resolveIdentity({ ...files, user: 'app', group: 'ghosts', euid: 0 }), {
+      code: 'ERR_CONFIG',
+      key: 'server.group',
+      message: /unknown group "ghosts"/,
+    });
   });
 });

@@ -34,7 +34,15 @@ export function readServer(root: SectionReader, ctx: SectionContext, required: b
 }
 
 function emptyServer(): ServerConfig {
-  return { command: [], user: '', group: '', env: {}, relay: DEFAULT_RELAY, onInit: null, fork: { enabled: false, preload: null, spares: DEFAULT_FORK_SPARES } };
+  return {
+    command: [],
+    user: '',
+    group: '',
+    env: {},
+    relay: DEFAULT_RELAY,
+    onInit: null,
+    fork: { enabled: false, preload: null, spares: DEFAULT_FORK_SPARES },
+  };
 }
 
 /** Worker env names are upper-cased (the file's keys were lower-cased when read, as viper does). */

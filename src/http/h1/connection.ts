@@ -59,10 +59,7 @@ export function serveH1Connection(socket: net.Socket, handler: H1Handler, option
   const fail = (status: number, text: string): void => {
     // Go's answer to a request it cannot read: plain text, then the connection is closed.
     const body = `${status} ${text}`;
-    socket.end(
-      `HTTP/1.1 ${status} ${reason(status)}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
-      'latin1',
-    );
+    socket.end(`HTTP/1.1 ${status} ${reason(status)}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${body}`, 'latin1');
     closing = true;
     // Then close for good, as Go does after half a second (closeWriteAndWait), even if the client never closes.
     socket.once('finish', () => setTimeout(() => socket.destroy(), 500).unref());

@@ -101,7 +101,7 @@ for (const c of "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!
 
 /** Bytes below 0x80 that net/url leaves unescaped in a host (shouldEscape(c, encodeHost) is false). */
 const URL_HOST = new Uint8Array(256);
-for (const c of "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-._~!$&'()*+,;=:[]<>\"%") URL_HOST[c.charCodeAt(0)] = 1;
+for (const c of '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-._~!$&\'()*+,;=:[]<>"%') URL_HOST[c.charCodeAt(0)] = 1;
 for (let c = 0x80; c < 256; c++) URL_HOST[c] = 1;
 
 /** net/url's validUserinfo bytes. */
@@ -726,7 +726,7 @@ export class H1Parser {
     // far less than a native call per field.
     const text = latin1(buf, start, pos);
     const target = text.slice(sp1 + 1 - start, sp2 - start);
-    const raw: string[] = new Array(n / 2);
+    const raw = new Array<string>(n / 2);
     for (let i = 0; i < n; i += 4) {
       raw[i / 2] = text.slice(offsets[i]! - start, offsets[i + 1]! - start);
       raw[i / 2 + 1] = text.slice(offsets[i + 2]! - start, offsets[i + 3]! - start);
@@ -764,20 +764,7 @@ export class H1Parser {
       if (containsToken([expect], '100-continue')) expectContinue = atLeast11 && contentLength !== 0;
       else if (expect !== '') expectUnsupported = true;
     }
-    return new RequestHead(
-      method,
-      target,
-      targetForm,
-      major,
-      minor,
-      raw,
-      host,
-      contentLength,
-      keepAlive,
-      expectContinue,
-      expectUnsupported,
-      pos - start,
-    );
+    return new RequestHead(method, target, targetForm, major, minor, raw, host, contentLength, keepAlive, expectContinue, expectUnsupported, pos - start);
   }
 }
 

@@ -41,8 +41,8 @@ type End = (chunk?: unknown, encoding?: unknown, callback?: unknown) => unknown;
 /** Wraps write/end/flushHeaders of `res`: the decision is taken when the head is about to go out. */
 function compressResponse(res: AnyResponse): void {
   const target = res as unknown as { write: Write; end: End; flushHeaders: () => void; writeHead: (...args: unknown[]) => unknown };
-  const write = target.write.bind(res) as Write;
-  const end = target.end.bind(res) as End;
+  const write = target.write.bind(res);
+  const end = target.end.bind(res);
   const flushHeaders = target.flushHeaders.bind(res);
   const writeHead = target.writeHead.bind(res);
   let decided = false;
@@ -84,7 +84,7 @@ function compressResponse(res: AnyResponse): void {
   target.write = (chunk: unknown, encoding?: unknown, callback?: unknown): boolean => {
     decide(false);
     if (!stream) return write(chunk, encoding, callback);
-    stream.write(chunk as Buffer, callback as () => void);
+    stream.write(chunk, callback as () => void);
     stream.flush(zlib.constants.Z_SYNC_FLUSH);
     return true;
   };

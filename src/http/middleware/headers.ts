@@ -132,11 +132,15 @@ class Cors {
     const requested = rawValues(req, 'access-control-request-headers');
     const method = headerValue(req, 'access-control-request-method');
     const refusal =
-      origin === '' ? 'empty origin'
-      : !this.originAllowed(origin) ? `origin '${origin}' not allowed`
-      : !this.methodAllowed(method) ? `method '${method}' not allowed`
-      : requested.length > 0 && !this.anyHeader && !this.headersAllowed(requested) ? `headers '${requested.join(', ')}' not allowed`
-      : null;
+      origin === ''
+        ? 'empty origin'
+        : !this.originAllowed(origin)
+          ? `origin '${origin}' not allowed`
+          : !this.methodAllowed(method)
+            ? `method '${method}' not allowed`
+            : requested.length > 0 && !this.anyHeader && !this.headersAllowed(requested)
+              ? `headers '${requested.join(', ')}' not allowed`
+              : null;
     this.debugLog?.debug({ url: req.url }, refusal ? `cors: preflight aborted: ${refusal}` : 'cors: preflight allowed');
     if (refusal === null) {
       res.setHeader('Access-Control-Allow-Origin', this.anyOrigin ? '*' : rawValues(req, 'origin'));
@@ -153,10 +157,13 @@ class Cors {
     appendVary(res, 'Origin');
     const origin = headerValue(req, 'origin');
     const refusal =
-      origin === '' ? 'missing origin'
-      : !this.originAllowed(origin) ? `origin '${origin}' not allowed`
-      : !this.methodAllowed(req.method ?? '') ? `method '${req.method}' not allowed`
-      : null;
+      origin === ''
+        ? 'missing origin'
+        : !this.originAllowed(origin)
+          ? `origin '${origin}' not allowed`
+          : !this.methodAllowed(req.method ?? '')
+            ? `method '${req.method}' not allowed`
+            : null;
     this.debugLog?.debug({ url: req.url }, refusal ? `cors: actual request, no headers added: ${refusal}` : 'cors: actual request allowed');
     if (refusal !== null) return;
     res.setHeader('Access-Control-Allow-Origin', this.anyOrigin ? '*' : rawValues(req, 'origin'));

@@ -130,7 +130,12 @@ function notModified(req: AnyRequest, etag: string | null, lastModified: Date): 
   if (inm !== undefined) {
     if (etag === null) return false;
     const bare = (tag: string): string => tag.trim().replace(/^W\//, '');
-    return String(inm).trim() === '*' || String(inm).split(',').some((tag) => bare(tag) === bare(etag));
+    return (
+      String(inm).trim() === '*' ||
+      String(inm)
+        .split(',')
+        .some((tag) => bare(tag) === bare(etag))
+    );
   }
   const ims = req.headers['if-modified-since'];
   if (ims !== undefined) {

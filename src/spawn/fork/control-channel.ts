@@ -67,7 +67,7 @@ export class ControlChannel<In extends { op: string }> {
         },
       });
       this.corkUntilNextTick();
-      this.stream.write(encodeFrame({ flags: Flag.CODEC_MSGPACK, payload: packr.pack({ ...msg, id }) as Buffer }));
+      this.stream.write(encodeFrame({ flags: Flag.CODEC_MSGPACK, payload: packr.pack({ ...msg, id }) }));
     });
   }
 

@@ -114,7 +114,9 @@ export class ForkRoot {
     const child = spawn(command.php, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], ...(id ?? {}) });
     this.child = child;
     const pid = await new Promise<number>((resolve, reject) => {
-      child.once('error', (err) => reject(new WorkerError(`cannot start the fork master '${command.php}': ${(err as NodeJS.ErrnoException).code ?? err.message}`, 'ERR_MASTER_BOOT')));
+      child.once('error', (err) =>
+        reject(new WorkerError(`cannot start the fork master '${command.php}': ${(err as NodeJS.ErrnoException).code ?? err.message}`, 'ERR_MASTER_BOOT')),
+      );
       child.once('spawn', () => resolve(child.pid!));
     });
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
@@ -194,7 +196,10 @@ export class ForkRoot {
   async untilReady(ready: Promise<ReadyInfo>, what: string, exited: Promise<ExitInfo> = this.exited): Promise<ReadyInfo> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new WorkerError(`${what} did not report ready within ${this.opts.readyTimeoutMs} ms${this.tail()}`, 'ERR_MASTER_BOOT')), this.opts.readyTimeoutMs);
+      timer = setTimeout(
+        () => reject(new WorkerError(`${what} did not report ready within ${this.opts.readyTimeoutMs} ms${this.tail()}`, 'ERR_MASTER_BOOT')),
+        this.opts.readyTimeoutMs,
+      );
     });
     const died = exited.then(async (exit): Promise<never> => {
       await delay(20);
@@ -219,37 +224,49 @@ export class ForkRoot {
       this.opts.log.warn(`fork control connection dropped: ${why}`);
       socket.destroy();
     };
-    onFirstFrames(socket, decoder, this.opts.readyTimeoutMs, 'no hello in time', (frames) => {
-      socket.pause(); // until a master takes it: nothing it sends next may be lost
-      let raw: unknown;
-      try {
-        raw = packr.unpack(frames[0]!.payload);
-      } catch {
-        drop('unreadable hello');
-        return;
-      }
-      let hello: HelloMessage;
-      try {
-        hello = decodeHello(raw);
-      } catch (err) {
-        drop((err as Error).message);
-        return;
-      }
-      const pid = hello.pid;
-      if (!peerPidIs(socket, pid) || procStat(pid)?.ppid !== this.pid) {
-        drop(`pid ${pid} is not a fork master this root started`);
-        return;
-      }
-      const master = this.masters.get(pid);
-      if (master) {
-        if (master.awaitingConnection) master.attach(socket, decoder, frames.slice(1));
-        else drop(`the fork master ${pid} is already connected`);
-        return;
-      }
-      // the root's answer naming this pid is still on its way: hold the connection until it comes
-      const early = { socket, decoder, frames: frames.slice(1), timer: setTimeout(() => this.early.delete(pid) && drop(`pid ${pid} was never announced by the root`), this.opts.readyTimeoutMs) };
-      this.early.set(pid, early);
-    }, drop);
+    onFirstFrames(
+      socket,
+      decoder,
+      this.opts.readyTimeoutMs,
+      'no hello in time',
+      (frames) => {
+        socket.pause(); // until a master takes it: nothing it sends next may be lost
+        let raw: unknown;
+        try {
+          raw = packr.unpack(frames[0]!.payload);
+        } catch {
+          drop('unreadable hello');
+          return;
+        }
+        let hello: HelloMessage;
+        try {
+          hello = decodeHello(raw);
+        } catch (err) {
+          drop((err as Error).message);
+          return;
+        }
+        const pid = hello.pid;
+        if (!peerPidIs(socket, pid) || procStat(pid)?.ppid !== this.pid) {
+          drop(`pid ${pid} is not a fork master this root started`);
+          return;
+        }
+        const master = this.masters.get(pid);
+        if (master) {
+          if (master.awaitingConnection) master.attach(socket, decoder, frames.slice(1));
+          else drop(`the fork master ${pid} is already connected`);
+          return;
+        }
+        // the root's answer naming this pid is still on its way: hold the connection until it comes
+        const early = {
+          socket,
+          decoder,
+          frames: frames.slice(1),
+          timer: setTimeout(() => this.early.delete(pid) && drop(`pid ${pid} was never announced by the root`), this.opts.readyTimeoutMs),
+        };
+        this.early.set(pid, early);
+      },
+      drop,
+    );
     socket.on('error', () => socket.destroy());
   }
 

@@ -191,7 +191,13 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
         }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
-            () => reject(new WorkerError(`forked worker ${pid} did not answer the pid handshake within ${this.opts.allocateTimeoutMs} ms (pool.allocate_timeout)`, 'ERR_ALLOCATE_TIMEOUT')),
+            () =>
+              reject(
+                new WorkerError(
+                  `forked worker ${pid} did not answer the pid handshake within ${this.opts.allocateTimeoutMs} ms (pool.allocate_timeout)`,
+                  'ERR_ALLOCATE_TIMEOUT',
+                ),
+              ),
             this.opts.allocateTimeoutMs,
           );
         }),
@@ -307,7 +313,10 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
       master = await (await this.startRoot()).startMaster();
     }
     const info = master.info!;
-    this.opts.log.info({ pid: info.pid, root: master.root.pid, php: info.php, opcache: info.opcache, preload: info.preload }, `fork master ${info.pid} is ready`);
+    this.opts.log.info(
+      { pid: info.pid, root: master.root.pid, php: info.php, opcache: info.opcache, preload: info.preload },
+      `fork master ${info.pid} is ready`,
+    );
     if (typeof info.output === 'string' && !this.outputWarned) {
       this.outputWarned = true;
       this.opts.log.warn(`fork master ${info.pid}: its workers' output is logged under the fork root's pid: ${info.output}`);
@@ -349,7 +358,10 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
     if (!info.opcache) this.opts.log.warn(`fork root ${info.pid}: opcache is off for the CLI; workers will not share compiled code`);
     root.onExit = (exit) => {
       if (!this.closed && root === this.root) {
-        this.opts.log.error({ pid: root.pid }, `the fork root ${root.pid} died (${describeExit(exit)}); its masters keep serving, the next master starts a new root`);
+        this.opts.log.error(
+          { pid: root.pid },
+          `the fork root ${root.pid} died (${describeExit(exit)}); its masters keep serving, the next master starts a new root`,
+        );
         this.root = null;
       }
       this.retiredRoots.delete(root);

@@ -20,11 +20,11 @@ async function start(handler: H1Handler, options: Parameters<typeof createH1Serv
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     const index = writes.push(0) - 1;
-    const write = socket.write;
+    const write = socket.write.bind(socket);
     socket.write = function (this: net.Socket, ...args: unknown[]) {
       writes[index]!++;
       return (write as (...a: unknown[]) => boolean).apply(this, args);
-    } as typeof socket.write;
+    };
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -94,7 +94,10 @@ describe('H1 connection handler', () => {
       'GET /1 HTTP/1.1\r\nHost: h\r\n\r\nPOST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET /3 HTTP/1.1\r\nHost: h\r\n\r\n',
     ]);
     assert.deepEqual(statuses(answers), ['200', '200', '200']);
-    assert.deepEqual([...answers.matchAll(/X-Request: ([^\r]*)/g)].map((m) => m[1]), ['GET /1', 'POST /2', 'GET /3']);
+    assert.deepEqual(
+      [...answers.matchAll(/X-Request: ([^\r]*)/g)].map((m) => m[1]),
+      ['GET /1', 'POST /2', 'GET /3'],
+    );
     assert.match(answers, /Content-Length: 5\r\n\r\nhello/);
     assert.equal(server.writes.at(-1), 3);
   });
@@ -112,7 +115,7 @@ describe('H1 connection handler', () => {
     assert.match(answers, /Connection: close\r\n/);
   });
 
-  it("answers a malformed request as Go does: plain text status, Connection: close", async () => {
+  it('answers a malformed request as Go does: plain text status, Connection: close', async () => {
     const answers = await exchange(server.port, ['GET / HTTP/1.1\r\nHost: h\r\nBad Name: v\r\n\r\n']);
     assert.equal(answers, 'HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request');
   });
@@ -159,6 +162,9 @@ describe('H1 connection handler with a handler that answers later', () => {
     const answers = await exchange(server.port, [
       'GET /slow HTTP/1.1\r\nHost: h\r\n\r\nGET /fast HTTP/1.1\r\nHost: h\r\n\r\nGET /fast2 HTTP/1.1\r\nHost: h\r\n\r\n',
     ]);
-    assert.deepEqual([...answers.matchAll(/X-Request: ([^\r]*)/g)].map((m) => m[1]), ['GET /slow', 'GET /fast', 'GET /fast2']);
+    assert.deepEqual(
+      [...answers.matchAll(/X-Request: ([^\r]*)/g)].map((m) => m[1]),
+      ['GET /slow', 'GET /fast', 'GET /fast2'],
+    );
   });
 });

@@ -70,7 +70,10 @@ const valid: Case[] = [
   { name: 'header name with every tchar', bytes: get('/', "!#$%&'*+-.^_`|~09AZaz: v\r\n") },
   { name: 'Expect 100-continue', bytes: post('Expect: 100-continue\r\nContent-Length: 2\r\n', 'hi') },
   { name: 'Upgrade websocket is an ordinary request', bytes: get('/ws', 'Connection: Upgrade\r\nUpgrade: websocket\r\n') },
-  { name: 'Upgrade h2c is an ordinary request', bytes: get('/', 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n') },
+  {
+    name: 'Upgrade h2c is an ordinary request',
+    bytes: get('/', 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n'),
+  },
   { name: 'empty Host on HTTP/1.1', bytes: 'GET / HTTP/1.1\r\nHost:\r\n\r\n' },
   { name: 'long header value (64 KiB)', bytes: get('/', `X-Long: ${'v'.repeat(65536)}\r\n`) },
   { name: 'many headers (500)', bytes: get('/', Array.from({ length: 500 }, (_, i) => `X-H${i}: ${i}\r\n`).join('')) },

@@ -2,13 +2,7 @@
 // Go's limits and status codes, pipelining with pause/resume, and chunked bodies in pieces.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  DEFAULT_MAX_HEADER_BYTES,
-  H1Parser,
-  H1_ERROR_STATUS,
-  type H1ParseError,
-  type RequestHead,
-} from '../../../src/http/h1/parser.js';
+import { DEFAULT_MAX_HEADER_BYTES, H1Parser, H1_ERROR_STATUS, type H1ParseError, type RequestHead } from '../../../src/http/h1/parser.js';
 import { parseWithRrts } from './recorders.js';
 
 interface Events {
@@ -45,7 +39,10 @@ function collect(input: string | Buffer | readonly Buffer[], limits?: Constructo
 
 function head(input: string): RequestHead {
   const { heads, errors } = collect(input);
-  assert.deepEqual(errors.map((e) => e.message), []);
+  assert.deepEqual(
+    errors.map((e) => e.message),
+    [],
+  );
   assert.equal(heads.length, 1);
   return heads[0]!;
 }
@@ -137,7 +134,7 @@ describe('H1Parser refusals and their statuses', () => {
     });
   }
 
-  it('allows a header section of exactly 1 MiB + 4096 bytes and answers 431 one byte over (Go\'s limit)', () => {
+  it("allows a header section of exactly 1 MiB + 4096 bytes and answers 431 one byte over (Go's limit)", () => {
     const prefix = 'GET / HTTP/1.1\r\nHost: h\r\nX-Fill: ';
     const fill = DEFAULT_MAX_HEADER_BYTES - prefix.length - 4;
     const exact = `${prefix}${'f'.repeat(fill)}\r\n\r\n`;
@@ -166,8 +163,7 @@ describe('H1Parser refusals and their statuses', () => {
   });
 
   it('refuses a chunk line of 4096 bytes (extensions included) as Go does, and accepts 4095', () => {
-    const request = (ext: number): string =>
-      `POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;${'e'.repeat(ext)}\r\nx\r\n0\r\n\r\n`;
+    const request = (ext: number): string => `POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;${'e'.repeat(ext)}\r\nx\r\n0\r\n\r\n`;
     assert.deepEqual(collect(request(4093)).errors, []);
     assert.equal(refusal(request(4094)).reason, 'CHUNK_LINE_TOO_LONG');
   });
@@ -255,7 +251,11 @@ describe('H1Parser bodies and pipelining', () => {
   });
 
   it('reports a request cut short at the end of input', () => {
-    for (const cut of ['GET / HTTP/1.1\r\nHo', 'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nab', 'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n']) {
+    for (const cut of [
+      'GET / HTTP/1.1\r\nHo',
+      'POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nab',
+      'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n',
+    ]) {
       assert.equal(parseWithRrts([Buffer.from(cut)]).error, 'INCOMPLETE', cut);
     }
     assert.equal(parseWithRrts([Buffer.from('GET / HTTP/1.1\r\nHost: h\r\n\r\n')]).error, '');

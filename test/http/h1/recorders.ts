@@ -155,7 +155,9 @@ export class LlhttpOracle {
     this.bySocket.delete(socket);
     // node answers some refusals itself (400 for a missing Host) without a clientError: the handler only says 200.
     if (outcome.error === '') {
-      for (const match of Buffer.concat(answers).toString('latin1').matchAll(/HTTP\/1\.[01] (\d{3}) /g)) {
+      for (const match of Buffer.concat(answers)
+        .toString('latin1')
+        .matchAll(/HTTP\/1\.[01] (\d{3}) /g)) {
         const status = Number(match[1]);
         if (status !== 200 && status !== 100) {
           outcome.error = `HTTP_${status}`;
