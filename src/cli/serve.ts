@@ -1,4 +1,4 @@
-// `rrts serve`: load the config, start every plugin, and stop gracefully on SIGINT/SIGTERM/SIGQUIT
+// `rrts serve`: load the config, start every plugin, and stop gracefully on SIGINT/SIGTERM/SIGQUIT/SIGABRT
 // (a second signal forces exit 1), as `rr serve` does (docs/compatibility.md §2.2, §3.1).
 import fs from 'node:fs';
 import { createLogs } from '../log/index.js';
@@ -71,7 +71,8 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
       },
     );
   };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.on(sig, onSignal);
+  // SIGABRT too, as RoadRunner stops on it
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGABRT'] as const) process.on(sig, onSignal);
   // rr dies on SIGHUP; rrts makes it useful: a zero-downtime rolling reset of every pool (new PHP code). A signal
   // that comes while a reload runs is not dropped (it may carry a newer deploy): its reset runs after that one.
   let reloading = 0;

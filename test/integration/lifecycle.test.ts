@@ -153,6 +153,18 @@ for (const mode of MODES)
       assert.match(rr.stdout, /stop signal received/);
     });
 
+    it('SIGABRT is a graceful stop too, as in RoadRunner', async () => {
+      const rr = await startRrts({ mode, workers: 1 });
+      const slow = request(`${rr.url}/sleep?ms=500`);
+      await sleep(150);
+      rr.proc.kill('SIGABRT');
+      assert.equal((await slow).status, 200, 'the request in flight finished');
+      const exit = await rr.exited;
+      await rr.stop();
+      assert.equal(exit.code, 0);
+      assert.match(rr.stdout, /stop signal received \(SIGABRT\)/);
+    });
+
     it('keeps serving when nothing reads its stdout and stderr any more (EPIPE), and still stops cleanly', async () => {
       const rr = await startRrts({ mode, workers: 1, config: { http: { pool: { max_jobs: 1 } } } });
       try {
