@@ -8,6 +8,7 @@ import { StopRequestError, Worker, type Cancellation, type Job, type ReplySink, 
 import { describeExit, type ExitInfo } from '../worker/process.js';
 import { WorkerState } from '../worker/state.js';
 import { delay, settlesWithin } from '../time.js';
+import { MAX_WORKERS } from '../config/sections/pool.js';
 
 interface Waiter {
   resolve(w: Worker): void;
@@ -85,8 +86,6 @@ class Deadlines {
 
 /** How often one job may be re-dispatched because workers asked to stop instead of answering it. */
 const MAX_REDISPATCH = 10;
-/** RoadRunner's hard limit on a pool's size. */
-export const MAX_WORKERS = 500;
 const BACKOFF_START_MS = 100;
 const BACKOFF_MAX_MS = 10_000;
 /** A worker that dies sooner than this after it became ready counts as a failed start for the back-off. */

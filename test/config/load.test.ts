@@ -389,7 +389,7 @@ describe('relay', () => {
   });
 
   test('anything else is rejected', () => {
-    for (const relay of ['socket', 'tcp://localhost', 'tcp://localhost:99999', 'unix://', 'http://x:1']) {
+    for (const relay of ['socket', 'tcp://localhost', 'tcp://localhost:99999', 'tcp://127.0.0.1:0', 'unix://', 'http://x:1']) {
       assert.equal(loadError(withRelay(relay)).key, 'server.relay', relay);
     }
   });

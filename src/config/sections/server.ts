@@ -2,7 +2,7 @@
 // `fork` extension.
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { MAX_UNIX_SOCKET_PATH_BYTES, unixSocketPathProblem } from '../../address.js';
+import { MAX_UNIX_SOCKET_PATH_BYTES, parseListenAddress, unixSocketPathProblem, type ListenAddress } from '../../address.js';
 import type { ForkConfig, OnInitConfig, ServerConfig } from '../types.js';
 import type { SectionReader } from '../reader.js';
 import type { SectionContext } from './context.js';
@@ -67,20 +67,23 @@ function relayProblem(relay: string, workDir: string): string | null {
     if (relay.length === 'unix://'.length) return `expected unix://path/to/socket, got ${JSON.stringify(relay)}`;
     return unixSocketPathProblem(resolve(workDir, relay.slice('unix://'.length)));
   }
-  if (relay.startsWith('tcp://')) return tcpRelayProblem(relay);
+  if (relay.startsWith('tcp://')) return tcpRelayProblem(relay, workDir);
   return `expected pipes, tcp://host:port or unix://path, got ${JSON.stringify(relay)}`;
 }
 
-function tcpRelayProblem(relay: string): string | null {
-  const address = relay.slice('tcp://'.length);
-  const colon = address.lastIndexOf(':');
-  const host = colon === -1 ? '' : address.slice(0, colon);
-  const port = colon === -1 ? '' : address.slice(colon + 1);
-  if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+/** The one tcp:// parser (address.ts) reads it; a relay also needs a port workers can dial and a host. */
+function tcpRelayProblem(relay: string, workDir: string): string | null {
+  let address: ListenAddress | null;
+  try {
+    address = parseListenAddress(relay, workDir);
+  } catch {
+    address = null;
+  }
+  if (address?.kind !== 'tcp' || address.port < 1) {
     return `expected tcp://host:port with a port from 1 to 65535, got ${JSON.stringify(relay)}`;
   }
-  if (host === '') {
-    return `PHP workers connect to this address, so it needs a host: write tcp://127.0.0.1:${port} instead of ${JSON.stringify(relay)}`;
+  if (address.host === '') {
+    return `PHP workers connect to this address, so it needs a host: write tcp://127.0.0.1:${address.port} instead of ${JSON.stringify(relay)}`;
   }
   return null;
 }
