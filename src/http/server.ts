@@ -24,7 +24,7 @@ import { Cancellation } from '../worker/worker.js';
 import { buildChain, type AnyRequest, type AnyResponse, type HttpHandler } from './middleware/index.js';
 import { httpsRedirect } from './redirect.js';
 import { h2cOrHttp1 } from './h2c.js';
-import { delay } from '../time.js';
+import { settlesWithin } from '../time.js';
 
 type Listener = net.Server;
 
@@ -39,6 +39,8 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
   private plainServer: Listener | null = null;
   private tlsServer: Listener | null = null;
   private inFlight = 0;
+  /** whenNoneInFlight()'s callers, told when the last request in flight is answered */
+  private drainedWaiters: Array<() => void> = [];
   /** Set when `http_metrics` is in http.middleware. */
   metrics: HttpMetrics | null = null;
 
@@ -78,6 +80,12 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
     }
   }
 
+  /** Resolves once no request is in flight. */
+  private whenNoneInFlight(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainedWaiters.push(resolve));
+  }
+
   /** Stop accepting, let in-flight requests finish until the deadline, then close every connection. */
   async stop(graceMs: number): Promise<void> {
     const listeners = this.listeners;
@@ -86,8 +94,7 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
     const closed = listeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
     for (const server of this.http1Servers) server.closeIdleConnections();
     for (const session of this.sessions) session.close(); // GOAWAY: running streams may finish
-    const deadline = Date.now() + graceMs;
-    while (this.inFlight > 0 && Date.now() < deadline) await delay(20);
+    await settlesWithin(this.whenNoneInFlight(), graceMs);
     for (const server of this.http1Servers) {
       server.closeAllConnections();
       if (!listeners.includes(server)) server.close(() => {}); // fed by the h2c sniffer: only its timers to clear
@@ -278,7 +285,7 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
     } catch (err) {
       this.fail(req, res, writer, err as Error, clientGone.aborted);
     } finally {
-      this.inFlight--;
+      if (--this.inFlight === 0) for (const drained of this.drainedWaiters.splice(0)) drained();
       measured?.(res.statusCode);
       if (payload) void payload.cleanup();
       if (accessLog) this.accessLog(req, res, writer, started, remoteAddr);

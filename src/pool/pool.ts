@@ -7,7 +7,7 @@ import type { Spawner, WorkerRecipe } from '../spawn/spawner.js';
 import { StopRequestError, Worker, type Cancellation, type Job, type ReplySink, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo } from '../worker/process.js';
 import { WorkerState } from '../worker/state.js';
-import { delay, settlesWithin } from '../time.js';
+import { settlesWithin } from '../time.js';
 import { MAX_WORKERS } from '../config/sections/pool.js';
 
 interface Waiter {
@@ -289,7 +289,8 @@ export class WorkerPool {
       waiter.reject(new PoolStoppedError());
     }
     const deadline = Date.now() + timeoutMs;
-    while ([...this.workers, ...this.retiring].some((w) => w.busy) && Date.now() < deadline) await delay(20);
+    // no new job starts once destroyed: the busy ones' current jobs are all there is to wait for
+    await settlesWithin(Promise.all([...this.workers, ...this.retiring].map((w) => w.whenIdle())), timeoutMs);
     const all = [...this.workers, ...this.retiring];
     this.workers.clear();
     this.idle = [];

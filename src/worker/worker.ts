@@ -90,6 +90,8 @@ export class Worker {
   maxExecs = 0;
   exitInfo: ExitInfo | null = null;
   private running: Running | null = null;
+  /** whenIdle()'s callers, told when the running job is over */
+  private idleWaiters: Array<() => void> = [];
   private failed = false;
   private stopping: Promise<void> | null = null;
 
@@ -121,6 +123,12 @@ export class Worker {
 
   get busy(): boolean {
     return this.running !== null;
+  }
+
+  /** Resolves once the job it runs (if any) is over, however it ends. */
+  whenIdle(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   get alive(): boolean {
@@ -243,6 +251,7 @@ export class Worker {
     this.lastUsed = Date.now();
     if (err) running.reject(err);
     else running.resolve();
+    for (const idle of this.idleWaiters.splice(0)) idle();
   }
 
   /** The worker can no longer be used: fail its job, tell the owner once. */
