@@ -6,12 +6,9 @@ import assert from 'node:assert/strict';
 import { Flag } from '../../src/goridge/flags.js';
 import { crc32, HEADER_SIZE } from '../../src/goridge/frame.js';
 import { decodeRpc, encodeRpc } from '../../src/goridge/messages.js';
-import type { Config } from '../../src/config/types.js';
-import type { WorkerPool } from '../../src/pool/pool.js';
 import { DEFAULT_RPC_LIMITS, MAX_RPC_PAYLOAD, RpcPlugin, type RpcLimits } from '../../src/rpc/server.js';
 import { registerCoreServices } from '../../src/rpc/services.js';
-import { capabilitiesOf } from '../support/pool-plugins.js';
-import { RawConnection, silent } from './rpc-helpers.js';
+import { fakeHost, RawConnection, silent } from './rpc-helpers.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -35,17 +32,8 @@ function announce(seq: number, method: string, payloadLength: number): Buffer {
 
 /** The core services (informer, resetter, rpc) over a host with one empty `http` pool. */
 async function startCore(limits: Partial<RpcLimits> = {}): Promise<RpcPlugin> {
-  const pool = {
-    list: () => [],
-    mode: 'exec',
-    masterPid: null,
-    reset: async () => undefined,
-    addWorker: async () => undefined,
-    removeWorker: async () => undefined,
-  };
-  const host = { config: { raw: { version: '3' } } as unknown as Config, plugins: capabilitiesOf(new Map([['http', pool as unknown as WorkerPool]])) };
   const rpc = new RpcPlugin('tcp://127.0.0.1:0', silent, process.cwd(), limits);
-  registerCoreServices(rpc, host);
+  registerCoreServices(rpc, fakeHost());
   await rpc.serve();
   return rpc;
 }

@@ -4,6 +4,10 @@ import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { FrameDecoder, type Frame } from '../../src/goridge/frame.js';
 import { RpcPlugin, type RpcMethod } from '../../src/rpc/server.js';
+import type { Config } from '../../src/config/types.js';
+import type { WorkerPool } from '../../src/pool/pool.js';
+import type { CoreServicesHost } from '../../src/rpc/services.js';
+import { capabilitiesOf } from '../support/pool-plugins.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -96,4 +100,17 @@ export class RawConnection {
   private notify(): void {
     for (const w of this.waiters.splice(0)) w();
   }
+}
+
+/** A host with one fake pool called `http`, for the core services. */
+export function fakeHost(): CoreServicesHost {
+  const pool = {
+    list: () => [],
+    mode: 'exec',
+    masterPid: null,
+    reset: async () => undefined,
+    addWorker: async () => undefined,
+    removeWorker: async () => undefined,
+  };
+  return { config: { raw: { version: '3' } } as unknown as Config, plugins: capabilitiesOf(new Map([['http', pool as unknown as WorkerPool]])) };
 }

@@ -12,12 +12,9 @@ import pino from 'pino';
 import { Flag } from '../../src/goridge/flags.js';
 import { crc32, encodeFrame } from '../../src/goridge/frame.js';
 import { decodeRpc, encodeRpc } from '../../src/goridge/messages.js';
-import type { Config } from '../../src/config/types.js';
-import type { WorkerPool } from '../../src/pool/pool.js';
 import { RpcPlugin } from '../../src/rpc/server.js';
-import { registerCoreServices, type CoreServicesHost } from '../../src/rpc/services.js';
-import { capabilitiesOf } from '../support/pool-plugins.js';
-import { RawConnection, silent, startPlugin, vector } from './rpc-helpers.js';
+import { registerCoreServices } from '../../src/rpc/services.js';
+import { fakeHost, RawConnection, silent, startPlugin, vector } from './rpc-helpers.js';
 import { xorshift } from '../support/prng.js';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -25,19 +22,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 function jsonCall(seq: number, method: string, arg?: unknown, flags: number = Flag.CODEC_JSON): Buffer {
   return encodeRpc({ seq, method, flags, body: Buffer.from(arg === undefined ? '' : JSON.stringify(arg)) });
-}
-
-/** A host with one fake pool called `http`, for the core services. */
-function fakeHost(): CoreServicesHost {
-  const pool = {
-    list: () => [],
-    mode: 'exec',
-    masterPid: null,
-    reset: async () => undefined,
-    addWorker: async () => undefined,
-    removeWorker: async () => undefined,
-  };
-  return { config: { raw: { version: '3' } } as unknown as Config, plugins: capabilitiesOf(new Map([['http', pool as unknown as WorkerPool]])) };
 }
 
 describe('rpc plugin: protocol vectors', () => {
