@@ -3,6 +3,7 @@
 // without a worker; other requests from an allowed origin get the CORS response headers.
 import type { Logger } from 'pino';
 import type { CorsConfig, HeadersConfig } from '../../config/types.js';
+import { canonicalHeaderKey } from '../headers.js';
 import { addRequestHeader, type AnyRequest, type AnyResponse, type Middleware } from './types.js';
 
 export function corsAndHeaders(config: HeadersConfig, log: Logger): Middleware {
@@ -30,12 +31,6 @@ export function corsAndHeaders(config: HeadersConfig, log: Logger): Middleware {
  */
 function list(value: string): string[] {
   return value.split(',').map((item) => item.trim());
-}
-
-/** Go's http.CanonicalHeaderKey for the names a config lists. */
-function canonicalHeaderKey(name: string): string {
-  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) return name;
-  return name.toLowerCase().replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
 }
 
 /** One `*` in an allowed origin stands for any run of characters. */
