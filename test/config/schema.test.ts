@@ -3,38 +3,21 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
 import { parseConfigText } from '../../src/config/document.js';
 import { keyWarnings } from '../../src/config/keys.js';
-import { configSchema, schemaText } from '../../src/config/schema.js';
+import { schemaText } from '../../src/config/schema.js';
 import { FULL_CONFIG_TEXT } from './full-config.js';
+import { schemaProblems } from '../support/schema.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const SCHEMA_FILE = path.join(root, 'schema', 'rrts.schema.json');
 
-interface Validator {
-  (data: unknown): boolean;
-  errors?: { instancePath: string; message?: string }[] | null;
-}
-
-/** ajv, loaded at run time so that the build does not depend on it; a clear failure while it is not installed. */
-function compileSchema(): Validator {
-  let Ajv: new (options: Record<string, unknown>) => { compile(schema: unknown): Validator };
-  try {
-    const ajv = createRequire(import.meta.url)('ajv') as { default: typeof Ajv };
-    Ajv = ajv.default;
-  } catch (error) {
-    assert.fail(`the schema tests need the devDependency ajv (npm install --save-dev ajv@^8.20.0): ${(error as Error).message}`);
-  }
-  // strict (ajv's default) refuses unknown keywords, so a malformed generated schema fails here
-  return new Ajv({ allErrors: true, allowUnionTypes: true }).compile(configSchema());
-}
-
-function problems(validate: Validator, text: string): string[] {
-  return validate(parse(text, { merge: true })) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message ?? ''}`);
+/** The schema's complaints about a config file's text (the validator is test/support/schema.ts's). */
+function problems(text: string): string[] {
+  return schemaProblems(parse(text, { merge: true }));
 }
 
 /** The rr.yaml of the Kubernetes ConfigMap in docs/deploy. */
@@ -52,14 +35,12 @@ describe('schema/rrts.schema.json', () => {
   });
 
   test('rr.example.yaml, the Kubernetes config and a config with every key are valid', () => {
-    const validate = compileSchema();
-    assert.deepEqual(problems(validate, readFileSync(path.join(root, 'rr.example.yaml'), 'utf8')), []);
-    assert.deepEqual(problems(validate, kubernetesConfig()), []);
-    assert.deepEqual(problems(validate, FULL_CONFIG_TEXT), []);
+    assert.deepEqual(problems(readFileSync(path.join(root, 'rr.example.yaml'), 'utf8')), []);
+    assert.deepEqual(problems(kubernetesConfig()), []);
+    assert.deepEqual(problems(FULL_CONFIG_TEXT), []);
   });
 
   test('accepts the weak typing the loader reads: strings for numbers, comma lists, lists of maps, ${VAR}', () => {
-    const validate = compileSchema();
     const text = `version: '3'
 server:
   command: [php, worker.php]
@@ -78,21 +59,19 @@ metrics:
       type: summary
       objectives: [{0.5: 0.05}, {1: 0.001}]
 `;
-    assert.deepEqual(problems(validate, text), []);
+    assert.deepEqual(problems(text), []);
   });
 
   test('refuses a number version, a negative count, an unknown collector type, labels as a string', () => {
-    const validate = compileSchema();
     const base = `version: '3'\nserver:\n  command: php w.php\n`;
-    assert.notDeepEqual(problems(validate, base.replace("'3'", '3')), []);
-    assert.notDeepEqual(problems(validate, `${base}http:\n  pool:\n    num_workers: -1\n`), []);
-    assert.notDeepEqual(problems(validate, `${base}metrics:\n  collect:\n    x: {type: summry}\n`), []);
+    assert.notDeepEqual(problems(base.replace("'3'", '3')), []);
+    assert.notDeepEqual(problems(`${base}http:\n  pool:\n    num_workers: -1\n`), []);
+    assert.notDeepEqual(problems(`${base}metrics:\n  collect:\n    x: {type: summry}\n`), []);
     // metrics/plugin.ts wants a real list of label names here, not the comma string other lists take
-    assert.notDeepEqual(problems(validate, `${base}metrics:\n  collect:\n    x: {type: counter, labels: route}\n`), []);
+    assert.notDeepEqual(problems(`${base}metrics:\n  collect:\n    x: {type: counter, labels: route}\n`), []);
   });
 
   test('is valid exactly where the loader has no key to warn about', () => {
-    const validate = compileSchema();
     const base = `version: '3'\nserver:\n  command: php w.php\n`;
     const cases = [
       base,
@@ -117,7 +96,7 @@ metrics:
     ];
     for (const text of cases) {
       const warned = keyWarnings(parseConfigText(text, 'rr.yaml').data).length > 0;
-      assert.equal(problems(validate, text).length > 0, warned, text);
+      assert.equal(problems(text).length > 0, warned, text);
     }
   });
 });
