@@ -225,13 +225,13 @@ export class ResponseWriter implements ReplySink {
   private head(ctx: ResponseContext, reply: ReplyChunk): void {
     const res = this.res;
     const framing: FramingHeaders = { connection: null, contentLength: null, transferEncoding: null };
-    const trailerNames = this.trailerNames(ctx.headers);
+    let trailerLists: string[] | null = null;
     for (const name of Object.keys(ctx.headers)) {
       const values = ctx.headers[name]!;
       const lower = name.toLowerCase();
-      if (lower === 'trailer') continue; // RoadRunner announces nothing: the named headers just come after the body
-      if (trailerNames.has(name)) {
-        (this.trailers ??= {})[name] = values;
+      if (lower === 'trailer') {
+        // RoadRunner announces nothing: the headers it names come after the body (moved there below)
+        trailerLists = [...(trailerLists ?? []), ...values];
         continue;
       }
       if (lower === 'content-length') framing.contentLength = [...(framing.contentLength ?? []), ...values];
@@ -241,6 +241,7 @@ export class ResponseWriter implements ReplySink {
         continue; // illegal in HTTP/2: Node would throw
       else res.setHeader(name, values.length === 1 ? values[0]! : values);
     }
+    if (trailerLists) this.moveToTrailers(trailerLists, ctx.headers);
     this.applyFraming(ctx.status, framing, reply);
     res.statusCode = ctx.status;
     this.status = ctx.status;
@@ -250,21 +251,18 @@ export class ResponseWriter implements ReplySink {
   }
 
   /**
-   * The names listed in the worker's `Trailer` header(s) (comma lists, trimmed) that it also sent as headers, as
-   * RoadRunner's handler finds them: matched by the exact name.
+   * The headers named in the worker's `Trailer` header(s) (comma lists, trimmed; matched by the exact name, as
+   * RoadRunner's handler finds them) leave the head for the trailer section.
    */
-  private trailerNames(headers: Record<string, string[]>): Set<string> {
-    const names = new Set<string>();
-    for (const [name, values] of Object.entries(headers)) {
-      if (name.toLowerCase() !== 'trailer') continue;
-      for (const value of values) {
-        for (const item of value.split(',')) {
-          const trailer = item.replace(/^[\t ]+|[\t ]+$/g, '');
-          if (trailer !== '' && trailer.toLowerCase() !== 'trailer' && Object.hasOwn(headers, trailer)) names.add(trailer);
-        }
+  private moveToTrailers(lists: string[], headers: Record<string, string[]>): void {
+    for (const list of lists) {
+      for (const item of list.split(',')) {
+        const name = item.replace(/^[\t ]+|[\t ]+$/g, '');
+        if (name === '' || !Object.hasOwn(headers, name) || !this.res.hasHeader(name)) continue;
+        (this.trailers ??= {})[name] = headers[name]!;
+        this.res.removeHeader(name);
       }
     }
-    return names;
   }
 
   /** Go's rules for a handler's Content-Length, Transfer-Encoding and Connection ((*response).WriteHeader, chunkWriter.writeHeader). */

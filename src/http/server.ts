@@ -285,7 +285,7 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
     } catch (err) {
       this.fail(req, res, writer, err as Error, clientGone.aborted);
     } finally {
-      if (--this.inFlight === 0) for (const drained of this.drainedWaiters.splice(0)) drained();
+      if (--this.inFlight === 0 && this.drainedWaiters.length > 0) for (const drained of this.drainedWaiters.splice(0)) drained();
       measured?.(res.statusCode);
       if (payload) void payload.cleanup();
       if (accessLog) this.accessLog(req, res, writer, started, remoteAddr);

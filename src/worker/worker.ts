@@ -251,7 +251,7 @@ export class Worker {
     this.lastUsed = Date.now();
     if (err) running.reject(err);
     else running.resolve();
-    for (const idle of this.idleWaiters.splice(0)) idle();
+    if (this.idleWaiters.length > 0) for (const idle of this.idleWaiters.splice(0)) idle(); // rare: only a stop waits
   }
 
   /** The worker can no longer be used: fail its job, tell the owner once. */
