@@ -232,13 +232,6 @@ export function createLogs(config: LogsConfig, opts: CreateLogsOptions = {}): Lo
   };
 }
 
-/** Log a worker's stderr output: one `info` record per non-empty line, with the worker's pid. */
-export function logWorkerOutput(logger: Logger, pid: number, chunk: Buffer | string): void {
-  const lines = new WorkerOutputLines(logger, pid);
-  lines.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-  lines.end();
-}
-
 /** Log every line a child writes on `stream` under its pid, whole however the reads cut it (WorkerOutputLines). */
 export function logOutputLines(stream: NodeJS.ReadableStream, logger: Logger, pid: number): WorkerOutputLines {
   const lines = new WorkerOutputLines(logger, pid);
@@ -254,9 +247,9 @@ export const START_OUTPUT_LINES = 20;
 export const MAX_OUTPUT_LINE_BYTES = 1024 * 1024;
 
 /**
- * One worker's output stream logged line by line, like logWorkerOutput, but with the bytes of an unfinished line
- * held until it ends (or the stream does): a line that arrives in several chunks (a 64 KiB line read from a socket)
- * is one record, and a UTF-8 character split between chunks stays whole.
+ * One worker's output stream logged line by line (an info record per non-empty line, with its pid), the bytes of
+ * an unfinished line held until it ends (or the stream does): a line that arrives in several chunks (a 64 KiB line
+ * read from a socket) is one record, and a UTF-8 character split between chunks stays whole.
  */
 export class WorkerOutputLines {
   private held: Buffer[] = [];

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogs, logWorkerOutput, type LogRoot } from '../../src/log/index.js';
+import { createLogs, WorkerOutputLines, type LogRoot } from '../../src/log/index.js';
 import { formatConsoleLine } from '../../src/log/pretty.js';
 import { ConfigError } from '../../src/errors.js';
 import type { LogChannelConfig, LogsConfig } from '../../src/config/types.js';
@@ -329,7 +329,14 @@ describe('file output', () => {
   });
 });
 
-describe('logWorkerOutput', () => {
+/** One whole chunk of a worker's output through WorkerOutputLines, as a stream that ends after it. */
+function logWorkerOutput(logger: ConstructorParameters<typeof WorkerOutputLines>[0], pid: number, chunk: Buffer | string): void {
+  const lines = new WorkerOutputLines(logger, pid);
+  lines.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  lines.end();
+}
+
+describe('worker output lines', () => {
   test('one info record per non-empty line, with the pid, CR stripped', () => {
     const { root, err } = make(logsCfg({ mode: 'production', level: 'debug', encoding: 'json' }));
     logWorkerOutput(root.channel('server'), 4242, Buffer.from('first line\r\n\nsecond %s line\n\r\n  indented\nno newline'));
