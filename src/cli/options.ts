@@ -1,7 +1,7 @@
 // RoadRunner's global flags (docs/compatibility.md §2.1), shared by every command, and the config loading they drive.
 import path from 'node:path';
 import { Option, type Command } from 'commander';
-import { loadConfig } from '../config/index.js';
+import { loadConfig, resolveLocations } from '../config/index.js';
 import type { Config } from '../config/types.js';
 import { ConfigError } from '../errors.js';
 
@@ -37,9 +37,14 @@ export function addGlobalOptions(program: Command): Command {
   );
 }
 
-/** The working directory the flags name, without reading the config: -w, or the config file's folder. */
+/** The working directory the flags name, without reading the config (loadConfig's rule): -w, or the config's folder. */
 export function workDirOf(opts: GlobalOptions): string {
-  return path.resolve(opts.workdir ?? opts.WorkDir ?? path.dirname(path.resolve(opts.config)));
+  try {
+    return resolveLocations({ configPath: opts.config, workDir: opts.workdir ?? opts.WorkDir }).workDir;
+  } catch (err) {
+    if (err instanceof ConfigError) die(`config error: ${err.message}`);
+    throw err;
+  }
 }
 
 /** Load the config named by the flags; a ConfigError is printed and ends the process with exit code 1. */

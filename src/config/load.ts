@@ -80,7 +80,7 @@ function isStrictEnv(env: NodeJS.ProcessEnv): boolean {
 }
 
 /** -w is resolved against the current directory and -c against -w; without -w the work dir is the config's folder. */
-function resolveLocations(opts: LoadOptions): Locations {
+export function resolveLocations(opts: Pick<LoadOptions, 'configPath' | 'workDir'>): Locations {
   const label = opts.configPath || DEFAULT_CONFIG_PATH;
   if (opts.workDir === undefined || opts.workDir === '') {
     const file = resolve(process.cwd(), label);
