@@ -4,7 +4,6 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
 import pino from 'pino';
-import type { PoolConfig } from '../../src/config/types.js';
 import { NoFreeWorkersError } from '../../src/errors.js';
 import { Flag } from '../../src/goridge/flags.js';
 import { encodeFrame } from '../../src/goridge/frame.js';
@@ -13,6 +12,7 @@ import type { Spawner } from '../../src/spawn/spawner.js';
 import { FrameRelay } from '../../src/relay/relay.js';
 import { Worker, type ReplyChunk, type WorkerEvents } from '../../src/worker/worker.js';
 import type { ExitInfo } from '../../src/worker/process.js';
+import { poolConfig } from '../support/pool-config.js';
 
 /** A worker whose answers the test sends by hand; SIGKILL ends it. */
 interface FakePhp {
@@ -62,22 +62,6 @@ function fakeSpawner(): { spawner: Spawner; workers: FakePhp[] } {
     },
   };
   return { spawner, workers };
-}
-
-function poolConfig(overrides: Partial<PoolConfig>): PoolConfig {
-  return {
-    debug: false,
-    command: null,
-    numWorkers: 1,
-    maxJobs: 0,
-    maxQueueSize: 0,
-    allocateTimeout: 60_000,
-    resetTimeout: 60_000,
-    streamTimeout: 60_000,
-    destroyTimeout: 1_000,
-    supervisor: null,
-    ...overrides,
-  };
 }
 
 /** Collects the body a job answered with. */

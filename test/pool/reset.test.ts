@@ -5,7 +5,6 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
 import pino from 'pino';
-import type { PoolConfig } from '../../src/config/types.js';
 import { WorkerError } from '../../src/errors.js';
 import { Flag } from '../../src/goridge/flags.js';
 import { encodeFrame } from '../../src/goridge/frame.js';
@@ -15,6 +14,7 @@ import type { Spawner } from '../../src/spawn/spawner.js';
 import { FrameRelay } from '../../src/relay/relay.js';
 import { Worker, type WorkerEvents } from '../../src/worker/worker.js';
 import type { ExitInfo } from '../../src/worker/process.js';
+import { poolConfig } from '../support/pool-config.js';
 
 /** A worker the test answers by hand; it leaves on the stop control or SIGKILL. */
 interface FakePhp {
@@ -106,22 +106,6 @@ function fakeSpawner(): FakeSpawner {
   return fake;
 }
 
-function poolConfig(overrides: Partial<PoolConfig>): PoolConfig {
-  return {
-    debug: false,
-    command: null,
-    numWorkers: 2,
-    maxJobs: 0,
-    maxQueueSize: 0,
-    allocateTimeout: 60_000,
-    resetTimeout: 60_000,
-    streamTimeout: 60_000,
-    destroyTimeout: 1_000,
-    supervisor: null,
-    ...overrides,
-  };
-}
-
 const job = { codec: Flag.CODEC_JSON, context: Buffer.from('{}'), body: Buffer.alloc(0) };
 const sink = { chunk() {} };
 const silent = pino({ level: 'silent' });
@@ -146,7 +130,7 @@ function outcome<T>(p: Promise<T>): Promise<{ value?: T; error?: unknown }> {
 describe('pool reset queue', () => {
   test('resets asked for at once run one after the other: each waits until the old workers of the one before are gone', async () => {
     const fake = fakeSpawner();
-    const pool = new WorkerPool('http', poolConfig({}), fake.spawner, silent);
+    const pool = new WorkerPool('http', poolConfig({ numWorkers: 2 }), fake.spawner, silent);
     await pool.start();
     // an old worker stays busy, so the first reset cannot end before the test answers its job
     const busy = pool.exec(job, sink);
@@ -176,7 +160,7 @@ describe('pool reset queue', () => {
     const fake = fakeSpawner();
     const heard = { starts: 0, restarts: 0 };
     const observer = { workerStarted: () => void heard.starts++, masterRestarted: () => void heard.restarts++ };
-    const pool = new WorkerPool('http', poolConfig({}), fake.spawner, silent, observer);
+    const pool = new WorkerPool('http', poolConfig({ numWorkers: 2 }), fake.spawner, silent, observer);
     await pool.start();
     assert.equal(heard.starts, 2);
     const old = pool.list().map((w) => w.pid);
@@ -194,7 +178,7 @@ describe('pool reset queue', () => {
 
   test('a reset that fails does not stop the one queued after it', async () => {
     const fake = fakeSpawner();
-    const pool = new WorkerPool('http', poolConfig({}), fake.spawner, silent);
+    const pool = new WorkerPool('http', poolConfig({ numWorkers: 2 }), fake.spawner, silent);
     await pool.start();
     const spawn = fake.spawner.spawnWorker.bind(fake.spawner);
     let failOnce = true;
