@@ -16,22 +16,10 @@ import { readServer } from '../../src/config/sections/server.js';
 import { readEndure, readMetrics, readRpc, readStatus } from '../../src/config/sections/services.js';
 import { ConfigError } from '../../src/errors.js';
 import { FULL_CONFIG_TEXT, writeFullConfig } from './full-config.js';
-import { writeConfig } from './tmp.js';
+import { loadYaml, loadYamlError, writeConfig } from './tmp.js';
 
-function load(yaml: string, opts: Partial<LoadOptions> = {}): Config {
-  const { file } = writeConfig(yaml, 'rr.yaml');
-  return loadConfig({ configPath: file, env: {}, cpus: 2, ...opts });
-}
-
-function loadError(yaml: string, opts: Partial<LoadOptions> = {}): ConfigError {
-  try {
-    load(yaml, opts);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    return error;
-  }
-  return assert.fail('expected loadConfig to throw');
-}
+const load = (yaml: string, opts: Partial<LoadOptions> = {}): Config => loadYaml(yaml, { cpus: 2, ...opts }, 'rr.yaml');
+const loadError = (yaml: string, opts: Partial<LoadOptions> = {}): ConfigError => loadYamlError(yaml, { cpus: 2, ...opts }, 'rr.yaml');
 
 /** The warnings with the config's absolute path (as the test passes it) written as its name. */
 function tails(config: Config): string[] {

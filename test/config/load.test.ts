@@ -6,24 +6,12 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { loadConfig, type Config, type LoadOptions } from '../../src/config/index.js';
 import { ConfigError } from '../../src/errors.js';
-import { writeConfig, writeFiles } from './tmp.js';
+import { loadYaml, loadYamlError, writeConfig, writeFiles } from './tmp.js';
 
 const MB = 1024 * 1024;
 
-function load(yaml: string, opts: Partial<LoadOptions> = {}): Config {
-  const { file } = writeConfig(yaml);
-  return loadConfig({ configPath: file, env: {}, cpus: 4, ...opts });
-}
-
-function loadError(yaml: string, opts: Partial<LoadOptions> = {}): ConfigError {
-  try {
-    load(yaml, opts);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    return error;
-  }
-  return assert.fail('expected loadConfig to throw');
-}
+const load = (yaml: string, opts: Partial<LoadOptions> = {}): Config => loadYaml(yaml, opts);
+const loadError = (yaml: string, opts: Partial<LoadOptions> = {}): ConfigError => loadYamlError(yaml, opts);
 
 /** A minimal valid file with an http section; `extra` is appended verbatim. */
 function withHttp(extra = ''): string {
