@@ -9,7 +9,7 @@ import { StatusPlugin } from './status/plugin.js';
 import { HttpPlugin } from './http/server.js';
 import type { LogRoot } from './log/index.js';
 import { logOutputLines } from './log/index.js';
-import { PoolStoppedError, WorkerPool } from './pool/pool.js';
+import { WorkerPool } from './pool/pool.js';
 import { rssReader, Supervisor } from './pool/supervisor.js';
 import { ussReader } from './pool/memory.js';
 import { ForkSpawner } from './spawn/fork/spawner.js';
@@ -17,7 +17,7 @@ import { parsePhpCommand } from './config/php-command.js';
 import { ExecSpawner, formatMs } from './spawn/exec.js';
 import type { Spawner } from './spawn/spawner.js';
 import { RR_COMPAT_VERSION } from './version.js';
-import { RrtsError } from './errors.js';
+import { PoolStoppedError, ReloadError, StartError } from './errors.js';
 import { RpcPlugin } from './rpc/server.js';
 import { resolveIdentity, type Identity } from './system/users.js';
 import { registerCoreServices } from './rpc/services.js';
@@ -32,12 +32,6 @@ export function workerEnv(config: Config, mode: string, base: NodeJS.ProcessEnv 
   env.RR_VERSION = RR_COMPAT_VERSION;
   env.RR_MODE = mode;
   return env;
-}
-
-export class StartError extends RrtsError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_START', message, options);
-  }
 }
 
 export class RrtsServer {
@@ -312,12 +306,6 @@ export class RrtsServer {
     const message = `server.on_init command failed: ${result}`;
     if (onInit.exitOnError) throw new StartError(message);
     log.error(message);
-  }
-}
-
-export class ReloadError extends RrtsError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_RELOAD', message, options);
   }
 }
 

@@ -2,8 +2,8 @@
 // (a second signal forces exit 1), as `rr serve` does (docs/compatibility.md §2.2, §3.1).
 import fs from 'node:fs';
 import { createLogs } from '../log/index.js';
-import { ReloadError, RrtsServer } from '../server.js';
-import { PoolStoppedError } from '../pool/pool.js';
+import { RrtsServer } from '../server.js';
+import { PoolStoppedError, ReloadError } from '../errors.js';
 import { OrphanReaper } from '../system/orphans.js';
 import { SdNotifier } from '../system/sdnotify.js';
 import { RRTS_VERSION } from '../version.js';

@@ -4,11 +4,19 @@
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { UploadsConfig } from '../config/types.js';
-import { RrtsError } from '../errors.js';
+import {
+  FormTreeError,
+  MultipartError,
+  MultipartTooLargeError,
+  RequestAbortedError,
+  RequestError,
+  RequestFormingError,
+  RequestTooLargeError,
+} from '../errors.js';
 import { parseCookies } from './cookies.js';
-import { buildTree, FormTreeError, parseUrlencoded, type Tree } from './form-tree.js';
+import { buildTree, parseUrlencoded, type Tree } from './form-tree.js';
 import { collectHeaders, firstHeader, latin1ToUtf8, parseMediaType } from './headers.js';
-import { MultipartError, multipartBoundary, receiveMultipart, UploadSession } from './uploads.js';
+import { multipartBoundary, receiveMultipart, UploadSession } from './uploads.js';
 
 export interface RequestPayloadOptions {
   /** http.raw_body: send url-encoded and multipart bodies as raw bytes, unparsed. */
@@ -32,28 +40,14 @@ export interface RequestPayload {
   cleanup(): Promise<void>;
 }
 
-/**
- * The request cannot be handed to a worker. `status` is what the client should get: 413 for a body over
- * max_request_size, 500 for request forming errors (bad form tree, malformed multipart, as RoadRunner answers),
- * 400 when the client went away before its body was read. The body may be left partly unread: answer with
- * `Connection: close`. Temp files are already removed when this is thrown.
- */
-export class RequestError extends RrtsError {
-  readonly status: number;
-  constructor(status: number, code: string, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
-    this.status = status;
-  }
-}
-
 const BODY_TOO_LARGE = 'http: request body too large';
 
 function tooLarge(): RequestError {
-  return new RequestError(413, 'ERR_REQUEST_TOO_LARGE', BODY_TOO_LARGE);
+  return new RequestTooLargeError(BODY_TOO_LARGE);
 }
 
 function formingError(message: string, cause?: unknown): RequestError {
-  return new RequestError(500, 'ERR_REQUEST_FORMING', `request forming error: ${message}`, { cause });
+  return new RequestFormingError(`request forming error: ${message}`, { cause });
 }
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
@@ -122,10 +116,8 @@ export async function buildRequestPayload(req: AnyRequest, opts: RequestPayloadO
     receiver.abort();
     await session.cleanup().catch(() => {});
     if (error instanceof RequestError) throw error;
-    if (error instanceof MultipartError) {
-      if (error.tooLarge) throw new RequestError(413, 'ERR_REQUEST_TOO_LARGE', error.message, { cause: error });
-      throw formingError(error.message, error);
-    }
+    if (error instanceof MultipartTooLargeError) throw new RequestTooLargeError(error.message, { cause: error });
+    if (error instanceof MultipartError) throw formingError(error.message, error);
     if (error instanceof FormTreeError) throw formingError(error.message, error);
     throw error;
   }
@@ -273,7 +265,7 @@ function pumpBody(req: AnyRequest, limit: number, sink: BodySink): { done: Promi
     const onClose = (): void => {
       if (!req.readableEnded) finish(aborted());
     };
-    stop = (): void => finish(new RequestError(500, 'ERR_REQUEST_FORMING', 'request forming error: body reading stopped'));
+    stop = (): void => finish(new RequestFormingError('request forming error: body reading stopped'));
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
@@ -285,7 +277,7 @@ function pumpBody(req: AnyRequest, limit: number, sink: BodySink): { done: Promi
 }
 
 function aborted(cause?: Error): RequestError {
-  return new RequestError(400, 'ERR_REQUEST_ABORTED', 'request forming error: client disconnected before the body was read', {
+  return new RequestAbortedError('request forming error: client disconnected before the body was read', {
     cause,
   });
 }

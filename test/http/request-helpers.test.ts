@@ -3,7 +3,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { canonicalHeaderKey, collectHeaders, parseMediaType } from '../../src/http/headers.js';
-import { buildTree, FormTreeError, parseUrlencoded, splitFieldName } from '../../src/http/form-tree.js';
+import { FormTreeError } from '../../src/errors.js';
+import { buildTree, parseUrlencoded, splitFieldName } from '../../src/http/form-tree.js';
 import { parseCookies } from '../../src/http/cookies.js';
 import { fileExtension, multipartBoundary } from '../../src/http/uploads.js';
 
