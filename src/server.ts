@@ -267,9 +267,8 @@ export class RrtsServer {
     };
     const fork = this.config.server.fork;
     if (!fork.enabled) return new ExecSpawner({ ...common, command, relay: this.config.server.relay });
-    const php = parsePhpCommand(command);
-    if (typeof php === 'string') throw new StartError(php); // the config loader already refuses this
-    return new ForkSpawner({ ...common, command: php, preload: fork.preload, spares: fork.spares });
+    // the config loader already refused a command parsePhpCommand cannot take apart
+    return new ForkSpawner({ ...common, command: parsePhpCommand(command), preload: fork.preload, spares: fork.spares });
   }
 
   /** server.on_init: run once before the workers; its output is logged; failure stops start only with exit_on_error. */

@@ -17,7 +17,7 @@ import { Worker, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo, type WorkerProcess } from '../worker/process.js';
 import type { Spawner, SpawnerEvents, WorkerRecipe } from './spawner.js';
 import type { Identity } from '../system/users.js';
-import { parsePhpCommand } from '../config/php-command.js';
+import { parsePhpCommand, type PhpCommand } from '../config/php-command.js';
 import { delay, settlesWithin } from '../time.js';
 
 export interface ExecSpawnerOptions {
@@ -251,8 +251,13 @@ async function bootExitError(handle: ChildHandle, missing: string | null = null)
 
 /** For `php … script.php`: a sentence naming the script and the directory it was looked for in, when it is not there. */
 export function missingScriptOf(command: readonly string[], cwd: string): string | null {
-  const php = parsePhpCommand(command);
-  if (typeof php === 'string') return null; // not a plain php invocation: nothing to check
+  let php: PhpCommand;
+  try {
+    php = parsePhpCommand(command);
+  } catch (err) {
+    if (err instanceof ConfigError) return null; // not a plain php invocation: nothing to check
+    throw err;
+  }
   if (fs.existsSync(path.resolve(cwd, php.script))) return null;
   return path.isAbsolute(php.script)
     ? `the worker script ${php.script} does not exist`

@@ -117,7 +117,6 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
   private applyRecipe(next: WorkerRecipe): RecipeState {
     const before = this.recipeState();
     const command = parsePhpCommand(next.command);
-    if (typeof command === 'string') throw new WorkerStartError(command);
     const childEnv = childEnvironment(next.env, this.relay);
     const recipe = (o: { command: PhpCommand; preload: string | null }, env: Record<string, string>): string =>
       JSON.stringify([o.command, o.preload, Object.entries(env).sort(([a], [b]) => (a < b ? -1 : 1))]);
