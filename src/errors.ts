@@ -5,6 +5,7 @@ import { H1_ERROR_STATUS, type H1ErrorCode } from './http/h1/errors.js';
 /** Every code an RrtsError can carry but the parser's; each belongs to exactly one class (test/errors.test.ts). */
 export const RRTS_ERROR_CODES = [
   'ERR_CONFIG',
+  'ERR_ADDRESS',
   'ERR_PROTOCOL',
   'ERR_START',
   'ERR_RELOAD',
@@ -43,6 +44,8 @@ export const RRTS_ERROR_CODES = [
   // RPC and the services behind it
   'ERR_RPC',
   'ERR_RPC_CODEC',
+  'ERR_RPC_METHOD',
+  'ERR_UNKNOWN_PLUGIN',
   'ERR_METRICS',
 ] as const;
 
@@ -79,6 +82,11 @@ export class ConfigError extends RrtsError {
     this.line = where.line;
     this.problem = problem;
   }
+}
+
+/** A listen address (tcp://host:port, unix://file.sock) that cannot be parsed, or is taken. */
+export class AddressError extends RrtsError {
+  override readonly code = 'ERR_ADDRESS';
 }
 
 /** Bytes that do not follow the goridge protocol (bad CRC, bad header length, absurd length, garbage). */
@@ -288,6 +296,16 @@ export class RpcCallError extends RrtsError {
 /** An RPC argument or result the codec cannot handle; the text goes back to the caller as the call's error. */
 export class RpcCodecError extends RrtsError {
   override readonly code = 'ERR_RPC_CODEC';
+}
+
+/** An RPC call names no registered `service.Method` (net/rpc's texts). */
+export class RpcMethodError extends RrtsError {
+  override readonly code = 'ERR_RPC_METHOD';
+}
+
+/** An RPC call names a plugin that does not exist, or one without the capability the call needs (RoadRunner's texts). */
+export class UnknownPluginError extends RrtsError {
+  override readonly code = 'ERR_UNKNOWN_PLUGIN';
 }
 
 /** A metrics RPC call or declaration that cannot be carried out; the message is what the PHP client sees. */

@@ -9,6 +9,7 @@ import { H1_ERROR_STATUS, type H1ErrorCode } from '../src/http/h1/errors.js';
 /** One instance of every concrete class, as its callers make it. */
 const samples: Record<string, () => RrtsError> = {
   ConfigError: () => new errors.ConfigError('expected a whole number', { file: 'rr.yaml', line: 3, key: 'http.pool.num_workers' }),
+  AddressError: () => new errors.AddressError('invalid socket DSN "x": expected tcp://host:port'),
   ProtocolError: () => new errors.ProtocolError('bad CRC'),
   StartError: () => new errors.StartError('http: cannot start the worker pool'),
   ReloadError: () => new errors.ReloadError('http: reload failed'),
@@ -43,6 +44,8 @@ const samples: Record<string, () => RrtsError> = {
   H1ParseError: () => new errors.H1ParseError('MISSING_HOST', 'missing required Host header'),
   RpcCallError: () => new errors.RpcCallError('connection is shut down'),
   RpcCodecError: () => new errors.RpcCodecError('json: unexpected end'),
+  RpcMethodError: () => new errors.RpcMethodError("rpc: can't find service nosuch.Method"),
+  UnknownPluginError: () => new errors.UnknownPluginError('plugin grpc does not support workers management'),
   MetricsError: () => new errors.MetricsError('undefined collector app'),
 };
 

@@ -27,13 +27,14 @@ export function pickCodec(flags: number): Codec {
   return GOB;
 }
 
-/** The codecs rrts cannot speak; the request is answered with this error text instead. */
-export function unsupportedCodecMessage(codec: Codec): string | null {
+/** The codecs rrts cannot speak throw an RpcCodecError; the request is answered with its text instead. */
+export function assertCodecSupported(codec: Codec): void {
   if (codec.name === 'gob') {
-    return 'rrts does not support the gob RPC codec (flags 0x20, used by the Go `rr` CLI): use `rrts workers`/`rrts reset`, or the JSON, msgpack or raw codec';
+    throw new RpcCodecError(
+      'rrts does not support the gob RPC codec (flags 0x20, used by the Go `rr` CLI): use `rrts workers`/`rrts reset`, or the JSON, msgpack or raw codec',
+    );
   }
-  if (codec.name === 'proto') return 'rrts does not support the protobuf RPC codec (flags 0x80): use the JSON, msgpack or raw codec';
-  return null;
+  if (codec.name === 'proto') throw new RpcCodecError('rrts does not support the protobuf RPC codec (flags 0x80): use the JSON, msgpack or raw codec');
 }
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -58,7 +59,8 @@ export function decodeArgument(codec: Codec, body: Buffer): unknown {
         throw new RpcCodecError(`msgpack: ${(err as Error).message}`);
       }
     default:
-      throw new RpcCodecError(unsupportedCodecMessage(codec) ?? `unknown codec ${codec.name}`);
+      assertCodecSupported(codec);
+      throw new RpcCodecError(`unknown codec ${codec.name}`);
   }
 }
 
@@ -75,7 +77,8 @@ export function encodeResult(codec: Codec, value: unknown): Buffer {
     case 'msgpack':
       return packr.pack(value === undefined ? null : value);
     default:
-      throw new RpcCodecError(unsupportedCodecMessage(codec) ?? `unknown codec ${codec.name}`);
+      assertCodecSupported(codec);
+      throw new RpcCodecError(`unknown codec ${codec.name}`);
   }
 }
 
