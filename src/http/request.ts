@@ -50,6 +50,13 @@ function formingError(message: string, cause?: unknown): RequestError {
   return new RequestFormingError(`request forming error: ${message}`, { cause });
 }
 
+/** The RequestError a body parser's error becomes: 413 for a multipart part over a limit, 500 for a malformed form. */
+function asRequestError(error: unknown): unknown {
+  if (error instanceof MultipartTooLargeError) return new RequestTooLargeError(error.message, { cause: error });
+  if (error instanceof MultipartError || error instanceof FormTreeError) return formingError(error.message, error);
+  return error;
+}
+
 type AnyRequest = IncomingMessage | Http2ServerRequest;
 
 const EMPTY = Buffer.alloc(0);
@@ -91,20 +98,23 @@ export async function buildRequestPayload(req: AnyRequest, opts: RequestPayloadO
     try {
       tree = buildTree(parseUrlencoded(raw), 'last');
     } catch (error) {
-      if (error instanceof FormTreeError) throw formingError(error.message, error);
-      throw error;
+      throw asRequestError(error);
     }
     return { context: context(true, null), body: Buffer.from(JSON.stringify(tree)), cleanup: noCleanup };
   }
 
   // multipart/form-data. `uploads` is {} (not null) when the form has no files: RoadRunner sets the uploads tree
   // for every multipart request and only leaves it null for other bodies.
-  const found = multipartBoundary(contentType);
-  if ('error' in found) throw formingError(found.error);
+  let boundary: string;
+  try {
+    boundary = multipartBoundary(contentType);
+  } catch (error) {
+    throw asRequestError(error);
+  }
   checkContentLength(req, limit);
   const session = new UploadSession(opts.uploads, opts.uploadOwner ?? null);
   const cleanup = (): Promise<void> => session.cleanup();
-  const receiver = receiveMultipart(found.boundary, session);
+  const receiver = receiveMultipart(boundary, session);
   const pump = pumpBody(req, limit, receiver.sink);
   try {
     const [, parts] = await Promise.all([pump.done, receiver.done]);
@@ -115,11 +125,7 @@ export async function buildRequestPayload(req: AnyRequest, opts: RequestPayloadO
     pump.stop();
     receiver.abort();
     await session.cleanup().catch(() => {});
-    if (error instanceof RequestError) throw error;
-    if (error instanceof MultipartTooLargeError) throw new RequestTooLargeError(error.message, { cause: error });
-    if (error instanceof MultipartError) throw formingError(error.message, error);
-    if (error instanceof FormTreeError) throw formingError(error.message, error);
-    throw error;
+    throw asRequestError(error);
   }
 }
 

@@ -312,13 +312,11 @@ export function receiveMultipart(boundary: string, session: UploadSession): Mult
   };
 }
 
-/** The boundary of a multipart/form-data Content-Type, or the error Go's ParseMultipartForm reports. */
-export function multipartBoundary(contentType: string): { boundary: string } | { error: string } {
+/** The boundary of a multipart/form-data Content-Type; a MultipartError with the text Go's ParseMultipartForm reports. */
+export function multipartBoundary(contentType: string): string {
   const media = parseMediaType(contentType);
-  if (media.params === null || media.type !== 'multipart/form-data') {
-    return { error: "request Content-Type isn't multipart/form-data" };
-  }
+  if (media.params === null || media.type !== 'multipart/form-data') throw new MultipartError("request Content-Type isn't multipart/form-data");
   const boundary = media.params['boundary'];
-  if (boundary === undefined) return { error: 'no multipart boundary param in Content-Type' };
-  return { boundary };
+  if (boundary === undefined) throw new MultipartError('no multipart boundary param in Content-Type');
+  return boundary;
 }
