@@ -1,5 +1,6 @@
 // Every error rrts raises on purpose, in one place (as undici's lib/core/errors.js): one base class, RrtsError, and
-// a subclass per failure with its literal `code`, so code matches with `instanceof` and users and logs with the code.
+// a subclass per failure with its literal `code`, so code matches with `instanceof` and users and logs with the code
+// (docs/errors.md lists them with what each one becomes for the user).
 import { H1_ERROR_STATUS, type H1ErrorCode } from './http/h1/errors.js';
 
 /** Every code an RrtsError can carry but the parser's; each belongs to exactly one class (test/errors.test.ts). */
@@ -89,7 +90,7 @@ export class AddressError extends RrtsError {
   override readonly code = 'ERR_ADDRESS';
 }
 
-/** Bytes that do not follow the goridge protocol (bad CRC, bad header length, absurd length, garbage). */
+/** Bytes or messages that break a wire protocol: goridge framing (bad CRC, bad header length, garbage) or the fork control protocol. */
 export class ProtocolError extends RrtsError {
   override readonly code = 'ERR_PROTOCOL';
 }
