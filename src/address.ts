@@ -2,6 +2,7 @@
 // interfaces, `[::1]:8080`), and `tcp://host:port` / `unix://path` DSNs for rpc.listen and socket relays.
 import net from 'node:net';
 import path from 'node:path';
+import { AddressError } from './errors.js';
 
 export function splitAddress(address: string): { host: string | undefined; port: number } {
   const i = address.lastIndexOf(':');
@@ -24,21 +25,21 @@ export function unixSocketPathProblem(file: string): string | null {
   return `unix socket path ${JSON.stringify(file)} is ${bytes} bytes, over the limit of ${MAX_UNIX_SOCKET_PATH_BYTES} (sun_path is 108 bytes with the terminating NUL): use a shorter path`;
 }
 
-/** Parse a DSN (a relative unix path resolves against `cwd`); throws an Error whose text names what is wrong. */
+/** Parse a DSN (a relative unix path resolves against `cwd`); throws an AddressError whose text names what is wrong. */
 export function parseListenAddress(listen: string, cwd: string): ListenAddress {
   const m = /^(tcp|unix):\/\/(.*)$/i.exec(listen.trim());
-  if (!m) throw new Error(`invalid socket DSN (tcp://:6001, unix://file.sock), got ${JSON.stringify(listen)}`);
+  if (!m) throw new AddressError(`invalid socket DSN (tcp://:6001, unix://file.sock), got ${JSON.stringify(listen)}`);
   const rest = m[2]!;
   if (m[1]!.toLowerCase() === 'unix') {
-    if (!rest) throw new Error(`invalid socket DSN ${JSON.stringify(listen)}: the unix socket path is empty`);
+    if (!rest) throw new AddressError(`invalid socket DSN ${JSON.stringify(listen)}: the unix socket path is empty`);
     const file = path.resolve(cwd, rest);
     const problem = unixSocketPathProblem(file);
-    if (problem) throw new Error(problem);
+    if (problem) throw new AddressError(problem);
     return { kind: 'unix', path: file };
   }
   const hp = /^(.*):(\d{1,5})$/.exec(rest);
   const port = hp ? Number(hp[2]) : NaN;
-  if (!hp || port > 65535) throw new Error(`invalid socket DSN ${JSON.stringify(listen)}: expected tcp://host:port`);
+  if (!hp || port > 65535) throw new AddressError(`invalid socket DSN ${JSON.stringify(listen)}: expected tcp://host:port`);
   return { kind: 'tcp', host: hp[1]!.replace(/^\[(.*)\]$/, '$1'), port };
 }
 

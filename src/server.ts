@@ -9,7 +9,7 @@ import { StatusPlugin } from './status/plugin.js';
 import { HttpPlugin } from './http/server.js';
 import type { LogRoot } from './log/index.js';
 import { logOutputLines } from './log/index.js';
-import { PoolStoppedError, WorkerPool } from './pool/pool.js';
+import { WorkerPool } from './pool/pool.js';
 import { rssReader, Supervisor } from './pool/supervisor.js';
 import { ussReader } from './pool/memory.js';
 import { ForkSpawner } from './spawn/fork/spawner.js';
@@ -17,7 +17,7 @@ import { parsePhpCommand } from './config/php-command.js';
 import { ExecSpawner, formatMs } from './spawn/exec.js';
 import type { Spawner } from './spawn/spawner.js';
 import { RR_COMPAT_VERSION } from './version.js';
-import { RrtsError } from './errors.js';
+import { PoolStoppedError, ReloadError, StartError } from './errors.js';
 import { RpcPlugin } from './rpc/server.js';
 import { resolveIdentity, type Identity } from './system/users.js';
 import { registerCoreServices } from './rpc/services.js';
@@ -32,12 +32,6 @@ export function workerEnv(config: Config, mode: string, base: NodeJS.ProcessEnv 
   env.RR_VERSION = RR_COMPAT_VERSION;
   env.RR_MODE = mode;
   return env;
-}
-
-export class StartError extends RrtsError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_START', message, options);
-  }
 }
 
 export class RrtsServer {
@@ -273,9 +267,8 @@ export class RrtsServer {
     };
     const fork = this.config.server.fork;
     if (!fork.enabled) return new ExecSpawner({ ...common, command, relay: this.config.server.relay });
-    const php = parsePhpCommand(command);
-    if (typeof php === 'string') throw new StartError(php); // the config loader already refuses this
-    return new ForkSpawner({ ...common, command: php, preload: fork.preload, spares: fork.spares });
+    // the config loader already refused a command parsePhpCommand cannot take apart
+    return new ForkSpawner({ ...common, command: parsePhpCommand(command), preload: fork.preload, spares: fork.spares });
   }
 
   /** server.on_init: run once before the workers; its output is logged; failure stops start only with exit_on_error. */
@@ -312,12 +305,6 @@ export class RrtsServer {
     const message = `server.on_init command failed: ${result}`;
     if (onInit.exitOnError) throw new StartError(message);
     log.error(message);
-  }
-}
-
-export class ReloadError extends RrtsError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('ERR_RELOAD', message, options);
   }
 }
 

@@ -1,19 +1,12 @@
 // A small goridge RPC client for the CLI (`rrts workers`, `rrts reset`): JSON codec, seq from 0 per connection like
 // the Go client, calls may overlap and replies are matched by seq (docs/protocol.md §5.3).
 import net from 'node:net';
-import { RrtsError } from '../errors.js';
+import { RpcCallError } from '../errors.js';
 import { Flag } from '../goridge/flags.js';
 import { FrameDecoder } from '../goridge/frame.js';
 import { decodeRpc, encodeRpc } from '../goridge/messages.js';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from '../address.js';
 import { die, loadConfigOrExit, type GlobalOptions } from './options.js';
-
-/** The server answered a call with an error, or the call could not complete. */
-export class RpcCallError extends RrtsError {
-  constructor(message: string) {
-    super('ERR_RPC', message);
-  }
-}
 
 interface Pending {
   method: string;

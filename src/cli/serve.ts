@@ -2,8 +2,8 @@
 // (a second signal forces exit 1), as `rr serve` does (docs/compatibility.md §2.2, §3.1).
 import fs from 'node:fs';
 import { createLogs } from '../log/index.js';
-import { ReloadError, RrtsServer } from '../server.js';
-import { PoolStoppedError } from '../pool/pool.js';
+import { RrtsServer } from '../server.js';
+import { ConfigError, PoolStoppedError, ReloadError } from '../errors.js';
 import { OrphanReaper } from '../system/orphans.js';
 import { SdNotifier } from '../system/sdnotify.js';
 import { RRTS_VERSION } from '../version.js';
@@ -17,7 +17,10 @@ export async function serveCommand(opts: GlobalOptions): Promise<void> {
   try {
     logs = createLogs(config.logs);
   } catch (err) {
-    die(`config error: ${config.file}, key 'logs': ${(err as Error).message}`);
+    // the log files open after the config loaded: the error knows the key, the config its file
+    const key = err instanceof ConfigError ? err.key : 'logs';
+    const problem = err instanceof ConfigError ? err.problem : (err as Error).message;
+    die(`config error: ${new ConfigError(problem, { file: config.file, key }).message}`);
   }
   const log = logs.channel('rrts');
   for (const warning of config.warnings) log.warn(warning);

@@ -1,11 +1,10 @@
 // Weak typing as RoadRunner's decoder does it (mapstructure, weakly typed input): "4" -> 4, "true" -> true,
-// "a,b" -> [a, b], a list of one-key maps -> one map. Pure functions; a bad value throws BadValue.
+// "a,b" -> [a, b], a list of one-key maps -> one map. Pure functions; a bad value throws badValue()'s ConfigError.
+import { ConfigError } from '../errors.js';
 
-/** A value of the wrong shape; the loader turns it into a ConfigError naming file, line and key. */
-export class BadValue extends Error {
-  constructor(readonly expected: string) {
-    super(`expected ${expected}`);
-  }
+/** A value of the wrong shape: a ConfigError without a place, which the reader gives file, line and key. */
+export function badValue(expected: string): ConfigError {
+  return new ConfigError(`expected ${expected}`);
 }
 
 export type PlainMap = Record<string, unknown>;
@@ -25,12 +24,12 @@ export function toInt(value: unknown): number {
     if (text === '') return 0;
     if (WHOLE_NUMBER.test(text) && Number.isSafeInteger(Number(text))) return Number(text);
   }
-  throw new BadValue('a whole number');
+  throw badValue('a whole number');
 }
 
 export function toUint(value: unknown): number {
   const result = toInt(value);
-  if (result < 0) throw new BadValue('a whole number (0 or more)');
+  if (result < 0) throw badValue('a whole number (0 or more)');
   return result;
 }
 
@@ -46,7 +45,7 @@ export function toBool(value: unknown): boolean {
     if (TRUE_WORDS.has(word)) return true;
     if (FALSE_WORDS.has(word)) return false;
   }
-  throw new BadValue('true or false');
+  throw badValue('true or false');
 }
 
 /** Scalars become strings; booleans become "1"/"0" as mapstructure writes them (so `env: {DEBUG: true}` gives "1"). */
@@ -54,7 +53,7 @@ export function toStr(value: unknown): string {
   if (typeof value === 'string') return value;
   if (typeof value === 'number') return String(value);
   if (typeof value === 'boolean') return value ? '1' : '0';
-  throw new BadValue('a string');
+  throw badValue('a string');
 }
 
 /** A list of strings; a string is split on commas (entries trimmed, empty ones dropped); a lone scalar is a list of one. */
@@ -65,7 +64,7 @@ export function toStringList(value: unknown): string[] {
   }
   if (typeof value === 'string') return splitCommas(value);
   if (typeof value === 'number' || typeof value === 'boolean') return [toStr(value)];
-  throw new BadValue(expected);
+  throw badValue(expected);
 }
 
 export function splitCommas(text: string): string[] {
@@ -82,7 +81,7 @@ export function toStringMap(value: unknown): Record<string, string> {
   const result: Record<string, string> = {};
   for (const map of maps) {
     if (map === null || map === undefined) continue;
-    if (!isPlainMap(map)) throw new BadValue(expected);
+    if (!isPlainMap(map)) throw badValue(expected);
     for (const [key, item] of Object.entries(map)) {
       result[key] = item === null || item === undefined ? '' : scalarOr(item, expected);
     }
@@ -101,7 +100,7 @@ export function toCommand(value: unknown): string[] {
     const argv = value.map((item) => scalarOr(item, expected));
     return argv.length === 1 ? splitWords(argv[0]!) : argv;
   }
-  throw new BadValue(expected);
+  throw badValue(expected);
 }
 
 function splitWords(text: string): string[] {
@@ -116,7 +115,7 @@ export function megabytesToBytes(value: unknown): number {
   try {
     return toUint(value) * MEGABYTE;
   } catch {
-    throw new BadValue('a whole number of megabytes');
+    throw badValue('a whole number of megabytes');
   }
 }
 
@@ -124,7 +123,7 @@ function scalarOr(value: unknown, expected: string): string {
   try {
     return toStr(value);
   } catch {
-    throw new BadValue(expected);
+    throw badValue(expected);
   }
 }
 

@@ -1,6 +1,6 @@
 // Go durations ("300ms", "1m30s", "1.5h") to milliseconds. A bare integer is nanoseconds, as Go decodes it,
 // so `allocate_timeout: 60` is 60 ns: that surprises people, but it is what RoadRunner does.
-import { BadValue } from './coerce.js';
+import { badValue } from './coerce.js';
 
 const NANOS_PER_UNIT: Readonly<Record<string, number>> = {
   ns: 1,
@@ -22,7 +22,7 @@ export const DURATION_EXPECTED = 'a duration like "60s" or "500ms"';
 /** Milliseconds (may be fractional). Empty string (an unset ${VAR}) is 0, which callers treat as "use the default". */
 export function parseDuration(value: unknown): number {
   if (typeof value === 'number') return nanosToMs(value);
-  if (typeof value !== 'string') throw new BadValue(DURATION_EXPECTED);
+  if (typeof value !== 'string') throw badValue(DURATION_EXPECTED);
   const text = value.trim();
   if (text === '') return 0;
   if (DIGITS_ONLY.test(text)) return nanosToMs(Number(text));
@@ -30,7 +30,7 @@ export function parseDuration(value: unknown): number {
 }
 
 function nanosToMs(nanos: number): number {
-  if (!Number.isSafeInteger(nanos) || nanos < 0) throw new BadValue(DURATION_EXPECTED);
+  if (!Number.isSafeInteger(nanos) || nanos < 0) throw badValue(DURATION_EXPECTED);
   return nanos / NANOS_PER_MS;
 }
 
@@ -43,6 +43,6 @@ function parseUnits(text: string): number {
     nanos += Number(match[1]) * NANOS_PER_UNIT[match[2]!]!;
     end = COMPONENT.lastIndex;
   }
-  if (end === 0 || end !== text.length) throw new BadValue(DURATION_EXPECTED);
+  if (end === 0 || end !== text.length) throw badValue(DURATION_EXPECTED);
   return nanos / NANOS_PER_MS;
 }

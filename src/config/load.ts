@@ -70,8 +70,12 @@ export function loadConfig(opts: LoadOptions): Config {
 function checkForkCommand(root: SectionReader, config: Config): void {
   if (!config.server.fork.enabled || !config.http) return;
   const poolCommand = config.http.pool.command;
-  const parsed = parsePhpCommand(poolCommand ?? config.server.command);
-  if (typeof parsed === 'string') root.fail(poolCommand ? 'http.pool.command' : 'server.command', `${parsed} (server.fork.enabled is true)`);
+  try {
+    parsePhpCommand(poolCommand ?? config.server.command);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    root.fail(poolCommand ? 'http.pool.command' : 'server.command', `${error.problem} (server.fork.enabled is true)`);
+  }
 }
 
 /** RRTS_STRICT=1 (or true) turns key warnings into errors, like --strict. */

@@ -1,6 +1,7 @@
 // Takes a worker command apart for fork mode: the php binary, its flags, the script and the script's arguments.
 // The fork master needs them separately; a command it cannot take apart is a config error that says how to write it.
 import { basename } from 'node:path';
+import { ConfigError } from '../errors.js';
 
 export interface PhpCommand {
   php: string;
@@ -18,18 +19,18 @@ const PLAIN = new Set(['-n', '-q', '-e', '-H', '-C']);
 
 const HOW = 'write it as "php [-d key=value …] path/to/worker.php [args]"';
 
-/** The parts of a php invocation, or a sentence saying why it is not one. */
-export function parsePhpCommand(argv: readonly string[]): PhpCommand | string {
+/** The parts of a php invocation; a ConfigError (without a place: the caller knows the key) saying why it is not one. */
+export function parsePhpCommand(argv: readonly string[]): PhpCommand {
   const [php, ...rest] = argv;
   if (!php || !PHP_BINARY.test(basename(php))) {
-    return `fork mode starts the PHP master itself, so the command must run php directly; got ${JSON.stringify(argv.join(' '))}: ${HOW}`;
+    throw new ConfigError(`fork mode starts the PHP master itself, so the command must run php directly; got ${JSON.stringify(argv.join(' '))}: ${HOW}`);
   }
   const flags: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     const word = rest[i]!;
     if (word === '-f') {
       const script = rest[i + 1];
-      if (!script) return `'-f' needs a script: ${HOW}`;
+      if (!script) throw new ConfigError(`'-f' needs a script: ${HOW}`);
       return { php, flags, script, args: rest.slice(i + 2).filter((a, j) => !(j === 0 && a === '--')) };
     }
     if (!word.startsWith('-') || word === '-') {
@@ -40,7 +41,7 @@ export function parsePhpCommand(argv: readonly string[]): PhpCommand | string {
       if (word.length > 2) flags.push(word);
       else {
         const value = rest[i + 1];
-        if (value === undefined) return `'${word}' needs a value: ${HOW}`;
+        if (value === undefined) throw new ConfigError(`'${word}' needs a value: ${HOW}`);
         flags.push(word, value);
         i++;
       }
@@ -50,7 +51,7 @@ export function parsePhpCommand(argv: readonly string[]): PhpCommand | string {
       flags.push(word);
       continue;
     }
-    return `fork mode cannot use the php flag '${word}' in ${JSON.stringify(argv.join(' '))}: ${HOW}`;
+    throw new ConfigError(`fork mode cannot use the php flag '${word}' in ${JSON.stringify(argv.join(' '))}: ${HOW}`);
   }
-  return `no worker script in ${JSON.stringify(argv.join(' '))}: ${HOW}`;
+  throw new ConfigError(`no worker script in ${JSON.stringify(argv.join(' '))}: ${HOW}`);
 }

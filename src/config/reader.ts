@@ -1,20 +1,7 @@
 // Typed reads of one config section with weak typing; every mistake becomes a ConfigError that names the file,
 // the line, the dotted key, the bad value and what was expected.
 import { ConfigError } from '../errors.js';
-import {
-  BadValue,
-  describeValue,
-  isPlainMap,
-  megabytesToBytes,
-  toBool,
-  toCommand,
-  toInt,
-  toStr,
-  toStringList,
-  toStringMap,
-  toUint,
-  type PlainMap,
-} from './coerce.js';
+import { describeValue, isPlainMap, megabytesToBytes, toBool, toCommand, toInt, toStr, toStringList, toStringMap, toUint, type PlainMap } from './coerce.js';
 import { joinPath, type Origins } from './document.js';
 import { parseDuration } from './duration.js';
 
@@ -126,8 +113,8 @@ export class SectionReader {
     try {
       return convert(value);
     } catch (error) {
-      if (!(error instanceof BadValue)) throw error;
-      return this.fail(key, `${error.message}, got ${describeValue(value)}`);
+      if (!(error instanceof ConfigError)) throw error;
+      return this.fail(key, `${error.problem}, got ${describeValue(value)}`);
     }
   }
 }

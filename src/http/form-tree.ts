@@ -1,7 +1,7 @@
 // The data tree RoadRunner sends as a parsed form body (docs/protocol.md §4.3): names like `a[b][]` become nested objects
 // and lists. The same mounting rules build the uploads tree (docs/protocol.md §4.4). Also url-encoded decoding (Go url.ParseQuery).
 
-import { RrtsError } from '../errors.js';
+import { FormTreeError } from '../errors.js';
 
 /** Names deeper than this many levels are silently ignored (RoadRunner's MaxLevel). */
 export const MAX_TREE_DEPTH = 127;
@@ -9,13 +9,6 @@ export const MAX_TREE_DEPTH = 127;
 /** A branch of the tree. Always created with a null prototype, so `__proto__` is an ordinary key. */
 export interface Tree {
   [key: string]: unknown;
-}
-
-/** The form cannot be turned into a tree (`a=1&a[b]=2`), or the url-encoded body is malformed. */
-export class FormTreeError extends RrtsError {
-  constructor(message: string) {
-    super('ERR_FORM_TREE', message);
-  }
 }
 
 export function newTree(): Tree {

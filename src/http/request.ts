@@ -4,11 +4,19 @@
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { UploadsConfig } from '../config/types.js';
-import { RrtsError } from '../errors.js';
+import {
+  FormTreeError,
+  MultipartError,
+  MultipartTooLargeError,
+  RequestAbortedError,
+  RequestError,
+  RequestFormingError,
+  RequestTooLargeError,
+} from '../errors.js';
 import { parseCookies } from './cookies.js';
-import { buildTree, FormTreeError, parseUrlencoded, type Tree } from './form-tree.js';
+import { buildTree, parseUrlencoded, type Tree } from './form-tree.js';
 import { collectHeaders, firstHeader, latin1ToUtf8, parseMediaType } from './headers.js';
-import { MultipartError, multipartBoundary, receiveMultipart, UploadSession } from './uploads.js';
+import { multipartBoundary, receiveMultipart, UploadSession } from './uploads.js';
 
 export interface RequestPayloadOptions {
   /** http.raw_body: send url-encoded and multipart bodies as raw bytes, unparsed. */
@@ -32,28 +40,21 @@ export interface RequestPayload {
   cleanup(): Promise<void>;
 }
 
-/**
- * The request cannot be handed to a worker. `status` is what the client should get: 413 for a body over
- * max_request_size, 500 for request forming errors (bad form tree, malformed multipart, as RoadRunner answers),
- * 400 when the client went away before its body was read. The body may be left partly unread: answer with
- * `Connection: close`. Temp files are already removed when this is thrown.
- */
-export class RequestError extends RrtsError {
-  readonly status: number;
-  constructor(status: number, code: string, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
-    this.status = status;
-  }
-}
-
 const BODY_TOO_LARGE = 'http: request body too large';
 
 function tooLarge(): RequestError {
-  return new RequestError(413, 'ERR_REQUEST_TOO_LARGE', BODY_TOO_LARGE);
+  return new RequestTooLargeError(BODY_TOO_LARGE);
 }
 
 function formingError(message: string, cause?: unknown): RequestError {
-  return new RequestError(500, 'ERR_REQUEST_FORMING', `request forming error: ${message}`, { cause });
+  return new RequestFormingError(`request forming error: ${message}`, { cause });
+}
+
+/** The RequestError a body parser's error becomes: 413 for a multipart part over a limit, 500 for a malformed form. */
+function asRequestError(error: unknown): unknown {
+  if (error instanceof MultipartTooLargeError) return new RequestTooLargeError(error.message, { cause: error });
+  if (error instanceof MultipartError || error instanceof FormTreeError) return formingError(error.message, error);
+  return error;
 }
 
 type AnyRequest = IncomingMessage | Http2ServerRequest;
@@ -97,20 +98,23 @@ export async function buildRequestPayload(req: AnyRequest, opts: RequestPayloadO
     try {
       tree = buildTree(parseUrlencoded(raw), 'last');
     } catch (error) {
-      if (error instanceof FormTreeError) throw formingError(error.message, error);
-      throw error;
+      throw asRequestError(error);
     }
     return { context: context(true, null), body: Buffer.from(JSON.stringify(tree)), cleanup: noCleanup };
   }
 
   // multipart/form-data. `uploads` is {} (not null) when the form has no files: RoadRunner sets the uploads tree
   // for every multipart request and only leaves it null for other bodies.
-  const found = multipartBoundary(contentType);
-  if ('error' in found) throw formingError(found.error);
+  let boundary: string;
+  try {
+    boundary = multipartBoundary(contentType);
+  } catch (error) {
+    throw asRequestError(error);
+  }
   checkContentLength(req, limit);
   const session = new UploadSession(opts.uploads, opts.uploadOwner ?? null);
   const cleanup = (): Promise<void> => session.cleanup();
-  const receiver = receiveMultipart(found.boundary, session);
+  const receiver = receiveMultipart(boundary, session);
   const pump = pumpBody(req, limit, receiver.sink);
   try {
     const [, parts] = await Promise.all([pump.done, receiver.done]);
@@ -121,13 +125,7 @@ export async function buildRequestPayload(req: AnyRequest, opts: RequestPayloadO
     pump.stop();
     receiver.abort();
     await session.cleanup().catch(() => {});
-    if (error instanceof RequestError) throw error;
-    if (error instanceof MultipartError) {
-      if (error.tooLarge) throw new RequestError(413, 'ERR_REQUEST_TOO_LARGE', error.message, { cause: error });
-      throw formingError(error.message, error);
-    }
-    if (error instanceof FormTreeError) throw formingError(error.message, error);
-    throw error;
+    throw asRequestError(error);
   }
 }
 
@@ -273,7 +271,7 @@ function pumpBody(req: AnyRequest, limit: number, sink: BodySink): { done: Promi
     const onClose = (): void => {
       if (!req.readableEnded) finish(aborted());
     };
-    stop = (): void => finish(new RequestError(500, 'ERR_REQUEST_FORMING', 'request forming error: body reading stopped'));
+    stop = (): void => finish(new RequestFormingError('request forming error: body reading stopped'));
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
@@ -285,7 +283,7 @@ function pumpBody(req: AnyRequest, limit: number, sink: BodySink): { done: Promi
 }
 
 function aborted(cause?: Error): RequestError {
-  return new RequestError(400, 'ERR_REQUEST_ABORTED', 'request forming error: client disconnected before the body was read', {
+  return new RequestAbortedError('request forming error: client disconnected before the body was read', {
     cause,
   });
 }

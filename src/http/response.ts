@@ -6,25 +6,9 @@
 import type { ServerResponse } from 'node:http';
 import http2, { type Http2ServerResponse } from 'node:http2';
 import type { Logger } from 'pino';
-import { RrtsError } from '../errors.js';
+import { AnswerCutError, ResponseError } from '../errors.js';
 import type { ReplyChunk, ReplySink } from '../worker/worker.js';
 import type { AnyRequest } from './middleware/types.js';
-
-export class ResponseError extends RrtsError {
-  constructor(message: string) {
-    super('ERR_BAD_RESPONSE', message);
-  }
-}
-
-/**
- * A streamed body ran past its Content-Length: the writer sent the declared bytes, ended the answer and logged it.
- * Thrown to the worker so it stops the stream; the server has nothing left to answer.
- */
-export class AnswerCutError extends RrtsError {
-  constructor(message: string) {
-    super('ERR_ANSWER_CUT', message);
-  }
-}
 
 interface ResponseContext {
   status: number;

@@ -11,13 +11,24 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { HttpConfig, SslConfig } from '../config/types.js';
 import type { Identity } from '../system/users.js';
-import { NoFreeWorkersError, QueueFullError, RrtsError, SoftJobError } from '../errors.js';
+import {
+  AnswerCutError,
+  ExecTtlError,
+  JobCancelledError,
+  NoFreeWorkersError,
+  QueueFullError,
+  RequestAbortedError,
+  RequestError,
+  RequestTooLargeError,
+  RrtsError,
+  SoftJobError,
+} from '../errors.js';
 import { Flag } from '../goridge/flags.js';
 import type { WorkerPool } from '../pool/pool.js';
 import { readinessOf, statusOf, workerStates } from '../pool/capabilities.js';
 import type { HasStatus, HasWorkers, Plugin, Resettable, WorkerState } from '../plugin.js';
-import { buildRequestPayload, clientIp, RequestError, type RequestPayload } from './request.js';
-import { AnswerCutError, ResponseWriter } from './response.js';
+import { buildRequestPayload, clientIp, type RequestPayload } from './request.js';
+import { ResponseWriter } from './response.js';
 import { GO_MAX_HEADER_BYTES, goRefusalOf, isRefused, listenOnAddress, refuseConnection, refuseMalformedRequests } from '../listen.js';
 import type { HttpMetrics } from '../metrics/http-middleware.js';
 import { Cancellation } from '../worker/worker.js';
@@ -292,9 +303,23 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
     }
   }
 
+  /** Answers a failed request with the status its error's class maps to, and logs why. */
   private fail(req: AnyRequest, res: AnyResponse, writer: ResponseWriter, err: Error, clientGone: boolean): void {
-    if (clientGone && (err as RrtsError).code === 'ERR_ABORTED') return;
+    if (clientGone && err instanceof JobCancelledError) return;
     if (err instanceof AnswerCutError) return; // the writer sent what fit, ended the answer and logged why
+    // RoadRunner answers every other failure with internal_error_code; rrts's two extra codes single out two of them
+    const status =
+      err instanceof RequestTooLargeError
+        ? 413
+        : err instanceof RequestAbortedError
+          ? 400
+          : err instanceof RequestError
+            ? 500
+            : err instanceof NoFreeWorkersError || err instanceof QueueFullError
+              ? this.config.noFreeWorkersCode
+              : err instanceof ExecTtlError
+                ? this.config.execTtlCode
+                : this.config.internalErrorCode;
     if (err instanceof RequestError) {
       if (!res.headersSent) {
         // As RoadRunner answers it: Go's http.Error with the handler's op, "serve_http: <error>\n".
@@ -305,23 +330,18 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
           'Content-Length': Buffer.byteLength(body),
         };
         if (req.httpVersionMajor < 2) headers['Connection'] = 'close'; // connection headers are illegal in HTTP/2
-        res.writeHead(err.status, headers);
+        res.writeHead(status, headers);
         res.end(body);
       }
       req.resume();
       return;
     }
     const where = `${req.method} ${req.url}`;
-    let status = this.config.internalErrorCode;
     if (err instanceof SoftJobError) this.log.error({ request: where }, `worker error: ${err.message}`);
     else if (err instanceof NoFreeWorkersError || err instanceof QueueFullError) {
       if (err instanceof NoFreeWorkersError) this.metrics?.noFreeWorkers();
-      status = this.config.noFreeWorkersCode;
       this.log.error({ request: where }, err.message);
-    } else {
-      if ((err as RrtsError).code === 'ERR_EXEC_TTL') status = this.config.execTtlCode;
-      this.log.error({ request: where, code: (err as RrtsError).code }, `request failed: ${err.message}`);
-    }
+    } else this.log.error({ request: where, code: err instanceof RrtsError ? err.code : undefined }, `request failed: ${err.message}`);
     if (writer.headersSent || res.headersSent) {
       res.destroy(); // the head is out: the client must see a broken response, not a complete one
       return;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { Dicer } from '@fastify/busboy';
 import type { UploadsConfig } from '../config/types.js';
-import { RrtsError } from '../errors.js';
+import { MultipartError, MultipartTooLargeError } from '../errors.js';
 import { addField } from './form-tree.js';
 import { latin1ToUtf8, parseMediaType } from './headers.js';
 
@@ -33,15 +33,6 @@ export interface FileUpload {
   size: number;
   error: number;
   tmpName: string;
-}
-
-/** The multipart body is malformed or exceeds a parser limit; `tooLarge` maps to 413. */
-export class MultipartError extends RrtsError {
-  readonly tooLarge: boolean;
-  constructor(message: string, tooLarge = false) {
-    super(tooLarge ? 'ERR_MULTIPART_TOO_LARGE' : 'ERR_MULTIPART', message);
-    this.tooLarge = tooLarge;
-  }
 }
 
 export interface MultipartForm {
@@ -254,7 +245,7 @@ export function receiveMultipart(boundary: string, session: UploadSession): Mult
     }
     valueBudget -= Buffer.byteLength(name) + PART_OVERHEAD;
     if (valueBudget < 0) {
-      fail(new MultipartError(MESSAGE_TOO_LARGE, true));
+      fail(new MultipartTooLargeError(MESSAGE_TOO_LARGE));
       part.resume();
       return;
     }
@@ -265,7 +256,7 @@ export function receiveMultipart(boundary: string, session: UploadSession): Mult
       openValues++;
       part.on('data', (chunk: Buffer) => {
         size += chunk.length;
-        if (size > valueBudget) fail(new MultipartError(MESSAGE_TOO_LARGE, true));
+        if (size > valueBudget) fail(new MultipartTooLargeError(MESSAGE_TOO_LARGE));
         else chunks.push(chunk);
       });
       part.on('end', () => {
@@ -299,7 +290,7 @@ export function receiveMultipart(boundary: string, session: UploadSession): Mult
       return;
     }
     if (++parts > MAX_PARTS) {
-      fail(new MultipartError(MESSAGE_TOO_LARGE, true));
+      fail(new MultipartTooLargeError(MESSAGE_TOO_LARGE));
       part.resume();
       return;
     }
@@ -321,13 +312,11 @@ export function receiveMultipart(boundary: string, session: UploadSession): Mult
   };
 }
 
-/** The boundary of a multipart/form-data Content-Type, or the error Go's ParseMultipartForm reports. */
-export function multipartBoundary(contentType: string): { boundary: string } | { error: string } {
+/** The boundary of a multipart/form-data Content-Type; a MultipartError with the text Go's ParseMultipartForm reports. */
+export function multipartBoundary(contentType: string): string {
   const media = parseMediaType(contentType);
-  if (media.params === null || media.type !== 'multipart/form-data') {
-    return { error: "request Content-Type isn't multipart/form-data" };
-  }
+  if (media.params === null || media.type !== 'multipart/form-data') throw new MultipartError("request Content-Type isn't multipart/form-data");
   const boundary = media.params['boundary'];
-  if (boundary === undefined) return { error: 'no multipart boundary param in Content-Type' };
-  return { boundary };
+  if (boundary === undefined) throw new MultipartError('no multipart boundary param in Content-Type');
+  return boundary;
 }

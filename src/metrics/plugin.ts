@@ -7,17 +7,10 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
 import type { MetricsConfig } from '../config/types.js';
-import { ConfigError, RrtsError } from '../errors.js';
+import { ConfigError, MetricsError } from '../errors.js';
 import { closeNow, listenOnAddress, refuseMalformedRequests } from '../listen.js';
 import type { Capabilities, Plugin, WorkerState } from '../plugin.js';
 import { HttpMetrics } from './http-middleware.js';
-
-/** A metrics RPC call or declaration that cannot be carried out; the message is what the PHP client sees. */
-export class MetricsError extends RrtsError {
-  constructor(message: string) {
-    super('ERR_METRICS', message);
-  }
-}
 
 export type CollectorType = 'counter' | 'gauge' | 'histogram' | 'summary';
 

@@ -2,9 +2,18 @@
 // supervisor marks, reset), replaces the ones that die, and backs off when workers keep failing to start.
 import type { Logger } from 'pino';
 import type { PoolConfig } from '../config/types.js';
-import { NoFreeWorkersError, QueueFullError, RrtsError, WorkerError } from '../errors.js';
+import {
+  ExecTtlError,
+  JobCancelledError,
+  NoFreeWorkersError,
+  PoolStoppedError,
+  QueueFullError,
+  ResetError,
+  StopRequestError,
+  TooManyWorkersError,
+} from '../errors.js';
 import type { Spawner, WorkerRecipe } from '../spawn/spawner.js';
-import { StopRequestError, Worker, type Cancellation, type Job, type ReplySink, type WorkerEvents } from '../worker/worker.js';
+import { Worker, type Cancellation, type Job, type ReplySink, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo } from '../worker/process.js';
 import { WorkerState } from '../worker/state.js';
 import { settlesWithin } from '../time.js';
@@ -92,12 +101,6 @@ const BACKOFF_MAX_MS = 10_000;
 const EARLY_DEATH_MS = 2_000;
 /** How long a reset waits for the old workers it killed at reset_timeout to exit. */
 const KILLED_EXIT_WAIT_MS = 5_000;
-
-export class PoolStoppedError extends RrtsError {
-  constructor() {
-    super('ERR_POOL_STOPPED', 'the worker pool is stopping');
-  }
-}
 
 export interface ResetOptions {
   /** false: keep the spawner as it is (fork mode: the master was just restarted) */
@@ -188,7 +191,7 @@ export class WorkerPool {
           await worker.exec(job, sink, cancel);
           return;
         } catch (err) {
-          if (execTtl?.hit) throw new WorkerError(`worker ${worker.pid} was killed: the job ran longer than exec_ttl`, 'ERR_EXEC_TTL', { cause: err });
+          if (execTtl?.hit) throw new ExecTtlError(`worker ${worker.pid} was killed: the job ran longer than exec_ttl`, { cause: err });
           if (err instanceof StopRequestError && attempt < MAX_REDISPATCH) continue;
           throw err;
         } finally {
@@ -222,7 +225,7 @@ export class WorkerPool {
     if (this.destroyed) throw new PoolStoppedError();
     const started = performance.now();
     const next = this.generation + 1;
-    if (options.recipe && !this.spawner.renew) throw new RrtsError('ERR_RESET', 'this pool cannot change its workers');
+    if (options.recipe && !this.spawner.renew) throw new ResetError('this pool cannot change its workers');
     if (this.config.debug) {
       // each request starts its own worker: there is nothing to try the recipe on before it is used
       if (options.recipe) await this.spawner.renew!(options.recipe);
@@ -314,7 +317,7 @@ export class WorkerPool {
   async addWorker(): Promise<void> {
     if (this.destroyed) throw new PoolStoppedError();
     if (this.config.debug) return;
-    if (this.target >= MAX_WORKERS) throw new RrtsError('ERR_TOO_MANY_WORKERS', `number of workers can't be more than ${MAX_WORKERS}`);
+    if (this.target >= MAX_WORKERS) throw new TooManyWorkersError(MAX_WORKERS);
     this.target++;
     try {
       this.admit(await this.spawnWorker(this.generation));
@@ -420,8 +423,7 @@ export class WorkerPool {
   /** Queue for the next worker to be released (FIFO), for up to `timeoutMs`. */
   private waitForWorker(cancel?: Cancellation, timeoutMs = this.config.allocateTimeout): Promise<Worker> {
     return new Promise<Worker>((resolve, reject) => {
-      const gone = (): RrtsError => new RrtsError('ERR_ABORTED', 'the client went away while the request waited for a worker');
-      if (cancel?.aborted) return reject(gone());
+      if (cancel?.aborted) return reject(new JobCancelledError());
       const waiter: Waiter = {
         resolve,
         reject,
@@ -434,7 +436,7 @@ export class WorkerPool {
         if (!this.waiters.includes(waiter)) return; // already has a worker
         this.waiters = this.waiters.filter((x) => x !== waiter);
         this.deadlines.delete(waiter.deadline);
-        reject(gone());
+        reject(new JobCancelledError());
       });
       this.waiters.push(waiter);
     });

@@ -1,6 +1,7 @@
 // The RPC codecs (docs/protocol.md §5.2): which codec a request asks for, decoding its argument, encoding a result.
 // Pure functions over Buffer, no sockets. A Buffer result stands for Go's []byte: base64 over JSON, bytes elsewhere.
 import { Packr } from 'msgpackr';
+import { RpcCodecError } from '../errors.js';
 import { Flag } from '../goridge/flags.js';
 
 export type CodecName = 'proto' | 'json' | 'raw' | 'msgpack' | 'gob';
@@ -26,17 +27,15 @@ export function pickCodec(flags: number): Codec {
   return GOB;
 }
 
-/** The codecs rrts cannot speak; the request is answered with this error text instead. */
-export function unsupportedCodecMessage(codec: Codec): string | null {
+/** The codecs rrts cannot speak throw an RpcCodecError; the request is answered with its text instead. */
+export function assertCodecSupported(codec: Codec): void {
   if (codec.name === 'gob') {
-    return 'rrts does not support the gob RPC codec (flags 0x20, used by the Go `rr` CLI): use `rrts workers`/`rrts reset`, or the JSON, msgpack or raw codec';
+    throw new RpcCodecError(
+      'rrts does not support the gob RPC codec (flags 0x20, used by the Go `rr` CLI): use `rrts workers`/`rrts reset`, or the JSON, msgpack or raw codec',
+    );
   }
-  if (codec.name === 'proto') return 'rrts does not support the protobuf RPC codec (flags 0x80): use the JSON, msgpack or raw codec';
-  return null;
+  if (codec.name === 'proto') throw new RpcCodecError('rrts does not support the protobuf RPC codec (flags 0x80): use the JSON, msgpack or raw codec');
 }
-
-/** An argument or result that the codec cannot handle; the text goes back to the caller as the call's error. */
-export class CodecError extends Error {}
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
@@ -50,17 +49,18 @@ export function decodeArgument(codec: Codec, body: Buffer): unknown {
       try {
         return JSON.parse(body.toString('utf8'));
       } catch (err) {
-        throw new CodecError(`json: ${(err as Error).message}`);
+        throw new RpcCodecError(`json: ${(err as Error).message}`);
       }
     case 'msgpack':
       if (body.length === 0) return undefined;
       try {
         return packr.unpack(body);
       } catch (err) {
-        throw new CodecError(`msgpack: ${(err as Error).message}`);
+        throw new RpcCodecError(`msgpack: ${(err as Error).message}`);
       }
     default:
-      throw new CodecError(unsupportedCodecMessage(codec) ?? `unknown codec ${codec.name}`);
+      assertCodecSupported(codec);
+      throw new RpcCodecError(`unknown codec ${codec.name}`);
   }
 }
 
@@ -71,13 +71,14 @@ export function encodeResult(codec: Codec, value: unknown): Buffer {
       if (Buffer.isBuffer(value)) return value;
       if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
       if (typeof value === 'string') return Buffer.from(value, 'utf8');
-      throw new CodecError(`raw codec: the result is a ${value === null ? 'null' : typeof value}, not bytes`);
+      throw new RpcCodecError(`raw codec: the result is a ${value === null ? 'null' : typeof value}, not bytes`);
     case 'json':
       return Buffer.from(goJson(value), 'utf8');
     case 'msgpack':
       return packr.pack(value === undefined ? null : value);
     default:
-      throw new CodecError(unsupportedCodecMessage(codec) ?? `unknown codec ${codec.name}`);
+      assertCodecSupported(codec);
+      throw new RpcCodecError(`unknown codec ${codec.name}`);
   }
 }
 

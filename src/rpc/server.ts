@@ -10,7 +10,8 @@ import { Flag } from '../goridge/flags.js';
 import { FrameDecoder, HEADER_SIZE, type Frame } from '../goridge/frame.js';
 import { decodeRpc, encodeRpc, type RpcMessage } from '../goridge/messages.js';
 import { formatListenAddress, isLoopback, parseListenAddress, type ListenAddress } from '../address.js';
-import { decodeArgument, encodeResult, pickCodec, unsupportedCodecMessage } from './codec.js';
+import { assertCodecSupported, decodeArgument, encodeResult, pickCodec } from './codec.js';
+import { AddressError, RpcMethodError, RrtsError } from '../errors.js';
 import { listenOn } from '../listen.js';
 import type { Plugin } from '../plugin.js';
 
@@ -154,26 +155,35 @@ export class RpcPlugin implements Plugin {
   async answer(msg: RpcMessage): Promise<Buffer> {
     const codec = pickCodec(msg.flags);
     const reply = (flags: number, body: Buffer): Buffer => encodeRpc({ seq: msg.seq, method: msg.method, flags, body });
-    const fail = (text: string): Buffer => reply(codec.flag | Flag.ERROR, Buffer.from(text, 'utf8'));
-    const unsupported = unsupportedCodecMessage(codec);
-    if (unsupported) return fail(unsupported);
-    const method = this.lookup(msg.method);
-    if (typeof method === 'string') return fail(method);
     try {
+      assertCodecSupported(codec);
+      const method = this.lookup(msg.method);
       const result = await method(decodeArgument(codec, msg.body));
       return reply(codec.flag, encodeResult(codec, result));
     } catch (err) {
-      return fail(err instanceof Error ? err.message : String(err));
+      return reply(codec.flag | Flag.ERROR, Buffer.from(this.errorText(msg.method, err), 'utf8'));
     }
   }
 
-  /** The method, or net/rpc's error text. */
-  private lookup(serviceMethod: string): RpcMethod | string {
+  /**
+   * The text of an error reply, by the error's class: rrts's own errors carry what the caller should read (net/rpc's,
+   * RoadRunner's or rrts's words); anything else is a bug in a method, logged with its stack, its message sent.
+   */
+  private errorText(method: string, err: unknown): string {
+    if (err instanceof RrtsError) return err.message;
+    this.log.error({ method, err: err instanceof Error ? err.stack : String(err) }, `rpc: ${method} failed unexpectedly`);
+    return err instanceof Error ? err.message : String(err);
+  }
+
+  /** The method; an RpcMethodError with net/rpc's text when there is none. */
+  private lookup(serviceMethod: string): RpcMethod {
     const dot = serviceMethod.lastIndexOf('.');
-    if (dot < 0) return `rpc: service/method request ill-formed: ${serviceMethod}`;
+    if (dot < 0) throw new RpcMethodError(`rpc: service/method request ill-formed: ${serviceMethod}`);
     const service = this.services.get(serviceMethod.slice(0, dot));
-    if (!service) return `rpc: can't find service ${serviceMethod}`;
-    return service.get(serviceMethod.slice(dot + 1)) ?? `rpc: can't find method ${serviceMethod}`;
+    if (!service) throw new RpcMethodError(`rpc: can't find service ${serviceMethod}`);
+    const method = service.get(serviceMethod.slice(dot + 1));
+    if (!method) throw new RpcMethodError(`rpc: can't find method ${serviceMethod}`);
+    return method;
   }
 
   private accept(socket: net.Socket): void {
@@ -352,7 +362,7 @@ async function clearStaleSocket(file: string): Promise<void> {
   } catch {
     return;
   }
-  if (!stat.isSocket()) throw new Error(`${file} exists and is not a socket`);
+  if (!stat.isSocket()) throw new AddressError(`${file} exists and is not a socket`);
   const live = await new Promise<boolean>((resolve) => {
     const probe = net.connect(file);
     probe.once('connect', () => {
@@ -361,6 +371,6 @@ async function clearStaleSocket(file: string): Promise<void> {
     });
     probe.once('error', () => resolve(false));
   });
-  if (live) throw new Error(`another process is listening on ${file}`);
+  if (live) throw new AddressError(`another process is listening on ${file}`);
   fs.unlinkSync(file);
 }

@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
 import type { Capabilities, HasWorkers } from '../plugin.js';
+import { ResetError, RpcCodecError, UnknownPluginError } from '../errors.js';
 import { RR_COMPAT_VERSION } from '../version.js';
 import type { RpcPlugin } from './server.js';
 
@@ -56,13 +57,13 @@ export function registerCoreServices(rpc: RpcPlugin, server: CoreServicesHost, l
     Reset: async (arg) => {
       const name = pluginName(arg);
       const plugin = server.plugins.resettable().find((p) => p.name === name);
-      if (!plugin) throw new Error(`resetter_rpc_reset:\n\tresetter_plugin_reset_by_name: no such plugin: ${name}`);
+      if (!plugin) throw new UnknownPluginError(`resetter_rpc_reset:\n\tresetter_plugin_reset_by_name: no such plugin: ${name}`);
       // The pool runs one reset at a time (SIGHUP's too): this one waits for a running one, then resets again.
       const started = Date.now();
       try {
         await plugin.reset();
       } catch (err) {
-        throw new Error(`resetter_rpc_reset:\n\t${name}: reset failed, the old workers keep serving: ${(err as Error).message}`);
+        throw new ResetError(`resetter_rpc_reset:\n\t${name}: reset failed, the old workers keep serving: ${(err as Error).message}`, { cause: err });
       }
       log?.info({ plugin: name, elapsed_ms: Date.now() - started }, `${name}: workers reset (rpc)`);
       return true;
@@ -93,11 +94,11 @@ function pluginName(arg: unknown): string {
   if (Buffer.isBuffer(arg)) return arg.toString('utf8');
   if (arg === undefined || arg === null) return ''; // Go leaves the string empty
   const type = Array.isArray(arg) ? 'array' : typeof arg;
-  throw new Error(`json: cannot unmarshal ${type} into Go value of type string`);
+  throw new RpcCodecError(`json: cannot unmarshal ${type} into Go value of type string`);
 }
 
 function managed(find: (name: string) => HasWorkers | undefined, name: string): HasWorkers {
   const plugin = find(name);
-  if (!plugin) throw new Error(`plugin ${name} does not support workers management`);
+  if (!plugin) throw new UnknownPluginError(`plugin ${name} does not support workers management`);
   return plugin;
 }

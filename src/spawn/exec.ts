@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { ConfigError, ProtocolError, WorkerError } from '../errors.js';
+import { ConfigError, ProtocolError, WorkerGoneError, WorkerHandshakeTimeoutError, WorkerStartError } from '../errors.js';
 import type { Frame } from '../goridge/frame.js';
 import { parsePidReply, pidRequest } from '../goridge/messages.js';
 import { FrameRelay } from '../relay/relay.js';
@@ -17,7 +17,7 @@ import { Worker, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo, type WorkerProcess } from '../worker/process.js';
 import type { Spawner, SpawnerEvents, WorkerRecipe } from './spawner.js';
 import type { Identity } from '../system/users.js';
-import { parsePhpCommand } from '../config/php-command.js';
+import { parsePhpCommand, type PhpCommand } from '../config/php-command.js';
 import { delay, settlesWithin } from '../time.js';
 
 export interface ExecSpawnerOptions {
@@ -178,7 +178,7 @@ export class ExecSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
       if (err instanceof ProtocolError) throw explainBootGarbage(handle.pid, err, this.missingScript());
       // stdout closes (or the pid request meets EPIPE) as the process exits: the exit code and stderr say why, the
       // closed pipe does not
-      const pipeClosed = err instanceof StdoutClosedError || (err as NodeJS.ErrnoException).code === 'EPIPE';
+      const pipeClosed = err instanceof WorkerGoneError || (err as NodeJS.ErrnoException).code === 'EPIPE';
       if (pipeClosed && (await settlesWithin(handle.exited, STDOUT_CLOSED_EXIT_WAIT_MS))) throw await bootExitError(handle, this.missingScript());
       throw err;
     }
@@ -211,9 +211,8 @@ export class ExecSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
       timer = setTimeout(
         () =>
           reject(
-            new WorkerError(
+            new WorkerHandshakeTimeoutError(
               `worker ${handle.pid} did not answer the pid handshake within ${formatMs(ms)} (pool.allocate_timeout)${tail(handle.stderr)}`,
-              'ERR_ALLOCATE_TIMEOUT',
             ),
           ),
         ms,
@@ -233,7 +232,7 @@ function childPid(child: ChildProcess, command: readonly string[]): Promise<numb
       return;
     }
     child.once('error', (err) =>
-      reject(new WorkerError(`cannot start worker command '${command.join(' ')}': ${(err as NodeJS.ErrnoException).code ?? err.message}`, 'ERR_WORKER_BOOT')),
+      reject(new WorkerStartError(`cannot start worker command '${command.join(' ')}': ${(err as NodeJS.ErrnoException).code ?? err.message}`)),
     );
     child.once('spawn', () => resolve(child.pid!));
   });
@@ -243,27 +242,26 @@ function childPid(child: ChildProcess, command: readonly string[]): Promise<numb
  * A worker that exited before its handshake, with its exit code and the end of its stderr; `missing` names a php
  * worker script that is not there (php says so on stdout, which is the relay, so it would not be seen).
  */
-async function bootExitError(handle: ChildHandle, missing: string | null = null): Promise<WorkerError> {
+async function bootExitError(handle: ChildHandle, missing: string | null = null): Promise<WorkerStartError> {
   const exit = await handle.exited;
   await delay(20); // let the last stderr bytes arrive
   const why = missing ? `; ${missing}` : '';
-  return new WorkerError(`worker ${handle.pid} exited before it was ready (${describeExit(exit)})${why}${tail(handle.stderr)}`, 'ERR_WORKER_BOOT');
+  return new WorkerStartError(`worker ${handle.pid} exited before it was ready (${describeExit(exit)})${why}${tail(handle.stderr)}`);
 }
 
 /** For `php … script.php`: a sentence naming the script and the directory it was looked for in, when it is not there. */
 export function missingScriptOf(command: readonly string[], cwd: string): string | null {
-  const php = parsePhpCommand(command);
-  if (typeof php === 'string') return null; // not a plain php invocation: nothing to check
+  let php: PhpCommand;
+  try {
+    php = parsePhpCommand(command);
+  } catch (err) {
+    if (err instanceof ConfigError) return null; // not a plain php invocation: nothing to check
+    throw err;
+  }
   if (fs.existsSync(path.resolve(cwd, php.script))) return null;
   return path.isAbsolute(php.script)
     ? `the worker script ${php.script} does not exist`
     : `the worker script ${php.script} is not in ${cwd} (relative paths start from the working directory: -w, or the config file's folder)`;
-}
-
-class StdoutClosedError extends WorkerError {
-  constructor() {
-    super('worker closed stdout before the pid handshake', 'ERR_WORKER_BOOT');
-  }
 }
 
 function firstFrame(relay: FrameRelay): Promise<Frame> {
@@ -271,7 +269,7 @@ function firstFrame(relay: FrameRelay): Promise<Frame> {
     relay.attach({
       frame: resolve,
       error: (err) => reject(err),
-      close: () => reject(new StdoutClosedError()),
+      close: () => reject(new WorkerGoneError('worker closed stdout before the pid handshake')),
     });
   });
 }
@@ -280,21 +278,20 @@ function parseWorkerPid(frame: Frame, handle: ChildHandle): number {
   try {
     return parsePidReply(frame);
   } catch (err) {
-    throw new WorkerError(`worker ${handle.pid} answered the pid handshake wrongly: ${(err as Error).message}`, 'ERR_WORKER_BOOT');
+    throw new WorkerStartError(`worker ${handle.pid} answered the pid handshake wrongly: ${(err as Error).message}`);
   }
 }
 
 /** Explains a protocol error during boot: usually PHP printed something to stdout. */
-export function explainBootGarbage(pid: number, err: Error, missing: string | null = null): WorkerError {
+export function explainBootGarbage(pid: number, err: Error, missing: string | null = null): WorkerStartError {
   const text = err.message;
   if (text.includes('Could not open input file')) {
     const file = /Could not open input file: ([^\\\n]*)/.exec(text)?.[1] ?? '';
     const why = missing ?? `php could not open the worker script ${file}`;
-    return new WorkerError(`worker ${pid}: ${why} (check server.command)`, 'ERR_WORKER_BOOT');
+    return new WorkerStartError(`worker ${pid}: ${why} (check server.command)`);
   }
-  return new WorkerError(
+  return new WorkerStartError(
     `worker ${pid} wrote to stdout before the pid handshake; stdout is the pipes relay, print to stderr instead (ini_set('display_errors', 'stderr')): ${text}`,
-    'ERR_WORKER_BOOT',
   );
 }
 

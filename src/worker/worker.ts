@@ -3,7 +3,7 @@
 import { Flag } from '../goridge/flags.js';
 import { jobFrame, parseJobReply, PONG, STOP_CONTROL, STREAM_STOP } from '../goridge/messages.js';
 import type { Frame } from '../goridge/frame.js';
-import { ProtocolError, RrtsError, SoftJobError, WorkerError } from '../errors.js';
+import { ProtocolError, SoftJobError, StopRequestError, StreamTimeoutError, WorkerBusyError, WorkerGoneError, WorkerProtocolError } from '../errors.js';
 import type { FrameRelay } from '../relay/relay.js';
 import { canMove, stateName, WorkerState } from './state.js';
 import { describeExit, type ExitInfo, type WorkerProcess } from './process.js';
@@ -47,13 +47,6 @@ export class Cancellation {
     const callbacks = this.callbacks;
     this.callbacks = [];
     for (const cb of callbacks) cb();
-  }
-}
-
-/** The worker asked to be restarted instead of answering (PHP `Worker::stop()`); the job should go elsewhere. */
-export class StopRequestError extends RrtsError {
-  constructor(pid: number) {
-    super('ERR_WORKER_STOP_REQUEST', `worker ${pid} asked to be stopped instead of answering`);
   }
 }
 
@@ -104,13 +97,12 @@ export class Worker {
     this.pid = process.pid;
     relay.attach({
       frame: (f) => this.onFrame(f),
-      error: (err) =>
-        this.fail(err instanceof ProtocolError ? new WorkerError(`worker ${this.pid} broke the protocol: ${err.message}`, 'ERR_WORKER_PROTOCOL') : err),
-      close: () => this.fail(new WorkerError(`worker ${this.pid} closed its relay`, 'ERR_WORKER_GONE')),
+      error: (err) => this.fail(err instanceof ProtocolError ? new WorkerProtocolError(`worker ${this.pid} broke the protocol: ${err.message}`) : err),
+      close: () => this.fail(new WorkerGoneError(`worker ${this.pid} closed its relay`)),
     });
     void process.exited.then((exit) => {
       this.exitInfo = exit;
-      this.fail(new WorkerError(`worker ${this.pid} exited (${describeExit(exit)})`, 'ERR_WORKER_GONE'));
+      this.fail(new WorkerGoneError(`worker ${this.pid} exited (${describeExit(exit)})`));
       this.moveTo(WorkerState.Stopped);
       this.relay.close();
       this.events.onExit?.(this, exit);
@@ -149,14 +141,14 @@ export class Worker {
    * `cancel` stops a stream: a STOP frame is sent and the rest of the stream is dropped.
    */
   exec(job: Job, sink: ReplySink, cancel?: Cancellation): Promise<void> {
-    if (this.running) return Promise.reject(new WorkerError(`worker ${this.pid} is already running a job`));
-    if (!this.alive) return Promise.reject(new WorkerError(`worker ${this.pid} is not alive`, 'ERR_WORKER_GONE'));
+    if (this.running) return Promise.reject(new WorkerBusyError(`worker ${this.pid} is already running a job`));
+    if (!this.alive) return Promise.reject(new WorkerGoneError(`worker ${this.pid} is not alive`));
     return new Promise<void>((resolve, reject) => {
       const running: Running = { sink, resolve, reject, discarding: false, cancelTimer: null, sinkError: null };
       this.running = running;
       this.numExecs++;
       if (!this.relay.send(jobFrame(job.codec, job.context, job.body))) {
-        this.fail(new WorkerError(`worker ${this.pid}: relay closed`, 'ERR_WORKER_GONE'));
+        this.fail(new WorkerGoneError(`worker ${this.pid}: relay closed`));
         return;
       }
       cancel?.onCancel(() => this.cancelStream(running));
@@ -196,7 +188,7 @@ export class Worker {
     running.discarding = true;
     this.relay.send(STREAM_STOP);
     running.cancelTimer = setTimeout(() => {
-      this.fail(new WorkerError(`worker ${this.pid} did not end its stream within stream_timeout after STOP`, 'ERR_STREAM_TIMEOUT'));
+      this.fail(new StreamTimeoutError(`worker ${this.pid} did not end its stream within stream_timeout after STOP`));
       this.kill(WorkerState.Errored);
     }, this.streamTimeoutMs);
   }
@@ -204,7 +196,7 @@ export class Worker {
   private onFrame(frame: Frame): void {
     const running = this.running;
     if (!running) {
-      this.fail(new WorkerError(`worker ${this.pid} sent a frame while idle (flags 0x${frame.flags.toString(16)})`, 'ERR_WORKER_PROTOCOL'));
+      this.fail(new WorkerProtocolError(`worker ${this.pid} sent a frame while idle (flags 0x${frame.flags.toString(16)})`));
       this.kill(WorkerState.Errored);
       return;
     }
@@ -212,12 +204,12 @@ export class Worker {
     try {
       reply = parseJobReply(frame);
     } catch (err) {
-      this.fail(new WorkerError(`worker ${this.pid} sent a malformed response: ${(err as Error).message}`, 'ERR_WORKER_PROTOCOL'));
+      this.fail(new WorkerProtocolError(`worker ${this.pid} sent a malformed response: ${(err as Error).message}`));
       this.kill(WorkerState.Errored);
       return;
     }
     if (frame.flags & Flag.CONTROL) {
-      this.fail(new WorkerError(`worker ${this.pid} sent an unexpected control frame`, 'ERR_WORKER_PROTOCOL'));
+      this.fail(new WorkerProtocolError(`worker ${this.pid} sent an unexpected control frame`));
       this.kill(WorkerState.Errored);
       return;
     }

@@ -92,3 +92,10 @@ describe('rrts serve: hostile configs give one config error line', () => {
     assertConfigError(serve(writeFiles({ 'rr.yaml': text })), /^config error: rr\.yaml(:\d+)?, key 'server': the http plugin needs a server section/);
   });
 });
+
+describe('rrts serve: errors found after the config loaded still name the file and the key', () => {
+  it('a log file that cannot be opened names logs.output once', () => {
+    const dir = writeFiles({ 'rr.yaml': `${HEAD}logs:\n  output: no-such-dir/rrts.log\n` });
+    assertConfigError(serve(dir), /^config error: \/.*\/rr\.yaml, key 'logs\.output': cannot open log file 'no-such-dir\/rrts\.log': ENOENT/);
+  });
+});

@@ -3,7 +3,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { canonicalHeaderKey, collectHeaders, parseMediaType } from '../../src/http/headers.js';
-import { buildTree, FormTreeError, parseUrlencoded, splitFieldName } from '../../src/http/form-tree.js';
+import { FormTreeError, MultipartError } from '../../src/errors.js';
+import { buildTree, parseUrlencoded, splitFieldName } from '../../src/http/form-tree.js';
 import { parseCookies } from '../../src/http/cookies.js';
 import { fileExtension, multipartBoundary } from '../../src/http/uploads.js';
 
@@ -51,12 +52,11 @@ describe('parseMediaType', () => {
     assert.equal(parseMediaType('not a type').type, '');
   });
 
-  it('finds the multipart boundary or reports Go errors', () => {
-    assert.deepEqual(multipartBoundary('multipart/form-data; boundary=----x'), { boundary: '----x' });
-    assert.deepEqual(multipartBoundary('multipart/form-data'), { error: 'no multipart boundary param in Content-Type' });
-    assert.deepEqual(multipartBoundary('text/plain; x=multipart/form-data'), {
-      error: "request Content-Type isn't multipart/form-data",
-    });
+  it("finds the multipart boundary or throws a MultipartError with Go's text", () => {
+    assert.equal(multipartBoundary('multipart/form-data; boundary=----x'), '----x');
+    const refusal = (message: string) => (error: unknown) => error instanceof MultipartError && error.message === message;
+    assert.throws(() => multipartBoundary('multipart/form-data'), refusal('no multipart boundary param in Content-Type'));
+    assert.throws(() => multipartBoundary('text/plain; x=multipart/form-data'), refusal("request Content-Type isn't multipart/form-data"));
   });
 });
 

@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
 import pino from 'pino';
-import { NoFreeWorkersError } from '../../src/errors.js';
+import { ExecTtlError, NoFreeWorkersError } from '../../src/errors.js';
 import { Flag } from '../../src/goridge/flags.js';
 import { encodeFrame } from '../../src/goridge/frame.js';
 import { WorkerPool } from '../../src/pool/pool.js';
@@ -135,7 +135,7 @@ describe('pool deadlines', () => {
     const queued = timed(pool.exec(job, next));
 
     const killed = await slow;
-    assert.equal((killed.error as { code?: string }).code, 'ERR_EXEC_TTL');
+    assert.ok(killed.error instanceof ExecTtlError);
     assert.ok(killed.ms >= 145, `killed after ${killed.ms} ms, before exec_ttl`);
     // The replacement worker takes the queued job; its own exec_ttl starts now.
     while (workers.length < 2 || workers[1]!.jobs.length === 0) await sleep(5);
@@ -159,12 +159,12 @@ describe('pool deadlines', () => {
     const second = pool.exec(job, sink());
     const third = pool.exec(job, sink());
     // After the first job's exec_ttl, the timer is set for the allocate_timeout (5 s) of the queued jobs ...
-    assert.equal(((await first).error as { code?: string }).code, 'ERR_EXEC_TTL');
+    assert.ok((await first).error instanceof ExecTtlError);
     while (workers.length < 2 || workers[1]!.jobs.length === 0) await sleep(5);
     // ... and the second job, now running while the third still waits, adds its exec_ttl (100 ms): that one must
     // fire, not wait for the 5 s.
     const killed = await timed(second);
-    assert.equal((killed.error as { code?: string }).code, 'ERR_EXEC_TTL');
+    assert.ok(killed.error instanceof ExecTtlError);
     assert.ok(killed.ms < 4_000, `the second exec_ttl fired after ${killed.ms} ms, as late as the 5 s allocate_timeout`);
     while (workers.length < 3 || workers[2]!.jobs.length === 0) await sleep(5);
     workers[2]!.answer('third');

@@ -5,11 +5,11 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
 import pino from 'pino';
-import { WorkerError } from '../../src/errors.js';
+import { PoolStoppedError, WorkerError, WorkerStartError } from '../../src/errors.js';
 import { Flag } from '../../src/goridge/flags.js';
 import { encodeFrame } from '../../src/goridge/frame.js';
 import { STOP_CONTROL } from '../../src/goridge/messages.js';
-import { PoolStoppedError, WorkerPool } from '../../src/pool/pool.js';
+import { WorkerPool } from '../../src/pool/pool.js';
 import type { Spawner } from '../../src/spawn/spawner.js';
 import { FrameRelay } from '../../src/relay/relay.js';
 import { Worker, type WorkerEvents } from '../../src/worker/worker.js';
@@ -185,7 +185,7 @@ describe('pool reset queue', () => {
     fake.spawner.spawnWorker = async (events) => {
       if (fake.renews === 1 && failOnce) {
         failOnce = false;
-        throw new WorkerError('worker 1 exited before it was ready (exit code 1)', 'ERR_WORKER_BOOT');
+        throw new WorkerStartError('worker 1 exited before it was ready (exit code 1)');
       }
       return spawn(events);
     };
@@ -257,11 +257,11 @@ describe('pool reset queue', () => {
     const spawn = fake.spawner.spawnWorker.bind(fake.spawner);
     let calls = 0;
     fake.spawner.spawnWorker = async (events) => {
-      if (++calls === 2) throw new WorkerError('worker 4242 exited before it was ready (exit code 1)', 'ERR_WORKER_BOOT');
+      if (++calls === 2) throw new WorkerStartError('worker 4242 exited before it was ready (exit code 1)');
       return spawn(events);
     };
     const result = await outcome(pool.reset());
-    assert.ok(result.error instanceof WorkerError);
+    assert.ok(result.error instanceof WorkerStartError);
     const failures = lines.filter((l) => String(l.msg).includes('reset failed'));
     assert.equal(failures.length, 1, 'logged once');
     assert.equal(failures[0]!.level, 50, 'at error level');

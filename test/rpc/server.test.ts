@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Packr } from 'msgpackr';
 import pino from 'pino';
+import { AddressError, UnknownPluginError } from '../../src/errors.js';
 import { Flag } from '../../src/goridge/flags.js';
 import { crc32, encodeFrame } from '../../src/goridge/frame.js';
 import { decodeRpc, encodeRpc } from '../../src/goridge/messages.js';
@@ -309,6 +310,43 @@ describe('rpc plugin: calls', () => {
   });
 });
 
+describe('rpc plugin: error replies', () => {
+  let rpc: RpcPlugin | null = null;
+  after(async () => rpc?.stop());
+
+  it("send the error's text; only an error that is not one of rrts's own (a bug) is logged, with its stack", async () => {
+    const records: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'debug' }, { write: (line: string) => records.push(JSON.parse(line) as Record<string, unknown>) });
+    rpc = new RpcPlugin('tcp://127.0.0.1:0', log, process.cwd());
+    rpc.register('test', {
+      Bug: (arg) => (arg as { missing: { field: string } }).missing.field,
+      Refused: () => {
+        throw new UnknownPluginError('plugin grpc does not support workers management');
+      },
+    });
+    await rpc.serve();
+    const c = await RawConnection.open(rpc.address);
+    c.send(jsonCall(1, 'test.Bug', {}));
+    c.send(jsonCall(2, 'test.Refused'));
+    c.send(jsonCall(3, 'test.Nope'));
+    const frames = (await c.waitFrames(3)).map(decodeRpc).sort((a, b) => a.seq - b.seq);
+    c.close();
+    assert.deepEqual(
+      frames.map((m) => [m.flags, m.body.toString()]),
+      [
+        [Flag.CODEC_JSON | Flag.ERROR, "Cannot read properties of undefined (reading 'field')"],
+        [Flag.CODEC_JSON | Flag.ERROR, 'plugin grpc does not support workers management'],
+        [Flag.CODEC_JSON | Flag.ERROR, "rpc: can't find method test.Nope"],
+      ],
+    );
+    const errors = records.filter((r) => r['level'] === 50);
+    assert.equal(errors.length, 1, JSON.stringify(records));
+    assert.equal(errors[0]!['method'], 'test.Bug');
+    assert.equal(errors[0]!['msg'], 'rpc: test.Bug failed unexpectedly');
+    assert.match(String(errors[0]!['err']), /^TypeError: Cannot read properties of undefined \(reading 'field'\)\n {4}at /);
+  });
+});
+
 describe('rpc plugin: listening', () => {
   it('warns once when tcp listens beyond loopback (no authentication), not on 127.0.0.1', async () => {
     const lines: string[] = [];
@@ -325,8 +363,14 @@ describe('rpc plugin: listening', () => {
   });
 
   it('a bad DSN is refused when the plugin is made', () => {
-    assert.throws(() => new RpcPlugin('127.0.0.1:6001', silent, process.cwd()), /invalid socket DSN/);
-    assert.throws(() => new RpcPlugin('tcp://nohost', silent, process.cwd()), /expected tcp:\/\/host:port/);
+    assert.throws(
+      () => new RpcPlugin('127.0.0.1:6001', silent, process.cwd()),
+      (e) => e instanceof AddressError && /invalid socket DSN/.test(e.message),
+    );
+    assert.throws(
+      () => new RpcPlugin('tcp://nohost', silent, process.cwd()),
+      (e) => e instanceof AddressError && /expected tcp:\/\/host:port/.test(e.message),
+    );
   });
 });
 
@@ -353,7 +397,7 @@ describe('rpc plugin: unix socket', () => {
     assert.equal(decodeRpc((await c.waitFrames(1))[0]!).body.toString(), '"over unix"');
 
     const second = new RpcPlugin('unix://rpc.sock', silent, dir);
-    await assert.rejects(second.serve(), /another process is listening/);
+    await assert.rejects(second.serve(), (e) => e instanceof AddressError && /another process is listening/.test(e.message));
 
     await rpc.stop();
     assert.equal(await c.waitClosed(), true);
@@ -363,6 +407,6 @@ describe('rpc plugin: unix socket', () => {
   it('refuses a regular file at the socket path', async () => {
     const file = path.join(dir, 'plain');
     fs.writeFileSync(file, 'x');
-    await assert.rejects(new RpcPlugin(`unix://${file}`, silent, dir).serve(), /not a socket/);
+    await assert.rejects(new RpcPlugin(`unix://${file}`, silent, dir).serve(), (e) => e instanceof AddressError && /not a socket/.test(e.message));
   });
 });

@@ -4,6 +4,7 @@ import type { EndureConfig, MetricsConfig, RpcConfig, StatusConfig } from '../ty
 import { describeValue, isPlainMap } from '../coerce.js';
 import { parseDuration } from '../duration.js';
 import { parseListenAddress } from '../../address.js';
+import { AddressError } from '../../errors.js';
 import type { SectionReader } from '../reader.js';
 import type { SectionContext } from './context.js';
 import { appMetricName, createAppMetric, parseCollector } from '../../metrics/plugin.js';
@@ -23,7 +24,8 @@ export function readRpc(root: SectionReader, ctx: SectionContext): RpcConfig | n
   try {
     parseListenAddress(listen, ctx.workDir);
   } catch (err) {
-    rpc.fail('listen', (err as Error).message);
+    if (!(err instanceof AddressError)) throw err;
+    rpc.fail('listen', err.message);
   }
   return { listen };
 }

@@ -1,6 +1,5 @@
-// Why an HTTP/1 request was refused by the parser: a stable code, the status Go's net/http server answers with, and
-// a message naming what was wrong. The connection is answered with that status and closed.
-import { RrtsError } from '../../errors.js';
+// Why an HTTP/1 request was refused by the parser: a stable code and the status Go's net/http server answers with
+// (H1ParseError in src/errors.ts carries both and a message). The connection is answered with that status and closed.
 
 /** Each code and the status Go's server sends for it (net/http server.go's readRequest and conn.serve). */
 export const H1_ERROR_STATUS = {
@@ -55,15 +54,3 @@ export const H1_ERROR_STATUS = {
 } as const;
 
 export type H1ErrorCode = keyof typeof H1_ERROR_STATUS;
-
-export class H1ParseError extends RrtsError {
-  /** The stable reason; `code` (from RrtsError) is `ERR_HTTP_<reason>`. */
-  readonly reason: H1ErrorCode;
-  /** The status to answer with before closing the connection. */
-  readonly status: number;
-  constructor(reason: H1ErrorCode, message: string) {
-    super(`ERR_HTTP_${reason}`, message);
-    this.reason = reason;
-    this.status = H1_ERROR_STATUS[reason];
-  }
-}

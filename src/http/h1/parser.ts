@@ -1,8 +1,10 @@
 // A strict, incremental HTTP/1.x request parser over the socket's Buffers, following Go's net/http server at the
 // edges (test/http/h1/corpus.ts names each rule where it differs from llhttp). Pure: no sockets.
-import { H1ParseError, type H1ErrorCode } from './errors.js';
+import { H1ParseError } from '../../errors.js';
+import type { H1ErrorCode } from './errors.js';
 
-export { H1ParseError, H1_ERROR_STATUS, type H1ErrorCode } from './errors.js';
+export { H1ParseError } from '../../errors.js';
+export { H1_ERROR_STATUS, type H1ErrorCode } from './errors.js';
 
 /** How the request-target is written (RFC 9112 §3.2). */
 export type TargetForm = 'origin' | 'absolute' | 'authority' | 'asterisk';

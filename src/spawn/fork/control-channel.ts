@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { Packr } from 'msgpackr';
 import { encodeFrame, type FrameDecoder } from '../../goridge/frame.js';
 import { Flag } from '../../goridge/flags.js';
-import { ProtocolError, WorkerError } from '../../errors.js';
+import { ForkMasterGoneError, ForkMasterTimeoutError, ProtocolError } from '../../errors.js';
 import { answerKey, type Request } from './protocol.js';
 
 export const packr = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -46,14 +46,14 @@ export class ControlChannel<In extends { op: string }> {
 
   request(msg: Request, key?: string): Promise<In> {
     if (this.closedError || this.stream.destroyed) {
-      return Promise.reject(this.closedError ?? new WorkerError(`${this.describe()} is not running`, 'ERR_MASTER_GONE'));
+      return Promise.reject(this.closedError ?? new ForkMasterGoneError(`${this.describe()} is not running`));
     }
     const id = this.nextId++;
     const pendingKey = key ?? `id:${id}`;
     return new Promise<In>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(pendingKey);
-        reject(new WorkerError(`${this.describe()} did not answer '${msg.op}' in time`, 'ERR_MASTER_TIMEOUT'));
+        reject(new ForkMasterTimeoutError(`${this.describe()} did not answer '${msg.op}' in time`));
       }, REQUEST_TIMEOUT_MS);
       this.pending.set(pendingKey, {
         op: msg.op,

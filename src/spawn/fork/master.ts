@@ -2,7 +2,7 @@
 // over its connection to our private control socket (control-channel.ts; the messages are in protocol.ts and
 // docs/protocol.md §6).
 import type net from 'node:net';
-import { WorkerError } from '../../errors.js';
+import { ForkFailedError, ForkMasterGoneError } from '../../errors.js';
 import type { FrameDecoder } from '../../goridge/frame.js';
 import { describeExit, type ExitInfo } from '../../worker/process.js';
 import { settlesWithin } from '../../time.js';
@@ -81,7 +81,7 @@ export class ForkMaster {
   /** Ask for a worker; resolves with the child's pid. */
   async fork(env: Record<string, string>): Promise<number> {
     const reply = await this.request({ op: 'fork', env });
-    if (reply.op !== 'forked') throw new WorkerError(`the fork master ${this.pid} could not fork: ${failureText(reply)}`, 'ERR_FORK');
+    if (reply.op !== 'forked') throw new ForkFailedError(`the fork master ${this.pid} could not fork: ${failureText(reply)}`);
     this.children.add(reply.pid);
     return reply.pid;
   }
@@ -120,7 +120,7 @@ export class ForkMaster {
   gone(exit: ExitInfo): void {
     if (this.exitInfo) return;
     this.exitInfo = exit;
-    this.channel?.fail(new WorkerError(`the fork master ${this.pid} exited (${describeExit(exit)})`, 'ERR_MASTER_GONE'));
+    this.channel?.fail(new ForkMasterGoneError(`the fork master ${this.pid} exited (${describeExit(exit)})`));
     this.channel?.close();
     this.resolveExit(exit);
     this.onExit?.(exit);
@@ -132,7 +132,7 @@ export class ForkMaster {
   }
 
   private request(msg: MasterRequest, key?: string): Promise<MasterMessage> {
-    if (!this.alive || !this.channel) return Promise.reject(new WorkerError(`the fork master ${this.pid} is not running`, 'ERR_MASTER_GONE'));
+    if (!this.alive || !this.channel) return Promise.reject(new ForkMasterGoneError(`the fork master ${this.pid} is not running`));
     return this.channel.request(msg, key);
   }
 
@@ -151,7 +151,7 @@ export class ForkMaster {
    */
   private onChannelClosed(): void {
     if (this.exitInfo) return;
-    this.channel?.fail(new WorkerError(`the fork master ${this.pid} closed its control channel`, 'ERR_MASTER_GONE'));
+    this.channel?.fail(new ForkMasterGoneError(`the fork master ${this.pid} closed its control channel`));
     if (!this.root.alive) {
       this.gone({ code: null, signal: null });
       return;

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { FrameDecoder } from '../../goridge/frame.js';
-import { WorkerError } from '../../errors.js';
+import { ForkMasterGoneError, ForkMasterRefusedError, ForkMasterStartError } from '../../errors.js';
 import { logOutputLines } from '../../log/index.js';
 import type { PhpCommand } from '../../config/php-command.js';
 import { describeExit, signalName, type ExitInfo } from '../../worker/process.js';
@@ -115,7 +115,7 @@ export class ForkRoot {
     this.child = child;
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('error', (err) =>
-        reject(new WorkerError(`cannot start the fork master '${command.php}': ${(err as NodeJS.ErrnoException).code ?? err.message}`, 'ERR_MASTER_BOOT')),
+        reject(new ForkMasterStartError(`cannot start the fork master '${command.php}': ${(err as NodeJS.ErrnoException).code ?? err.message}`)),
       );
       child.once('spawn', () => resolve(child.pid!));
     });
@@ -156,7 +156,7 @@ export class ForkRoot {
     this.stderrTail = ''; // an error of this master quotes its own output, not the warm-up's (the same preload)
     const reply = await this.channel!.request({ op: 'generation' });
     if (reply.op !== 'generation') {
-      throw new WorkerError(`the fork root ${this.pid} did not start a master: ${failureText(reply)}`, 'ERR_MASTER_REFUSED');
+      throw new ForkMasterRefusedError(`the fork root ${this.pid} did not start a master: ${failureText(reply)}`);
     }
     const master = new ForkMaster(reply.pid, this, this.opts);
     this.masters.set(reply.pid, master);
@@ -197,13 +197,13 @@ export class ForkRoot {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new WorkerError(`${what} did not report ready within ${this.opts.readyTimeoutMs} ms${this.tail()}`, 'ERR_MASTER_BOOT')),
+        () => reject(new ForkMasterStartError(`${what} did not report ready within ${this.opts.readyTimeoutMs} ms${this.tail()}`)),
         this.opts.readyTimeoutMs,
       );
     });
     const died = exited.then(async (exit): Promise<never> => {
       await delay(20);
-      throw new WorkerError(`${what} exited before it was ready (${describeExit(exit)})${this.tail()}`, 'ERR_MASTER_BOOT');
+      throw new ForkMasterStartError(`${what} exited before it was ready (${describeExit(exit)})${this.tail()}`);
     });
     try {
       return await Promise.race([ready, timeout, died]);
@@ -285,7 +285,7 @@ export class ForkRoot {
 
   private onProcessExit(exit: ExitInfo): void {
     this.exitInfo = exit;
-    this.channel?.fail(new WorkerError(`the fork root ${this.pid} exited (${describeExit(exit)})`, 'ERR_MASTER_GONE'));
+    this.channel?.fail(new ForkMasterGoneError(`the fork root ${this.pid} exited (${describeExit(exit)})`));
     this.closeServer();
     // its masters live on (re-parented to rrts, the subreaper); without the root their exits come from the channel
     for (const master of this.masters.values()) master.rootGone();

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { PhpCommand } from '../../config/php-command.js';
-import { WorkerError } from '../../errors.js';
+import { ForkMasterGoneError, ForkMasterRefusedError, WorkerHandshakeTimeoutError, WorkerStartError } from '../../errors.js';
 import { nativeUnavailableReason, peerPidIs } from '../../native/index.js';
 import { SocketRelayListener } from '../../relay/listener.js';
 import { describeExit } from '../../worker/process.js';
@@ -117,7 +117,6 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
   private applyRecipe(next: WorkerRecipe): RecipeState {
     const before = this.recipeState();
     const command = parsePhpCommand(next.command);
-    if (typeof command === 'string') throw new WorkerError(command, 'ERR_WORKER_BOOT');
     const childEnv = childEnvironment(next.env, this.relay);
     const recipe = (o: { command: PhpCommand; preload: string | null }, env: Record<string, string>): string =>
       JSON.stringify([o.command, o.preload, Object.entries(env).sort(([a], [b]) => (a < b ? -1 : 1))]);
@@ -187,15 +186,14 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
         proc.exited.then(async (exit): Promise<never> => {
           const output = (await this.output?.startFailed(pid))?.join('\n') ?? '';
           const tail = output ? `; its output: ${output.slice(-4096)}` : '';
-          throw new WorkerError(`forked worker ${pid} exited before it was ready (${describeExit(exit)})${tail}`, 'ERR_WORKER_BOOT');
+          throw new WorkerStartError(`forked worker ${pid} exited before it was ready (${describeExit(exit)})${tail}`);
         }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
             () =>
               reject(
-                new WorkerError(
+                new WorkerHandshakeTimeoutError(
                   `forked worker ${pid} did not answer the pid handshake within ${this.opts.allocateTimeoutMs} ms (pool.allocate_timeout)`,
-                  'ERR_ALLOCATE_TIMEOUT',
                 ),
               ),
             this.opts.allocateTimeoutMs,
@@ -307,9 +305,9 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
     try {
       master = await root.startMaster();
     } catch (err) {
-      if (!root.alive || (err as WorkerError).code !== 'ERR_MASTER_REFUSED') throw err;
+      if (!root.alive || !(err instanceof ForkMasterRefusedError)) throw err;
       // the root refused (its opcache is full or too wasted): a fresh root, fresh opcache
-      this.opts.log.warn(`${(err as Error).message}; starting a fresh fork root`);
+      this.opts.log.warn(`${err.message}; starting a fresh fork root`);
       master = await (await this.startRoot()).startMaster();
     }
     const info = master.info!;
@@ -381,7 +379,7 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
   /** The running master, restarting a dead one with a back-off (100 ms doubling to 30 s). */
   private currentMaster(): Promise<ForkMaster> {
     if (this.master?.alive) return Promise.resolve(this.master);
-    if (this.closed) return Promise.reject(new WorkerError('the fork spawner is closed', 'ERR_MASTER_GONE'));
+    if (this.closed) return Promise.reject(new ForkMasterGoneError('the fork spawner is closed'));
     this.restarting ??= (async () => {
       for (;;) {
         if (this.masterFailures > 0) {
@@ -389,7 +387,7 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
           this.opts.log.warn(`starting a new fork master in ${wait} ms`);
           await delay(wait);
         }
-        if (this.closed) throw new WorkerError('the fork spawner is closed', 'ERR_MASTER_GONE');
+        if (this.closed) throw new ForkMasterGoneError('the fork spawner is closed');
         try {
           const master = await this.startMaster();
           this.master = master;
