@@ -1,6 +1,6 @@
 // A separate process for the boltdb tests: `hold DIR` opens the pipeline and keeps its lock until killed;
 // `churn DIR ROUND` pushes and acks jobs as fast as it can and prints a line for each push and ack that resolved
-// (so the parent knows what was confirmed when it sends SIGKILL).
+// (so the parent knows what was confirmed, and which acks were under way, when it sends SIGKILL).
 import { jobItem, openDriver, payloadFor } from './boltdb-helpers.js';
 
 /** Sizes from a few bytes to 256 KiB, so a kill can land in the middle of a long write. */
@@ -36,6 +36,7 @@ async function churn(dir: string, round: string): Promise<void> {
       }
       // ack two of three jobs; the third stays taken (in processing) until the kill
       if (Number(job.item.id.split('-')[1]) % 3 === 2) continue;
+      process.stdout.write(`acking ${job.item.id}\n`);
       await job.ack();
       process.stdout.write(`acked ${job.item.id}\n`);
     }
