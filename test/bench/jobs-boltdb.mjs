@@ -53,11 +53,23 @@ const silent = { debug() {}, info() {}, warn() {}, error() {}, child: () => sile
 
 async function open(name, q, config = {}) {
   const dir = fs.mkdtempSync(path.join(root, `${name}-`));
-  return openBoltdbDriver({ name, driver: 'boltdb', priority: 10, config: { prefetch: 1_000_000, ...config }, declared: false }, { queue: q, log: silent, workDir: dir, timeoutMs: 60_000, globalConfig: {} });
+  return openBoltdbDriver(
+    { name, driver: 'boltdb', priority: 10, config: { prefetch: 1_000_000, ...config }, declared: false },
+    { queue: q, log: silent, workDir: dir, timeoutMs: 60_000, globalConfig: {} },
+  );
 }
 
 function item(n) {
-  return { id: `job-${n}`, job: 'bench.Job', payload: PAYLOAD, headers: { 'x-n': [String(n)] }, pipeline: 'bench', priority: 10, delaySeconds: 0, autoAck: false };
+  return {
+    id: `job-${n}`,
+    job: 'bench.Job',
+    payload: PAYLOAD,
+    headers: { 'x-n': [String(n)] },
+    pipeline: 'bench',
+    priority: 10,
+    delaySeconds: 0,
+    autoAck: false,
+  };
 }
 
 /** Runs `count` calls of `fn(n)` with `inflight` of them in flight; returns calls per second. */
@@ -129,7 +141,11 @@ const round = (x) => Math.round(x);
 const rows = [
   ['pushes/s, one at a time (each fsynced)', round(results.pushOneAtATime), `${fsyncBound} jobs`],
   [`pushes/s, ${INFLIGHT} in flight (group commit)`, round(results.pushInflight), `${JOBS} jobs`],
-  ['jobs/s from the file into the queue', round(results.intoQueue), `${JOBS} jobs; RoadRunner: ${RR_JOBS_PER_SECOND}/s (${round(results.intoQueue / RR_JOBS_PER_SECOND)}x)`],
+  [
+    'jobs/s from the file into the queue',
+    round(results.intoQueue),
+    `${JOBS} jobs; RoadRunner: ${RR_JOBS_PER_SECOND}/s (${round(results.intoQueue / RR_JOBS_PER_SECOND)}x)`,
+  ],
   [`push + take + ack /s, ${INFLIGHT} in flight`, round(results.pushTakeAck), `${JOBS} jobs`],
 ];
 const width = Math.max(...rows.map((r) => r[0].length));

@@ -5,6 +5,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { xorshift } from '../support/prng.js';
@@ -51,11 +52,15 @@ function startChild(args: string[]): Child {
     exited,
     waitLines(prefix, count, timeoutMs) {
       return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => done(new Error(`child printed ${matching()} '${prefix}' lines of ${count} in ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
+        const timer = setTimeout(
+          () => done(new Error(`child printed ${matching()} '${prefix}' lines of ${count} in ${timeoutMs} ms; stderr: ${stderr}`)),
+          timeoutMs,
+        );
         const matching = (): number => lines.filter((line) => line.startsWith(prefix)).length;
         const check = (): void => {
           if (matching() >= count) done();
-          else if (child.exitCode !== null || child.signalCode !== null) done(new Error(`child exited (${child.exitCode ?? child.signalCode}); stderr: ${stderr}`));
+          else if (child.exitCode !== null || child.signalCode !== null)
+            done(new Error(`child exited (${child.exitCode ?? child.signalCode}); stderr: ${stderr}`));
         };
         const done = (error?: Error): void => {
           clearTimeout(timer);
@@ -99,6 +104,10 @@ describe('boltdb: one owner per file', () => {
     const dir = tempDir();
     const first = await openDriver(dir, { name: 'one' });
     await assert.rejects(openDriver(dir, { name: 'two' }), /boltdb pipeline 'two': .*rr\.db is already used by the boltdb pipeline 'one' of this rrts/);
+    // the same file through a symlinked folder
+    const link = path.join(tempDir(), 'link');
+    symlinkSync(dir, link);
+    await assert.rejects(openDriver(link, { name: 'three' }), /already used by the boltdb pipeline 'one'/);
     await first.driver.stop();
     const second = await openDriver(dir, { name: 'two' });
     await second.driver.stop();

@@ -215,17 +215,18 @@ describe('boltdb: delays', () => {
     await driver.stop();
   });
 
-  test('a delay survives a reopen and still ends when it was due', async () => {
+  test('delays survive a reopen, two due in the same second included, and still end when they were due', async () => {
     const dir = tempDir();
     const first = await openDriver(dir);
     const pushedAt = Date.now();
     await first.driver.push(jobItem('disk', 1, { delaySeconds: 2 }));
+    await first.driver.push(jobItem('disk', 2, { delaySeconds: 2 }));
     await first.driver.stop();
     const second = await openDriver(dir);
-    assert.equal((await second.driver.state()).delayed, 1);
+    assert.equal((await second.driver.state()).delayed, 2);
     await second.driver.run();
-    const [job] = await second.queue.takeN(1, 10_000);
-    assert.equal(job!.item.id, 'id-1');
+    const jobs = await second.queue.takeN(2, 10_000);
+    assert.deepEqual(ids(jobs).sort(), ['id-1', 'id-2']);
     assert.ok(Date.now() - pushedAt >= 2000);
     await second.driver.stop();
   });
@@ -285,7 +286,16 @@ describe('boltdb: prefetch, pause and resume', () => {
     const running = queue.take()!;
     await driver.pause();
     assert.equal(queue.jobs.length, 0);
-    assert.deepEqual(await driver.state(), { pipeline: 'disk', driver: 'boltdb', queue: 'push', active: 6, delayed: 0, reserved: 0, ready: false, priority: 10 });
+    assert.deepEqual(await driver.state(), {
+      pipeline: 'disk',
+      driver: 'boltdb',
+      queue: 'push',
+      active: 6,
+      delayed: 0,
+      reserved: 0,
+      ready: false,
+      priority: 10,
+    });
     await assert.rejects(driver.pause(), /^PipelineStateError: no active listeners, nothing to pause$/);
     // the job a worker was running is settled as usual
     await running.ack();
@@ -354,8 +364,14 @@ describe('boltdb: the file', () => {
       assert.match(error.message, /key 'jobs\.pipelines\.disk\.config\.prefetch'.*expected a whole number/);
       return true;
     });
-    await assert.rejects(openBoltdbDriver(pipelineConfig('disk', { permissions: 'rwx' }), testContext(queue, dir)), /jobs\.pipelines\.disk\.config\.permissions/);
-    await assert.rejects(openBoltdbDriver(pipelineConfig('dyn', { prefetch: '-1' }, true), testContext(queue, dir)), /jobs\.Declare of pipeline 'dyn', key 'prefetch'/);
+    await assert.rejects(
+      openBoltdbDriver(pipelineConfig('disk', { permissions: 'rwx' }), testContext(queue, dir)),
+      /jobs\.pipelines\.disk\.config\.permissions/,
+    );
+    await assert.rejects(
+      openBoltdbDriver(pipelineConfig('dyn', { prefetch: '-1' }, true), testContext(queue, dir)),
+      /jobs\.Declare of pipeline 'dyn', key 'prefetch'/,
+    );
   });
 
   test('a file that is not a journal (a bbolt file) is refused, naming it', async () => {

@@ -120,7 +120,8 @@ export class BoltdbDriver implements JobsDriver {
       seq: this.nextSeq++,
       id: item.id,
       job: item.job,
-      payload: item.payload,
+      // a copy: the pushed bytes may be a slice of a whole RPC frame (PushBatch), which would stay in memory with it
+      payload: Buffer.from(item.payload),
       headers: { ...item.headers },
       priority: item.priority,
       autoAck: item.autoAck,

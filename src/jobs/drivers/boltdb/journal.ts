@@ -160,7 +160,6 @@ export class Journal {
     readonly file: string,
     private handle: FileHandle,
     private size: number,
-    private readonly mode: number,
     options: JournalOptions,
   ) {
     this.compactMinBytes = options.compactMinBytes ?? DEFAULT_COMPACT_MIN_BYTES;
@@ -190,7 +189,7 @@ export class Journal {
         await handle.sync();
         if (created) await syncDirectory(file);
       }
-      const journal = new Journal(file, handle, replay.empty ? HEADER_BYTES : replay.validEnd, options.mode, options);
+      const journal = new Journal(file, handle, replay.empty ? HEADER_BYTES : replay.validEnd, options);
       for (const [seq, entry] of replay.live) {
         journal.live.set(seq, entry);
         journal.liveBytes += entry.bytes;
@@ -368,7 +367,9 @@ export class Journal {
    */
   private async compact(): Promise<void> {
     const next = `${this.file}.compact`;
-    const handle = await fs.open(next, 'w+', this.mode);
+    // the mode the file has now: an operator's chmod outlives the compaction
+    const mode = (await this.handle.stat()).mode & 0o7777;
+    const handle = await fs.open(next, 'w+', mode);
     try {
       let parts: Buffer[] = [fileHeader()];
       let written = 0;

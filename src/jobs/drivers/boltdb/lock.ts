@@ -1,6 +1,7 @@
 // One owner per journal: a POSIX lock (lockf) on `<file>.lock` against other processes, which the kernel drops
 // when the owner dies, even by kill -9, and a table of the files this process has open against its own pipelines.
 import fs from 'node:fs';
+import path from 'node:path';
 import posixNode from 'posix-node';
 import { JournalError } from './journal.js';
 
@@ -22,9 +23,13 @@ export interface JournalLock {
  * locks on it, and compaction replaces the journal's inode.
  */
 export function lockJournal(file: string, pipeline: string, mode: number): JournalLock {
-  const holder = heldHere.get(file);
+  const key = canonicalPath(file);
+  const holder = heldHere.get(key);
   if (holder !== undefined) {
-    throw new JournalError(`${file} is already used by the boltdb pipeline '${holder}' of this rrts: give each pipeline a file of its own`, 'ERR_JOBS_JOURNAL_LOCKED');
+    throw new JournalError(
+      `${file} is already used by the boltdb pipeline '${holder}' of this rrts: give each pipeline a file of its own`,
+      'ERR_JOBS_JOURNAL_LOCKED',
+    );
   }
   const lockFile = `${file}.lock`;
   const lockf = posix.lockf;
@@ -49,14 +54,14 @@ export function lockJournal(file: string, pipeline: string, mode: number): Journ
   const pid = Buffer.from(`${process.pid}\n`);
   fs.ftruncateSync(fd, 0);
   fs.writeSync(fd, pid, 0, pid.length, 0);
-  heldHere.set(file, pipeline);
+  heldHere.set(key, pipeline);
   let released = false;
   return {
     lockFile,
     release() {
       if (released) return;
       released = true;
-      heldHere.delete(file);
+      heldHere.delete(key);
       fs.closeSync(fd);
     },
   };
@@ -70,5 +75,14 @@ function readOwner(fd: number): string | null {
     return /^\d+$/.test(text) ? text : null;
   } catch {
     return null;
+  }
+}
+
+/** One name per file for the in-process table: two pipelines reaching one file through a symlinked folder collide. */
+function canonicalPath(file: string): string {
+  try {
+    return path.join(fs.realpathSync(path.dirname(file)), path.basename(file));
+  } catch {
+    return file;
   }
 }
