@@ -27,8 +27,12 @@ interface Child {
   exited: Promise<void>;
 }
 
-function startChild(args: string[]): Child {
-  const child = spawn(process.execPath, [CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `fileSizeLimit`: the shell's `ulimit -f` (blocks) for the child, so its writes fail past that size. */
+function startChild(args: string[], fileSizeLimit?: number): Child {
+  const child =
+    fileSizeLimit === undefined
+      ? spawn(process.execPath, [CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('sh', ['-c', `ulimit -f ${fileSizeLimit} && exec "$0" "$@"`, process.execPath, CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   started.add(child);
   const lines: string[] = [];
   let partial = '';
@@ -163,5 +167,46 @@ describe('boltdb: kill -9', () => {
     }
     assert.ok(owed.size > 0 && acked.size > 0, `the rounds pushed and acked (${owed.size} left, ${acked.size} acked)`);
     t.diagnostic(`${rounds} kills: ${acked.size} jobs acked, ${owed.size} left in the file, ${tornTails} torn last records cut off`);
+  });
+});
+
+describe('boltdb: a failed write', () => {
+  test('a write past the disk’s limit fails that push and every later one, names the file, and loses nothing confirmed', async () => {
+    const dir = tempDir();
+    const child = startChild(['fill', dir], 400);
+    try {
+      await child.waitLines('stopped', 1, 30_000);
+    } finally {
+      await kill(child);
+    }
+    const failed = child.lines.find((line) => line.startsWith('failed '));
+    assert.ok(failed, child.lines.slice(-5).join('\n'));
+    assert.match(failed, new RegExp(`cannot write ${path.join(dir, 'rr.db').replace(/[.]/g, '\\.')}: .*EFBIG`));
+    // the journal stops at the first failed write: a later push cannot land after a hole
+    assert.match(
+      child.lines.find((line) => line.startsWith('after '))!,
+      /cannot write .*EFBIG/,
+    );
+    assert.match(
+      child.lines.find((line) => line.startsWith('state '))!,
+      /cannot write .*EFBIG/,
+    );
+
+    const pushed = child.lines.filter((line) => line.startsWith('pushed ')).map((line) => line.slice('pushed '.length));
+    assert.ok(pushed.length > 0);
+    const { driver, queue, context } = await openDriver(dir);
+    // the failed write had put the first part of its batch in the file: cut off on open
+    assert.ok(
+      context.records.some((r) => typeof r.bytes === 'number' && r.bytes > 0),
+      JSON.stringify(context.records),
+    );
+    await driver.run();
+    const jobs = await queue.takeN((await driver.state()).active);
+    assert.deepEqual(
+      jobs.map((job) => job.item.id),
+      pushed,
+    );
+    for (const job of jobs) assert.ok(job.item.payload.equals(payloadFor(job.item.id)), `job ${job.item.id}: payload corrupt`);
+    await driver.stop();
   });
 });

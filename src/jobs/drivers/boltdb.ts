@@ -350,7 +350,7 @@ export async function openBoltdbDriver(pipeline: PipelineConfig, context: Driver
     if (report.tornBytes > 0) {
       log.warn(
         { file: options.file, offset: report.tornOffset, bytes: report.tornBytes, copy: report.tornCopy },
-        'the end of the boltdb journal was torn by a crash during a write (a push that was never confirmed): cut off',
+        'the boltdb journal ends in a record that was never wholly written (a crash or a failed write, before its push was answered): cut off',
       );
     }
     log.debug({ file: options.file, jobs: jobs.length, records: report.records }, 'boltdb journal opened');

@@ -36,7 +36,7 @@ export function lockJournal(file: string, pipeline: string, mode: number): Journ
   if (!lockf) throw new JournalError(`cannot lock ${lockFile}: posix-node has no lockf on this platform`, 'ERR_JOBS_JOURNAL_LOCKED');
   let fd: number;
   try {
-    fd = fs.openSync(lockFile, fs.constants.O_RDWR | fs.constants.O_CREAT, mode);
+    fd = fs.openSync(lockFile, fs.constants.O_RDWR | fs.constants.O_CREAT, mode & 0o666);
   } catch (error) {
     throw new JournalError(`cannot open ${lockFile}: ${(error as Error).message}`, 'ERR_JOBS_JOURNAL_LOCKED');
   }
