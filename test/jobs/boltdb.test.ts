@@ -91,6 +91,26 @@ describe('boltdb: delivery', () => {
     await second.driver.stop();
   });
 
+  test('jobs of several MiB read back whole, between small ones', async () => {
+    const dir = tempDir();
+    const first = await openDriver(dir);
+    const big = Buffer.alloc(3 * 1024 * 1024 + 17);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+    await first.driver.push(jobItem('disk', 0));
+    await first.driver.push(jobItem('disk', 1, { payload: big }));
+    await first.driver.push(jobItem('disk', 2, { payload: big.subarray(0, 1024 * 1024 - 3) }));
+    await first.driver.push(jobItem('disk', 3));
+    await first.driver.stop();
+    const second = await openDriver(dir);
+    await second.driver.run();
+    const jobs = await second.queue.takeN(4);
+    assert.deepEqual(ids(jobs), ['id-0', 'id-1', 'id-2', 'id-3']);
+    assert.ok(jobs[1]!.item.payload.equals(big));
+    assert.ok(jobs[2]!.item.payload.equals(big.subarray(0, 1024 * 1024 - 3)));
+    assert.equal(second.context.records.length, 0, 'nothing cut off');
+    await second.driver.stop();
+  });
+
   test('jobs taken and not acked when the pipeline stopped go back to push on the next open', async () => {
     const dir = tempDir();
     const first = await openDriver(dir);

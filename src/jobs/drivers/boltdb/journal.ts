@@ -247,13 +247,18 @@ export class Journal {
       // parse whole records out of what was read so far
       let at = 0;
       let corrupt = false;
+      /** bytes the next record still needs beyond what was read */
+      let missing = 0;
       while (carry.length - at >= RECORD_HEAD_BYTES) {
         const length = carry.readUInt32LE(at);
         if (length > MAX_RECORD_BYTES) {
           corrupt = true;
           break;
         }
-        if (carry.length - at < RECORD_HEAD_BYTES + length) break;
+        if (carry.length - at < RECORD_HEAD_BYTES + length) {
+          missing = RECORD_HEAD_BYTES + length - (carry.length - at);
+          break;
+        }
         const body = carry.subarray(at + RECORD_HEAD_BYTES, at + RECORD_HEAD_BYTES + length);
         const decoded = zlib.crc32(body) === carry.readUInt32LE(at + 4) ? decodeBody(body) : null;
         if (!decoded) {
@@ -270,7 +275,8 @@ export class Journal {
       }
       position = carryStart + at;
       if (corrupt || readAt >= fileSize) break;
-      const chunk = Buffer.alloc(Math.min(Math.max(READ_CHUNK_BYTES, carry.length - at + RECORD_HEAD_BYTES), fileSize - readAt));
+      // a record larger than a chunk is read whole in one go, not grown a chunk at a time
+      const chunk = Buffer.alloc(Math.min(Math.max(READ_CHUNK_BYTES, missing), fileSize - readAt));
       const read = await handle.read(chunk, 0, chunk.length, readAt);
       if (read.bytesRead === 0) break;
       readAt += read.bytesRead;
