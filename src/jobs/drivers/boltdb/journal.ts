@@ -38,10 +38,8 @@ export const DEFAULT_COMPACT_MIN_BYTES = 8 * 1024 * 1024;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: false });
 
-if (typeof zlib.crc32 !== 'function') {
-  // zlib.crc32 came with Node.js 20.15; without it the journal cannot check its records.
-  throw new Error(`the jobs boltdb driver needs Node.js >= 20.15 (zlib.crc32); this is ${process.version}`);
-}
+// zlib.crc32 came with Node.js 20.15: checked when a journal opens, so an older Node fails only boltdb pipelines
+const crc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
 
 /** The journal cannot be used: not ours, locked, or a write or fsync failed. */
 export class JournalError extends RrtsError {
@@ -76,7 +74,7 @@ interface PendingWrite {
 export function encodeRecord(body: Buffer): Buffer {
   const head = Buffer.allocUnsafe(RECORD_HEAD_BYTES);
   head.writeUInt32LE(body.length, 0);
-  head.writeUInt32LE(zlib.crc32(body), 4);
+  head.writeUInt32LE(crc32!(body), 4);
   return Buffer.concat([head, body]);
 }
 
@@ -170,6 +168,7 @@ export class Journal {
    * of the file is cut off (and copied to `<file>.torn` first); anything that is not a journal is refused.
    */
   static async open(file: string, options: JournalOptions): Promise<{ journal: Journal; jobs: StoredJob[]; report: ReplayReport }> {
+    if (!crc32) throw new JournalError(`the boltdb driver needs Node.js >= 20.15 (for zlib.crc32); this is ${process.version}`, 'ERR_JOBS_JOURNAL_NODE');
     // a compaction that died before its rename left this behind; the journal itself is whole
     await fs.rm(`${file}.compact`, { force: true });
     let handle: FileHandle;
@@ -260,7 +259,7 @@ export class Journal {
           break;
         }
         const body = carry.subarray(at + RECORD_HEAD_BYTES, at + RECORD_HEAD_BYTES + length);
-        const decoded = zlib.crc32(body) === carry.readUInt32LE(at + 4) ? decodeBody(body) : null;
+        const decoded = crc32!(body) === carry.readUInt32LE(at + 4) ? decodeBody(body) : null;
         if (!decoded) {
           corrupt = true;
           break;
