@@ -392,6 +392,10 @@ describe('boltdb: the file', () => {
       openBoltdbDriver(pipelineConfig('dyn', { prefetch: '-1' }, true), testContext(queue, dir)),
       /jobs\.Declare of pipeline 'dyn', key 'prefetch'/,
     );
+    await assert.rejects(
+      openBoltdbDriver(pipelineConfig('disk', { file: 'no/such/folder/rr.db' }), testContext(queue, dir)),
+      /^JournalError: boltdb pipeline 'disk': cannot create .*no\/such\/folder\/rr\.db\.lock: the folder .*no\/such\/folder does not exist$/,
+    );
   });
 
   test('a file that is not a journal (a bbolt file) is refused, naming it', async () => {

@@ -38,7 +38,8 @@ export function lockJournal(file: string, pipeline: string, mode: number): Journ
   try {
     fd = fs.openSync(lockFile, fs.constants.O_RDWR | fs.constants.O_CREAT, mode & 0o666);
   } catch (error) {
-    throw new JournalError(`cannot open ${lockFile}: ${(error as Error).message}`, 'ERR_JOBS_JOURNAL_LOCKED');
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? `the folder ${path.dirname(lockFile)} does not exist` : (error as Error).message;
+    throw new JournalError(`cannot create ${lockFile}: ${reason}`, 'ERR_JOBS_JOURNAL_LOCKED');
   }
   try {
     lockf(fd, F_TLOCK, 0n);
