@@ -48,6 +48,9 @@ export const RRTS_ERROR_CODES = [
   'ERR_RPC_METHOD',
   'ERR_UNKNOWN_PLUGIN',
   'ERR_METRICS',
+  // jobs
+  'ERR_JOBS_PIPELINE_STATE',
+  'ERR_JOBS_JOURNAL',
 ] as const;
 
 /** The codes, and the parser's `ERR_HTTP_<reason>` (one class, H1ParseError, for all its reasons). */
@@ -312,4 +315,24 @@ export class UnknownPluginError extends RrtsError {
 /** A metrics RPC call or declaration that cannot be carried out; the message is what the PHP client sees. */
 export class MetricsError extends RrtsError {
   override readonly code = 'ERR_METRICS';
+}
+
+/** Pause of a paused pipeline, resume of a running one, a job settled after its pipeline stopped: RoadRunner's texts. */
+export class PipelineStateError extends RrtsError {
+  override readonly code = 'ERR_JOBS_PIPELINE_STATE';
+}
+
+/** What went wrong with a boltdb pipeline's journal file. */
+export type JournalFailure = 'io' | 'locked' | 'node' | 'format' | 'closed' | 'write';
+
+/** A boltdb pipeline's journal cannot be used: not ours, locked, closed, or a write or fsync failed. */
+export class JournalError extends RrtsError {
+  override readonly code = 'ERR_JOBS_JOURNAL';
+  constructor(
+    message: string,
+    readonly reason: JournalFailure = 'io',
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
 }

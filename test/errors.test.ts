@@ -47,6 +47,8 @@ const samples: Record<string, () => RrtsError> = {
   RpcMethodError: () => new errors.RpcMethodError("rpc: can't find service nosuch.Method"),
   UnknownPluginError: () => new errors.UnknownPluginError('plugin grpc does not support workers management'),
   MetricsError: () => new errors.MetricsError('undefined collector app'),
+  PipelineStateError: () => new errors.PipelineStateError('no active listeners, nothing to pause'),
+  JournalError: () => new errors.JournalError('rr.db is in use by another process (pid 1)', 'locked'),
 };
 
 /** The classes that group others and are never thrown themselves. */

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { JournalError } from '../../src/errors.js';
 import { xorshift } from '../support/prng.js';
 import { openDriver, payloadFor } from './boltdb-helpers.js';
 import { tempDir } from './boltdb-tmp.js';
@@ -90,8 +91,8 @@ describe('boltdb: one owner per file', () => {
     const owner = startChild(['hold', dir]);
     try {
       await owner.waitLines('ready', 1, 20_000);
-      await assert.rejects(openDriver(dir), (error: Error & { code?: string }) => {
-        assert.equal(error.code, 'ERR_JOBS_JOURNAL_LOCKED');
+      await assert.rejects(openDriver(dir), (error: Error) => {
+        assert.ok(error instanceof JournalError && error.reason === 'locked', String(error));
         assert.match(error.message, new RegExp(`rr\\.db is in use by another process \\(pid ${owner.process.pid}\\)`));
         assert.ok(error.message.includes(path.join(dir, 'rr.db')), error.message);
         return true;

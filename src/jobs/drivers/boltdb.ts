@@ -1,12 +1,13 @@
 // The jobs plugin's durable local driver, `boltdb`: RoadRunner's config keys and guarantees (a pushed job survives
 // a restart and a kill -9; taken-but-unacknowledged jobs come back on the next start), kept in an fsynced journal
 // (boltdb/journal.ts) instead of a bbolt file. What differs from RoadRunner, and why, is in docs/jobs-boltdb.md.
-import { RrtsError } from '../../errors.js';
+import { PipelineStateError } from '../../errors.js';
 import type { DeliveredJob, DriverContext, DriverFactory, JobHeaders, JobItem, JobsDriver, PipelineConfig, PipelineState } from '../driver.js';
 import { readBoltdbOptions, type BoltdbOptions } from './boltdb/config.js';
 import { boltdbContext } from './boltdb/context.js';
 import { MinHeap } from './boltdb/heap.js';
-import { Journal, JournalError, type StoredJob } from './boltdb/journal.js';
+import { Journal, type StoredJob } from './boltdb/journal.js';
+import { JournalError } from '../../errors.js';
 import { lockJournal, type JournalLock } from './boltdb/lock.js';
 
 export const BOLTDB_DRIVER = 'boltdb';
@@ -15,13 +16,6 @@ const QUEUE_NAME = 'push';
 const STOPPED_TEXT = 'failed to acknowledge the JOB, the pipeline is probably stopped';
 /** setTimeout's longest delay; a later due time is reached in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** Pause of a paused pipeline, resume of a running one, use after stop: RoadRunner's texts (jobs.md §3.3). */
-export class PipelineStateError extends RrtsError {
-  constructor(message: string) {
-    super('ERR_JOBS_PIPELINE_STATE', message);
-  }
-}
 
 /** Knobs for tests and the bench; a pipeline's config never sets them. */
 export interface BoltdbTuning {
@@ -362,7 +356,7 @@ export async function openBoltdbDriver(pipeline: PipelineConfig, context: Driver
 }
 
 function named(pipeline: PipelineConfig, error: unknown): Error {
-  if (error instanceof JournalError) return new JournalError(`boltdb pipeline '${pipeline.name}': ${error.message}`, error.code, { cause: error });
+  if (error instanceof JournalError) return new JournalError(`boltdb pipeline '${pipeline.name}': ${error.message}`, error.reason, { cause: error });
   return error instanceof Error ? error : new Error(String(error));
 }
 

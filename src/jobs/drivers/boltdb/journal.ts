@@ -6,7 +6,7 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { Packr } from 'msgpackr';
-import { RrtsError } from '../../../errors.js';
+import { JournalError } from '../../../errors.js';
 import type { JobHeaders } from '../../driver.js';
 
 /** One job as the journal keeps it; `seq` is its key for the life of the job (a requeue rewrites the same seq). */
@@ -40,13 +40,6 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: false });
 
 // zlib.crc32 came with Node.js 20.15: checked when a journal opens, so an older Node fails only boltdb pipelines
 const crc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
-
-/** The journal cannot be used: not ours, locked, or a write or fsync failed. */
-export class JournalError extends RrtsError {
-  constructor(message: string, code = 'ERR_JOBS_JOURNAL', options?: { cause?: unknown }) {
-    super(code, message, options);
-  }
-}
 
 export interface JournalOptions {
   /** file mode of a new journal (before the umask) */
@@ -168,7 +161,7 @@ export class Journal {
    * of the file is cut off (and copied to `<file>.torn` first); anything that is not a journal is refused.
    */
   static async open(file: string, options: JournalOptions): Promise<{ journal: Journal; jobs: StoredJob[]; report: ReplayReport }> {
-    if (!crc32) throw new JournalError(`the boltdb driver needs Node.js >= 20.15 (for zlib.crc32); this is ${process.version}`, 'ERR_JOBS_JOURNAL_NODE');
+    if (!crc32) throw new JournalError(`the boltdb driver needs Node.js >= 20.15 (for zlib.crc32); this is ${process.version}`, 'node');
     // a compaction that died before its rename left this behind; the journal itself is whole
     await fs.rm(`${file}.compact`, { force: true });
     let handle: FileHandle;
@@ -209,7 +202,7 @@ export class Journal {
     } catch (error) {
       await handle.close().catch(() => undefined);
       if (error instanceof JournalError) throw error;
-      throw new JournalError(`cannot read ${file}: ${(error as Error).message}`, 'ERR_JOBS_JOURNAL', { cause: error });
+      throw new JournalError(`cannot read ${file}: ${(error as Error).message}`, 'io', { cause: error });
     }
   }
 
@@ -230,12 +223,12 @@ export class Journal {
     if (bytesRead < HEADER_BYTES || !header.subarray(0, MAGIC.length).equals(MAGIC)) {
       throw new JournalError(
         `${file} is not an rrts jobs journal (RoadRunner's bbolt files cannot be read by rrts: give the boltdb pipeline a file of its own)`,
-        'ERR_JOBS_JOURNAL_FORMAT',
+        'format',
       );
     }
     const version = header.readUInt32LE(MAGIC.length);
     if (version !== FORMAT_VERSION) {
-      throw new JournalError(`${file} is an rrts jobs journal of format ${version}; this rrts reads format ${FORMAT_VERSION}`, 'ERR_JOBS_JOURNAL_FORMAT');
+      throw new JournalError(`${file} is an rrts jobs journal of format ${version}; this rrts reads format ${FORMAT_VERSION}`, 'format');
     }
     let position = HEADER_BYTES;
     let records = 0;
@@ -323,7 +316,7 @@ export class Journal {
 
   private enqueue(bytes: Buffer): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.closed) return Promise.reject(new JournalError(`${this.file} is closed`, 'ERR_JOBS_JOURNAL_CLOSED'));
+    if (this.closed) return Promise.reject(new JournalError(`${this.file} is closed`, 'closed'));
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ bytes, resolve, reject });
       this.flushing ??= this.flushLoop();
@@ -344,7 +337,7 @@ export class Journal {
           await this.handle.datasync();
         } catch (error) {
           // a failed write or fsync leaves the file's end unknown (fsync errors are not retried, as databases learned)
-          this.failure ??= new JournalError(`cannot write ${this.file}: ${(error as Error).message}`, 'ERR_JOBS_JOURNAL_WRITE', { cause: error });
+          this.failure ??= new JournalError(`cannot write ${this.file}: ${(error as Error).message}`, 'write', { cause: error });
           for (const write of batch) write.reject(this.failure);
           continue;
         }
@@ -353,7 +346,7 @@ export class Journal {
           try {
             await this.compact();
           } catch (error) {
-            this.failure ??= new JournalError(`cannot compact ${this.file}: ${(error as Error).message}`, 'ERR_JOBS_JOURNAL_WRITE', { cause: error });
+            this.failure ??= new JournalError(`cannot compact ${this.file}: ${(error as Error).message}`, 'write', { cause: error });
           }
         }
       }

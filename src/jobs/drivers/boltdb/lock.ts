@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import posixNode from 'posix-node';
-import { JournalError } from './journal.js';
+import { JournalError } from '../../../errors.js';
 
 // posix-node is CommonJS with `exports.default`; its functions are optional in its types.
 const posix = posixNode.default;
@@ -26,20 +26,17 @@ export function lockJournal(file: string, pipeline: string, mode: number): Journ
   const key = canonicalPath(file);
   const holder = heldHere.get(key);
   if (holder !== undefined) {
-    throw new JournalError(
-      `${file} is already used by the boltdb pipeline '${holder}' of this rrts: give each pipeline a file of its own`,
-      'ERR_JOBS_JOURNAL_LOCKED',
-    );
+    throw new JournalError(`${file} is already used by the boltdb pipeline '${holder}' of this rrts: give each pipeline a file of its own`, 'locked');
   }
   const lockFile = `${file}.lock`;
   const lockf = posix.lockf;
-  if (!lockf) throw new JournalError(`cannot lock ${lockFile}: posix-node has no lockf on this platform`, 'ERR_JOBS_JOURNAL_LOCKED');
+  if (!lockf) throw new JournalError(`cannot lock ${lockFile}: posix-node has no lockf on this platform`, 'locked');
   let fd: number;
   try {
     fd = fs.openSync(lockFile, fs.constants.O_RDWR | fs.constants.O_CREAT, mode & 0o666);
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? `the folder ${path.dirname(lockFile)} does not exist` : (error as Error).message;
-    throw new JournalError(`cannot create ${lockFile}: ${reason}`, 'ERR_JOBS_JOURNAL_LOCKED');
+    throw new JournalError(`cannot create ${lockFile}: ${reason}`, 'locked');
   }
   try {
     lockf(fd, F_TLOCK, 0n);
@@ -48,7 +45,7 @@ export function lockJournal(file: string, pipeline: string, mode: number): Journ
     fs.closeSync(fd);
     throw new JournalError(
       `${file} is in use by another process${owner ? ` (pid ${owner})` : ''}: two rrts cannot share a boltdb file (lock ${lockFile})`,
-      'ERR_JOBS_JOURNAL_LOCKED',
+      'locked',
     );
   }
   // the pid is for the message above; the lock itself is what counts
