@@ -36,6 +36,8 @@ const CHUNKED = /(?:^|\W)chunked(?:$|\W)/i;
 const CLOSE = /(?:^|\W)close(?:$|\W)/i;
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
 const CRLF = Buffer.from('\r\n', 'latin1');
+/** Bodies up to this size are copied behind their head into one buffer (one write); bigger ones go by writev. */
+const COPY_LIMIT = 16 * 1024;
 
 function invalidHeader(message: string, code: string): TypeError {
   return Object.assign(new TypeError(message), { code });
@@ -203,6 +205,14 @@ export class H1Response extends EventEmitter {
       socket.uncork();
       return;
     }
+    if (length > COPY_LIMIT) {
+      // A big body is not worth a copy: head and body leave in one writev.
+      socket.cork();
+      socket.write(head, 'latin1');
+      socket.write(body!);
+      socket.uncork();
+      return;
+    }
     const out = Buffer.allocUnsafe(head.length + length);
     out.write(head, 0, 'latin1');
     out.set(body!, head.length);
@@ -293,7 +303,7 @@ export class H1Response extends EventEmitter {
     this.headersSent = true;
     const status = this.statusCode;
     const req = this.req;
-    let head = `HTTP/1.1 ${status} ${this.statusMessage || STATUS_CODES[status] || 'unknown'}\r\n`;
+    let head = `HTTP/1.1 ${status} ${this.statusMessage || STATUS_CODES[status] || `status code ${status}`}\r\n`;
     const fields = this.fields;
     for (const key in fields) {
       const [name, value] = fields[key]!;
