@@ -213,3 +213,31 @@ describe('a client that leaves in the middle of its body (1 worker)', () => {
     assert.equal(await count(), before + 1, 'only /count reached the worker');
   });
 });
+
+describe('stop with keep-alive connections, idle and busy', () => {
+  it('closes the idle one at once, lets the busy one finish with Connection: close, and exits 0', async () => {
+    const rr = await startRrts({ workers: 1 });
+    const idle = await RawConnection.open(rr.port);
+    const busy = await RawConnection.open(rr.port);
+    try {
+      idle.send('GET /hello HTTP/1.1\r\nHost: a\r\n\r\n');
+      assert.equal((await readAnswer(idle))?.head.status, 200);
+      busy.send('GET /sleep?ms=1500 HTTP/1.1\r\nHost: a\r\n\r\n');
+      await sleep(300); // the request is with the worker
+      const stopped = rr.stop();
+      const idleClosed = idle.readToClose(5000);
+      const answer = await readAnswer(busy);
+      assert.equal(idle.closed, true, 'the idle connection was closed before the busy answer came');
+      await idleClosed;
+      assert.equal(answer?.head.status, 200);
+      assert.equal(answer?.body.toString(), 'slept 1500');
+      assert.deepEqual(headerValues(answer.head, 'connection'), ['close']);
+      await busy.readToClose(5000);
+      assert.equal((await stopped).code, 0, rr.stderr.slice(-2000));
+    } finally {
+      idle.close();
+      busy.close();
+      await rr.stop();
+    }
+  });
+});
