@@ -125,6 +125,11 @@ export class H1Request extends EventEmitter {
   resume(): this {
     this.explicitlyPaused = false;
     if (this.readableEnded) return this;
+    if (this.aborted) {
+      // The client went before anyone read the body: a reader that comes later learns it now.
+      this.emit('close');
+      return this;
+    }
     this.flowing = true;
     const buffered = this.buffered;
     if (buffered !== null) {
