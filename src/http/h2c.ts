@@ -13,8 +13,7 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
  * connection that sends too little to be routed within it is closed.
  */
 export function h2cOrHttp1(http1: (socket: net.Socket) => void, h2: http2.Http2Server, firstBytesTimeoutMs: number): net.Server {
-  // allowHalfOpen: an HTTP/1.1 client that half-closes after its requests still gets the answers owed.
-  return net.createServer({ allowHalfOpen: true }, (socket) => {
+  return net.createServer((socket) => {
     let seen: Buffer = Buffer.alloc(0);
     const onTimeout = (): void => {
       socket.destroy();

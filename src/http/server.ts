@@ -180,7 +180,8 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
   private createHttp1Listener(handler: HttpHandler): net.Server {
     if (NODE_HTTP1) return this.createHttp1Server(handler, false);
     const front = this.createH1Front(handler, false);
-    // allowHalfOpen: a client that half-closes after its requests still gets every answer owed (as with node:http).
+    // allowHalfOpen: H1Connection decides what a client's half-close means (the request is cancelled or the
+    // connection ends), rather than node closing our side at once.
     return net.createServer({ allowHalfOpen: true }, (socket) => front.serve(socket));
   }
 
