@@ -2,15 +2,17 @@
 // so a plain TCP server looks at the first bytes of each connection: the HTTP/2 client preface goes to the HTTP/2
 // server, anything else to the HTTP/1.1 server. `Upgrade: h2c` is not supported (as with Go's h2c, prior knowledge
 // is what clients such as curl --http2-prior-knowledge and gRPC use).
-import type http from 'node:http';
 import type http2 from 'node:http2';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
-/** `firstBytesTimeoutMs`: a connection that sends too little to be routed within it is closed. */
-export function h2cOrHttp1(http1: http.Server, h2: http2.Http2Server, firstBytesTimeoutMs: number): net.Server {
+/**
+ * `http1` serves the HTTP/1.1 connections (their first bytes are put back in the socket). `firstBytesTimeoutMs`: a
+ * connection that sends too little to be routed within it is closed.
+ */
+export function h2cOrHttp1(http1: (socket: net.Socket) => void, h2: http2.Http2Server, firstBytesTimeoutMs: number): net.Server {
   return net.createServer((socket) => {
     let seen: Buffer = Buffer.alloc(0);
     const onTimeout = (): void => {
@@ -31,7 +33,7 @@ export function h2cOrHttp1(http1: http.Server, h2: http2.Http2Server, firstBytes
         // The HTTP/1.1 server reads what was put back in the socket's buffer.
         detach();
         socket.unshift(seen);
-        http1.emit('connection', socket);
+        http1(socket);
         socket.resume();
       } else if (seen.length >= PREFACE.length) {
         // The HTTP/2 server reads the socket's native handle and would miss bytes put back: give it a stream

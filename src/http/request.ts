@@ -1,8 +1,7 @@
 // Turns one HTTP request into the payload a PHP worker gets: RoadRunner's JSON request context (RR <= 2023.3,
 // docs/protocol.md §4.2) and the body: raw bytes, or the parsed form tree with multipart files streamed to temp files.
 
-import type { IncomingMessage } from 'node:http';
-import type { Http2ServerRequest } from 'node:http2';
+import { Http2ServerRequest } from 'node:http2';
 import type { UploadsConfig } from '../config/types.js';
 import {
   FormTreeError,
@@ -17,6 +16,8 @@ import { parseCookies } from './cookies.js';
 import { buildTree, parseUrlencoded, type Tree } from './form-tree.js';
 import { collectHeaders, firstHeader, latin1ToUtf8, parseMediaType } from './headers.js';
 import { multipartBoundary, receiveMultipart, UploadSession } from './uploads.js';
+import { H1Request } from './h1/request.js';
+import type { AnyRequest } from './middleware/types.js';
 
 export interface RequestPayloadOptions {
   /** http.raw_body: send url-encoded and multipart bodies as raw bytes, unparsed. */
@@ -57,8 +58,6 @@ function asRequestError(error: unknown): unknown {
   return error;
 }
 
-type AnyRequest = IncomingMessage | Http2ServerRequest;
-
 const EMPTY = Buffer.alloc(0);
 const noCleanup = (): Promise<void> => Promise.resolve();
 
@@ -69,7 +68,7 @@ export async function buildRequestPayload(req: AnyRequest, opts: RequestPayloadO
   const headers = collectHeaders(req.rawHeaders, http2);
   const remoteAddr = opts.remoteAddr ?? clientIp(req.socket?.remoteAddress);
   const protocol = `HTTP/${req.httpVersion}`;
-  const uri = requestUri(req, url, http2, opts.tls);
+  const uri = requestUri(req, url, opts.tls);
   const cookies = parseCookies(headers['Cookie']);
   const query = rawQuery(url);
   // Key order is the wire format (RoadRunner's Go struct order).
@@ -81,7 +80,8 @@ export async function buildRequestPayload(req: AnyRequest, opts: RequestPayloadO
     return { context: context(false, null), body: EMPTY, cleanup: noCleanup };
   }
   const limit = opts.maxRequestSize > 0 ? opts.maxRequestSize : Infinity;
-  const contentType = firstHeader(req.headers, 'content-type');
+  // rrts's own HTTP/1.1 requests answer without building a header object (most requests need no other header).
+  const contentType = req instanceof H1Request ? req.header('content-type') : firstHeader(req.headers, 'content-type');
   const form = contentType.includes('application/x-www-form-urlencoded');
   const multipart = !form && contentType.includes('multipart/form-data');
 
@@ -136,12 +136,12 @@ export function clientIp(address: string | undefined): string {
   return address;
 }
 
-function requestUri(req: AnyRequest, url: string, http2: boolean, tls: boolean): string {
+function requestUri(req: AnyRequest, url: string, tls: boolean): string {
   let uri: string;
   if (isAbsoluteTarget(url)) {
     uri = url;
   } else {
-    const host = http2 ? ((req as Http2ServerRequest).authority ?? '') : (req.headers.host ?? '');
+    const host = req instanceof H1Request ? req.head.host : req instanceof Http2ServerRequest ? (req.authority ?? '') : (req.headers.host ?? '');
     uri = (tls ? 'https://' : 'http://') + host + url;
   }
   return stripCrLf(latin1ToUtf8(uri));
@@ -177,6 +177,7 @@ function isAbsoluteTarget(url: string): boolean {
  * send DATA without a length.) The unread request is dumped by Node's server when the response ends.
  */
 function hasNoBody(req: AnyRequest): boolean {
+  if (req instanceof H1Request) return req.head.contentLength === 0;
   if (req.httpVersionMajor !== 1) return false;
   const headers = req.headers;
   const length = headers['content-length'];
@@ -186,6 +187,10 @@ function hasNoBody(req: AnyRequest): boolean {
 /** A declared Content-Length over the limit is refused before a byte is read. */
 function checkContentLength(req: AnyRequest, limit: number): void {
   if (limit === Infinity) return;
+  if (req instanceof H1Request) {
+    if (req.head.contentLength > limit) throw tooLarge();
+    return;
+  }
   const declared = firstHeader(req.headers, 'content-length');
   if (declared !== '' && Number(declared) > limit) throw tooLarge();
 }

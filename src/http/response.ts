@@ -8,7 +8,7 @@ import http2, { type Http2ServerResponse } from 'node:http2';
 import type { Logger } from 'pino';
 import { AnswerCutError, ResponseError } from '../errors.js';
 import type { ReplyChunk, ReplySink } from '../worker/worker.js';
-import type { AnyRequest } from './middleware/types.js';
+import type { AnyRequest, AnyResponse } from './middleware/types.js';
 
 interface ResponseContext {
   status: number;
@@ -88,7 +88,7 @@ export class ResponseWriter implements ReplySink {
   private trailers: Record<string, string[]> | null = null;
 
   constructor(
-    private readonly res: ServerResponse | Http2ServerResponse,
+    private readonly res: AnyResponse,
     private readonly req: AnyRequest,
     private readonly log: Logger,
   ) {
@@ -202,7 +202,7 @@ export class ResponseWriter implements ReplySink {
       for (const [name, values] of Object.entries(ctx.headers)) hints[name.toLowerCase()] = values;
       this.res.writeEarlyHints(hints);
     } else if (ctx.status === 100) this.res.writeContinue();
-    else if (ctx.status === 102 && 'writeProcessing' in this.res) this.res.writeProcessing();
+    else if (ctx.status === 102 && 'writeProcessing' in this.res) (this.res as ServerResponse).writeProcessing();
     // other 1xx codes have no Node API; they are dropped
   }
 

@@ -1,7 +1,7 @@
 // The HTTP plugin: accepts requests on http.address (HTTP/1.1, or also cleartext HTTP/2 with http2.h2c) and on
 // http.ssl.address (TLS, HTTP/2 by ALPN with HTTP/1.1 fallback), runs them through http.middleware, turns each into
 // a job for the worker pool (request.ts), writes the worker's answer back (response.ts), and maps every failure to a
-// response: no request is left hanging.
+// response: no request is left hanging. HTTP/1.1 is served by rrts's own path (h1/connection.ts), HTTP/2 by node:http2.
 import fs from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -35,9 +35,16 @@ import { Cancellation } from '../worker/worker.js';
 import { buildChain, type AnyRequest, type AnyResponse, type HttpHandler } from './middleware/index.js';
 import { httpsRedirect } from './redirect.js';
 import { h2cOrHttp1 } from './h2c.js';
+import { H1Front } from './h1/connection.js';
 import { settlesWithin } from '../time.js';
 
 type Listener = net.Server;
+
+/**
+ * RRTS_HTTP1=node serves HTTP/1.1 with node:http instead of rrts's own path: only so that the bench can measure
+ * both side by side (docs/benchmarks.md). Read once, here.
+ */
+const NODE_HTTP1 = process.env.RRTS_HTTP1 === 'node';
 
 export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
   readonly name = 'http';
@@ -45,6 +52,8 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
   private listeners: Listener[] = [];
   /** HTTP/1.1 servers (listening or fed by the h2c sniffer), for closeIdleConnections on stop. */
   private http1Servers: http.Server[] = [];
+  /** rrts's own HTTP/1.1 fronts (plain, h2c's HTTP/1.1 side, TLS fallback), drained on stop. */
+  private h1Fronts: H1Front[] = [];
   private sockets = new Set<net.Socket>();
   private sessions = new Set<http2.Http2Session>();
   private plainServer: Listener | null = null;
@@ -78,7 +87,7 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
     const ssl = this.config.ssl;
     if (this.config.address !== '') {
       const plain = ssl?.redirect ? httpsRedirect(ssl.address) : app;
-      const server = this.config.http2.h2c ? this.createH2cServer(plain) : this.createHttp1Server(plain, false);
+      const server = this.config.http2.h2c ? this.createH2cServer(plain) : this.createHttp1Listener(plain);
       this.plainServer = server;
       await this.listen(server, this.config.address);
       this.log.debug({ address: this.config.address, h2c: this.config.http2.h2c }, 'http server was started');
@@ -104,16 +113,19 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
     this.listeners = [];
     const closed = listeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
     for (const server of this.http1Servers) server.closeIdleConnections();
+    for (const front of this.h1Fronts) front.closeIdle();
     for (const session of this.sessions) session.close(); // GOAWAY: running streams may finish
     await settlesWithin(this.whenNoneInFlight(), graceMs);
     for (const server of this.http1Servers) {
       server.closeAllConnections();
       if (!listeners.includes(server)) server.close(() => {}); // fed by the h2c sniffer: only its timers to clear
     }
+    for (const front of this.h1Fronts) front.closeAll();
     for (const session of this.sessions) session.destroy();
     for (const socket of this.sockets) socket.destroy();
     await Promise.all(closed);
     this.http1Servers = [];
+    this.h1Fronts = [];
     this.plainServer = null;
     this.tlsServer = null;
   }
@@ -163,7 +175,7 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
     // Node checks the two timeouts every connectionsCheckingInterval (30 s by default): short timeouts need it shorter.
     const connectionsCheckingInterval = Math.max(50, Math.min(30_000, Math.floor(headersTimeout / 4)));
     return {
-      keepAliveTimeout: 60_000,
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
       requestTimeout,
       headersTimeout,
       connectionsCheckingInterval,
@@ -173,6 +185,29 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
       // Missing Host is refused in dispatch() with Go's answer.
       requireHostHeader: false,
     };
+  }
+
+  /** The plain HTTP/1.1 listener. */
+  private createHttp1Listener(handler: HttpHandler): net.Server {
+    if (NODE_HTTP1) return this.createHttp1Server(handler, false);
+    const front = this.createH1Front(handler, false);
+    // allowHalfOpen: H1Connection decides what a client's half-close means (the request is cancelled or the
+    // connection ends), rather than node closing our side at once.
+    return net.createServer({ allowHalfOpen: true }, (socket) => front.serve(socket));
+  }
+
+  private createH1Front(handler: HttpHandler, tls: boolean): H1Front {
+    const requestTimeoutMs = this.config.readTimeout;
+    const front = new H1Front((req, res) => this.dispatch(handler, req, res, tls), {
+      tls,
+      headersTimeoutMs: Math.min(this.config.readHeaderTimeout, requestTimeoutMs),
+      requestTimeoutMs,
+      keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+      maxHeaderBytes: GO_MAX_HEADER_BYTES,
+      log: this.log,
+    });
+    this.h1Fronts.push(front);
+    return front;
   }
 
   private createHttp1Server(handler: HttpHandler, tls: boolean): http.Server {
@@ -201,14 +236,19 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
 
   /** http2.h2c: connections starting with the HTTP/2 preface get HTTP/2 (prior knowledge), the others HTTP/1.1. */
   private createH2cServer(handler: HttpHandler): net.Server {
-    const http1 = this.createHttp1Server(handler, false);
     const settings = { maxConcurrentStreams: this.config.http2.maxConcurrentStreams, maxHeaderListSize: GO_MAX_HEADER_BYTES };
     const h2 = http2.createServer({ settings }, (req, res) => this.dispatch(handler, req, res, false));
     this.trackSessions(h2);
+    const firstBytesTimeout = Math.min(this.config.readHeaderTimeout, this.config.readTimeout);
+    if (!NODE_HTTP1) {
+      const front = this.createH1Front(handler, false);
+      return h2cOrHttp1((socket) => front.serve(socket), h2, firstBytesTimeout);
+    }
+    const http1 = this.createHttp1Server(handler, false);
     // Node starts the headersTimeout/requestTimeout checks of an http.Server on 'listening'; this one never listens
     // (the sniffer hands it connections), so start them by hand. stop() closes it, which clears the interval.
     http1.emit('listening');
-    return h2cOrHttp1(http1, h2, Math.min(this.config.readHeaderTimeout, this.config.readTimeout));
+    return h2cOrHttp1((socket) => http1.emit('connection', socket), h2, firstBytesTimeout);
   }
 
   private createTlsServer(ssl: SslConfig, handler: HttpHandler): http2.Http2SecureServer {
@@ -238,7 +278,23 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
     }
     server.on('tlsClientError', (err: Error) => this.log.debug({ err: err.message }, 'TLS handshake failed'));
     this.trackSessions(server);
+    if (!NODE_HTTP1) this.serveTlsHttp1(server, handler);
     return server;
+  }
+
+  /**
+   * Connections that did not pick h2 by ALPN go to rrts's HTTP/1.1 path instead of node's fallback: node's http2
+   * listener still gets the h2 ones (allowHTTP1 stays on so that ALPN offers http/1.1).
+   */
+  private serveTlsHttp1(server: http2.Http2SecureServer, handler: HttpHandler): void {
+    const front = this.createH1Front(handler, true);
+    const [http2Listener] = server.listeners('secureConnection') as Array<(this: http2.Http2SecureServer, socket: tls.TLSSocket) => void>;
+    if (http2Listener === undefined) throw new Error('node:http2 secure server without its connection listener');
+    server.removeListener('secureConnection', http2Listener);
+    server.prependListener('secureConnection', function (this: http2.Http2SecureServer, socket: tls.TLSSocket) {
+      if (socket.alpnProtocol === 'h2') http2Listener.call(this, socket);
+      else front.serve(socket);
+    });
   }
 
   private trackSessions(server: http2.Http2Server | http2.Http2SecureServer): void {
@@ -249,10 +305,11 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
   }
 
   private dispatch(handler: HttpHandler, req: AnyRequest, res: AnyResponse, tls: boolean): void {
-    if (req.httpVersionMajor === 1) {
-      const socket = (req as http.IncomingMessage).socket;
+    // rrts's own path refuses these in its parser; node:http's requests are checked here.
+    if (req instanceof http.IncomingMessage) {
+      const socket = req.socket;
       if (isRefused(socket)) return; // pipelined behind a refused request
-      const refusal = goRefusalOf(req as http.IncomingMessage);
+      const refusal = goRefusalOf(req);
       if (refusal !== null) {
         refuseConnection(socket, refusal);
         this.log.debug({ request: `${req.method} ${req.url}`, answer: refusal.slice(0, refusal.indexOf('\r')) }, 'HTTP request refused');
@@ -379,6 +436,9 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
 function afterIoCallbacks(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
+
+/** Idle keep-alive connections are closed after this long (node:http's keepAliveTimeout as rrts has always set it). */
+const KEEP_ALIVE_TIMEOUT_MS = 60_000;
 
 function boundAddress(server: Listener | null): AddressInfo | null {
   const a = server?.address();

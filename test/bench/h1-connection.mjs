@@ -1,11 +1,12 @@
-// CPU per request of the prototype raw-socket HTTP/1.1 front (src/http/h1/connection.ts) against node:http, both
-// serving the same trivial in-process answer, and nginx answering the same bytes with `return 200` (when
+// CPU per request of rrts's own HTTP/1.1 front (src/http/h1/connection.ts: H1Front, H1Request, H1Response, as the
+// HTTP plugin uses them) against node:http, both serving the same trivial in-process answer, and nginx answering the same bytes with `return 200` (when
 // installed), loaded by wrk in turns. CPU: this process's own for the two node servers (it hosts them, wrk runs
 // apart), nginx's master and worker from /proc; divided by the requests wrk completed. Needs `npm run build`, wrk.
 //
 //   node test/bench/h1-connection.mjs [--rounds 3] [--seconds 5] [--connections 32]
 import { spawn } from 'node:child_process';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
@@ -21,7 +22,7 @@ const ROUNDS = Number(option('--rounds', 3));
 const SECONDS = Number(option('--seconds', 5));
 const CONNECTIONS = Number(option('--connections', 32));
 
-const { createH1Server } = await import(path.join(here, '../../dist/src/http/h1/connection.js'));
+const { H1Front } = await import(path.join(here, '../../dist/src/http/h1/connection.js'));
 
 const BODY = Buffer.from('<!doctype html>\n<html><body><h1>Hello</h1><p>' + 'x'.repeat(150) + '</p></body></html>\n');
 const TYPE = 'text/html; charset=UTF-8';
@@ -37,11 +38,33 @@ function nodeServer() {
   });
 }
 
+const silentLog = { debug() {}, info() {}, warn() {}, error() {}, isLevelEnabled: () => false };
+
 function rrtsServer() {
-  const headers = ['Content-Type', TYPE];
-  return createH1Server((request, respond) => {
-    respond({ status: 200, headers, body: BODY });
-  });
+  const options = {
+    tls: false,
+    headersTimeoutMs: 300_000,
+    requestTimeoutMs: 300_000,
+    keepAliveTimeoutMs: 60_000,
+    maxHeaderBytes: (1 << 20) + 4096,
+    log: silentLog,
+  };
+  const front = new H1Front((req, res) => {
+    // As the plugin does: the answer's headers one by one, then the body with the head in one write.
+    const answer = () => {
+      res.setHeader('Content-Type', TYPE);
+      res.setHeader('Content-Length', BODY.length);
+      res.end(BODY);
+    };
+    if (req.readableEnded) answer();
+    else {
+      req.on('end', answer);
+      req.resume();
+    }
+  }, options);
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => front.serve(socket));
+  server.closeAllConnections = () => front.closeAll();
+  return server;
 }
 
 function listen(server) {
@@ -87,7 +110,7 @@ async function startNginx() {
 
 const targets = [
   ['node:http', nodeServer()],
-  ['rrts h1/connection.ts', rrtsServer()],
+  ['rrts H1Front', rrtsServer()],
 ];
 const ports = [];
 for (const [, server] of targets) ports.push(await listen(server));

@@ -8,6 +8,8 @@
 //     rrts-fork  the same with server.fork.enabled: true (one PHP master forks the workers);
 //     fpm        php-fpm (pm = static, max_children = N) behind nginx (1 worker process): test/bench/fpm-hello.php;
 //     node       a raw Node `http` server in one process (test/bench/node-hello.mjs): the ceiling of a one-loop front;
+//     rrts-node-http  (only when named in --targets) rrts exec with RRTS_HTTP1=node: HTTP/1.1 through node:http,
+//                the path rrts had before its own (src/http/h1/), to compare the two fronts in one run;
 //   app (GET /r7/123 through Laravel's Router with 50 routes: "route 7 id 123 pid P\n")
 //     app-rrts       rrts exec mode running test/bench/app/worker.php (the framework booted once per worker);
 //     app-rrts-fork  the same in fork mode, the master preloading test/bench/app/preload.php;
@@ -96,9 +98,11 @@ const TARGETS = {
   // only with --sdk DIR (or RRTS_BENCH_SDK): the SDK is never part of the repository
   'sdk-rrts': { group: 'hello', server: 'rrts', mode: 'exec', sdk: true },
   'sdk-rrts-fork': { group: 'hello', server: 'rrts', mode: 'fork', sdk: true },
+  // only when named in --targets: rrts's HTTP/1.1 served by node:http (RRTS_HTTP1=node), the front before src/http/h1/
+  'rrts-node-http': { group: 'hello', server: 'rrts', mode: 'exec', nodeHttp: true },
 };
 const ALL_TARGETS = Object.keys(TARGETS);
-const DEFAULT_TARGETS = ALL_TARGETS.filter((t) => !TARGETS[t].sdk);
+const DEFAULT_TARGETS = ALL_TARGETS.filter((t) => !TARGETS[t].sdk && !TARGETS[t].nodeHttp);
 
 const USAGE = `usage: node test/bench/hello.mjs [options]
   --workers N        PHP workers for rrts and php-fpm (default 4)
@@ -259,7 +263,7 @@ function procNotes(t) {
  * rrts with a config like rr.example.yaml: production logs at error level, N workers, no supervisor; the hello
  * worker or the framework app, in exec or fork mode.
  */
-async function startRrts(opts, tmpDir, { key, group = 'hello', mode = 'exec', sdk = false, profileDir = null }) {
+async function startRrts(opts, tmpDir, { key, group = 'hello', mode = 'exec', sdk = false, nodeHttp = false, profileDir = null }) {
   const port = await freePort();
   const cfg = path.join(tmpDir, `${key}.yaml`);
   const app = group === 'app';
@@ -295,14 +299,15 @@ logs:
 `,
   );
   const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const p = startProcess(key, process.execPath, [...nodeArgs, RRTS_BIN, 'serve', '-c', cfg], { cwd: RRTS_ROOT, graceMs: 20_000 });
+  const env = nodeHttp ? { ...process.env, RRTS_HTTP1: 'node' } : process.env;
+  const p = startProcess(key, process.execPath, [...nodeArgs, RRTS_BIN, 'serve', '-c', cfg], { cwd: RRTS_ROOT, env, graceMs: 20_000 });
   await waitForOutput(p, (out) => out.includes('server started'), 60_000, "'server started'");
   const t = {
     key,
     group,
     server: 'rrts',
     mode,
-    label: `rrts ${mode}${app ? ' app' : ''}${sdk ? ' SDK PSR7Worker' : ''} (${opts.workers} workers${profileDir ? ', --cpu-prof' : ''})`,
+    label: `rrts ${mode}${app ? ' app' : ''}${sdk ? ' SDK PSR7Worker' : ''}${nodeHttp ? ' node:http' : ''} (${opts.workers} workers${profileDir ? ', --cpu-prof' : ''})`,
     port,
     path: app ? APP_PATH : '/',
     procs: [p],
@@ -454,6 +459,8 @@ function computeRatios(s) {
     ['sdkForkOverFpm', 'sdk-rrts-fork', 'fpm'],
     ['helloExecOverFpm', 'rrts', 'fpm'],
     ['helloForkOverFpm', 'rrts-fork', 'fpm'],
+    ['helloNodeHttpOverFpm', 'rrts-node-http', 'fpm'],
+    ['helloExecOverNodeHttp', 'rrts', 'rrts-node-http'],
     ['helloExecOverNode', 'rrts', 'node'],
     ['helloForkOverNode', 'rrts-fork', 'node'],
     ['appExecOverFpm', 'app-rrts', 'app-fpm'],
@@ -471,6 +478,7 @@ function computeFrontRatios(s) {
     ['frontForkOverNginx', 'rrts-fork'],
     ['frontSdkExecOverNginx', 'sdk-rrts'],
     ['frontSdkForkOverNginx', 'sdk-rrts-fork'],
+    ['frontNodeHttpOverNginx', 'rrts-node-http'],
   ]) {
     if (s[a] && s.fpm) out[name] = frontRatioOf(s[a], s.fpm);
   }
@@ -580,12 +588,15 @@ function render(result) {
     appForkOverFpm: 'app rrts fork / php-fpm+nginx',
     sdkExecOverFpm: 'hello SDK rrts exec / php-fpm+nginx',
     sdkForkOverFpm: 'hello SDK rrts fork / php-fpm+nginx',
+    helloNodeHttpOverFpm: 'hello rrts node:http / php-fpm+nginx',
+    helloExecOverNodeHttp: 'hello rrts exec / rrts node:http',
   };
   const frontNames = {
     frontExecOverNginx: 'hello rrts exec / nginx',
     frontForkOverNginx: 'hello rrts fork / nginx',
     frontSdkExecOverNginx: 'hello SDK rrts exec / nginx',
     frontSdkForkOverNginx: 'hello SDK rrts fork / nginx',
+    frontNodeHttpOverNginx: 'hello rrts node:http / nginx',
   };
   out.push('ratios (req/s > 1 = rrts serves more; p50/p99 > 1 = rrts answers slower; per-round req/s ratios in brackets):');
   for (const [k, r] of Object.entries(ratios)) {

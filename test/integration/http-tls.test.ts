@@ -8,6 +8,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { freePort, startRrts, type RrtsInstance } from './harness.js';
 import { request } from './client.js';
 
@@ -56,6 +57,26 @@ export function h2Get(origin: string, pathname: string, headers: http2.OutgoingH
   });
 }
 
+/** One TLS connection (certificate not checked): `request` written, everything read until the server closes. */
+function tlsExchangeToClose(port: number, request: string, ALPNProtocols?: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, ...(ALPNProtocols ? { ALPNProtocols } : {}) }, () =>
+      socket.write(request),
+    );
+    let text = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`still open after 10 s: ${JSON.stringify(text)}`));
+    }, 10_000);
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(text);
+    });
+  });
+}
+
 describe('https (http.ssl)', () => {
   let rr: RrtsInstance;
   let tls: ReturnType<typeof selfSignedCertificate>;
@@ -76,6 +97,21 @@ describe('https (http.ssl)', () => {
     const echo = JSON.parse(r.body.toString());
     assert.equal(echo.ctx.protocol, 'HTTP/1.1');
     assert.equal(echo.ctx.uri, `https://127.0.0.1:${sslPort}/echo?a=1`);
+  });
+
+  it("answers pipelined HTTP/1.1 in order on rrts's own path, with or without ALPN, and hands CONNECT to the worker", async () => {
+    for (const ALPNProtocols of [undefined, ['http/1.1']]) {
+      const text = await tlsExchangeToClose(
+        sslPort,
+        'GET /echo?i=1 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo?i=2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+        ALPNProtocols,
+      );
+      const uris = [...text.matchAll(/"uri":"([^"]*)"/g)].map((m) => m[1]);
+      assert.deepEqual(uris, ['https://a/echo?i=1', 'https://a/echo?i=2'], text);
+    }
+    const connect = await tlsExchangeToClose(sslPort, 'CONNECT host:22 HTTP/1.1\r\nHost: host:22\r\n\r\n');
+    assert.match(connect, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nhello from \d+$/);
+    assert.match(connect, /\r\nConnection: close\r\n/);
   });
 
   it('serves h2 (ALPN) with protocol HTTP/2.0', async () => {

@@ -1,184 +1,310 @@
-// Prototype HTTP/1.1 connection handler on raw sockets: H1Parser on the socket's reads, requests handled one at a
-// time in order (as Go's server does, pipelined ones wait), each answer written with one socket.write.
-// Not wired into the HTTP plugin yet: it exists to measure the path (test/bench/h1-connection.mjs).
-import net from 'node:net';
-import { STATUS_CODES } from 'node:http';
-import { H1Parser, type H1Limits, type H1ParseError, type RequestHead } from './parser.js';
+// rrts's own HTTP/1.1 server side: H1Parser on each socket's reads, one H1Request/H1Response pair per request handed
+// to the plugin's dispatch, requests answered one at a time in order (pipelined ones wait, as in Go's server), the
+// timeouts of http.read_header_timeout / read_timeout / the idle keep-alive, and a graceful drain for stop.
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { GO_REFUSAL, refuseConnection } from '../../listen.js';
+import { H1Parser, type H1ParseError, type RequestHead } from './parser.js';
+import { H1Request, type BodySource } from './request.js';
+import { currentDateLine, H1Response, type ResponseSink } from './response.js';
 
-export interface H1Request {
-  head: RequestHead;
-  /** The whole body (requests are answered after their body has arrived, in this prototype). */
-  body: Buffer;
-  socket: net.Socket;
+export type H1Dispatch = (req: H1Request, res: H1Response) => void;
+
+export interface H1FrontOptions {
+  /** The connection is TLS: CONNECT's target becomes an https:// URI. */
+  tls: boolean;
+  /** A request head must be whole this long after its first byte (the first request: after the accept). */
+  headersTimeoutMs: number;
+  /** A request (head and body) must be whole this long after its first byte. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this long. */
+  keepAliveTimeoutMs: number;
+  maxHeaderBytes: number;
+  log: Logger;
 }
 
-export interface H1Answer {
-  status: number;
-  /** name, value, name, value, ... as they go on the wire; Content-Length, Date and Connection are added. */
-  headers?: readonly string[];
-  body?: Buffer | string;
+/** Held pipelined bytes beyond which the socket is not read until the requests before them are answered. */
+const HELD_LIMIT = 64 * 1024;
+
+const enum Phase {
+  /** Waiting for the first byte of the next request (keep-alive). */
+  Idle,
+  /** Reading a request: head or body. */
+  Reading,
+  /** The request is read; its answer is being made. */
+  Answering,
 }
 
-export type H1Handler = (request: H1Request, respond: (answer: H1Answer) => void) => void;
-
-export interface H1ConnectionOptions extends H1Limits {
-  /** A body over this many bytes is answered 413 and the connection closed; 0: no limit. */
-  maxBodyBytes?: number;
-}
-
-let dateSecond = -1;
-let dateLine = '';
-
-/** `Date: ...\r\n`, made once a second (as node:http caches it). */
-function currentDateLine(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateLine = `Date: ${new Date(now).toUTCString()}\r\n`;
-  }
-  return dateLine;
-}
-
-function reason(status: number): string {
-  return STATUS_CODES[status] ?? 'status code ' + status;
-}
-
-/** Serve one connection until it closes. The socket should allow half-open (createH1Server sets allowHalfOpen). */
-export function serveH1Connection(socket: net.Socket, handler: H1Handler, options: H1ConnectionOptions = {}): void {
-  const maxBody = options.maxBodyBytes ?? 0;
-  let current: RequestHead | null = null;
-  let bodyParts: Buffer[] = [];
-  let bodyLength = 0;
-  let closing = false;
-  /** A request is with the handler. */
-  let busy = false;
-  /** The client has half-closed: finish the answers owed, then close. */
-  let peerEnded = false;
-
-  const fail = (status: number, text: string): void => {
-    // Go's answer to a request it cannot read: plain text, then the connection is closed.
-    const body = `${status} ${text}`;
-    socket.end(`HTTP/1.1 ${status} ${reason(status)}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${body}`, 'latin1');
-    closing = true;
-    // Then close for good, as Go does after half a second (closeWriteAndWait), even if the client never closes.
-    socket.once('finish', () => setTimeout(() => socket.destroy(), 500).unref());
-  };
-
-  const parser: H1Parser = new H1Parser(
-    {
-      onRequest(head) {
-        current = head;
-        bodyParts = [];
-        bodyLength = 0;
-        if (head.expectUnsupported) {
-          parser.pause();
-          fail(417, 'Expectation Failed');
-          return;
-        }
-        if (head.method === 'CONNECT') {
-          parser.pause();
-          fail(405, 'Method Not Allowed');
-          return;
-        }
-        if (maxBody > 0 && head.contentLength > maxBody) {
-          parser.pause();
-          fail(413, 'Request Entity Too Large');
-          return;
-        }
-        if (head.expectContinue) socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
-      },
-      onBody(chunk) {
-        if (closing) return;
-        bodyLength += chunk.length;
-        if (maxBody > 0 && bodyLength > maxBody) {
-          parser.pause();
-          fail(413, 'Request Entity Too Large');
-          return;
-        }
-        bodyParts.push(chunk);
-      },
-      onRequestEnd() {
-        if (closing) return;
-        const head = current!;
-        const body = bodyParts.length === 0 ? EMPTY : bodyParts.length === 1 ? bodyParts[0]! : Buffer.concat(bodyParts, bodyLength);
-        // One request at a time: later pipelined input waits in the parser until this one is answered.
-        parser.pause();
-        busy = true;
-        let answered = false;
-        handler({ head, body, socket }, (answer) => {
-          if (answered || socket.destroyed) return;
-          answered = true;
-          busy = false;
-          writeAnswer(socket, head, answer);
-          if (!head.keepAlive) {
-            socket.end();
-            closing = true;
-            return;
-          }
-          parser.resume();
-          if (busy || closing) return;
-          if (peerEnded) finish();
-          else if (socket.isPaused()) socket.resume();
-        });
-      },
-      onError(error: H1ParseError) {
-        fail(error.status, reason(error.status));
-      },
-    },
-    options,
-  );
-
-  socket.on('data', (chunk: Buffer) => {
-    parser.execute(chunk);
-    // Stop reading while a request is being handled and more input waits (pipelining back-pressure).
-    if (parser.isPaused && parser.heldBytes > 64 * 1024) socket.pause();
-  });
-  const finish = (): void => {
-    if (closing) return;
-    if (parser.inRequest) fail(400, 'Bad Request');
-    else socket.end();
-  };
-  socket.on('end', () => {
-    peerEnded = true;
-    if (!busy) finish();
-  });
-  socket.on('error', () => socket.destroy());
-}
-
-const EMPTY = Buffer.alloc(0);
-
-/** Status line, headers and body in one write. */
-export function writeAnswer(socket: net.Socket, request: RequestHead, answer: H1Answer): void {
-  const status = answer.status;
-  let head = `HTTP/1.1 ${status} ${reason(status)}\r\n${currentDateLine()}`;
-  const headers = answer.headers ?? [];
-  for (let i = 0; i + 1 < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  const body = answer.body ?? EMPTY;
-  const bodyIsString = typeof body === 'string';
-  const length = bodyIsString ? Buffer.byteLength(body) : body.length;
-  const noBody = status === 204 || status === 304 || (status >= 100 && status < 200);
-  if (!noBody) head += `Content-Length: ${length}\r\n`;
-  if (!request.keepAlive) head += 'Connection: close\r\n';
-  else if (request.versionMinor === 0) head += 'Connection: keep-alive\r\n';
-  head += '\r\n';
-  if (request.method === 'HEAD' || noBody || length === 0) {
-    socket.write(head, 'latin1');
-  } else if (bodyIsString) {
-    const out = Buffer.allocUnsafe(head.length + length);
-    out.write(head, 0, 'latin1');
-    out.write(body, head.length, 'utf8');
-    socket.write(out);
-  } else {
-    const out = Buffer.allocUnsafe(head.length + length);
-    out.write(head, 0, 'latin1');
-    out.set(body, head.length);
-    socket.write(out);
+/** Go's answer to a request its reader refuses; the server closes the connection after it. */
+function refusalText(error: H1ParseError): string {
+  switch (error.reason) {
+    case 'HEADERS_TOO_LARGE':
+    case 'TOO_MANY_HEADERS':
+      return GO_REFUSAL.headerTooLarge;
+    case 'UNSUPPORTED_TRANSFER_ENCODING':
+      return GO_REFUSAL.unsupportedTransferEncoding;
+    case 'MISSING_HOST':
+      return GO_REFUSAL.missingHost;
+    case 'UNSUPPORTED_VERSION':
+    case 'H2_PREFACE': {
+      // Go's statusError: "HTTP/1.1 505 HTTP Version Not Supported: unsupported protocol version"
+      const text = '505 HTTP Version Not Supported: unsupported protocol version';
+      return `HTTP/1.1 ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${text}`;
+    }
+    default:
+      return GO_REFUSAL.badRequest;
   }
 }
 
-/** A TCP server whose connections are served by serveH1Connection. */
-export function createH1Server(handler: H1Handler, options: H1ConnectionOptions = {}): net.Server {
-  // allowHalfOpen: a client that half-closes after its requests still gets every answer owed.
-  return net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => serveH1Connection(socket, handler, options));
+/** Every HTTP/1.1 connection of one listener (or of the h2c sniffer's HTTP/1.1 side). */
+export class H1Front {
+  private readonly connections = new Set<H1Connection>();
+  private checker: NodeJS.Timeout | null = null;
+  /** stop() has begun: answers say Connection: close and no connection takes another request. */
+  draining = false;
+
+  constructor(
+    readonly dispatch: H1Dispatch,
+    readonly options: H1FrontOptions,
+  ) {}
+
+  serve(socket: net.Socket): void {
+    if (this.draining) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    const connection = new H1Connection(this, socket);
+    this.connections.add(connection);
+    socket.once('close', () => this.connections.delete(connection));
+    if (this.checker === null) {
+      const o = this.options;
+      // One timer for all connections, as node:http checks its timeouts: a few checks per shortest timeout.
+      const every = Math.max(50, Math.min(30_000, Math.floor(Math.min(o.headersTimeoutMs, o.requestTimeoutMs, o.keepAliveTimeoutMs) / 4)));
+      this.checker = setInterval(() => this.checkTimeouts(), every).unref();
+    }
+  }
+
+  /** Close the connections waiting for a request; the others close after their answer. */
+  closeIdle(): void {
+    this.draining = true;
+    for (const connection of this.connections) connection.drain();
+  }
+
+  /** Close every connection now. */
+  closeAll(): void {
+    this.draining = true;
+    for (const connection of this.connections) connection.socket.destroy();
+    this.connections.clear();
+    if (this.checker !== null) clearInterval(this.checker);
+    this.checker = null;
+  }
+
+  private checkTimeouts(): void {
+    const now = Date.now();
+    for (const connection of this.connections) connection.checkTimeouts(now);
+  }
+}
+
+class H1Connection implements BodySource, ResponseSink {
+  private readonly parser: H1Parser;
+  private req: H1Request | null = null;
+  private res: H1Response | null = null;
+  private requestRead = false;
+  private responseDone = false;
+  private phase = Phase.Reading;
+  /** When the current phase began (Date.now()): the accept, the first byte of a request, the last answer. */
+  private since = Date.now();
+  /** No more requests on this connection: it closes once the current answer is out. */
+  private closing = false;
+  private resumeScheduled = false;
+
+  constructor(
+    private readonly front: H1Front,
+    readonly socket: net.Socket,
+  ) {
+    this.parser = new H1Parser(
+      {
+        onRequest: (head) => this.onRequest(head),
+        onBody: (chunk) => this.req?.pushBody(chunk),
+        onRequestEnd: () => this.onRequestEnd(),
+        onError: (error) => this.onParseError(error),
+      },
+      { maxHeaderBytes: front.options.maxHeaderBytes },
+    );
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.on('drain', () => this.res?.emit('drain'));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.onClose());
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.phase === Phase.Idle) {
+      this.phase = Phase.Reading;
+      this.since = Date.now();
+    }
+    this.parser.execute(chunk);
+    if (this.parser.isPaused && this.parser.heldBytes > HELD_LIMIT) this.socket.pause();
+  }
+
+  private onRequest(head: RequestHead): void {
+    const front = this.front;
+    if (head.expectUnsupported) {
+      // Go's sendExpectationFailed: a 417 without calling the handler, then the connection is closed.
+      this.parser.pause();
+      this.closing = true;
+      this.socket.end(`HTTP/1.1 417 Expectation Failed\r\nConnection: close\r\n${currentDateLine()}Content-Length: 0\r\n\r\n`, 'latin1');
+      return;
+    }
+    // CONNECT's authority form (`host:22`) as an absolute URI, so the worker's uri names that host and port.
+    const target = head.method === 'CONNECT' && head.targetForm === 'authority' ? `${front.options.tls ? 'https' : 'http'}://${head.target}` : head.target;
+    if (this.phase !== Phase.Reading) {
+      this.phase = Phase.Reading;
+      this.since = Date.now();
+    }
+    const req = new H1Request(head, this.socket, this, target);
+    const res = new H1Response(req, this.socket, this, head.keepAlive && !front.draining);
+    this.req = req;
+    this.res = res;
+    this.requestRead = false;
+    this.responseDone = false;
+    front.dispatch(req, res);
+  }
+
+  private onRequestEnd(): void {
+    const req = this.req;
+    if (req === null) return; // a 417 was sent
+    this.requestRead = true;
+    req.endBody();
+    if (this.responseDone) {
+      this.nextRequest();
+      return;
+    }
+    // Later pipelined requests wait in the parser until this one is answered.
+    this.parser.pause();
+    this.phase = Phase.Answering;
+  }
+
+  private onParseError(error: H1ParseError): void {
+    this.closing = true;
+    const req = this.req;
+    if (req !== null && !this.requestRead) {
+      // The body broke the protocol while its request was being handled: the handler sees an aborted body.
+      this.front.options.log.debug({ request: `${req.method} ${req.url}`, err: error.message }, 'HTTP request body refused');
+      req.abort();
+      if (this.responseDone) this.socket.destroySoon();
+      return;
+    }
+    this.front.options.log.debug({ err: error.message, code: error.code }, 'malformed HTTP request refused');
+    refuseConnection(this.socket, refusalText(error));
+  }
+
+  responseFinished(response: H1Response, close: boolean): void {
+    if (response !== this.res) return;
+    this.responseDone = true;
+    const req = this.req!;
+    if (close || this.closing || this.front.draining) {
+      this.closeAfterAnswer();
+      return;
+    }
+    if (!this.requestRead) {
+      // Answered before the body was read. Without the 100 Continue the client may never send it: close, as Go
+      // does; otherwise the rest of the body is read and dropped (as node:http dumps it) and the connection kept.
+      if (!req.continueSent) {
+        this.closeAfterAnswer();
+        return;
+      }
+      req.discarding = true;
+      this.socket.resume();
+      return;
+    }
+    this.nextRequest();
+  }
+
+  private closeAfterAnswer(): void {
+    this.closing = true;
+    this.parser.pause();
+    this.socket.destroySoon();
+  }
+
+  /** The request is read and answered: on to the next one (held pipelined bytes are parsed in a microtask). */
+  private nextRequest(): void {
+    this.req = null;
+    this.res = null;
+    this.phase = Phase.Idle;
+    this.since = Date.now();
+    if (!this.parser.isPaused) return; // the parser is still running: it goes on by itself
+    if (this.resumeScheduled) return;
+    this.resumeScheduled = true;
+    // Not from inside end(): a long run of pipelined requests answered at once must not nest in the stack.
+    queueMicrotask(() => {
+      this.resumeScheduled = false;
+      if (this.closing || this.socket.destroyed) return;
+      this.parser.resume();
+      if (!this.parser.isPaused && this.socket.isPaused()) this.socket.resume();
+    });
+  }
+
+  bodyWanted(req: H1Request): void {
+    if (req !== this.req || this.socket.destroyed) return;
+    if (!req.continueSent) {
+      // Go sends 100 Continue when the handler first reads the body; a refusal before it (413) gets no body sent.
+      req.continueSent = true;
+      if (this.res !== null && !this.res.headersSent) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+    }
+    if (!req.backedUp && this.socket.isPaused() && !(this.parser.isPaused && this.parser.heldBytes > HELD_LIMIT)) this.socket.resume();
+  }
+
+  bodyPaused(req: H1Request): void {
+    if (req === this.req && req.backedUp) this.socket.pause();
+  }
+
+  /**
+   * The client half-closed. In the middle of a request, or while one is answered, it has gone (Go's background read
+   * cancels the request on EOF, node:http aborts it): the connection is closed and the job cancelled. Between
+   * requests the connection just ends; inside a head it gets Go's 400.
+   */
+  private onEnd(): void {
+    if (this.req !== null && !this.responseDone) {
+      this.socket.destroy();
+      return;
+    }
+    this.closing = true;
+    if (this.parser.inRequest && this.req === null) refuseConnection(this.socket, GO_REFUSAL.badRequest);
+    else this.socket.end();
+  }
+
+  private onClose(): void {
+    this.closing = true;
+    const req = this.req;
+    if (req !== null && !this.requestRead) req.abort();
+    this.res?.closedUnder();
+  }
+
+  /** stop(): an idle connection closes now, a busy one after its answer. */
+  drain(): void {
+    if (this.req === null && !this.parser.inRequest) {
+      this.closing = true;
+      this.socket.destroy();
+      return;
+    }
+    const res = this.res;
+    if (res !== null && !res.headersSent) res.shouldKeepAlive = false;
+  }
+
+  checkTimeouts(now: number): void {
+    const o = this.front.options;
+    const elapsed = now - this.since;
+    let expired = false;
+    if (this.phase === Phase.Idle && !this.parser.inRequest) expired = elapsed > o.keepAliveTimeoutMs;
+    else if (this.phase !== Phase.Answering) {
+      // Closed without an answer, as Go does when a read deadline passes (docs/http.md).
+      expired = elapsed > o.requestTimeoutMs || (this.req === null && elapsed > o.headersTimeoutMs);
+    }
+    if (!expired) return;
+    o.log.debug({ phase: this.phase === Phase.Idle ? 'idle' : this.req === null ? 'headers' : 'body' }, 'HTTP connection timed out: closed');
+    this.closing = true;
+    this.socket.destroy();
+  }
 }

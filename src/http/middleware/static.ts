@@ -5,7 +5,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import mime from 'mime-types';
 import type { StaticConfig } from '../../config/types.js';
 import { addRequestHeader, type AnyRequest, type AnyResponse, type Middleware } from './types.js';
@@ -122,7 +121,34 @@ async function sendFile(req: AnyRequest, res: AnyResponse, file: string, stat: f
     res.end();
     return;
   }
-  await pipeline(fs.createReadStream(file, { start, end }), res as NodeJS.WritableStream).catch(() => res.destroy());
+  await copyFile(fs.createReadStream(file, { start, end }), res);
+}
+
+/** The file into the response, waiting for 'drain' when the client reads slower than the disk (any response kind). */
+async function copyFile(source: fs.ReadStream, res: AnyResponse): Promise<void> {
+  try {
+    for await (const chunk of source) {
+      if (res.destroyed) return;
+      if (!res.write(chunk as Buffer)) await drainedOrClosed(res);
+    }
+    res.end();
+  } catch {
+    res.destroy();
+  } finally {
+    source.destroy();
+  }
+}
+
+function drainedOrClosed(res: AnyResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 function notModified(req: AnyRequest, etag: string | null, lastModified: Date): boolean {

@@ -1,10 +1,59 @@
 // The one shape every HTTP middleware has: a function that wraps the next handler. A middleware answers the
 // request itself (static files, CORS preflight) or changes the request/response and calls `next`.
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type net from 'node:net';
 
-export type AnyRequest = IncomingMessage | Http2ServerRequest;
-export type AnyResponse = ServerResponse | Http2ServerResponse;
+/**
+ * What the middleware, request.ts and response.ts use of a request: node's IncomingMessage and Http2ServerRequest
+ * have it, and so does rrts's own HTTP/1.1 request (src/http/h1/request.ts).
+ */
+export interface AnyRequest {
+  readonly method?: string | undefined;
+  url?: string | undefined;
+  readonly httpVersion: string;
+  readonly httpVersionMajor: number;
+  readonly httpVersionMinor: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly rawHeaders: string[];
+  readonly socket: net.Socket;
+  readonly readableEnded: boolean;
+  resume(): unknown;
+  pause(): unknown;
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'end' | 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  off(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  off(event: 'end' | 'close', listener: () => void): unknown;
+  off(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+type HeaderValue = number | string | readonly string[];
+
+/** What they use of a response: node's ServerResponse and Http2ServerResponse, and src/http/h1/response.ts's. */
+export interface AnyResponse {
+  statusCode: number;
+  readonly headersSent: boolean;
+  readonly writableEnded: boolean;
+  readonly writableFinished: boolean;
+  readonly destroyed: boolean;
+  setHeader(name: string, value: HeaderValue): unknown;
+  getHeader(name: string): HeaderValue | undefined;
+  hasHeader(name: string): boolean;
+  removeHeader(name: string): void;
+  writeHead(statusCode: number, headers?: OutgoingHttpHeaders): unknown;
+  write(chunk: Buffer | string): boolean;
+  end(): unknown;
+  end(chunk: Buffer | string): unknown;
+  /** Http2ServerResponse has it too, untyped. */
+  flushHeaders?(): void;
+  addTrailers(headers: Record<string, string | string[]>): void;
+  writeContinue(): void;
+  writeEarlyHints(hints: Record<string, string | string[]>): void;
+  destroy(): unknown;
+  on(event: 'close' | 'finish' | 'drain', listener: () => void): unknown;
+  once(event: 'close' | 'finish' | 'drain', listener: () => void): unknown;
+  off(event: 'close' | 'finish' | 'drain', listener: () => void): unknown;
+}
 
 /** What the middleware learn about a request besides its headers, handed down the chain. */
 export interface RequestState {
