@@ -1,0 +1,207 @@
+// http.front.processes: 2 with a real rrts, real PHP workers and real sockets, in exec and fork mode: both front
+// processes serve, the operator sees one set of workers (informer, /metrics, /health, /ready), an RPC reset
+// renews every worker, a SIGKILLed front is replaced, fork mode keeps one root, and a graceful stop leaves nothing.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import { RpcClient } from '../../src/cli/rpc-client.js';
+import { alive, childrenOf, freePort, isForkRoot, isForkSpare, MODES, startRrts, type RrtsInstance } from '../integration/harness.js';
+import { request } from '../integration/client.js';
+
+interface State {
+  pid: number;
+  statusStr: string;
+}
+
+const WORKERS = 4;
+
+function cmdline(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The front processes: rrts's node children running the front entry. */
+function frontPids(rrts: RrtsInstance): number[] {
+  return childrenOf(rrts.pid).filter((pid) => cmdline(pid).includes('front/entry.js'));
+}
+
+/** Fork mode: the roots, the masters (their children) and the workers (the masters' children that are no spares). */
+function forkTree(rrts: RrtsInstance): { roots: number[]; masters: number[]; workers: number[] } {
+  const roots = childrenOf(rrts.pid).filter(isForkRoot);
+  const masters = roots.flatMap((pid) => childrenOf(pid));
+  const workers = masters.flatMap((pid) => childrenOf(pid)).filter((pid) => !isForkSpare(pid));
+  return { roots, masters, workers };
+}
+
+/** The PHP workers as processes: the fronts' children (exec) or the masters' (fork). */
+function workerPids(rrts: RrtsInstance, mode: string): number[] {
+  if (mode === 'fork') return forkTree(rrts).workers.sort((a, b) => a - b);
+  return frontPids(rrts)
+    .flatMap((pid) => childrenOf(pid))
+    .sort((a, b) => a - b);
+}
+
+/** `count` requests, each on a new connection (cluster hands each connection to one front), answering the worker pid. */
+async function servingPids(url: string, count: number): Promise<number[]> {
+  const agent = new http.Agent({ keepAlive: false });
+  try {
+    const pids: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const reply = await request(`${url}/pid`, { agent });
+      assert.equal(reply.status, 200);
+      pids.push(Number(reply.body.toString()));
+    }
+    return pids;
+  } finally {
+    agent.destroy();
+  }
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function informer(client: RpcClient): Promise<number[]> {
+  const { workers } = await client.call<{ workers: State[] }>('informer.Workers', 'http');
+  return workers.map((w) => w.pid).sort((a, b) => a - b);
+}
+
+async function scrape(port: number): Promise<string> {
+  return (await request(`http://127.0.0.1:${port}/metrics`)).body.toString();
+}
+
+/** The value of one sample line of an exposition text (0 when absent). */
+function sample(text: string, line: string): number {
+  const found = text.split('\n').find((l) => l.startsWith(`${line} `));
+  return found ? Number(found.slice(line.length + 1)) : 0;
+}
+
+for (const mode of MODES) {
+  describe(`http.front.processes: 2 (${mode} mode)`, () => {
+    let rrts: RrtsInstance;
+    let client: RpcClient;
+    let metricsPort = 0;
+    let statusPort = 0;
+    /** requests sent to the http port so far, for the metrics test */
+    let sent = 0;
+
+    before(async () => {
+      const rpcPort = await freePort();
+      metricsPort = await freePort();
+      statusPort = await freePort();
+      rrts = await startRrts({
+        mode,
+        workers: WORKERS,
+        config: {
+          http: { front: { processes: 2 }, middleware: ['http_metrics'] },
+          rpc: { listen: `tcp://127.0.0.1:${rpcPort}` },
+          metrics: { address: `127.0.0.1:${metricsPort}` },
+          status: { address: `127.0.0.1:${statusPort}` },
+        },
+      });
+      client = await RpcClient.connect(`tcp://127.0.0.1:${rpcPort}`, rrts.dir);
+    });
+
+    after(async () => {
+      client?.close();
+      if (rrts && rrts.proc.exitCode === null) {
+        const left = [...frontPids(rrts), ...workerPids(rrts, mode), ...forkTree(rrts).masters, ...forkTree(rrts).roots];
+        await rrts.stop();
+        for (const pid of left) if (alive(pid)) process.kill(pid, 'SIGKILL');
+      }
+    });
+
+    it('runs two front processes and both serve requests', async () => {
+      assert.equal(frontPids(rrts).length, 2);
+      const pids = await servingPids(rrts.url, 16);
+      sent += 16;
+      // which front each answer came from: the worker's parent (exec) or its master (fork), one per front
+      const parents = new Set(pids.map((pid) => childrenOwner(rrts, mode, pid)));
+      assert.equal(parents.size, 2, `answers came from ${[...parents].join(', ')}`);
+    });
+
+    it('informer.Workers lists every worker of both fronts once', async () => {
+      const listed = await informer(client);
+      assert.equal(listed.length, WORKERS);
+      assert.equal(new Set(listed).size, WORKERS);
+      assert.deepEqual(listed, workerPids(rrts, mode));
+    });
+
+    it('/metrics is one scrape with the counters of both fronts summed', async () => {
+      await servingPids(rrts.url, 6);
+      sent += 6;
+      const text = await scrape(metricsPort);
+      assert.equal(sample(text, 'rr_http_request_total{status="200"}'), sent);
+      assert.equal(sample(text, 'rr_http_request_duration_seconds_count{status="200"}'), sent);
+      assert.equal(sample(text, 'rr_http_total_workers'), WORKERS);
+      assert.equal(text.split('\n').filter((l) => l.startsWith('# TYPE rr_http_request_total ')).length, 1);
+    });
+
+    it('/health and /ready answer 200 for the fronts together', async () => {
+      for (const path of ['/health?plugin=http', '/ready?plugin=http']) {
+        const reply = await request(`http://127.0.0.1:${statusPort}${path}`);
+        assert.equal(reply.status, 200, `${path}: ${reply.body.toString()}`);
+      }
+    });
+
+    if (mode === 'fork') {
+      it("forks every front's master from one root: one opcache segment", () => {
+        const { roots, masters, workers } = forkTree(rrts);
+        assert.equal(roots.length, 1);
+        assert.equal(masters.length, 2);
+        assert.equal(workers.length, WORKERS);
+        for (const pid of workers) assert.ok(masters.includes(childrenOwner(rrts, mode, pid)));
+      });
+    }
+
+    it('resetter.Reset replaces every worker of both fronts', async () => {
+      const before = await informer(client);
+      assert.equal(await client.call('resetter.Reset', 'http'), true);
+      const afterReset = await informer(client);
+      assert.equal(afterReset.length, WORKERS);
+      for (const pid of before) assert.ok(!afterReset.includes(pid), `worker ${pid} survived the reset`);
+      if (mode === 'fork') assert.equal(forkTree(rrts).roots.length, 1);
+    });
+
+    it('replaces a front process that was SIGKILLed, with its workers, and serves from two fronts again', async () => {
+      const [victim, survivor] = frontPids(rrts);
+      const victimWorkers = mode === 'exec' ? childrenOf(victim!) : [];
+      process.kill(victim!, 'SIGKILL');
+      await until('a new front process', () => {
+        const fronts = frontPids(rrts);
+        return fronts.length === 2 && !fronts.includes(victim!) && fronts.includes(survivor!);
+      });
+      await until(`${WORKERS} workers listed`, async () => (await informer(client).catch(() => [])).length === WORKERS);
+      for (const pid of victimWorkers) await until(`the dead front's worker ${pid} to exit`, () => !alive(pid));
+      const pids = await servingPids(rrts.url, 16);
+      sent += 16;
+      assert.equal(new Set(pids.map((pid) => childrenOwner(rrts, mode, pid))).size, 2);
+      assert.deepEqual(await informer(client), workerPids(rrts, mode));
+      if (mode === 'fork') assert.equal(forkTree(rrts).roots.length, 1);
+    });
+
+    it('stops gracefully: exit 0 and no process left', async () => {
+      const left = [...frontPids(rrts), ...workerPids(rrts, mode), ...forkTree(rrts).masters, ...forkTree(rrts).roots];
+      assert.ok(left.length >= 2 + WORKERS);
+      const exit = await rrts.stop();
+      assert.equal(exit.code, 0, rrts.stderr.slice(-2000));
+      for (const pid of left) assert.ok(!alive(pid), `process ${pid} (${cmdline(pid)}) outlived rrts`);
+    });
+  });
+}
+
+/** The process that owns a worker: its front (exec) or its master (fork), from /proc. */
+function childrenOwner(rrts: RrtsInstance, mode: string, worker: number): number {
+  const owner = mode === 'exec' ? frontPids(rrts) : forkTree(rrts).masters;
+  const parent = owner.find((pid) => childrenOf(pid).includes(worker));
+  assert.ok(parent !== undefined, `worker ${worker} belongs to none of ${owner.join(', ')}`);
+  return parent;
+}
