@@ -172,9 +172,9 @@ export class RootHost {
 
 /**
  * A generation master forked for a front process: its control connection (checked by the root) is sent to that
- * front with the frames read with its hello; its exit is reported to it.
+ * front with the frames read with its hello; its exit is reported to it. Exported for its unit test.
  */
-class RemoteGeneration implements GenerationTarget {
+export class RemoteGeneration implements GenerationTarget {
   private attached = false;
   private exit: ExitInfo | null = null;
   private readonly timer: NodeJS.Timeout;
@@ -184,7 +184,7 @@ class RemoteGeneration implements GenerationTarget {
     private readonly rootPid: number,
     private readonly requestId: number,
     private readonly front: number,
-    private readonly host: RootHost,
+    private readonly host: { post: (front: number, msg: RootReply | RootEvent, socket?: net.Socket) => void },
     readyTimeoutMs: number,
   ) {
     this.timer = setTimeout(() => {
