@@ -16,7 +16,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-root-host-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** A connected pair over a unix socket: [the server's end, the client's end]. */
-async function pair(name: string): Promise<{ server: net.Socket; client: net.Socket; close(): void }> {
+async function pair(name: string): Promise<{ server: net.Socket; client: net.Socket; close: () => void }> {
   const file = path.join(dir, name);
   const listener = net.createServer();
   await new Promise<void>((resolve) => listener.listen(file, resolve));
