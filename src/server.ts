@@ -213,6 +213,7 @@ export class RrtsServer {
   private async reloadNow(next: Config): Promise<string[]> {
     const warnings = restartOnlyChanges(this.config, next);
     if (this.front && next.http) {
+      const started = Date.now();
       const recipe = { command: next.http.pool.command ?? next.server.command, env: workerEnv(next, 'http'), preload: next.server.fork.preload };
       try {
         await this.front.reset(recipe);
@@ -220,6 +221,7 @@ export class RrtsServer {
         throw new ReloadError(`http: ${describeRecipeFailure(this.config, next, this.front.workerMode)}: ${(err as Error).message}`, { cause: err });
       }
       this.front.useConfig(next);
+      this.logs.channel('server').info({ plugin: 'http', elapsed_ms: Date.now() - started }, 'http: workers reset');
     }
     const http = this.http;
     if (http && next.http) {

@@ -128,6 +128,12 @@ for (const mode of MODES) {
       assert.equal(parents.size, 2, `answers came from ${[...parents].join(', ')}`);
     });
 
+    it('logs one start-up summary with every worker of both fronts', () => {
+      const summary = rrts.logs().filter((r) => typeof r.msg === 'string' && r.msg.startsWith('http: ') && r.msg.includes('workers ready'));
+      assert.equal(summary.length, 1, JSON.stringify(summary));
+      assert.equal(summary[0]!.workers, WORKERS);
+    });
+
     it('informer.Workers lists every worker of both fronts once', async () => {
       const listed = await informer(client);
       assert.equal(listed.length, WORKERS);
@@ -169,6 +175,18 @@ for (const mode of MODES) {
       assert.equal(afterReset.length, WORKERS);
       for (const pid of before) assert.ok(!afterReset.includes(pid), `worker ${pid} survived the reset`);
       if (mode === 'fork') assert.equal(forkTree(rrts).roots.length, 1);
+    });
+
+    it('SIGHUP reloads and resets the workers of both fronts', async () => {
+      const before = await informer(client);
+      const resets = () => rrts.logs().filter((r) => r.msg === 'http: workers reset').length;
+      const done = resets();
+      rrts.proc.kill('SIGHUP');
+      await until('the reload to finish', () => resets() > done);
+      const afterReload = await informer(client);
+      assert.equal(afterReload.length, WORKERS);
+      for (const pid of before) assert.ok(!afterReload.includes(pid), `worker ${pid} survived the reload`);
+      assert.deepEqual(afterReload, workerPids(rrts, mode));
     });
 
     it('replaces a front process that was SIGKILLed, with its workers, and serves from two fronts again', async () => {
