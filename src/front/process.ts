@@ -73,7 +73,11 @@ class FrontProcess {
       plugin.metrics = this.metrics;
     }
     this.http = plugin;
-    await plugin.serve();
+    try {
+      await plugin.serve();
+    } catch (err) {
+      throw new Error(`cannot listen on '${http.address || http.ssl?.address}' (http.address): ${(err as Error).message}`, { cause: err });
+    }
   }
 
   async call(msg: CallMessage): Promise<FrontCallResults[CallMessage['op']]> {
@@ -146,10 +150,8 @@ export function runFront(): void {
       case 'start':
         front.start(msg.config, msg.index).then(
           () => send({ t: 'started', address: front.address, tlsAddress: front.tlsAddress }),
-          (err: Error) => {
-            send({ t: 'failed', error: err.message });
-            front.killAll();
-          },
+          // its workers stop before the primary hears of it: no worker is left to be restarted by a pool that failed
+          (err: Error) => void front.stop(1000).finally(() => send({ t: 'failed', error: err.message })),
         );
         break;
       case 'call':

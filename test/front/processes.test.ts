@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { RpcClient } from '../../src/cli/rpc-client.js';
 import { alive, childrenOf, freePort, isForkRoot, isForkSpare, MODES, startRrts, type RrtsInstance } from '../integration/harness.js';
 import { request } from '../integration/client.js';
@@ -215,6 +216,29 @@ for (const mode of MODES) {
     });
   });
 }
+
+describe('http.front.processes: 2 on an address in use', () => {
+  it('fails the start with the address and the key, exit 1, and leaves no process', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const rrts = await startRrts({ expectFailure: true, workers: 2, config: { http: { address: `127.0.0.1:${port}`, front: { processes: 2 } } } });
+    const seen = new Set<number>();
+    const watch = setInterval(() => {
+      for (const pid of [...frontPids(rrts), ...frontPids(rrts).flatMap((p) => childrenOf(p))]) seen.add(pid);
+    }, 20);
+    try {
+      const exit = await rrts.exited;
+      assert.equal(exit.code, 1);
+      assert.match(rrts.stderr, new RegExp(`cannot listen on '127\\.0\\.0\\.1:${port}' \\(http\\.address\\): .*EADDRINUSE`));
+      for (const pid of seen) assert.ok(!alive(pid), `process ${pid} outlived the failed start`);
+    } finally {
+      clearInterval(watch);
+      await rrts.stop();
+      blocker.close();
+    }
+  });
+});
 
 /** The process that owns a worker: its front (exec) or its master (fork), from /proc. */
 function childrenOwner(rrts: RrtsInstance, mode: string, worker: number): number {
