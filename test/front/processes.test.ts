@@ -217,6 +217,51 @@ for (const mode of MODES) {
   });
 }
 
+describe('http.front.processes: 2, stopping with requests in flight', () => {
+  for (const mode of MODES) {
+    it(`${mode}: SIGTERM lets the requests in flight finish (exit 0); a second signal forces exit 1 with nothing left`, async () => {
+      const rpcPort = await freePort();
+      const first = await startRrts({ mode, workers: 4, config: { http: { front: { processes: 2 } }, rpc: { listen: `tcp://127.0.0.1:${rpcPort}` } } });
+      const tree = (rrts: RrtsInstance): number[] => [...frontPids(rrts), ...workerPids(rrts, mode), ...forkTree(rrts).masters, ...forkTree(rrts).roots];
+      try {
+        // two slow requests: each front has two workers, so both run at once wherever cluster hands their connections
+        const slow = Array.from({ length: 2 }, () => request(`${first.url}/sleep?ms=1500`, { agent: new http.Agent({ keepAlive: false }) }));
+        const client = await RpcClient.connect(`tcp://127.0.0.1:${rpcPort}`, first.dir);
+        try {
+          await until('both slow requests to be running', async () => {
+            const { workers } = await client.call<{ workers: State[] }>('informer.Workers', 'http');
+            return workers.filter((w) => w.statusStr === 'working').length === 2;
+          });
+        } finally {
+          client.close();
+        }
+        const left = tree(first);
+        first.proc.kill('SIGTERM');
+        const replies = await Promise.all(slow);
+        for (const reply of replies) assert.equal(reply.body.toString(), 'slept 1500');
+        assert.equal((await first.exited).code, 0, first.stderr.slice(-2000));
+        for (const pid of left) assert.ok(!alive(pid), `process ${pid} outlived rrts`);
+      } finally {
+        await first.stop();
+      }
+      const second = await startRrts({ mode, workers: 4, config: { http: { front: { processes: 2 } } } });
+      try {
+        const slow = Array.from({ length: 4 }, () => request(`${second.url}/sleep?ms=5000`, { agent: new http.Agent({ keepAlive: false }) }).catch(() => null));
+        await new Promise((r) => setTimeout(r, 500));
+        const left = tree(second);
+        second.proc.kill('SIGTERM');
+        await new Promise((r) => setTimeout(r, 200));
+        second.proc.kill('SIGTERM');
+        assert.equal((await second.exited).code, 1);
+        await Promise.all(slow);
+        for (const pid of left) await until(`process ${pid} to be gone`, () => !alive(pid), 5_000);
+      } finally {
+        await second.stop();
+      }
+    });
+  }
+});
+
 describe('http.front.processes: 2 on an address in use', () => {
   it('fails the start with the address and the key, exit 1, and leaves no process', async () => {
     const blocker = net.createServer();
