@@ -12,7 +12,7 @@
 // Run (after `npm run build`; needs php and wrk):
 //   node test/bench/front.mjs                      # 3 rounds x 10 s of each
 //   node test/bench/front.mjs --quick              # 1 round x 3 s
-//   node test/bench/front.mjs --processes 2 --rounds 5 --duration 20s --json /tmp/front.json
+//   node test/bench/front.mjs --processes 2 --rounds 5 --duration 20s --json front.json
 // Everything listens on 127.0.0.1, configs live in a temp dir, and every process is stopped by pid at the end.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
