@@ -1,6 +1,7 @@
 // The plugin shape (RoadRunner's Name/Serve/Stop) and the small optional capabilities other plugins look for: the
 // informer and metrics read HasWorkers, the resetter Resettable, the status plugin HasStatus (docs/architecture.md).
 // Capabilities are async so a plugin's workers may live in another process and answer through a proxy.
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 
 export interface Plugin {
   /** the config section's key; RPC clients and /health?plugin= name the plugin by it */
@@ -57,6 +58,23 @@ export interface HasStatus {
   ready(): Promise<number>;
 }
 
+/** prom-client's JSON of one registry (Registry.getMetricsAsJSON). */
+export type MetricsJson = Array<MetricObjectWithValues<MetricValue<string>>>;
+
+/**
+ * A plugin whose metrics live in other processes (the HTTP front processes' http_metrics): /metrics sums them
+ * (prom-client's AggregatorRegistry) into the one scrape.
+ */
+export interface HasMetrics {
+  readonly name: string;
+  /** one registry's JSON per process */
+  metricsJson(): Promise<MetricsJson[]>;
+}
+
+export function hasMetrics(plugin: Plugin): plugin is Plugin & HasMetrics {
+  return typeof (plugin as Partial<HasMetrics>).metricsJson === 'function';
+}
+
 export function hasWorkers(plugin: Plugin): plugin is Plugin & HasWorkers {
   const p = plugin as Partial<HasWorkers>;
   return typeof p.workers === 'function' && typeof p.addWorker === 'function' && typeof p.removeWorker === 'function';
@@ -76,6 +94,8 @@ export interface Capabilities {
   withWorkers(): HasWorkers[];
   resettable(): Resettable[];
   withStatus(): HasStatus[];
+  /** optional: hosts without plugins in other processes leave it out */
+  withMetrics?(): HasMetrics[];
 }
 
 /** The running plugins in the order they were registered, and the capabilities collected from them. */
@@ -102,5 +122,9 @@ export class PluginRegistry implements Capabilities {
 
   withStatus(): Array<Plugin & HasStatus> {
     return this.plugins.filter(hasStatus);
+  }
+
+  withMetrics(): Array<Plugin & HasMetrics> {
+    return this.plugins.filter(hasMetrics);
   }
 }

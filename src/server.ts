@@ -12,7 +12,7 @@ import { logOutputLines } from './log/index.js';
 import { WorkerPool } from './pool/pool.js';
 import { rssReader, Supervisor } from './pool/supervisor.js';
 import { ussReader } from './pool/memory.js';
-import { ForkSpawner } from './spawn/fork/spawner.js';
+import { ForkSpawner, type ForkRootProvider } from './spawn/fork/spawner.js';
 import { parsePhpCommand } from './config/php-command.js';
 import { ExecSpawner, formatMs } from './spawn/exec.js';
 import type { Spawner } from './spawn/spawner.js';
@@ -23,6 +23,8 @@ import { resolveIdentity, type Identity } from './system/users.js';
 import { registerCoreServices } from './rpc/services.js';
 import { killSpawnedChildren } from './system/children.js';
 import { PluginRegistry, type Plugin } from './plugin.js';
+import { FrontProcesses } from './front/primary.js';
+import { RootHost } from './front/root-host.js';
 
 /** The environment of a worker, in RoadRunner's order (docs/compatibility.md §3.9): later entries win. */
 export function workerEnv(config: Config, mode: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -36,6 +38,8 @@ export function workerEnv(config: Config, mode: string, base: NodeJS.ProcessEnv 
 
 export class RrtsServer {
   http: HttpPlugin | null = null;
+  /** http.front.processes > 1: the front processes, standing in as the `http` plugin (src/front/) */
+  front: FrontProcesses | null = null;
   /** The RPC plugin when the config has an `rpc` section; other plugins add their services with `rpc.register`. */
   rpc: RpcPlugin | null = null;
   metrics: MetricsPlugin | null = null;
@@ -91,7 +95,7 @@ export class RrtsServer {
     if (config.rpc) await this.startRpc(config.rpc.listen);
     if (config.server.onInit && !this.stopped) await this.runOnInit();
     if (this.stopped) return; // a stop came during the start (on_init, say): start nothing it would not stop
-    if (config.http) await this.startHttp(config.http);
+    if (config.http) await (config.http.front.processes > 1 ? this.startFront() : this.startHttp(config.http));
     for (const plugin of this.added) await this.startPlugin(plugin);
     if (config.status) await this.startStatus();
   }
@@ -121,6 +125,32 @@ export class RrtsServer {
     } catch (err) {
       await pool.destroy(1000);
       throw new StartError(`http: cannot listen on '${httpConfig.address}' (http.address): ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** http.front.processes > 1: the fronts serve http with their own pools; this process keeps the rest. */
+  private async startFront(): Promise<void> {
+    const log = this.logs.channel('server');
+    const roots = this.config.server.fork.enabled ? new RootHost(log, this.workerIdentity) : null;
+    const mode = this.config.server.fork.enabled ? 'fork' : 'exec';
+    const front = new FrontProcesses(
+      this.config,
+      log,
+      {
+        workerStarted: (seconds) => {
+          this.metrics?.observeWorkerStart('http', mode, seconds);
+          if (mode === 'fork') this.metrics?.countFork('http');
+        },
+        masterRestarted: () => this.metrics?.countMasterRestart('http'),
+      },
+      roots,
+    );
+    this.front = front;
+    this.plugins.register(front);
+    try {
+      await front.serve();
+    } catch (err) {
+      throw new StartError(`http: cannot start the front processes: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -176,6 +206,17 @@ export class RrtsServer {
 
   private async reloadNow(next: Config): Promise<string[]> {
     const warnings = restartOnlyChanges(this.config, next);
+    if (this.front && next.http) {
+      const started = Date.now();
+      const recipe = { command: next.http.pool.command ?? next.server.command, env: workerEnv(next, 'http'), preload: next.server.fork.preload };
+      try {
+        await this.front.reset(recipe);
+      } catch (err) {
+        throw new ReloadError(`http: ${describeRecipeFailure(this.config, next, this.front.workerMode)}: ${(err as Error).message}`, { cause: err });
+      }
+      this.front.useConfig(next);
+      this.logs.channel('server').info({ plugin: 'http', elapsed_ms: Date.now() - started }, 'http: workers reset');
+    }
     const http = this.http;
     if (http && next.http) {
       const started = Date.now();
@@ -216,6 +257,7 @@ export class RrtsServer {
       await this.http.stop(graceMs);
       await this.http.pool.destroy(Math.max(0, deadline - Date.now()));
     }
+    await this.front?.stop(graceMs);
     for (const plugin of [...this.added].reverse()) await plugin.stop(Math.max(0, deadline - Date.now()));
     await this.rpc?.stop();
     await this.metrics?.stop();
@@ -230,6 +272,7 @@ export class RrtsServer {
   forceStop(): void {
     this.stopped = true;
     for (const spawner of this.spawners) spawner.killAll?.();
+    this.front?.forceStop();
     this.onInitChild?.kill('SIGKILL');
     killSpawnedChildren(); // whatever a spawner does not know of yet (a fork root still starting)
     this.rpc?.removeSocketFile();
@@ -256,19 +299,7 @@ export class RrtsServer {
   }
 
   private makeSpawner(name: string, poolConfig: PoolConfig, log: Logger): Spawner {
-    const command = poolConfig.command ?? this.config.server.command;
-    const common = {
-      env: workerEnv(this.config, name),
-      cwd: this.config.workDir,
-      allocateTimeoutMs: poolConfig.allocateTimeout,
-      streamTimeoutMs: poolConfig.streamTimeout,
-      log,
-      identity: this.workerIdentity,
-    };
-    const fork = this.config.server.fork;
-    if (!fork.enabled) return new ExecSpawner({ ...common, command, relay: this.config.server.relay });
-    // the config loader already refused a command parsePhpCommand cannot take apart
-    return new ForkSpawner({ ...common, command: parsePhpCommand(command), preload: fork.preload, spares: fork.spares });
+    return makeSpawner(this.config, name, poolConfig, log, this.workerIdentity);
   }
 
   /** server.on_init: run once before the workers; its output is logged; failure stops start only with exit_on_error. */
@@ -306,6 +337,33 @@ export class RrtsServer {
     if (onInit.exitOnError) throw new StartError(message);
     log.error(message);
   }
+}
+
+/**
+ * The spawner of pool `name`: exec, or fork (one master forks the workers). `sharedRoots`, in a front process
+ * (src/front/), gets fork roots from the primary so that every front's masters come from one root.
+ */
+export function makeSpawner(
+  config: Config,
+  name: string,
+  poolConfig: PoolConfig,
+  log: Logger,
+  identity: Identity | null,
+  sharedRoots: ForkRootProvider | null = null,
+): Spawner {
+  const command = poolConfig.command ?? config.server.command;
+  const common = {
+    env: workerEnv(config, name),
+    cwd: config.workDir,
+    allocateTimeoutMs: poolConfig.allocateTimeout,
+    streamTimeoutMs: poolConfig.streamTimeout,
+    log,
+    identity,
+  };
+  const fork = config.server.fork;
+  if (!fork.enabled) return new ExecSpawner({ ...common, command, relay: config.server.relay });
+  // the config loader already refused a command parsePhpCommand cannot take apart
+  return new ForkSpawner({ ...common, command: parsePhpCommand(command), preload: fork.preload, spares: fork.spares, sharedRoots });
 }
 
 /** The http pool's worker command of a config, as the log shows it. */

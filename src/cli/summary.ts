@@ -13,7 +13,7 @@ function hostPort(address: AddressInfo | null): string | null {
 /** The listeners that serve, by role, with the address each one is bound to. */
 export function listenersOf(server: RrtsServer): Record<string, string> {
   const out: Record<string, string> = {};
-  const http = server.http;
+  const http = server.http ?? server.front;
   if (http) {
     const plain = server.config.http?.address ? hostPort(http.address) : null;
     if (plain) out[server.config.http?.http2.h2c ? 'http (and h2c)' : 'http'] = plain;

@@ -10,7 +10,21 @@ import { SUPPORTED_MIDDLEWARE } from './sections/http.js';
  * `text` and `strings` are the strict string and list of strings of metrics.collect (metrics/plugin.ts reads them).
  */
 export type ValueKind =
-  'string' | 'text' | 'int' | 'uint' | 'bool' | 'duration' | 'seconds' | 'megabytes' | 'list' | 'strings' | 'numbers' | 'stringMap' | 'command' | 'objectives';
+  | 'string'
+  | 'text'
+  | 'int'
+  | 'uint'
+  | 'bool'
+  | 'duration'
+  | 'seconds'
+  | 'megabytes'
+  | 'list'
+  | 'strings'
+  | 'numbers'
+  | 'stringMap'
+  | 'command'
+  | 'objectives'
+  | 'countOrAuto';
 
 export interface ValueKey {
   kind: ValueKind;
@@ -183,6 +197,9 @@ export const CONFIG_KEYS: KeyTable = {
         options_success_status: value('uint', 'status of an answered preflight (default 200)'),
         debug: value('bool', 'log CORS decisions at debug level'),
       }),
+    }),
+    front: section('rrts: the HTTP front processes', {
+      processes: value('countOrAuto', 'rrts: Node processes serving HTTP, each with its share of the workers: a whole number >= 1 or auto (default 1)'),
     }),
     static: section('the static middleware', {
       dir: value('string', 'the folder served (default .)'),

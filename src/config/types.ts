@@ -86,6 +86,15 @@ export interface HttpConfig {
   headers: HeadersConfig;
   /** http.static (the `static` middleware); null when `static` is not in http.middleware. */
   static: StaticConfig | null;
+  /** rrts extension: http.front (docs/front.md). */
+  front: FrontConfig;
+}
+
+export interface FrontConfig {
+  /** Node processes serving HTTP (1: rrts's own process, no other). */
+  processes: number;
+  /** written as `auto` (one per logical CPU) */
+  auto?: true;
 }
 
 export type ClientAuthType =

@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
 import type { MetricsConfig } from '../config/types.js';
 import { ConfigError, MetricsError } from '../errors.js';
 import { closeNow, listenOnAddress, refuseMalformedRequests } from '../listen.js';
@@ -61,6 +61,9 @@ const TYPES: readonly CollectorType[] = ['counter', 'gauge', 'histogram', 'summa
 /** Fork starts take milliseconds, exec starts hundreds of them: buckets that separate the two. */
 const WORKER_START_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/** Counted the same in every process (a clock): summed, they would grow N times too fast. */
+const MAX_ACROSS_PROCESSES = new Set(['rr_http_uptime_seconds']);
+
 /** Go client's summary window (DefMaxAge 10 min, DefAgeBuckets 5). */
 const SUMMARY_WINDOW = { maxAgeSeconds: 600, ageBuckets: 5 };
 
@@ -81,7 +84,7 @@ export class MetricsPlugin implements Plugin {
   /** Registers the process metrics and the `metrics.collect` collectors; a bad collector throws a ConfigError. */
   constructor(
     private readonly config: MetricsConfig,
-    private readonly plugins: Pick<Capabilities, 'withWorkers'>,
+    private readonly plugins: Pick<Capabilities, 'withWorkers' | 'withMetrics'>,
     private readonly log: Logger,
   ) {
     collectDefaultMetrics({ register: this.reg });
@@ -168,10 +171,20 @@ export class MetricsPlugin implements Plugin {
     await closeNow(server);
   }
 
-  /** The exposition text, with gauges for pools that appeared since the last scrape. */
+  /**
+   * The exposition text, with gauges for pools that appeared since the last scrape, and the metrics of plugins in
+   * other processes (HasMetrics) summed across them.
+   */
   async scrape(): Promise<string> {
     this.syncPools();
-    return this.reg.metrics();
+    const own = await this.reg.metrics();
+    const remote = (await Promise.all((this.plugins.withMetrics?.() ?? []).map((p) => p.metricsJson()))).flat();
+    if (remote.length === 0) return own;
+    for (const metrics of remote) {
+      for (const m of metrics) if (MAX_ACROSS_PROCESSES.has(m.name)) (m as { aggregator: string }).aggregator = 'max';
+    }
+    const summed = await AggregatorRegistry.aggregate(remote).metrics();
+    return summed === '' ? own : `${own}${own.endsWith('\n') ? '' : '\n'}${summed}`;
   }
 
   /** The `http_metrics` middleware's metrics, created on first use in this registry and stopped with the plugin. */

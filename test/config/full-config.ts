@@ -50,6 +50,7 @@ http:
     root_ca: ca.pem
     client_auth_type: no_client_cert
   http2: {h2c: false, max_concurrent_streams: 128}
+  front: {processes: 1}
   no_free_workers_code: 503
   exec_ttl_code: 504
   read_header_timeout: 1m

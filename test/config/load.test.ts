@@ -63,6 +63,7 @@ describe('defaults', () => {
       readTimeout: 300_000,
       headers: { request: {}, response: {}, cors: null },
       static: null,
+      front: { processes: 1 },
     });
     assert.equal(config.rpc, null);
     assert.equal(config.status, null);

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { ClientAuthType, CorsConfig, HeadersConfig, Http2Config, HttpConfig, SslConfig, StaticConfig, UploadsConfig } from '../types.js';
+import type { ClientAuthType, CorsConfig, FrontConfig, HeadersConfig, Http2Config, HttpConfig, SslConfig, StaticConfig, UploadsConfig } from '../types.js';
 import type { SectionReader } from '../reader.js';
 import type { SectionContext } from './context.js';
 import { readPool } from './pool.js';
@@ -20,6 +20,7 @@ export function readHttp(root: SectionReader, ctx: SectionContext): HttpConfig |
   const ssl = readSsl(http.section('ssl'), ctx, http.has('address'));
   const internalErrorCode = readInternalErrorCode(http);
   const middleware = http.list('middleware');
+  const pool = readPool(http.sectionOrEmpty('pool'), ctx);
   for (const name of middleware) {
     if (!SUPPORTED_MIDDLEWARE.includes(name)) {
       ctx.warnings.push(`http.middleware: requested middleware does not exist in rrts, skipped: ${name}`);
@@ -40,7 +41,7 @@ export function readHttp(root: SectionReader, ctx: SectionContext): HttpConfig |
     middleware,
     trustedSubnets: http.list('trusted_subnets'),
     uploads: readUploads(http.sectionOrEmpty('uploads')),
-    pool: readPool(http.sectionOrEmpty('pool'), ctx),
+    pool,
     ssl,
     http2: readHttp2(http.sectionOrEmpty('http2')),
     noFreeWorkersCode: readStatusCode(http, 'no_free_workers_code') ?? internalErrorCode,
@@ -49,8 +50,36 @@ export function readHttp(root: SectionReader, ctx: SectionContext): HttpConfig |
     readTimeout: http.duration('read_timeout') || DEFAULT_READ_TIMEOUT,
     headers: readHeaders(http.sectionOrEmpty('headers')),
     static: staticSection ? readStatic(staticSection, ctx) : null,
+    front: fitFront(readFront(http.sectionOrEmpty('front'), ctx), pool.numWorkers, ctx),
   };
 }
+
+/** Every front process needs a worker of its own: no more processes than http.pool.num_workers. */
+function fitFront(front: FrontConfig, numWorkers: number, ctx: SectionContext): FrontConfig {
+  if (front.processes <= numWorkers) return front;
+  if (!front.auto) {
+    ctx.warnings.push(`http.front.processes: ${front.processes} processes for ${numWorkers} workers; running ${numWorkers}, one worker each`);
+  }
+  return { ...front, processes: numWorkers };
+}
+
+/**
+ * http.front.processes: a whole number >= 1 or `auto` (one per logical CPU). The default 1 keeps the front in rrts's
+ * own process (docs/front.md says why). The split of the workers is the primary's business (src/front/share.ts).
+ */
+function readFront(front: SectionReader, ctx: SectionContext): FrontConfig {
+  const raw = front.value('processes');
+  if (raw === undefined) return { processes: 1 };
+  if (typeof raw === 'string' && raw.trim().toLowerCase() === 'auto') return { processes: Math.max(1, ctx.cpus), auto: true };
+  const processes = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isInteger(processes) || processes < 1 || processes > MAX_FRONT_PROCESSES) {
+    front.fail('processes', `expected a whole number from 1 to ${MAX_FRONT_PROCESSES} or auto, got ${JSON.stringify(raw)}`);
+  }
+  return { processes };
+}
+
+/** More front processes than this would be more event loops than any machine rrts runs on has cores. */
+export const MAX_FRONT_PROCESSES = 256;
 
 /** Middleware rrts implements (src/http/middleware/); other names are skipped with a warning, as RoadRunner does. */
 export const SUPPORTED_MIDDLEWARE: readonly string[] = ['headers', 'gzip', 'static', 'proxy_ip_parser', 'http_metrics'];

@@ -8,7 +8,7 @@ import { describeExit, type ExitInfo } from '../../worker/process.js';
 import { settlesWithin } from '../../time.js';
 import { ControlChannel } from './control-channel.js';
 import { decodeMasterMessage, failureText, type MasterMessage, type MasterRequest } from './protocol.js';
-import type { ForkRoot, MasterOptions, ReadyInfo } from './root.js';
+import type { ForkRootHandle, GenerationTarget, MasterOptions, ReadyInfo } from './root.js';
 
 export interface ReapResult {
   done: boolean;
@@ -18,7 +18,7 @@ export interface ReapResult {
 }
 
 /** A generation master: forked by the root, it preloads the app and forks the workers. */
-export class ForkMaster {
+export class ForkMaster implements GenerationTarget {
   private channel: ControlChannel<MasterMessage> | null = null;
   private onReady: ((info: ReadyInfo) => void) | null = null;
   private readonly ready: Promise<ReadyInfo>;
@@ -33,7 +33,7 @@ export class ForkMaster {
 
   constructor(
     readonly pid: number,
-    readonly root: ForkRoot,
+    readonly root: ForkRootHandle,
     private readonly opts: MasterOptions,
   ) {
     this.ready = new Promise<ReadyInfo>((resolve) => (this.onReady = resolve));

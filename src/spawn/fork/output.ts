@@ -23,11 +23,16 @@ export class WorkerOutputServer {
   /** each worker's lines by pid: held while it starts (a spare: until it is woken and ready) */
   private readonly byPid = new Map<number, { lines: WorkerOutputLines; closed: Promise<void> }>();
 
-  /** @param isOurs whether a pid is a child of one of our masters (only theirs are logged) */
+  /**
+   * @param isOurs whether a pid is a child of one of our masters (only theirs are logged)
+   * @param holdWhileStarting keep a starting worker's lines for its start's error (false: a root shared with other
+   *   processes, whose workers' starts this process does not see: lines are logged as they come)
+   */
   constructor(
     readonly path: string,
     private readonly log: Logger,
     private readonly isOurs: (pid: number) => boolean,
+    private readonly holdWhileStarting = true,
   ) {}
 
   /**
@@ -71,7 +76,7 @@ export class WorkerOutputServer {
     this.connections.add(socket);
     const lines = new WorkerOutputLines(this.log, pid);
     // held while the worker starts: a start that fails is reported once with them (startFailed)
-    lines.holdUntilReady();
+    if (this.holdWhileStarting) lines.holdUntilReady();
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     this.byPid.set(pid, { lines, closed });
     socket.on('data', (chunk: Buffer) => lines.push(chunk));

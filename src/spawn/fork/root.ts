@@ -44,13 +44,41 @@ export interface MasterOptions {
 /** What a root or master reports once it is up (docs/protocol.md §6.3, §6.4). */
 export type ReadyInfo = ReadyMessage;
 
+/** What a generation master's control connection is handed to, and told of its exit (ForkMaster is one). */
+export interface GenerationTarget {
+  readonly alive: boolean;
+  readonly awaitingConnection: boolean;
+  attach(socket: net.Socket, decoder: FrameDecoder, early: Array<{ payload: Buffer }>): void;
+  gone(exit: ExitInfo): void;
+  rootGone(): void;
+}
+
+/** A root as a fork spawner uses it: this process's ForkRoot, or a shared one in another process (src/front/). */
+export interface ForkRootHandle {
+  readonly pid: number;
+  readonly alive: boolean;
+  /** a reset may fork its new master here (shared, revalidated opcache) instead of a fresh root */
+  readonly warm: boolean;
+  readonly info: ReadyInfo | null;
+  /** masters of this root, of this spawner's, still running */
+  readonly liveMasters: number;
+  onExit: ((exit: ExitInfo) => void) | null;
+  startMaster(): Promise<ForkMaster>;
+  /** this spawner is done with it */
+  stop(): Promise<void>;
+  /** forced exit: SIGKILL it with its group, where this process owns it */
+  killGroup(): void;
+  untilReady(ready: Promise<ReadyInfo>, what: string, exited?: Promise<ExitInfo>): Promise<ReadyInfo>;
+  tail(): string;
+}
+
 let controlSockets = 0;
 
 /**
  * The root: `php master.php --root --control=<socket> …`, rrts' child. It forks the generation masters (each one
  * connects to the root's private control socket) and reports their exits.
  */
-export class ForkRoot {
+export class ForkRoot implements ForkRootHandle {
   private child: ChildProcess | null = null;
   private channel: ControlChannel<RootMessage> | null = null;
   private server: net.Server | null = null;
@@ -59,7 +87,7 @@ export class ForkRoot {
   private stderrTail = '';
   private onReady: ((info: ReadyInfo) => void) | null = null;
   /** generation masters forked and not yet reported gone, by pid */
-  private readonly masters = new Map<number, ForkMaster>();
+  private readonly masters = new Map<number, GenerationTarget>();
   /** control connections that said hello before the root's answer named their pid */
   private readonly early = new Map<number, { socket: net.Socket; decoder: FrameDecoder; frames: Array<{ payload: Buffer }>; timer: NodeJS.Timeout }>();
   exitInfo: ExitInfo | null = null;
@@ -153,21 +181,30 @@ export class ForkRoot {
 
   /** A new generation master: forked by the root, connected to us, preloaded and ready. */
   async startMaster(): Promise<ForkMaster> {
+    const master = await this.startGeneration((pid) => new ForkMaster(pid, this, this.opts));
+    await master.untilReady();
+    return master;
+  }
+
+  /**
+   * Ask the root for a generation master; `make` builds what its control connection and its exit go to: a
+   * ForkMaster here, or a front process's stand-in when the root is shared between processes (src/front/).
+   */
+  async startGeneration<T extends GenerationTarget>(make: (pid: number) => T): Promise<T> {
     this.stderrTail = ''; // an error of this master quotes its own output, not the warm-up's (the same preload)
     const reply = await this.channel!.request({ op: 'generation' });
     if (reply.op !== 'generation') {
       throw new ForkMasterRefusedError(`the fork root ${this.pid} did not start a master: ${failureText(reply)}`);
     }
-    const master = new ForkMaster(reply.pid, this, this.opts);
-    this.masters.set(reply.pid, master);
+    const target = make(reply.pid);
+    this.masters.set(reply.pid, target);
     const early = this.early.get(reply.pid);
     if (early) {
       this.early.delete(reply.pid);
       clearTimeout(early.timer);
-      master.attach(early.socket, early.decoder, early.frames);
+      target.attach(early.socket, early.decoder, early.frames);
     }
-    await master.untilReady();
-    return master;
+    return target;
   }
 
   /** Close the channel: the root waits for its masters to quit (their own channels closed first), then exits. */

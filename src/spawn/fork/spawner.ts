@@ -15,7 +15,7 @@ import { Worker, type WorkerEvents } from '../../worker/worker.js';
 import type { Spawner, SpawnerEvents, WorkerRecipe } from '../spawner.js';
 import { parsePhpCommand } from '../../config/php-command.js';
 import type { ForkMaster } from './master.js';
-import { ForkRoot } from './root.js';
+import { ForkRoot, type ForkRootHandle, type MasterOptions, type ReadyInfo } from './root.js';
 import { WorkerOutputServer } from './output.js';
 import { Reaper } from './reaper.js';
 import { procStat } from '../../system/proc.js';
@@ -35,6 +35,17 @@ export interface ForkSpawnerOptions {
   log: Logger;
   /** server.user/group: the master (and so every worker) runs with this uid/gid */
   identity?: Identity | null;
+  /** roots shared with other spawners (a front process's: the primary's), instead of a root of its own */
+  sharedRoots?: ForkRootProvider | null;
+}
+
+/** Where a spawner gets shared roots: the one running for the same recipe, so all masters share one opcache. */
+export interface ForkRootProvider {
+  /**
+   * The root for this recipe (the workers' relay aside): the running one, or a new one. `refused`: the root that
+   * refused a generation (its opcache full): a fresh one replaces it, unless another spawner replaced it already.
+   */
+  root(opts: MasterOptions, refused: ForkRootHandle | null): Promise<ForkRootHandle>;
 }
 
 /** What a reload changes, kept to put back when its reset fails. */
@@ -42,7 +53,7 @@ interface RecipeState {
   opts: ForkSpawnerOptions;
   childEnv: Record<string, string>;
   rootStale: boolean;
-  root: ForkRoot | null;
+  root: ForkRootHandle | null;
 }
 
 const MASTER_BACKOFF_START_MS = 100;
@@ -59,9 +70,9 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
   private outputWarned = false;
   private readonly reaper: Reaper;
   /** the root that forks new masters; replaced when a reload changes the command, or when it died */
-  private root: ForkRoot | null = null;
+  private root: ForkRootHandle | null = null;
   /** roots replaced while masters of theirs still run */
-  private readonly retiredRoots = new Set<ForkRoot>();
+  private readonly retiredRoots = new Set<ForkRootHandle>();
   /** a reload changed the command, env or preload: the next master needs a fresh root */
   private rootStale = false;
   private master: ForkMaster | null = null;
@@ -73,7 +84,7 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
   private restarting: Promise<ForkMaster> | null = null;
   private masterFailures = 0;
   /** a root's first worker start (see spawnWorker): under way, or null once it settled */
-  private readonly firstStarts = new WeakMap<ForkRoot, Promise<void> | null>();
+  private readonly firstStarts = new WeakMap<ForkRootHandle, Promise<void> | null>();
 
   constructor(private opts: ForkSpawnerOptions) {
     super();
@@ -99,8 +110,12 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
       fs.chownSync(this.runtimeDir, id.uid, id.gid);
       fs.chownSync(socket, id.uid, id.gid);
     }
-    const output = new WorkerOutputServer(path.join(this.runtimeDir, 'output.sock'), this.opts.log, (pid) => this.isForkedByOurMaster(pid));
-    if (await output.listen(id ?? null)) this.output = output;
+    // a shared root's workers write to the output socket of the process that owns the root
+    const output = this.opts.sharedRoots
+      ? null
+      : new WorkerOutputServer(path.join(this.runtimeDir, 'output.sock'), this.opts.log, (pid) => this.isForkedByOurMaster(pid));
+    if (!output) this.output = null;
+    else if (await output.listen(id ?? null)) this.output = output;
     else this.opts.log.warn(`forked workers' output is logged under the fork root's pid: ${nativeUnavailableReason() ?? 'SO_PEERCRED is not available'}`);
     const relay = `unix://${socket}`;
     this.relay = relay;
@@ -274,7 +289,7 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
     this.master = null;
     this.retired.clear();
     await Promise.all(masters.map((m) => m.stop()));
-    const roots = [this.root, ...this.retiredRoots].filter((r): r is ForkRoot => r !== null);
+    const roots = [this.root, ...this.retiredRoots].filter((r): r is ForkRootHandle => r !== null);
     this.root = null;
     this.retiredRoots.clear();
     await Promise.all(roots.map((r) => r.stop()));
@@ -300,7 +315,8 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
   /** A new master from the current root; a fresh root first when there is none, it died, or it cannot share. */
   private async startMaster(): Promise<ForkMaster> {
     let root = this.root;
-    if (!root || !root.warm || this.rootStale) root = await this.startRoot();
+    // a root that cannot share its opcache with a new generation is replaced (a shared one: unless already done)
+    if (!root || !root.warm || this.rootStale) root = await this.startRoot(root?.alive && !this.rootStale ? root : null);
     let master: ForkMaster;
     try {
       master = await root.startMaster();
@@ -308,7 +324,7 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
       if (!root.alive || !(err instanceof ForkMasterRefusedError)) throw err;
       // the root refused (its opcache is full or too wasted): a fresh root, fresh opcache
       this.opts.log.warn(`${err.message}; starting a fresh fork root`);
-      master = await (await this.startRoot()).startMaster();
+      master = await (await this.startRoot(root)).startMaster();
     }
     const info = master.info!;
     this.opts.log.info(
@@ -328,27 +344,36 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
     return master;
   }
 
-  /** Start a root (php master.php --root); the one it replaces retires once its masters are gone. */
-  private async startRoot(): Promise<ForkRoot> {
-    const root = new ForkRoot(
-      {
-        command: this.opts.command,
-        preload: this.opts.preload,
-        spares: this.opts.spares ?? 0,
-        env: this.childEnv,
-        cwd: this.opts.cwd,
-        log: this.opts.log,
-        readyTimeoutMs: this.opts.allocateTimeoutMs,
-        identity: this.opts.identity ?? null,
-        outputSocket: this.output?.path ?? null,
-      },
-      this.runtimeDir,
-    );
-    const info = await root.start();
+  /**
+   * Start a root (php master.php --root), or get the shared one; the one it replaces retires once its masters are
+   * gone. `refused`: the root that just refused a generation.
+   */
+  private async startRoot(refused: ForkRootHandle | null = null): Promise<ForkRootHandle> {
+    const options: MasterOptions = {
+      command: this.opts.command,
+      preload: this.opts.preload,
+      spares: this.opts.spares ?? 0,
+      env: this.childEnv,
+      cwd: this.opts.cwd,
+      log: this.opts.log,
+      readyTimeoutMs: this.opts.allocateTimeoutMs,
+      identity: this.opts.identity ?? null,
+      outputSocket: this.output?.path ?? null,
+    };
+    let root: ForkRootHandle;
+    let info: ReadyInfo;
+    if (this.opts.sharedRoots) {
+      root = await this.opts.sharedRoots.root(options, refused);
+      info = root.info!;
+    } else {
+      const own = new ForkRoot(options, this.runtimeDir);
+      info = await own.start();
+      root = own;
+    }
     this.rootStale = false;
     const old = this.root;
     this.root = root;
-    if (old) {
+    if (old && old !== root) {
       this.retiredRoots.add(old);
       this.stopIdleRoots();
     }

@@ -1,0 +1,170 @@
+// A front process's fork roots: the primary's shared ones (root-host.ts), reached over IPC. A generation master
+// is forked there for this front, and its control connection arrives here as a passed socket; from then on the
+// front talks to it directly, as to a master of its own (docs/front.md §4).
+import type net from 'node:net';
+import { FrameDecoder } from '../goridge/frame.js';
+import { ForkMasterRefusedError, ForkMasterStartError } from '../errors.js';
+import { ForkMaster } from '../spawn/fork/master.js';
+import type { ForkRootHandle, MasterOptions, ReadyInfo } from '../spawn/fork/root.js';
+import type { ForkRootProvider } from '../spawn/fork/spawner.js';
+import { describeExit, type ExitInfo } from '../worker/process.js';
+import type { FromFront, RootEvent, RootReply, RootRequest, RootSpec } from './messages.js';
+
+type Send = (msg: FromFront) => void;
+
+/** The ForkRootProvider of a front process: every root is the primary's. */
+export class RemoteRoots implements ForkRootProvider {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (reply: RootReply, socket: net.Socket | null) => void }>();
+  /** by the root's pid: one object per root, so a spawner sees the same root as the same */
+  private readonly roots = new Map<number, RemoteRoot>();
+
+  constructor(private readonly send: Send) {}
+
+  async root(opts: MasterOptions, refused: ForkRootHandle | null): Promise<ForkRootHandle> {
+    const spec = rootSpec(opts);
+    const key = recipeKey(spec);
+    const { reply } = await this.ask({ op: 'root', key, spec, ...(refused ? { fresh: true, root: refused.pid } : {}) });
+    let root = this.roots.get(reply.pid);
+    if (!root || !root.alive) {
+      root = new RemoteRoot(reply.pid, key, reply.info as unknown as ReadyInfo, opts, this);
+      this.roots.set(reply.pid, root);
+    }
+    return root;
+  }
+
+  /** A request to the primary's root host; rejects with its error. */
+  async ask(request: Omit<RootRequest, 't' | 'id'>): Promise<{ reply: RootReply; socket: net.Socket | null }> {
+    const id = this.nextId++;
+    const answer = new Promise<{ reply: RootReply; socket: net.Socket | null }>((resolve) =>
+      this.pending.set(id, { resolve: (reply, socket) => resolve({ reply, socket }) }),
+    );
+    this.send({ t: 'rootRequest', id, ...request });
+    const { reply, socket } = await answer;
+    if (reply.error !== undefined) {
+      socket?.destroy();
+      throw reply.refused ? new ForkMasterRefusedError(reply.error) : new ForkMasterStartError(reply.error);
+    }
+    return { reply, socket };
+  }
+
+  onMessage(msg: RootReply | RootEvent, handle: unknown): void {
+    if (msg.t === 'rootReply') {
+      const pending = this.pending.get(msg.id);
+      this.pending.delete(msg.id);
+      pending?.resolve(msg, (handle as net.Socket | undefined) ?? null);
+      return;
+    }
+    const root = this.roots.get(msg.root);
+    if (!root) return;
+    const exit: ExitInfo = { code: msg.code, signal: msg.signal };
+    if (msg.kind === 'rootExited') {
+      this.roots.delete(msg.root);
+      root.gone(exit);
+    } else root.masterGone(msg.pid, exit);
+  }
+}
+
+/** One of the primary's roots as this front sees it: the masters it forked for this front. */
+class RemoteRoot implements ForkRootHandle {
+  private readonly masters = new Map<number, ForkMaster>();
+  private exitInfo: ExitInfo | null = null;
+  private released = false;
+  onExit: ((exit: ExitInfo) => void) | null = null;
+
+  constructor(
+    readonly pid: number,
+    private readonly key: string,
+    readonly info: ReadyInfo,
+    private readonly opts: MasterOptions,
+    private readonly roots: RemoteRoots,
+  ) {}
+
+  get alive(): boolean {
+    return this.exitInfo === null && !this.released;
+  }
+
+  get warm(): boolean {
+    return this.alive && this.info.warm === true;
+  }
+
+  get liveMasters(): number {
+    return [...this.masters.values()].filter((m) => m.alive).length;
+  }
+
+  async startMaster(): Promise<ForkMaster> {
+    const { reply, socket } = await this.roots.ask({ op: 'generation', key: this.key, root: this.pid });
+    if (!socket) throw new ForkMasterStartError(`the fork master ${reply.pid}'s control connection did not arrive`);
+    const master = new ForkMaster(reply.pid, this, this.opts);
+    this.masters.set(reply.pid, master);
+    const frames = (reply.frames ?? []).map((payload) => ({ payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength) }));
+    master.attach(socket, new FrameDecoder({ maxPayload: 1024 * 1024 }), frames);
+    await master.untilReady();
+    return master;
+  }
+
+  masterGone(pid: number, exit: ExitInfo): void {
+    const master = this.masters.get(pid);
+    this.masters.delete(pid);
+    master?.gone(exit);
+  }
+
+  gone(exit: ExitInfo): void {
+    if (this.exitInfo) return;
+    this.exitInfo = exit;
+    for (const master of this.masters.values()) master.rootGone();
+    this.onExit?.(exit);
+  }
+
+  /** This front is done with it: the primary stops it once no front holds it. */
+  async stop(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.roots.ask({ op: 'release', key: this.key, root: this.pid }).catch(() => undefined);
+  }
+
+  /** The root is the primary's, with the other fronts' masters: the forced exit there kills it. */
+  killGroup(): void {}
+
+  async untilReady(ready: Promise<ReadyInfo>, what: string, exited?: Promise<ExitInfo>): Promise<ReadyInfo> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ForkMasterStartError(`${what} did not report ready within ${this.opts.readyTimeoutMs} ms`)),
+        this.opts.readyTimeoutMs,
+      );
+    });
+    const died = (exited ?? new Promise<never>(() => {})).then((exit): never => {
+      throw new ForkMasterStartError(`${what} exited before it was ready (${describeExit(exit)}); its output is in the log`);
+    });
+    try {
+      return await Promise.race([ready, timeout, died]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  tail(): string {
+    return '';
+  }
+}
+
+/** What the root is started with. */
+function rootSpec(opts: MasterOptions): RootSpec {
+  const env = Object.fromEntries(Object.entries(opts.env).filter((e): e is [string, string] => e[1] !== undefined));
+  const { php, flags, script, args } = opts.command;
+  return {
+    command: { php, flags: [...flags], script, args: [...args] },
+    preload: opts.preload,
+    spares: opts.spares,
+    env,
+    cwd: opts.cwd,
+    readyTimeoutMs: opts.readyTimeoutMs,
+  };
+}
+
+/** Fronts whose roots would be started alike share one; RR_RELAY differs (each fork carries its front's own). */
+function recipeKey(spec: RootSpec): string {
+  const env = Object.entries(spec.env).filter(([name]) => name !== 'RR_RELAY');
+  return JSON.stringify([spec.command, spec.preload, spec.spares, spec.cwd, env.sort(([a], [b]) => (a < b ? -1 : 1))]);
+}

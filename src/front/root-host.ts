@@ -1,0 +1,252 @@
+// Fork mode with several front processes: the fork roots live in the primary, one per recipe, and every front's
+// generation masters are forked from it, so all workers map one opcache segment. A master connects to the root's
+// control socket here (checked by ForkRoot); its connection is handed to the front that asked for it, and its exit
+// is reported there (docs/front.md §4).
+import fs from 'node:fs';
+import type net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { ForkMasterRefusedError } from '../errors.js';
+import type { FrameDecoder } from '../goridge/frame.js';
+import { nativeUnavailableReason } from '../native/index.js';
+import { ForkRoot, type GenerationTarget } from '../spawn/fork/root.js';
+import { WorkerOutputServer } from '../spawn/fork/output.js';
+import { procStat } from '../system/proc.js';
+import type { Identity } from '../system/users.js';
+import type { ExitInfo } from '../worker/process.js';
+import type { RootEvent, RootReply, RootRequest } from './messages.js';
+
+/** How the host answers one front (the latest process in that slot). */
+export type FrontPost = (msg: RootReply | RootEvent, socket?: net.Socket) => void;
+
+interface SharedRoot {
+  root: ForkRoot;
+  key: string;
+  readyTimeoutMs: number;
+  /** the fronts holding it (front indexes) */
+  holders: Set<number>;
+}
+
+export class RootHost {
+  private runtimeDir = '';
+  private output: WorkerOutputServer | null = null;
+  /** by root pid */
+  private readonly roots = new Map<number, SharedRoot>();
+  /** recipe key -> the root new masters of that recipe come from (starting or running) */
+  private readonly current = new Map<string, Promise<SharedRoot>>();
+  private readonly posts = new Map<number, FrontPost>();
+  private closed = false;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly identity: Identity | null,
+  ) {}
+
+  /** One front's request; the answer (and later the events of its masters) go through `post`. */
+  request(front: number, msg: RootRequest, post: FrontPost): void {
+    this.posts.set(front, post);
+    const fail = (err: unknown, refused = false): void =>
+      post({ t: 'rootReply', id: msg.id, pid: 0, error: (err as Error).message, ...(refused ? { refused } : {}) });
+    if (msg.op === 'root') {
+      this.rootFor(front, msg).then((shared) => post({ t: 'rootReply', id: msg.id, pid: shared.root.pid, info: { ...shared.root.info } }), fail);
+    } else if (msg.op === 'generation') {
+      const shared = this.roots.get(msg.root!);
+      if (!shared || !shared.root.alive) {
+        fail(new Error(`the fork root ${msg.root} is gone`));
+        return;
+      }
+      shared.root
+        .startGeneration((pid) => new RemoteGeneration(pid, shared.root.pid, msg.id, front, this, shared.readyTimeoutMs))
+        .catch((err: Error) => fail(err, err instanceof ForkMasterRefusedError));
+    } else {
+      const shared = this.roots.get(msg.root!);
+      shared?.holders.delete(front);
+      if (shared) this.stopIfUnused(shared);
+      post({ t: 'rootReply', id: msg.id, pid: msg.root! });
+    }
+  }
+
+  /** Send to the front process in slot `front` now (a replacement, when the one that asked died). */
+  post(front: number, msg: RootReply | RootEvent, socket?: net.Socket): void {
+    this.posts.get(front)?.(msg, socket);
+  }
+
+  /** A front process died: the roots it held are no longer held by it (its masters quit as their channels close). */
+  frontGone(front: number): void {
+    for (const shared of this.roots.values()) {
+      shared.holders.delete(front);
+      this.stopIfUnused(shared);
+    }
+  }
+
+  private async rootFor(front: number, msg: RootRequest): Promise<SharedRoot> {
+    let running = this.current.get(msg.key);
+    if (running) {
+      const shared = await running.catch(() => null);
+      // a fresh root only when the one that refused is still the current one (another front may have replaced it)
+      if (shared && shared.root.alive && !(msg.fresh && shared.root.pid === msg.root)) {
+        shared.holders.add(front);
+        return shared;
+      }
+    }
+    running = this.startRoot(msg);
+    this.current.set(msg.key, running);
+    running.catch(() => this.current.get(msg.key) === running && this.current.delete(msg.key));
+    const shared = await running;
+    shared.holders.add(front);
+    return shared;
+  }
+
+  private async startRoot(msg: RootRequest): Promise<SharedRoot> {
+    if (this.closed) throw new Error('rrts is stopping');
+    await this.ensureDir();
+    const spec = msg.spec!;
+    const root = new ForkRoot(
+      {
+        command: spec.command,
+        preload: spec.preload,
+        spares: spec.spares,
+        env: spec.env,
+        cwd: spec.cwd,
+        log: this.log,
+        readyTimeoutMs: spec.readyTimeoutMs,
+        identity: this.identity,
+        outputSocket: this.output?.path ?? null,
+      },
+      this.runtimeDir,
+    );
+    const info = await root.start();
+    const shared: SharedRoot = { root, key: msg.key, readyTimeoutMs: spec.readyTimeoutMs, holders: new Set() };
+    this.roots.set(root.pid, shared);
+    this.log.info({ pid: root.pid, php: info.php, opcache: info.opcache }, `shared fork root ${root.pid} is ready`);
+    root.onExit = (exit) => {
+      this.roots.delete(root.pid);
+      for (const front of shared.holders) {
+        this.post(front, { t: 'rootEvent', kind: 'rootExited', root: root.pid, pid: root.pid, code: exit.code, signal: exit.signal });
+      }
+    };
+    return shared;
+  }
+
+  /** Neither current for its recipe nor held: stopped. A current root stays while any front holds it. */
+  private stopIfUnused(shared: SharedRoot): void {
+    if (shared.holders.size > 0) return;
+    this.roots.delete(shared.root.pid);
+    void this.current
+      .get(shared.key)
+      ?.then((c) => c === shared && this.current.delete(shared.key))
+      .catch(() => undefined);
+    void shared.root.stop();
+  }
+
+  private async ensureDir(): Promise<void> {
+    if (this.runtimeDir) return;
+    this.runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-')); // 0700
+    if (this.identity) fs.chownSync(this.runtimeDir, this.identity.uid, this.identity.gid);
+    // a worker's output is ours when its parent is a master forked by one of our roots
+    const isOurs = (pid: number): boolean => {
+      const master = procStat(pid)?.ppid;
+      const root = master === undefined ? undefined : procStat(master)?.ppid;
+      return root !== undefined && this.roots.has(root);
+    };
+    const output = new WorkerOutputServer(path.join(this.runtimeDir, 'output.sock'), this.log, isOurs, false);
+    if (await output.listen(this.identity)) this.output = output;
+    else this.log.warn(`forked workers' output is logged under the fork root's pid: ${nativeUnavailableReason() ?? 'SO_PEERCRED is not available'}`);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.roots.values()].map((s) => s.root.stop()));
+    this.roots.clear();
+    await this.output?.close();
+    if (this.runtimeDir) fs.rmSync(this.runtimeDir, { recursive: true, force: true });
+  }
+
+  /** Forced exit: SIGKILL every root with its group (its masters, their workers and spares). */
+  killAll(): void {
+    this.closed = true;
+    for (const shared of this.roots.values()) shared.root.killGroup();
+    if (this.runtimeDir) fs.rmSync(this.runtimeDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A generation master forked for a front process: its control connection (checked by the root) is sent to that
+ * front with the frames read with its hello; its exit is reported to it. Exported for its unit test.
+ */
+export class RemoteGeneration implements GenerationTarget {
+  private attached = false;
+  private exit: ExitInfo | null = null;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    readonly pid: number,
+    private readonly rootPid: number,
+    private readonly requestId: number,
+    private readonly front: number,
+    private readonly host: { post: (front: number, msg: RootReply | RootEvent, socket?: net.Socket) => void },
+    readyTimeoutMs: number,
+  ) {
+    this.timer = setTimeout(() => {
+      if (this.attached || this.exit) return;
+      this.fail(`the fork master ${pid} did not connect within ${readyTimeoutMs} ms`);
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }, readyTimeoutMs);
+    this.timer.unref();
+  }
+
+  get alive(): boolean {
+    return this.exit === null;
+  }
+
+  get awaitingConnection(): boolean {
+    return !this.attached && this.alive;
+  }
+
+  attach(socket: net.Socket, decoder: FrameDecoder, early: Array<{ payload: Buffer }>): void {
+    this.attached = true;
+    clearTimeout(this.timer);
+    // A paused net.Socket still reads into its stream buffer, and what the handle reads once it is being sent is
+    // dropped: stop reading at the handle, then take what was read so far along with the hello's frames.
+    (socket as unknown as { _handle?: { readStop?(): void } })._handle?.readStop?.();
+    const frames = early.map((f) => new Uint8Array(f.payload));
+    try {
+      for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
+        for (const frame of decoder.push(chunk)) frames.push(new Uint8Array(frame.payload));
+      }
+    } catch (err) {
+      socket.destroy();
+      this.fail(`the fork master ${this.pid} sent a bad frame: ${(err as Error).message}`);
+      return;
+    }
+    if (decoder.pending > 0) {
+      // part of a frame cannot follow the socket: the master is refused rather than misread
+      socket.destroy();
+      this.fail(`the fork master ${this.pid} sent a partial frame with its hello`);
+      return;
+    }
+    this.host.post(this.front, { t: 'rootReply', id: this.requestId, pid: this.pid, frames }, socket);
+  }
+
+  gone(exit: ExitInfo): void {
+    if (this.exit) return;
+    this.exit = exit;
+    clearTimeout(this.timer);
+    if (!this.attached) this.fail(`the fork master ${this.pid} exited before it connected`);
+    else this.host.post(this.front, { t: 'rootEvent', kind: 'masterExited', root: this.rootPid, pid: this.pid, code: exit.code, signal: exit.signal });
+  }
+
+  rootGone(): void {
+    if (!this.attached) this.gone({ code: null, signal: null });
+  }
+
+  private fail(error: string): void {
+    this.attached = true; // answered once
+    this.host.post(this.front, { t: 'rootReply', id: this.requestId, pid: 0, error });
+  }
+}
