@@ -19,6 +19,7 @@ import type { Spawner, SpawnerEvents, WorkerRecipe } from './spawner.js';
 import type { Identity } from '../system/users.js';
 import { parsePhpCommand } from '../config/php-command.js';
 import { delay, settlesWithin } from '../time.js';
+import { waitForStart } from './start-race.js';
 
 export interface ExecSpawnerOptions {
   command: readonly string[];
@@ -206,23 +207,16 @@ export class ExecSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
   /** Wait for `step`, unless the process exits first or allocate_timeout passes. */
   private raceBoot<T>(handle: ChildHandle, step: Promise<T>): Promise<T> {
     const ms = this.opts.allocateTimeoutMs;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new WorkerError(
-              `worker ${handle.pid} did not answer the pid handshake within ${formatMs(ms)} (pool.allocate_timeout)${tail(handle.stderr)}`,
-              'ERR_ALLOCATE_TIMEOUT',
-            ),
-          ),
-        ms,
-      );
+    return waitForStart(step, {
+      exited: handle.exited,
+      timeoutMs: ms,
+      exitError: () => bootExitError(handle, this.missingScript()),
+      timeoutError: () =>
+        new WorkerError(
+          `worker ${handle.pid} did not answer the pid handshake within ${formatMs(ms)} (pool.allocate_timeout)${tail(handle.stderr)}`,
+          'ERR_ALLOCATE_TIMEOUT',
+        ),
     });
-    const exited = handle.exited.then(async (): Promise<never> => {
-      throw await bootExitError(handle, this.missingScript());
-    });
-    return Promise.race([step, timeout, exited]).finally(() => clearTimeout(timer));
   }
 }
 

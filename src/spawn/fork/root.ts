@@ -19,6 +19,7 @@ import { procStat } from '../../system/proc.js';
 import { onFirstFrames } from '../../relay/first-frames.js';
 import type { Identity } from '../../system/users.js';
 import { settlesWithin, delay } from '../../time.js';
+import { waitForStart } from '../start-race.js';
 import { ControlChannel, packr } from './control-channel.js';
 import { ForkMaster } from './master.js';
 import { decodeHello, decodeRootMessage, failureText, type HelloMessage, type ReadyMessage, type RootMessage } from './protocol.js';
@@ -194,22 +195,15 @@ export class ForkRoot {
 
   /** Wait for a ready message, failing on a timeout or an early exit (of the root, or of `master` for a generation). */
   async untilReady(ready: Promise<ReadyInfo>, what: string, exited: Promise<ExitInfo> = this.exited): Promise<ReadyInfo> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new WorkerError(`${what} did not report ready within ${this.opts.readyTimeoutMs} ms${this.tail()}`, 'ERR_MASTER_BOOT')),
-        this.opts.readyTimeoutMs,
-      );
+    return waitForStart(ready, {
+      exited,
+      timeoutMs: this.opts.readyTimeoutMs,
+      exitError: async (exit) => {
+        await delay(20); // let the last output arrive
+        return new WorkerError(`${what} exited before it was ready (${describeExit(exit)})${this.tail()}`, 'ERR_MASTER_BOOT');
+      },
+      timeoutError: () => new WorkerError(`${what} did not report ready within ${this.opts.readyTimeoutMs} ms${this.tail()}`, 'ERR_MASTER_BOOT'),
     });
-    const died = exited.then(async (exit): Promise<never> => {
-      await delay(20);
-      throw new WorkerError(`${what} exited before it was ready (${describeExit(exit)})${this.tail()}`, 'ERR_MASTER_BOOT');
-    });
-    try {
-      return await Promise.race([ready, timeout, died]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   tail(): string {

@@ -21,6 +21,7 @@ import { Reaper } from './reaper.js';
 import { procStat } from '../../system/proc.js';
 import type { Identity } from '../../system/users.js';
 import { settlesWithin, delay } from '../../time.js';
+import { waitForStart } from '../start-race.js';
 
 export interface ForkSpawnerOptions {
   command: PhpCommand;
@@ -180,28 +181,21 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
     const proc = this.reaper.watch(pid, master);
     void proc.exited.then(() => this.stopIfDone(master)); // a retired master stops with its last worker
     const listener = this.listener!;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const accepted = await Promise.race([
-        listener.waitFor(pid),
-        proc.exited.then(async (exit): Promise<never> => {
+      const accepted = await waitForStart(listener.waitFor(pid), {
+        exited: proc.exited,
+        timeoutMs: this.opts.allocateTimeoutMs,
+        exitError: async (exit) => {
           const output = (await this.output?.startFailed(pid))?.join('\n') ?? '';
           const tail = output ? `; its output: ${output.slice(-4096)}` : '';
-          throw new WorkerError(`forked worker ${pid} exited before it was ready (${describeExit(exit)})${tail}`, 'ERR_WORKER_BOOT');
-        }),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                new WorkerError(
-                  `forked worker ${pid} did not answer the pid handshake within ${this.opts.allocateTimeoutMs} ms (pool.allocate_timeout)`,
-                  'ERR_ALLOCATE_TIMEOUT',
-                ),
-              ),
-            this.opts.allocateTimeoutMs,
-          );
-        }),
-      ]);
+          return new WorkerError(`forked worker ${pid} exited before it was ready (${describeExit(exit)})${tail}`, 'ERR_WORKER_BOOT');
+        },
+        timeoutError: () =>
+          new WorkerError(
+            `forked worker ${pid} did not answer the pid handshake within ${this.opts.allocateTimeoutMs} ms (pool.allocate_timeout)`,
+            'ERR_ALLOCATE_TIMEOUT',
+          ),
+      });
       this.output?.started(pid);
       return new Worker(proc, accepted.relay, events, this.opts.streamTimeoutMs);
     } catch (err) {
@@ -210,7 +204,6 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
       await proc.exited;
       throw err;
     } finally {
-      clearTimeout(timer);
       listener.forget(pid);
     }
   }
