@@ -1,6 +1,6 @@
-// Exec mode: child_process.spawn(server.command) per worker, in its own process group, with the RR_* environment;
+// Exec mode: a process per worker spawned from server.command, in its own process group, with the RR_* environment;
 // the worker is ready when it answers the pid handshake over pipes or over the socket relay.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,6 +17,7 @@ import { Worker, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo, type WorkerProcess } from '../worker/process.js';
 import type { Spawner, SpawnerEvents, WorkerRecipe } from './spawner.js';
 import type { Identity } from '../system/users.js';
+import { spawnChild } from '../system/children.js';
 import { parsePhpCommand } from '../config/php-command.js';
 import { delay, settlesWithin } from '../time.js';
 import { waitForStart } from './start-race.js';
@@ -145,7 +146,7 @@ export class ExecSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
 
   async spawnWorker(events: WorkerEvents): Promise<Worker> {
     const { command, env, cwd, log } = this.opts;
-    const child = spawn(command[0]!, command.slice(1), {
+    const child = spawnChild(command[0]!, command.slice(1), {
       cwd,
       env,
       detached: true, // own process group: a terminal's Ctrl-C reaches rrts only

@@ -1,7 +1,7 @@
 // The fork root (php/master.php --root): started once per pool (and again after a reload), it never loads the app;
 // it forks one generation master per start or reset, and they all share its opcache segment. We talk to it over its
 // fd 3; each master it forks connects to our private control socket, checked here and handed to its ForkMaster.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -18,6 +18,7 @@ import { listenOn } from '../../listen.js';
 import { procStat } from '../../system/proc.js';
 import { onFirstFrames } from '../../relay/first-frames.js';
 import type { Identity } from '../../system/users.js';
+import { spawnChild } from '../../system/children.js';
 import { settlesWithin, delay } from '../../time.js';
 import { waitForStart } from '../start-race.js';
 import { ControlChannel, packr } from './control-channel.js';
@@ -112,7 +113,7 @@ export class ForkRoot {
     args.push('--root', `--control=${this.controlPath}`);
     if (this.opts.outputSocket) args.push(`--output=${this.opts.outputSocket}`);
     if (command.args.length > 0) args.push('--', ...command.args);
-    const child = spawn(command.php, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], ...(id ?? {}) });
+    const child = spawnChild(command.php, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], ...(id ?? {}) });
     this.child = child;
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('error', (err) =>
