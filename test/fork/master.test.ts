@@ -15,6 +15,7 @@ import { jobFrame, parseJobReply, parsePidReply, pidRequest } from '../../src/go
 import { childrenOf, procStat } from '../integration/harness.js';
 import { loadNative, socketFd } from '../../src/native/index.js';
 import { zombiesOf } from '../integration/prod-harness.js';
+import { sleep } from '../support/sleep.js';
 
 // The compiled test runs from dist/test/fork/: the repository root is three levels up.
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -51,8 +52,6 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What a connection received, in order: next() takes the oldest, or waits (bounded) for the next to arrive. */
 class Inbox<T> {
@@ -689,7 +688,7 @@ describe('a parked spare outlives default_socket_timeout', () => {
   it('is still parked (not a zombie) after three timeouts, and becomes the next worker', async () => {
     const [spare] = await sparesOf(master, 1);
     assert.ok(spare, 'a parked spare');
-    await new Promise((r) => setTimeout(r, 3_500));
+    await sleep(3_500);
     assert.match(procStat(spare)?.state ?? 'gone', /^[SR]$/, `the spare ${spare} is still alive and parked`);
     const pid = await master.fork(2, { RR_RELAY: relay.address });
     assert.equal(pid, spare, 'the fork was answered by the parked spare');

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { procStat } from '../../src/system/proc.js';
 import { assertValidConfig } from '../support/schema.js';
+import { sleep } from '../support/sleep.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BIN = path.join(ROOT, 'bin', 'rrts');
@@ -229,6 +230,4 @@ export function killQuietly(pid: number): void {
   }
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+export { sleep }; // the integration tests took it from here

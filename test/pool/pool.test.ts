@@ -2,67 +2,14 @@
 // jobs share one timer, so these check that each still fires on time, in any order, and that no timer is left.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Readable, Writable } from 'node:stream';
 import pino from 'pino';
 import { NoFreeWorkersError } from '../../src/errors.js';
 import { Flag } from '../../src/goridge/flags.js';
-import { encodeFrame } from '../../src/goridge/frame.js';
 import { WorkerPool } from '../../src/pool/pool.js';
-import type { Spawner } from '../../src/spawn/spawner.js';
-import { FrameRelay } from '../../src/relay/relay.js';
-import { Worker, type ReplyChunk, type WorkerEvents } from '../../src/worker/worker.js';
-import type { ExitInfo } from '../../src/worker/process.js';
+import type { ReplyChunk } from '../../src/worker/worker.js';
 import { poolConfig } from '../support/pool-config.js';
-
-/** A worker whose answers the test sends by hand; SIGKILL ends it. */
-interface FakePhp {
-  pid: number;
-  /** Jobs received and not answered yet, oldest first. */
-  jobs: Buffer[];
-  answer(body: string): void;
-}
-
-function fakeSpawner(): { spawner: Spawner; workers: FakePhp[] } {
-  const workers: FakePhp[] = [];
-  let nextPid = 1000;
-  const spawner: Spawner = {
-    mode: 'exec',
-    async start() {},
-    async close() {},
-    on() {}, // never starts over
-    async spawnWorker(events: WorkerEvents): Promise<Worker> {
-      const input = new Readable({ read() {} });
-      const php: FakePhp = {
-        pid: nextPid++,
-        jobs: [],
-        answer(body) {
-          php.jobs.shift();
-          const context = Buffer.from('{"status":200,"headers":{}}');
-          input.push(encodeFrame({ flags: Flag.CODEC_JSON, options: [context.length], payload: [context, Buffer.from(body)] }));
-        },
-      };
-      const output = new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          php.jobs.push(chunk);
-          done();
-        },
-      });
-      let exit: (info: ExitInfo) => void = () => {};
-      const exited = new Promise<ExitInfo>((resolve) => (exit = resolve));
-      const process = {
-        pid: php.pid,
-        exited,
-        signal(sig: NodeJS.Signals): boolean {
-          if (sig === 'SIGKILL') setImmediate(() => exit({ code: null, signal: 'SIGKILL' }));
-          return true;
-        },
-      };
-      workers.push(php);
-      return new Worker(process, new FrameRelay('pipes', input, output), events);
-    },
-  };
-  return { spawner, workers };
-}
+import { sleep } from '../support/sleep.js';
+import { fakeSpawner } from './fake-spawner.js';
 
 /** Collects the body a job answered with. */
 function sink(): { body: string; chunk(reply: ReplyChunk): void } {
@@ -76,7 +23,6 @@ function sink(): { body: string; chunk(reply: ReplyChunk): void } {
 }
 
 const job = { codec: Flag.CODEC_JSON, context: Buffer.from('{}'), body: Buffer.alloc(0) };
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 
 /** Settles with how long the promise took and its outcome. */

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isKnownChild, killSpawnedChildren, spawnChild } from '../../src/system/children.js';
 import { procStat } from '../../src/system/proc.js';
+import { sleep } from '../support/sleep.js';
 
 const alive = (pid: number): boolean => {
   const s = procStat(pid);
@@ -24,7 +25,7 @@ function exited(child: ChildProcess): Promise<string | null> {
 }
 
 async function waitFor(predicate: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200 && !predicate(); i++) await new Promise((r) => setTimeout(r, 25));
+  for (let i = 0; i < 200 && !predicate(); i++) await sleep(25);
   assert.ok(predicate(), `timed out waiting for ${what}`);
 }
 
