@@ -25,11 +25,14 @@ function sink(): { body: string; chunk(reply: ReplyChunk): void } {
 const job = { codec: Flag.CODEC_JSON, context: Buffer.from('{}'), body: Buffer.alloc(0) };
 const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 
-/** Settles with how long the promise took and its outcome. */
-async function timed<T>(p: Promise<T>): Promise<{ ms: number; value?: T; error?: unknown }> {
+/**
+ * Settles with how long the job took and its outcome. Takes a function so the clock starts before the pool sets its
+ * deadline: started after, a stall of this process between the two made a deadline met on time look early.
+ */
+async function timed<T>(start: () => Promise<T>): Promise<{ ms: number; value?: T; error?: unknown }> {
   const started = performance.now();
   try {
-    const value = await p;
+    const value = await start();
     return { ms: performance.now() - started, value };
   } catch (error) {
     return { ms: performance.now() - started, error };
@@ -46,10 +49,10 @@ describe('pool deadlines', () => {
     const idleTimers = timers();
     const first = sink();
     const running = pool.exec(job, first);
-    const late = timed(pool.exec(job, sink()));
+    const late = timed(() => pool.exec(job, sink()));
     await sleep(600);
     const second = sink();
-    const served = timed(pool.exec(job, second));
+    const served = timed(() => pool.exec(job, second));
     assert.equal(timers(), idleTimers + 1, 'one timer for both waiting requests');
 
     const failed = await late;
@@ -76,9 +79,9 @@ describe('pool deadlines', () => {
     const pool = new WorkerPool('http', config, spawner, pino({ level: 'silent' }));
     await pool.start();
     const idleTimers = timers();
-    const slow = timed(pool.exec(job, sink()));
+    const slow = timed(() => pool.exec(job, sink()));
     const next = sink();
-    const queued = timed(pool.exec(job, next));
+    const queued = timed(() => pool.exec(job, next));
 
     const killed = await slow;
     assert.equal((killed.error as { code?: string }).code, 'ERR_EXEC_TTL');
@@ -101,7 +104,7 @@ describe('pool deadlines', () => {
     });
     const pool = new WorkerPool('http', config, spawner, pino({ level: 'silent' }));
     await pool.start();
-    const first = timed(pool.exec(job, sink()));
+    const first = timed(() => pool.exec(job, sink()));
     const second = pool.exec(job, sink());
     const third = pool.exec(job, sink());
     // After the first job's exec_ttl, the timer is set for the allocate_timeout (5 s) of the queued jobs ...
@@ -109,12 +112,12 @@ describe('pool deadlines', () => {
     while (workers.length < 2 || workers[1]!.jobs.length === 0) await sleep(5);
     // ... and the second job, now running while the third still waits, adds its exec_ttl (100 ms): that one must
     // fire, not wait for the 5 s.
-    const killed = await timed(second);
+    const killed = await timed(() => second);
     assert.equal((killed.error as { code?: string }).code, 'ERR_EXEC_TTL');
     assert.ok(killed.ms < 4_000, `the second exec_ttl fired after ${killed.ms} ms, as late as the 5 s allocate_timeout`);
     while (workers.length < 3 || workers[2]!.jobs.length === 0) await sleep(5);
     workers[2]!.answer('third');
-    assert.equal((await timed(third)).error, undefined);
+    assert.equal((await timed(() => third)).error, undefined);
     await pool.destroy(100);
   });
 });
