@@ -12,9 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { Packr } from 'msgpackr';
 import { encodeFrame, FrameDecoder, type Frame } from '../../src/goridge/frame.js';
 import { jobFrame, parseJobReply, parsePidReply, pidRequest } from '../../src/goridge/messages.js';
-import { childrenOf, procStat } from '../integration/harness.js';
+import { procStat } from '../../src/system/proc.js';
 import { loadNative, socketFd } from '../../src/native/index.js';
-import { zombiesOf } from '../integration/prod-harness.js';
+import { childrenOf, zombiesOf } from '../support/processes.js';
 import { sleep } from '../support/sleep.js';
 
 // The compiled test runs from dist/test/fork/: the repository root is three levels up.
