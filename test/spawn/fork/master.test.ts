@@ -10,15 +10,15 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Packr } from 'msgpackr';
-import { encodeFrame, FrameDecoder, type Frame } from '../../src/goridge/frame.js';
-import { jobFrame, parseJobReply, parsePidReply, pidRequest } from '../../src/goridge/messages.js';
-import { procStat } from '../../src/system/proc.js';
-import { loadNative, socketFd } from '../../src/native/index.js';
-import { childrenOf, zombiesOf } from '../support/processes.js';
-import { sleep } from '../support/sleep.js';
+import { encodeFrame, FrameDecoder, type Frame } from '../../../src/goridge/frame.js';
+import { jobFrame, parseJobReply, parsePidReply, pidRequest } from '../../../src/goridge/messages.js';
+import { procStat } from '../../../src/system/proc.js';
+import { loadNative, socketFd } from '../../../src/native/index.js';
+import { childrenOf, zombiesOf } from '../../support/processes.js';
+import { sleep } from '../../support/sleep.js';
 
-// The compiled test runs from dist/test/fork/: the repository root is three levels up.
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+// The compiled test runs from dist/test/spawn/fork/: the repository root is four levels up.
+const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const MASTER_SCRIPT = path.join(ROOT, 'php/master.php');
 const FIXTURE_WORKER = 'test/fixtures/php/worker.php';
 const CODEC_MSGPACK = 0x10;

@@ -8,9 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { WorkerOutputLines } from '../../src/log/index.js';
-import { WorkerOutputServer } from '../../src/spawn/fork/output.js';
-import { sleep } from '../support/sleep.js';
+import { WorkerOutputLines } from '../../../src/log/index.js';
+import { WorkerOutputServer } from '../../../src/spawn/fork/output.js';
+import { sleep } from '../../support/sleep.js';
 
 const tempDirs: string[] = [];
 after(() => {
