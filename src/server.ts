@@ -1,7 +1,7 @@
 // Wiring: builds the plugins from the Config in order (on_init, the http pool, http), starts them, and stops them
 // in reverse order. Explicit, no container: the registry collects the plugins' capabilities for informer, resetter,
 // status and metrics (docs/architecture.md).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import type { Config, HttpConfig, PoolConfig } from './config/types.js';
 import { MetricsPlugin } from './metrics/plugin.js';
@@ -21,7 +21,7 @@ import { PoolStoppedError, ReloadError, StartError } from './errors.js';
 import { RpcPlugin } from './rpc/server.js';
 import { resolveIdentity, type Identity } from './system/users.js';
 import { registerCoreServices } from './rpc/services.js';
-import { killSpawnedChildren } from './system/children.js';
+import { killSpawnedChildren, spawnChild } from './system/children.js';
 import { PluginRegistry, type Plugin } from './plugin.js';
 import { FrontProcesses } from './front/primary.js';
 import { RootHost } from './front/root-host.js';
@@ -307,7 +307,7 @@ export class RrtsServer {
     const onInit = this.config.server.onInit!;
     const log: Logger = this.logs.channel('server');
     const env = { ...onInit.env, ...process.env };
-    const child = spawn(onInit.command[0]!, onInit.command.slice(1), {
+    const child = spawnChild(onInit.command[0]!, onInit.command.slice(1), {
       cwd: this.config.workDir,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

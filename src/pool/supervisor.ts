@@ -8,6 +8,7 @@ import { WorkerState } from '../worker/state.js';
 import type { Worker } from '../worker/worker.js';
 import type { WorkerPool } from './pool.js';
 import { settlesWithin } from '../time.js';
+import { readRssBytes } from '../system/proc.js';
 
 /** Reads a worker's memory in bytes. Exec mode: RSS. Fork mode passes its own (USS) reader. */
 export type MemoryReader = (pids: number[]) => Promise<Map<number, number>>;
@@ -15,6 +16,15 @@ export type MemoryReader = (pids: number[]) => Promise<Map<number, number>>;
 export const rssReader: MemoryReader = async (pids) => {
   const out = new Map<number, number>();
   if (pids.length === 0) return out;
+  // pidusage would start `getconf` here, a child outside spawnChild that the orphan reaper could collect first
+  if (process.platform === 'linux') {
+    const sizes = await Promise.all(pids.map((pid) => readRssBytes(pid)));
+    pids.forEach((pid, i) => {
+      const bytes = sizes[i];
+      if (bytes !== null && bytes !== undefined) out.set(pid, bytes);
+    });
+    return out;
+  }
   const stats = await pidusage(pids).catch(() => ({}));
   for (const pid of pids) {
     const s = (stats as Record<string, { memory: number } | undefined>)[String(pid)];

@@ -1,6 +1,6 @@
-// Exec mode: child_process.spawn(server.command) per worker, in its own process group, with the RR_* environment;
+// Exec mode: a process per worker spawned from server.command, in its own process group, with the RR_* environment;
 // the worker is ready when it answers the pid handshake over pipes or over the socket relay.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,7 +18,9 @@ import { describeExit, type ExitInfo, type WorkerProcess } from '../worker/proce
 import type { Spawner, SpawnerEvents, WorkerRecipe } from './spawner.js';
 import type { Identity } from '../system/users.js';
 import { parsePhpCommand, type PhpCommand } from '../config/php-command.js';
+import { spawnChild } from '../system/children.js';
 import { delay, settlesWithin } from '../time.js';
+import { waitForStart } from './start-race.js';
 
 export interface ExecSpawnerOptions {
   command: readonly string[];
@@ -144,7 +146,7 @@ export class ExecSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
 
   async spawnWorker(events: WorkerEvents): Promise<Worker> {
     const { command, env, cwd, log } = this.opts;
-    const child = spawn(command[0]!, command.slice(1), {
+    const child = spawnChild(command[0]!, command.slice(1), {
       cwd,
       env,
       detached: true, // own process group: a terminal's Ctrl-C reaches rrts only
@@ -206,22 +208,15 @@ export class ExecSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
   /** Wait for `step`, unless the process exits first or allocate_timeout passes. */
   private raceBoot<T>(handle: ChildHandle, step: Promise<T>): Promise<T> {
     const ms = this.opts.allocateTimeoutMs;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new WorkerHandshakeTimeoutError(
-              `worker ${handle.pid} did not answer the pid handshake within ${formatMs(ms)} (pool.allocate_timeout)${tail(handle.stderr)}`,
-            ),
-          ),
-        ms,
-      );
+    return waitForStart(step, {
+      exited: handle.exited,
+      timeoutMs: ms,
+      exitError: () => bootExitError(handle, this.missingScript()),
+      timeoutError: () =>
+        new WorkerHandshakeTimeoutError(
+          `worker ${handle.pid} did not answer the pid handshake within ${formatMs(ms)} (pool.allocate_timeout)${tail(handle.stderr)}`,
+        ),
     });
-    const exited = handle.exited.then(async (): Promise<never> => {
-      throw await bootExitError(handle, this.missingScript());
-    });
-    return Promise.race([step, timeout, exited]).finally(() => clearTimeout(timer));
   }
 }
 

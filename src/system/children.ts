@@ -1,11 +1,10 @@
-// Pids of the processes Node spawned (exec workers, fork roots, on_init, a library's `exec()`: every one once the
-// orphan reaper runs, see trackEverySpawn) or the fork reaper watches (forked workers): their exit status belongs to
-// libuv or to the fork reaper, so the orphan reaper must never waitpid them. A forced exit SIGKILLs the ones Node
-// spawned.
-import { ChildProcess } from 'node:child_process';
+// Every process rrts starts goes through spawnChild (exec workers, fork roots, on_init): its pid is known from the
+// spawn until Node collected its exit, as are the forked workers the fork reaper watches. Their exit status belongs
+// to libuv or to the fork reaper, so the orphan reaper must never waitpid them. A forced exit SIGKILLs the spawned ones.
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions, type SpawnSyncOptionsWithStringEncoding, type SpawnSyncReturns } from 'node:child_process';
 
 const known = new Set<number>();
-/** the children Node spawned (trackEverySpawn), pid -> whether it leads its own process group (`detached`) */
+/** the children spawnChild started, pid -> whether it leads its own process group (`detached`) */
 const spawnedByNode = new Map<number, boolean>();
 
 /** From the moment a child is spawned (or a fork is reported) until its exit was collected by its owner. */
@@ -22,7 +21,7 @@ export function isKnownChild(pid: number): boolean {
 }
 
 /**
- * SIGKILL every child Node spawned and has not collected, and the whole process group of those that lead one (what
+ * SIGKILL every child spawnChild started and Node has not collected, and the whole process group of those that lead one (what
  * an exec worker started in the background; a fork root's masters, workers and spares). Synchronous, for the forced
  * exit. Safe from pid reuse: libuv collects a child and emits its 'exit' (which unregisters it) in one callback, so
  * a pid still here is unreaped and names that process and its group. (Forked workers are the fork spawner's to
@@ -47,34 +46,25 @@ function sigkill(pid: number): boolean {
   }
 }
 
-/** Registers a ChildProcess now and unregisters it once Node has collected its exit ('exit' event). */
-function trackChildProcess(child: { pid?: number | undefined; once(event: 'exit', listener: () => void): unknown }, ownGroup: boolean): void {
+/**
+ * child_process.spawn, registered before control returns to the event loop (so before libuv can collect its exit):
+ * the orphan reaper leaves it to Node, and a forced exit kills it. A spawn that fails (no pid) registers nothing.
+ */
+export function spawnChild(command: string, args: readonly string[], options: SpawnOptions): ChildProcess {
+  const child = spawn(command, args, options);
   const pid = child.pid;
-  if (pid === undefined) return;
-  registerChild(pid);
-  spawnedByNode.set(pid, ownGroup);
-  child.once('exit', () => {
-    unregisterChild(pid);
-    spawnedByNode.delete(pid);
-  });
+  if (pid !== undefined) {
+    registerChild(pid);
+    spawnedByNode.set(pid, options.detached === true);
+    child.once('exit', () => {
+      unregisterChild(pid);
+      spawnedByNode.delete(pid);
+    });
+  }
+  return child;
 }
 
-let everySpawnTracked = false;
-
-/**
- * Register every child Node spawns from now on, whoever spawns it (a library's `child_process.exec()` too: pidusage
- * runs `getconf` on its first call): its exit belongs to libuv. An orphan reaper that took it would leave libuv
- * without the exit status, and that caller waiting forever (the supervisor's memory check did). Idempotent.
- */
-export function trackEverySpawn(): void {
-  if (everySpawnTracked) return;
-  everySpawnTracked = true;
-  // child_process.spawn/exec/execFile/fork all create a ChildProcess and call its spawn(options)
-  const proto = ChildProcess.prototype as unknown as { spawn: (this: ChildProcess, ...args: unknown[]) => unknown };
-  const spawn = proto.spawn;
-  proto.spawn = function (this: ChildProcess, ...args: unknown[]): unknown {
-    const result = spawn.apply(this, args);
-    trackChildProcess(this, (args[0] as { detached?: unknown } | undefined)?.detached === true);
-    return result;
-  };
+/** child_process.spawnSync: it collects its child before it returns, while no sweep can run, so nothing to register. */
+export function runChildSync(command: string, args: readonly string[], options: SpawnSyncOptionsWithStringEncoding): SpawnSyncReturns<string> {
+  return spawnSync(command, args, options);
 }

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import posixNode from 'posix-node';
 import type { Logger } from 'pino';
 import { loadNative, nativeUnavailableReason } from '../native/index.js';
-import { isKnownChild, trackEverySpawn } from './children.js';
+import { isKnownChild } from './children.js';
 import { procStat } from './proc.js';
 
 const posix = posixNode.default;
@@ -42,7 +42,6 @@ export class OrphanReaper {
   /** Become a child subreaper and start reaping on SIGCHLD and every 5 s. Linux only; elsewhere a no-op. */
   start(): void {
     if (process.platform !== 'linux') return;
-    trackEverySpawn(); // first: a child Node spawns is libuv's to reap, not ours
     const native = loadNative();
     if (native) {
       try {

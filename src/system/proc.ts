@@ -1,5 +1,5 @@
-// Reading /proc: the one place that parses /proc/<pid>/stat, a process's fd table and the kernel's TCP socket
-// tables (/proc/net/tcp, tcp6).
+// Reading /proc: the one place that parses /proc/<pid>/stat and /status, a process's fd table and the kernel's TCP
+// socket tables (/proc/net/tcp, tcp6).
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -36,6 +36,18 @@ export async function readProcStat(pid: number): Promise<ProcStat | null> {
 function parseStat(text: string): ProcStat {
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' '); // the name in () may hold spaces and ')'
   return { state: rest[0]!, ppid: Number(rest[1]), utime: Number(rest[11]), stime: Number(rest[12]), startTime: Number(rest[19]) };
+}
+
+/** A process's resident set size in bytes (VmRSS of /proc/<pid>/status), or null when it is gone (or a zombie). */
+export async function readRssBytes(pid: number): Promise<number | null> {
+  let text: string;
+  try {
+    text = await fs.promises.readFile(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return null;
+  }
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(text)?.[1];
+  return kb === undefined ? null : Number(kb) * 1024;
 }
 
 /** Does process `pid` have an fd open on the socket with this inode (a /proc/<pid>/fd link to socket:[inode])? */

@@ -2,9 +2,9 @@
 // system's user database (NSS, as Go's os/user does with cgo: LDAP and sssd users too), and refuse early
 // (ConfigError) when rrts cannot switch users. rr takes the gid from the user's primary group and ignores
 // server.group; rrts applies server.group when it is given.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { ConfigError } from '../errors.js';
+import { runChildSync } from './children.js';
 
 export interface Identity {
   uid: number;
@@ -34,7 +34,7 @@ function readLines(file: string): string[][] {
  * getent itself is missing (then the files are the whole database).
  */
 function getent(database: 'passwd' | 'group', key: string): string[] | null | undefined {
-  const result = spawnSync('getent', [database, key], { encoding: 'utf8', timeout: 10_000 });
+  const result = runChildSync('getent', [database, key], { encoding: 'utf8', timeout: 10_000 });
   if (result.error) return undefined;
   if (result.status !== 0) return null;
   const line = result.stdout.split('\n')[0];

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sleep } from '../support/sleep.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const bin = path.join(root, 'bin', 'rrts');
@@ -34,7 +35,7 @@ async function waitForLines(file: string, n: number): Promise<number> {
   for (let i = 0; i < 100; i++) {
     const lines = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
     if (lines >= n) return lines;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
 }

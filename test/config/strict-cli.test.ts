@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeConfig } from './tmp.js';
+import { sleep } from '../support/sleep.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const bin = path.join(root, 'bin', 'rrts');
@@ -77,7 +78,7 @@ describe('rrts serve and unread keys', () => {
     after(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
-    for (let i = 0; i < 400 && !stdout.includes('server started') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 400 && !stdout.includes('server started') && child.exitCode === null; i++) await sleep(25);
     assert.match(stdout, /server started/, stderr);
     child.kill('SIGTERM');
     await exited;

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RequestAbortedError, RequestError, RequestTooLargeError } from '../../src/errors.js';
 import { buildRequestPayload, type RequestPayload, type RequestPayloadOptions } from '../../src/http/request.js';
+import { sleep } from '../support/sleep.js';
 
 interface Answer {
   status: number;
@@ -615,10 +616,10 @@ describe('multipart uploads', () => {
     await new Promise<void>((resolve) => socket.once('connect', resolve));
     socket.write(`POST /upload HTTP/1.1\r\nHost: h\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\n` + `Content-Length: ${body.length}\r\n\r\n`);
     socket.write(body.subarray(0, 256 * 1024));
-    for (let i = 0; i < 200 && (await readdir(dir)).length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 200 && (await readdir(dir)).length === 0; i++) await sleep(5);
     assert.equal((await readdir(dir)).length, 1, 'the upload is being written');
     socket.destroy();
-    for (let i = 0; i < 200 && server.errors.length === errorsBefore; i++) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 200 && server.errors.length === errorsBefore; i++) await sleep(5);
     const error = server.errors.at(-1);
     assert.ok(error instanceof RequestAbortedError);
     assert.deepEqual(await readdir(dir), []);

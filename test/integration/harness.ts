@@ -5,14 +5,15 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { procStat } from '../../src/system/proc.js';
 import { assertValidConfig } from '../support/schema.js';
+import { sleep } from '../support/sleep.js';
+import { BIN, FIXTURE, ROOT } from '../support/paths.js';
+import { alive, childrenOf, isForkRoot, isForkSpare, killQuietly } from '../support/processes.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-export const BIN = path.join(ROOT, 'bin', 'rrts');
-export const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'php', 'worker.php');
+// the integration tests took these from here
+export { ROOT, BIN, FIXTURE, childrenOf, isForkSpare, isForkRoot, alive, killQuietly, procStat, sleep };
 
 export type Relay = 'pipes' | 'unix' | 'tcp';
 export type Mode = 'exec' | 'fork';
@@ -183,52 +184,4 @@ export async function startRrts(opts: StartOptions = {}): Promise<RrtsInstance> 
   }
   if (proc.exitCode !== null) throw new Error(`rrts exited at start (${proc.exitCode}): ${instance.stderr}`);
   return instance;
-}
-
-/** Direct children of a pid, from /proc. */
-export function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = procStat(Number(entry));
-    if (stat && stat.ppid === ppid && stat.state !== 'Z') out.push(Number(entry));
-  }
-  return out.sort((a, b) => a - b);
-}
-
-/** A fork master's parked spare: php/master.php titles it "rrts: fork spare (master N)" until it is woken. */
-export function isForkSpare(pid: number): boolean {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('rrts: fork spare');
-  } catch {
-    return false;
-  }
-}
-
-/** A fork root: php/master.php titles it "rrts: fork root: <the master's command line>". */
-export function isForkRoot(pid: number): boolean {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('rrts: fork root');
-  } catch {
-    return false;
-  }
-}
-
-export { procStat };
-
-export function alive(pid: number): boolean {
-  const s = procStat(pid);
-  return s !== null && s.state !== 'Z';
-}
-
-export function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    /* gone */
-  }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

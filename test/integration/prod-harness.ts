@@ -8,8 +8,9 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { BIN, childrenOf, deepMerge, freePort, killQuietly, procStat, ROOT, RrtsInstance, sleep } from './harness.js';
 import { assertValidConfig } from '../support/schema.js';
+import { zombiesOf } from '../support/processes.js';
 
-export { ROOT, sleep, procStat, childrenOf };
+export { ROOT, sleep, procStat, childrenOf, zombiesOf };
 
 export interface ServeOptions {
   /** e.g. ['unshare', '--pid', '--fork', '--mount-proc']: rrts is then the wrapper's child */
@@ -176,16 +177,6 @@ export async function load(url: string, total: number, concurrency: number, chec
 }
 
 /** Zombie children of `ppid`. */
-export function zombiesOf(ppid: number): number[] {
-  const out: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const s = procStat(Number(entry));
-    if (s && s.ppid === ppid && s.state === 'Z') out.push(Number(entry));
-  }
-  return out;
-}
-
 /** The pid namespace of a process (inode link text), or null once it is gone. */
 export function pidNamespace(pid: number): string | null {
   try {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { RpcClient } from '../../src/cli/rpc-client.js';
 import { alive, FIXTURE, freePort, killQuietly, MODES, startRrts, type RrtsInstance } from './harness.js';
 import { request, type Reply } from './client.js';
+import { sleep } from '../support/sleep.js';
 
 interface WorkerInfo {
   pid: number;
@@ -21,7 +22,7 @@ async function workingPid(client: RpcClient): Promise<number> {
     const { workers } = await client.call<{ workers: WorkerInfo[] }>('informer.Workers', 'http');
     const busy = workers.find((w) => w.statusStr === 'working');
     if (busy) return busy.pid;
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
   throw new Error('no worker started the long request');
 }

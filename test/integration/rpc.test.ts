@@ -16,6 +16,7 @@ import { decodeRpc, encodeRpc } from '../../src/goridge/messages.js';
 import { alive, BIN, freePort, MODES, ROOT, startRrts, type RrtsInstance } from './harness.js';
 import { backgroundTraffic, request } from './client.js';
 import type { WorkerInfo } from '../../src/pool/info.js';
+import { sleep } from '../support/sleep.js';
 
 const run = promisify(execFile);
 const PHP_CLIENT = path.join(ROOT, 'test', 'fixtures', 'php', 'rpc-client.php');
@@ -189,9 +190,9 @@ for (const mode of MODES) {
     it('`rrts reset` under load loses no request and replaces every worker', async () => {
       const before = rr.workerPids();
       const traffic = backgroundTraffic(rr.url);
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
       const r = await rrts('reset', '-c', configFile);
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
       const result = await traffic.stop();
       assert.equal(r.code, 0, r.stderr);
       // a slow stretch of the machine may add 'still resetting' lines between the two
@@ -206,7 +207,7 @@ for (const mode of MODES) {
 
     it('`rrts reset` says it is still resetting while an old worker finishes a long request', async () => {
       const slow = request(`${rr.url}/sleep?ms=4500`);
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
       const r = await rrts('reset', 'http', '-c', configFile);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /still resetting plugin: \[http\] after \d+ s/);

@@ -12,6 +12,7 @@ import { MetricsPlugin, parseCollector } from '../../src/metrics/plugin.js';
 import type { WorkerPool } from '../../src/pool/pool.js';
 import { stateName, WorkerState } from '../../src/worker/state.js';
 import { capabilitiesOf } from '../support/pool-plugins.js';
+import { sleep } from '../support/sleep.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -385,7 +386,7 @@ describe('HttpMetrics', () => {
     const m = new HttpMetrics(registry);
     try {
       const end = m.begin();
-      await new Promise((r) => setTimeout(r, 30));
+      await sleep(30);
       end(404);
       const { samples } = parseExposition(await registry.metrics());
       assert.equal(value(samples, 'rr_http_request_duration_seconds_bucket', { status: '404', le: '0.025' }), 0);
@@ -399,12 +400,12 @@ describe('HttpMetrics', () => {
   it('uptime counts seconds until stop()', async () => {
     const registry = new Registry();
     const m = new HttpMetrics(registry);
-    await new Promise((r) => setTimeout(r, 1150));
+    await sleep(1150);
     m.stop();
     assert.equal(m.running, false);
     const first = value(parseExposition(await registry.metrics()).samples, 'rr_http_uptime_seconds');
     assert.equal(first, 1);
-    await new Promise((r) => setTimeout(r, 1100));
+    await sleep(1100);
     assert.equal(value(parseExposition(await registry.metrics()).samples, 'rr_http_uptime_seconds'), 1, 'stopped');
   });
 });

@@ -8,8 +8,8 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { loadNative, nativeAddonPath, nativeUnavailableReason, socketFd, type PidfdWatch } from '../../src/native/index.js';
+import { sleep } from '../support/sleep.js';
 
 const native = loadNative();
 assert.ok(native, `the native addon must load here: ${nativeUnavailableReason()}`);

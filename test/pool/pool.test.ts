@@ -2,67 +2,14 @@
 // jobs share one timer, so these check that each still fires on time, in any order, and that no timer is left.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Readable, Writable } from 'node:stream';
 import pino from 'pino';
 import { ExecTtlError, NoFreeWorkersError } from '../../src/errors.js';
 import { Flag } from '../../src/goridge/flags.js';
-import { encodeFrame } from '../../src/goridge/frame.js';
 import { WorkerPool } from '../../src/pool/pool.js';
-import type { Spawner } from '../../src/spawn/spawner.js';
-import { FrameRelay } from '../../src/relay/relay.js';
-import { Worker, type ReplyChunk, type WorkerEvents } from '../../src/worker/worker.js';
-import type { ExitInfo } from '../../src/worker/process.js';
+import type { ReplyChunk } from '../../src/worker/worker.js';
 import { poolConfig } from '../support/pool-config.js';
-
-/** A worker whose answers the test sends by hand; SIGKILL ends it. */
-interface FakePhp {
-  pid: number;
-  /** Jobs received and not answered yet, oldest first. */
-  jobs: Buffer[];
-  answer(body: string): void;
-}
-
-function fakeSpawner(): { spawner: Spawner; workers: FakePhp[] } {
-  const workers: FakePhp[] = [];
-  let nextPid = 1000;
-  const spawner: Spawner = {
-    mode: 'exec',
-    async start() {},
-    async close() {},
-    on() {}, // never starts over
-    async spawnWorker(events: WorkerEvents): Promise<Worker> {
-      const input = new Readable({ read() {} });
-      const php: FakePhp = {
-        pid: nextPid++,
-        jobs: [],
-        answer(body) {
-          php.jobs.shift();
-          const context = Buffer.from('{"status":200,"headers":{}}');
-          input.push(encodeFrame({ flags: Flag.CODEC_JSON, options: [context.length], payload: [context, Buffer.from(body)] }));
-        },
-      };
-      const output = new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          php.jobs.push(chunk);
-          done();
-        },
-      });
-      let exit: (info: ExitInfo) => void = () => {};
-      const exited = new Promise<ExitInfo>((resolve) => (exit = resolve));
-      const process = {
-        pid: php.pid,
-        exited,
-        signal(sig: NodeJS.Signals): boolean {
-          if (sig === 'SIGKILL') setImmediate(() => exit({ code: null, signal: 'SIGKILL' }));
-          return true;
-        },
-      };
-      workers.push(php);
-      return new Worker(process, new FrameRelay('pipes', input, output), events);
-    },
-  };
-  return { spawner, workers };
-}
+import { sleep } from '../support/sleep.js';
+import { fakeSpawner } from './fake-spawner.js';
 
 /** Collects the body a job answered with. */
 function sink(): { body: string; chunk(reply: ReplyChunk): void } {
@@ -76,14 +23,16 @@ function sink(): { body: string; chunk(reply: ReplyChunk): void } {
 }
 
 const job = { codec: Flag.CODEC_JSON, context: Buffer.from('{}'), body: Buffer.alloc(0) };
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 
-/** Settles with how long the promise took and its outcome. */
-async function timed<T>(p: Promise<T>): Promise<{ ms: number; value?: T; error?: unknown }> {
+/**
+ * Settles with how long the job took and its outcome. Takes a function so the clock starts before the pool sets its
+ * deadline: started after, a stall of this process between the two made a deadline met on time look early.
+ */
+async function timed<T>(start: () => Promise<T>): Promise<{ ms: number; value?: T; error?: unknown }> {
   const started = performance.now();
   try {
-    const value = await p;
+    const value = await start();
     return { ms: performance.now() - started, value };
   } catch (error) {
     return { ms: performance.now() - started, error };
@@ -100,10 +49,10 @@ describe('pool deadlines', () => {
     const idleTimers = timers();
     const first = sink();
     const running = pool.exec(job, first);
-    const late = timed(pool.exec(job, sink()));
+    const late = timed(() => pool.exec(job, sink()));
     await sleep(600);
     const second = sink();
-    const served = timed(pool.exec(job, second));
+    const served = timed(() => pool.exec(job, second));
     assert.equal(timers(), idleTimers + 1, 'one timer for both waiting requests');
 
     const failed = await late;
@@ -130,9 +79,9 @@ describe('pool deadlines', () => {
     const pool = new WorkerPool('http', config, spawner, pino({ level: 'silent' }));
     await pool.start();
     const idleTimers = timers();
-    const slow = timed(pool.exec(job, sink()));
+    const slow = timed(() => pool.exec(job, sink()));
     const next = sink();
-    const queued = timed(pool.exec(job, next));
+    const queued = timed(() => pool.exec(job, next));
 
     const killed = await slow;
     assert.ok(killed.error instanceof ExecTtlError);
@@ -155,7 +104,7 @@ describe('pool deadlines', () => {
     });
     const pool = new WorkerPool('http', config, spawner, pino({ level: 'silent' }));
     await pool.start();
-    const first = timed(pool.exec(job, sink()));
+    const first = timed(() => pool.exec(job, sink()));
     const second = pool.exec(job, sink());
     const third = pool.exec(job, sink());
     // After the first job's exec_ttl, the timer is set for the allocate_timeout (5 s) of the queued jobs ...
@@ -163,12 +112,12 @@ describe('pool deadlines', () => {
     while (workers.length < 2 || workers[1]!.jobs.length === 0) await sleep(5);
     // ... and the second job, now running while the third still waits, adds its exec_ttl (100 ms): that one must
     // fire, not wait for the 5 s.
-    const killed = await timed(second);
+    const killed = await timed(() => second);
     assert.ok(killed.error instanceof ExecTtlError);
     assert.ok(killed.ms < 4_000, `the second exec_ttl fired after ${killed.ms} ms, as late as the 5 s allocate_timeout`);
     while (workers.length < 3 || workers[2]!.jobs.length === 0) await sleep(5);
     workers[2]!.answer('third');
-    assert.equal((await timed(third)).error, undefined);
+    assert.equal((await timed(() => third)).error, undefined);
     await pool.destroy(100);
   });
 });

@@ -1,123 +1,19 @@
 // The pool's reset queue with in-memory workers (no PHP): resets never overlap whoever asks, a reset ends only when
 // its old workers are gone, and pool.reset_timeout kills the old workers still busy so the reset completes.
-import { EventEmitter } from 'node:events';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Readable, Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import pino from 'pino';
 import { PoolStoppedError, WorkerError, WorkerStartError } from '../../src/errors.js';
 import { Flag } from '../../src/goridge/flags.js';
-import { encodeFrame } from '../../src/goridge/frame.js';
-import { STOP_CONTROL } from '../../src/goridge/messages.js';
 import { WorkerPool } from '../../src/pool/pool.js';
-import type { Spawner } from '../../src/spawn/spawner.js';
-import { FrameRelay } from '../../src/relay/relay.js';
-import { Worker, type WorkerEvents } from '../../src/worker/worker.js';
-import type { ExitInfo } from '../../src/worker/process.js';
 import { poolConfig } from '../support/pool-config.js';
-
-/** A worker the test answers by hand; it leaves on the stop control or SIGKILL. */
-interface FakePhp {
-  pid: number;
-  /** how many resets had begun (renew calls) when it was started: its generation */
-  epoch: number;
-  alive: boolean;
-  killed: boolean;
-  jobs: number;
-  answer(): void;
-}
-
-interface FakeSpawner {
-  spawner: Spawner;
-  workers: FakePhp[];
-  /** renew calls so far: one per reset */
-  renews: number;
-  /** resets that began while the one before still had old workers: an overlap */
-  overlaps: string[];
-  /** what a fork spawner does once a new master replaced a dead one */
-  restartMaster(): void;
-}
-
-function fakeSpawner(): FakeSpawner {
-  let nextPid = 1000;
-  const events = new EventEmitter();
-  const fake: FakeSpawner = {
-    workers: [],
-    renews: 0,
-    overlaps: [],
-    restartMaster: () => void events.emit('masterRestart'),
-    spawner: {
-      mode: 'exec',
-      async start() {},
-      async close() {},
-      on: (event, listener) => events.on(event, listener),
-      async renew() {
-        fake.renews++;
-        // a reset may begin only once the one before is over: its old workers are gone, one generation runs
-        const alive = fake.workers.filter((w) => w.alive);
-        if (new Set(alive.map((w) => w.epoch)).size > 1) {
-          fake.overlaps.push(`reset ${fake.renews} began while workers of several generations ran: ${alive.map((w) => `${w.pid} (${w.epoch})`).join(', ')}`);
-        }
-        return async () => {};
-      },
-      async spawnWorker(events: WorkerEvents): Promise<Worker> {
-        const input = new Readable({ read() {} });
-        let exit: (info: ExitInfo) => void = () => {};
-        const exited = new Promise<ExitInfo>((resolve) => (exit = resolve));
-        const leave = (info: ExitInfo): void => {
-          if (!php.alive) return;
-          php.alive = false;
-          setImmediate(() => exit(info));
-        };
-        const php: FakePhp = {
-          pid: nextPid++,
-          epoch: fake.renews,
-          alive: true,
-          killed: false,
-          jobs: 0,
-          answer() {
-            php.jobs--;
-            const context = Buffer.from('{"status":200,"headers":{}}');
-            input.push(encodeFrame({ flags: Flag.CODEC_JSON, options: [context.length], payload: [context, Buffer.from('ok')] }));
-          },
-        };
-        const output = new Writable({
-          write(chunk: Buffer, _encoding, done) {
-            if (chunk.equals(STOP_CONTROL)) leave({ code: 0, signal: null });
-            else php.jobs++;
-            done();
-          },
-        });
-        const process = {
-          pid: php.pid,
-          exited,
-          signal(sig: NodeJS.Signals): boolean {
-            if (sig !== 'SIGKILL') return false;
-            php.killed = true;
-            leave({ code: null, signal: 'SIGKILL' });
-            return true;
-          },
-        };
-        fake.workers.push(php);
-        return new Worker(process, new FrameRelay('pipes', input, output), events);
-      },
-    },
-  };
-  return fake;
-}
+import { until } from '../support/sleep.js';
+import { fakeSpawner } from './fake-spawner.js';
 
 const job = { codec: Flag.CODEC_JSON, context: Buffer.from('{}'), body: Buffer.alloc(0) };
 const sink = { chunk() {} };
 const silent = pino({ level: 'silent' });
-
-/** Wait (bounded) until `predicate` holds; yields to the event loop between checks. */
-async function until(predicate: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2_000; i++) {
-    if (predicate()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** Settles with the outcome, for promises whose rejection is part of the test. */
 function outcome<T>(p: Promise<T>): Promise<{ value?: T; error?: unknown }> {
@@ -134,8 +30,8 @@ describe('pool reset queue', () => {
     await pool.start();
     // an old worker stays busy, so the first reset cannot end before the test answers its job
     const busy = pool.exec(job, sink);
-    await until(() => fake.workers.some((w) => w.jobs === 1), 'the job to reach a worker');
-    const busyWorker = fake.workers.find((w) => w.jobs === 1)!;
+    await until(() => fake.workers.some((w) => w.jobs.length === 1), 'the job to reach a worker');
+    const busyWorker = fake.workers.find((w) => w.jobs.length === 1)!;
 
     const resets = [outcome(pool.reset()), outcome(pool.reset()), outcome(pool.reset())];
     await until(() => pool.list().length === 2 && pool.list().every((w) => w.generation === 1), 'the first reset to switch to its fresh workers');
@@ -205,7 +101,7 @@ describe('pool reset queue', () => {
     const pool = new WorkerPool('http', poolConfig({ numWorkers: 1, resetTimeout: 200 }), fake.spawner, silent);
     await pool.start();
     const busy = outcome(pool.exec(job, sink));
-    await until(() => fake.workers[0]!.jobs === 1, 'the job to reach the worker');
+    await until(() => fake.workers[0]!.jobs.length === 1, 'the job to reach the worker');
 
     const reset = await outcome(pool.reset());
     assert.equal(reset.error, undefined, 'the reset completes');
@@ -215,7 +111,7 @@ describe('pool reset queue', () => {
     assert.ok((await busy).error instanceof WorkerError, 'its request fails');
     // the pool serves on the fresh worker
     const served = pool.exec(job, sink);
-    await until(() => fake.workers[1]!.jobs === 1, 'a job on the fresh worker');
+    await until(() => fake.workers[1]!.jobs.length === 1, 'a job on the fresh worker');
     fake.workers[1]!.answer();
     await served;
     await pool.destroy(100);
@@ -226,7 +122,7 @@ describe('pool reset queue', () => {
     const pool = new WorkerPool('http', poolConfig({ numWorkers: 1 }), fake.spawner, silent);
     await pool.start();
     const busy = outcome(pool.exec(job, sink));
-    await until(() => fake.workers[0]!.jobs === 1, 'the job to reach the worker');
+    await until(() => fake.workers[0]!.jobs.length === 1, 'the job to reach the worker');
     const first = outcome(pool.reset());
     const second = outcome(pool.reset());
     await until(() => fake.renews === 1 && pool.list()[0]?.generation === 1, 'the first reset to switch');

@@ -9,8 +9,7 @@ import { decodeRpc, encodeRpc } from '../../src/goridge/messages.js';
 import { DEFAULT_RPC_LIMITS, MAX_RPC_PAYLOAD, RpcPlugin, type RpcLimits } from '../../src/rpc/server.js';
 import { registerCoreServices } from '../../src/rpc/services.js';
 import { fakeHost, RawConnection, silent } from './rpc-helpers.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../support/sleep.js';
 
 /** Poll `check` until it holds, for at most `timeoutMs`; returns whether it held. */
 async function eventually(check: () => boolean, timeoutMs = 5000): Promise<boolean> {

@@ -17,9 +17,9 @@ import { RpcPlugin } from '../../src/rpc/server.js';
 import { registerCoreServices } from '../../src/rpc/services.js';
 import { fakeHost, RawConnection, silent, startPlugin, vector } from './rpc-helpers.js';
 import { xorshift } from '../support/prng.js';
+import { sleep } from '../support/sleep.js';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function jsonCall(seq: number, method: string, arg?: unknown, flags: number = Flag.CODEC_JSON): Buffer {
   return encodeRpc({ seq, method, flags, body: Buffer.from(arg === undefined ? '' : JSON.stringify(arg)) });

@@ -10,6 +10,7 @@ import { capabilitiesOf } from '../support/pool-plugins.js';
 import { RR_COMPAT_VERSION } from '../../src/version.js';
 import { RpcClient } from '../../src/cli/rpc-client.js';
 import { silent } from './rpc-helpers.js';
+import { sleep } from '../support/sleep.js';
 
 class FakePool {
   added = 0;
@@ -28,7 +29,7 @@ class FakePool {
     this.removed++;
   }
   async reset(): Promise<void> {
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     if (this.failNextReset) {
       this.failNextReset = false;
       throw new Error('worker 123 exited at boot');

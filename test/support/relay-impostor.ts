@@ -7,6 +7,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { encodeFrame, FrameDecoder } from '../../src/goridge/frame.js';
 import { Flag } from '../../src/goridge/flags.js';
+import { sleep } from './sleep.js';
 
 export type ImpostorEvent =
   | { event: 'connected' }
@@ -56,7 +57,7 @@ export class RelayImpostor {
     const until = Date.now() + timeoutMs;
     while (!this.has(event)) {
       if (Date.now() > until) throw new Error(`the impostor never reported '${event}': ${JSON.stringify(this.events)}`);
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
     }
   }
 
@@ -83,7 +84,7 @@ async function impersonate(relay: string, pidFile: string): Promise<void> {
     try {
       pid = Number(fs.readFileSync(pidFile, 'utf8'));
     } catch {
-      await new Promise((r) => setTimeout(r, POLL_MS));
+      await sleep(POLL_MS);
     }
   }
   const unix = relay.startsWith('unix://');

@@ -1,6 +1,7 @@
 // A unix datagram receiver for the systemd tests (Node cannot bind one): python3 binds the socket and prints every
 // datagram as one JSON string per line.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { sleep } from '../support/sleep.js';
 
 const RECEIVER = `
 import json, socket, sys
@@ -39,7 +40,7 @@ export class NotifyReceiver {
     const until = Date.now() + timeoutMs;
     while (!predicate(this.messages)) {
       if (Date.now() > until) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.messages)}`);
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
     }
   }
 

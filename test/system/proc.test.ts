@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { holdsSocket, ipBytes, procStat, readProcStat, tcpSocketInode } from '../../src/system/proc.js';
 import { lifetimeCpuPercent } from '../../src/pool/info.js';
-import { delay } from '../../src/time.js';
+import { sleep } from '../support/sleep.js';
 
 function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
@@ -53,7 +53,7 @@ describe('procStat', () => {
       for (let i = 0; i < 500; i++) {
         const stat = procStat(pid);
         if (stat && stat.utime + stat.stime >= 5) break;
-        await delay(20);
+        await sleep(20);
       }
       const stat = procStat(pid)!;
       assert.ok(stat.utime + stat.stime >= 5, `the busy loop used CPU time (${stat.utime} + ${stat.stime} ticks)`);

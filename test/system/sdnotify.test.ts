@@ -9,6 +9,7 @@ import pino from 'pino';
 import { loadNative, nativeUnavailableReason } from '../../src/native/index.js';
 import { monotonicUsec, SdNotifier } from '../../src/system/sdnotify.js';
 import { NotifyReceiver } from './notify-receiver.js';
+import { sleep } from '../support/sleep.js';
 
 const native = loadNative();
 assert.ok(native, `the native addon must load here: ${nativeUnavailableReason()}`);
@@ -78,12 +79,12 @@ describe('SdNotifier', () => {
     const sent: string[] = [];
     const n = new SdNotifier(silent, { env: { NOTIFY_SOCKET: '/x', WATCHDOG_USEC: '100000' }, send: (_p, d) => sent.push(d.toString()) });
     n.ready();
-    await new Promise((r) => setTimeout(r, 280));
+    await sleep(280);
     n.stopping();
     const pings = sent.filter((s) => s === 'WATCHDOG=1').length;
     assert.ok(pings >= 2 && pings <= 6, `${pings} pings (every 50 ms for 280 ms)`);
     const count = sent.length;
-    await new Promise((r) => setTimeout(r, 150));
+    await sleep(150);
     assert.equal(sent.length, count, 'no pings after STOPPING');
     assert.equal(sent.at(-1), 'STOPPING=1');
   });

@@ -1,7 +1,7 @@
 // The fork root (php/master.php --root): started once per pool (and again after a reload), it never loads the app;
 // it forks one generation master per start or reset, and they all share its opcache segment. We talk to it over its
 // fd 3; each master it forks connects to our private control socket, checked here and handed to its ForkMaster.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -18,7 +18,9 @@ import { listenOn } from '../../listen.js';
 import { procStat } from '../../system/proc.js';
 import { onFirstFrames } from '../../relay/first-frames.js';
 import type { Identity } from '../../system/users.js';
+import { spawnChild } from '../../system/children.js';
 import { settlesWithin, delay } from '../../time.js';
+import { waitForStart } from '../start-race.js';
 import { ControlChannel, packr } from './control-channel.js';
 import { ForkMaster } from './master.js';
 import { decodeHello, decodeRootMessage, failureText, type HelloMessage, type ReadyMessage, type RootMessage } from './protocol.js';
@@ -139,7 +141,7 @@ export class ForkRoot implements ForkRootHandle {
     args.push('--root', `--control=${this.controlPath}`);
     if (this.opts.outputSocket) args.push(`--output=${this.opts.outputSocket}`);
     if (command.args.length > 0) args.push('--', ...command.args);
-    const child = spawn(command.php, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], ...(id ?? {}) });
+    const child = spawnChild(command.php, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], ...(id ?? {}) });
     this.child = child;
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('error', (err) =>
@@ -231,22 +233,15 @@ export class ForkRoot implements ForkRootHandle {
 
   /** Wait for a ready message, failing on a timeout or an early exit (of the root, or of `master` for a generation). */
   async untilReady(ready: Promise<ReadyInfo>, what: string, exited: Promise<ExitInfo> = this.exited): Promise<ReadyInfo> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new ForkMasterStartError(`${what} did not report ready within ${this.opts.readyTimeoutMs} ms${this.tail()}`)),
-        this.opts.readyTimeoutMs,
-      );
+    return waitForStart(ready, {
+      exited,
+      timeoutMs: this.opts.readyTimeoutMs,
+      exitError: async (exit) => {
+        await delay(20); // let the last output arrive
+        return new ForkMasterStartError(`${what} exited before it was ready (${describeExit(exit)})${this.tail()}`);
+      },
+      timeoutError: () => new ForkMasterStartError(`${what} did not report ready within ${this.opts.readyTimeoutMs} ms${this.tail()}`),
     });
-    const died = exited.then(async (exit): Promise<never> => {
-      await delay(20);
-      throw new ForkMasterStartError(`${what} exited before it was ready (${describeExit(exit)})${this.tail()}`);
-    });
-    try {
-      return await Promise.race([ready, timeout, died]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   tail(): string {

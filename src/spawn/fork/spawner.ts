@@ -21,6 +21,7 @@ import { Reaper } from './reaper.js';
 import { procStat } from '../../system/proc.js';
 import type { Identity } from '../../system/users.js';
 import { settlesWithin, delay } from '../../time.js';
+import { waitForStart } from '../start-race.js';
 
 export interface ForkSpawnerOptions {
   command: PhpCommand;
@@ -194,27 +195,20 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
     const proc = this.reaper.watch(pid, master);
     void proc.exited.then(() => this.stopIfDone(master)); // a retired master stops with its last worker
     const listener = this.listener!;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const accepted = await Promise.race([
-        listener.waitFor(pid),
-        proc.exited.then(async (exit): Promise<never> => {
+      const accepted = await waitForStart(listener.waitFor(pid), {
+        exited: proc.exited,
+        timeoutMs: this.opts.allocateTimeoutMs,
+        exitError: async (exit) => {
           const output = (await this.output?.startFailed(pid))?.join('\n') ?? '';
           const tail = output ? `; its output: ${output.slice(-4096)}` : '';
-          throw new WorkerStartError(`forked worker ${pid} exited before it was ready (${describeExit(exit)})${tail}`);
-        }),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                new WorkerHandshakeTimeoutError(
-                  `forked worker ${pid} did not answer the pid handshake within ${this.opts.allocateTimeoutMs} ms (pool.allocate_timeout)`,
-                ),
-              ),
-            this.opts.allocateTimeoutMs,
-          );
-        }),
-      ]);
+          return new WorkerStartError(`forked worker ${pid} exited before it was ready (${describeExit(exit)})${tail}`);
+        },
+        timeoutError: () =>
+          new WorkerHandshakeTimeoutError(
+            `forked worker ${pid} did not answer the pid handshake within ${this.opts.allocateTimeoutMs} ms (pool.allocate_timeout)`,
+          ),
+      });
       this.output?.started(pid);
       return new Worker(proc, accepted.relay, events, this.opts.streamTimeoutMs);
     } catch (err) {
@@ -223,7 +217,6 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
       await proc.exited;
       throw err;
     } finally {
-      clearTimeout(timer);
       listener.forget(pid);
     }
   }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { ConfigError } from '../../src/errors.js';
-import { writeFiles } from '../config/tmp.js';
+import { writeFiles } from './tmp.js';
 
 const BASE = `version: '3'\nserver:\n  command: php worker.php\nhttp:\n  address: 127.0.0.1:8080\n`;
 

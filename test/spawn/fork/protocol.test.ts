@@ -6,10 +6,10 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Packr } from 'msgpackr';
-import { ProtocolError } from '../../src/errors.js';
-import { decodeHello, decodeMasterMessage, decodeRootMessage, answerKey } from '../../src/spawn/fork/protocol.js';
+import { ProtocolError } from '../../../src/errors.js';
+import { decodeHello, decodeMasterMessage, decodeRootMessage, answerKey } from '../../../src/spawn/fork/protocol.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
 function protocolError(pattern: RegExp): (err: unknown) => boolean {
   return (err) => err instanceof ProtocolError && pattern.test(err.message);

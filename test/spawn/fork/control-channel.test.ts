@@ -3,12 +3,12 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import pino from 'pino';
-import { ControlChannel } from '../../src/spawn/fork/control-channel.js';
-import { decodeMasterMessage } from '../../src/spawn/fork/protocol.js';
-import { encodeFrame, FrameDecoder } from '../../src/goridge/frame.js';
-import { Flag } from '../../src/goridge/flags.js';
+import { ControlChannel } from '../../../src/spawn/fork/control-channel.js';
+import { decodeMasterMessage } from '../../../src/spawn/fork/protocol.js';
+import { encodeFrame, FrameDecoder } from '../../../src/goridge/frame.js';
+import { Flag } from '../../../src/goridge/flags.js';
 import { Packr } from 'msgpackr';
-import { ProtocolError } from '../../src/errors.js';
+import { ProtocolError } from '../../../src/errors.js';
 
 /** A stream that records each write system call it would make: one entry per _write or _writev. */
 class RecordingStream extends Duplex {

@@ -5,9 +5,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { ForkSpawner, FIRST_START_WAIT_MS } from '../../src/spawn/fork/spawner.js';
-import type { Worker, WorkerEvents } from '../../src/worker/worker.js';
-import { FIXTURE, ROOT } from '../integration/harness.js';
+import { ForkSpawner, FIRST_START_WAIT_MS } from '../../../src/spawn/fork/spawner.js';
+import type { Worker, WorkerEvents } from '../../../src/worker/worker.js';
+import { FIXTURE, ROOT } from '../../support/paths.js';
 
 const tempDirs: string[] = [];
 const spawners: ForkSpawner[] = [];

@@ -10,14 +10,15 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Packr } from 'msgpackr';
-import { encodeFrame, FrameDecoder, type Frame } from '../../src/goridge/frame.js';
-import { jobFrame, parseJobReply, parsePidReply, pidRequest } from '../../src/goridge/messages.js';
-import { childrenOf, procStat } from '../integration/harness.js';
-import { loadNative, socketFd } from '../../src/native/index.js';
-import { zombiesOf } from '../integration/prod-harness.js';
+import { encodeFrame, FrameDecoder, type Frame } from '../../../src/goridge/frame.js';
+import { jobFrame, parseJobReply, parsePidReply, pidRequest } from '../../../src/goridge/messages.js';
+import { procStat } from '../../../src/system/proc.js';
+import { loadNative, socketFd } from '../../../src/native/index.js';
+import { childrenOf, zombiesOf } from '../../support/processes.js';
+import { sleep } from '../../support/sleep.js';
 
-// The compiled test runs from dist/test/fork/: the repository root is three levels up.
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+// The compiled test runs from dist/test/spawn/fork/: the repository root is four levels up.
+const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const MASTER_SCRIPT = path.join(ROOT, 'php/master.php');
 const FIXTURE_WORKER = 'test/fixtures/php/worker.php';
 const CODEC_MSGPACK = 0x10;
@@ -51,8 +52,6 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What a connection received, in order: next() takes the oldest, or waits (bounded) for the next to arrive. */
 class Inbox<T> {
@@ -689,7 +688,7 @@ describe('a parked spare outlives default_socket_timeout', () => {
   it('is still parked (not a zombie) after three timeouts, and becomes the next worker', async () => {
     const [spare] = await sparesOf(master, 1);
     assert.ok(spare, 'a parked spare');
-    await new Promise((r) => setTimeout(r, 3_500));
+    await sleep(3_500);
     assert.match(procStat(spare)?.state ?? 'gone', /^[SR]$/, `the spare ${spare} is still alive and parked`);
     const pid = await master.fork(2, { RR_RELAY: relay.address });
     assert.equal(pid, spare, 'the fork was answered by the parked spare');

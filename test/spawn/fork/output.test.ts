@@ -8,8 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { WorkerOutputLines } from '../../src/log/index.js';
-import { WorkerOutputServer } from '../../src/spawn/fork/output.js';
+import { WorkerOutputLines } from '../../../src/log/index.js';
+import { WorkerOutputServer } from '../../../src/spawn/fork/output.js';
+import { sleep } from '../../support/sleep.js';
 
 const tempDirs: string[] = [];
 after(() => {
@@ -27,8 +28,6 @@ function collectingLogger(): { log: pino.Logger; records: Array<Record<string, u
   });
   return { log: pino({ level: 'debug' }, sink), records };
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function until(predicate: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 200 && !predicate(); i++) await sleep(10);

@@ -1,0 +1,114 @@
+// An in-memory spawner for the pool's unit tests (no PHP): its workers speak the worker protocol over streams, the
+// test answers their jobs by hand, and they leave on the stop control, on SIGKILL or when the test crashes them.
+import { EventEmitter } from 'node:events';
+import { Readable, Writable } from 'node:stream';
+import { Flag } from '../../src/goridge/flags.js';
+import { encodeFrame } from '../../src/goridge/frame.js';
+import { STOP_CONTROL } from '../../src/goridge/messages.js';
+import type { Spawner } from '../../src/spawn/spawner.js';
+import { FrameRelay } from '../../src/relay/relay.js';
+import { Worker, type WorkerEvents } from '../../src/worker/worker.js';
+import type { ExitInfo } from '../../src/worker/process.js';
+
+export interface FakePhp {
+  pid: number;
+  /** how many resets had begun (renew calls) when it was started: its generation */
+  epoch: number;
+  alive: boolean;
+  killed: boolean;
+  /** the jobs it received and has not answered yet, oldest first */
+  jobs: Buffer[];
+  /** Answer the oldest job with a 200 and `body`. */
+  answer(body?: string): void;
+  /** Exit on its own, as a worker that crashes. */
+  crash(): void;
+}
+
+export interface FakeSpawner {
+  spawner: Spawner;
+  /** every worker started, in order */
+  workers: FakePhp[];
+  /** spawnWorker calls so far, failed ones included */
+  attempts: number;
+  /** while set, a start fails with this error (before any worker exists) */
+  failStarts: Error | null;
+  /** renew calls so far: one per reset */
+  renews: number;
+  /** resets that began while the one before still had old workers: an overlap */
+  overlaps: string[];
+  /** What a fork spawner does once a new master replaced a dead one. */
+  restartMaster(): void;
+}
+
+export function fakeSpawner(): FakeSpawner {
+  let nextPid = 1000;
+  const events = new EventEmitter();
+  const fake: FakeSpawner = {
+    workers: [],
+    attempts: 0,
+    failStarts: null,
+    renews: 0,
+    overlaps: [],
+    restartMaster: () => void events.emit('masterRestart'),
+    spawner: {
+      mode: 'exec',
+      async start() {},
+      async close() {},
+      on: (event, listener) => events.on(event, listener),
+      async renew() {
+        fake.renews++;
+        // a reset may begin only once the one before is over: its old workers are gone, one generation runs
+        const alive = fake.workers.filter((w) => w.alive);
+        if (new Set(alive.map((w) => w.epoch)).size > 1) {
+          fake.overlaps.push(`reset ${fake.renews} began while workers of several generations ran: ${alive.map((w) => `${w.pid} (${w.epoch})`).join(', ')}`);
+        }
+        return async () => {};
+      },
+      async spawnWorker(workerEvents: WorkerEvents): Promise<Worker> {
+        fake.attempts++;
+        if (fake.failStarts) throw fake.failStarts;
+        const input = new Readable({ read() {} });
+        let exit: (info: ExitInfo) => void = () => {};
+        const exited = new Promise<ExitInfo>((resolve) => (exit = resolve));
+        const leave = (info: ExitInfo): void => {
+          if (!php.alive) return;
+          php.alive = false;
+          setImmediate(() => exit(info));
+        };
+        const php: FakePhp = {
+          pid: nextPid++,
+          epoch: fake.renews,
+          alive: true,
+          killed: false,
+          jobs: [],
+          answer(body = 'ok') {
+            php.jobs.shift();
+            const context = Buffer.from('{"status":200,"headers":{}}');
+            input.push(encodeFrame({ flags: Flag.CODEC_JSON, options: [context.length], payload: [context, Buffer.from(body)] }));
+          },
+          crash: () => leave({ code: 255, signal: null }),
+        };
+        const output = new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            if (chunk.equals(STOP_CONTROL)) leave({ code: 0, signal: null });
+            else php.jobs.push(chunk);
+            done();
+          },
+        });
+        const process = {
+          pid: php.pid,
+          exited,
+          signal(sig: NodeJS.Signals): boolean {
+            if (sig !== 'SIGKILL') return false;
+            php.killed = true;
+            leave({ code: null, signal: 'SIGKILL' });
+            return true;
+          },
+        };
+        fake.workers.push(php);
+        return new Worker(process, new FrameRelay('pipes', input, output), workerEvents);
+      },
+    },
+  };
+  return fake;
+}
