@@ -59,3 +59,17 @@ export class QueueFullError extends RrtsError {
     super('ERR_QUEUE_FULL', 'max queue size reached');
   }
 }
+
+/** A jobs driver refused a call (push, pause, resume, a settle after its pipeline stopped); the text is RoadRunner's. */
+export class JobsDriverError extends RrtsError {
+  constructor(message: string) {
+    super('ERR_JOBS_DRIVER', message);
+  }
+}
+
+/** A jobs.* RPC call failed; the message is RoadRunner's text (`op:\n\top: reason`), which the PHP SDK shows verbatim. */
+export class JobsRpcError extends RrtsError {
+  constructor(message: string) {
+    super('ERR_JOBS_RPC', message);
+  }
+}
