@@ -22,6 +22,7 @@ const KIND_SCHEMAS: Readonly<Record<ValueKind, Schema>> = {
   numbers: { type: 'array', items: { type: ['number', 'string'] } },
   stringMap: { anyOf: [STRING_MAP, { type: 'array', items: STRING_MAP }] },
   command: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: ['string', 'number'] } }] },
+  map: { type: ['object', 'null'] },
   objectives: {
     anyOf: [
       { type: 'object', additionalProperties: { type: 'number' } },
