@@ -3,7 +3,7 @@
 // status and metrics (docs/architecture.md).
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
-import type { Config, HttpConfig, PoolConfig } from './config/types.js';
+import type { Config, HttpConfig, JobsConfig, PoolConfig } from './config/types.js';
 import { MetricsPlugin } from './metrics/plugin.js';
 import { StatusPlugin } from './status/plugin.js';
 import { HttpPlugin } from './http/server.js';
@@ -23,6 +23,8 @@ import { resolveIdentity, type Identity } from './system/users.js';
 import { registerCoreServices } from './rpc/services.js';
 import { killSpawnedChildren } from './system/children.js';
 import { PluginRegistry, type Plugin } from './plugin.js';
+import { JobsPlugin } from './jobs/plugin.js';
+import { jobsRpcService } from './jobs/rpc.js';
 
 /** The environment of a worker, in RoadRunner's order (docs/compatibility.md §3.9): later entries win. */
 export function workerEnv(config: Config, mode: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -98,6 +100,7 @@ export class RrtsServer {
     if (config.server.onInit && !this.stopped) await this.runOnInit();
     if (this.stopped) return; // a stop came during the start (on_init, say): start nothing it would not stop
     if (config.http) await this.startHttp(config.http);
+    if (config.jobs) this.added.unshift(this.makeJobs(config.jobs));
     for (const plugin of this.added) await this.startPlugin(plugin);
     if (config.status) await this.startStatus();
   }
@@ -128,6 +131,16 @@ export class RrtsServer {
       await pool.destroy(1000);
       throw new StartError(`http: cannot listen on '${httpConfig.address}' (http.address): ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /** The jobs plugin with its own pool (RR_MODE=jobs; fork mode applies) and its `jobs` RPC service. */
+  private makeJobs(jobsConfig: JobsConfig): JobsPlugin {
+    const jobs = new JobsPlugin(jobsConfig, this.makePool('jobs', jobsConfig.pool), this.logs.channel('jobs'), {
+      globalConfig: { ...this.config.raw },
+      workDir: this.config.workDir,
+    });
+    this.rpc?.register('jobs', jobsRpcService(jobs, this.logs.channel('jobs')));
+    return jobs;
   }
 
   private async startMetrics(): Promise<void> {
