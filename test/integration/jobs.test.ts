@@ -1,0 +1,172 @@
+// The jobs plugin through `rrts serve` with real PHP consumers and a PHP producer speaking protobuf RPC: exactly-once
+// delivery with acks, redelivery after a crash, an ERROR frame and Worker::stop(), delays, priorities, pause/resume,
+// declare/destroy at run time, stat, and a graceful stop with a job in flight (exec and fork mode where it matters).
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MODES } from './harness.js';
+import { countIds, startJobs, type JobsServer } from './jobs-harness.js';
+
+const servers: JobsServer[] = [];
+after(async () => {
+  for (const s of servers) await s.stop();
+});
+
+async function serve(...args: Parameters<typeof startJobs>): Promise<JobsServer> {
+  const server = await startJobs(...args);
+  servers.push(server);
+  return server;
+}
+
+const memory = (priority = 10, prefetch = 100_000): Record<string, unknown> => ({ driver: 'memory', config: { priority, prefetch } });
+
+for (const mode of MODES) {
+  describe(`jobs, ${mode} mode`, () => {
+    test('N jobs pushed one by one and in a batch are each run exactly once, as RAW frames, with RR_MODE=jobs', async () => {
+      const s = await serve(mode, { pipelines: { main: memory() }, consume: ['main'] });
+      assert.deepEqual(await s.produce('push', 'main', '100', JSON.stringify({ prefix: 'one' })), { pushed: 100 });
+      assert.deepEqual(await s.produce('batch', 'main', '100', JSON.stringify({ prefix: 'batch', headers: { 'x-a': ['1'] } })), { pushed: 100 });
+      const done = await s.waitForDone(200);
+      const counts = countIds(s.started());
+      assert.equal(counts.size, 200);
+      assert.ok(
+        [...counts.values()].every((n) => n === 1),
+        'every job started once',
+      );
+      assert.equal(countIds(done).size, 200);
+      const batchJob = s.started().find((d) => d.id === 'batch-7')!;
+      assert.deepEqual(batchJob.headers, { 'x-a': ['1'] });
+      assert.equal(batchJob.pipeline, 'main');
+      assert.ok(s.started().every((d) => d.flags === 0x04 && d.mode === 'jobs'));
+      const stat = (await s.produce('stat')) as Array<{ pipeline: string; active: number }>;
+      assert.equal(stat.find((p) => p.pipeline === 'main')!.active, 0);
+      await s.stop();
+      servers.splice(servers.indexOf(s), 1);
+    });
+
+    test('a job whose worker crashed, sent an ERROR frame or asked to stop is delivered again and done once', async () => {
+      const s = await serve(mode, { pipelines: { main: memory() }, consume: ['main'] });
+      for (const act of ['crash-once', 'error-once', 'stop-once']) {
+        await s.produce('push', 'main', '2', JSON.stringify({ prefix: act, payload: { act } }));
+      }
+      const done = await s.waitForDone(6);
+      assert.deepEqual([...countIds(done).values()], [1, 1, 1, 1, 1, 1]);
+      for (const [id, n] of countIds(s.started())) assert.equal(n, 2, `${id} started twice`);
+      await s.stop();
+      servers.splice(servers.indexOf(s), 1);
+    });
+
+    test('SIGTERM with a job in flight: the job finishes and is acked, then rrts exits without waiting out the grace period', async () => {
+      const s = await serve(mode, { pipelines: { main: memory() }, consume: ['main'] }, { endure: { grace_period: '60s' } });
+      await s.produce('push', 'main', '1', JSON.stringify({ prefix: 'slow', payload: { act: 'sleep', ms: 1500 } }));
+      await s.rrts.waitFor(() => s.started().length === 1, 'the slow job to start');
+      const began = Date.now();
+      s.rrts.proc.kill('SIGTERM');
+      const exit = await s.rrts.exited;
+      assert.deepEqual(exit, { code: 0, signal: null });
+      assert.deepEqual(
+        s.done().map((d) => d.id),
+        ['slow-0'],
+      );
+      // RR 2025.1 waits the whole grace period here (#2194): its idle pollers never wake
+      assert.ok(Date.now() - began < 60_000, 'stopped before the grace period ran out');
+      assert.doesNotMatch(s.rrts.stderr, /cannot settle job/);
+    });
+  });
+}
+
+describe('jobs, exec mode: pipelines and RPC', () => {
+  test('answers: nack drops, nack with redelivery and requeue deliver again (headers merged), fail acks, garbage is acked', async () => {
+    const s = await serve('exec', { pipelines: { main: memory() }, consume: ['main'] });
+    for (const act of ['nack', 'nack-redeliver-once', 'requeue-once', 'fail', 'fail-requeue-once', 'garbage', 'complete']) {
+      await s.produce('push', 'main', '1', JSON.stringify({ prefix: act, payload: { act } }));
+    }
+    await s.waitForDone(10);
+    const starts = countIds(s.started());
+    assert.deepEqual(Object.fromEntries(starts), {
+      'nack-0': 1,
+      'nack-redeliver-once-0': 2,
+      'requeue-once-0': 2,
+      'fail-0': 1,
+      'fail-requeue-once-0': 2,
+      'garbage-0': 1,
+      'complete-0': 1,
+    });
+    const requeued = s.started().filter((d) => d.id === 'requeue-once-0');
+    assert.deepEqual(requeued[1]!.headers, { attempt: ['2'] });
+    assert.match(s.rrts.stderr, /response handler error/);
+  });
+
+  test('priorities: lower numbers first, equal ones in push order, once the waiting pollers have theirs', async () => {
+    // one worker, so 3 pollers: the first three jobs are out of the queue as soon as it consumes
+    const s = await serve('exec', { pipelines: { main: memory() } }, {}, 1);
+    const pushes: Array<[string, number]> = [];
+    for (let i = 0; i < 12; i++) pushes.push([`p${i}`, [5, 1, 3][i % 3]!]);
+    for (const [id, priority] of pushes) await s.produce('push', 'main', '1', JSON.stringify({ prefix: id, priority }));
+    const stat = (await s.produce('stat')) as Array<{ ready: boolean; active: number }>;
+    assert.deepEqual([stat[0]!.ready, stat[0]!.active], [false, 0]);
+    assert.equal(await s.produce('resume', 'main'), 'ok');
+    const order = (await s.waitForDone(12)).map((d) => d.id.replace(/-0$/, ''));
+    const rest = pushes.slice(3);
+    const expected = [...pushes.slice(0, 3).map(([id]) => id), ...[1, 3, 5].flatMap((p) => rest.filter(([, q]) => q === p).map(([id]) => id))];
+    assert.deepEqual(order, expected);
+  });
+
+  test('pause stops intake, resume restarts it; errors are RoadRunner texts', async () => {
+    const s = await serve('exec', { pipelines: { main: memory(), other: memory() }, consume: ['main'] });
+    assert.equal(await s.produce('pause', 'main'), 'ok');
+    assert.deepEqual(await s.produce('pause', 'main'), { error: 'no active listeners, nothing to pause' });
+    assert.deepEqual(await s.produce('pause', 'nope'), { error: 'no such pipeline, requested: nope' });
+    await s.produce('push', 'main', '3');
+    const paused = (await s.produce('stat')) as Array<{ pipeline: string; ready: boolean; active: number }>;
+    assert.deepEqual(
+      paused.find((p) => p.pipeline === 'main'),
+      { pipeline: 'main', driver: 'memory', queue: 'main', active: 0, delayed: 0, reserved: 0, ready: false, priority: 10 },
+    );
+    assert.equal(s.started().length, 0);
+    assert.equal(await s.produce('resume', 'main'), 'ok');
+    assert.deepEqual(await s.produce('resume', 'main'), { error: 'memory listener is already in the active state' });
+    await s.waitForDone(3);
+  });
+
+  test('a delayed job waits (counted as delayed) while a later one runs, then runs', async () => {
+    const s = await serve('exec', { pipelines: { main: memory() }, consume: ['main'] });
+    await s.produce('push', 'main', '1', JSON.stringify({ prefix: 'later', delay: 2 }));
+    await s.produce('push', 'main', '1', JSON.stringify({ prefix: 'now' }));
+    await s.waitForDone(1);
+    const stat = (await s.produce('stat')) as Array<{ delayed: number }>;
+    const done = await s.waitForDone(2);
+    assert.deepEqual(
+      done.map((d) => d.id),
+      ['now-0', 'later-0'],
+    );
+    assert.ok(stat[0]!.delayed <= 1);
+  });
+
+  test('declare, list, push, resume and destroy at run time; unknown and skipped pipelines', async () => {
+    const s = await serve('exec', { pipelines: { main: memory(), gone: { driver: 'ephemeral' } }, consume: ['main'] });
+    assert.equal(await s.produce('declare', 'name=dyn', 'driver=memory', 'priority=3', 'prefetch=10'), 'ok');
+    assert.deepEqual(await s.produce('declare', 'name=dyn', 'driver=memory'), {
+      error: 'rpc_declare_pipeline: pipeline already exists, name: dyn, driver: memory',
+    });
+    assert.deepEqual(await s.produce('declare', 'name=x'), {
+      error: 'rpc_declare_pipeline:\n\tjobs_plugin_declare: no associated driver with the pipeline, pipeline name: x',
+    });
+    assert.equal(await s.produce('declare', 'name=odd', 'driver=nosuch'), 'ok'); // as RoadRunner: success, nothing created
+    assert.deepEqual(((await s.produce('list')) as string[]).sort(), ['dyn', 'gone', 'main']);
+    await s.produce('push', 'dyn', '2');
+    const stat = (await s.produce('stat')) as Array<{ pipeline: string; priority: number; ready: boolean }>;
+    assert.deepEqual(stat.map((p) => [p.pipeline, p.priority, p.ready]).sort(), [
+      ['dyn', 3, false],
+      ['main', 10, true],
+    ]);
+    assert.equal(await s.produce('resume', 'dyn'), 'ok');
+    await s.waitForDone(2);
+    assert.deepEqual(await s.produce('destroy', 'dyn'), ['dyn']);
+    assert.deepEqual(((await s.produce('list')) as string[]).sort(), ['gone', 'main']);
+    assert.deepEqual(await s.produce('push', 'dyn', '1'), { error: 'rpc_push:\n\tjobs_plugin_push: no such pipeline, requested: dyn' });
+    assert.deepEqual(await s.produce('push', 'gone', '1'), {
+      error: 'rpc_push:\n\tjobs_plugin_push: consumer not registered for the requested driver: ephemeral',
+    });
+    assert.deepEqual(await s.produce('destroy', 'dyn'), { error: 'rpc_destroy_pipeline:\n\tjobs_plugin_destroy: no such pipeline, requested: dyn' });
+  });
+});
