@@ -89,7 +89,7 @@ function decodeProtoArgument(codec: Codec, body: Buffer, type: Type): unknown {
     if (codec.name === 'proto') return type.toObject(type.decode(body), PROTO_OBJECT);
     const json: unknown = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
     if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new Error(`expected an object for ${type.name}`);
-    return type.toObject(type.fromObject(json as Record<string, unknown>), PROTO_OBJECT);
+    return type.toObject(type.fromObject(json), PROTO_OBJECT);
   } catch (err) {
     throw new CodecError(`${codec.name === 'proto' ? 'proto' : 'json'}: cannot decode ${type.fullName.replace(/^\./, '')}: ${(err as Error).message}`);
   }

@@ -192,15 +192,12 @@ class MemoryJob implements DeliveredJob {
     return this.settle(() => this.driver.redeliver(item, delaySeconds));
   }
 
-  private settle(then: () => Promise<void>): Promise<void> {
-    if (this.done) return Promise.resolve();
-    try {
-      this.driver.settled();
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+  /** Once only: a second settle of the same delivery is a no-op (the SDK answers a task at most once, too). */
+  private async settle(then: () => Promise<void>): Promise<void> {
+    if (this.done) return;
+    this.driver.settled(); // throws once the pipeline stopped
     this.done = true;
-    return then();
+    await then();
   }
 }
 
