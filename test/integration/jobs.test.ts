@@ -3,8 +3,14 @@
 // declare/destroy at run time, stat, and a graceful stop with a job in flight (exec and fork mode where it matters).
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODES } from './harness.js';
-import { countIds, startJobs, type JobsServer } from './jobs-harness.js';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { freePort, MODES, ROOT, startRrts } from './harness.js';
+import { CONSUMER, countIds, startJobs, type JobsServer } from './jobs-harness.js';
+
+const run = promisify(execFile);
+const RPC_CLIENT = path.join(ROOT, 'test', 'fixtures', 'php', 'rpc-client.php');
 
 const servers: JobsServer[] = [];
 after(async () => {
@@ -168,5 +174,47 @@ describe('jobs, exec mode: pipelines and RPC', () => {
       error: 'rpc_push:\n\tjobs_plugin_push: consumer not registered for the requested driver: ephemeral',
     });
     assert.deepEqual(await s.produce('destroy', 'dyn'), { error: 'rpc_destroy_pipeline:\n\tjobs_plugin_destroy: no such pipeline, requested: dyn' });
+  });
+});
+
+describe('jobs, exec mode: start-up and the other plugins', () => {
+  test('a memory pipeline without its config section fails the start, naming the key', async () => {
+    const rrts = await startRrts({
+      expectFailure: true,
+      config: { server: { command: `php ${CONSUMER}` }, http: null, jobs: { pool: { num_workers: 1 }, pipelines: { bare: { driver: 'memory' } } } },
+    });
+    const exit = await rrts.exited;
+    await rrts.stop();
+    assert.notEqual(exit.code, 0);
+    assert.match(
+      rrts.stderr + rrts.stdout,
+      /jobs: cannot start: jobs_plugin_serve: pipeline bare \(driver memory\): config not found by provided key: jobs\.pipelines\.bare\.config/,
+    );
+    assert.doesNotMatch(rrts.stderr, /\n\s+at /, 'no stack trace');
+  });
+
+  test('informer.Workers("jobs"), resetter.Reset("jobs") and /health, /ready?plugin=jobs see the jobs pool', async () => {
+    const statusPort = await freePort();
+    const s = await serve('exec', { pipelines: { main: memory() }, consume: ['main'] }, { status: { address: `127.0.0.1:${statusPort}` } });
+    const rpc = async (method: string, arg: unknown): Promise<unknown> => {
+      const { stdout } = await run('php', [RPC_CLIENT, s.rpc, method, JSON.stringify(arg)]);
+      return JSON.parse(stdout) as unknown;
+    };
+    const before = (await rpc('informer.Workers', 'jobs')) as { workers: Array<{ pid: number }> };
+    assert.equal(before.workers.length, 2);
+    assert.ok(((await rpc('informer.List', true)) as string[]).includes('jobs'));
+    assert.equal(await rpc('resetter.Reset', 'jobs'), true);
+    const after = (await rpc('informer.Workers', 'jobs')) as { workers: Array<{ pid: number }> };
+    assert.equal(after.workers.length, 2);
+    assert.ok(
+      after.workers.every((w) => !before.workers.some((b) => b.pid === w.pid)),
+      'fresh workers after the reset',
+    );
+    for (const path of ['health', 'ready']) {
+      const response = await fetch(`http://127.0.0.1:${statusPort}/${path}?plugin=jobs`);
+      assert.equal(response.status, 200, path);
+    }
+    await s.produce('push', 'main', '3');
+    await s.waitForDone(3);
   });
 });
