@@ -1,4 +1,4 @@
-// The jobs protocol byte for byte against the vectors taken from the real PHP SDK (docs/jobs.md §2.6, §3.7): the
+// The jobs protocol byte for byte against the vectors taken from the real PHP SDK (docs/jobs.md §2.6): the
 // job frame of a memory job (J1), what each SDK answer (J4-J11) does to the job, the jobs.v1 messages (R1-R6) and
 // whole RPC frames through the RPC plugin's protobuf codec (R7-R13).
 import { describe, test } from 'node:test';
