@@ -102,6 +102,22 @@ describe('jobs, exec mode: pipelines and RPC', () => {
     assert.match(s.rrts.stderr, /response handler error/);
   });
 
+  test('max_queue_size below the pollers: refused runs come back after a pause, every job runs once, RPC stays responsive', async () => {
+    // one worker and a queue of one: two of the three pollers are refused at once by the pool on every try
+    const s = await serve(
+      'exec',
+      { pool: { num_workers: 1, max_queue_size: 1, allocate_timeout: '20s' }, pipelines: { main: memory() }, consume: ['main'] },
+      {},
+      1,
+    );
+    await s.produce('push', 'main', '5', JSON.stringify({ payload: { act: 'sleep', ms: 200 } }));
+    const stat = (await s.produce('stat')) as Array<{ pipeline: string }>;
+    assert.equal(stat[0]!.pipeline, 'main');
+    const done = await s.waitForDone(5);
+    assert.deepEqual([...countIds(done).values()], [1, 1, 1, 1, 1]);
+    assert.deepEqual([...countIds(s.started()).values()], [1, 1, 1, 1, 1]);
+  });
+
   test('priorities: lower numbers first, equal ones in push order, once the waiting pollers have theirs', async () => {
     // one worker, so 3 pollers: the first three jobs are out of the queue as soon as it consumes
     const s = await serve('exec', { pipelines: { main: memory() } }, {}, 1);

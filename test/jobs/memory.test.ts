@@ -3,7 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DeliveredJob } from '../../src/jobs/driver.js';
-import { MemoryDriver } from '../../src/jobs/drivers/memory.js';
+import { FAILED_RUN_PAUSE_MS, MemoryDriver } from '../../src/jobs/drivers/memory.js';
 import { PriorityJobQueue } from '../../src/jobs/queue.js';
 import { item, silent } from './helpers.js';
 
@@ -71,7 +71,9 @@ describe('memory driver', () => {
     await d.run();
     await d.push(item({ pipeline: 'm' }));
     await (await queue.take())!.nack();
-    const again = (await next(queue))!;
+    // not at once: a pool that refuses every run at once must not spin (FAILED_RUN_PAUSE_MS)
+    assert.equal(queue.size, 0);
+    const again = (await next(queue, 10 * FAILED_RUN_PAUSE_MS))!;
     assert.equal(again.item.id, 'id-1');
     await again.nackWithOptions(false, 0);
     assert.equal(await next(queue), null);

@@ -12,6 +12,11 @@ const BUFFER_CAPACITY = 100_000;
 /** RoadRunner's bound on delayed jobs of one pipeline at once. */
 const MAX_DELAYED = 1000;
 const STOPPED_TEXT = 'failed to acknowledge the JOB, the pipeline is probably stopped';
+/**
+ * A job whose run failed comes back after this pause: a pool that refuses at once (max_queue_size reached) would
+ * otherwise hand it back and forth between poller and driver without ever yielding to I/O.
+ */
+export const FAILED_RUN_PAUSE_MS = 100;
 
 export const memoryDriver: DriverFactory = (pipeline, context) => Promise.resolve(new MemoryDriver(pipeline, context));
 
@@ -20,6 +25,8 @@ export class MemoryDriver implements JobsDriver {
   private readonly prefetch: number;
   private readonly buffer: JobItem[] = [];
   private readonly delayed = new Set<NodeJS.Timeout>();
+  /** failed runs waiting out FAILED_RUN_PAUSE_MS */
+  private readonly retrying = new Set<NodeJS.Timeout>();
   /** jobs in the priority queue or running, not settled yet */
   private active = 0;
   private consuming = false;
@@ -76,8 +83,9 @@ export class MemoryDriver implements JobsDriver {
   stop(): Promise<void> {
     this.stopped = true;
     this.consuming = false;
-    for (const timer of this.delayed) clearTimeout(timer);
+    for (const timer of [...this.delayed, ...this.retrying]) clearTimeout(timer);
     this.delayed.clear();
+    this.retrying.clear();
     this.buffer.length = 0;
     this.context.queue.removePipeline(this.pipeline.name);
     for (const wake of this.roomWaiters.splice(0)) wake();
@@ -147,7 +155,17 @@ export class MemoryDriver implements JobsDriver {
     this.pump();
   }
 
-  /** Back into this pipeline (requeue, nack with redelivery, a failed run): at the tail, after `delaySeconds`. */
+  /** A failed run: back at the tail after FAILED_RUN_PAUSE_MS (not bounded by MAX_DELAYED: it must not be lost). */
+  retryFailed(item: JobItem): Promise<void> {
+    const timer = setTimeout(() => {
+      this.retrying.delete(timer);
+      if (!this.stopped) this.enqueue(item);
+    }, FAILED_RUN_PAUSE_MS);
+    this.retrying.add(timer);
+    return Promise.resolve();
+  }
+
+  /** Back into this pipeline (requeue, nack with redelivery): at the tail, after `delaySeconds`. */
   redeliver(item: JobItem, delaySeconds: number): Promise<void> {
     if (delaySeconds > 0) return this.delay(item, delaySeconds);
     this.enqueue(item);
@@ -180,7 +198,7 @@ class MemoryJob implements DeliveredJob {
 
   /** rrts: the worker failed the job (crash, ERROR frame, exec_ttl, no worker in time): deliver it again. */
   nack(): Promise<void> {
-    return this.settle(() => this.driver.redeliver(this.item, 0));
+    return this.settle(() => this.driver.retryFailed(this.item));
   }
 
   nackWithOptions(redeliver: boolean, delaySeconds: number): Promise<void> {
