@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, MODES, ROOT, startRrts } from './harness.js';
+import { BIN, freePort, MODES, ROOT, startRrts } from './harness.js';
 import { CONSUMER, countIds, startJobs, type JobsServer } from './jobs-harness.js';
 
 const run = promisify(execFile);
@@ -232,5 +232,41 @@ describe('jobs, exec mode: start-up and the other plugins', () => {
     }
     await s.produce('push', 'main', '3');
     await s.waitForDone(3);
+  });
+});
+
+describe('rrts jobs (the CLI)', () => {
+  test('--list, --pause, --resume, --destroy print the PIPELINE(S) table; errors exit 1', async () => {
+    const s = await serve('exec', { pipelines: { main: memory(), other: memory() }, consume: ['main', 'other'] });
+    const config = path.join(s.rrts.dir, '.rr.yaml');
+    const cli = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+      try {
+        const { stdout, stderr } = await run(process.execPath, [BIN, 'jobs', '-c', config, ...args]);
+        return { code: 0, stdout, stderr };
+      } catch (err) {
+        const e = err as { code: number; stdout: string; stderr: string };
+        return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+      }
+    };
+    const list = await cli('--list');
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /PIPELINE\(S\)/);
+    assert.match(list.stdout, /│ main +│/);
+    assert.match(list.stdout, /│ other +│/);
+    const paused = await cli('--pause', 'main,other');
+    assert.equal(paused.code, 0, paused.stderr);
+    assert.match(paused.stdout, /│ other +│/);
+    const stat = (await s.produce('stat')) as Array<{ ready: boolean }>;
+    assert.deepEqual(
+      stat.map((p) => p.ready),
+      [false, false],
+    );
+    const again = await cli('--pause', 'main');
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /no active listeners, nothing to pause/);
+    assert.equal((await cli('--resume', 'main', '-s')).stdout, '');
+    const destroyed = await cli('--destroy', 'other');
+    assert.match(destroyed.stdout, /│ other +│/);
+    assert.deepEqual(await s.produce('list'), ['main']);
   });
 });
