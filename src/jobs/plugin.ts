@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { JobsConfig, JobsPipelineEntry } from '../config/types.js';
 import { Flag } from '../goridge/flags.js';
 import { JobsDriverError } from '../errors.js';
-import type { HasStatus, HasWorkers, Plugin, Resettable, WorkerState } from '../plugin.js';
+import type { HasPipelines, HasStatus, HasWorkers, PipelineReport, Plugin, Resettable, WorkerState } from '../plugin.js';
 import { readinessOf, statusOf, workerStates } from '../pool/capabilities.js';
 import type { WorkerPool } from '../pool/pool.js';
 import { settlesWithin } from '../time.js';
@@ -32,7 +32,7 @@ export interface JobsCounters {
   pushErr: number;
 }
 
-export class JobsPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
+export class JobsPlugin implements Plugin, HasWorkers, Resettable, HasStatus, HasPipelines {
   readonly name = 'jobs';
   readonly queue: PriorityJobQueue;
   readonly pipelines = new Map<string, PipelineEntry>();
@@ -246,6 +246,10 @@ export class JobsPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
 
   async ready(): Promise<number> {
     return readinessOf(this.pool);
+  }
+
+  async pipelineStates(): Promise<PipelineReport[]> {
+    return (await this.states()).map((s) => ({ ...s, errorMessage: s.errorMessage ?? '' }));
   }
 }
 

@@ -209,7 +209,7 @@ describe('jobs, exec mode: start-up and the other plugins', () => {
     assert.doesNotMatch(rrts.stderr, /\n\s+at /, 'no stack trace');
   });
 
-  test('informer.Workers("jobs"), resetter.Reset("jobs") and /health, /ready?plugin=jobs see the jobs pool', async () => {
+  test('informer.Workers and Jobs("jobs"), resetter.Reset("jobs"), /health, /ready?plugin=jobs and GET /jobs see the jobs plugin', async () => {
     const statusPort = await freePort();
     const s = await serve('exec', { pipelines: { main: memory() }, consume: ['main'] }, { status: { address: `127.0.0.1:${statusPort}` } });
     const rpc = async (method: string, arg: unknown): Promise<unknown> => {
@@ -232,6 +232,15 @@ describe('jobs, exec mode: start-up and the other plugins', () => {
     }
     await s.produce('push', 'main', '3');
     await s.waitForDone(3);
+    assert.deepEqual(await rpc('informer.Jobs', 'jobs'), [
+      { Pipeline: 'main', Driver: 'memory', Queue: 'main', Active: 0, Delayed: 0, Reserved: 0, Ready: true, Priority: 10, ErrorMessage: '' },
+    ]);
+    assert.deepEqual(await rpc('informer.Jobs', 'http'), []);
+    const jobs = await fetch(`http://127.0.0.1:${statusPort}/jobs`);
+    assert.equal(jobs.status, 200);
+    assert.deepEqual(await jobs.json(), [
+      { pipeline: 'main', priority: 10, ready: true, queue: 'main', active: 0, delayed: 0, reserved: 0, driver: 'memory', error_message: '' },
+    ]);
   });
 });
 
