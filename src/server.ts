@@ -25,6 +25,7 @@ import { killSpawnedChildren } from './system/children.js';
 import { PluginRegistry, type Plugin } from './plugin.js';
 import { JobsPlugin } from './jobs/plugin.js';
 import { jobsRpcService } from './jobs/rpc.js';
+import { JobsMetrics } from './jobs/metrics.js';
 
 /** The environment of a worker, in RoadRunner's order (docs/compatibility.md §3.9): later entries win. */
 export function workerEnv(config: Config, mode: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -140,6 +141,7 @@ export class RrtsServer {
       workDir: this.config.workDir,
     });
     this.rpc?.register('jobs', jobsRpcService(jobs, this.logs.channel('jobs')));
+    if (this.metrics) jobs.metrics = new JobsMetrics(this.metrics.registry, jobs.counters);
     return jobs;
   }
 

@@ -13,6 +13,7 @@ import type { ReplyChunk } from '../worker/worker.js';
 import { handleAnswer } from './answer.js';
 import type { DeliveredJob, DriverContext, JobsDriver, PipelineConfig, PipelineState } from './driver.js';
 import { driverFactory } from './drivers/index.js';
+import type { JobsMetrics } from './metrics.js';
 import { PriorityJobQueue } from './queue.js';
 
 /** RoadRunner's default pipeline priority (jobs config.go InitDefaults). */
@@ -37,6 +38,8 @@ export class JobsPlugin implements Plugin, HasWorkers, Resettable, HasStatus, Ha
   readonly queue: PriorityJobQueue;
   readonly pipelines = new Map<string, PipelineEntry>();
   readonly counters: JobsCounters = { jobsOk: 0, jobsErr: 0, pushOk: 0, pushErr: 0 };
+  /** rr_jobs_* in the metrics plugin's registry, when there is a metrics section */
+  metrics: JobsMetrics | null = null;
   private pollers: Array<Promise<void>> = [];
   private stopping = false;
   /** jobs taken by a poller and not settled yet */

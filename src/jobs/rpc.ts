@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { JobsRpcError } from '../errors.js';
 import { protoMethod, type RpcMethod } from '../rpc/server.js';
 import type { JobHeaders, JobItem, PipelineConfig } from './driver.js';
+import type { PushSource } from './metrics.js';
 import { DEFAULT_PIPELINE_PRIORITY, withTimeout, type JobsPlugin } from './plugin.js';
 import { JobsProto, type DeclareRequest, type Pipelines, type ProtoJob, type ProtoStat, type PushBatchRequest, type PushRequest } from './proto.js';
 
@@ -19,17 +20,20 @@ export function jobsRpcService(plugin: JobsPlugin, log: Logger): Record<string, 
   const { PushRequest: Push, PushBatchRequest: Batch, Pipelines: Names, DeclareRequest: Declare, Stats, Empty } = JobsProto;
   const timeout = plugin.config.timeout;
 
-  const push = async (job: ProtoJob, ops: string): Promise<void> => {
+  const push = async (job: ProtoJob, ops: string, source: PushSource): Promise<void> => {
     const pipelineName = job.options?.pipeline ?? '';
     const entry = plugin.pipelines.get(pipelineName);
     if (!entry) throw new JobsRpcError(`${ops}: no such pipeline, requested: ${pipelineName}`);
     if (!entry.driver) throw new JobsRpcError(`${ops}: consumer not registered for the requested driver: ${entry.config.driver}`);
+    const started = performance.now();
     try {
       await withTimeout(entry.driver.push(jobItem(job, entry.config)), timeout, 'push');
       plugin.counters.pushOk++;
     } catch (err) {
       plugin.counters.pushErr++;
       throw new JobsRpcError(`${ops}:\n\t${(err as Error).message}`);
+    } finally {
+      plugin.metrics?.observePush(pipelineName, entry.config.driver, source, (performance.now() - started) / 1000);
     }
   };
 
@@ -50,13 +54,13 @@ export function jobsRpcService(plugin: JobsPlugin, log: Logger): Record<string, 
       serial(async () => {
         const job = (arg as PushRequest).job;
         if (!job || job.id === '') throw new JobsRpcError('rpc_push: empty ID field not allowed');
-        await push(job, 'rpc_push:\n\tjobs_plugin_push');
+        await push(job, 'rpc_push:\n\tjobs_plugin_push', 'single');
         return {};
       }),
     ),
     PushBatch: protoMethod({ arg: Batch, result: Empty }, (arg) =>
       serial(async () => {
-        for (const job of (arg as PushBatchRequest).jobs) await push(job, 'rpc_push_batch:\n\tjobs_plugin_push_batch');
+        for (const job of (arg as PushBatchRequest).jobs) await push(job, 'rpc_push_batch:\n\tjobs_plugin_push_batch', 'batch');
         return {};
       }),
     ),

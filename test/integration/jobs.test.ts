@@ -244,6 +244,27 @@ describe('jobs, exec mode: start-up and the other plugins', () => {
   });
 });
 
+describe('jobs metrics', () => {
+  test('rr_jobs_* count answers and pushes by pipeline, driver and source; the jobs pool has its gauges', async () => {
+    const metricsPort = await freePort();
+    const s = await serve('exec', { pipelines: { main: memory() }, consume: ['main'] }, { metrics: { address: `127.0.0.1:${metricsPort}` } });
+    await s.produce('push', 'main', '3', JSON.stringify({ prefix: 'one' }));
+    await s.produce('batch', 'main', '2', JSON.stringify({ prefix: 'two', payload: { act: 'garbage' } }));
+    assert.ok('error' in ((await s.produce('push', 'nope', '1')) as object));
+    await s.waitForDone(5);
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const value = (line: string): number => Number(new RegExp(`^${line.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    assert.equal(value('rr_jobs_push_ok'), 5);
+    assert.equal(value('rr_jobs_push_err'), 0);
+    assert.equal(value('rr_jobs_jobs_ok'), 3);
+    assert.equal(value('rr_jobs_jobs_err'), 2); // the garbage answers: acked, counted as errors
+    assert.equal(value('rr_jobs_requests_total{job="main",driver="memory",source="single"}'), 3);
+    assert.equal(value('rr_jobs_requests_total{job="main",driver="memory",source="batch"}'), 2);
+    assert.equal(value('rr_jobs_push_latency_count{job="main",driver="memory",source="single"}'), 3);
+    assert.equal(value('rr_jobs_total_workers'), 2);
+  });
+});
+
 describe('rrts jobs (the CLI)', () => {
   test('--list, --pause, --resume, --destroy print the PIPELINE(S) table; errors exit 1', async () => {
     const s = await serve('exec', { pipelines: { main: memory(), other: memory() }, consume: ['main', 'other'] });
