@@ -84,8 +84,21 @@ export class JobsPlugin implements Plugin, HasWorkers, Resettable, HasStatus, Ha
     }
     const pollers = this.config.pool.numWorkers + 2;
     this.pollers = Array.from({ length: pollers }, () => this.poll());
-    const summary = [...this.pipelines.values()].map((p) => `${p.config.name} (${p.driver ? p.driver.driver : `skipped: ${p.config.driver || 'no driver'}`})`);
-    this.log.info({ pipelines: summary, consume: this.config.consume, pollers }, `jobs: ${summary.length} pipeline(s): ${summary.join(', ') || 'none'}`);
+    this.log.debug({ pollers }, `jobs: ${pollers} pollers`);
+  }
+
+  /** Each pipeline with its driver and whether it consumes, is paused or was skipped: the start-up summary's lines. */
+  async pipelineSummary(): Promise<Array<{ pipeline: string; driver: string; state: 'consuming' | 'paused' | 'skipped' }>> {
+    return Promise.all(
+      [...this.pipelines.values()].map(async ({ config, driver }) => {
+        if (!driver) return { pipeline: config.name, driver: config.driver || 'none', state: 'skipped' as const };
+        const ready = await driver.state().then(
+          (s) => s.ready,
+          () => false,
+        );
+        return { pipeline: config.name, driver: config.driver, state: ready ? ('consuming' as const) : ('paused' as const) };
+      }),
+    );
   }
 
   /**

@@ -166,6 +166,15 @@ describe('jobs, exec mode: pipelines and RPC', () => {
 
   test('declare, list, push, resume and destroy at run time; unknown and skipped pipelines', async () => {
     const s = await serve('exec', { pipelines: { main: memory(), gone: { driver: 'ephemeral' } }, consume: ['main'] });
+    // the start-up summary names each pipeline with its driver
+    const summary = s.rrts.logs().filter((l) => l.plugin === 'jobs' && typeof l.pipeline === 'string');
+    assert.deepEqual(
+      summary.map((l) => [l.pipeline, l.driver, l.state]),
+      [
+        ['main', 'memory', 'consuming'],
+        ['gone', 'ephemeral', 'skipped'],
+      ],
+    );
     assert.equal(await s.produce('declare', 'name=dyn', 'driver=memory', 'priority=3', 'prefetch=10'), 'ok');
     assert.deepEqual(await s.produce('declare', 'name=dyn', 'driver=memory'), {
       error: 'rpc_declare_pipeline: pipeline already exists, name: dyn, driver: memory',
