@@ -45,6 +45,8 @@ export class StartError extends RrtsError {
 
 export class RrtsServer {
   http: HttpPlugin | null = null;
+  /** The jobs plugin when the config has a `jobs` section. */
+  jobs: JobsPlugin | null = null;
   /** The RPC plugin when the config has an `rpc` section; other plugins add their services with `rpc.register`. */
   rpc: RpcPlugin | null = null;
   metrics: MetricsPlugin | null = null;
@@ -142,6 +144,7 @@ export class RrtsServer {
     });
     this.rpc?.register('jobs', jobsRpcService(jobs, this.logs.channel('jobs')));
     if (this.metrics) jobs.metrics = new JobsMetrics(this.metrics.registry, jobs.counters);
+    this.jobs = jobs;
     return jobs;
   }
 
@@ -210,6 +213,20 @@ export class RrtsServer {
         throw new ReloadError(`http: ${why}`, { cause: err });
       }
       this.logs.channel('server').info({ plugin: 'http', elapsed_ms: Date.now() - started }, 'http: workers reset');
+    }
+    const jobs = this.jobs;
+    if (jobs && next.jobs) {
+      const started = Date.now();
+      const command = next.jobs.pool.command ?? next.server.command;
+      const recipe = { command, env: workerEnv(next, 'jobs'), preload: next.server.fork.preload };
+      try {
+        await jobs.pool.reset({ recipe });
+      } catch (err) {
+        if (err instanceof PoolStoppedError) throw err;
+        const why = `the jobs workers (command '${command.join(' ')}') could not start: ${(err as Error).message}; the old ones keep consuming`;
+        throw new ReloadError(`jobs: reload failed: ${why}`, { cause: err });
+      }
+      this.logs.channel('server').info({ plugin: 'jobs', elapsed_ms: Date.now() - started }, 'jobs: workers reset');
     }
     this.config = next;
     return warnings;
@@ -359,9 +376,11 @@ function keptRecipe(current: Config, mode: 'exec' | 'fork'): string {
 function restartOnlyChanges(current: Config, next: Config): string[] {
   const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
   const pool = (c: Config): unknown => c.http && { ...c.http.pool, command: null };
+  const jobs = (c: Config): unknown => c.jobs && { ...c.jobs, pool: { ...c.jobs.pool, command: null } };
   const checks: Array<[string, unknown, unknown]> = [
     ['http (addresses, ssl, middleware, limits)', current.http && { ...current.http, pool: null }, next.http && { ...next.http, pool: null }],
     ['http.pool (sizes and timeouts)', pool(current), pool(next)],
+    ['jobs (pipelines, consume, timeouts, pool sizes)', jobs(current), jobs(next)],
     ['server.relay', current.server.relay, next.server.relay],
     ['server.fork.enabled', current.server.fork.enabled, next.server.fork.enabled],
     ['server.fork.spares', current.server.fork.spares, next.server.fork.spares],

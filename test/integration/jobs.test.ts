@@ -12,6 +12,11 @@ import { CONSUMER, countIds, startJobs, type JobsServer } from './jobs-harness.j
 const run = promisify(execFile);
 const RPC_CLIENT = path.join(ROOT, 'test', 'fixtures', 'php', 'rpc-client.php');
 
+async function informerWorkers(s: JobsServer): Promise<number[]> {
+  const { stdout } = await run('php', [RPC_CLIENT, s.rpc, 'informer.Workers', JSON.stringify('jobs')]);
+  return (JSON.parse(stdout) as { workers: Array<{ pid: number }> }).workers.map((w) => w.pid);
+}
+
 const servers: JobsServer[] = [];
 after(async () => {
   for (const s of servers) await s.stop();
@@ -251,6 +256,26 @@ describe('jobs, exec mode: start-up and the other plugins', () => {
       { pipeline: 'main', priority: 10, ready: true, queue: 'main', active: 0, delayed: 0, reserved: 0, driver: 'memory', error_message: '' },
     ]);
   });
+});
+
+describe('jobs, SIGHUP', () => {
+  for (const mode of MODES) {
+    test(`${mode} mode: a reload replaces the jobs workers too, and jobs keep being done`, async () => {
+      const s = await serve(mode, { pipelines: { main: memory() }, consume: ['main'] });
+      const before = (await informerWorkers(s)).sort();
+      s.rrts.proc.kill('SIGHUP');
+      await s.rrts.waitFor(() => s.rrts.logs().some((l) => l.msg === 'jobs: workers reset'), 'the jobs reset', 30_000);
+      const after = await informerWorkers(s);
+      assert.equal(after.length, 2);
+      assert.ok(
+        after.every((pid) => !before.includes(pid)),
+        `fresh workers: ${before.join(',')} -> ${after.join(',')}`,
+      );
+      await s.produce('push', 'main', '4');
+      const done = await s.waitForDone(4);
+      assert.ok(done.every((d) => after.includes(d.pid)));
+    });
+  }
 });
 
 describe('jobs metrics', () => {
