@@ -73,3 +73,10 @@ export class JobsRpcError extends RrtsError {
     super('ERR_JOBS_RPC', message);
   }
 }
+
+/** The jobs plugin could not start: a configured pipeline failed to build or run, or the jobs pool did not start. */
+export class JobsStartError extends RrtsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_JOBS_START', message, options);
+  }
+}

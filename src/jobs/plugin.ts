@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { JobsConfig, JobsPipelineEntry } from '../config/types.js';
 import { Flag } from '../goridge/flags.js';
-import { JobsDriverError } from '../errors.js';
+import { JobsDriverError, JobsStartError } from '../errors.js';
 import type { HasPipelines, HasStatus, HasWorkers, PipelineReport, Plugin, Resettable, WorkerState } from '../plugin.js';
 import { readinessOf, statusOf, workerStates } from '../pool/capabilities.js';
 import type { WorkerPool } from '../pool/pool.js';
@@ -74,13 +74,13 @@ export class JobsPlugin implements Plugin, HasWorkers, Resettable, HasStatus, Ha
     });
     if (failures.length > 0) {
       await this.stopDrivers();
-      throw new Error(`jobs_plugin_serve: ${failures.join('; ')}`);
+      throw new JobsStartError(`jobs_plugin_serve: ${failures.join('; ')}`);
     }
     try {
       await this.pool.start();
     } catch (err) {
       await this.stopDrivers();
-      throw new Error(`cannot start the worker pool: ${(err as Error).message}`, { cause: err });
+      throw new JobsStartError(`cannot start the worker pool: ${(err as Error).message}`, { cause: err });
     }
     const pollers = this.config.pool.numWorkers + 2;
     this.pollers = Array.from({ length: pollers }, () => this.poll());
