@@ -49,7 +49,9 @@ export const RRTS_ERROR_CODES = [
   'ERR_UNKNOWN_PLUGIN',
   'ERR_METRICS',
   // jobs
-  'ERR_JOBS_PIPELINE_STATE',
+  'ERR_JOBS_DRIVER',
+  'ERR_JOBS_RPC',
+  'ERR_JOBS_START',
   'ERR_JOBS_JOURNAL',
 ] as const;
 
@@ -317,11 +319,6 @@ export class MetricsError extends RrtsError {
   override readonly code = 'ERR_METRICS';
 }
 
-/** Pause of a paused pipeline, resume of a running one, a job settled after its pipeline stopped: RoadRunner's texts. */
-export class PipelineStateError extends RrtsError {
-  override readonly code = 'ERR_JOBS_PIPELINE_STATE';
-}
-
 /** What went wrong with a boltdb pipeline's journal file. */
 export type JournalFailure = 'io' | 'locked' | 'node' | 'format' | 'closed' | 'write';
 
@@ -335,4 +332,19 @@ export class JournalError extends RrtsError {
   ) {
     super(message, options);
   }
+}
+
+/** A jobs driver refused a call (push, pause, resume, a settle after its pipeline stopped); the text is RoadRunner's. */
+export class JobsDriverError extends RrtsError {
+  override readonly code = 'ERR_JOBS_DRIVER';
+}
+
+/** A jobs.* RPC call failed; the message is RoadRunner's text (`op:\n\top: reason`), which the PHP SDK shows verbatim. */
+export class JobsRpcError extends RrtsError {
+  override readonly code = 'ERR_JOBS_RPC';
+}
+
+/** The jobs plugin could not start: a configured pipeline failed to build or run, or the jobs pool did not start. */
+export class JobsStartError extends RrtsError {
+  override readonly code = 'ERR_JOBS_START';
 }

@@ -75,6 +75,30 @@ export function hasMetrics(plugin: Plugin): plugin is Plugin & HasMetrics {
   return typeof (plugin as Partial<HasMetrics>).metricsJson === 'function';
 }
 
+/** A plugin with queues (jobs): informer.Jobs and the status plugin's GET /jobs read its pipelines. */
+export interface HasPipelines {
+  readonly name: string;
+  /** one entry per pipeline that has a driver (jobs.Stat's, in RoadRunner's Stat shape) */
+  pipelineStates(): Promise<PipelineReport[]>;
+}
+
+/** A pipeline as informer.Jobs and GET /jobs report it. */
+export interface PipelineReport {
+  pipeline: string;
+  driver: string;
+  queue: string;
+  active: number;
+  delayed: number;
+  reserved: number;
+  ready: boolean;
+  priority: number;
+  errorMessage: string;
+}
+
+export function hasPipelines(plugin: object): plugin is HasPipelines {
+  return typeof (plugin as Partial<HasPipelines>).pipelineStates === 'function';
+}
+
 export function hasWorkers(plugin: Plugin): plugin is Plugin & HasWorkers {
   const p = plugin as Partial<HasWorkers>;
   return typeof p.workers === 'function' && typeof p.addWorker === 'function' && typeof p.removeWorker === 'function';

@@ -3,7 +3,7 @@
 // status and metrics (docs/architecture.md).
 import type { ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
-import type { Config, HttpConfig, PoolConfig } from './config/types.js';
+import type { Config, HttpConfig, JobsConfig, PoolConfig } from './config/types.js';
 import { MetricsPlugin } from './metrics/plugin.js';
 import { StatusPlugin } from './status/plugin.js';
 import { HttpPlugin } from './http/server.js';
@@ -25,6 +25,9 @@ import { killSpawnedChildren, spawnChild } from './system/children.js';
 import { PluginRegistry, type Plugin } from './plugin.js';
 import { FrontProcesses } from './front/primary.js';
 import { RootHost } from './front/root-host.js';
+import { JobsPlugin } from './jobs/plugin.js';
+import { jobsRpcService } from './jobs/rpc.js';
+import { JobsMetrics } from './jobs/metrics.js';
 
 /** The environment of a worker, in RoadRunner's order (docs/compatibility.md §3.9): later entries win. */
 export function workerEnv(config: Config, mode: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -40,6 +43,8 @@ export class RrtsServer {
   http: HttpPlugin | null = null;
   /** http.front.processes > 1: the front processes, standing in as the `http` plugin (src/front/) */
   front: FrontProcesses | null = null;
+  /** The jobs plugin when the config has a `jobs` section. */
+  jobs: JobsPlugin | null = null;
   /** The RPC plugin when the config has an `rpc` section; other plugins add their services with `rpc.register`. */
   rpc: RpcPlugin | null = null;
   metrics: MetricsPlugin | null = null;
@@ -96,6 +101,7 @@ export class RrtsServer {
     if (config.server.onInit && !this.stopped) await this.runOnInit();
     if (this.stopped) return; // a stop came during the start (on_init, say): start nothing it would not stop
     if (config.http) await (config.http.front.processes > 1 ? this.startFront() : this.startHttp(config.http));
+    if (config.jobs) this.added.unshift(this.makeJobs(config.jobs));
     for (const plugin of this.added) await this.startPlugin(plugin);
     if (config.status) await this.startStatus();
   }
@@ -152,6 +158,18 @@ export class RrtsServer {
     } catch (err) {
       throw new StartError(`http: cannot start the front processes: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /** The jobs plugin with its own pool (RR_MODE=jobs; fork mode applies) and its `jobs` RPC service. */
+  private makeJobs(jobsConfig: JobsConfig): JobsPlugin {
+    const jobs = new JobsPlugin(jobsConfig, this.makePool('jobs', jobsConfig.pool), this.logs.channel('jobs'), {
+      globalConfig: { ...this.config.raw },
+      workDir: this.config.workDir,
+    });
+    this.rpc?.register('jobs', jobsRpcService(jobs, this.logs.channel('jobs')));
+    if (this.metrics) jobs.metrics = new JobsMetrics(this.metrics.registry, jobs.counters);
+    this.jobs = jobs;
+    return jobs;
   }
 
   private async startMetrics(): Promise<void> {
@@ -230,6 +248,20 @@ export class RrtsServer {
         throw new ReloadError(`http: ${why}`, { cause: err });
       }
       this.logs.channel('server').info({ plugin: 'http', elapsed_ms: Date.now() - started }, 'http: workers reset');
+    }
+    const jobs = this.jobs;
+    if (jobs && next.jobs) {
+      const started = Date.now();
+      const command = next.jobs.pool.command ?? next.server.command;
+      const recipe = { command, env: workerEnv(next, 'jobs'), preload: next.server.fork.preload };
+      try {
+        await jobs.pool.reset({ recipe });
+      } catch (err) {
+        if (err instanceof PoolStoppedError) throw err;
+        const why = `the jobs workers (command '${command.join(' ')}') could not start: ${(err as Error).message}; the old ones keep consuming`;
+        throw new ReloadError(`jobs: reload failed: ${why}`, { cause: err });
+      }
+      this.logs.channel('server').info({ plugin: 'jobs', elapsed_ms: Date.now() - started }, 'jobs: workers reset');
     }
     this.config = next;
     return warnings;
@@ -389,9 +421,11 @@ function keptRecipe(current: Config, mode: 'exec' | 'fork'): string {
 function restartOnlyChanges(current: Config, next: Config): string[] {
   const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
   const pool = (c: Config): unknown => c.http && { ...c.http.pool, command: null };
+  const jobs = (c: Config): unknown => c.jobs && { ...c.jobs, pool: { ...c.jobs.pool, command: null } };
   const checks: Array<[string, unknown, unknown]> = [
     ['http (addresses, ssl, middleware, limits)', current.http && { ...current.http, pool: null }, next.http && { ...next.http, pool: null }],
     ['http.pool (sizes and timeouts)', pool(current), pool(next)],
+    ['jobs (pipelines, consume, timeouts, pool sizes)', jobs(current), jobs(next)],
     ['server.relay', current.server.relay, next.server.relay],
     ['server.fork.enabled', current.server.fork.enabled, next.server.fork.enabled],
     ['server.fork.spares', current.server.fork.spares, next.server.fork.spares],

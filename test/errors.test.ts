@@ -47,7 +47,9 @@ const samples: Record<string, () => RrtsError> = {
   RpcMethodError: () => new errors.RpcMethodError("rpc: can't find service nosuch.Method"),
   UnknownPluginError: () => new errors.UnknownPluginError('plugin grpc does not support workers management'),
   MetricsError: () => new errors.MetricsError('undefined collector app'),
-  PipelineStateError: () => new errors.PipelineStateError('no active listeners, nothing to pause'),
+  JobsDriverError: () => new errors.JobsDriverError('no active listeners, nothing to pause'),
+  JobsRpcError: () => new errors.JobsRpcError('rpc_push:\n\tjobs_plugin_push: no such pipeline, requested: nope'),
+  JobsStartError: () => new errors.JobsStartError('jobs_plugin_serve: config not found by provided key: jobs.pipelines.a.config'),
   JournalError: () => new errors.JournalError('rr.db is in use by another process (pid 1)', 'locked'),
 };
 

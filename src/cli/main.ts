@@ -6,6 +6,7 @@ import { serveCommand } from './serve.js';
 import { stopCommand } from './stop.js';
 import { workersCommand, type WorkersOptions } from './workers.js';
 import { resetCommand } from './reset.js';
+import { jobsCommand, type JobsOptions } from './jobs.js';
 
 const program = new Command('rrts');
 // Every command's help lists the global flags too (-c, -w, -o, …), as rr's does.
@@ -47,16 +48,13 @@ program
   .description('stop the server started with -p (reads .pid; -f forces the stop)')
   .action((_opts, cmd: Command) => stopCommand(globals(cmd)));
 
-// rr's commands for plugins rrts does not have: one line saying so, not commander's "unknown command".
-for (const [name, what] of [['jobs', 'the jobs plugin (queues)']] as const) {
-  program
-    .command(name, { hidden: true })
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action(() => {
-      process.stderr.write(`rrts: '${name}' is a RoadRunner command for ${what}, which rrts does not have yet\n`);
-      process.exit(1);
-    });
-}
+program
+  .command('jobs')
+  .description('list, pause, resume or destroy jobs pipelines')
+  .option('--list', 'list the pipelines')
+  .option('--pause [pipelines]', 'pause pipe1,pipe2')
+  .option('--resume [pipelines]', 'resume pipe1,pipe2')
+  .option('--destroy [pipelines]', 'destroy pipe1,pipe2')
+  .action((opts: JobsOptions, cmd: Command) => jobsCommand(opts, globals(cmd)));
 
 await program.parseAsync(process.argv);

@@ -4,6 +4,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { RrtsServer } from '../server.js';
+import { JobsPlugin } from '../jobs/plugin.js';
 
 function hostPort(address: AddressInfo | null): string | null {
   if (!address) return null;
@@ -45,6 +46,12 @@ export async function logStartupSummary(server: RrtsServer, log: Logger, started
       const preload = config.server.fork.preload;
       const master = workers.find((w) => w.masterPid !== undefined)?.masterPid ?? null;
       log.info({ plugin: name, master, preload }, `${name}: fork master ${master ?? '?'}, preload ${preload ?? 'none'}`);
+    }
+  }
+  for (const plugin of server.plugins.all) {
+    if (!(plugin instanceof JobsPlugin)) continue;
+    for (const { pipeline, driver, state } of await plugin.pipelineSummary()) {
+      log.info({ plugin: 'jobs', pipeline, driver, state }, `jobs: pipeline ${pipeline}, driver ${driver}, ${state}`);
     }
   }
 }

@@ -24,7 +24,8 @@ export type ValueKind =
   | 'stringMap'
   | 'command'
   | 'objectives'
-  | 'countOrAuto';
+  | 'countOrAuto'
+  | 'map';
 
 export interface ValueKey {
   kind: ValueKind;
@@ -63,7 +64,6 @@ const section = (doc: string, keys: KeyTable): SectionKey => ({ kind: 'section',
 const notImplemented = (what: string): IgnoredKey => ({ kind: 'ignored', why: `rrts does not implement ${what}` });
 
 const ROADRUNNER_PLUGINS: Readonly<Record<string, string>> = {
-  jobs: 'jobs (queues)',
   kv: 'kv (key-value storage)',
   grpc: 'grpc',
   tcp: 'tcp',
@@ -244,6 +244,24 @@ export const CONFIG_KEYS: KeyTable = {
     print_graph: value('bool', 'read, ignored'),
     log_level: value('string', 'default error', { known: ['debug', 'info', 'warn', 'warning', 'error'] }),
     watchdog_sec: value('uint', 'systemd watchdog interval in seconds (0: off)'),
+  }),
+  jobs: section('the jobs plugin (queues)', {
+    pool: section("the jobs workers' pool", POOL),
+    timeout: value('uint', 'seconds each driver call may take: push, pause, resume, run, stop, state (default 60)'),
+    pipeline_size: value('uint', 'jobs the shared priority queue holds at most (default 1000000)'),
+    num_pollers: { kind: 'ignored', why: 'RoadRunner ignores it too: the pollers are always pool.num_workers + 2' },
+    options: section('how the pipelines start', {
+      parallelism: value('uint', 'pipelines started or stopped at once (default 10; 5 when this section is there)'),
+    }),
+    pipelines: {
+      kind: 'named',
+      doc: 'the pipelines created at start, by name',
+      each: {
+        driver: value('string', 'memory or boltdb (amqp when built in)', { known: ['memory', 'amqp', 'boltdb'] }),
+        config: value('map', "the driver's keys (memory: priority, prefetch; boltdb: file, priority, prefetch, permissions)"),
+      },
+    },
+    consume: value('list', 'pipelines that consume from the start; the others wait for jobs.Resume'),
   }),
   informer: section('RoadRunner plugin without settings', {}),
   resetter: section('RoadRunner plugin without settings', {}),

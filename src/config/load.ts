@@ -14,6 +14,7 @@ import { applyOverrides } from './overrides.js';
 import { SectionReader } from './reader.js';
 import type { SectionContext } from './sections/context.js';
 import { readHttp } from './sections/http.js';
+import { readJobs } from './sections/jobs.js';
 import { readLogs } from './sections/logs.js';
 import { readServer } from './sections/server.js';
 import { parsePhpCommand } from './php-command.js';
@@ -60,6 +61,7 @@ export function loadConfig(opts: LoadOptions): Config {
     status: readStatus(root),
     metrics: readMetrics(root),
     endure: readEndure(root, ctx),
+    jobs: readJobs(root, ctx),
     warnings: [...new Set(warnings)],
   };
   checkForkCommand(root, config);
@@ -68,13 +70,19 @@ export function loadConfig(opts: LoadOptions): Config {
 
 /** Fork mode takes the worker command apart; say at start if it cannot. */
 function checkForkCommand(root: SectionReader, config: Config): void {
-  if (!config.server.fork.enabled || !config.http) return;
-  const poolCommand = config.http.pool.command;
-  try {
-    parsePhpCommand(poolCommand ?? config.server.command);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    root.fail(poolCommand ? 'http.pool.command' : 'server.command', `${error.problem} (server.fork.enabled is true)`);
+  if (!config.server.fork.enabled) return;
+  const pools = [
+    ['http', config.http?.pool],
+    ['jobs', config.jobs?.pool],
+  ] as const;
+  for (const [plugin, pool] of pools) {
+    if (!pool) continue;
+    try {
+      parsePhpCommand(pool.command ?? config.server.command);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      root.fail(pool.command ? `${plugin}.pool.command` : 'server.command', `${error.problem} (server.fork.enabled is true)`);
+    }
   }
 }
 

@@ -23,6 +23,7 @@ const KIND_SCHEMAS: Readonly<Record<ValueKind, Schema>> = {
   stringMap: { anyOf: [STRING_MAP, { type: 'array', items: STRING_MAP }] },
   command: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: ['string', 'number'] } }] },
   countOrAuto: { anyOf: [{ type: 'integer', minimum: 1 }, { type: 'string' }], examples: ['auto'] },
+  map: { type: ['object', 'null'] },
   objectives: {
     anyOf: [
       { type: 'object', additionalProperties: { type: 'number' } },

@@ -188,6 +188,29 @@ export interface EndureConfig {
   watchdogSec: number;
 }
 
+/** One `jobs.pipelines.<name>` entry as written; the plugin builds the driver from it (docs/jobs.md). */
+export interface JobsPipelineEntry {
+  name: string;
+  /** '' when the `driver` key is missing: RoadRunner logs it and skips the pipeline */
+  driver: string;
+  /** `config:` of the pipeline, or null when it is absent (a start-up error of the driver, as in RoadRunner) */
+  config: Readonly<Record<string, unknown>> | null;
+}
+
+export interface JobsConfig {
+  /** the jobs worker pool; its `command` overrides server.command */
+  pool: PoolConfig;
+  /** ms: the bound of every driver call (push, pause, resume, run, stop, state); `timeout` in seconds in the file */
+  timeout: number;
+  /** capacity of the shared priority queue */
+  pipelineSize: number;
+  /** pipelines started (constructed and run) or stopped at once */
+  parallelism: number;
+  pipelines: readonly JobsPipelineEntry[];
+  /** pipelines that consume from the start; the others wait for jobs.Resume */
+  consume: readonly string[];
+}
+
 export interface Config {
   version: string;
   /** Absolute path of the config file. */
@@ -203,6 +226,8 @@ export interface Config {
   status: StatusConfig | null;
   metrics: MetricsConfig | null;
   endure: EndureConfig;
+  /** null when there is no jobs section (the plugin is off). */
+  jobs: JobsConfig | null;
   /** Messages to log once at start (unsupported sections, ignored keys). */
   warnings: readonly string[];
 }

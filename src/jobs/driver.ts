@@ -29,7 +29,7 @@ export interface JobItem {
  */
 export interface DeliveredJob {
   readonly item: JobItem;
-  /** The context JSON of the job frame, in this driver's field order (jobs.md §2.2). */
+  /** The context JSON of the job frame, in this driver's field order (docs/jobs.md §2.2). */
   context(): string;
   /** ACK, NO_ERROR, fail() without requeue, an answer that is not the protocol's. */
   ack(): Promise<void>;
@@ -49,7 +49,7 @@ export interface JobQueue {
   removePipeline(pipeline: string): DeliveredJob[];
 }
 
-/** jobs.Stat's Stat message and informer.Jobs's entry (jobs.md §3.3, §4.9). */
+/** jobs.Stat's Stat message and informer.Jobs's entry (docs/jobs.md §3.3, §4.9). */
 export interface PipelineState {
   pipeline: string;
   driver: string;
@@ -84,7 +84,7 @@ export interface DriverContext {
   globalConfig: Record<string, unknown>;
 }
 
-/** One pipeline's driver. Methods reject with the RoadRunner error text the RPC caller should see (jobs.md §3.3). */
+/** One pipeline's driver. Methods reject with the RoadRunner error text the RPC caller should see (docs/jobs.md §3.3). */
 export interface JobsDriver {
   /** `memory`, `amqp`, `boltdb` */
   readonly driver: string;

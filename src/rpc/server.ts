@@ -10,13 +10,21 @@ import { Flag } from '../goridge/flags.js';
 import { FrameDecoder, HEADER_SIZE, type Frame } from '../goridge/frame.js';
 import { decodeRpc, encodeRpc, type RpcMessage } from '../goridge/messages.js';
 import { formatListenAddress, isLoopback, parseListenAddress, type ListenAddress } from '../address.js';
-import { assertCodecSupported, decodeArgument, encodeResult, pickCodec } from './codec.js';
-import { AddressError, RpcMethodError, RrtsError } from '../errors.js';
+import { assertCodecSupported, decodeArgument, encodeResult, pickCodec, protoUnsupportedMessage, type ProtoSignature } from './codec.js';
+import { AddressError, RpcCodecError, RpcMethodError, RrtsError } from '../errors.js';
 import { listenOn } from '../listen.js';
 import type { Plugin } from '../plugin.js';
 
-/** An RPC method; it may answer directly or with a promise (`unknown` covers both). */
-export type RpcMethod = (arg: unknown) => unknown;
+/**
+ * An RPC method; it may answer directly or with a promise (`unknown` covers both). One that takes protobuf messages
+ * names their types in `proto` (see protoMethod).
+ */
+export type RpcMethod = ((arg: unknown) => unknown) & { proto?: ProtoSignature };
+
+/** A method whose argument and result are protobuf messages: it accepts the protobuf codec (and JSON of the same). */
+export function protoMethod(proto: ProtoSignature, fn: (arg: unknown) => unknown): RpcMethod {
+  return Object.assign(fn, { proto });
+}
 
 /** One request frame may carry at most this much (method name and argument). */
 export const MAX_RPC_PAYLOAD = 32 * 1024 * 1024;
@@ -158,8 +166,9 @@ export class RpcPlugin implements Plugin {
     try {
       assertCodecSupported(codec);
       const method = this.lookup(msg.method);
-      const result = await method(decodeArgument(codec, msg.body));
-      return reply(codec.flag, encodeResult(codec, result));
+      if (codec.name === 'proto' && !method.proto) throw new RpcCodecError(protoUnsupportedMessage(msg.method));
+      const result = await method(decodeArgument(codec, msg.body, method.proto));
+      return reply(codec.flag, encodeResult(codec, result, method.proto));
     } catch (err) {
       return reply(codec.flag | Flag.ERROR, Buffer.from(this.errorText(msg.method, err), 'utf8'));
     }

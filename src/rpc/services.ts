@@ -3,7 +3,7 @@
 // error texts.
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
-import type { Capabilities, HasWorkers } from '../plugin.js';
+import { hasPipelines, type Capabilities, type HasWorkers } from '../plugin.js';
 import { ResetError, RpcCodecError, UnknownPluginError } from '../errors.js';
 import { RR_COMPAT_VERSION } from '../version.js';
 import type { RpcPlugin } from './server.js';
@@ -38,9 +38,22 @@ export function registerCoreServices(rpc: RpcPlugin, server: CoreServicesHost, l
       // RoadRunner answers {"workers":null} for unknown plugins, which makes PHP's WorkerPool throw; [] is kinder.
       return { workers: plugin ? await plugin.workers() : [] };
     },
-    Jobs: (arg) => {
-      pluginName(arg);
-      return [];
+    // RoadRunner's jobs.State with Go's field names (the JSON codec); [] for a plugin without pipelines
+    Jobs: async (arg) => {
+      const name = pluginName(arg);
+      const plugin = server.plugins.withWorkers().find((p) => p.name === name);
+      if (!plugin || !hasPipelines(plugin)) return [];
+      return (await plugin.pipelineStates()).map((s) => ({
+        Pipeline: s.pipeline,
+        Driver: s.driver,
+        Queue: s.queue,
+        Active: s.active,
+        Delayed: s.delayed,
+        Reserved: s.reserved,
+        Ready: s.ready,
+        Priority: s.priority,
+        ErrorMessage: s.errorMessage,
+      }));
     },
     AddWorker: async (arg) => {
       await managed(withWorkers, pluginName(arg)).addWorker();

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { StatusConfig } from '../config/types.js';
 import { closeNow, listenOnAddress, refuseMalformedRequests } from '../listen.js';
-import type { Capabilities, Plugin, HasStatus } from '../plugin.js';
+import { hasPipelines, type Capabilities, type Plugin, type HasStatus } from '../plugin.js';
 
 /** One plugin's line in a /health or /ready answer; RoadRunner's `Report` JSON shape. */
 export interface PluginReport {
@@ -81,11 +81,39 @@ export class StatusPlugin implements Plugin {
         return this.report(res, url, (p) => p.ready(), 'readiness');
       case '/jobs':
         if (this.stopping) return sendText(res, this.config.unavailableStatusCode, SHUTTING_DOWN);
-        // rrts has no jobs plugin; RoadRunner answers "jobs plugin not found" when it is absent.
-        return sendJson(res, this.config.unavailableStatusCode, { error_message: 'jobs plugin not found: rrts does not support jobs' });
+        return this.reportJobs(res);
       default:
         return sendText(res, 404, '404 page not found');
     }
+  }
+
+  /** The jobs plugin's pipelines in RoadRunner's JobsReport shape; "jobs plugin not found" without it or on error. */
+  private reportJobs(res: http.ServerResponse): void {
+    const jobs = this.plugins.withStatus().find((p) => p.name === 'jobs');
+    const notFound = (): void => sendJson(res, this.config.unavailableStatusCode, { error_message: 'jobs plugin not found' });
+    if (!jobs || !hasPipelines(jobs)) return notFound();
+    jobs.pipelineStates().then(
+      (states) =>
+        sendJson(
+          res,
+          200,
+          states.map((s) => ({
+            pipeline: s.pipeline,
+            priority: s.priority,
+            ready: s.ready,
+            queue: s.queue,
+            active: s.active,
+            delayed: s.delayed,
+            reserved: s.reserved,
+            driver: s.driver,
+            error_message: s.errorMessage,
+          })),
+        ),
+      (err: unknown) => {
+        this.log.error({ err: (err as Error)?.message }, 'jobs: pipeline states failed');
+        notFound();
+      },
+    );
   }
 
   /**

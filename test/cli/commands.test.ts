@@ -73,11 +73,16 @@ describe('rrts command line', () => {
     assert.match(r.stderr, new RegExp(`no pid file at ${path.join(tmp, '.pid').replace(/[.]/g, '\\.')}`));
   });
 
-  it('an rr command rrts lacks says so in one line', () => {
-    const r = rrts(['jobs', 'list']);
+  it('jobs without exactly one mode, or a mode without names, says how to call it in one line', () => {
+    for (const args of [['jobs'], ['jobs', '--list', '--pause', 'a']]) {
+      const r = rrts(args);
+      assert.equal(r.status, 1);
+      assert.equal(r.stderr.trim().split('\n').length, 1);
+      assert.match(r.stderr, /command should be in form of: `rrts jobs --<destroy\/resume\/pause> pipe1,pipe2`/);
+    }
+    const r = rrts(['jobs', '--pause']);
     assert.equal(r.status, 1);
-    assert.equal(r.stderr.trim().split('\n').length, 1);
-    assert.match(r.stderr, /'jobs' is a RoadRunner command .* rrts does not have/);
+    assert.match(r.stderr, /incorrect command usage, should be: rrts jobs --pause pipe1,pipe2/);
   });
 
   it('-d says it is not supported', () => {

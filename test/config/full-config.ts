@@ -114,6 +114,14 @@ endure:
   print_graph: false
   log_level: error
   watchdog_sec: 0
+jobs:
+  pool: {num_workers: 2, command: php consumer.php, supervisor: {watch_tick: 1s, ttl: 0s, idle_ttl: 0s, max_worker_memory: 128, exec_ttl: 0s}}
+  timeout: 60
+  pipeline_size: 1000
+  options: {parallelism: 2}
+  pipelines:
+    main: {driver: memory, config: {priority: 10, prefetch: 100}}
+  consume: [main]
 informer: {}
 resetter: {}
 lock: {}

@@ -11,6 +11,7 @@ import { CONFIG_KEYS, closestKey, editDistance, type KeyTable } from '../../src/
 import { SectionReader } from '../../src/config/reader.js';
 import type { SectionContext } from '../../src/config/sections/context.js';
 import { readHttp } from '../../src/config/sections/http.js';
+import { readJobs } from '../../src/config/sections/jobs.js';
 import { readLogs } from '../../src/config/sections/logs.js';
 import { readServer } from '../../src/config/sections/server.js';
 import { readEndure, readMetrics, readRpc, readStatus } from '../../src/config/sections/services.js';
@@ -110,7 +111,7 @@ reload:
       "rr.yaml:10, key 'http.cache': rrts does not implement RoadRunner's RFC 7234 cache middleware (Souin); ignored",
       "rr.yaml:13, key 'http.pool.dynamic_allocator': rrts does not implement RoadRunner's dynamic worker allocator (beta); ignored",
       "rr.yaml:16, key 'logs.file_logger_options': rrts does not implement RoadRunner's rotating log files (logs go to `output`); ignored",
-      "rr.yaml:18, key 'jobs': rrts does not implement RoadRunner's jobs (queues) plugin; ignored",
+      "rr.yaml:20, key 'jobs.pool.num_wrkers': unknown key (did you mean 'num_workers'?); ignored",
       "rr.yaml:21, key 'kv': rrts does not implement RoadRunner's kv (key-value storage) plugin; ignored",
       "rr.yaml:23, key 'reload': RoadRunner removed the reload plugin in v2023.1.0 and rrts does not have it; ignored",
     ]);
@@ -272,11 +273,12 @@ describe('the key table and the section readers', () => {
 
   /** Wraps every map of `data` so that each key a reader looks up is recorded (as a table path). */
   function recording(data: PlainMap, path: string, read: Set<string>): PlainMap {
-    const star = (child: string): string => child.replace(/^(logs\.channels|metrics\.collect)\.[^.]+/, '$1.*');
+    const star = (child: string): string => child.replace(/^(logs\.channels|metrics\.collect|jobs\.pipelines)\.[^.]+/, '$1.*');
     const wrapped: PlainMap = {};
     for (const [key, value] of Object.entries(data)) {
       const child = path === '' ? key : `${path}.${key}`;
-      wrapped[key] = isPlainMap(value) && !/\.(env|request|response|objectives)$/.test(child) ? recording(value, child, read) : value;
+      wrapped[key] =
+        isPlainMap(value) && !/\.(env|request|response|objectives)$|^jobs\.pipelines\.[^.]+\.config$/.test(child) ? recording(value, child, read) : value;
     }
     return new Proxy(wrapped, {
       get(target, key, receiver) {
@@ -301,6 +303,7 @@ describe('the key table and the section readers', () => {
       readStatus,
       readMetrics,
       readEndure,
+      readJobs,
     ];
     for (const read of readers) read(root, ctx);
     assert.deepEqual(ctx.warnings, []);

@@ -453,9 +453,11 @@ describe('version', () => {
 
 describe('other plugins', () => {
   test('sections of plugins rrts does not have give one warning each, not an error', () => {
-    const config = load(withHttp() + 'jobs:\n  consume: [q]\nkv:\n  local: {driver: memory}\ngrpc:\n  listen: tcp://:9001\nreload:\n  enabled: true\n');
+    const config = load(
+      withHttp() + 'temporal:\n  address: 127.0.0.1:7233\nkv:\n  local: {driver: memory}\ngrpc:\n  listen: tcp://:9001\nreload:\n  enabled: true\n',
+    );
     assert.equal(config.warnings.length, 4);
-    for (const name of ['jobs', 'kv', 'grpc', 'reload']) {
+    for (const name of ['temporal', 'kv', 'grpc', 'reload']) {
       assert.equal(config.warnings.filter((warning) => warning.includes(`'${name}'`)).length, 1, name);
     }
   });

@@ -88,6 +88,8 @@ metrics:
       `${base}logs:\n  channels:\n    http: {levle: info}\n`,
       `${base}metrics:\n  collect:\n    x: {type: counter, lables: [a]}\n`,
       `${base}jobs:\n  consume: [q]\n`,
+      `${base}jobs:\n  num_pollers: 4\n`,
+      `${base}jobs:\n  pipelines:\n    q: {driver: memory, config: {prefetch: 3}, drive: x}\n`,
       `${base}kv: {}\n`,
       `${base}reload: {interval: 1s}\n`,
       `${base}envfile: .env\n`,

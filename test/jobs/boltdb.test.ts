@@ -139,7 +139,7 @@ describe('boltdb: delivery', () => {
     await driver.push(jobItem('acc-main', 2, { id: 'id-2', job: 'a<b>&c', headers: { b: ['2'], B: ['1'], '10': ['x'], '9': ['y'] } }));
     await driver.run();
     const [plain, fancy] = await queue.takeN(2);
-    // jobs.md §2.6 vector J3 (context part)
+    // docs/jobs.md §2.6 vector J3 (context part)
     assert.equal(plain!.context(), '{"id":"id-1","job":"acc.Ping","driver":"boltdb","headers":null,"queue":"push","pipeline":"acc-main"}');
     assert.equal(
       fancy!.context(),
@@ -316,7 +316,7 @@ describe('boltdb: prefetch, pause and resume', () => {
       ready: false,
       priority: 10,
     });
-    await assert.rejects(driver.pause(), /^PipelineStateError: no active listeners, nothing to pause$/);
+    await assert.rejects(driver.pause(), /^JobsDriverError: no active listeners, nothing to pause$/);
     // the job a worker was running is settled as usual
     await running.ack();
     await driver.push(jobItem('disk', 6));

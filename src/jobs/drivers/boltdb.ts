@@ -1,7 +1,7 @@
 // The jobs plugin's durable local driver, `boltdb`: RoadRunner's config keys and guarantees (a pushed job survives
 // a restart and a kill -9; taken-but-unacknowledged jobs come back on the next start), kept in an fsynced journal
 // (boltdb/journal.ts) instead of a bbolt file. What differs from RoadRunner, and why, is in docs/jobs-boltdb.md.
-import { PipelineStateError } from '../../errors.js';
+import { JobsDriverError } from '../../errors.js';
 import type { DeliveredJob, DriverContext, DriverFactory, JobHeaders, JobItem, JobsDriver, PipelineConfig, PipelineState } from '../driver.js';
 import { readBoltdbOptions, type BoltdbOptions } from './boltdb/config.js';
 import { boltdbContext } from './boltdb/context.js';
@@ -60,12 +60,12 @@ class BoltdbJob implements DeliveredJob {
     return this.owner.settle(this, { kind: 'ack' });
   }
 
-  /** boltdb redelivers on every kind of failure (jobs.md §2.5) */
+  /** boltdb redelivers on every kind of failure (docs/jobs.md §2.5) */
   nack(): Promise<void> {
     return this.owner.settle(this, { kind: 'nack' });
   }
 
-  /** RoadRunner's boltdb redelivers a nack without redelivery too (jobs.md §5 P4); kept, so apps behave the same. */
+  /** RoadRunner's boltdb redelivers a nack without redelivery too (docs/jobs.md §5 P4); kept, so apps behave the same. */
   nackWithOptions(redeliver: boolean, delaySeconds: number): Promise<void> {
     return this.owner.settle(this, redeliver ? { kind: 'requeue', headers: {}, delaySeconds } : { kind: 'nack' });
   }
@@ -109,7 +109,7 @@ export class BoltdbDriver implements JobsDriver {
   }
 
   async push(item: JobItem): Promise<void> {
-    if (this.stopped) throw new PipelineStateError(`boltdb pipeline '${this.pipeline.name}' is stopped`);
+    if (this.stopped) throw new JobsDriverError(`boltdb pipeline '${this.pipeline.name}' is stopped`);
     const job: StoredJob = {
       seq: this.nextSeq++,
       id: item.id,
@@ -129,13 +129,13 @@ export class BoltdbDriver implements JobsDriver {
   }
 
   async run(): Promise<void> {
-    if (this.stopped) throw new PipelineStateError(`boltdb pipeline '${this.pipeline.name}' is stopped`);
+    if (this.stopped) throw new JobsDriverError(`boltdb pipeline '${this.pipeline.name}' is stopped`);
     if (this.consuming) return;
     this.startConsuming();
   }
 
   async pause(): Promise<void> {
-    if (this.stopped || !this.consuming) throw new PipelineStateError('no active listeners, nothing to pause');
+    if (this.stopped || !this.consuming) throw new JobsDriverError('no active listeners, nothing to pause');
     this.consuming = false;
     this.epoch += 1;
     this.clearDelayTimer();
@@ -144,8 +144,8 @@ export class BoltdbDriver implements JobsDriver {
   }
 
   async resume(): Promise<void> {
-    if (this.stopped) throw new PipelineStateError(`boltdb pipeline '${this.pipeline.name}' is stopped`);
-    if (this.consuming) throw new PipelineStateError('boltdb listener is already in the active state');
+    if (this.stopped) throw new JobsDriverError(`boltdb pipeline '${this.pipeline.name}' is stopped`);
+    if (this.consuming) throw new JobsDriverError('boltdb listener is already in the active state');
     this.startConsuming();
     this.context.log.debug({ pipeline: this.pipeline.name, driver: BOLTDB_DRIVER }, 'pipeline was resumed');
   }
@@ -192,9 +192,9 @@ export class BoltdbDriver implements JobsDriver {
 
   /** Ack, nack or requeue of a job this driver handed out. */
   async settle(job: BoltdbJob, how: Settlement): Promise<void> {
-    if (this.stopped) throw new PipelineStateError(STOPPED_TEXT);
-    if (job.settled) throw new PipelineStateError(`job ${job.stored.id} of pipeline '${this.pipeline.name}' was already acknowledged or requeued`);
-    if (this.taken.get(job.stored.seq) !== job) throw new PipelineStateError(STOPPED_TEXT);
+    if (this.stopped) throw new JobsDriverError(STOPPED_TEXT);
+    if (job.settled) throw new JobsDriverError(`job ${job.stored.id} of pipeline '${this.pipeline.name}' was already acknowledged or requeued`);
+    if (this.taken.get(job.stored.seq) !== job) throw new JobsDriverError(STOPPED_TEXT);
     job.settled = true;
     const stored = job.stored;
     if (how.kind === 'ack') {
@@ -213,7 +213,7 @@ export class BoltdbDriver implements JobsDriver {
     }
     const next: StoredJob = {
       ...stored,
-      // sent names replace the job's, the others stay (jobs.md §2.4)
+      // sent names replace the job's, the others stay (docs/jobs.md §2.4)
       headers: { ...stored.headers, ...how.headers },
       readyAt: how.delaySeconds > 0 ? Date.now() + how.delaySeconds * 1000 : 0,
     };

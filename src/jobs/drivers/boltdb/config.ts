@@ -1,4 +1,4 @@
-// The boltdb pipeline's keys as RoadRunner reads them (jobs.md §1.2, §3.4): file, prefetch and permissions, from
+// The boltdb pipeline's keys as RoadRunner reads them (docs/jobs.md §1.2, §3.4): file, prefetch and permissions, from
 // jobs.pipelines.<name>.config in the file or from jobs.Declare's string map.
 import path from 'node:path';
 import { ConfigError } from '../../../errors.js';

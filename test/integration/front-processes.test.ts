@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { RpcClient } from '../../src/cli/rpc-client.js';
-import { alive, childrenOf, freePort, isForkRoot, isForkSpare, MODES, startRrts, type RrtsInstance } from '../integration/harness.js';
-import { request } from '../integration/client.js';
+import { alive, childrenOf, freePort, isForkRoot, isForkSpare, MODES, startRrts, type RrtsInstance } from './harness.js';
+import { request } from './client.js';
 
 interface State {
   pid: number;
