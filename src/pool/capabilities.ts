@@ -19,8 +19,9 @@ export function readinessOf(pool: CheckedPool): number {
 }
 
 /** The pool's workers in RoadRunner's State shape plus rrts's extras, sorted by pid. */
-export async function workerStates(pool: Pick<WorkerPool, 'list' | 'mode' | 'masterPid'>): Promise<WorkerState[]> {
+export async function workerStates(pool: Pick<WorkerPool, 'list' | 'mode' | 'masterPid' | 'isExtra'>): Promise<WorkerState[]> {
   const masterPid = pool.mode === 'fork' ? pool.masterPid : null;
+  const extra = new Set(pool.list().flatMap((w) => (pool.isExtra(w) ? [w.pid] : [])));
   return (await describeWorkers(pool)).map((w) => {
     const state: WorkerState = {
       pid: w.pid,
@@ -35,6 +36,7 @@ export async function workerStates(pool: Pick<WorkerPool, 'list' | 'mode' | 'mas
       pss: w.pss,
     };
     if (masterPid !== null) state.masterPid = masterPid;
+    if (extra.has(w.pid)) state.dynamic = true;
     return state;
   });
 }

@@ -54,6 +54,7 @@ describe('defaults', () => {
         streamTimeout: 60_000,
         destroyTimeout: 60_000,
         supervisor: null,
+        dynamicAllocator: null,
       },
       ssl: null,
       http2: { h2c: false, maxConcurrentStreams: 128 },
