@@ -171,6 +171,10 @@ export const CONFIG_KEYS: KeyTable = {
     fcgi: notImplemented("RoadRunner's FastCGI server"),
     cache: notImplemented("RoadRunner's RFC 7234 cache middleware (Souin)"),
     no_free_workers_code: value('uint', 'rrts: status when no worker is free (default internal_error_code)'),
+    overload_retry_after: value(
+      'duration',
+      'rrts: when no worker is free in time or max_queue_size is reached, answer 503 (or no_free_workers_code) with this Retry-After',
+    ),
     exec_ttl_code: value('uint', 'rrts: status when a job ran past exec_ttl (default internal_error_code)'),
     read_header_timeout: value('duration', 'rrts: time a client may take to send its headers (default 5m)'),
     read_timeout: value('duration', 'rrts: time a client may take to send its request (default 5m)'),

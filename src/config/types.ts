@@ -92,8 +92,10 @@ export interface HttpConfig {
   /** null when http.ssl is absent. */
   ssl: SslConfig | null;
   http2: Http2Config;
-  /** rrts extension: status for NoFreeWorkersError / QueueFullError (default internalErrorCode). */
+  /** rrts extension: status for NoFreeWorkersError / QueueFullError (default internalErrorCode; 503 with overloadRetryAfter). */
   noFreeWorkersCode: number;
+  /** rrts extension: whole seconds of the Retry-After header sent with that status; 0 = no header (RoadRunner's way). */
+  overloadRetryAfter: number;
   /** rrts extension: status when a job ran past exec_ttl (default internalErrorCode). */
   execTtlCode: number;
   /** rrts extension: ms a client may take to send its headers (Node's headersTimeout). */

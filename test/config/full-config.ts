@@ -52,6 +52,7 @@ http:
     client_auth_type: no_client_cert
   http2: {h2c: false, max_concurrent_streams: 128}
   no_free_workers_code: 503
+  overload_retry_after: 2s
   exec_ttl_code: 504
   read_header_timeout: 1m
   read_timeout: 1m

@@ -59,6 +59,7 @@ describe('defaults', () => {
       ssl: null,
       http2: { h2c: false, maxConcurrentStreams: 128 },
       noFreeWorkersCode: 500,
+      overloadRetryAfter: 0,
       execTtlCode: 500,
       readHeaderTimeout: 300_000,
       readTimeout: 300_000,

@@ -87,6 +87,32 @@ for (const mode of MODES) {
       }
     });
 
+    it('overload_retry_after: no worker free in time, or max_queue_size reached, is a 503 with Retry-After', async () => {
+      const rr = await startRrts({
+        mode,
+        workers: 1,
+        config: { http: { internal_error_code: 500, overload_retry_after: '2s', pool: { allocate_timeout: '300ms', max_queue_size: 2 } } },
+      });
+      try {
+        const busy = request(`${rr.url}/rand?ms=2000`);
+        await sleep(100);
+        const waited = request(`${rr.url}/hello`); // the second in the pool: waits allocate_timeout
+        await sleep(50);
+        const refused = await request(`${rr.url}/hello`); // the third: over max_queue_size, at once
+        assert.equal(refused.status, 503);
+        assert.equal(refused.headers['retry-after'], '2');
+        const timedOut = await waited;
+        assert.equal(timedOut.status, 503);
+        assert.equal(timedOut.headers['retry-after'], '2');
+        assert.equal((await busy).status, 200);
+        const error = await request(`${rr.url}/error`);
+        assert.equal(error.status, 500, "the application's own errors keep internal_error_code");
+        assert.equal(error.headers['retry-after'], undefined);
+      } finally {
+        await rr.stop();
+      }
+    });
+
     it('ttl: the replacement starts first and the old worker serves until it is ready', async () => {
       const bootMs = 1_500;
       const rr = await startRrts({
