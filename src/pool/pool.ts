@@ -10,6 +10,7 @@ import { describeExit, type ExitInfo } from '../worker/process.js';
 import { stateName, WorkerState } from '../worker/state.js';
 import { settlesWithin } from '../time.js';
 import { MAX_WORKERS } from '../config/sections/pool.js';
+import { CrashLoop, EARLY_DEATH_MS } from './crash-loop.js';
 
 interface Waiter {
   resolve(w: Worker): void;
@@ -91,10 +92,6 @@ class Deadlines {
 
 /** How often one job may be re-dispatched because workers asked to stop instead of answering it. */
 const MAX_REDISPATCH = 10;
-const BACKOFF_START_MS = 100;
-const BACKOFF_MAX_MS = 10_000;
-/** A worker that dies sooner than this after it became ready counts as a failed start for the back-off. */
-const EARLY_DEATH_MS = 2_000;
 /** How long a reset waits for the old workers it killed at reset_timeout to exit. */
 const KILLED_EXIT_WAIT_MS = 5_000;
 /**
@@ -159,7 +156,10 @@ export class WorkerPool {
   private maxWorkersWarned = false;
   private queued = 0;
   private destroyed = false;
-  private failures = 0;
+  /** Failed starts in a row (docs/pool.md, "Crash loops"). */
+  private readonly crashLoop: CrashLoop;
+  /** Workers started during a crash loop that must stay up EARLY_DEATH_MS (or serve a job) to end it. */
+  private readonly probation = new Map<Worker, NodeJS.Timeout>();
   private respawnTimer: NodeJS.Timeout | null = null;
   /** allocate_timeout of waiting requests and exec_ttl of running jobs. */
   private readonly deadlines = new Deadlines();
@@ -177,6 +177,7 @@ export class WorkerPool {
     private readonly observer: PoolObserver | null = null,
   ) {
     this.target = config.numWorkers;
+    this.crashLoop = new CrashLoop(`${name}: workers`, log);
     const dynamic = config.debug ? null : config.dynamicAllocator;
     this.scaleOnWait = dynamic ? (dynamic.scaleOnWait ?? (spawner.mode === 'fork' ? FORK_SCALE_ON_WAIT_MS : 0)) : 0;
     this.events = {
@@ -326,6 +327,8 @@ export class WorkerPool {
     this.destroyed = true;
     if (this.respawnTimer) clearTimeout(this.respawnTimer);
     if (this.scaleDownTimer) clearInterval(this.scaleDownTimer);
+    for (const timer of this.probation.values()) clearTimeout(timer);
+    this.probation.clear();
     for (const waiter of this.waiters.splice(0)) {
       this.forgetDeadlines(waiter);
       waiter.reject(new PoolStoppedError());
@@ -504,7 +507,7 @@ export class WorkerPool {
         }
         this.depart(w, WorkerState.MaxJobsReached);
       }
-      this.failures = 0;
+      if (this.probation.has(w)) this.passProbation(w); // started after failed starts, it served a job
       w.moveTo(WorkerState.Ready);
       this.handOut(w);
       return;
@@ -703,6 +706,7 @@ export class WorkerPool {
     }
     this.workers.add(w);
     w.moveTo(WorkerState.Ready);
+    this.watchProbation(w);
     this.handOut(w);
   }
 
@@ -727,7 +731,7 @@ export class WorkerPool {
   private replenish(): void {
     if (this.destroyed || this.config.debug || this.respawnTimer) return;
     if (this.missingStatic() <= 0) return;
-    const wait = this.failures === 0 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** (this.failures - 1));
+    const wait = this.crashLoop.delay();
     const go = (): void => {
       this.respawnTimer = null;
       const count = this.missingStatic();
@@ -749,10 +753,7 @@ export class WorkerPool {
       }
     };
     if (wait === 0) go();
-    else {
-      this.log.warn(`workers keep failing; next start attempt in ${wait} ms`);
-      this.respawnTimer = setTimeout(go, wait);
-    }
+    else this.respawnTimer = setTimeout(go, wait); // crashLoop.failed() logged the wait
   }
 
   /** Workers num_workers still lacks: the target minus the static workers alive and starting. */
@@ -761,8 +762,12 @@ export class WorkerPool {
   }
 
   private countFailedStart(err: Error): void {
-    this.failures++;
-    this.log.error({ err: err.message, attempt: this.failures }, `cannot start a worker: ${err.message}`);
+    this.crashLoop.failed(`cannot start a worker: ${err.message}`);
+  }
+
+  /** True while workers keep failing to start (/ready answers 503). */
+  get crashLooping(): boolean {
+    return this.crashLoop.looping;
   }
 
   private onWorkerFailure(w: Worker, reason: Error): void {
@@ -787,7 +792,30 @@ export class WorkerPool {
   }
 
   private countEarlyDeath(w: Worker): void {
-    if (Date.now() - w.created < EARLY_DEATH_MS && w.numExecs === 0) this.failures++;
+    const timer = this.probation.get(w);
+    if (timer) clearTimeout(timer);
+    this.probation.delete(w);
+    if (Date.now() - w.created < EARLY_DEATH_MS && w.numExecs === 0) this.crashLoop.failed(`worker ${w.pid} died ${Date.now() - w.created} ms after its start`);
+  }
+
+  /**
+   * After failed starts, a worker started since then ends the count once it has stayed up EARLY_DEATH_MS or served a
+   * job; the older workers that still serve do not (they say nothing about whether a start works now).
+   */
+  private watchProbation(w: Worker): void {
+    if (this.crashLoop.count === 0 || this.probation.has(w)) return;
+    const timer = setTimeout(() => {
+      if (w.alive && this.workers.has(w)) this.passProbation(w);
+      else this.probation.delete(w);
+    }, EARLY_DEATH_MS);
+    timer.unref();
+    this.probation.set(w, timer);
+  }
+
+  private passProbation(w: Worker): void {
+    clearTimeout(this.probation.get(w));
+    this.probation.delete(w);
+    this.crashLoop.succeeded();
   }
 }
 

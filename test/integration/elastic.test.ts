@@ -1,8 +1,11 @@
 // The elastic pool with real php workers, in exec and fork mode: pool.dynamic_allocator's extra workers (rrts's
-// scale_on_wait and RoadRunner's rule at allocate_timeout), shown in /metrics and stopped once idle, and the
-// replacement of a worker past max_jobs or ttl started before it leaves.
+// scale_on_wait and RoadRunner's rule at allocate_timeout), shown in /metrics and stopped once idle; the replacement
+// of a worker past max_jobs or ttl started before it leaves; overload answered 503 with Retry-After; crash loops.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { MODES, freePort, startRrts, sleep, type RrtsInstance } from './harness.js';
 import { request } from './client.js';
 
@@ -110,6 +113,33 @@ for (const mode of MODES) {
         assert.equal(error.headers['retry-after'], undefined);
       } finally {
         await rr.stop();
+      }
+    });
+
+    it('a crash loop: logged once, /ready 503 though a worker still serves, over once a worker stays up', async () => {
+      const statusPort = await freePort();
+      const flagDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-loop-'));
+      const flag = path.join(flagDir, 'fail');
+      const rr = await startRrts({ mode, workers: 2, env: { FIXTURE_FAIL_IF_EXISTS: flag }, config: { status: { address: `127.0.0.1:${statusPort}` } } });
+      const ready = async (): Promise<number> => (await request(`http://127.0.0.1:${statusPort}/ready?plugin=http`)).status;
+      const loopRecords = (): number => rr.logs().filter((l) => /crash loop, \d+ failed starts in a row/.test(String(l.msg))).length;
+      try {
+        await rr.waitForWorkers(2);
+        assert.equal(await ready(), 200);
+        fs.writeFileSync(flag, '1');
+        await request(`${rr.url}/exit?code=1`); // one worker dies; its replacements cannot start
+        await rr.waitFor(() => loopRecords() === 1, 'the crash loop error');
+        assert.equal(await ready(), 503, 'not ready in a crash loop');
+        assert.equal((await request(`${rr.url}/hello`)).status, 200, 'the other worker still serves');
+        // a few more failed attempts (800 ms, 1.6 s apart): still one error record
+        await rr.waitFor(() => rr.logs().filter((l) => String(l.msg).startsWith('cannot start a worker')).length >= 5, 'more failed starts');
+        assert.equal(loopRecords(), 1, 'the loop is logged once, not per attempt');
+        fs.rmSync(flag);
+        await rr.waitFor(() => rr.logs().some((l) => String(l.msg).includes('the crash loop is over')), 'the end of the crash loop', 20_000);
+        assert.equal(await ready(), 200);
+      } finally {
+        await rr.stop();
+        fs.rmSync(flagDir, { recursive: true, force: true });
       }
     });
 
