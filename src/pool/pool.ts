@@ -144,8 +144,11 @@ export class WorkerPool {
   /** Workers starting, of every kind; `spawningExtra` of them are extra workers. */
   private spawning = 0;
   private spawningExtra = 0;
-  /** Workers the dynamic allocator added beyond num_workers (and the replacements of such workers). */
-  private readonly extras = new WeakSet<Worker>();
+  /**
+   * Workers the dynamic allocator added beyond num_workers (and the replacements of such workers), with when they
+   * joined the pool: their idle time counts from then, not from their spawn (an exec boot can outlast idle_timeout).
+   */
+  private readonly extras = new WeakMap<Worker, number>();
   /** Workers past a limit (max_jobs, ttl, memory) that serve on until their replacement is ready: the reason. */
   private readonly departing = new Map<Worker, WorkerState>();
   /** 0 = RoadRunner's rule: workers are added only for a request that waited the whole allocate_timeout. */
@@ -386,7 +389,7 @@ export class WorkerPool {
     if (this.extras.has(w)) {
       // num_workers went down by one, not the extra workers: another worker takes the extra label
       const other = [...this.workers].find((x) => x !== w && !this.extras.has(x));
-      if (other) this.extras.add(other);
+      if (other) this.extras.set(other, Date.now());
     }
     this.retire(w, WorkerState.Stopping);
   }
@@ -427,7 +430,7 @@ export class WorkerPool {
             void successor.stop(); // a reset replaced everything meanwhile
             return;
           }
-          if (extra) this.extras.add(successor);
+          if (extra) this.extras.set(successor, Date.now());
           this.admit(successor); // first, so the departure below does not ask for another replacement
           this.log.debug({ pid: w.pid, successor: successor.pid }, `worker ${w.pid} leaves: its replacement ${successor.pid} is ready`);
           if (this.workers.has(w)) this.leave(w, reason);
@@ -659,7 +662,7 @@ export class WorkerPool {
             void w.stop();
             return;
           }
-          this.extras.add(w);
+          this.extras.set(w, Date.now());
           this.admit(w);
           this.startScaleDown();
         },
@@ -682,7 +685,9 @@ export class WorkerPool {
   private scaleDown(): void {
     const idleTimeout = this.config.dynamicAllocator!.idleTimeout;
     const now = Date.now();
-    const stale = this.idleExtras.filter((w) => w.state === WorkerState.Ready && this.workers.has(w) && now - Math.max(w.lastUsed, w.created) >= idleTimeout);
+    const stale = this.idleExtras.filter(
+      (w) => w.state === WorkerState.Ready && this.workers.has(w) && now - Math.max(w.lastUsed, this.extras.get(w) ?? w.created) >= idleTimeout,
+    );
     for (const w of stale) this.leave(w, WorkerState.Stopping);
     const left = this.extraCount() + this.spawningExtra;
     if (stale.length > 0) {

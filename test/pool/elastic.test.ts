@@ -7,6 +7,7 @@ import pino from 'pino';
 import type { DynamicAllocatorConfig } from '../../src/config/types.js';
 import { NoFreeWorkersError } from '../../src/errors.js';
 import { WorkerPool } from '../../src/pool/pool.js';
+import { Cancellation } from '../../src/worker/worker.js';
 import { fakeSpawner, job, outcome, sink, until, type FakeSpawner } from './fake-spawner.js';
 import { poolConfig } from '../support/pool-config.js';
 
@@ -133,6 +134,34 @@ describe('dynamic_allocator scale-down', () => {
       await sleep(1_200);
       assert.equal(pool.list().length, 2, 'the two static workers stay, idle or not');
       assert.ok(fake.workers[0]!.alive && fake.workers[1]!.alive);
+    } finally {
+      await pool.destroy(100);
+    }
+  });
+
+  test("an extra worker's idle time counts from when it joined the pool, not from its spawn", async () => {
+    const fake = fakeSpawner();
+    const config = poolConfig({ numWorkers: 1, dynamicAllocator: dynamic({ maxWorkers: 1, spawnRate: 1, idleTimeout: 1_000, scaleOnWait: 5 }) });
+    const pool = new WorkerPool('http', config, fake.spawner, silent);
+    try {
+      await pool.start();
+      const busy = pool.exec(job, sink);
+      let boot = (): void => {};
+      fake.readyGate = new Promise((resolve) => (boot = resolve));
+      const cancel = new Cancellation();
+      const waiting = outcome(pool.exec(job, sink, cancel));
+      await until(() => fake.workers.length === 2, 'the extra worker spawned');
+      cancel.cancel(); // the request leaves: the extra worker will join idle
+      assert.equal(((await waiting).error as { code?: string }).code, 'ERR_ABORTED');
+      await sleep(1_300); // its boot takes longer than idle_timeout
+      fake.readyGate = null;
+      boot();
+      await until(() => pool.list().length === 2, 'the extra worker in the pool');
+      await sleep(500);
+      assert.ok(fake.workers[1]!.alive, 'idle 500 ms since it joined: it stays');
+      await until(() => !fake.workers[1]!.alive, 'the extra worker stopped after idle_timeout', 3_000);
+      fake.workers[0]!.answer();
+      await busy;
     } finally {
       await pool.destroy(100);
     }

@@ -29,6 +29,8 @@ export interface FakeSpawner {
   starts: number;
   /** while set, starts wait for it (a slow php boot) */
   gate: Promise<void> | null;
+  /** while set, a started worker's process exists but its handshake waits for it (an exec boot) */
+  readyGate: Promise<void> | null;
   /** this many next starts fail */
   failStarts: number;
   alive(): FakePhp[];
@@ -41,6 +43,7 @@ export function fakeSpawner(mode: 'exec' | 'fork' = 'exec'): FakeSpawner {
     workers: [],
     starts: 0,
     gate: null,
+    readyGate: null,
     failStarts: 0,
     alive: () => fake.workers.filter((w) => w.alive),
     spawner: {
@@ -94,7 +97,9 @@ export function fakeSpawner(mode: 'exec' | 'fork' = 'exec'): FakeSpawner {
           },
         };
         fake.workers.push(php);
-        return new Worker(process, new FrameRelay('pipes', input, output), workerEvents);
+        const worker = new Worker(process, new FrameRelay('pipes', input, output), workerEvents);
+        if (fake.readyGate) await fake.readyGate;
+        return worker;
       },
     },
   };
