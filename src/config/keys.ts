@@ -90,7 +90,7 @@ const POOL: KeyTable = {
     max_workers: value('uint', 'extra workers at most, on top of num_workers (default 10, at most 100)'),
     spawn_rate: value('uint', 'workers added at a time (default 5, at most 100)'),
     idle_timeout: value('duration', 'an extra worker idle this long is stopped (default 1m; under 1s means 1m)'),
-    scale_on_wait: value('duration', 'rrts: add workers once a request waited this long (fork mode default 2ms; exec mode and 0: only after allocate_timeout)'),
+    scale_on_wait: value('duration', 'rrts: add workers once a request waited this long (fork mode default 5ms; exec mode and 0: only after allocate_timeout)'),
   }),
   supervisor: section('the supervisor; it runs only when this section exists', {
     watch_tick: value('duration', 'how often the limits are checked (default 5s)'),

@@ -98,7 +98,7 @@ const KILLED_EXIT_WAIT_MS = 5_000;
  * fork mode's dynamic_allocator.scale_on_wait when the key is not written: a request that waited this long gets
  * workers added (a fork is ready in ~3 ms; docs/pool.md has the measurements behind the value).
  */
-export const FORK_SCALE_ON_WAIT_MS = 2;
+export const FORK_SCALE_ON_WAIT_MS = 5;
 /** RoadRunner starts at most one allocation at allocate_timeout per second (its pool/ratelimiter). */
 const ALLOCATION_COOLDOWN_MS = 1_000;
 /**
