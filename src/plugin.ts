@@ -14,7 +14,8 @@ export interface Plugin {
 /**
  * One worker as `informer.Workers` reports it: RoadRunner's State (that key order, those types) and rrts's
  * additions, which RoadRunner's PHP SDK ignores (it reads the keys by name): `uss`/`pss` (the worker's own memory,
- * bytes, 0 when unknown) and, for fork pools only, `masterPid` (the pool's current fork master).
+ * bytes, 0 when unknown), for fork pools only `masterPid` (the pool's current fork master), and for workers
+ * pool.dynamic_allocator added beyond num_workers only, `dynamic: true`.
  */
 export interface WorkerState {
   pid: number;
@@ -28,6 +29,7 @@ export interface WorkerState {
   uss: number;
   pss: number;
   masterPid?: number;
+  dynamic?: boolean;
 }
 
 /** A plugin with a worker pool: informer.Workers/AddWorker/RemoveWorker and the pool gauges of /metrics. */

@@ -69,6 +69,7 @@ function fakeHttpPool(): { pool: WorkerPool; calls: { resets: number } } {
   const pool = {
     mode: 'exec',
     masterPid: null,
+    isExtra: () => false,
     config: { debug: false },
     list: () => workers,
     reset: async () => void calls.resets++,

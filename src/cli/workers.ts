@@ -1,7 +1,8 @@
 // `rrts workers [plugin...] [-i] [--json]`: the workers of each pool as `rr workers` shows them (docs/compatibility.md §2.3):
 // `Workers of [http]:` and a PID | STATUS | EXECS | MEMORY | CPU% | CREATED table, plus USS and the fork master's
-// pid for fork pools (from the `uss` and `masterPid` fields rrts adds to RoadRunner's State). `--json` prints
-// `{"http": [State…]}` for scripts; `-i` redraws every second until SIGINT/SIGTERM.
+// pid for fork pools (from the `uss` and `masterPid` fields rrts adds to RoadRunner's State), and an EXTRA column
+// while pool.dynamic_allocator runs workers beyond num_workers (`dynamic`). `--json` prints `{"http": [State…]}` for
+// scripts; `-i` redraws every second until SIGINT/SIGTERM.
 import type { WorkerState } from '../rpc/services.js';
 import type { GlobalOptions } from './options.js';
 import { connectFromConfig, type RpcClient } from './rpc-client.js';
@@ -109,6 +110,9 @@ export function renderPlugin(name: string, states: WorkerState[], nowMs: number,
   if (states.length === 0) return `${lines.join('\n')}\nno workers running\n`;
   const headers = ['PID', 'STATUS', 'EXECS', 'MEMORY', 'CPU%', 'CREATED'];
   if (fork) headers.push('USS');
+  // RoadRunner does not tell its dynamically allocated workers apart; the column shows only while there are some
+  const dynamic = states.some((s) => s.dynamic === true);
+  if (dynamic) headers.push('EXTRA');
   const rows = [...states]
     .sort((a, b) => a.pid - b.pid)
     .map((s): Cell[] => {
@@ -122,6 +126,7 @@ export function renderPlugin(name: string, states: WorkerState[], nowMs: number,
         { text: relativeTime(s.created / 1e6, nowMs) },
       ];
       if (fork) row.push({ text: s.uss > 0 ? humanBytes(s.uss) : '-' });
+      if (dynamic) row.push({ text: s.dynamic === true ? 'yes' : '' });
       return row;
     });
   lines.push(renderTable(headers, rows));

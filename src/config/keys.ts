@@ -100,7 +100,12 @@ const POOL: KeyTable = {
   reset_timeout: value('duration', 'read, not used: a reset does not wait for busy workers (default 60s)'),
   stream_timeout: value('duration', 'wait for a stream to end after STOP (default 60s)'),
   destroy_timeout: value('duration', 'bounds informer.RemoveWorker (default 60s)'),
-  dynamic_allocator: notImplemented("RoadRunner's dynamic worker allocator (beta)"),
+  dynamic_allocator: section('workers added beyond num_workers while requests wait, stopped when idle', {
+    max_workers: value('uint', 'extra workers at most, on top of num_workers (default 10, at most 100)'),
+    spawn_rate: value('uint', 'workers added at a time (default 5, at most 100)'),
+    idle_timeout: value('duration', 'an extra worker idle this long is stopped (default 1m; under 1s means 1m)'),
+    scale_on_wait: value('duration', 'rrts: add workers once a request waited this long (fork mode default 5ms; exec mode and 0: only after allocate_timeout)'),
+  }),
   supervisor: section('the supervisor; it runs only when this section exists', {
     watch_tick: value('duration', 'how often the limits are checked (default 5s)'),
     ttl: value('duration', 'soft: the longest a worker lives (0: off)'),
@@ -180,6 +185,10 @@ export const CONFIG_KEYS: KeyTable = {
     fcgi: notImplemented("RoadRunner's FastCGI server"),
     cache: notImplemented("RoadRunner's RFC 7234 cache middleware (Souin)"),
     no_free_workers_code: value('uint', 'rrts: status when no worker is free (default internal_error_code)'),
+    overload_retry_after: value(
+      'duration',
+      'rrts: when no worker is free in time or max_queue_size is reached, answer 503 (or no_free_workers_code) with this Retry-After',
+    ),
     exec_ttl_code: value('uint', 'rrts: status when a job ran past exec_ttl (default internal_error_code)'),
     read_header_timeout: value('duration', 'rrts: time a client may take to send its headers (default 5m)'),
     read_timeout: value('duration', 'rrts: time a client may take to send its request (default 5m)'),

@@ -10,6 +10,22 @@ export interface SupervisorConfig {
   execTtl: number;
 }
 
+/** `pool.dynamic_allocator` (RoadRunner 2024.3+): workers added beyond num_workers while requests wait for one. */
+export interface DynamicAllocatorConfig {
+  /** extra workers at most, on top of num_workers (default 10, at most 100) */
+  maxWorkers: number;
+  /** workers added per scale-up (default 5, at most 100) */
+  spawnRate: number;
+  /** ms an extra worker may stay idle before it is stopped (default 60 s; under 1 s means 60 s) */
+  idleTimeout: number;
+  /**
+   * rrts: ms a request waits for a worker before workers are added. null when not written: the pool picks by mode
+   * (fork: FORK_SCALE_ON_WAIT_MS; exec: RoadRunner's rule). 0 when written as 0: RoadRunner's rule, which adds workers
+   * only after a request waited the whole allocate_timeout.
+   */
+  scaleOnWait: number | null;
+}
+
 export interface PoolConfig {
   debug: boolean;
   /** Per-pool command override (argv), or null to use server.command. */
@@ -24,6 +40,8 @@ export interface PoolConfig {
   destroyTimeout: number;
   /** null when the file has no supervisor section (the supervisor then does not run). */
   supervisor: SupervisorConfig | null;
+  /** null when the file has no dynamic_allocator section: the pool keeps num_workers. */
+  dynamicAllocator: DynamicAllocatorConfig | null;
 }
 
 export interface OnInitConfig {
@@ -74,8 +92,10 @@ export interface HttpConfig {
   /** null when http.ssl is absent. */
   ssl: SslConfig | null;
   http2: Http2Config;
-  /** rrts extension: status for NoFreeWorkersError / QueueFullError (default internalErrorCode). */
+  /** rrts extension: status for NoFreeWorkersError / QueueFullError (default internalErrorCode; 503 with overloadRetryAfter). */
   noFreeWorkersCode: number;
+  /** rrts extension: whole seconds of the Retry-After header sent with that status; 0 = no header (RoadRunner's way). */
+  overloadRetryAfter: number;
   /** rrts extension: status when a job ran past exec_ttl (default internalErrorCode). */
   execTtlCode: number;
   /** rrts extension: ms a client may take to send its headers (Node's headersTimeout). */

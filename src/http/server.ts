@@ -404,7 +404,10 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
       return;
     }
     const body = this.pool.config.debug ? err.message : '';
-    res.writeHead(status, { 'Content-Length': Buffer.byteLength(body), 'Content-Type': 'text/plain; charset=utf-8' });
+    const headers: Record<string, string | number> = { 'Content-Length': Buffer.byteLength(body), 'Content-Type': 'text/plain; charset=utf-8' };
+    const overloaded = err instanceof NoFreeWorkersError || err instanceof QueueFullError;
+    if (overloaded && this.config.overloadRetryAfter > 0) headers['Retry-After'] = this.config.overloadRetryAfter; // a balancer can tell overload from a 500
+    res.writeHead(status, headers);
     res.end(body);
   }
 

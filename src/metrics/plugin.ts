@@ -117,6 +117,18 @@ export class MetricsPlugin implements Plugin {
       registers,
       collect: () => this.collectPerWorker(pss, (w) => w.pss),
     });
+    const dynamic: Gauge<'pool'> = new Gauge({
+      name: 'rrts_dynamic_workers',
+      help: 'Workers pool.dynamic_allocator runs beyond num_workers (counted in rr_<pool>_total_workers too).',
+      labelNames: ['pool'],
+      registers,
+      collect: async () => {
+        const names = [...this.poolMetrics.keys()];
+        const all = await Promise.all(names.map((name) => this.workersOf(name)));
+        dynamic.reset();
+        names.forEach((pool, i) => dynamic.set({ pool }, (all[i] ?? []).filter((w) => w.dynamic === true).length));
+      },
+    });
     for (const [name, raw] of Object.entries(config.collect)) {
       const key = `metrics.collect.${name}`;
       const spec = parseCollector(raw, (field, message) => {

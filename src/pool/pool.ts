@@ -1,5 +1,6 @@
 // A pool of N workers: hands jobs to free workers (FIFO wait up to allocate_timeout), recycles them (max_jobs,
-// supervisor marks, reset), replaces the ones that die, and backs off when workers keep failing to start.
+// supervisor marks, reset), replaces the ones that die, backs off when workers keep failing to start, and with
+// pool.dynamic_allocator adds extra workers while requests wait and stops them once idle (docs/pool.md).
 import type { Logger } from 'pino';
 import type { PoolConfig } from '../config/types.js';
 import {
@@ -15,14 +16,19 @@ import {
 import type { Spawner, WorkerRecipe } from '../spawn/spawner.js';
 import { Worker, type Cancellation, type Job, type ReplySink, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo } from '../worker/process.js';
-import { WorkerState } from '../worker/state.js';
+import { stateName, WorkerState } from '../worker/state.js';
 import { settlesWithin } from '../time.js';
 import { MAX_WORKERS } from '../config/sections/pool.js';
+import { CrashLoop, EARLY_DEATH_MS } from './crash-loop.js';
 
 interface Waiter {
   resolve(w: Worker): void;
   reject(err: Error): void;
   deadline: Deadline;
+  /** dynamic_allocator.scale_on_wait: when this request has waited long enough to add workers */
+  scaleDeadline: Deadline | null;
+  /** RoadRunner's rule added workers for it at allocate_timeout: it waits once more for them */
+  extended: boolean;
 }
 
 interface Deadline {
@@ -95,12 +101,20 @@ class Deadlines {
 
 /** How often one job may be re-dispatched because workers asked to stop instead of answering it. */
 const MAX_REDISPATCH = 10;
-const BACKOFF_START_MS = 100;
-const BACKOFF_MAX_MS = 10_000;
-/** A worker that dies sooner than this after it became ready counts as a failed start for the back-off. */
-const EARLY_DEATH_MS = 2_000;
 /** How long a reset waits for the old workers it killed at reset_timeout to exit. */
 const KILLED_EXIT_WAIT_MS = 5_000;
+/**
+ * fork mode's dynamic_allocator.scale_on_wait when the key is not written: a request that waited this long gets
+ * workers added (a fork is ready in ~3 ms; docs/pool.md has the measurements behind the value).
+ */
+export const FORK_SCALE_ON_WAIT_MS = 5;
+/** RoadRunner starts at most one allocation at allocate_timeout per second (its pool/ratelimiter). */
+const ALLOCATION_COOLDOWN_MS = 1_000;
+/**
+ * A worker past max_jobs keeps serving while its replacement starts, for at most this share of max_jobs more jobs
+ * (RoadRunner's own jitter lets a worker run up to 14 % over max_jobs); so max_jobs under 8 stays exact.
+ */
+const MAX_JOBS_OVERRUN = 0.14;
 
 export interface ResetOptions {
   /** false: keep the spawner as it is (fork mode: the master was just restarted) */
@@ -115,6 +129,8 @@ export interface PoolObserver {
   workerStarted?(seconds: number): void;
   /** the spawner started over after its fork master died */
   masterRestarted?(): void;
+  /** the dynamic allocator added (`up`) or stopped (`down`) `count` extra workers */
+  scaled?(direction: 'up' | 'down', count: number): void;
 }
 
 export class WorkerPool {
@@ -122,13 +138,34 @@ export class WorkerPool {
   private readonly workers = new Set<Worker>();
   /** Workers being stopped (kept so destroy() can wait for them). */
   private readonly retiring = new Set<Worker>();
+  /** Idle workers counted in num_workers, taken oldest first so all of them stay warm. */
   private idle: Worker[] = [];
+  /** Idle extra workers, taken newest first, so the ones not needed stay idle and reach idle_timeout. */
+  private idleExtras: Worker[] = [];
   private waiters: Waiter[] = [];
   private generation = 0;
+  /** Workers starting, of every kind; `spawningExtra` of them are extra workers. */
   private spawning = 0;
+  private spawningExtra = 0;
+  /**
+   * Workers the dynamic allocator added beyond num_workers (and the replacements of such workers), with when they
+   * joined the pool: their idle time counts from then, not from their spawn (an exec boot can outlast idle_timeout).
+   */
+  private readonly extras = new WeakMap<Worker, number>();
+  /** Workers past a limit (max_jobs, ttl, memory) that serve on until their replacement is ready: the reason. */
+  private readonly departing = new Map<Worker, WorkerState>();
+  /** 0 = RoadRunner's rule: workers are added only for a request that waited the whole allocate_timeout. */
+  private readonly scaleOnWait: number;
+  /** performance.now() of RoadRunner's last allocation, for its one-per-second limit. */
+  private lastAllocation = -Infinity;
+  private scaleDownTimer: NodeJS.Timeout | null = null;
+  private maxWorkersWarned = false;
   private queued = 0;
   private destroyed = false;
-  private failures = 0;
+  /** Failed starts in a row (docs/pool.md, "Crash loops"). */
+  private readonly crashLoop: CrashLoop;
+  /** Workers started during a crash loop that must stay up EARLY_DEATH_MS (or serve a job) to end it. */
+  private readonly probation = new Map<Worker, NodeJS.Timeout>();
   private respawnTimer: NodeJS.Timeout | null = null;
   /** allocate_timeout of waiting requests and exec_ttl of running jobs. */
   private readonly deadlines = new Deadlines();
@@ -146,6 +183,9 @@ export class WorkerPool {
     private readonly observer: PoolObserver | null = null,
   ) {
     this.target = config.numWorkers;
+    this.crashLoop = new CrashLoop(`${name}: workers`, log);
+    const dynamic = config.debug ? null : config.dynamicAllocator;
+    this.scaleOnWait = dynamic ? (dynamic.scaleOnWait ?? (spawner.mode === 'fork' ? FORK_SCALE_ON_WAIT_MS : 0)) : 0;
     this.events = {
       onFailure: (w, reason) => this.onWorkerFailure(w, reason),
       onExit: (w, exit) => this.onWorkerExit(w, exit),
@@ -175,6 +215,11 @@ export class WorkerPool {
   /** Live workers, for the informer and the supervisor. */
   list(): Worker[] {
     return [...this.workers];
+  }
+
+  /** Whether the dynamic allocator added this worker beyond num_workers (`rrts workers` and /metrics show it). */
+  isExtra(w: Worker): boolean {
+    return this.extras.has(w);
   }
 
   /** Run a job on a free worker. Rejects with NoFreeWorkersError, QueueFullError, SoftJobError or WorkerError. */
@@ -287,8 +332,11 @@ export class WorkerPool {
     if (this.destroyed) return;
     this.destroyed = true;
     if (this.respawnTimer) clearTimeout(this.respawnTimer);
+    if (this.scaleDownTimer) clearInterval(this.scaleDownTimer);
+    for (const timer of this.probation.values()) clearTimeout(timer);
+    this.probation.clear();
     for (const waiter of this.waiters.splice(0)) {
-      this.deadlines.delete(waiter.deadline);
+      this.forgetDeadlines(waiter);
       waiter.reject(new PoolStoppedError());
     }
     const deadline = Date.now() + timeoutMs;
@@ -297,6 +345,7 @@ export class WorkerPool {
     const all = [...this.workers, ...this.retiring];
     this.workers.clear();
     this.idle = [];
+    this.idleExtras = [];
     const stopTimeout = Math.max(100, Math.min(10_000, deadline - Date.now()));
     await Promise.all(all.map((w) => w.stop(stopTimeout)));
     this.retiring.clear();
@@ -340,22 +389,83 @@ export class WorkerPool {
       this.target++;
       throw err;
     });
+    if (this.extras.has(w)) {
+      // num_workers went down by one, not the extra workers: another worker takes the extra label
+      const other = [...this.workers].find((x) => x !== w && !this.extras.has(x));
+      if (other) this.extras.set(other, Date.now());
+    }
     this.retire(w, WorkerState.Stopping);
   }
 
-  /** Mark an idle worker for the supervisor, or flag a busy one to be stopped when it is released. */
+  /**
+   * The supervisor's verdict. ttl and max_worker_memory: the replacement starts first and the worker serves until
+   * it is ready. idle_ttl: an idle worker is retired, then replaced. Busy workers are flagged and leave after their job.
+   */
   markForRetirement(w: Worker, reason: WorkerState): void {
     if (!this.workers.has(w)) return;
-    if (w.state === WorkerState.Ready) {
+    if (reason === WorkerState.TTLReached || reason === WorkerState.MaxMemoryReached) {
+      this.depart(w, reason);
+    } else if (w.state === WorkerState.Ready) {
       this.retire(w, reason);
     } else if (w.state === WorkerState.Working) {
       w.moveTo(WorkerState.Invalid);
     }
   }
 
+  /**
+   * Replacement before departure (RoadRunner #614): start the worker's replacement and keep it serving until the
+   * replacement is ready; then it leaves (idle: at once; busy: after its job). If the replacement cannot start, the
+   * worker leaves anyway and the usual replacement with back-off follows.
+   */
+  private depart(w: Worker, reason: WorkerState): void {
+    if (this.departing.has(w) || this.destroyed) return;
+    this.departing.set(w, reason);
+    this.log.debug({ pid: w.pid, reason: stateName(reason) }, `worker ${w.pid} reached ${stateName(reason)}: starting its replacement first`);
+    const extra = this.extras.has(w);
+    if (extra) this.spawningExtra++;
+    const generation = this.generation;
+    this.spawnWorker(generation)
+      .then(
+        (successor) => {
+          if (extra) this.spawningExtra--;
+          this.departing.delete(w);
+          if (generation !== this.generation || this.destroyed) {
+            void successor.stop(); // a reset replaced everything meanwhile
+            return;
+          }
+          if (extra) this.extras.set(successor, Date.now());
+          this.admit(successor); // first, so the departure below does not ask for another replacement
+          this.log.debug({ pid: w.pid, successor: successor.pid }, `worker ${w.pid} leaves: its replacement ${successor.pid} is ready`);
+          if (this.workers.has(w)) this.leave(w, reason);
+        },
+        (err: Error) => {
+          if (extra) this.spawningExtra--;
+          this.departing.delete(w);
+          this.countFailedStart(err);
+          if (this.workers.has(w)) this.leave(w, reason);
+          this.replenish();
+        },
+      )
+      .catch((err: Error) => this.log.error(`${this.name}: replacing worker ${w.pid} failed: ${err.message}`));
+  }
+
+  /** A worker leaves without a replacement being asked for: idle ones stop now, busy ones after their job. */
+  private leave(w: Worker, reason: WorkerState): void {
+    if (w.state === WorkerState.Ready) {
+      this.forgetIdle(w);
+      this.workers.delete(w);
+      this.retiring.add(w);
+      w.moveTo(reason);
+      void w.stop().finally(() => this.retiring.delete(w));
+    } else {
+      this.workers.delete(w); // busy: stopped when released (release() sees it retiring)
+      this.retiring.add(w);
+    }
+  }
+
   /** Take a worker out of service; a replacement is spawned. */
   private retire(w: Worker, state: WorkerState): void {
-    this.idle = this.idle.filter((x) => x !== w);
+    this.forgetIdle(w);
     this.workers.delete(w);
     this.retiring.add(w);
     w.moveTo(state);
@@ -390,15 +500,20 @@ export class WorkerPool {
       return;
     }
     if (w.state === WorkerState.Working) {
-      if (w.maxExecs > 0 && w.numExecs >= w.maxExecs) {
-        this.retire(w, WorkerState.MaxJobsReached);
-        return;
-      }
       if (w.generation !== this.generation) {
         this.retire(w, WorkerState.Invalid);
         return;
       }
-      this.failures = 0;
+      if (w.maxExecs > 0 && w.numExecs >= w.maxExecs) {
+        if (w.numExecs >= w.maxExecs + Math.floor(MAX_JOBS_OVERRUN * this.config.maxJobs)) {
+          // out of overrun: leave now; a replacement already starting takes its place, else one is started
+          if (this.departing.has(w)) this.leave(w, WorkerState.MaxJobsReached);
+          else this.retire(w, WorkerState.MaxJobsReached);
+          return;
+        }
+        this.depart(w, WorkerState.MaxJobsReached);
+      }
+      if (this.probation.has(w)) this.passProbation(w); // started after failed starts, it served a job
       w.moveTo(WorkerState.Ready);
       this.handOut(w);
       return;
@@ -411,31 +526,55 @@ export class WorkerPool {
     return w ? Promise.resolve(w) : this.waitForWorker(cancel, timeoutMs);
   }
 
-  /** A ready worker, if one is idle. */
+  /** A ready worker, if one is idle: num_workers' first (oldest idle), then the extra one idle the shortest. */
   private takeIdle(): Worker | null {
+    const usable = (w: Worker): boolean => w.alive && w.state === WorkerState.Ready && this.workers.has(w);
     while (this.idle.length > 0) {
       const w = this.idle.shift()!;
-      if (w.alive && w.state === WorkerState.Ready && this.workers.has(w)) return w;
+      if (usable(w)) return w;
+    }
+    while (this.idleExtras.length > 0) {
+      const w = this.idleExtras.pop()!;
+      if (usable(w)) return w;
     }
     return null;
+  }
+
+  private forgetIdle(w: Worker): void {
+    this.idle = this.idle.filter((x) => x !== w);
+    this.idleExtras = this.idleExtras.filter((x) => x !== w);
+  }
+
+  private forgetDeadlines(waiter: Waiter): void {
+    this.deadlines.delete(waiter.deadline);
+    if (waiter.scaleDeadline) this.deadlines.delete(waiter.scaleDeadline);
   }
 
   /** Queue for the next worker to be released (FIFO), for up to `timeoutMs`. */
   private waitForWorker(cancel?: Cancellation, timeoutMs = this.config.allocateTimeout): Promise<Worker> {
     return new Promise<Worker>((resolve, reject) => {
       if (cancel?.aborted) return reject(new JobCancelledError());
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        deadline: this.deadlines.add(timeoutMs, () => {
-          this.waiters = this.waiters.filter((x) => x !== waiter);
-          reject(new NoFreeWorkersError());
-        }),
+      const expire = (): void => {
+        if (this.allocateAtTimeout(waiter)) {
+          waiter.extended = true;
+          waiter.deadline = this.deadlines.add(timeoutMs, expire); // RoadRunner's rule added workers: wait for them
+          return;
+        }
+        this.waiters = this.waiters.filter((x) => x !== waiter);
+        if (waiter.scaleDeadline) this.deadlines.delete(waiter.scaleDeadline);
+        reject(new NoFreeWorkersError());
       };
+      const waiter: Waiter = { resolve, reject, deadline: this.deadlines.add(timeoutMs, expire), scaleDeadline: null, extended: false };
+      if (this.scaleOnWait > 0) {
+        waiter.scaleDeadline = this.deadlines.add(this.scaleOnWait, () => {
+          waiter.scaleDeadline = null;
+          this.scaleUp();
+        });
+      }
       cancel?.onCancel(() => {
         if (!this.waiters.includes(waiter)) return; // already has a worker
         this.waiters = this.waiters.filter((x) => x !== waiter);
-        this.deadlines.delete(waiter.deadline);
+        this.forgetDeadlines(waiter);
         reject(new JobCancelledError());
       });
       this.waiters.push(waiter);
@@ -445,10 +584,125 @@ export class WorkerPool {
   private handOut(w: Worker): void {
     const waiter = this.waiters.shift();
     if (waiter) {
-      this.deadlines.delete(waiter.deadline);
+      this.forgetDeadlines(waiter);
       waiter.resolve(w);
+    } else if (this.extras.has(w)) {
+      this.idleExtras.push(w);
     } else {
       this.idle.push(w);
+    }
+  }
+
+  /** Extra workers alive now. */
+  private extraCount(): number {
+    let n = 0;
+    for (const w of this.workers) if (this.extras.has(w)) n++;
+    return n;
+  }
+
+  /** How many extra workers may still be added (max_workers minus the live and starting ones). */
+  private extraRoom(): number {
+    const dynamic = this.config.dynamicAllocator;
+    return dynamic ? dynamic.maxWorkers - this.extraCount() - this.spawningExtra : 0;
+  }
+
+  /**
+   * scale_on_wait: a request waited that long. Adds up to spawn_rate workers for the requests that no starting
+   * worker will serve, within max_workers.
+   */
+  private scaleUp(): void {
+    const dynamic = this.config.dynamicAllocator;
+    if (!dynamic || this.destroyed) return;
+    const unserved = this.waiters.length - this.spawning;
+    const room = this.extraRoom();
+    if (unserved > 0 && room <= 0) this.warnMaxWorkers(dynamic.maxWorkers);
+    const count = Math.min(dynamic.spawnRate, unserved, room);
+    if (count > 0) this.addExtras(count, `requests waited ${this.scaleOnWait} ms for a worker`);
+  }
+
+  /**
+   * RoadRunner's rule, at a request's allocate_timeout: add spawn_rate workers (within max_workers, one allocation a
+   * second) and let the request wait once more for them. False when the request fails now.
+   */
+  private allocateAtTimeout(waiter: Waiter): boolean {
+    const dynamic = this.config.dynamicAllocator;
+    if (!dynamic || this.config.debug || this.scaleOnWait > 0 || waiter.extended || this.destroyed) return false;
+    if (performance.now() - this.lastAllocation < ALLOCATION_COOLDOWN_MS) {
+      if (this.spawningExtra > 0) return true; // the last allocation's workers are still starting: wait for them
+      this.log.warn(`${this.name}: rate limit exceeded for dynamic allocation, skipping`);
+      return false;
+    }
+    const count = Math.min(dynamic.spawnRate, this.extraRoom());
+    if (count <= 0) {
+      this.warnMaxWorkers(dynamic.maxWorkers);
+      return false;
+    }
+    this.lastAllocation = performance.now();
+    this.addExtras(count, 'no free workers in the pool, wait timeout exceed');
+    return true;
+  }
+
+  private warnMaxWorkers(maxWorkers: number): void {
+    if (this.maxWorkersWarned) return;
+    this.maxWorkersWarned = true; // once per scale-up episode: reset when extra workers are stopped
+    this.log.warn(
+      { plugin: this.name, max_workers: maxWorkers },
+      `${this.name}: can't allocate more workers, already allocated max workers (pool.dynamic_allocator.max_workers: ${maxWorkers})`,
+    );
+  }
+
+  private addExtras(count: number, why: string): void {
+    const generation = this.generation;
+    this.observer?.scaled?.('up', count);
+    this.log.info({ plugin: this.name, adding: count, extra: this.extraCount() + this.spawningExtra }, `${this.name}: ${why}; adding ${count} extra worker(s)`);
+    for (let i = 0; i < count; i++) {
+      this.spawningExtra++;
+      this.spawnWorker(generation).then(
+        (w) => {
+          this.spawningExtra--;
+          if (generation !== this.generation || this.destroyed) {
+            void w.stop();
+            return;
+          }
+          this.extras.set(w, Date.now());
+          this.admit(w);
+          this.startScaleDown();
+        },
+        (err: Error) => {
+          this.spawningExtra--;
+          this.countFailedStart(err);
+        },
+      );
+    }
+  }
+
+  /** Every tick, extra workers idle for idle_timeout are stopped; the timer runs while extra workers exist. */
+  private startScaleDown(): void {
+    const dynamic = this.config.dynamicAllocator;
+    if (this.scaleDownTimer || !dynamic) return;
+    this.scaleDownTimer = setInterval(() => this.scaleDown(), scaleDownTick(dynamic.idleTimeout));
+    this.scaleDownTimer.unref();
+  }
+
+  private scaleDown(): void {
+    const idleTimeout = this.config.dynamicAllocator!.idleTimeout;
+    const now = Date.now();
+    const stale = this.idleExtras.filter(
+      (w) => w.state === WorkerState.Ready && this.workers.has(w) && now - Math.max(w.lastUsed, this.extras.get(w) ?? w.created) >= idleTimeout,
+    );
+    for (const w of stale) this.leave(w, WorkerState.Stopping);
+    const left = this.extraCount() + this.spawningExtra;
+    if (stale.length > 0) {
+      this.observer?.scaled?.('down', stale.length);
+      this.maxWorkersWarned = false;
+      this.log.info(
+        { plugin: this.name, removed: stale.length, extra: left },
+        `${this.name}: stopped ${stale.length} extra worker(s) idle for idle_timeout (${idleTimeout} ms); ${left} extra left`,
+      );
+    }
+    if (left === 0 && this.scaleDownTimer) {
+      clearInterval(this.scaleDownTimer);
+      this.scaleDownTimer = null;
     }
   }
 
@@ -459,6 +713,7 @@ export class WorkerPool {
     }
     this.workers.add(w);
     w.moveTo(WorkerState.Ready);
+    this.watchProbation(w);
     this.handOut(w);
   }
 
@@ -482,12 +737,11 @@ export class WorkerPool {
   /** Spawn replacements until num_workers are alive again, with a growing back-off after failures. */
   private replenish(): void {
     if (this.destroyed || this.config.debug || this.respawnTimer) return;
-    const missing = this.target - this.workers.size - this.spawning;
-    if (missing <= 0) return;
-    const wait = this.failures === 0 ? 0 : Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** (this.failures - 1));
+    if (this.missingStatic() <= 0) return;
+    const wait = this.crashLoop.delay();
     const go = (): void => {
       this.respawnTimer = null;
-      const count = this.target - this.workers.size - this.spawning;
+      const count = this.missingStatic();
       for (let i = 0; i < count; i++) {
         const generation = this.generation;
         this.spawnWorker(generation)
@@ -500,24 +754,34 @@ export class WorkerPool {
             this.admit(w);
           })
           .catch((err: Error) => {
-            this.failures++;
-            this.log.error({ err: err.message, attempt: this.failures }, `cannot start a worker: ${err.message}`);
+            this.countFailedStart(err);
             this.replenish();
           });
       }
     };
     if (wait === 0) go();
-    else {
-      this.log.warn(`workers keep failing; next start attempt in ${wait} ms`);
-      this.respawnTimer = setTimeout(go, wait);
-    }
+    else this.respawnTimer = setTimeout(go, wait); // crashLoop.failed() logged the wait
+  }
+
+  /** Workers num_workers still lacks: the target minus the static workers alive and starting. */
+  private missingStatic(): number {
+    return this.target - (this.workers.size - this.extraCount()) - (this.spawning - this.spawningExtra);
+  }
+
+  private countFailedStart(err: Error): void {
+    this.crashLoop.failed(`cannot start a worker: ${err.message}`);
+  }
+
+  /** True while workers keep failing to start (/ready answers 503). */
+  get crashLooping(): boolean {
+    return this.crashLoop.looping;
   }
 
   private onWorkerFailure(w: Worker, reason: Error): void {
     if (!this.workers.has(w)) return;
     if (w.state !== WorkerState.Stopping) this.log.error({ pid: w.pid }, reason.message);
     this.workers.delete(w);
-    this.idle = this.idle.filter((x) => x !== w);
+    this.forgetIdle(w);
     this.retiring.add(w);
     void w.process.exited.then(() => this.retiring.delete(w));
     this.countEarlyDeath(w);
@@ -529,12 +793,40 @@ export class WorkerPool {
     if (!this.workers.has(w)) return;
     this.log.warn({ pid: w.pid }, `worker ${w.pid} exited unexpectedly (${describeExit(exit)})`);
     this.workers.delete(w);
-    this.idle = this.idle.filter((x) => x !== w);
+    this.forgetIdle(w);
     this.countEarlyDeath(w);
     this.replenish();
   }
 
   private countEarlyDeath(w: Worker): void {
-    if (Date.now() - w.created < EARLY_DEATH_MS && w.numExecs === 0) this.failures++;
+    const timer = this.probation.get(w);
+    if (timer) clearTimeout(timer);
+    this.probation.delete(w);
+    if (Date.now() - w.created < EARLY_DEATH_MS && w.numExecs === 0) this.crashLoop.failed(`worker ${w.pid} died ${Date.now() - w.created} ms after its start`);
   }
+
+  /**
+   * After failed starts, a worker started since then ends the count once it has stayed up EARLY_DEATH_MS or served a
+   * job; the older workers that still serve do not (they say nothing about whether a start works now).
+   */
+  private watchProbation(w: Worker): void {
+    if (this.crashLoop.count === 0 || this.probation.has(w)) return;
+    const timer = setTimeout(() => {
+      if (w.alive && this.workers.has(w)) this.passProbation(w);
+      else this.probation.delete(w);
+    }, EARLY_DEATH_MS);
+    timer.unref();
+    this.probation.set(w, timer);
+  }
+
+  private passProbation(w: Worker): void {
+    clearTimeout(this.probation.get(w));
+    this.probation.delete(w);
+    this.crashLoop.succeeded();
+  }
+}
+
+/** How often idle extra workers are looked for: a tenth of idle_timeout, between 100 ms and 1 s. */
+export function scaleDownTick(idleTimeoutMs: number): number {
+  return Math.min(1_000, Math.max(100, Math.round(idleTimeoutMs / 10)));
 }

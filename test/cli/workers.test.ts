@@ -77,6 +77,26 @@ describe('workers table formats', () => {
     assert.match(out, /\x1b\[36mready\x1b\[0m/); // eslint-disable-line no-control-regex -- ANSI colours
   });
 
+  it('extra workers of the dynamic allocator: an EXTRA column, only while there are some', () => {
+    const out = renderPlugin('http', [state({ pid: 7 }), state({ pid: 8, dynamic: true })], NOW, false);
+    const lines = out.trimEnd().split('\n');
+    assert.match(lines[2]!, /CREATED.*EXTRA/);
+    assert.match(lines[4]!, /│ 7 +│ ready .*│ +│$/);
+    assert.match(lines[5]!, /│ 8 +│ ready .*│ yes +│$/);
+    assert.ok(!renderPlugin('http', [state({ pid: 7 })], NOW, false).includes('EXTRA'));
+    const widest = state({
+      pid: 4194304,
+      statusStr: 'maxMemoryReached',
+      numExecs: 123456789,
+      memoryUsage: 123_000_000,
+      CPUPercent: 100,
+      masterPid: 1,
+      uss: 999_000_000,
+      dynamic: true,
+    });
+    for (const line of renderPlugin('http', [widest], NOW, false).split('\n')) assert.ok([...line].length <= 80, `${[...line].length}: ${line}`);
+  });
+
   it('fits 80 columns even with the widest values', () => {
     const wide = [
       state({

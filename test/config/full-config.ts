@@ -42,6 +42,7 @@ http:
     stream_timeout: 60s
     destroy_timeout: 60s
     supervisor: {watch_tick: 1s, ttl: 0s, idle_ttl: 0s, max_worker_memory: 128, exec_ttl: 0s}
+    dynamic_allocator: {max_workers: 4, spawn_rate: 2, idle_timeout: 10s, scale_on_wait: 5ms}
   ssl:
     address: 127.0.0.1:8443
     redirect: false
@@ -52,6 +53,7 @@ http:
   http2: {h2c: false, max_concurrent_streams: 128}
   front: {processes: 1}
   no_free_workers_code: 503
+  overload_retry_after: 2s
   exec_ttl_code: 504
   read_header_timeout: 1m
   read_timeout: 1m

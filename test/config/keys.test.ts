@@ -92,7 +92,7 @@ http:
   cache:
     api: {basepath: /souin-api}
   pool:
-    dynamic_allocator:
+    dynamic_allocater:
       max_workers: 25
 logs:
   file_logger_options:
@@ -109,7 +109,7 @@ reload:
       "rr.yaml:6, key 'http.fcgi': rrts does not implement RoadRunner's FastCGI server; ignored",
       "rr.yaml:8, key 'http.http3': rrts does not implement RoadRunner's HTTP/3 server; ignored",
       "rr.yaml:10, key 'http.cache': rrts does not implement RoadRunner's RFC 7234 cache middleware (Souin); ignored",
-      "rr.yaml:13, key 'http.pool.dynamic_allocator': rrts does not implement RoadRunner's dynamic worker allocator (beta); ignored",
+      "rr.yaml:13, key 'http.pool.dynamic_allocater': unknown key (did you mean 'dynamic_allocator'?); ignored",
       "rr.yaml:16, key 'logs.file_logger_options': rrts does not implement RoadRunner's rotating log files (logs go to `output`); ignored",
       "rr.yaml:20, key 'jobs.pool.num_wrkers': unknown key (did you mean 'num_workers'?); ignored",
       "rr.yaml:21, key 'kv': rrts does not implement RoadRunner's kv (key-value storage) plugin; ignored",
@@ -198,9 +198,10 @@ service:
     assert.equal(config.http?.ssl, null, 'ACME is not implemented: no https without a certificate');
     assert.deepEqual(
       config.warnings.map((warning) => warning.match(/key '([^']+)'/)?.[1]),
-      ['http.pool.dynamic_allocator', 'http.ssl.acme', 'http.fcgi', 'temporal', 'service'],
+      ['http.ssl.acme', 'http.fcgi', 'temporal', 'service'],
     );
     assert.ok(config.warnings.every((warning) => warning.includes('rrts does not implement')));
+    assert.deepEqual(config.http?.pool.dynamicAllocator, { maxWorkers: 25, spawnRate: 5, idleTimeout: 60_000, scaleOnWait: null });
   });
 
   test('a quantile of 0 or 1 is valid; above 1 it is an error naming the line', () => {

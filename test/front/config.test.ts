@@ -78,6 +78,20 @@ describe('the split of http.pool', () => {
     assert.equal(poolShare({ ...limited, maxQueueSize: 1 }, 2, 1).maxQueueSize, 1);
   });
 
+  it("splits dynamic_allocator's max_workers and spawn_rate (a spawn rate is at least 1), and keeps idle_timeout", () => {
+    const pool = loadYaml(yaml('2', 5)).http!.pool;
+    const dynamicAllocator = { maxWorkers: 5, spawnRate: 1, idleTimeout: 30_000, scaleOnWait: null };
+    const shares = [0, 1].map((i) => poolShare({ ...pool, dynamicAllocator }, 2, i).dynamicAllocator!);
+    assert.deepEqual(
+      shares.map((d) => [d.maxWorkers, d.spawnRate, d.idleTimeout]),
+      [
+        [3, 1, 30_000],
+        [2, 1, 30_000],
+      ],
+    );
+    assert.equal(poolShare({ ...pool, dynamicAllocator: null }, 2, 0).dynamicAllocator, null);
+  });
+
   it('leaves on_init and status to the primary, and the warnings (it logs them once)', () => {
     const config = loadYaml(yaml('2', 5));
     const front = frontConfig({ ...config, warnings: ['x'] }, 2, 1);

@@ -37,6 +37,7 @@ export function jobsConfig(overrides: Partial<JobsConfig> = {}): JobsConfig {
       streamTimeout: 60_000,
       destroyTimeout: 60_000,
       supervisor: null,
+      dynamicAllocator: null,
     },
     timeout: 60_000,
     pipelineSize: 1_000_000,

@@ -21,7 +21,7 @@ const GONE_PID = 4_194_400;
 
 function fakePool(workers: Array<[number, WorkerState]>, mode: 'exec' | 'fork' = 'exec'): WorkerPool {
   const list = workers.map(([pid, state]) => ({ pid, state, statusName: stateName(state), numExecs: 0, created: Date.now() }));
-  return { list: () => list, mode, masterPid: null } as unknown as WorkerPool;
+  return { list: () => list, mode, masterPid: null, isExtra: () => false } as unknown as WorkerPool;
 }
 
 const started: MetricsPlugin[] = [];
@@ -163,7 +163,7 @@ describe('MetricsPlugin: exposition and pool gauges', () => {
     let { samples } = await scrape(base);
     assert.equal(find(samples, 'rr_http_total_workers').length, 0);
 
-    live.set('http', { list: () => list, mode: 'fork', masterPid: null } as unknown as WorkerPool);
+    live.set('http', { list: () => list, mode: 'fork', masterPid: null, isExtra: () => false } as unknown as WorkerPool);
     list.push({ pid: GONE_PID, state: WorkerState.Ready, statusName: 'ready' });
     ({ samples } = await scrape(base));
     assert.equal(value(samples, 'rr_http_total_workers'), 1);

@@ -1,7 +1,9 @@
 // An in-memory spawner for the pool's unit tests (no PHP): its workers speak the worker protocol over streams, the
-// test answers their jobs by hand, and they leave on the stop control, on SIGKILL or when the test crashes them.
+// test answers their jobs by hand, holds or fails their starts, and they leave on the stop control, on SIGKILL or
+// when the test crashes them.
 import { EventEmitter } from 'node:events';
 import { Readable, Writable } from 'node:stream';
+import { WorkerStartError } from '../../src/errors.js';
 import { Flag } from '../../src/goridge/flags.js';
 import { encodeFrame } from '../../src/goridge/frame.js';
 import { STOP_CONTROL } from '../../src/goridge/messages.js';
@@ -18,6 +20,10 @@ export interface FakePhp {
   killed: boolean;
   /** the jobs it received and has not answered yet, oldest first */
   jobs: Buffer[];
+  /** jobs not answered yet (jobs.length) */
+  readonly pending: number;
+  /** jobs received in all */
+  received: number;
   /** Answer the oldest job with a 200 and `body`. */
   answer(body?: string): void;
   /** Exit on its own, as a worker that crashes. */
@@ -30,8 +36,18 @@ export interface FakeSpawner {
   workers: FakePhp[];
   /** spawnWorker calls so far, failed ones included */
   attempts: number;
+  /** the same count, by the name the elastic tests use */
+  readonly starts: number;
   /** while set, a start fails with this error (before any worker exists) */
   failStarts: Error | null;
+  /** this many next starts fail (a php that cannot boot, then can) */
+  failNextStarts: number;
+  /** while set, starts wait for it (a slow php boot) */
+  gate: Promise<void> | null;
+  /** while set, a started worker's process exists but its handshake waits for it (an exec boot) */
+  readyGate: Promise<void> | null;
+  /** the workers still alive */
+  alive(): FakePhp[];
   /** renew calls so far: one per reset */
   renews: number;
   /** resets that began while the one before still had old workers: an overlap */
@@ -40,18 +56,25 @@ export interface FakeSpawner {
   restartMaster(): void;
 }
 
-export function fakeSpawner(): FakeSpawner {
+export function fakeSpawner(mode: 'exec' | 'fork' = 'exec'): FakeSpawner {
   let nextPid = 1000;
   const events = new EventEmitter();
   const fake: FakeSpawner = {
     workers: [],
     attempts: 0,
+    get starts() {
+      return fake.attempts;
+    },
     failStarts: null,
+    failNextStarts: 0,
+    gate: null,
+    readyGate: null,
+    alive: () => fake.workers.filter((w) => w.alive),
     renews: 0,
     overlaps: [],
     restartMaster: () => void events.emit('masterRestart'),
     spawner: {
-      mode: 'exec',
+      mode,
       async start() {},
       async close() {},
       on: (event, listener) => events.on(event, listener),
@@ -66,7 +89,12 @@ export function fakeSpawner(): FakeSpawner {
       },
       async spawnWorker(workerEvents: WorkerEvents): Promise<Worker> {
         fake.attempts++;
+        if (fake.gate) await fake.gate;
         if (fake.failStarts) throw fake.failStarts;
+        if (fake.failNextStarts > 0) {
+          fake.failNextStarts--;
+          throw new WorkerStartError('the fake php failed to start');
+        }
         const input = new Readable({ read() {} });
         let exit: (info: ExitInfo) => void = () => {};
         const exited = new Promise<ExitInfo>((resolve) => (exit = resolve));
@@ -81,6 +109,10 @@ export function fakeSpawner(): FakeSpawner {
           alive: true,
           killed: false,
           jobs: [],
+          get pending() {
+            return php.jobs.length;
+          },
+          received: 0,
           answer(body = 'ok') {
             php.jobs.shift();
             const context = Buffer.from('{"status":200,"headers":{}}');
@@ -91,7 +123,10 @@ export function fakeSpawner(): FakeSpawner {
         const output = new Writable({
           write(chunk: Buffer, _encoding, done) {
             if (chunk.equals(STOP_CONTROL)) leave({ code: 0, signal: null });
-            else php.jobs.push(chunk);
+            else {
+              php.jobs.push(chunk);
+              php.received++;
+            }
             done();
           },
         });
@@ -106,9 +141,31 @@ export function fakeSpawner(): FakeSpawner {
           },
         };
         fake.workers.push(php);
-        return new Worker(process, new FrameRelay('pipes', input, output), workerEvents);
+        const worker = new Worker(process, new FrameRelay('pipes', input, output), workerEvents);
+        if (fake.readyGate) await fake.readyGate;
+        return worker;
       },
     },
   };
   return fake;
+}
+
+export const job = { codec: Flag.CODEC_JSON, context: Buffer.from('{}'), body: Buffer.alloc(0) };
+export const sink = { chunk(): void {} };
+
+/** Wait (bounded) until `predicate` holds; yields to the event loop between checks. */
+export async function until(predicate: () => boolean, what: string, limitMs = 10_000): Promise<void> {
+  const deadline = performance.now() + limitMs;
+  while (!predicate()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Settles with the outcome, for promises whose rejection is part of the test. */
+export function outcome<T>(p: Promise<T>): Promise<{ value?: T; error?: unknown }> {
+  return p.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
 }

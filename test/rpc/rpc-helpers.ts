@@ -108,6 +108,7 @@ export function fakeHost(): CoreServicesHost {
     list: () => [],
     mode: 'exec',
     masterPid: null,
+    isExtra: () => false,
     reset: async () => undefined,
     addWorker: async () => undefined,
     removeWorker: async () => undefined,

@@ -19,6 +19,9 @@ class FakePool {
   failNextReset = false;
   mode: 'exec' | 'fork' = 'fork';
   masterPid = 777;
+  isExtra(): boolean {
+    return false;
+  }
   list(): unknown[] {
     return [{ pid: process.pid, state: 1, statusName: 'ready', numExecs: 5, created: 1_700_000_000_000 }];
   }

@@ -19,7 +19,7 @@ interface FakeWorker {
 
 /** Only the fields the status plugin reads; the pool reads `workers` live, so tests can change states. */
 function poolOf(workers: FakeWorker[]): WorkerPool {
-  return { list: () => workers, mode: 'exec', masterPid: null } as unknown as WorkerPool;
+  return { list: () => workers, mode: 'exec', masterPid: null, isExtra: () => false } as unknown as WorkerPool;
 }
 
 function fakePool(...states: WorkerState[]): WorkerPool {

@@ -13,6 +13,7 @@ export function poolConfig(overrides: Partial<PoolConfig> = {}): PoolConfig {
     streamTimeout: 60_000,
     destroyTimeout: 1_000,
     supervisor: null,
+    dynamicAllocator: null,
     ...overrides,
   };
 }

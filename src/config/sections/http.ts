@@ -44,7 +44,9 @@ export function readHttp(root: SectionReader, ctx: SectionContext): HttpConfig |
     pool,
     ssl,
     http2: readHttp2(http.sectionOrEmpty('http2')),
-    noFreeWorkersCode: readStatusCode(http, 'no_free_workers_code') ?? internalErrorCode,
+    // with overload_retry_after the overload answer is a 503 unless no_free_workers_code says otherwise
+    noFreeWorkersCode: readStatusCode(http, 'no_free_workers_code') ?? (http.duration('overload_retry_after') > 0 ? 503 : internalErrorCode),
+    overloadRetryAfter: Math.ceil(http.duration('overload_retry_after') / 1000),
     execTtlCode: readStatusCode(http, 'exec_ttl_code') ?? internalErrorCode,
     readHeaderTimeout: http.duration('read_header_timeout') || DEFAULT_READ_TIMEOUT,
     readTimeout: http.duration('read_timeout') || DEFAULT_READ_TIMEOUT,

@@ -22,6 +22,7 @@ import { procStat } from '../../system/proc.js';
 import type { Identity } from '../../system/users.js';
 import { settlesWithin, delay } from '../../time.js';
 import { waitForStart } from '../start-race.js';
+import { CrashLoop } from '../../pool/crash-loop.js';
 
 export interface ForkSpawnerOptions {
   command: PhpCommand;
@@ -57,8 +58,8 @@ interface RecipeState {
   root: ForkRootHandle | null;
 }
 
-const MASTER_BACKOFF_START_MS = 100;
-const MASTER_BACKOFF_MAX_MS = 30_000;
+/** Master starts tried by one restart before its callers see the error (the pool's own back-off goes on). */
+const MASTER_ATTEMPTS = 8;
 /** how long the other starts wait for a root's first worker (spawnWorker) */
 export const FIRST_START_WAIT_MS = 2_000;
 
@@ -83,13 +84,15 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
   private closed = false;
   private relay = '';
   private restarting: Promise<ForkMaster> | null = null;
-  private masterFailures = 0;
+  /** Failed master starts in a row, spaced by the pool's crash-loop policy (src/pool/crash-loop.ts). */
+  private readonly masterLoop: CrashLoop;
   /** a root's first worker start (see spawnWorker): under way, or null once it settled */
   private readonly firstStarts = new WeakMap<ForkRootHandle, Promise<void> | null>();
 
   constructor(private opts: ForkSpawnerOptions) {
     super();
     this.reaper = new Reaper(opts.log);
+    this.masterLoop = new CrashLoop('the fork master', opts.log);
   }
 
   get masterPid(): number {
@@ -394,27 +397,23 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
       .catch(() => undefined);
   }
 
-  /** The running master, restarting a dead one with a back-off (100 ms doubling to 30 s). */
+  /** The running master, restarting a dead one with the crash-loop back-off (100 ms doubling to 10 s). */
   private currentMaster(): Promise<ForkMaster> {
     if (this.master?.alive) return Promise.resolve(this.master);
     if (this.closed) return Promise.reject(new ForkMasterGoneError('the fork spawner is closed'));
     this.restarting ??= (async () => {
-      for (;;) {
-        if (this.masterFailures > 0) {
-          const wait = Math.min(MASTER_BACKOFF_MAX_MS, MASTER_BACKOFF_START_MS * 2 ** (this.masterFailures - 1));
-          this.opts.log.warn(`starting a new fork master in ${wait} ms`);
-          await delay(wait);
-        }
+      for (let attempt = 1; ; attempt++) {
+        const wait = this.masterLoop.delay(); // crashLoop.failed() logged it
+        if (wait > 0) await delay(wait);
         if (this.closed) throw new ForkMasterGoneError('the fork spawner is closed');
         try {
           const master = await this.startMaster();
           this.master = master;
-          this.masterFailures = 0;
+          this.masterLoop.succeeded();
           return master;
         } catch (err) {
-          this.masterFailures++;
-          this.opts.log.error(`cannot start the fork master: ${(err as Error).message}`);
-          if (this.masterFailures >= 8) throw err;
+          this.masterLoop.failed(`cannot start the fork master: ${(err as Error).message}`);
+          if (attempt >= MASTER_ATTEMPTS) throw err;
         }
       }
     })().finally(() => (this.restarting = null));

@@ -1,0 +1,229 @@
+// The elastic pool, side by side in one run (docs/pool.md has the targets and the last results):
+//   burst     0 -> 32 concurrent slow requests (GET /?ms=200) on num_workers 4 with dynamic_allocator.max_workers 28:
+//             fork mode (scale_on_wait by default), exec mode with the same scale_on_wait, RoadRunner's rule (exec,
+//             workers added only after allocate_timeout), and a fork pool of 32 from the start as the reference.
+//             Per line: the wait of the last request to get a worker, p50/p99 of the burst, failures, and how long
+//             after the burst the extra workers were gone (rrts_dynamic_workers back to 0; idle_timeout 1s).
+//   max_jobs  steady load (4 connections, GET /?ms=5) on 4 workers with max_jobs 50: p99 of this build against
+//             the build named by --baseline (a checkout without replacement before departure), both modes.
+//
+// usage: node test/bench/elastic.mjs [--rounds N] [--seconds S] [--sweep] [--baseline DIR] [--json FILE]
+//   after `npm run build`; --sweep adds fork lines with scale_on_wait 1ms, 2ms and 10ms (how the default was chosen).
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { HERE, HOST, REPO, freePort, log, makeTempDir, percentile, round, runMain, sleep, startProcess, stopProcess, table, waitFor } from './lib.mjs';
+
+const USAGE = `usage: node test/bench/elastic.mjs [--rounds N] [--seconds S] [--sweep] [--baseline DIR] [--json FILE]
+  --rounds N      bursts per line (default 5)
+  --seconds S     steady max_jobs load per line (default 10)
+  --sweep         also fork lines with scale_on_wait 1ms, 2ms, 10ms
+  --baseline DIR  an rrts checkout (built) without replacement before departure, for the max_jobs comparison
+  --json FILE     write every number to FILE`;
+
+const APP_PRELOAD = path.join(HERE, 'app', 'preload.php');
+const SLOW_WORKER = path.join(HERE, 'app', 'slow-worker.php');
+const BURST = 32;
+const SLOW_MS = 200;
+const IDLE_TIMEOUT_MS = 1_000;
+
+async function startRrts(tmpDir, name, { root = REPO, mode, pool, metrics = true }) {
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const dir = fs.mkdtempSync(path.join(tmpDir, `${name.replace(/[^a-z0-9]+/gi, '-')}-`));
+  const config = {
+    version: '3',
+    server: {
+      command: `php -d opcache.enable_cli=1 ${SLOW_WORKER}`,
+      relay: 'pipes',
+      fork: mode === 'fork' ? { enabled: true, preload: APP_PRELOAD } : { enabled: false },
+    },
+    http: { address: `${HOST}:${port}`, pool: { allocate_timeout: '60s', destroy_timeout: '10s', ...pool } },
+    ...(metrics ? { metrics: { address: `${HOST}:${metricsPort}` } } : {}),
+    logs: { mode: 'production', level: 'warn' },
+  };
+  const file = path.join(dir, '.rr.yaml');
+  fs.writeFileSync(file, JSON.stringify(config)); // JSON is YAML
+  const proc = startProcess(name, process.execPath, [path.join(root, 'bin', 'rrts'), 'serve', '-c', file], { cwd: dir, graceMs: 20_000 });
+  await waitFor(
+    () => proc.out.includes('server started') || proc.exit !== null,
+    `${name}: rrts to start`,
+    120_000,
+    () => proc.out.slice(-2000),
+  );
+  if (proc.exit) throw new Error(`${name}: rrts exited at start: ${proc.out.slice(-2000)}`);
+  return { name, proc, port, metricsPort };
+}
+
+function get(port, urlPath) {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const req = http.get({ host: HOST, port, path: urlPath, agent: false, timeout: 120_000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, ms: performance.now() - t0 }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve({ status: 0, ms: performance.now() - t0 }));
+  });
+}
+
+async function metric(s, name) {
+  const text = await new Promise((resolve, reject) => {
+    http
+      .get({ host: HOST, port: s.metricsPort, path: '/metrics' }, (res) => {
+        let body = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (c) => (body += c))
+          .on('end', () => resolve(body));
+      })
+      .on('error', reject);
+  });
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{pool="http"} `));
+  return line ? Number(line.split(' ').at(-1)) : NaN;
+}
+
+/** Polls until the pool is back to its num_workers; ms from `since`, or null when it did not within the limit. */
+async function extrasGone(s, staticWorkers, since, limitMs = 30_000) {
+  for (;;) {
+    if ((await metric(s, 'rrts_dynamic_workers')) === 0 && (await metric(s, 'rr_http_total_workers')) === staticWorkers) return performance.now() - since;
+    if (performance.now() - since > limitMs) return null;
+    await sleep(10);
+  }
+}
+
+async function burstLine(tmpDir, label, opts, rounds) {
+  const s = await startRrts(tmpDir, label, opts);
+  const staticWorkers = opts.pool.num_workers;
+  const out = { label, rounds: [] };
+  try {
+    for (let r = 0; r < rounds; r++) {
+      if (opts.pool.dynamic_allocator) await extrasGone(s, staticWorkers, performance.now());
+      const replies = await Promise.all(Array.from({ length: BURST }, () => get(s.port, `/?ms=${SLOW_MS}`)));
+      const end = performance.now();
+      const ms = replies.map((x) => x.ms).sort((a, b) => a - b);
+      const round_ = {
+        p50: percentile(ms, 50),
+        p99: percentile(ms, 99),
+        lastWait: ms.at(-1) - SLOW_MS, // the last request's wait for a worker (plus HTTP overhead)
+        failed: replies.filter((x) => x.status !== 200).length,
+        goneMs: opts.pool.dynamic_allocator ? await extrasGone(s, staticWorkers, end) : null,
+      };
+      out.rounds.push(round_);
+      log(
+        `${label}: round ${r + 1}: last wait ${round(round_.lastWait, 0)} ms, p99 ${round(round_.p99, 0)} ms, failed ${round_.failed}, extras gone after ${round_.goneMs === null ? '-' : round(round_.goneMs, 0)} ms`,
+      );
+    }
+  } finally {
+    await stopProcess(s.proc);
+  }
+  const med = (key) => {
+    const xs = out.rounds
+      .map((x) => x[key])
+      .filter((x) => x !== null)
+      .sort((a, b) => a - b);
+    return xs.length ? xs[Math.floor(xs.length / 2)] : null;
+  };
+  out.lastWait = med('lastWait');
+  out.p50 = med('p50');
+  out.p99 = med('p99');
+  out.goneMs = med('goneMs');
+  out.failed = out.rounds.reduce((n, x) => n + x.failed, 0);
+  return out;
+}
+
+async function maxJobsLine(tmpDir, label, opts, seconds) {
+  const s = await startRrts(tmpDir, label, { ...opts, metrics: false, pool: { num_workers: 4, max_jobs: 50 } });
+  const latencies = [];
+  let failed = 0;
+  try {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    const until = performance.now() + seconds * 1000;
+    const loop = async () => {
+      while (performance.now() < until) {
+        const t0 = performance.now();
+        const status = await new Promise((resolve) => {
+          http
+            .get({ host: HOST, port: s.port, path: '/?ms=5', agent }, (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode));
+            })
+            .on('error', () => resolve(0));
+        });
+        latencies.push(performance.now() - t0);
+        if (status !== 200) failed++;
+      }
+    };
+    await Promise.all([loop(), loop(), loop(), loop()]);
+    agent.destroy();
+  } finally {
+    await stopProcess(s.proc);
+  }
+  latencies.sort((a, b) => a - b);
+  const out = { label, requests: latencies.length, failed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1) };
+  log(`${label}: ${out.requests} requests, p50 ${round(out.p50, 1)} ms, p99 ${round(out.p99, 1)} ms, max ${round(out.max, 0)} ms, failed ${failed}`);
+  return out;
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '5' },
+      seconds: { type: 'string', default: '10' },
+      sweep: { type: 'boolean', default: false },
+      baseline: { type: 'string' },
+      json: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const rounds = Number(values.rounds);
+  const seconds = Number(values.seconds);
+  const tmpDir = makeTempDir('rrts-bench-elastic-');
+  const dynamic = (extra = {}) => ({ max_workers: BURST - 4, idle_timeout: `${IDLE_TIMEOUT_MS}ms`, ...extra });
+  const lines = [
+    ['fork, 4 + dynamic (scale_on_wait default)', { mode: 'fork', pool: { num_workers: 4, dynamic_allocator: dynamic() } }],
+    ['fork, 32 from the start', { mode: 'fork', pool: { num_workers: BURST } }],
+    ['exec, 4 + dynamic (scale_on_wait 5ms)', { mode: 'exec', pool: { num_workers: 4, dynamic_allocator: dynamic({ scale_on_wait: '5ms' }) } }],
+    ["exec, 4 + dynamic (RoadRunner's rule)", { mode: 'exec', pool: { num_workers: 4, dynamic_allocator: dynamic() } }],
+    ['exec, 32 from the start', { mode: 'exec', pool: { num_workers: BURST } }],
+  ];
+  if (values.sweep) {
+    for (const wait of ['1ms', '2ms', '10ms']) {
+      lines.push([
+        `fork, 4 + dynamic (scale_on_wait ${wait})`,
+        { mode: 'fork', pool: { num_workers: 4, dynamic_allocator: dynamic({ scale_on_wait: wait }) } },
+      ]);
+    }
+  }
+  const bursts = [];
+  for (const [label, opts] of lines) bursts.push(await burstLine(tmpDir, label, opts, rounds));
+  const maxJobs = [];
+  for (const mode of ['fork', 'exec']) {
+    maxJobs.push(await maxJobsLine(tmpDir, `${mode}, max_jobs 50, this build`, { mode }, seconds));
+    if (values.baseline) maxJobs.push(await maxJobsLine(tmpDir, `${mode}, max_jobs 50, baseline`, { mode, root: path.resolve(values.baseline) }, seconds));
+  }
+
+  const ms = (x) => (x === null || x === undefined ? '-' : `${round(x, 0)} ms`);
+  process.stdout.write(`\nburst: ${BURST} concurrent GET /?ms=${SLOW_MS}, median of ${rounds} rounds; extras idle_timeout ${IDLE_TIMEOUT_MS} ms\n`);
+  process.stdout.write(
+    `${table(
+      ['line', 'last request waited', 'p50', 'p99', 'failed', 'extras gone after'],
+      bursts.map((b) => [b.label, ms(b.lastWait), ms(b.p50), ms(b.p99), String(b.failed), ms(b.goneMs)]),
+    )}\n`,
+  );
+  process.stdout.write(`\nmax_jobs 50, 4 workers, 4 connections of GET /?ms=5 for ${seconds} s\n`);
+  process.stdout.write(
+    `${table(
+      ['line', 'requests', 'p50', 'p99', 'max', 'failed'],
+      maxJobs.map((m) => [m.label, String(m.requests), `${round(m.p50, 1)} ms`, `${round(m.p99, 1)} ms`, ms(m.max), String(m.failed)]),
+    )}\n`,
+  );
+  if (values.json) fs.writeFileSync(values.json, JSON.stringify({ bursts, maxJobs }, null, 2));
+}
+
+runMain(main, USAGE);
