@@ -28,7 +28,11 @@ export class TestQueue implements JobQueue {
 
   /** Takes `count` jobs, waiting (bounded) for them to arrive. */
   async take(count: number, timeoutMs = 20_000): Promise<DeliveredJob[]> {
-    await waitUntil(() => this.waiting.length >= count, timeoutMs, () => `${count} jobs (have ${this.waiting.length})`);
+    await waitUntil(
+      () => this.waiting.length >= count,
+      timeoutMs,
+      () => `${count} jobs (have ${this.waiting.length})`,
+    );
     return this.waiting.splice(0, count);
   }
 }

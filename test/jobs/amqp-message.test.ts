@@ -22,7 +22,10 @@ describe('amqp context JSON', () => {
 
   it('sorts header keys bytewise and escapes as Go does', () => {
     const context = amqpContext('<id>', 'a&b', '', { zz: ['>'], Ab: ['\u2028'], a: [] }, 'p');
-    assert.equal(context, '{"id":"\\u003cid\\u003e","job":"a\\u0026b","driver":"amqp","queue":"","headers":{"Ab":["\\u2028"],"a":[],"zz":["\\u003e"]},"pipeline":"p"}');
+    assert.equal(
+      context,
+      '{"id":"\\u003cid\\u003e","job":"a\\u0026b","driver":"amqp","queue":"","headers":{"Ab":["\\u2028"],"a":[],"zz":["\\u003e"]},"pipeline":"p"}',
+    );
     assert.equal(headersJson(null), 'null');
   });
 });
@@ -96,7 +99,12 @@ describe('amqp message headers', () => {
   });
 
   it('flattens nested tables into their own keys', () => {
-    assert.deepEqual(stringHeaders({ outer: { inner: 'v', n: 2 }, flag: true, bytes: Buffer.from('b') }, noWarn), { inner: ['v'], n: ['2'], flag: ['true'], bytes: ['b'] });
+    assert.deepEqual(stringHeaders({ outer: { inner: 'v', n: 2 }, flag: true, bytes: Buffer.from('b') }, noWarn), {
+      inner: ['v'],
+      n: ['2'],
+      flag: ['true'],
+      bytes: ['b'],
+    });
   });
 });
 
@@ -121,9 +129,15 @@ describe('amqp pipeline keys', () => {
   });
 
   it('names the key of a bad value', () => {
-    assert.throws(() => readAmqpSettings(file({ prefetch: 'lots' }), global, '.', noWarn), /jobs\.pipelines\.rabbit\.config\.prefetch: expected a whole number, got "lots"/);
+    assert.throws(
+      () => readAmqpSettings(file({ prefetch: 'lots' }), global, '.', noWarn),
+      /jobs\.pipelines\.rabbit\.config\.prefetch: expected a whole number, got "lots"/,
+    );
     assert.throws(() => readAmqpSettings(file({ exchange_type: 'round' }), global, '.', noWarn), /exchange_type: unknown exchange type "round"/);
-    assert.throws(() => readAmqpSettings(file({}), { amqp: { tls: { key: 'missing.key', cert: 'missing.crt' } } }, '.', noWarn), /amqp\.tls\.key: file 'missing\.key' does not exist/);
+    assert.throws(
+      () => readAmqpSettings(file({}), { amqp: { tls: { key: 'missing.key', cert: 'missing.crt' } } }, '.', noWarn),
+      /amqp\.tls\.key: file 'missing\.key' does not exist/,
+    );
   });
 
   it('lets the global section decode over the pipeline keys, as RoadRunner does', () => {

@@ -91,8 +91,8 @@ export class RabbitMq {
     this.output = '';
     const server = spawn(SERVER_SCRIPT, [], { env: this.env(), cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     this.server = server;
-    server.stdout!.on('data', (chunk: Buffer) => (this.output = (this.output + chunk.toString()).slice(-4000)));
-    server.stderr!.on('data', (chunk: Buffer) => (this.output = (this.output + chunk.toString()).slice(-4000)));
+    server.stdout.on('data', (chunk: Buffer) => (this.output = (this.output + chunk.toString()).slice(-4000)));
+    server.stderr.on('data', (chunk: Buffer) => (this.output = (this.output + chunk.toString()).slice(-4000)));
     this.serverExit = new Promise((resolve) => server.once('exit', () => resolve()));
     let exited = false;
     void this.serverExit.then(() => (exited = true));
@@ -119,7 +119,10 @@ export class RabbitMq {
     if (!server) return;
     const vmPid = this.vmPid();
     server.kill('SIGTERM');
-    const stopped = await Promise.race([this.serverExit.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), STOP_TIMEOUT_MS))]);
+    const stopped = await Promise.race([
+      this.serverExit.then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), STOP_TIMEOUT_MS)),
+    ]);
     if (!stopped) server.kill('SIGKILL');
     if (vmPid !== null) await killAndWait(vmPid, stopped ? 'SIGTERM' : 'SIGKILL');
     this.server = null;

@@ -25,7 +25,9 @@ const REDIAL_MAX_INTERVAL_MS = 60_000;
 export const createAmqpDriver: DriverFactory = async (pipeline, context) => {
   let settings: AmqpSettings;
   try {
-    settings = readAmqpSettings(pipeline, context.globalConfig, context.workDir, (message) => context.log.warn({ pipeline: pipeline.name, driver: 'amqp' }, message));
+    settings = readAmqpSettings(pipeline, context.globalConfig, context.workDir, (message) =>
+      context.log.warn({ pipeline: pipeline.name, driver: 'amqp' }, message),
+    );
   } catch (err) {
     if (err instanceof AmqpConfigError) throw new AmqpConfigError(`amqp pipeline ${pipeline.name}: ${err.message}`);
     throw err;
@@ -317,7 +319,14 @@ export class AmqpDriver implements JobsDriver {
     return name;
   }
 
-  private confirmedPublish(channel: ConfirmChannel, exchange: string, routingKey: string, body: Buffer, headers: Record<string, unknown>, deadline: number): Promise<void> {
+  private confirmedPublish(
+    channel: ConfirmChannel,
+    exchange: string,
+    routingKey: string,
+    body: Buffer,
+    headers: Record<string, unknown>,
+    deadline: number,
+  ): Promise<void> {
     const messageId = randomUUID();
     this.pendingReturns.set(messageId, false);
     return new Promise<void>((resolve, reject) => {
@@ -333,14 +342,23 @@ export class AmqpDriver implements JobsDriver {
         else resolve();
       };
       const timer = setTimeout(
-        () => finish(new Error(`the broker did not confirm the job within jobs.timeout (${this.context.timeoutMs / 1000}s)${this.blocked ? `: publishing is blocked (${this.blocked})` : ''}`)),
+        () =>
+          finish(
+            new Error(
+              `the broker did not confirm the job within jobs.timeout (${this.context.timeoutMs / 1000}s)${this.blocked ? `: publishing is blocked (${this.blocked})` : ''}`,
+            ),
+          ),
         Math.max(0, deadline - Date.now()),
       );
       try {
         channel.publish(exchange, routingKey, body, publishOptions(headers, { mandatory: true, messageId }), (err: unknown) => {
           if (!err) return finish();
           const text = describeError(err);
-          finish(text === 'message nacked' ? new Error('the broker refused the job (basic.nack)') : new ConnectionLost(`the broker did not confirm the job: ${text}`));
+          finish(
+            text === 'message nacked'
+              ? new Error('the broker refused the job (basic.nack)')
+              : new ConnectionLost(`the broker did not confirm the job: ${text}`),
+          );
         });
       } catch (err) {
         finish(new ConnectionLost(describeError(err)));
@@ -417,7 +435,9 @@ export class AmqpDriver implements JobsDriver {
       this.log.warn('the broker cancelled the consumer (was the queue deleted?); resume the pipeline to declare it again');
       return;
     }
-    const unpacked = unpackDelivery(message, this.pipeline.name, this.pipeline.priority, (key, why) => this.log.warn({ header: key }, `amqp header ${key}: ${why}`));
+    const unpacked = unpackDelivery(message, this.pipeline.name, this.pipeline.priority, (key, why) =>
+      this.log.warn({ header: key }, `amqp header ${key}: ${why}`),
+    );
     const job = new AmqpDeliveredJob(this, channel, message, unpacked);
     // one at a time, so the plugin's full queue holds deliveries back (with prefetch) instead of piling them up here
     this.deliveries = this.deliveries
@@ -639,7 +659,8 @@ function connectionUrl(settings: AmqpSettings): string {
   } catch {
     throw new AmqpConfigError(`amqp.addr: ${JSON.stringify(redactedUrl(settings.addr))} is not a URL (amqp://user:password@host:port/vhost)`);
   }
-  if (url.protocol !== 'amqp:' && url.protocol !== 'amqps:') throw new AmqpConfigError(`amqp.addr: the scheme must be amqp:// or amqps://, got ${url.protocol}//`);
+  if (url.protocol !== 'amqp:' && url.protocol !== 'amqps:')
+    throw new AmqpConfigError(`amqp.addr: the scheme must be amqp:// or amqps://, got ${url.protocol}//`);
   if (settings.tls && url.protocol === 'amqp:') {
     // amqp091 speaks TLS to the URL's port (5672 when none) once TLS is configured; amqplib needs the amqps scheme
     if (url.port === '') url.port = '5672';

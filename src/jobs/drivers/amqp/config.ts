@@ -127,7 +127,8 @@ function readTls(section: unknown, workDir: string): AmqpTls | undefined {
   if (key === '' || cert === '') return undefined;
   const existing = (file: string, what: string): string => {
     const full = path.resolve(workDir, file);
-    if (!fs.existsSync(full)) throw new AmqpConfigError(`amqp.tls.${what}: ${what === 'root_ca' ? 'root ca path provided, but ' : ''}file '${file}' does not exist`);
+    if (!fs.existsSync(full))
+      throw new AmqpConfigError(`amqp.tls.${what}: ${what === 'root_ca' ? 'root ca path provided, but ' : ''}file '${file}' does not exist`);
     return full;
   };
   return { key: existing(key, 'key'), cert: existing(cert, 'cert'), rootCa: rootCa === '' ? undefined : existing(rootCa, 'root_ca') };
