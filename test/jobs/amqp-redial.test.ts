@@ -2,7 +2,6 @@
 // confirmed, makes pushes wait for the redial (or fail clearly after jobs.timeout), and dials again after giving up.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { DeliveredJob } from '../../src/jobs/driver.js';
 import { RabbitMq } from '../support/rabbitmq.js';
 import { job, makeDriver, waitUntil, type Made } from './amqp-harness.js';
 
