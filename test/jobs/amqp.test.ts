@@ -162,6 +162,22 @@ describe('amqp driver on a real RabbitMQ', () => {
     await later!.ack();
   });
 
+  it('delays on a fanout exchange without copying jobs into the delay queue', async () => {
+    const { driver: d, queue } = await driver(broker, 'fanout', { queue: 'fanout-q', exchange: 'fanout-x', exchange_type: 'fanout' });
+    await d.run();
+    await d.push(job('fan-later', 'fanout', { delaySeconds: 1 }));
+    await d.push(job('fan-now', 'fanout'));
+    const [now] = await queue.take(1);
+    assert.equal(now!.item.id, 'fan-now');
+    await now!.ack();
+    const [later] = await queue.take(1);
+    assert.equal(later!.item.id, 'fan-later');
+    await later!.ack();
+    await sleep(SETTLE_MS);
+    assert.equal(queue.waiting.length, 0, 'each job once');
+    assert.equal(await inspector.ready('delayed-1000.fanout-x.fanout-q'), 0);
+  });
+
   it('holds deliveries at prefetch until jobs are acked', async () => {
     const { driver: d, queue } = await driver(broker, 'prefetch', { queue: 'prefetch-q', routing_key: 'prefetch', prefetch: 3 });
     for (let i = 0; i < 10; i++) await d.push(job(`p-${i}`, 'prefetch'));
@@ -277,6 +293,20 @@ describe('amqp driver on a real RabbitMQ', () => {
     await d.push(job('after-stat', 'declared'));
     const [got] = await queue.take(1);
     await got!.ack();
+  });
+
+  it('fails a push at once with the reason the broker gives when the exchange is gone', async () => {
+    const channel = await inspector.channel();
+    await channel.assertQueue('gone-q');
+    const { driver: d } = await driver(broker, 'gone', { routing_key: 'gone', exchange: 'gone-x' }, { timeoutMs: 3000 });
+    await channel.bindQueue('gone-q', 'gone-x', 'gone');
+    await d.push(job('before', 'gone'));
+    await channel.deleteExchange('gone-x');
+    await assert.rejects(
+      d.push(job('after', 'gone')),
+      /^Error: amqp pipeline gone: push of job after failed: the broker closed the publish channel: .*NOT_FOUND - no exchange 'gone-x'/,
+    );
+    await channel.close();
   });
 
   it('refuses what RoadRunner refuses, with its texts', async () => {

@@ -68,6 +68,8 @@ export class AmqpDriver implements JobsDriver {
   private consumerOps: Promise<unknown> = Promise.resolve();
   private deliveries: Promise<void> = Promise.resolve();
   private readonly deadChannels = new WeakSet<Channel>();
+  /** why the broker closed a channel (a 404 or 406 of a publish or declare): not worth publishing again */
+  private readonly channelErrors = new WeakMap<Channel, string>();
   private readonly queueDeclaredOn = new WeakSet<ChannelModel>();
   private readonly pendingReturns = new Map<string, boolean>();
   private stopped = false;
@@ -157,7 +159,10 @@ export class AmqpDriver implements JobsDriver {
 
   private openPublisher(model: ChannelModel): Promise<ConfirmChannel> {
     const opening = model.createConfirmChannel().then((channel) => {
-      channel.on('error', (err: Error) => this.log.warn({ err: describeError(err) }, 'amqp publish channel closed by the broker'));
+      channel.on('error', (err: Error) => {
+        this.channelErrors.set(channel, describeError(err));
+        this.log.warn({ err: describeError(err) }, 'amqp publish channel closed by the broker');
+      });
       channel.on('return', (message: Message) => {
         const id = message.properties.messageId as string | undefined;
         if (id !== undefined && this.pendingReturns.has(id)) this.pendingReturns.set(id, true);
@@ -354,11 +359,10 @@ export class AmqpDriver implements JobsDriver {
         channel.publish(exchange, routingKey, body, publishOptions(headers, { mandatory: true, messageId }), (err: unknown) => {
           if (!err) return finish();
           const text = describeError(err);
-          finish(
-            text === 'message nacked'
-              ? new Error('the broker refused the job (basic.nack)')
-              : new ConnectionLost(`the broker did not confirm the job: ${text}`),
-          );
+          const closedBy = this.channelErrors.get(channel);
+          if (text === 'message nacked') finish(new Error('the broker refused the job (basic.nack)'));
+          else if (closedBy !== undefined) finish(new Error(`the broker closed the publish channel: ${closedBy}`));
+          else finish(new ConnectionLost(`the broker did not confirm the job: ${text}`));
         });
       } catch (err) {
         finish(new ConnectionLost(describeError(err)));
