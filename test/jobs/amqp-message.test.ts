@@ -1,5 +1,5 @@
-// The amqp driver's pure parts: the context JSON as RoadRunner's Go encoder writes it (vector J2 of jobs.md §2.6),
-// the rr_* headers, the AMQP header conversion, and the keys it reads (jobs.md §1.2, §3.4).
+// The amqp driver's pure parts: the context JSON as RoadRunner's Go encoder writes it (the jobs reference's vector J2),
+// the rr_* headers, the AMQP header conversion, and the keys it reads (docs/jobs-amqp.md §1, §2).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ConsumeMessage } from 'amqplib';

@@ -1,5 +1,5 @@
 // The amqp jobs driver against a real RabbitMQ started by the test: delivery, acks, nacks, requeues, delays,
-// prefetch, pause/resume, stop, state and the context JSON byte for byte (jobs.md §1.2, §2.2, §2.5, §4).
+// prefetch, pause/resume, stop, state and the context JSON byte for byte (docs/jobs-amqp.md §1–§6).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { STOPPED_TEXT } from '../../src/jobs/drivers/amqp.js';
@@ -251,7 +251,7 @@ describe('amqp driver on a real RabbitMQ', () => {
     assert.equal(await inspector.ready('auto-ack-q'), 0, 'not handed back when the pipeline stopped');
   });
 
-  it('keeps a job pushed before the pipeline ever consumed (RoadRunner loses it: jobs.md §5 P14)', async () => {
+  it('keeps a job pushed before the pipeline ever consumed (RoadRunner loses it: docs/jobs-amqp.md §7)', async () => {
     const { driver: d, queue } = await driver(broker, 'late', { queue: 'late-q', routing_key: 'late' });
     await d.push(job('early', 'late'));
     assert.equal(await inspector.ready('late-q'), 1);
@@ -280,7 +280,7 @@ describe('amqp driver on a real RabbitMQ', () => {
     await channel.close();
   });
 
-  it('reports state before its queue exists without breaking the connection (RoadRunner: jobs.md §5 P6)', async () => {
+  it('reports state before its queue exists without breaking the connection (RoadRunner: docs/jobs-amqp.md §7)', async () => {
     const { driver: d, queue } = await driver(
       broker,
       'declared',

@@ -1,5 +1,5 @@
 // The `amqp` jobs driver: a pipeline on RabbitMQ (AMQP 0-9-1 through amqplib) that publishes and consumes jobs the
-// way RoadRunner's amqpjobs does (jobs.md §1.2, §2.5, §4), redials a lost broker, and never drops a push silently.
+// way RoadRunner's amqpjobs does (docs/jobs-amqp.md), redials a lost broker, and never drops a push silently.
 import fs from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -293,7 +293,7 @@ export class AmqpDriver implements JobsDriver {
 
   /**
    * RoadRunner declares a pipeline's queue only when it starts consuming, so a push before that reaches no queue and
-   * is lost (jobs.md §5 P14); rrts declares and binds it at the first push on each connection.
+   * is lost (docs/jobs-amqp.md §7); rrts declares and binds it at the first push on each connection.
    */
   private async declareQueueForPush(publisher: ConfirmChannel, model: ChannelModel): Promise<void> {
     if (this.settings.queue === '' || this.queueDeclaredOn.has(model)) return;
@@ -490,7 +490,7 @@ export class AmqpDriver implements JobsDriver {
       const queue = await withTimeout(channel.checkQueue(this.settings.queue), this.context.timeoutMs, 'reading the queue');
       return { ...state, active: queue.messageCount };
     } catch (err) {
-      // 404: the queue is not declared yet. RoadRunner fails the whole jobs.Stat and redials here (jobs.md §5 P6);
+      // 404: the queue is not declared yet. RoadRunner fails the whole jobs.Stat and redials here (docs/jobs-amqp.md §7);
       // the broker closed only this channel, so the next state opens another one
       if ((err as { code?: number }).code === 404) return state;
       return { ...state, errorMessage: describeError(err) };
@@ -548,7 +548,7 @@ export class AmqpDriver implements JobsDriver {
     if (connection) await withTimeout(connection.close(), this.context.timeoutMs, 'closing the connection').catch(() => {});
   }
 
-  // --- settling a delivery (jobs.md §2.5) ------------------------------------------------------------------------------
+  // --- settling a delivery (docs/jobs-amqp.md §3) ------------------------------------------------------------------------------
 
   get timeoutMs(): number {
     return this.context.timeoutMs;

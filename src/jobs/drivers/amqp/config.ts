@@ -1,5 +1,5 @@
 // The amqp driver's settings as RoadRunner's amqpjobs reads them: the pipeline's `config` keys (or jobs.Declare's
-// string map) plus the global `amqp:` section (addr, tls), with RoadRunner's defaults and error texts (jobs.md §1.2).
+// string map) plus the global `amqp:` section (addr, tls), with RoadRunner's defaults and error texts (docs/jobs-amqp.md §1).
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';

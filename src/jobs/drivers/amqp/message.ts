@@ -1,5 +1,5 @@
 // Jobs as AMQP messages the way RoadRunner's amqpjobs packs them (rr_* headers, body = payload), and back: the job
-// a delivery carries and the context JSON a worker gets (jobs.md §2.2), so rrts and RoadRunner share queues.
+// a delivery carries and the context JSON a worker gets (docs/jobs-amqp.md §2), so rrts and RoadRunner share queues.
 import { randomUUID } from 'node:crypto';
 import type { ConsumeMessage, Options } from 'amqplib';
 import { goJson } from '../../../rpc/codec.js';
