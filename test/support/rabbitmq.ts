@@ -33,8 +33,14 @@ export class RabbitMq {
     return `amqp://guest:guest@127.0.0.1:${this.port}/`;
   }
 
-  /** Starts a private epmd and a broker; throws saying how to install rabbitmq-server when it is missing. */
-  static async start(): Promise<RabbitMq> {
+  /** The TLS listener's port, when started with `tls`. */
+  tlsPort: number | null = null;
+
+  /**
+   * Starts a private epmd and a broker; throws saying how to install rabbitmq-server when it is missing. With `tls`
+   * (PEM files) it also listens for AMQPS on `tlsPort` and requires a client certificate signed by `ca`.
+   */
+  static async start(options: { tls?: { ca: string; cert: string; key: string } } = {}): Promise<RabbitMq> {
     if (!fs.existsSync(SERVER_SCRIPT)) {
       throw new Error(`rabbitmq-server is not installed (no ${SERVER_SCRIPT}): run 'apt-get install -y rabbitmq-server' (the amqp tests need a real broker)`);
     }
@@ -51,6 +57,7 @@ export class RabbitMq {
           'disk_free_limit.absolute = 1MB',
           'log.console = false',
           'log.file.level = info',
+          ...(options.tls ? await tlsConfig(broker, options.tls) : []),
         ].join('\n') + '\n',
       );
       fs.writeFileSync(path.join(dir, 'enabled_plugins'), '[].\n');
@@ -148,6 +155,18 @@ export class RabbitMq {
     }
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+async function tlsConfig(broker: RabbitMq, tls: { ca: string; cert: string; key: string }): Promise<string[]> {
+  broker.tlsPort = await freePort();
+  return [
+    `listeners.ssl.default = 127.0.0.1:${broker.tlsPort}`,
+    `ssl_options.cacertfile = ${tls.ca}`,
+    `ssl_options.certfile = ${tls.cert}`,
+    `ssl_options.keyfile = ${tls.key}`,
+    'ssl_options.verify = verify_peer',
+    'ssl_options.fail_if_no_peer_cert = true',
+  ];
 }
 
 /** Waits (bounded) until `pid` is gone, sending `signal` first; SIGKILL when it outlives the bound. */
