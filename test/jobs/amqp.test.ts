@@ -160,6 +160,11 @@ describe('amqp driver on a real RabbitMQ', () => {
     assert.ok(Date.now() - pushedAt >= 1900, 'not before its delay');
     assert.equal(later!.item.id, 'later');
     await later!.ack();
+    assert.equal((await d.state()).delayed, 0);
+    await d.push(job('dropped-later', 'delays', { delaySeconds: 1 }));
+    const [dropped] = await queue.take(1);
+    await dropped!.nackWithOptions(false, 0);
+    assert.equal((await d.state()).delayed, 0, 'a dropped delayed job is no longer counted');
   });
 
   it('delays on a fanout exchange without copying jobs into the delay queue', async () => {

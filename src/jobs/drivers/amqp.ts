@@ -601,6 +601,8 @@ class AmqpDeliveredJob implements DeliveredJob {
   async nackWithOptions(redeliver: boolean, delaySeconds: number): Promise<void> {
     this.driver.checkNotStopped();
     if (redeliver && delaySeconds > 0) return this.requeue({}, delaySeconds);
+    // a dropped delayed job is done; one the broker hands out again is counted when that delivery settles
+    if (!redeliver) this.countDelayDone();
     this.send('nack', () => this.channel.nack(this.message, false, redeliver));
   }
 
