@@ -314,6 +314,17 @@ describe('amqp driver on a real RabbitMQ', () => {
     await channel.close();
   });
 
+  it('declares the queue with queue_headers as its arguments (a Declare map sends them as JSON)', async () => {
+    const { driver: d } = await driver(
+      broker,
+      'capped',
+      { queue: 'capped-q', routing_key: 'capped', queue_headers: '{"x-max-length":2}', exclusive: 'false' },
+      { declared: true },
+    );
+    for (let i = 0; i < 5; i++) await d.push(job(`c-${i}`, 'capped'));
+    assert.equal((await d.state()).active, 2, 'x-max-length keeps the newest two');
+  });
+
   it('refuses what RoadRunner refuses, with its texts', async () => {
     const { driver: noQueue } = await driver(broker, 'no-queue', { routing_key: 'x' });
     await assert.rejects(noQueue.run(), { message: 'empty queue name, consider adding the queue name to the AMQP configuration' });
