@@ -73,7 +73,6 @@ const ROADRUNNER_PLUGINS: Readonly<Record<string, string>> = {
   fileserver: 'fileserver',
   otel: 'otel (OpenTelemetry)',
   redis: 'redis',
-  amqp: 'amqp (jobs driver)',
   nats: 'nats (jobs driver)',
   beanstalk: 'beanstalk (jobs driver)',
   sqs: 'sqs (jobs driver)',
@@ -227,6 +226,15 @@ export const CONFIG_KEYS: KeyTable = {
     ...LOG_CHANNEL,
     channels: { kind: 'named', doc: 'per-logger settings (http, server, rpc, ...) inheriting the keys they lack', each: LOG_CHANNEL },
   }),
+  amqp: section("the jobs amqp driver's broker (docs/jobs-amqp.md)", {
+    addr: value('string', 'amqp://user:password@host:port/vhost (default amqp://guest:guest@127.0.0.1:5672/)'),
+    tls: section('TLS to the broker', {
+      key: value('string', 'client key file'),
+      cert: value('string', 'client certificate file'),
+      root_ca: value('string', "CA file that verifies the broker's certificate"),
+      client_auth_type: value('string', 'as http.ssl.client_auth_type'),
+    }),
+  }),
   status: section('the health endpoint', {
     address: value('string', 'host:port'),
     unavailable_status_code: value('uint', 'default 503'),
@@ -266,8 +274,11 @@ export const CONFIG_KEYS: KeyTable = {
       kind: 'named',
       doc: 'the pipelines created at start, by name',
       each: {
-        driver: value('string', 'memory or boltdb (amqp when built in)', { known: ['memory', 'amqp', 'boltdb'] }),
-        config: value('map', "the driver's keys (memory: priority, prefetch; boltdb: file, priority, prefetch, permissions)"),
+        driver: value('string', 'memory, amqp or boltdb', { known: ['memory', 'amqp', 'boltdb'] }),
+        config: value(
+          'map',
+          "the driver's keys (memory: priority, prefetch; amqp: queue, exchange, routing_key, ...; boltdb: file, priority, prefetch, permissions)",
+        ),
       },
     },
     consume: value('list', 'pipelines that consume from the start; the others wait for jobs.Resume'),

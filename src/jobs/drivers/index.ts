@@ -4,6 +4,7 @@ import type { DriverFactory } from '../driver.js';
 
 export const DRIVERS: Readonly<Record<string, () => Promise<DriverFactory>>> = {
   memory: () => import('./memory.js').then((m) => m.memoryDriver),
+  amqp: () => import('./amqp.js').then((m) => m.createAmqpDriver),
   boltdb: () => import('./boltdb.js').then((m) => m.boltdbDriverFactory),
 };
 
