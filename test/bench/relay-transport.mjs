@@ -1,0 +1,115 @@
+// CPU per job of the relay's transport to a PHP worker: what libuv gives `spawn` for stdio 'pipe' (an AF_UNIX
+// socketpair) against real pipes (FIFOs), each job one write of a frame-sized message and one read of the answer.
+// Runs W php echo children at once (as the pool does), the two transports in turns; prints Node's CPU per job and
+// the children's. No HTTP: the number is only the transport's share of the front's cost.
+//
+//   node test/bench/relay-transport.mjs [--rounds 3] [--jobs 40000] [--workers 4] [--job-bytes 700] [--answer-bytes 300]
+import { spawn, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { cleanup, cpuMsBetween, groupTicks, makeTempDir, median, runMain, trackedPids } from './lib.mjs';
+
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+  const i = args.indexOf(name);
+  return i === -1 ? fallback : Number(args[i + 1]);
+};
+const ROUNDS = option('--rounds', 3);
+const JOBS = option('--jobs', 40_000);
+const WORKERS = option('--workers', 4);
+const JOB_BYTES = option('--job-bytes', 700);
+const ANSWER_BYTES = option('--answer-bytes', 300);
+
+// Reads one whole job, writes one answer, forever: the PHP side's least possible work.
+const ECHO_PHP = `
+$in = fopen('php://stdin', 'rb'); $out = fopen('php://stdout', 'wb');
+$answer = str_repeat('a', ${ANSWER_BYTES});
+for (;;) {
+  $need = ${JOB_BYTES};
+  while ($need > 0) { $got = fread($in, $need); if ($got === false || $got === '') exit(0); $need -= strlen($got); }
+  fwrite($out, $answer); fflush($out);
+}`;
+
+/** One child on stdio 'pipe': libuv makes each a socketpair. */
+function socketpairChild() {
+  const child = spawn('php', ['-r', ECHO_PHP], { stdio: ['pipe', 'pipe', 'inherit'] });
+  trackedPids.add(child.pid);
+  return { child, input: child.stdout, output: child.stdin };
+}
+
+/** One child whose stdin and stdout are FIFOs (real pipes); Node holds its ends as non-blocking net.Sockets. */
+function fifoChild(dir, n) {
+  const jobs = path.join(dir, `jobs-${n}`);
+  const answers = path.join(dir, `answers-${n}`);
+  execFileSync('mkfifo', [jobs, answers]);
+  // O_RDWR never blocks on a FIFO (Linux); each side opens its own description, so O_NONBLOCK stays on Node's.
+  const ours = {
+    jobs: fs.openSync(jobs, fs.constants.O_RDWR | fs.constants.O_NONBLOCK),
+    answers: fs.openSync(answers, fs.constants.O_RDWR | fs.constants.O_NONBLOCK),
+  };
+  const theirs = { jobs: fs.openSync(jobs, fs.constants.O_RDWR), answers: fs.openSync(answers, fs.constants.O_RDWR) };
+  const child = spawn('php', ['-r', ECHO_PHP], { stdio: [theirs.jobs, theirs.answers, 'inherit'] });
+  trackedPids.add(child.pid);
+  fs.closeSync(theirs.jobs);
+  fs.closeSync(theirs.answers);
+  const output = new net.Socket({ fd: ours.jobs, readable: false, writable: true });
+  const input = new net.Socket({ fd: ours.answers, readable: true, writable: false });
+  return { child, input, output };
+}
+
+/** Runs `jobs` round trips spread over the workers, as fast as they answer; Node's and the children's CPU. */
+async function measure(workers, jobs) {
+  const job = Buffer.alloc(JOB_BYTES, 'j');
+  let sent = 0;
+  let done = 0;
+  const pids = workers.map((w) => w.child.pid);
+  const beforeTicks = groupTicks(pids);
+  const beforeCpu = process.cpuUsage();
+  await new Promise((resolve) => {
+    for (const w of workers) {
+      let got = 0;
+      w.input.removeAllListeners('data');
+      w.input.on('data', (chunk) => {
+        got += chunk.length;
+        while (got >= ANSWER_BYTES) {
+          got -= ANSWER_BYTES;
+          if (++done === jobs) resolve();
+          else if (sent < jobs) {
+            sent++;
+            w.output.write(job);
+          }
+        }
+      });
+      sent++;
+      w.output.write(job);
+    }
+  });
+  const cpu = process.cpuUsage(beforeCpu);
+  const php = cpuMsBetween(beforeTicks, groupTicks(pids));
+  return { nodeUs: (cpu.user + cpu.system) / jobs, nodeSysUs: cpu.system / jobs, phpUs: (php.ms * 1000) / jobs };
+}
+
+async function main() {
+  const dir = makeTempDir('rrts-relay-transport-');
+  const kinds = {
+    socketpair: Array.from({ length: WORKERS }, () => socketpairChild()),
+    fifo: Array.from({ length: WORKERS }, (_, i) => fifoChild(dir, i)),
+  };
+  const results = { socketpair: [], fifo: [] };
+  for (const k of Object.keys(kinds)) await measure(kinds[k], 2000); // warm up both
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = r % 2 === 0 ? ['socketpair', 'fifo'] : ['fifo', 'socketpair'];
+    for (const k of order) results[k].push(await measure(kinds[k], JOBS));
+  }
+  const fmt = (xs, f) => `${median(xs.map(f)).toFixed(1)} (${Math.min(...xs.map(f)).toFixed(1)}-${Math.max(...xs.map(f)).toFixed(1)})`;
+  console.log(`${WORKERS} workers, ${JOBS} jobs per round, ${ROUNDS} rounds; job ${JOB_BYTES} B, answer ${ANSWER_BYTES} B; us per job, median (min-max)`);
+  for (const k of Object.keys(results)) {
+    const xs = results[k];
+    console.log(`${k.padEnd(11)} node ${fmt(xs, (x) => x.nodeUs)}  of which sys ${fmt(xs, (x) => x.nodeSysUs)}  php ${fmt(xs, (x) => x.phpUs)}`);
+  }
+  for (const k of Object.keys(kinds)) for (const w of kinds[k]) w.output.destroy();
+  await cleanup();
+}
+
+runMain(main);
