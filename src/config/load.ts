@@ -15,6 +15,7 @@ import { SectionReader } from './reader.js';
 import type { SectionContext } from './sections/context.js';
 import { readHttp } from './sections/http.js';
 import { readJobs } from './sections/jobs.js';
+import { readAmqp } from './sections/amqp.js';
 import { readLogs } from './sections/logs.js';
 import { readServer } from './sections/server.js';
 import { parsePhpCommand } from './php-command.js';
@@ -62,6 +63,7 @@ export function loadConfig(opts: LoadOptions): Config {
     metrics: readMetrics(root),
     endure: readEndure(root, ctx),
     jobs: readJobs(root, ctx),
+    amqp: readAmqp(root),
     warnings: [...new Set(warnings)],
   };
   checkForkCommand(root, config);

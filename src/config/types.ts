@@ -248,8 +248,17 @@ export interface Config {
   endure: EndureConfig;
   /** null when there is no jobs section (the plugin is off). */
   jobs: JobsConfig | null;
+  /** the global amqp section of the jobs amqp driver; null when absent */
+  amqp: AmqpConfig | null;
   /** Messages to log once at start (unsupported sections, ignored keys). */
   warnings: readonly string[];
+}
+
+/** The global `amqp:` section: the broker of every amqp pipeline. */
+export interface AmqpConfig {
+  addr: string;
+  /** TLS to the broker; on when key and cert are set */
+  tls: { key: string; cert: string; rootCa: string; clientAuthType: string } | null;
 }
 
 export interface LoadOptions {

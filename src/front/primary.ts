@@ -1,7 +1,7 @@
 // The primary's side of http.front.processes > 1: starts the front processes with node:cluster (they share the
 // listening sockets), replaces one that dies, and stands in for them as the `http` plugin: informer, resetter,
 // /health, /ready and /metrics ask every front over IPC and merge the answers (docs/front.md).
-import cluster, { type Worker as ClusterWorker } from 'node:cluster';
+import type { Worker as ClusterWorker } from 'node:cluster';
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
 import type { HasMetrics, HasStatus, HasWorkers, MetricsJson, Plugin, Resettable, WorkerState } from '../plugin.js';
+import { forkClusterWorker } from '../system/children.js';
 import { procStat } from '../system/proc.js';
 import type { WorkerRecipe } from '../spawn/spawner.js';
 import { delay, settlesWithin } from '../time.js';
@@ -89,12 +90,11 @@ export class FrontProcesses implements Plugin, HasWorkers, Resettable, HasStatus
 
   /** Start every front; resolves when all serve, rejects with the first one's failure. */
   async serve(): Promise<void> {
-    cluster.setupPrimary({ exec: ENTRY, args: [], serialization: 'advanced' });
     await Promise.all(this.slots.map((slot) => this.startSlot(slot)));
   }
 
   private startSlot(slot: FrontSlot): Promise<void> {
-    const worker = cluster.fork();
+    const worker = forkClusterWorker({ exec: ENTRY, args: [], serialization: 'advanced' });
     slot.worker = worker;
     slot.pid = worker.process.pid ?? 0;
     slot.serving = false;

@@ -151,7 +151,11 @@ export function runFront(): void {
         front.start(msg.config, msg.index).then(
           () => send({ t: 'started', address: front.address, tlsAddress: front.tlsAddress }),
           // its workers stop before the primary hears of it: no worker is left to be restarted by a pool that failed
-          (err: Error) => void front.stop(1000).finally(() => send({ t: 'failed', error: err.message })),
+          (err: Error) =>
+            void front.stop(1000).finally(() => {
+              front.killAll(); // a worker whose start was under way when the pool stopped
+              send({ t: 'failed', error: err.message });
+            }),
         );
         break;
       case 'call':
@@ -162,7 +166,10 @@ export function runFront(): void {
         break;
       case 'stop':
         front.stop(msg.graceMs).then(
-          () => process.send?.({ t: 'stopped' } satisfies FromFront, undefined, undefined, () => process.exit(0)),
+          () => {
+            front.killAll(); // nothing outlives the front: a worker whose start was under way when its pool stopped
+            process.send?.({ t: 'stopped' } satisfies FromFront, undefined, undefined, () => process.exit(0));
+          },
           (err: Error) => {
             front.logError(`error while stopping: ${err.message}`);
             front.killAll();

@@ -1,6 +1,8 @@
-// Every process rrts starts goes through spawnChild (exec workers, fork roots, on_init): its pid is known from the
+// Every process rrts starts goes through spawnChild (exec workers, fork roots, on_init) or forkClusterWorker (the
+// HTTP front processes): its pid is known from the
 // spawn until Node collected its exit, as are the forked workers the fork reaper watches. Their exit status belongs
 // to libuv or to the fork reaper, so the orphan reaper must never waitpid them. A forced exit SIGKILLs the spawned ones.
+import cluster, { type ClusterSettings, type Worker as ClusterWorker } from 'node:cluster';
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions, type SpawnSyncOptionsWithStringEncoding, type SpawnSyncReturns } from 'node:child_process';
 
 const known = new Set<number>();
@@ -62,6 +64,25 @@ export function spawnChild(command: string, args: readonly string[], options: Sp
     });
   }
   return child;
+}
+
+/**
+ * cluster.fork with these settings, registered as spawnChild registers: a front process that the orphan reaper
+ * collected would never tell cluster it exited, and a forced exit must kill it too.
+ */
+export function forkClusterWorker(settings: ClusterSettings): ClusterWorker {
+  cluster.setupPrimary(settings);
+  const worker = cluster.fork();
+  const pid = worker.process.pid;
+  if (pid !== undefined) {
+    registerChild(pid);
+    spawnedByNode.set(pid, false);
+    worker.process.once('exit', () => {
+      unregisterChild(pid);
+      spawnedByNode.delete(pid);
+    });
+  }
+  return worker;
 }
 
 /** child_process.spawnSync: it collects its child before it returns, while no sweep can run, so nothing to register. */

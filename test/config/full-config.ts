@@ -111,13 +111,16 @@ metrics:
       objectives: {0.5: 0.05}
       namespace: app
       subsystem: web
+amqp:
+  addr: amqp://guest:guest@127.0.0.1:5672/
+  tls: {key: client.key, cert: client.crt, root_ca: ca.crt, client_auth_type: no_client_certs}
 endure:
   grace_period: 30s
   print_graph: false
   log_level: error
   watchdog_sec: 0
 jobs:
-  pool: {num_workers: 2, command: php consumer.php, supervisor: {watch_tick: 1s, ttl: 0s, idle_ttl: 0s, max_worker_memory: 128, exec_ttl: 0s}}
+  pool: {num_workers: 2, command: php consumer.php, supervisor: {watch_tick: 1s, ttl: 0s, idle_ttl: 0s, max_worker_memory: 128, exec_ttl: 0s}, dynamic_allocator: {max_workers: 2, spawn_rate: 1, idle_timeout: 30s, scale_on_wait: 5ms}}
   timeout: 60
   pipeline_size: 1000
   options: {parallelism: 2}

@@ -11,6 +11,7 @@ import { CONFIG_KEYS, closestKey, editDistance, type KeyTable } from '../../src/
 import { SectionReader } from '../../src/config/reader.js';
 import type { SectionContext } from '../../src/config/sections/context.js';
 import { readHttp } from '../../src/config/sections/http.js';
+import { readAmqp } from '../../src/config/sections/amqp.js';
 import { readJobs } from '../../src/config/sections/jobs.js';
 import { readLogs } from '../../src/config/sections/logs.js';
 import { readServer } from '../../src/config/sections/server.js';
@@ -305,6 +306,7 @@ describe('the key table and the section readers', () => {
       readMetrics,
       readEndure,
       readJobs,
+      readAmqp,
     ];
     for (const read of readers) read(root, ctx);
     assert.deepEqual(ctx.warnings, []);

@@ -2,7 +2,6 @@
 // and cleans up every process it started, by pid.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -11,25 +10,16 @@ import { assertValidConfig } from '../support/schema.js';
 import { sleep } from '../support/sleep.js';
 import { BIN, FIXTURE, ROOT } from '../support/paths.js';
 import { alive, childrenOf, isForkRoot, isForkSpare, killQuietly } from '../support/processes.js';
+import { freePort } from '../support/ports.js';
 
 // the integration tests took these from here
-export { ROOT, BIN, FIXTURE, childrenOf, isForkSpare, isForkRoot, alive, killQuietly, procStat, sleep };
+export { ROOT, BIN, FIXTURE, childrenOf, isForkSpare, isForkRoot, alive, killQuietly, procStat, sleep, freePort };
 
 export type Relay = 'pipes' | 'unix' | 'tcp';
 export type Mode = 'exec' | 'fork';
 /** Every pool test runs in both modes. */
 export const MODES: Mode[] = ['exec', 'fork'];
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 type Obj = Record<string, unknown>;
 function isObj(v: unknown): v is Obj {

@@ -91,7 +91,7 @@ describe('pool recycling', () => {
     }
   });
 
-  test("the supervisor's mark retires an idle worker at once and a busy one after its job; both are replaced", async () => {
+  test("the supervisor's marks: idle_ttl retires an idle worker at once; max_worker_memory replaces a busy one first, it leaves after its job", async () => {
     const fake = fakeSpawner();
     const pool = new WorkerPool('http', poolConfig({ numWorkers: 2 }), fake.spawner, silent);
     await pool.start();
@@ -100,17 +100,18 @@ describe('pool recycling', () => {
       const idle = fake.workers.find((w) => w !== busy)!;
       const worker = (php: FakePhp) => pool.list().find((w) => w.pid === php.pid)!;
 
-      pool.markForRetirement(worker(idle), WorkerState.TTLReached);
+      pool.markForRetirement(worker(idle), WorkerState.IdleTTLReached);
       await until(() => !idle.alive && fake.workers.length === 3, 'the idle worker to leave and a replacement to start');
 
-      const busyWorkerInPool = worker(busy);
-      pool.markForRetirement(busyWorkerInPool, WorkerState.MaxMemoryReached);
-      assert.equal(busyWorkerInPool.state, WorkerState.Invalid, 'a busy worker is only flagged');
-      assert.ok(busy.alive, 'and keeps running its job');
+      pool.markForRetirement(worker(busy), WorkerState.MaxMemoryReached);
+      await until(() => fake.workers.length === 4, 'the replacement of the busy worker to start before it leaves');
+      await until(() => pool.list().some((w) => w.pid === fake.workers[3]!.pid), 'the replacement to serve');
+      assert.ok(busy.alive, 'the busy worker keeps running its job');
       busy.answer('done');
       assert.equal(await job1, 'done');
-      await until(() => !busy.alive && fake.workers.length === 4, 'the busy worker to leave after its job and a replacement to start');
+      await until(() => !busy.alive, 'the busy worker to leave after its job');
       assert.equal(busy.killed || idle.killed, false, 'both left on the stop control');
+      assert.equal(fake.workers.length, 4, 'no other replacement was started');
       assert.deepEqual(
         pool
           .list()

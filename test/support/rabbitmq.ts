@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
-import { freePort } from '../integration/harness.js';
+import { freePort } from './ports.js';
 
 /** Where Debian's package puts the real start script (/usr/sbin/rabbitmq-server only wraps it with su and a cd). */
 const SERVER_SCRIPT = '/usr/lib/rabbitmq/bin/rabbitmq-server';
