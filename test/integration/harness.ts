@@ -20,7 +20,6 @@ export type Mode = 'exec' | 'fork';
 /** Every pool test runs in both modes. */
 export const MODES: Mode[] = ['exec', 'fork'];
 
-
 type Obj = Record<string, unknown>;
 function isObj(v: unknown): v is Obj {
   return v !== null && typeof v === 'object' && !Array.isArray(v);

@@ -88,7 +88,7 @@ describe('spawnChild is the only way rrts starts a process', () => {
     const reviewed: Record<string, string> = {
       commander: 'spawns only for executable subcommands, which rrts does not declare',
       pidusage: "supervisor.ts calls it only off Linux, where there is no orphan reaper (it runs 'getconf' or 'ps')",
-      'prom-client': "imports cluster for AggregatorRegistry, which messages the front processes and never forks",
+      'prom-client': 'imports cluster for AggregatorRegistry, which messages the front processes and never forks',
     };
     const imported = new Set<string>();
     for (const file of sourceFiles(compiled)) {
