@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, isAlias, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { isPlainMap, type PlainMap } from './coerce.js';
+import { goYamlNumber } from './go-yaml-int.js';
 
 /** Where a value came from: a line of a file, or a -o flag. */
 export interface Origin {
@@ -77,10 +78,13 @@ export function readConfigFile(path: string, label: string): ConfigSource {
   return parseConfigText(text, label);
 }
 
-/** YAML 1.2 (JSON is a subset), with `<<` merge keys and anchors as RoadRunner's YAML reader allows them. */
+/**
+ * YAML 1.2 (JSON is a subset), with `<<` merge keys and anchors as RoadRunner's YAML reader allows them, and numbers
+ * as it resolves them (`0755` is octal: go-yaml-int.ts).
+ */
 export function parseConfigText(text: string, label: string): ConfigSource {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, merge: true });
+  const doc = parseDocument(text, { lineCounter, merge: true, customTags: (tags) => [goYamlNumber, ...tags] });
   const [firstError] = doc.errors;
   if (firstError) {
     const line = firstError.linePos?.[0].line;

@@ -349,10 +349,10 @@ describe('boltdb: prefetch, pause and resume', () => {
 });
 
 describe('boltdb: the file', () => {
-  test('file defaults to rr.db in the config file\u2019s directory; permissions 0755 read as YAML 1.2 (755) is octal', async () => {
+  test('file defaults to rr.db in the config file\u2019s directory; permissions are the number the loader read', async () => {
     const dir = tempDir();
     const umask = process.umask();
-    const { driver } = await openDriver(dir, { config: { permissions: 755 } });
+    const { driver } = await openDriver(dir, { config: { permissions: 0o755 } });
     await driver.stop();
     assert.ok(existsSync(join(dir, 'rr.db')));
     assert.equal(statSync(join(dir, 'rr.db')).mode & 0o777, 0o755 & ~umask);

@@ -33,13 +33,9 @@ function parseOctal(text: string): number | null {
   return /^[+-]?[0-7]+$/.test(text) ? parseInt(text, 8) : null;
 }
 
-/** A number in the file is a mode, except a decimal that is really a YAML 1.1 octal the loader read as YAML 1.2. */
+/** A number in the file is the mode itself: the loader reads `0755` as octal, as RoadRunner's YAML reader does. */
 function modeFromNumber(value: number): number | null {
-  if (!Number.isSafeInteger(value) || value < 0) return null;
-  // `permissions: 0755` reaches us as 755 from a YAML 1.2 reader (yaml.v3 reads 0755 as 493); no one means the
-  // setuid, setgid or sticky bits on a database file, so a value above 0777 written in octal digits is octal
-  if (value > 0o777 && /^[0-7]+$/.test(String(value))) return parseInt(String(value), 8);
-  return value <= MAX_MODE ? value : null;
+  return Number.isSafeInteger(value) && value >= 0 && value <= MAX_MODE ? value : null;
 }
 
 /** mapstructure's weak decoding of a string into an int: strconv.ParseInt(text, 0, 64) (0755 octal, 0x1ed hex). */
