@@ -89,7 +89,7 @@ describe('amqp driver across a broker restart', () => {
       );
       await assert.rejects(
         quitter.driver.push(job('still-down', 'quitter')),
-        /^Error: amqp pipeline quitter: cannot connect to amqp:\/\/guest:\*\*\*@127\.0\.0\.1:\d+\/: connect ECONNREFUSED/,
+        /^JobsDriverError: amqp pipeline quitter: cannot connect to amqp:\/\/guest:\*\*\*@127\.0\.0\.1:\d+\/: connect ECONNREFUSED/,
       );
 
       await broker.startServer();

@@ -77,7 +77,7 @@ describe('amqp driver over TLS', () => {
       const amqp = { addr: `amqps://guest:guest@127.0.0.1:${broker.tlsPort}/`, tls: { key: certs.clientKey, cert: certs.clientCert, root_ca: strangers.ca } };
       await assert.rejects(
         makeDriver(broker, 'tls-stranger', { queue: 'tls-q', routing_key: 'tls' }, { amqp }),
-        /^Error: amqp pipeline tls-stranger: cannot connect to amqps:.*(certificate|self.signed)/,
+        /^JobsDriverError: amqp pipeline tls-stranger: cannot connect to amqps:.*(certificate|self.signed)/,
       );
     } finally {
       fs.rmSync(other, { recursive: true, force: true });

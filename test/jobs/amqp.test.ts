@@ -309,7 +309,7 @@ describe('amqp driver on a real RabbitMQ', () => {
     await channel.deleteExchange('gone-x');
     await assert.rejects(
       d.push(job('after', 'gone')),
-      /^Error: amqp pipeline gone: push of job after failed: the broker closed the publish channel: .*NOT_FOUND - no exchange 'gone-x'/,
+      /^JobsDriverError: amqp pipeline gone: push of job after failed: the broker closed the publish channel: .*NOT_FOUND - no exchange 'gone-x'/,
     );
     await channel.close();
   });
