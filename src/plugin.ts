@@ -2,6 +2,7 @@
 // informer and metrics read HasWorkers, the resetter Resettable, the status plugin HasStatus (docs/architecture.md).
 // Capabilities are async so a plugin's workers may live in another process and answer through a proxy.
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { PipelineState } from './jobs/driver.js';
 
 export interface Plugin {
   /** the config section's key; RPC clients and /health?plugin= name the plugin by it */
@@ -84,18 +85,8 @@ export interface HasPipelines {
   pipelineStates(): Promise<PipelineReport[]>;
 }
 
-/** A pipeline as informer.Jobs and GET /jobs report it. */
-export interface PipelineReport {
-  pipeline: string;
-  driver: string;
-  queue: string;
-  active: number;
-  delayed: number;
-  reserved: number;
-  ready: boolean;
-  priority: number;
-  errorMessage: string;
-}
+/** A pipeline as informer.Jobs and GET /jobs report it: a driver's state, its error text always present. */
+export type PipelineReport = Required<PipelineState>;
 
 export function hasPipelines(plugin: object): plugin is HasPipelines {
   return typeof (plugin as Partial<HasPipelines>).pipelineStates === 'function';

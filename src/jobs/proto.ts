@@ -2,6 +2,7 @@
 // at start-up by protobufjs from the schema text below (written from the reference, no generated code), and the
 // plain shapes the plugin works with after decoding.
 import protobuf from 'protobufjs';
+import type { PipelineState } from './driver.js';
 
 const JOBS_V1_PROTO = `
 syntax = "proto3";
@@ -90,13 +91,5 @@ export interface Pipelines {
   pipelines: string[];
 }
 
-export interface ProtoStat {
-  pipeline: string;
-  driver: string;
-  queue: string;
-  active: number;
-  delayed: number;
-  reserved: number;
-  ready: boolean;
-  priority: number;
-}
+/** jobs.v1.Stat: a driver's PipelineState without its error text. */
+export type ProtoStat = Omit<PipelineState, 'errorMessage'>;
