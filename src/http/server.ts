@@ -25,8 +25,8 @@ import {
 } from '../errors.js';
 import { Flag } from '../goridge/flags.js';
 import type { WorkerPool } from '../pool/pool.js';
-import { readinessOf, statusOf, workerStates } from '../pool/capabilities.js';
-import type { HasStatus, HasWorkers, Plugin, Resettable, WorkerState } from '../plugin.js';
+import { PoolPlugin } from '../pool/capabilities.js';
+import type { Plugin } from '../plugin.js';
 import { buildRequestPayload, clientIp, type RequestPayload } from './request.js';
 import { ResponseWriter } from './response.js';
 import { GO_MAX_HEADER_BYTES, goRefusalOf, isRefused, listenOnAddress, refuseConnection, refuseMalformedRequests } from '../listen.js';
@@ -46,7 +46,8 @@ type Listener = net.Server;
  */
 const NODE_HTTP1 = process.env.RRTS_HTTP1 === 'node';
 
-export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
+/** The http section: its listeners and middleware in front of its worker pool, whose capabilities it has (PoolPlugin). */
+export class HttpPlugin extends PoolPlugin implements Plugin {
   readonly name = 'http';
   /** Listening servers: the plain one (http.address) first, then the TLS one. */
   private listeners: Listener[] = [];
@@ -66,11 +67,13 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
 
   constructor(
     private readonly config: HttpConfig,
-    readonly pool: WorkerPool,
+    pool: WorkerPool,
     private readonly log: Logger,
     /** server.user's uid/gid, so the workers can read the upload temp files; null when they run as rrts's user. */
     private readonly uploadOwner: Identity | null = null,
-  ) {}
+  ) {
+    super(pool);
+  }
 
   /** The bound plain address (useful with port 0); the TLS one when only https is configured. */
   get address(): AddressInfo | null {
@@ -128,36 +131,6 @@ export class HttpPlugin implements Plugin, HasWorkers, Resettable, HasStatus {
     this.h1Fronts = [];
     this.plainServer = null;
     this.tlsServer = null;
-  }
-
-  // Capabilities (src/plugin.ts): the informer, resetter, status and metrics plugins reach the http pool through these.
-
-  get workerMode(): 'exec' | 'fork' {
-    return this.pool.mode;
-  }
-
-  workers(): Promise<WorkerState[]> {
-    return workerStates(this.pool);
-  }
-
-  addWorker(): Promise<void> {
-    return this.pool.addWorker();
-  }
-
-  removeWorker(): Promise<void> {
-    return this.pool.removeWorker();
-  }
-
-  reset(): Promise<void> {
-    return this.pool.reset();
-  }
-
-  async status(): Promise<number> {
-    return statusOf(this.pool);
-  }
-
-  async ready(): Promise<number> {
-    return readinessOf(this.pool);
   }
 
   private async listen(server: Listener, address: string): Promise<void> {

@@ -5,8 +5,8 @@ import type { Logger } from 'pino';
 import type { JobsConfig, JobsPipelineEntry } from '../config/types.js';
 import { Flag } from '../goridge/flags.js';
 import { JobsDriverError, JobsStartError } from '../errors.js';
-import type { HasPipelines, HasStatus, HasWorkers, PipelineReport, Plugin, Resettable, WorkerState } from '../plugin.js';
-import { readinessOf, statusOf, workerStates } from '../pool/capabilities.js';
+import type { HasPipelines, PipelineReport, Plugin } from '../plugin.js';
+import { PoolPlugin } from '../pool/capabilities.js';
 import type { WorkerPool } from '../pool/pool.js';
 import { settlesWithin } from '../time.js';
 import type { ReplyChunk } from '../worker/worker.js';
@@ -33,7 +33,7 @@ export interface JobsCounters {
   pushErr: number;
 }
 
-export class JobsPlugin implements Plugin, HasWorkers, Resettable, HasStatus, HasPipelines {
+export class JobsPlugin extends PoolPlugin implements Plugin, HasPipelines {
   readonly name = 'jobs';
   readonly queue: PriorityJobQueue;
   readonly pipelines = new Map<string, PipelineEntry>();
@@ -47,16 +47,13 @@ export class JobsPlugin implements Plugin, HasWorkers, Resettable, HasStatus, Ha
 
   constructor(
     readonly config: JobsConfig,
-    readonly pool: WorkerPool,
+    pool: WorkerPool,
     private readonly log: Logger,
     /** the config's top-level sections (amqp reads its global one) and the working directory */
     private readonly env: { globalConfig: Record<string, unknown>; workDir: string },
   ) {
+    super(pool);
     this.queue = new PriorityJobQueue(config.pipelineSize);
-  }
-
-  get workerMode(): 'exec' | 'fork' {
-    return this.pool.mode;
   }
 
   /**
@@ -236,32 +233,6 @@ export class JobsPlugin implements Plugin, HasWorkers, Resettable, HasStatus, Ha
     } catch (err) {
       this.log.error({ id: job.item.id, pipeline: job.item.pipeline }, `jobs: cannot settle job ${job.item.id}: ${(err as Error).message}`);
     }
-  }
-
-  // Capabilities (src/plugin.ts)
-
-  workers(): Promise<WorkerState[]> {
-    return workerStates(this.pool);
-  }
-
-  addWorker(): Promise<void> {
-    return this.pool.addWorker();
-  }
-
-  removeWorker(): Promise<void> {
-    return this.pool.removeWorker();
-  }
-
-  reset(): Promise<void> {
-    return this.pool.reset();
-  }
-
-  async status(): Promise<number> {
-    return statusOf(this.pool);
-  }
-
-  async ready(): Promise<number> {
-    return readinessOf(this.pool);
   }
 
   async pipelineStates(): Promise<PipelineReport[]> {

@@ -1,6 +1,6 @@
 // What a plugin that owns a worker pool answers through its capabilities (src/plugin.ts): the workers as the
 // informer reports them, and the pool's liveness and readiness as the status plugin reports them.
-import type { WorkerState } from '../plugin.js';
+import type { HasStatus, HasWorkers, Resettable, WorkerState } from '../plugin.js';
 import { WorkerState as Lifecycle } from '../worker/state.js';
 import { describeWorkers } from './info.js';
 import type { WorkerPool } from './pool.js';
@@ -43,4 +43,42 @@ export async function workerStates(pool: Pick<WorkerPool, 'list' | 'mode' | 'mas
     if (extra.has(w.pid)) state.dynamic = true;
     return state;
   });
+}
+
+/**
+ * The capabilities of a plugin that owns one worker pool, every one answered by the pool: the http and jobs plugins
+ * extend it, so informer, resetter, status and metrics see every pool the same way.
+ */
+export abstract class PoolPlugin implements HasWorkers, Resettable, HasStatus {
+  abstract readonly name: string;
+
+  constructor(readonly pool: WorkerPool) {}
+
+  get workerMode(): 'exec' | 'fork' {
+    return this.pool.mode;
+  }
+
+  workers(): Promise<WorkerState[]> {
+    return workerStates(this.pool);
+  }
+
+  addWorker(): Promise<void> {
+    return this.pool.addWorker();
+  }
+
+  removeWorker(): Promise<void> {
+    return this.pool.removeWorker();
+  }
+
+  reset(): Promise<void> {
+    return this.pool.reset();
+  }
+
+  async status(): Promise<number> {
+    return statusOf(this.pool);
+  }
+
+  async ready(): Promise<number> {
+    return readinessOf(this.pool);
+  }
 }

@@ -7,6 +7,7 @@ import { join, relative } from 'node:path';
 import { loadConfig, type Config, type LoadOptions } from '../../src/config/index.js';
 import { ConfigError } from '../../src/errors.js';
 import { loadYaml, loadYamlError, writeConfig, writeFiles } from './tmp.js';
+import { poolConfig } from '../support/pool-config.js';
 
 const MB = 1024 * 1024;
 
@@ -43,19 +44,7 @@ describe('defaults', () => {
       middleware: [],
       trustedSubnets: [],
       uploads: { dir: tmpdir(), forbid: [], allow: [] },
-      pool: {
-        debug: false,
-        command: null,
-        numWorkers: 3,
-        maxJobs: 0,
-        maxQueueSize: 0,
-        allocateTimeout: 60_000,
-        resetTimeout: 60_000,
-        streamTimeout: 60_000,
-        destroyTimeout: 60_000,
-        supervisor: null,
-        dynamicAllocator: null,
-      },
+      pool: poolConfig({ numWorkers: 3, destroyTimeout: 60_000 }),
       ssl: null,
       http2: { h2c: false, maxConcurrentStreams: 128 },
       noFreeWorkersCode: 500,

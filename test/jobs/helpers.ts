@@ -6,6 +6,7 @@ import type { JobsConfig } from '../../src/config/types.js';
 import type { DeliveredJob, JobHeaders, JobItem } from '../../src/jobs/driver.js';
 import { JobsPlugin } from '../../src/jobs/plugin.js';
 import type { WorkerPool } from '../../src/pool/pool.js';
+import { poolConfig } from '../support/pool-config.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -26,19 +27,7 @@ export function jobsVector(id: string): Vector & { bytes: Buffer } {
 
 export function jobsConfig(overrides: Partial<JobsConfig> = {}): JobsConfig {
   return {
-    pool: {
-      debug: false,
-      command: null,
-      numWorkers: 1,
-      maxJobs: 0,
-      maxQueueSize: 0,
-      allocateTimeout: 60_000,
-      resetTimeout: 60_000,
-      streamTimeout: 60_000,
-      destroyTimeout: 60_000,
-      supervisor: null,
-      dynamicAllocator: null,
-    },
+    pool: poolConfig({ destroyTimeout: 60_000 }),
     timeout: 60_000,
     pipelineSize: 1_000_000,
     parallelism: 10,
