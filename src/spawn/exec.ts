@@ -21,6 +21,7 @@ import { parsePhpCommand, type PhpCommand } from '../config/php-command.js';
 import { spawnChild } from '../system/children.js';
 import { delay, settlesWithin } from '../time.js';
 import { waitForStart } from './start-race.js';
+import { openWorkerPipes, workerPipesUnavailableReason, type WorkerPipes } from './exec-pipes.js';
 
 export interface ExecSpawnerOptions {
   command: readonly string[];
@@ -98,6 +99,8 @@ export class ExecSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
   private listener: SocketRelayListener | null = null;
   /** workers spawned and not yet exited (the forced exit kills them) */
   private readonly live = new Set<ChildHandle>();
+  /** real pipes cannot be made here: the workers get libuv's socketpairs */
+  private pipesUnavailable = false;
 
   constructor(private opts: ExecSpawnerOptions) {
     super();
@@ -146,32 +149,72 @@ export class ExecSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
 
   async spawnWorker(events: WorkerEvents): Promise<Worker> {
     const { command, env, cwd, log } = this.opts;
-    const child = spawnChild(command[0]!, command.slice(1), {
-      cwd,
-      env,
-      detached: true, // own process group: a terminal's Ctrl-C reaches rrts only
-      ...(this.opts.identity ?? {}),
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    const pid = await childPid(child, command);
+    const pipes = this.listener ? null : this.workerPipes();
+    const closePipes = (): void => {
+      pipes?.jobs.destroy();
+      pipes?.answers.destroy();
+    };
+    let child: ChildProcess;
+    try {
+      child = spawnChild(command[0]!, command.slice(1), {
+        cwd,
+        env,
+        detached: true, // own process group: a terminal's Ctrl-C reaches rrts only
+        ...(this.opts.identity ?? {}),
+        stdio: pipes ? [pipes.childStdin, pipes.childStdout, 'pipe'] : ['pipe', 'pipe', 'pipe'],
+      });
+    } catch (err) {
+      closePipes();
+      throw err;
+    } finally {
+      // the child has its copies once spawn returns (or there is no child)
+      pipes?.closeChildEnds();
+    }
+    let pid: number;
+    try {
+      pid = await childPid(child, command);
+    } catch (err) {
+      closePipes();
+      throw err;
+    }
     const handle = new ChildHandle(child, pid, log);
     this.live.add(handle);
     void handle.exited.then(() => this.live.delete(handle));
     try {
-      const relay = this.listener ? await this.socketHandshake(handle) : await this.pipeHandshake(handle);
+      const relay = this.listener ? await this.socketHandshake(handle) : await this.pipeHandshake(handle, pipes);
       handle.started();
       return new Worker(handle, relay, events, this.opts.streamTimeoutMs);
     } catch (err) {
       handle.started(); // an error that did not quote the start's output: log it rather than lose it
       handle.signal('SIGKILL');
       await handle.exited;
+      closePipes(); // ChildProcess closes only the stdio it made
       throw err;
     }
   }
 
-  private async pipeHandshake(handle: ChildHandle): Promise<FrameRelay> {
+  /**
+   * Real pipes for the next worker, or null for libuv's socketpairs where they cannot be made (no pipe2 in this
+   * posix-node build, or it failed): slower, the same for the worker.
+   */
+  private workerPipes(): WorkerPipes | null {
+    if (this.pipesUnavailable) return null;
+    const reason = workerPipesUnavailableReason();
+    try {
+      if (reason === null) return openWorkerPipes();
+      this.opts.log.info(`exec workers talk over socketpairs: ${reason}`);
+    } catch (err) {
+      // EMFILE and the like: this worker's start would fail anyway; the next ones try again
+      this.opts.log.warn({ err: (err as Error).message }, 'cannot make the pipes of a worker: it gets socketpairs');
+      return null;
+    }
+    this.pipesUnavailable = true;
+    return null;
+  }
+
+  private async pipeHandshake(handle: ChildHandle, pipes: WorkerPipes | null): Promise<FrameRelay> {
     const child = handle.child;
-    const relay = new FrameRelay('pipes', child.stdout!, child.stdin!);
+    const relay = pipes ? new FrameRelay('pipes', pipes.answers, pipes.jobs) : new FrameRelay('pipes', child.stdout!, child.stdin!);
     relay.send(pidRequest(process.pid));
     let frame: Frame;
     try {

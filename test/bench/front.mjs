@@ -24,6 +24,8 @@ import {
   cleanup,
   descendants,
   freePort,
+  groupTicks,
+  cpuMsBetween,
   log,
   makeTempDir,
   MiB,
@@ -91,7 +93,11 @@ async function round1(dir, processes, opts) {
     await runWrk(target, { threads: 2, connections: 32 }, { wrk: '1s', seconds: 1 }); // warm-up
     const phpPss = phpPids().reduce((sum, pid) => sum + (smapsRollup(pid)?.Pss ?? 0), 0); // after the warm-up
     const before = await informerWorkers(rpcPort, dir);
+    const ioBefore = syscallCounts(frontGroup);
+    const primaryBefore = groupTicks([rrts.pid]);
     const r = await runWrk(target, { threads: 2, connections: 32 }, opts.duration);
+    const primary = cpuMsBetween(primaryBefore, groupTicks([rrts.pid]));
+    const ioAfter = syscallCounts(frontGroup);
     const after = await informerWorkers(rpcPort, dir);
     const execsBefore = new Map(before.map((w) => [w.pid, w.numExecs]));
     const byFront = new Map(fronts.map((pid) => [pid, 0]));
@@ -109,6 +115,12 @@ async function round1(dir, processes, opts) {
       failed: r.non2xx + Object.values(r.socketErrors).reduce((a, b) => a + b, 0),
       shares: [...byFront.values()].map((n) => (total ? n / total : 0)),
       frontUsPerReq: r.cpu.frontUsPerReq,
+      // where a second front's extra CPU per request goes: more reads and writes per request (fewer requests per
+      // turn of each loop), more sleeps and wake-ups, or the primary
+      readsPerReq: r.requests ? (ioAfter.reads - ioBefore.reads) / r.requests : null,
+      writesPerReq: r.requests ? (ioAfter.writes - ioBefore.writes) / r.requests : null,
+      frontSwitchesPerReq: r.cpu.frontSwitchesPerReq,
+      primaryUsPerReq: processes > 1 && r.requests ? (primary.ms * 1000) / r.requests : 0,
       phpPss,
       roots: opts.fork ? childrenOf(rrts.pid).filter(isPhp).length : 0,
       otherCores: r.cpu.otherCores ?? null,
@@ -148,6 +160,22 @@ function peerInodes(own) {
     if (own.has(localInode) && peerInode) out.add(peerInode);
   }
   return out;
+}
+
+/** read and write system calls (readv/writev included) of these processes so far, from /proc/<pid>/io. */
+function syscallCounts(pids) {
+  let reads = 0;
+  let writes = 0;
+  for (const pid of pids) {
+    try {
+      const text = fs.readFileSync(`/proc/${pid}/io`, 'utf8');
+      reads += Number(/syscr:\s+(\d+)/.exec(text)?.[1] ?? 0);
+      writes += Number(/syscw:\s+(\d+)/.exec(text)?.[1] ?? 0);
+    } catch {
+      /* gone */
+    }
+  }
+  return { reads, writes };
 }
 
 function isPhp(pid) {
@@ -195,11 +223,14 @@ async function main() {
     String(r.failed),
     r.shares.map((s) => `${Math.round(s * 100)}%`).join(' / '),
     `${Math.round(r.frontUsPerReq)} µs`,
+    `${round(r.readsPerReq, 2)} / ${round(r.writesPerReq, 2)}`,
+    round(r.frontSwitchesPerReq, 2).toString(),
+    `${round(r.primaryUsPerReq, 1)} µs`,
     `${MiB(r.phpPss)} MiB${opts.fork ? ` (${r.roots} root)` : ''}`,
     r.otherCores === null ? '?' : round(r.otherCores, 2).toString(),
   ]);
   process.stdout.write(
-    `${table(['round', 'processes', 'req/s', 'p99', 'failed', 'share per front', 'front CPU/req', 'PHP side PSS', 'other load (cores)'], rows)}\n`,
+    `${table(['round', 'processes', 'req/s', 'p99', 'failed', 'share per front', 'front CPU/req', 'reads / writes per req', 'ctx sw/req', 'primary CPU/req', 'PHP side PSS', 'other load (cores)'], rows)}\n`,
   );
   const ratios = [];
   for (let i = 1; i <= rounds; i++) {

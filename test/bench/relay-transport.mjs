@@ -1,14 +1,14 @@
 // CPU per job of the relay's transport to a PHP worker: what libuv gives `spawn` for stdio 'pipe' (an AF_UNIX
-// socketpair) against real pipes (FIFOs), each job one write of a frame-sized message and one read of the answer.
+// socketpair) against real pipes (what rrts's exec spawner now gives a worker), each job one write of a frame-sized message and one read of the answer.
 // Runs W php echo children at once (as the pool does), the two transports in turns; prints Node's CPU per job and
 // the children's. No HTTP: the number is only the transport's share of the front's cost.
 //
 //   node test/bench/relay-transport.mjs [--rounds 3] [--jobs 40000] [--workers 4] [--job-bytes 700] [--answer-bytes 300]
-import { spawn, execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { cleanup, cpuMsBetween, groupTicks, makeTempDir, median, runMain, trackedPids } from './lib.mjs';
+import { cleanup, cpuMsBetween, groupTicks, median, REPO, runMain, trackedPids } from './lib.mjs';
+
+const { openWorkerPipes } = await import(path.join(REPO, 'dist/src/spawn/exec-pipes.js'));
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -38,24 +38,17 @@ function socketpairChild() {
   return { child, input: child.stdout, output: child.stdin };
 }
 
-/** One child whose stdin and stdout are FIFOs (real pipes); Node holds its ends as non-blocking net.Sockets. */
-function fifoChild(dir, n) {
-  const jobs = path.join(dir, `jobs-${n}`);
-  const answers = path.join(dir, `answers-${n}`);
-  execFileSync('mkfifo', [jobs, answers]);
-  // O_RDWR never blocks on a FIFO (Linux); each side opens its own description, so O_NONBLOCK stays on Node's.
-  const ours = {
-    jobs: fs.openSync(jobs, fs.constants.O_RDWR | fs.constants.O_NONBLOCK),
-    answers: fs.openSync(answers, fs.constants.O_RDWR | fs.constants.O_NONBLOCK),
-  };
-  const theirs = { jobs: fs.openSync(jobs, fs.constants.O_RDWR), answers: fs.openSync(answers, fs.constants.O_RDWR) };
-  const child = spawn('php', ['-r', ECHO_PHP], { stdio: [theirs.jobs, theirs.answers, 'inherit'] });
+/** One child on real pipes, made as rrts's exec spawner makes them (pipe2, src/spawn/exec-pipes.ts). */
+function pipesChild() {
+  const pipes = openWorkerPipes();
+  let child;
+  try {
+    child = spawn('php', ['-r', ECHO_PHP], { stdio: [pipes.childStdin, pipes.childStdout, 'inherit'] });
+  } finally {
+    pipes.closeChildEnds();
+  }
   trackedPids.add(child.pid);
-  fs.closeSync(theirs.jobs);
-  fs.closeSync(theirs.answers);
-  const output = new net.Socket({ fd: ours.jobs, readable: false, writable: true });
-  const input = new net.Socket({ fd: ours.answers, readable: true, writable: false });
-  return { child, input, output };
+  return { child, input: pipes.answers, output: pipes.jobs };
 }
 
 /** Runs `jobs` round trips spread over the workers, as fast as they answer; Node's and the children's CPU. */
@@ -91,15 +84,14 @@ async function measure(workers, jobs) {
 }
 
 async function main() {
-  const dir = makeTempDir('rrts-relay-transport-');
   const kinds = {
     socketpair: Array.from({ length: WORKERS }, () => socketpairChild()),
-    fifo: Array.from({ length: WORKERS }, (_, i) => fifoChild(dir, i)),
+    pipes: Array.from({ length: WORKERS }, () => pipesChild()),
   };
-  const results = { socketpair: [], fifo: [] };
+  const results = { socketpair: [], pipes: [] };
   for (const k of Object.keys(kinds)) await measure(kinds[k], 2000); // warm up both
   for (let r = 0; r < ROUNDS; r++) {
-    const order = r % 2 === 0 ? ['socketpair', 'fifo'] : ['fifo', 'socketpair'];
+    const order = r % 2 === 0 ? ['socketpair', 'pipes'] : ['pipes', 'socketpair'];
     for (const k of order) results[k].push(await measure(kinds[k], JOBS));
   }
   const fmt = (xs, f) => `${median(xs.map(f)).toFixed(1)} (${Math.min(...xs.map(f)).toFixed(1)}-${Math.max(...xs.map(f)).toFixed(1)})`;
