@@ -10,7 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { RabbitMq } from '../support/rabbitmq.js';
 import { Inspector } from '../jobs/amqp-harness.js';
-import { alive, killQuietly, MODES } from './harness.js';
+import { alive, killQuietly, MODES, sleep, type Mode } from './harness.js';
 import { countIds, PRODUCER, startJobs, type Delivery, type JobsServer } from './jobs-harness.js';
 
 const run = promisify(execFile);
@@ -34,10 +34,7 @@ function rabbit(name: string, config: Record<string, unknown> = {}): Record<stri
   return { driver: 'amqp', config: { queue: `e2e-${name}`, routing_key: `e2e-${name}`, exchange: `e2e-${name}-x`, prefetch: 10, ...config } };
 }
 
-async function serve(
-  jobs: Record<string, unknown>,
-  options: { workers?: number; mode?: 'exec' | 'fork'; extra?: Record<string, unknown> } = {},
-): Promise<JobsServer> {
+async function serve(jobs: Record<string, unknown>, options: { workers?: number; mode?: Mode; extra?: Record<string, unknown> } = {}): Promise<JobsServer> {
   const server = await startJobs(options.mode ?? 'exec', jobs, { amqp: { addr: broker.url }, ...options.extra }, options.workers ?? 2);
   servers.push(server);
   return server;
@@ -67,7 +64,7 @@ async function until(condition: () => Promise<boolean>, what: string, timeoutMs 
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
 }
 
