@@ -1,12 +1,13 @@
 // The boltdb driver end to end through `rrts serve` and the project's PHP consumer and producer: N jobs pushed over
-// RPC are each acked once; a kill -9 of rrts with jobs in flight loses nothing acked and delivers the un-acked ones
-// again after a restart; delays; and jobs.Declare of a boltdb pipeline with the permissions the PHP SDK sends.
+// RPC are each acked once; a kill -9 of rrts with jobs in flight (exec and fork mode) loses nothing acked and
+// delivers the un-acked ones again after a restart; delays; and jobs.Declare of a boltdb pipeline with the
+// permissions the PHP SDK sends.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { childrenOf, killQuietly } from './harness.js';
+import { killQuietly, MODES } from './harness.js';
 import { countIds, startJobs, type JobsServer } from './jobs-harness.js';
 
 const servers: JobsServer[] = [];
@@ -66,32 +67,35 @@ describe('boltdb through rrts serve and PHP workers', () => {
     await untilAcked(s);
   });
 
-  test('kill -9 of rrts with jobs in flight: after a restart the un-acked jobs come again, nothing acked is lost or repeated', async () => {
-    const file = path.join(journalDir(), 'q.db');
-    const first = await serve('exec', boltdb(file), {}, 2);
-    assert.deepEqual(await first.produce('push', 'disk', '10', JSON.stringify({ prefix: 'quick' })), { pushed: 10 });
-    await first.waitForDone(10);
-    await untilAcked(first); // the acks are in the journal
-    const slow = JSON.stringify({ prefix: 'slow', payload: { act: 'sleep', ms: 3000 } });
-    assert.deepEqual(await first.produce('push', 'disk', '4', slow), { pushed: 4 });
-    await first.rrts.waitFor(() => first.started().filter((d) => d.id.startsWith('slow-')).length === 2, 'two slow jobs in flight');
+  for (const mode of MODES) {
+    test(`${mode} mode: kill -9 of rrts with jobs in flight: after a restart the un-acked jobs come again, nothing acked is lost or repeated`, async () => {
+      const file = path.join(journalDir(), 'q.db');
+      const first = await serve(mode, boltdb(file), {}, 2);
+      assert.deepEqual(await first.produce('push', 'disk', '10', JSON.stringify({ prefix: 'quick' })), { pushed: 10 });
+      await first.waitForDone(10);
+      await untilAcked(first); // the acks are in the journal
+      const slow = JSON.stringify({ prefix: 'slow', payload: { act: 'sleep', ms: 3000 } });
+      assert.deepEqual(await first.produce('push', 'disk', '4', slow), { pushed: 4 });
+      await first.rrts.waitFor(() => first.started().filter((d) => d.id.startsWith('slow-')).length === 2, 'two slow jobs in flight');
 
-    const workers = childrenOf(first.rrts.pid);
-    first.rrts.proc.kill('SIGKILL');
-    await first.rrts.exited;
-    for (const pid of workers) killQuietly(pid);
-    const before = first.done().map((d) => d.id);
-    assert.ok(!before.some((id) => id.startsWith('slow-')), 'no slow job was finished before the kill');
+      // the PHP processes outlive a kill -9 of their parent: gone by pid (fork mode: workers, spares, masters, root)
+      const php = [...first.rrts.workerPids(), ...first.rrts.sparePids(), ...first.rrts.masterPids(), ...first.rrts.rootPids()];
+      first.rrts.proc.kill('SIGKILL');
+      await first.rrts.exited;
+      for (const pid of php) killQuietly(pid);
+      const before = first.done().map((d) => d.id);
+      assert.ok(!before.some((id) => id.startsWith('slow-')), 'no slow job was finished before the kill');
 
-    const second = await serve('exec', boltdb(file), {}, 2);
-    const again = await second.waitForDone(4, 60_000);
-    assert.deepEqual(again.map((d) => d.id).sort(), ['slow-0', 'slow-1', 'slow-2', 'slow-3']);
-    assert.ok(
-      second.started().every((d) => d.id.startsWith('slow-')),
-      `an acked job came again: ${JSON.stringify(second.started().map((d) => d.id))}`,
-    );
-    assert.equal(new Set(before).size, 10);
-  });
+      const second = await serve(mode, boltdb(file), {}, 2);
+      const again = await second.waitForDone(4, 60_000);
+      assert.deepEqual(again.map((d) => d.id).sort(), ['slow-0', 'slow-1', 'slow-2', 'slow-3']);
+      assert.ok(
+        second.started().every((d) => d.id.startsWith('slow-')),
+        `an acked job came again: ${JSON.stringify(second.started().map((d) => d.id))}`,
+      );
+      assert.equal(new Set(before).size, 10);
+    });
+  }
 
   test('a delayed job waits in the journal as delayed, then is delivered once', async () => {
     const s = await serve('exec', boltdb(path.join(journalDir(), 'q.db')), {}, 1);
