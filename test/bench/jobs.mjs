@@ -60,6 +60,7 @@ const USAGE = `usage: node test/bench/jobs.mjs [options]   (after npm run build)
   --warmup N      jobs through each target before the measured rounds (default 3000)
   --workers N     consumers per target (default 4)
   --prefetch N    the amqp pipeline's prefetch, and each direct consumer's (default 10, RoadRunner's default)
+  --direct-prefetch N  each direct consumer's prefetch instead (the pipeline's is shared by all its workers)
   --payload B     bytes per job payload (default 64)
   --batch N       jobs per jobs.PushBatch call (default 1000)
   --targets LIST  comma-separated subset of direct,rrts-amqp,rrts-memory (default all)
@@ -271,7 +272,10 @@ async function startRrts(tmp, broker, opts) {
 
 async function startDirectConsumers(broker, opts) {
   const procs = Array.from({ length: opts.workers }, (_, i) =>
-    startProcess(`direct-${i}`, 'php', [DIRECT_CONSUMER, String(broker.port), QUEUE, String(opts.prefetch), opts.records], { stdin: 'pipe', graceMs: 5_000 }),
+    startProcess(`direct-${i}`, 'php', [DIRECT_CONSUMER, String(broker.port), QUEUE, String(opts.directPrefetch), opts.records], {
+      stdin: 'pipe',
+      graceMs: 5_000,
+    }),
   );
   await Promise.all(procs.map((p) => waitForOutput(p, (out) => out.includes('ready'), 30_000, 'ready')));
   return procs;
@@ -388,7 +392,7 @@ function render(result) {
   const lines = [];
   lines.push(
     `jobs throughput${meta.quick ? ' (--quick: only indicative)' : ''}: ${meta.jobs} jobs per drain, ${meta.rounds} round(s) round-robin, ${meta.workers} consumers doing nothing, ` +
-      `amqp prefetch ${meta.prefetch} (each direct consumer: ${meta.prefetch}), ${meta.payload}-byte payloads, warm-up ${meta.warmup} jobs each`,
+      `amqp prefetch ${meta.prefetch} (each direct consumer: ${meta.directPrefetch}), ${meta.payload}-byte payloads, warm-up ${meta.warmup} jobs each`,
   );
   lines.push('');
   lines.push(
@@ -443,6 +447,7 @@ async function main() {
       warmup: { type: 'string' },
       workers: { type: 'string', default: '4' },
       prefetch: { type: 'string', default: '10' },
+      'direct-prefetch': { type: 'string' },
       payload: { type: 'string', default: '64' },
       batch: { type: 'string', default: '1000' },
       targets: { type: 'string', default: TARGETS.join(',') },
@@ -465,6 +470,7 @@ async function main() {
     warmup: values.warmup === '0' ? 0 : positive(values.warmup ?? (quick ? '500' : '3000'), 'warmup'),
     workers: positive(values.workers, 'workers'),
     prefetch: positive(values.prefetch, 'prefetch'),
+    directPrefetch: positive(values['direct-prefetch'] ?? values.prefetch, 'direct-prefetch'),
     payload: positive(values.payload, 'payload'),
     batch: positive(values.batch, 'batch'),
     cpuProf: values['cpu-prof'] ?? null,

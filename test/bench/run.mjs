@@ -390,7 +390,7 @@ function jobsRows(jobs) {
   rows.push({
     key: 'jobsAmqpOverDirect',
     group: '6. jobs',
-    measure: `jobs/s, ${jobs.meta.workers} consumers doing nothing: rrts amqp / php-amqp direct (prefetch ${jobs.meta.prefetch})`,
+    measure: `jobs/s, ${jobs.meta.workers} consumers doing nothing: rrts amqp / php-amqp direct (prefetch ${jobs.meta.prefetch}${jobs.meta.directPrefetch !== undefined && jobs.meta.directPrefetch !== jobs.meta.prefetch ? ` / ${jobs.meta.directPrefetch} each` : ''})`,
     value: r.amqpOverDirect?.value ?? null,
     text: x(r.amqpOverDirect?.value),
     spread: `${rate('rrts-amqp')} / ${rate('direct')}; ${spread(r.amqpOverDirect)}`,
