@@ -12,7 +12,7 @@
 // 3. Prints ONE table of ratios with each target and whether it was met (the jobs rows as a table of their own),
 //    the machine, and the wall time.
 //    Full mode also writes docs/benchmarks.svg (a bar chart, hand-written SVG) and regenerates the results section
-//    of docs/benchmarks.md between its marker comments; --quick (under a minute) only prints. --json FILE saves
+//    of docs/benchmarks.md between its marker comments; --quick (about a minute and a half) only prints. --json FILE saves
 //    everything; --from-json FILE renders a saved run again without running anything.
 // Every process is started and stopped by the two scripts (by pid, also on ^C); this script stops them by pid on
 // SIGINT/SIGTERM (they then stop theirs) and removes its temp dir.
@@ -47,7 +47,7 @@ const BEGIN = '<!-- bench:results:begin (written by test/bench/run.mjs: do not e
 const END = '<!-- bench:results:end -->';
 
 const USAGE = `usage: npm run bench [-- --quick] [-- --json FILE]   (or: node test/bench/run.mjs [options] after npm run build)
-  --quick      short run (under a minute with the build): prints the table, writes no file
+  --quick      short run (about a minute and a half with the build): prints the table, writes no file
   --json FILE  also write all results (the table rows, both scripts' JSON and output) to FILE
   --from-json FILE  run nothing: print (and, for a full run, write the doc and chart) from a saved --json FILE
   --no-install do not apt-get install missing packages, only name them
