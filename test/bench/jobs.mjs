@@ -422,7 +422,8 @@ function render(result) {
     `rrts memory / rrts amqp:      ${x(ratios.memoryOverAmqp?.value ?? null)}${roundsOf(ratios.memoryOverAmqp)}  target >= 2x: ${verdict(ratios.memoryOverAmqp, 2)}`,
   );
   lines.push(
-    `exactly once: ${check.pushed} jobs pushed, ${check.lost} lost, ${check.duplicated} recorded more than once, ${check.outOfRange} unknown: ${check.ok ? 'ok' : 'FAILED'}`,
+    `exactly once: ${check.pushed} jobs pushed, ${check.lost} lost, ${check.duplicated} recorded more than once, ${check.outOfRange} unknown, ` +
+      `${check.leftInQueue} back in the queue after rrts stopped: ${check.ok ? 'ok' : 'FAILED'}`,
   );
   for (const s of Object.values(targets)) {
     if (s.otherCoresMax > NOISY_CORES)
@@ -518,6 +519,9 @@ async function main() {
   const stat = await rrts.rpc.stat();
   rrts.rpc.close();
   await stopProcess(rrts.proc);
+  // a delivery rrts took and never acked goes back to the queue once its connection is gone
+  await sleep(200);
+  const leftInQueue = await publisher.ready();
   await publisher.close();
   const { counts, outOfRange } = countRecords(opts.records, next);
   let lost = 0;
@@ -526,7 +530,7 @@ async function main() {
     if (c === 0) lost++;
     else if (c > 1) duplicated++;
   }
-  const check = { pushed: next, lost, duplicated, outOfRange, ok: lost === 0 && duplicated === 0 && outOfRange === 0 };
+  const check = { pushed: next, lost, duplicated, outOfRange, leftInQueue, ok: lost === 0 && duplicated === 0 && outOfRange === 0 && leftInQueue === 0 };
   await stopRabbitMq(broker);
 
   const result = {
@@ -548,7 +552,11 @@ async function main() {
     process.stdout.write(`${JSON.stringify(result)}\n`);
   }
   await cleanup();
-  if (!check.ok) throw new Error(`jobs were lost or done twice: ${lost} lost, ${duplicated} duplicated, ${outOfRange} unknown`);
+  if (!check.ok) {
+    throw new Error(
+      `jobs were lost or done twice: ${lost} lost, ${duplicated} duplicated, ${outOfRange} unknown, ${leftInQueue} back in the queue after rrts stopped`,
+    );
+  }
 }
 
 runMain(main, USAGE);

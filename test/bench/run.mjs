@@ -408,13 +408,14 @@ function jobsRows(jobs) {
     noise: noise('rrts-memory', 'rrts-amqp'),
   });
   const c = jobs.check;
+  const wrong = c.lost + c.duplicated + c.outOfRange + (c.leftInQueue ?? 0);
   rows.push({
     key: 'jobsLostOrTwice',
     group: '6. jobs',
     measure: 'jobs lost or done twice, over every drain',
-    value: c.lost + c.duplicated + c.outOfRange,
-    text: String(c.lost + c.duplicated + c.outOfRange),
-    spread: `of ${c.pushed.toLocaleString('en-US')} (${c.lost} lost, ${c.duplicated} twice)`,
+    value: wrong,
+    text: String(wrong),
+    spread: `of ${c.pushed.toLocaleString('en-US')} (${c.lost} lost, ${c.duplicated} twice${c.leftInQueue ? `, ${c.leftInQueue} left unacked` : ''})`,
     target: { op: '=', v: 0, text: '= 0' },
     noise: null,
   });
