@@ -13,7 +13,8 @@
 // stdin; rrts: jobs.Resume) and times until the consumers have recorded all N; rrts's pipeline is paused again.
 // Targets run round-robin (direct, rrts-amqp, rrts-memory, direct, ...), so noise hits all alike. Each job carries
 // a sequence number; every consumer appends the number of each job it acked to a file of its own, and at the end
-// every number pushed must have been recorded exactly once (and the queue must be empty after each amqp drain).
+// every number pushed must have been recorded exactly once (and the queue must be empty after each amqp drain and
+// once rrts has stopped).
 // Around each drain it reads /proc for the CPU of rrts's node process, the PHP consumers, the broker and the rest
 // of the machine (noise). Prints the tables, then the result as JSON on stdout's last line (or into --json FILE).
 // Every process is started and stopped by pid (also on ^C), the temp dir is removed. Run `npm run build` first.
