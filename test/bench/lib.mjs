@@ -1,6 +1,6 @@
 // Shared helpers of the benchmarks in test/bench/ (hello.mjs, fork.mjs, run.mjs): process bookkeeping (start,
 // stop by pid, cleanup on exit/^C), /proc readers, the required Debian packages, php-fpm + nginx on a temp config,
-// wrk runs and their parsing, numbers and tables, and the facts about the machine.
+// a private RabbitMQ, wrk runs and their parsing, numbers and tables, and the facts about the machine.
 //
 // Every process started through here is remembered and stopped by pid by cleanup(), which also runs on SIGINT,
 // SIGTERM and SIGHUP (runMain) and, as a last resort, synchronously on exit; temp dirs made with makeTempDir() are
@@ -233,10 +233,10 @@ export function removeTempDir(dir) {
 /**
  * Spawn a long-running process in its own process group (a terminal ^C reaches us only; we stop it by pid). Its
  * output is kept (the last 32-64 KiB, both streams) in p.out; `onLine(line, stream, atMs)` sees every full line.
- * `graceMs`: how long cleanup() waits after SIGTERM before SIGKILL.
+ * `graceMs`: how long cleanup() waits after SIGTERM before SIGKILL. `stdin: 'pipe'` leaves p.child.stdin open to write.
  */
-export function startProcess(name, cmd, args, { cwd = REPO, env = process.env, onLine = null, graceMs = 10_000 } = {}) {
-  const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+export function startProcess(name, cmd, args, { cwd = REPO, env = process.env, onLine = null, graceMs = 10_000, stdin = 'ignore' } = {}) {
+  const child = spawn(cmd, args, { cwd, env, stdio: [stdin, 'pipe', 'pipe'], detached: true });
   const p = { name, pid: child.pid, child, exit: null, out: '', stopNote: null, stopped: false, graceMs, descendants: new Set() };
   const partial = { stdout: '', stderr: '' };
   const keep = (stream) => (chunk) => {
@@ -539,19 +539,33 @@ export function findPhpFpm() {
   return (v && which(`php-fpm${v}`)) || which('php-fpm');
 }
 
-/** What the benchmarks need, with the Debian package that provides each (the names of the issue). */
+/** Whether the `php` CLI loads an extension. */
+function phpHasExtension(name) {
+  if (!which('php')) return false;
+  return spawnSync('php', ['-r', `exit(extension_loaded(${JSON.stringify(name)}) ? 0 : 1);`], { timeout: 20_000 }).status === 0;
+}
+
+/** Where Debian's package puts the real start script (/usr/sbin/rabbitmq-server only wraps it with su and a cd). */
+const RABBITMQ_SERVER = '/usr/lib/rabbitmq/bin/rabbitmq-server';
+
+/**
+ * What the benchmarks need, with the Debian package that provides each (the names of the issue). `jobs`: needed by
+ * jobs.mjs only (run.mjs --no-jobs leaves them out).
+ */
 export const REQUIREMENTS = [
   { what: 'php (CLI)', pkg: 'php-cli', present: () => which('php') },
   { what: 'wrk', pkg: 'wrk', present: () => which('wrk') },
   { what: 'nginx', pkg: 'nginx', present: () => which('nginx') },
   { what: 'php-fpm', pkg: 'php-fpm', present: () => findPhpFpm() },
   { what: "Laravel's Illuminate (for the framework app)", pkg: 'php-laravel-framework', present: () => phpInfo()?.include ?? null },
+  { what: 'RabbitMQ (the amqp jobs driver and the direct consumers)', pkg: 'rabbitmq-server', present: () => fs.existsSync(RABBITMQ_SERVER), jobs: true },
+  { what: "PHP's amqp extension (the direct RabbitMQ consumers)", pkg: 'php-amqp', present: () => phpHasExtension('amqp'), jobs: true },
 ];
 
-/** The requirements not met now (re-checked on every call). */
-export function missingRequirements(names = null) {
+/** The requirements not met now (re-checked on every call); `withJobs: false` leaves out what only jobs.mjs needs. */
+export function missingRequirements(names = null, { withJobs = true } = {}) {
   phpInfoCache = null;
-  return REQUIREMENTS.filter((r) => (names === null || names.includes(r.pkg)) && !r.present());
+  return REQUIREMENTS.filter((r) => (names === null || names.includes(r.pkg)) && (withJobs || !r.jobs) && !r.present());
 }
 
 /** Throw with the apt-get line to run if something is missing. */
@@ -751,6 +765,74 @@ http {
 export async function stopFpmNginx(instance) {
   await stopProcess(instance.nginx);
   await stopProcess(instance.fpm);
+}
+
+// ---------------------------------------------------------------------------------------------- RabbitMQ
+
+/**
+ * A private RabbitMQ broker, as the tests start it (test/support/rabbitmq.ts): Debian's rabbitmq-server run as a
+ * plain process with its own data directory (a fresh subdir of `parentDir`), node name, ports and epmd, all on
+ * 127.0.0.1. Resolves once it accepts AMQP connections: { port, url, dir, server, epmd, pids() }; stop it with
+ * stopRabbitMq (or cleanup(): both processes are stopped by pid).
+ */
+export async function startRabbitMq(parentDir) {
+  if (!fs.existsSync(RABBITMQ_SERVER)) requireTools(['rabbitmq-server']);
+  const { default: amqp } = await import('amqplib');
+  const dir = fs.mkdtempSync(path.join(parentDir, 'rabbitmq-'));
+  const [port, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()];
+  fs.writeFileSync(
+    path.join(dir, 'rabbitmq.conf'),
+    [
+      `listeners.tcp.default = ${HOST}:${port}`,
+      // bench machines may have little free disk; the default 50 MB alarm would block the publishers
+      'disk_free_limit.absolute = 1MB',
+      'log.console = false',
+      'log.file.level = warning',
+      '',
+    ].join('\n'),
+  );
+  fs.writeFileSync(path.join(dir, 'enabled_plugins'), '[].\n');
+  const epmd = startProcess('epmd', 'epmd', ['-port', String(epmdPort), '-address', HOST]);
+  const env = {
+    PATH: process.env.PATH,
+    LANG: 'C.UTF-8',
+    HOME: dir, // the Erlang cookie goes to $HOME
+    RABBITMQ_NODENAME: `rrts-bench-${process.pid}@localhost`,
+    RABBITMQ_NODE_IP_ADDRESS: HOST,
+    RABBITMQ_NODE_PORT: String(port),
+    RABBITMQ_DIST_PORT: String(distPort),
+    ERL_EPMD_PORT: String(epmdPort),
+    ERL_EPMD_ADDRESS: HOST,
+    RABBITMQ_LOG_BASE: path.join(dir, 'log'),
+    RABBITMQ_MNESIA_BASE: path.join(dir, 'mnesia'),
+    RABBITMQ_CONFIG_FILE: path.join(dir, 'rabbitmq'),
+    RABBITMQ_ADVANCED_CONFIG_FILE: path.join(dir, 'advanced.config'),
+    RABBITMQ_ENABLED_PLUGINS_FILE: path.join(dir, 'enabled_plugins'),
+    RABBITMQ_CONF_ENV_FILE: path.join(dir, 'rabbitmq-env.conf'),
+    RABBITMQ_PID_FILE: path.join(dir, 'rabbitmq.pid'),
+  };
+  // SIGTERM makes the start script stop the broker cleanly (rabbitmqctl stop), which takes a few seconds
+  const server = startProcess('rabbitmq-server', RABBITMQ_SERVER, [], { cwd: dir, env, graceMs: 30_000 });
+  const url = `amqp://guest:guest@${HOST}:${port}/`;
+  const until = Date.now() + 90_000;
+  for (;;) {
+    if (server.exit) throw new Error(`rabbitmq-server ${describeExit(server.exit)} while starting:\n${tail(server.out)}`);
+    try {
+      const connection = await amqp.connect(url);
+      await connection.close();
+      break;
+    } catch {
+      if (Date.now() > until) throw new Error(`rabbitmq-server did not accept AMQP on ${HOST}:${port} within 90 s:\n${tail(server.out)}`);
+      await sleep(100);
+    }
+  }
+  noteDescendants(server); // the Erlang VM and its helpers: stopped with the script
+  return { port, url, dir, server, epmd, pids: () => [server.pid, ...descendants(server.pid)] };
+}
+
+export async function stopRabbitMq(broker) {
+  await stopProcess(broker.server);
+  await stopProcess(broker.epmd);
 }
 
 // ---------------------------------------------------------------------------------------------- wrk

@@ -4,12 +4,15 @@
 //
 // 1. Checks the Debian packages it needs (php-fpm, nginx, wrk, php-laravel-framework) and, as root with apt-get,
 //    installs the missing ones (services kept from starting while it does); otherwise it names them and stops.
+//    The jobs part also needs rabbitmq-server and php-amqp.
 // 2. Runs test/bench/hello.mjs (throughput and latency: hello and framework app on rrts exec/fork, php-fpm + nginx,
-//    raw node; CPU of the rrts process per 1,000 requests) and test/bench/fork.mjs (memory of 8 workers exec/fork/
-//    php-fpm, worker start latency, reset under load), one after the other, each writing its JSON to a temp file.
-// 3. Prints ONE table of ratios with each target and whether it was met, the machine, and the wall time.
+//    raw node; CPU of the rrts process per 1,000 requests), test/bench/fork.mjs (memory of 8 workers exec/fork/
+//    php-fpm, worker start latency, reset under load) and test/bench/jobs.mjs (jobs drain rate: rrts amqp and memory
+//    against php-amqp consumers; --no-jobs skips it), one after the other, each writing its JSON to a temp file.
+// 3. Prints ONE table of ratios with each target and whether it was met (the jobs rows as a table of their own),
+//    the machine, and the wall time.
 //    Full mode also writes docs/benchmarks.svg (a bar chart, hand-written SVG) and regenerates the results section
-//    of docs/benchmarks.md between its marker comments; --quick (under a minute) only prints. --json FILE saves
+//    of docs/benchmarks.md between its marker comments; --quick (about a minute and a half) only prints. --json FILE saves
 //    everything; --from-json FILE renders a saved run again without running anything.
 // Every process is started and stopped by the two scripts (by pid, also on ^C); this script stops them by pid on
 // SIGINT/SIGTERM (they then stop theirs) and removes its temp dir.
@@ -44,17 +47,18 @@ const BEGIN = '<!-- bench:results:begin (written by test/bench/run.mjs: do not e
 const END = '<!-- bench:results:end -->';
 
 const USAGE = `usage: npm run bench [-- --quick] [-- --json FILE]   (or: node test/bench/run.mjs [options] after npm run build)
-  --quick      short run (under a minute with the build): prints the table, writes no file
+  --quick      short run (about a minute and a half with the build): prints the table, writes no file
   --json FILE  also write all results (the table rows, both scripts' JSON and output) to FILE
   --from-json FILE  run nothing: print (and, for a full run, write the doc and chart) from a saved --json FILE
   --no-install do not apt-get install missing packages, only name them
+  --no-jobs    skip test/bench/jobs.mjs (and its packages, rabbitmq-server and php-amqp)
   -h, --help`;
 
 // ---------------------------------------------------------------------------------------------- packages
 
 /** Install what is missing with apt-get (as root), or say what to install. */
-function ensurePackages(allowInstall) {
-  let missing = missingRequirements();
+function ensurePackages(allowInstall, withJobs) {
+  let missing = missingRequirements(null, { withJobs });
   if (!missing.length) return;
   const pkgs = missing.map((m) => m.pkg);
   const asRoot = process.getuid?.() === 0;
@@ -83,7 +87,7 @@ function ensurePackages(allowInstall) {
   } finally {
     if (ownPolicy) fs.rmSync(policy, { force: true });
   }
-  missing = missingRequirements();
+  missing = missingRequirements(null, { withJobs });
   if (missing.length) throw new Error(`still missing after apt-get: ${missing.map((m) => `${m.what} (${m.pkg})`).join(', ')}`);
 }
 
@@ -142,7 +146,7 @@ function verdictOf(row) {
 }
 
 /** The rows of the summary: the issue's five measures, each target, what was reached, spread and noise. */
-export function buildRows(hello, fork) {
+export function buildRows(hello, fork, jobs = null) {
   const rows = [];
   const t = hello?.targets ?? {};
   const r = hello?.ratios ?? {};
@@ -368,6 +372,70 @@ export function buildRows(hello, fork) {
       noise: noiseOf(key),
     });
   }
+  if (jobs) rows.push(...jobsRows(jobs));
+  return rows;
+}
+
+/** The jobs rows (jobs.mjs): the issue's two drain-rate ratios, exactly-once, and each target's rate. */
+function jobsRows(jobs) {
+  const rows = [];
+  const t = jobs.targets;
+  const noise = (...keys) => {
+    const v = keys.map((k) => t[k]?.otherCoresMax).filter((n) => n !== null && n !== undefined);
+    return v.length ? Math.max(...v) : null;
+  };
+  const rate = (key) => (t[key] ? `${Math.round(t[key].rate.median).toLocaleString('en-US')} jobs/s` : '-');
+  const spread = (ratio) => (ratio && ratio.rounds.length > 1 ? `rounds ${ratio.min.toFixed(2)}-${ratio.max.toFixed(2)}x` : '1 round');
+  const r = jobs.ratios;
+  rows.push({
+    key: 'jobsAmqpOverDirect',
+    group: '6. jobs',
+    measure: `jobs/s, ${jobs.meta.workers} consumers doing nothing: rrts amqp / php-amqp direct (prefetch ${jobs.meta.prefetch}${jobs.meta.directPrefetch !== undefined && jobs.meta.directPrefetch !== jobs.meta.prefetch ? ` / ${jobs.meta.directPrefetch} each` : ''})`,
+    value: r.amqpOverDirect?.value ?? null,
+    text: x(r.amqpOverDirect?.value),
+    spread: `${rate('rrts-amqp')} / ${rate('direct')}; ${spread(r.amqpOverDirect)}`,
+    target: { op: '>=', v: 0.8, text: '>= 0.8x' },
+    noise: noise('rrts-amqp', 'direct'),
+  });
+  rows.push({
+    key: 'jobsMemoryOverAmqp',
+    group: '6. jobs',
+    measure: 'jobs/s: rrts memory / rrts amqp',
+    value: r.memoryOverAmqp?.value ?? null,
+    text: x(r.memoryOverAmqp?.value),
+    spread: `${rate('rrts-memory')} / ${rate('rrts-amqp')}; ${spread(r.memoryOverAmqp)}`,
+    target: { op: '>=', v: 2, text: '>= 2x' },
+    noise: noise('rrts-memory', 'rrts-amqp'),
+  });
+  const c = jobs.check;
+  const wrong = c.lost + c.duplicated + c.outOfRange + (c.leftInQueue ?? 0);
+  rows.push({
+    key: 'jobsLostOrTwice',
+    group: '6. jobs',
+    measure: 'jobs lost or done twice, over every drain',
+    value: wrong,
+    text: String(wrong),
+    spread: `of ${c.pushed.toLocaleString('en-US')} (${c.lost} lost, ${c.duplicated} twice${c.leftInQueue ? `, ${c.leftInQueue} left unacked` : ''})`,
+    target: { op: '=', v: 0, text: '= 0' },
+    noise: null,
+  });
+  for (const [key, s] of Object.entries(t)) {
+    const us = s.usPerJob;
+    rows.push({
+      key: `jobsCpu-${key}`,
+      group: '6. jobs',
+      measure: `CPU per job, ${s.label}: ${us.rrts === null ? '' : 'rrts node + '}PHP + broker`,
+      value: null,
+      text: [us.rrts, us.php, us.broker]
+        .filter((v) => v !== null)
+        .map((v) => `${Math.round(v)}`)
+        .join(' + ')
+        .concat(' us'),
+      spread: `${rate(key)}, rounds ${Math.round(s.rate.min).toLocaleString('en-US')}-${Math.round(s.rate.max).toLocaleString('en-US')}${s.pushRate ? `; pushed ${Math.round(s.pushRate.median).toLocaleString('en-US')} jobs/s` : ''}`,
+      target: null,
+      noise: s.otherCoresMax,
+    });
+  }
   return rows;
 }
 
@@ -421,6 +489,9 @@ const CHART_LABEL = {
   resetFork16: 'reset: 16 fork workers',
   resetFork16Idle: 'reset: 16 fork, idle',
   resetFailed: 'failed requests in resets',
+  jobsAmqpOverDirect: 'jobs/s: rrts amqp / php-amqp',
+  jobsMemoryOverAmqp: 'jobs/s: rrts memory / amqp',
+  jobsLostOrTwice: 'jobs lost or done twice',
 };
 
 /**
@@ -561,6 +632,7 @@ async function main() {
       json: { type: 'string' },
       'from-json': { type: 'string' },
       'no-install': { type: 'boolean', default: false },
+      'no-jobs': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -577,7 +649,8 @@ async function main() {
   } else {
     const began = Date.now();
     const date = new Date().toISOString();
-    ensurePackages(!values['no-install']);
+    const withJobs = !values['no-jobs'];
+    ensurePackages(!values['no-install'], withJobs);
     const machine = machineFacts();
     const rev = rrtsRevision(REPO);
     const tmp = makeTempDir('rrts-bench-run-');
@@ -586,6 +659,8 @@ async function main() {
     const hello = JSON.parse(fs.readFileSync(path.join(tmp, 'hello.json'), 'utf8'));
     const forkText = await runScript('fork.mjs', [...q, '--json', path.join(tmp, 'fork.json')]);
     const fork = JSON.parse(fs.readFileSync(path.join(tmp, 'fork.json'), 'utf8'));
+    const jobsText = withJobs ? await runScript('jobs.mjs', [...q, '--json', path.join(tmp, 'jobs.json')]) : null;
+    const jobs = withJobs ? JSON.parse(fs.readFileSync(path.join(tmp, 'jobs.json'), 'utf8')) : null;
     const seconds = round((Date.now() - began) / 1000, 0);
     run = {
       date,
@@ -595,12 +670,29 @@ async function main() {
       rrts: { commit: rev.commit, dirtySrcFiles: rev.dirtySrcFiles },
       hello,
       fork,
+      jobs,
       helloText: sanitize(helloText),
       forkText: sanitize(forkText),
+      jobsText: jobsText === null ? null : sanitize(jobsText),
     };
   }
   const { date, quick, seconds, machine, rrts: rev, hello, fork } = run;
-  const rows = buildRows(hello, fork);
+  const jobs = run.jobs ?? null;
+  const rows = buildRows(hello, fork, jobs);
+  const isJobs = (row) => row.group === '6. jobs';
+  /** The main table, then the jobs rows as a table of their own. */
+  const tables = () => [
+    renderTable(rows.filter((row) => !isJobs(row))),
+    ...(jobs
+      ? [
+          '',
+          `Jobs: ${jobs.meta.jobs.toLocaleString('en-US')} jobs per drain, ${jobs.meta.rounds} round(s) round-robin, ${jobs.meta.workers} consumers that ack at once, ` +
+            `amqp prefetch ${jobs.meta.prefetch}, ${jobs.meta.payload}-byte payloads (test/bench/jobs.mjs; CPU per job from /proc, median over rounds)`,
+          '',
+          renderTable(rows.filter(isJobs)),
+        ]
+      : []),
+  ];
   const met = rows.filter((r) => verdictOf(r) === 'met').length;
   const goals = rows.filter((r) => r.target).length;
   const command = quick ? 'npm run bench -- --quick' : 'npm run bench';
@@ -613,7 +705,7 @@ async function main() {
       `memory 8 workers; start latency ${fork.start[0]?.samples} samples; ratios > 1 favour the first named`,
   );
   out.push('');
-  out.push(renderTable(rows));
+  out.push(...tables());
   out.push('');
   out.push(
     `${met} of ${goals} targets met. noise = CPU used by other processes on the machine during that measurement, in cores (of ${machine.nproc}); above ~0.15 the numbers are disturbed.`,
@@ -634,7 +726,7 @@ async function main() {
       '',
       `Throughput: ${hello.meta.rounds} rounds x ${hello.meta.duration} per target, wrk -t${hello.meta.threads} -c${hello.meta.connections}, ${hello.meta.workers} PHP workers per server. Memory: 8 workers after ${fork.memory.exec.requests} requests. Worker start: ${fork.start[0]?.samples} samples each.`,
       '',
-      renderTable(rows),
+      ...tables(),
       '',
       `${met} of ${goals} targets met.`,
       '',
@@ -642,10 +734,10 @@ async function main() {
       '',
       ...(run.helloText || run.forkText
         ? [
-            '<details><summary>Full output of the two scripts</summary>',
+            `<details><summary>Full output of the ${run.jobsText ? 'three' : 'two'} scripts</summary>`,
             '',
             '```text',
-            `${run.helloText ?? ''}\n\n${run.forkText ?? ''}`.trim(),
+            `${run.helloText ?? ''}\n\n${run.forkText ?? ''}\n\n${run.jobsText ?? ''}`.trim(),
             '```',
             '',
             '</details>',

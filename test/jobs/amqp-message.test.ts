@@ -28,6 +28,12 @@ describe('amqp context JSON', () => {
     );
     assert.equal(headersJson(null), 'null');
   });
+
+  it('orders integer-like and non-BMP header names by their UTF-8 bytes, as Go does', () => {
+    // a JS object would list "9" before "10"; UTF-16 order would put U+1F600 (a surrogate pair) before U+E000
+    const headers = { b: ['2'], '9': ['nine'], '\u{1F600}': ['smile'], '10': ['ten'], '\uE000': ['private'], a: null as unknown as string[] };
+    assert.equal(headersJson(headers), '{"10":["ten"],"9":["nine"],"a":null,"b":["2"],"\uE000":["private"],"\u{1F600}":["smile"]}');
+  });
 });
 
 describe('amqp message headers', () => {
