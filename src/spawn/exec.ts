@@ -202,7 +202,11 @@ export class ExecSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
     const reason = workerPipesUnavailableReason();
     try {
       if (reason === null) return openWorkerPipes();
-      this.opts.log.info(`exec workers talk over socketpairs: ${reason}`);
+      // on a socket PHP's fread(STDIN) gives up after default_socket_timeout: an idle worker dies once a minute
+      this.opts.log.warn(
+        `exec workers talk over socketpairs (${reason}): PHP's default_socket_timeout (60 s) then ends idle workers; ` +
+          'set it to -1 in their php.ini or use relay: unix://',
+      );
     } catch (err) {
       // EMFILE and the like: this worker's start would fail anyway; the next ones try again
       this.opts.log.warn({ err: (err as Error).message }, 'cannot make the pipes of a worker: it gets socketpairs');

@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { alive, startRrts, type RrtsInstance } from './harness.js';
+import { alive, FIXTURE, sleep, startRrts, type RrtsInstance } from './harness.js';
 import { bigBody, request, sha256 } from './client.js';
 
 describe('exec mode: the pipes relay is real pipes', () => {
@@ -44,5 +44,26 @@ describe('exec mode: the pipes relay is real pipes', () => {
     const exit = await rr.stop();
     assert.equal(exit.code, 0);
     for (const pid of pids) assert.equal(alive(pid), false, `worker ${pid} is gone`);
+  });
+});
+
+// On a socketpair, PHP's fread(STDIN) gives up after default_socket_timeout (60 s by default), so every idle worker
+// died once a minute; a pipe has no such timeout. The timeout is 1 s here so that the test waits 2.5 s, not minutes.
+describe('exec mode: an idle worker outlives default_socket_timeout', () => {
+  let rr: RrtsInstance;
+  before(async () => {
+    rr = await startRrts({ mode: 'exec', relay: 'pipes', workers: 1, config: { server: { command: `php -d default_socket_timeout=1 ${FIXTURE}` } } });
+  });
+  after(async () => {
+    await rr?.stop();
+  });
+
+  it('the worker that was idle past the timeout serves the next request', async () => {
+    const [pid] = await rr.waitForWorkers(1);
+    await sleep(2_500);
+    const res = await request(`${rr.url}/pid`);
+    assert.equal(res.status, 200);
+    assert.equal(res.body.toString().trim(), String(pid), 'the same worker answers');
+    assert.doesNotMatch(rr.stderr, /closed its relay|Incorrect header size/);
   });
 });
