@@ -104,6 +104,8 @@ export interface RootRequest {
   root?: number;
   /** root only: a fresh root even when one runs (the running one refused a generation) */
   fresh?: boolean;
+  /** generation only: the front's RR_MODE and RR_RELAY, set in the new master before its preload */
+  env?: Record<string, string>;
 }
 export interface RootSpec {
   command: { php: string; flags: string[]; script: string; args: string[] };
@@ -196,6 +198,7 @@ export function decodeFromFront(raw: unknown, who: string): FromFront | null {
       need(m, 'key', 'string', from);
       if (m.op === 'root') need(m, 'spec', 'object', from);
       else need(m, 'root', 'number', from);
+      if (m.env !== undefined) need(m, 'env', 'object', from);
       break;
     default:
       throw new FrontMessageError(`${from}: unknown type ${JSON.stringify(m.t)}`);

@@ -5,9 +5,10 @@ declare(strict_types=1);
 namespace Rrts\Master;
 
 /**
- * The root (--root): started by rrts once per pool, it never requires the preload or the script. It forks one
- * generation master per start or reset; the masters inherit its opcache segment, so a reset's master finds the
- * app compiled and only recompiles what changed. It reaps the masters and reports how they exited.
+ * The root (--root): started by rrts once for every pool of the same command and preload, it never requires the
+ * preload or the script. It forks one generation master per start or reset of a pool, with that pool's env from
+ * the request; the masters inherit its opcache segment, so a reset's master finds the app compiled and only
+ * recompiles what changed. It reaps the masters and reports how they exited.
  */
 final class Root
 {
@@ -63,7 +64,8 @@ final class Root
             }
             $op = $message['op'] ?? null;
             if ($op === Protocol::GENERATION) {
-                $refused = self::opcacheProblem();
+                $env = $message['env'] ?? [];
+                $refused = ForkEnv::check($env) ?? self::opcacheProblem();
                 if ($refused !== null) {
                     $this->send(Protocol::generationFailed($message['id'] ?? null, $refused));
                     continue;
@@ -73,6 +75,8 @@ final class Root
                     $channel->close();
                     \pcntl_signal(\SIGCHLD, \SIG_DFL);
                     $this->masters = [];
+                    // the pools sharing this root differ in RR_MODE and RR_RELAY: the preload sees its own pool's
+                    (new ForkEnv())->apply($env);
 
                     return Role::Master;
                 }

@@ -9,6 +9,8 @@ export type RequestId = number;
 // rrts -> root
 export interface GenerationRequest {
   op: 'generation';
+  /** what the new master sets before its preload: its pool's RR_MODE and RR_RELAY (pools share a root) */
+  env?: Record<string, string>;
 }
 // rrts -> root or master
 export interface PingRequest {

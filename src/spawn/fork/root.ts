@@ -1,6 +1,6 @@
-// The fork root (php/master.php --root): started once per pool (and again after a reload), it never loads the app;
-// it forks one generation master per start or reset, and they all share its opcache segment. We talk to it over its
-// fd 3; each master it forks connects to our private control socket, checked here and handed to its ForkMaster.
+// The fork root (php/master.php --root): one for the pools of one command and preload (a new one after a reload),
+// it never loads the app; it forks a generation master per start or reset of a pool, and they all share its opcache
+// segment. We talk to it over its fd 3; each master connects to our private control socket, checked here.
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -72,6 +72,14 @@ export interface ForkRootHandle {
   killGroup(): void;
   untilReady(ready: Promise<ReadyInfo>, what: string, exited?: Promise<ExitInfo>): Promise<ReadyInfo>;
   tail(): string;
+}
+
+/** What tells the pools sharing a root apart: each of their masters gets its own (the root has the first pool's). */
+export const POOL_ENV_NAMES = ['RR_MODE', 'RR_RELAY'] as const;
+
+/** The env a generation request carries: the pool's own RR_MODE and RR_RELAY. */
+export function generationEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(POOL_ENV_NAMES.filter((name) => env[name] !== undefined).map((name) => [name, env[name]!]));
 }
 
 let controlSockets = 0;
@@ -183,7 +191,7 @@ export class ForkRoot implements ForkRootHandle {
 
   /** A new generation master: forked by the root, connected to us, preloaded and ready. */
   async startMaster(): Promise<ForkMaster> {
-    const master = await this.startGeneration((pid) => new ForkMaster(pid, this, this.opts));
+    const master = await this.startGeneration((pid) => new ForkMaster(pid, this, this.opts), generationEnv(this.opts.env));
     await master.untilReady();
     return master;
   }
@@ -192,9 +200,9 @@ export class ForkRoot implements ForkRootHandle {
    * Ask the root for a generation master; `make` builds what its control connection and its exit go to: a
    * ForkMaster here, or a front process's stand-in when the root is shared between processes (src/front/).
    */
-  async startGeneration<T extends GenerationTarget>(make: (pid: number) => T): Promise<T> {
+  async startGeneration<T extends GenerationTarget>(make: (pid: number) => T, env?: Record<string, string>): Promise<T> {
     this.stderrTail = ''; // an error of this master quotes its own output, not the warm-up's (the same preload)
-    const reply = await this.channel!.request({ op: 'generation' });
+    const reply = await this.channel!.request({ op: 'generation', ...(env ? { env } : {}) });
     if (reply.op !== 'generation') {
       throw new ForkMasterRefusedError(`the fork root ${this.pid} did not start a master: ${failureText(reply)}`);
     }
