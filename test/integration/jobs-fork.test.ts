@@ -143,4 +143,39 @@ describe('fork mode: one root for the http and the jobs pool', () => {
     assert.ok(after.filter((d) => d.id.startsWith('after-')).every((d) => jobs2.includes(d.pid)));
     assert.equal((await request(`${rrts.url}/pid`)).status, 200);
   });
+
+  test('with two front processes: the fronts\u2019 masters and the jobs master come from one root', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-jobs-fork-'));
+    const rpcAddress = `tcp://127.0.0.1:${await freePort()}`;
+    let rrts: RrtsInstance;
+    try {
+      rrts = await startRrts({
+        mode: 'fork',
+        config: {
+          server: { command: `php ${WORKER}`, env: { JOBS_DIR: dir }, fork: { enabled: true, preload: PRELOAD } },
+          http: { front: { processes: 2 }, pool: { num_workers: 2, allocate_timeout: '20s' } },
+          rpc: { listen: rpcAddress },
+          jobs: { pool: { num_workers: 2, allocate_timeout: '20s' }, pipelines: { main: { driver: 'memory', config: { priority: 10 } } }, consume: ['main'] },
+        },
+      });
+    } catch (err) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+    const s = new JobsServer(rrts, rpcAddress, dir);
+    servers.push(s);
+    const jobs = await workersOf(s, 'jobs');
+    assert.equal(jobs.length, 2);
+    // two fronts with a master each, and the jobs master: all under one root
+    await rrts.waitFor(() => tree(rrts).masters.size === 3, 'three masters');
+    const t = tree(rrts);
+    assert.equal(t.roots.length, 1, `one fork root: ${t.roots.join(', ')}`);
+    const jobsMaster = masterOf(t, jobs);
+    const preloaded = fs.readFileSync(path.join(dir, 'preload.log'), 'utf8');
+    assert.match(preloaded, new RegExp(`^${jobsMaster} jobs$`, 'm'));
+    assert.equal((await request(`${rrts.url}/pid`)).status, 200);
+    assert.deepEqual(await s.produce('push', 'main', '4'), { pushed: 4 });
+    await s.waitForDone(4);
+    assert.ok(s.started().every((d) => jobs.includes(d.pid)));
+  });
 });
