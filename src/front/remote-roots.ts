@@ -7,7 +7,7 @@ import { ForkMasterRefusedError, ForkMasterStartError } from '../errors.js';
 import { ForkMaster } from '../spawn/fork/master.js';
 import { generationEnv, POOL_ENV_NAMES, type ForkRootHandle, type MasterOptions, type ReadyInfo } from '../spawn/fork/root.js';
 import type { ForkRootProvider } from '../spawn/fork/spawner.js';
-import { describeExit, type ExitInfo } from '../worker/process.js';
+import type { ExitInfo } from '../worker/process.js';
 import type { FromFront, RootEvent, RootReply, RootRequest, RootSpec } from './messages.js';
 
 type Send = (msg: FromFront) => void;
@@ -93,7 +93,14 @@ class RemoteRoot implements ForkRootHandle {
   }
 
   async startMaster(): Promise<ForkMaster> {
-    const { reply, socket } = await this.roots.ask({ op: 'generation', key: this.key, root: this.pid, env: generationEnv(this.opts.env) });
+    const output = this.opts.output?.path;
+    const { reply, socket } = await this.roots.ask({
+      op: 'generation',
+      key: this.key,
+      root: this.pid,
+      env: generationEnv(this.opts.env),
+      ...(output ? { output } : {}),
+    });
     if (!socket) throw new ForkMasterStartError(`the fork master ${reply.pid}'s control connection did not arrive`);
     const master = new ForkMaster(reply.pid, this, this.opts);
     this.masters.set(reply.pid, master);
@@ -126,26 +133,9 @@ class RemoteRoot implements ForkRootHandle {
   /** The root is the primary's, with the other fronts' masters: the forced exit there kills it. */
   killGroup(): void {}
 
-  async untilReady(ready: Promise<ReadyInfo>, what: string, exited?: Promise<ExitInfo>): Promise<ReadyInfo> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new ForkMasterStartError(`${what} did not report ready within ${this.opts.readyTimeoutMs} ms`)),
-        this.opts.readyTimeoutMs,
-      );
-    });
-    const died = (exited ?? new Promise<never>(() => {})).then((exit): never => {
-      throw new ForkMasterStartError(`${what} exited before it was ready (${describeExit(exit)}); its output is in the log`);
-    });
-    try {
-      return await Promise.race([ready, timeout, died]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
+  /** The root's output is the primary's to log (a master's own goes to this front's output server, when it has one). */
   tail(): string {
-    return '';
+    return '; its output is in the log';
   }
 }
 

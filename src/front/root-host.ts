@@ -1,7 +1,8 @@
 // Fork mode: the fork roots live in the primary, one per recipe, and every pool's generation masters are forked
 // from it (each front's http pool, the jobs pool here), so all workers map one opcache segment. A front's master
 // connects to the root's control socket here (checked by ForkRoot); its connection is handed to the front that asked
-// for it, and its exit is reported there (docs/front.md §4, docs/fork-mode.md).
+// for it, and its exit is reported there (docs/front.md §4, docs/fork-mode.md). Each master and its workers write to
+// the output socket of the pool that asked for it (the generation request names it), not to the host.
 import fs from 'node:fs';
 import type net from 'node:net';
 import os from 'node:os';
@@ -9,12 +10,9 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { ForkMasterRefusedError } from '../errors.js';
 import type { FrameDecoder } from '../goridge/frame.js';
-import { nativeUnavailableReason } from '../native/index.js';
 import { ForkMaster } from '../spawn/fork/master.js';
 import { ForkRoot, generationEnv, type ForkRootHandle, type GenerationTarget, type MasterOptions, type ReadyInfo } from '../spawn/fork/root.js';
 import type { ForkRootProvider } from '../spawn/fork/spawner.js';
-import { WorkerOutputServer } from '../spawn/fork/output.js';
-import { procStat } from '../system/proc.js';
 import type { Identity } from '../system/users.js';
 import type { ExitInfo } from '../worker/process.js';
 import type { RootEvent, RootReply, RootRequest } from './messages.js';
@@ -35,7 +33,6 @@ interface SharedRoot {
 
 export class RootHost {
   private runtimeDir = '';
-  private output: WorkerOutputServer | null = null;
   /** by root pid */
   private readonly roots = new Map<number, SharedRoot>();
   /** recipe key -> the root new masters of that recipe come from (starting or running) */
@@ -64,7 +61,7 @@ export class RootHost {
         return;
       }
       shared.root
-        .startGeneration((pid) => new RemoteGeneration(pid, shared.root.pid, msg.id, front, this, shared.readyTimeoutMs), msg.env)
+        .startGeneration((pid) => new RemoteGeneration(pid, shared.root.pid, msg.id, front, this, shared.readyTimeoutMs), msg.env, msg.output)
         .catch((err: Error) => fail(err, err instanceof ForkMasterRefusedError));
     } else {
       const shared = this.roots.get(msg.root!);
@@ -144,7 +141,7 @@ export class RootHost {
 
   private async startRoot(msg: RootRequest): Promise<SharedRoot> {
     if (this.closed) throw new Error('rrts is stopping');
-    await this.ensureDir();
+    this.ensureDir();
     const spec = msg.spec!;
     const root = new ForkRoot(
       {
@@ -156,7 +153,6 @@ export class RootHost {
         log: this.log,
         readyTimeoutMs: spec.readyTimeoutMs,
         identity: this.identity,
-        outputSocket: this.output?.path ?? null,
       },
       this.runtimeDir,
     );
@@ -186,26 +182,16 @@ export class RootHost {
     void shared.root.stop();
   }
 
-  private async ensureDir(): Promise<void> {
+  private ensureDir(): void {
     if (this.runtimeDir) return;
     this.runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-')); // 0700
     if (this.identity) fs.chownSync(this.runtimeDir, this.identity.uid, this.identity.gid);
-    // a worker's output is ours when its parent is a master forked by one of our roots
-    const isOurs = (pid: number): boolean => {
-      const master = procStat(pid)?.ppid;
-      const root = master === undefined ? undefined : procStat(master)?.ppid;
-      return root !== undefined && this.roots.has(root);
-    };
-    const output = new WorkerOutputServer(path.join(this.runtimeDir, 'output.sock'), this.log, isOurs, false);
-    if (await output.listen(this.identity)) this.output = output;
-    else this.log.warn(`forked workers' output is logged under the fork root's pid: ${nativeUnavailableReason() ?? 'SO_PEERCRED is not available'}`);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all([...this.roots.values()].map((s) => s.root.stop()));
     this.roots.clear();
-    await this.output?.close();
     if (this.runtimeDir) fs.rmSync(this.runtimeDir, { recursive: true, force: true });
   }
 
@@ -250,7 +236,8 @@ class LocalRoot implements ForkRootHandle {
   }
 
   async startMaster(): Promise<ForkMaster> {
-    const master = await this.shared.root.startGeneration((pid) => new ForkMaster(pid, this, this.opts), generationEnv(this.opts.env));
+    const make = (pid: number): ForkMaster => new ForkMaster(pid, this, this.opts);
+    const master = await this.shared.root.startGeneration(make, generationEnv(this.opts.env), this.opts.output?.path);
     this.masters.add(master);
     void master.exited.then(() => this.masters.delete(master));
     await master.untilReady();
@@ -266,10 +253,6 @@ class LocalRoot implements ForkRootHandle {
 
   killGroup(): void {
     this.shared.root.killGroup();
-  }
-
-  untilReady(ready: Promise<ReadyInfo>, what: string, exited?: Promise<ExitInfo>): Promise<ReadyInfo> {
-    return this.shared.root.untilReady(ready, what, exited);
   }
 
   tail(): string {

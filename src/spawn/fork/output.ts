@@ -25,16 +25,11 @@ export class WorkerOutputServer {
   /** startFailed() calls waiting for the connection of their pid, by pid */
   private readonly awaited = new Map<number, () => void>();
 
-  /**
-   * @param isOurs whether a pid is a child of one of our masters (only theirs are logged)
-   * @param holdWhileStarting keep a starting worker's lines for its start's error (false: a root shared with other
-   *   processes, whose workers' starts this process does not see: lines are logged as they come)
-   */
+  /** @param isOurs whether a pid is one of our masters or a child of one (only theirs are logged) */
   constructor(
     readonly path: string,
     private readonly log: Logger,
     private readonly isOurs: (pid: number) => boolean,
-    private readonly holdWhileStarting = true,
   ) {}
 
   /**
@@ -78,7 +73,7 @@ export class WorkerOutputServer {
     this.connections.add(socket);
     const lines = new WorkerOutputLines(this.log, pid);
     // held while the worker starts: a start that fails is reported once with them (startFailed)
-    if (this.holdWhileStarting) lines.holdUntilReady();
+    lines.holdUntilReady();
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     this.byPid.set(pid, { lines, closed });
     this.awaited.get(pid)?.();
