@@ -32,9 +32,12 @@ interface SharedRoot {
 }
 
 export class RootHost {
+  /** every root's control socket (one directory for the host: removed by close() and killAll()) */
   private runtimeDir = '';
   /** by root pid */
   private readonly roots = new Map<number, SharedRoot>();
+  /** roots no longer held, being stopped: close() waits for them, killAll() kills them */
+  private readonly stopping = new Set<ForkRoot>();
   /** recipe key -> the root new masters of that recipe come from (starting or running) */
   private readonly current = new Map<string, Promise<SharedRoot>>();
   private readonly posts = new Map<number, FrontPost>();
@@ -159,7 +162,7 @@ export class RootHost {
     const info = await root.start();
     const shared: SharedRoot = { root, key: msg.key, readyTimeoutMs: spec.readyTimeoutMs, holders: new Set(), locals: new Set() };
     this.roots.set(root.pid, shared);
-    this.log.info({ pid: root.pid, php: info.php, opcache: info.opcache }, `shared fork root ${root.pid} is ready`);
+    this.log.info({ pid: root.pid, php: info.php, opcache: info.opcache, control: root.controlSocket }, `shared fork root ${root.pid} is ready`);
     root.onExit = (exit) => {
       this.roots.delete(root.pid);
       for (const front of shared.holders) {
@@ -179,7 +182,9 @@ export class RootHost {
       .get(shared.key)
       ?.then((c) => c === shared && this.current.delete(shared.key))
       .catch(() => undefined);
-    void shared.root.stop();
+    const root = shared.root;
+    this.stopping.add(root);
+    void root.stop().finally(() => this.stopping.delete(root));
   }
 
   private ensureDir(): void {
@@ -188,17 +193,19 @@ export class RootHost {
     if (this.identity) fs.chownSync(this.runtimeDir, this.identity.uid, this.identity.gid);
   }
 
+  /** After the last pool stopped: every root is stopped (those released earlier too) and the directory removed. */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.roots.values()].map((s) => s.root.stop()));
+    const roots = [...[...this.roots.values()].map((s) => s.root), ...this.stopping];
     this.roots.clear();
+    await Promise.all(roots.map((root) => root.stop()));
     if (this.runtimeDir) fs.rmSync(this.runtimeDir, { recursive: true, force: true });
   }
 
-  /** Forced exit: SIGKILL every root with its group (its masters, their workers and spares). */
+  /** Forced exit: SIGKILL every root with its group (its masters, their workers and spares), remove the directory. */
   killAll(): void {
     this.closed = true;
-    for (const shared of this.roots.values()) shared.root.killGroup();
+    for (const root of [...[...this.roots.values()].map((s) => s.root), ...this.stopping]) root.killGroup();
     if (this.runtimeDir) fs.rmSync(this.runtimeDir, { recursive: true, force: true });
   }
 }
