@@ -62,6 +62,8 @@ export class RrtsServer {
   /** server.user/server.group as uid/gid (null: workers run as rrts's user) */
   private workerIdentity: Identity | null = null;
   private onInitIdentity: Identity | null = null;
+  /** fork mode: the fork roots every pool's masters come from (closed after the last pool stopped) */
+  private roots: RootHost | null = null;
   /** The last reload asked for, settled when it ends (never rejects). */
   private reloads: Promise<unknown> = Promise.resolve();
 
@@ -100,6 +102,8 @@ export class RrtsServer {
     if (config.rpc) await this.startRpc(config.rpc.listen);
     if (config.server.onInit && !this.stopped) await this.runOnInit();
     if (this.stopped) return; // a stop came during the start (on_init, say): start nothing it would not stop
+    // fork mode: one root for every pool of the same command and preload (the fronts' too): one opcache segment
+    if (config.server.fork.enabled) this.roots = new RootHost(this.logs.channel('server'), this.workerIdentity);
     if (config.http) await (config.http.front.processes > 1 ? this.startFront() : this.startHttp(config.http));
     if (config.jobs) this.added.unshift(this.makeJobs(config.jobs));
     for (const plugin of this.added) await this.startPlugin(plugin);
@@ -137,7 +141,7 @@ export class RrtsServer {
   /** http.front.processes > 1: the fronts serve http with their own pools; this process keeps the rest. */
   private async startFront(): Promise<void> {
     const log = this.logs.channel('server');
-    const roots = this.config.server.fork.enabled ? new RootHost(log, this.workerIdentity) : null;
+    const roots = this.roots;
     const mode = this.config.server.fork.enabled ? 'fork' : 'exec';
     const front = new FrontProcesses(
       this.config,
@@ -291,6 +295,7 @@ export class RrtsServer {
     }
     await this.front?.stop(graceMs);
     for (const plugin of [...this.added].reverse()) await plugin.stop(Math.max(0, deadline - Date.now()));
+    await this.roots?.close();
     await this.rpc?.stop();
     await this.metrics?.stop();
     await this.status?.stop();
@@ -305,6 +310,7 @@ export class RrtsServer {
     this.stopped = true;
     for (const spawner of this.spawners) spawner.killAll?.();
     this.front?.forceStop();
+    this.roots?.killAll();
     this.onInitChild?.kill('SIGKILL');
     killSpawnedChildren(); // whatever a spawner does not know of yet (a fork root still starting)
     this.rpc?.removeSocketFile();
@@ -331,7 +337,7 @@ export class RrtsServer {
   }
 
   private makeSpawner(name: string, poolConfig: PoolConfig, log: Logger): Spawner {
-    return makeSpawner(this.config, name, poolConfig, log, this.workerIdentity);
+    return makeSpawner(this.config, name, poolConfig, log, this.workerIdentity, this.roots?.localProvider() ?? null);
   }
 
   /** server.on_init: run once before the workers; its output is logged; failure stops start only with exit_on_error. */
@@ -372,8 +378,8 @@ export class RrtsServer {
 }
 
 /**
- * The spawner of pool `name`: exec, or fork (one master forks the workers). `sharedRoots`, in a front process
- * (src/front/), gets fork roots from the primary so that every front's masters come from one root.
+ * The spawner of pool `name`: exec, or fork (one master forks the workers). `sharedRoots` gets fork roots from the
+ * primary's RootHost (over IPC in a front process, src/front/) so that every pool's masters come from one root.
  */
 export function makeSpawner(
   config: Config,

@@ -104,6 +104,10 @@ export interface RootRequest {
   root?: number;
   /** root only: a fresh root even when one runs (the running one refused a generation) */
   fresh?: boolean;
+  /** generation only: the front's RR_MODE and RR_RELAY, set in the new master before its preload */
+  env?: Record<string, string>;
+  /** generation only: the front pool's output socket, which the master and its workers write to */
+  output?: string;
 }
 export interface RootSpec {
   command: { php: string; flags: string[]; script: string; args: string[] };
@@ -196,6 +200,8 @@ export function decodeFromFront(raw: unknown, who: string): FromFront | null {
       need(m, 'key', 'string', from);
       if (m.op === 'root') need(m, 'spec', 'object', from);
       else need(m, 'root', 'number', from);
+      if (m.env !== undefined) need(m, 'env', 'object', from);
+      if (m.output !== undefined) need(m, 'output', 'string', from);
       break;
     default:
       throw new FrontMessageError(`${from}: unknown type ${JSON.stringify(m.t)}`);

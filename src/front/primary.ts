@@ -292,7 +292,7 @@ export class FrontProcesses implements Plugin, HasWorkers, Resettable, HasStatus
         await settlesWithin(slot.exited, EXIT_WAIT_MS);
       }),
     );
-    await this.roots?.close();
+    // the roots are the server's: the jobs pool's masters may still come from them
   }
 
   /** Forced exit: SIGKILL every front with its workers (their process groups), synchronously. */

@@ -5,9 +5,9 @@ import type net from 'node:net';
 import { FrameDecoder } from '../goridge/frame.js';
 import { ForkMasterRefusedError, ForkMasterStartError } from '../errors.js';
 import { ForkMaster } from '../spawn/fork/master.js';
-import type { ForkRootHandle, MasterOptions, ReadyInfo } from '../spawn/fork/root.js';
+import { generationEnv, POOL_ENV_NAMES, type ForkRootHandle, type MasterOptions, type ReadyInfo } from '../spawn/fork/root.js';
 import type { ForkRootProvider } from '../spawn/fork/spawner.js';
-import { describeExit, type ExitInfo } from '../worker/process.js';
+import type { ExitInfo } from '../worker/process.js';
 import type { FromFront, RootEvent, RootReply, RootRequest, RootSpec } from './messages.js';
 
 type Send = (msg: FromFront) => void;
@@ -93,7 +93,14 @@ class RemoteRoot implements ForkRootHandle {
   }
 
   async startMaster(): Promise<ForkMaster> {
-    const { reply, socket } = await this.roots.ask({ op: 'generation', key: this.key, root: this.pid });
+    const output = this.opts.output?.path;
+    const { reply, socket } = await this.roots.ask({
+      op: 'generation',
+      key: this.key,
+      root: this.pid,
+      env: generationEnv(this.opts.env),
+      ...(output ? { output } : {}),
+    });
     if (!socket) throw new ForkMasterStartError(`the fork master ${reply.pid}'s control connection did not arrive`);
     const master = new ForkMaster(reply.pid, this, this.opts);
     this.masters.set(reply.pid, master);
@@ -126,31 +133,14 @@ class RemoteRoot implements ForkRootHandle {
   /** The root is the primary's, with the other fronts' masters: the forced exit there kills it. */
   killGroup(): void {}
 
-  async untilReady(ready: Promise<ReadyInfo>, what: string, exited?: Promise<ExitInfo>): Promise<ReadyInfo> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new ForkMasterStartError(`${what} did not report ready within ${this.opts.readyTimeoutMs} ms`)),
-        this.opts.readyTimeoutMs,
-      );
-    });
-    const died = (exited ?? new Promise<never>(() => {})).then((exit): never => {
-      throw new ForkMasterStartError(`${what} exited before it was ready (${describeExit(exit)}); its output is in the log`);
-    });
-    try {
-      return await Promise.race([ready, timeout, died]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
+  /** The root's output is the primary's to log (a master's own goes to this front's output server, when it has one). */
   tail(): string {
-    return '';
+    return '; its output is in the log';
   }
 }
 
 /** What the root is started with. */
-function rootSpec(opts: MasterOptions): RootSpec {
+export function rootSpec(opts: MasterOptions): RootSpec {
   const env = Object.fromEntries(Object.entries(opts.env).filter((e): e is [string, string] => e[1] !== undefined));
   const { php, flags, script, args } = opts.command;
   return {
@@ -163,8 +153,11 @@ function rootSpec(opts: MasterOptions): RootSpec {
   };
 }
 
-/** Fronts whose roots would be started alike share one; RR_RELAY differs (each fork carries its front's own). */
-function recipeKey(spec: RootSpec): string {
-  const env = Object.entries(spec.env).filter(([name]) => name !== 'RR_RELAY');
+/**
+ * Pools whose roots would be started alike share one (every front's http pool, the jobs pool): RR_RELAY and RR_MODE
+ * differ, and each generation request and each fork carries its pool's own.
+ */
+export function recipeKey(spec: RootSpec): string {
+  const env = Object.entries(spec.env).filter(([name]) => !(POOL_ENV_NAMES as readonly string[]).includes(name));
   return JSON.stringify([spec.command, spec.preload, spec.spares, spec.cwd, env.sort(([a], [b]) => (a < b ? -1 : 1))]);
 }

@@ -1,7 +1,8 @@
-// Fork mode with several front processes: the fork roots live in the primary, one per recipe, and every front's
-// generation masters are forked from it, so all workers map one opcache segment. A master connects to the root's
-// control socket here (checked by ForkRoot); its connection is handed to the front that asked for it, and its exit
-// is reported there (docs/front.md §4).
+// Fork mode: the fork roots live in the primary, one per recipe, and every pool's generation masters are forked
+// from it (each front's http pool, the jobs pool here), so all workers map one opcache segment. A front's master
+// connects to the root's control socket here (checked by ForkRoot); its connection is handed to the front that asked
+// for it, and its exit is reported there (docs/front.md §4, docs/fork-mode.md). Each master and its workers write to
+// the output socket of the pool that asked for it (the generation request names it), not to the host.
 import fs from 'node:fs';
 import type net from 'node:net';
 import os from 'node:os';
@@ -9,13 +10,13 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { ForkMasterRefusedError } from '../errors.js';
 import type { FrameDecoder } from '../goridge/frame.js';
-import { nativeUnavailableReason } from '../native/index.js';
-import { ForkRoot, type GenerationTarget } from '../spawn/fork/root.js';
-import { WorkerOutputServer } from '../spawn/fork/output.js';
-import { procStat } from '../system/proc.js';
+import { ForkMaster } from '../spawn/fork/master.js';
+import { ForkRoot, generationEnv, type ForkRootHandle, type GenerationTarget, type MasterOptions, type ReadyInfo } from '../spawn/fork/root.js';
+import type { ForkRootProvider } from '../spawn/fork/spawner.js';
 import type { Identity } from '../system/users.js';
 import type { ExitInfo } from '../worker/process.js';
 import type { RootEvent, RootReply, RootRequest } from './messages.js';
+import { recipeKey, rootSpec } from './remote-roots.js';
 
 /** How the host answers one front (the latest process in that slot). */
 export type FrontPost = (msg: RootReply | RootEvent, socket?: net.Socket) => void;
@@ -24,19 +25,25 @@ interface SharedRoot {
   root: ForkRoot;
   key: string;
   readyTimeoutMs: number;
-  /** the fronts holding it (front indexes) */
+  /** the fronts holding it (front indexes), and this process's pools (negative: see localProvider) */
   holders: Set<number>;
+  /** this process's pools' handles of it */
+  locals: Set<LocalRoot>;
 }
 
 export class RootHost {
+  /** every root's control socket (one directory for the host: removed by close() and killAll()) */
   private runtimeDir = '';
-  private output: WorkerOutputServer | null = null;
   /** by root pid */
   private readonly roots = new Map<number, SharedRoot>();
+  /** roots no longer held, being stopped: close() waits for them, killAll() kills them */
+  private readonly stopping = new Set<ForkRoot>();
   /** recipe key -> the root new masters of that recipe come from (starting or running) */
   private readonly current = new Map<string, Promise<SharedRoot>>();
   private readonly posts = new Map<number, FrontPost>();
   private closed = false;
+  /** the holder number of the next pool of this process (fronts count up from 0) */
+  private nextLocal = -1;
 
   constructor(
     private readonly log: Logger,
@@ -57,7 +64,7 @@ export class RootHost {
         return;
       }
       shared.root
-        .startGeneration((pid) => new RemoteGeneration(pid, shared.root.pid, msg.id, front, this, shared.readyTimeoutMs))
+        .startGeneration((pid) => new RemoteGeneration(pid, shared.root.pid, msg.id, front, this, shared.readyTimeoutMs), msg.env, msg.output)
         .catch((err: Error) => fail(err, err instanceof ForkMasterRefusedError));
     } else {
       const shared = this.roots.get(msg.root!);
@@ -70,6 +77,43 @@ export class RootHost {
   /** Send to the front process in slot `front` now (a replacement, when the one that asked died). */
   post(front: number, msg: RootReply | RootEvent, socket?: net.Socket): void {
     this.posts.get(front)?.(msg, socket);
+  }
+
+  /**
+   * The roots of one pool of this process (its ForkSpawner's sharedRoots): the same as the fronts' for the same
+   * command and preload, so the jobs workers share the http workers' opcache.
+   */
+  localProvider(): ForkRootProvider {
+    const holder = this.nextLocal--;
+    const handles = new Map<number, LocalRoot>();
+    return {
+      root: async (opts: MasterOptions, refused: ForkRootHandle | null): Promise<ForkRootHandle> => {
+        const spec = rootSpec(opts);
+        const request: RootRequest = {
+          t: 'rootRequest',
+          id: 0,
+          op: 'root',
+          key: recipeKey(spec),
+          spec,
+          ...(refused ? { fresh: true, root: refused.pid } : {}),
+        };
+        const shared = await this.rootFor(holder, request);
+        let handle = handles.get(shared.root.pid);
+        // one handle per root and pool, as a spawner compares its roots by identity
+        if (!handle || !handle.alive) {
+          handle = new LocalRoot(shared, opts, () => this.release(holder, shared, handle!));
+          handles.set(shared.root.pid, handle);
+          shared.locals.add(handle);
+        }
+        return handle;
+      },
+    };
+  }
+
+  private release(holder: number, shared: SharedRoot, handle: LocalRoot): void {
+    shared.locals.delete(handle);
+    shared.holders.delete(holder);
+    if (this.roots.get(shared.root.pid) === shared) this.stopIfUnused(shared);
   }
 
   /** A front process died: the roots it held are no longer held by it (its masters quit as their channels close). */
@@ -100,7 +144,7 @@ export class RootHost {
 
   private async startRoot(msg: RootRequest): Promise<SharedRoot> {
     if (this.closed) throw new Error('rrts is stopping');
-    await this.ensureDir();
+    this.ensureDir();
     const spec = msg.spec!;
     const root = new ForkRoot(
       {
@@ -112,19 +156,20 @@ export class RootHost {
         log: this.log,
         readyTimeoutMs: spec.readyTimeoutMs,
         identity: this.identity,
-        outputSocket: this.output?.path ?? null,
       },
       this.runtimeDir,
     );
     const info = await root.start();
-    const shared: SharedRoot = { root, key: msg.key, readyTimeoutMs: spec.readyTimeoutMs, holders: new Set() };
+    const shared: SharedRoot = { root, key: msg.key, readyTimeoutMs: spec.readyTimeoutMs, holders: new Set(), locals: new Set() };
     this.roots.set(root.pid, shared);
-    this.log.info({ pid: root.pid, php: info.php, opcache: info.opcache }, `shared fork root ${root.pid} is ready`);
+    this.log.info({ pid: root.pid, php: info.php, opcache: info.opcache, control: root.controlSocket }, `shared fork root ${root.pid} is ready`);
     root.onExit = (exit) => {
       this.roots.delete(root.pid);
       for (const front of shared.holders) {
+        if (front < 0) continue;
         this.post(front, { t: 'rootEvent', kind: 'rootExited', root: root.pid, pid: root.pid, code: exit.code, signal: exit.signal });
       }
+      for (const local of shared.locals) local.onExit?.(exit);
     };
     return shared;
   }
@@ -137,37 +182,88 @@ export class RootHost {
       .get(shared.key)
       ?.then((c) => c === shared && this.current.delete(shared.key))
       .catch(() => undefined);
-    void shared.root.stop();
+    const root = shared.root;
+    this.stopping.add(root);
+    void root.stop().finally(() => this.stopping.delete(root));
   }
 
-  private async ensureDir(): Promise<void> {
+  private ensureDir(): void {
     if (this.runtimeDir) return;
     this.runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-')); // 0700
     if (this.identity) fs.chownSync(this.runtimeDir, this.identity.uid, this.identity.gid);
-    // a worker's output is ours when its parent is a master forked by one of our roots
-    const isOurs = (pid: number): boolean => {
-      const master = procStat(pid)?.ppid;
-      const root = master === undefined ? undefined : procStat(master)?.ppid;
-      return root !== undefined && this.roots.has(root);
-    };
-    const output = new WorkerOutputServer(path.join(this.runtimeDir, 'output.sock'), this.log, isOurs, false);
-    if (await output.listen(this.identity)) this.output = output;
-    else this.log.warn(`forked workers' output is logged under the fork root's pid: ${nativeUnavailableReason() ?? 'SO_PEERCRED is not available'}`);
   }
 
+  /** After the last pool stopped: every root is stopped (those released earlier too) and the directory removed. */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.roots.values()].map((s) => s.root.stop()));
+    const roots = [...[...this.roots.values()].map((s) => s.root), ...this.stopping];
     this.roots.clear();
-    await this.output?.close();
+    await Promise.all(roots.map((root) => root.stop()));
     if (this.runtimeDir) fs.rmSync(this.runtimeDir, { recursive: true, force: true });
   }
 
-  /** Forced exit: SIGKILL every root with its group (its masters, their workers and spares). */
+  /** Forced exit: SIGKILL every root with its group (its masters, their workers and spares), remove the directory. */
   killAll(): void {
     this.closed = true;
-    for (const shared of this.roots.values()) shared.root.killGroup();
+    for (const root of [...[...this.roots.values()].map((s) => s.root), ...this.stopping]) root.killGroup();
     if (this.runtimeDir) fs.rmSync(this.runtimeDir, { recursive: true, force: true });
+  }
+}
+
+/** One of the host's roots as a pool of this process holds it: the masters forked for that pool. */
+class LocalRoot implements ForkRootHandle {
+  private readonly masters = new Set<ForkMaster>();
+  private released = false;
+  onExit: ((exit: ExitInfo) => void) | null = null;
+
+  constructor(
+    private readonly shared: SharedRoot,
+    private readonly opts: MasterOptions,
+    private readonly onRelease: () => void,
+  ) {}
+
+  get pid(): number {
+    return this.shared.root.pid;
+  }
+
+  get alive(): boolean {
+    return this.shared.root.alive && !this.released;
+  }
+
+  get warm(): boolean {
+    return this.alive && this.shared.root.warm;
+  }
+
+  get info(): ReadyInfo | null {
+    return this.shared.root.info;
+  }
+
+  get liveMasters(): number {
+    return [...this.masters].filter((m) => m.alive).length;
+  }
+
+  async startMaster(): Promise<ForkMaster> {
+    const make = (pid: number): ForkMaster => new ForkMaster(pid, this, this.opts);
+    const master = await this.shared.root.startGeneration(make, generationEnv(this.opts.env), this.opts.output?.path);
+    this.masters.add(master);
+    void master.exited.then(() => this.masters.delete(master));
+    await master.untilReady();
+    return master;
+  }
+
+  /** This pool is done with it: the host stops it once nothing holds it. */
+  async stop(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    this.onRelease();
+  }
+
+  killGroup(): void {
+    this.shared.root.killGroup();
+  }
+
+  tail(): string {
+    return this.shared.root.tail();
   }
 }
 

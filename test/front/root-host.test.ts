@@ -1,7 +1,7 @@
 // RemoteGeneration, the primary's stand-in for a fork master of a front process: when the master's control
 // connection is handed over, every frame the primary had read (the hello's chunk, and what the socket's stream had
 // buffered since) goes with it, and a partial frame refuses the master instead of being lost. Real unix sockets;
-// the host that posts to the front is a recorder.
+// the host that posts to the front is a recorder. And the host's own roots (real php): stopped before close() returns.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -9,8 +9,12 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { encodeFrame, FrameDecoder } from '../../src/goridge/frame.js';
-import { RemoteGeneration } from '../../src/front/root-host.js';
+import pino from 'pino';
+import { RemoteGeneration, RootHost } from '../../src/front/root-host.js';
 import type { RootEvent, RootReply } from '../../src/front/messages.js';
+import type { MasterOptions } from '../../src/spawn/fork/root.js';
+import { FIXTURE, ROOT } from '../support/paths.js';
+import { alive } from '../support/processes.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-root-host-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -104,6 +108,34 @@ describe('RemoteGeneration: handing a master over to its front', () => {
       assert.ok(server.destroyed);
     } finally {
       close();
+    }
+  });
+});
+
+describe('RootHost: stopping', () => {
+  it('close() waits for a root a pool released before, so no root outlives rrts', async () => {
+    const host = new RootHost(pino({ level: 'silent' }), null);
+    let rootPid = 0;
+    try {
+      const opts: MasterOptions = {
+        command: { php: 'php', flags: [], script: FIXTURE, args: [] },
+        preload: null,
+        spares: 0,
+        env: { ...process.env, RR_MODE: 'jobs' },
+        cwd: ROOT,
+        log: pino({ level: 'silent' }),
+        readyTimeoutMs: 20_000,
+      };
+      const root = await host.localProvider().root(opts, null);
+      rootPid = root.pid;
+      const master = await root.startMaster();
+      await master.stop();
+      await root.stop(); // the last holder let go: the host stops the root, in the background
+      await host.close();
+      assert.equal(alive(rootPid), false, `the root ${rootPid} is gone (and reaped) once close() returned`);
+    } finally {
+      await host.close();
+      if (rootPid && alive(rootPid)) process.kill(rootPid, 'SIGKILL');
     }
   });
 });

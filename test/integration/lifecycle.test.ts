@@ -63,6 +63,63 @@ describe('start-up failures', () => {
     }
 
     if (mode === 'fork') {
+      // every pool's masters come from one root in the primary: what a master and its workers write still reaches
+      // the pool that asked for them (its own output socket), in the primary and in a front process alike
+      for (const processes of [1, 2]) {
+        const where = processes === 1 ? 'one process' : `${processes} front processes`;
+        // (one process: the test above)
+        if (processes > 1)
+          it(`fork, ${where}: a worker that dies while starting is reported once, at error, with its stderr`, async () => {
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-dies-'));
+            try {
+              const script = path.join(dir, 'dies.php');
+              fs.writeFileSync(script, '<?php fwrite(STDERR, "line one\\nline two\\nPHP Fatal error: boom\\n"); exit(3);\n');
+              const config = { server: { command: `php ${script}` }, http: { front: { processes } } };
+              const rr = await startRrts({ mode, expectFailure: true, workers: processes, config });
+              const exit = await rr.exited;
+              await rr.stop();
+              assert.notEqual(exit.code, 0);
+              const lines = rr.logs().filter((l) => String(l.msg).includes('line one'));
+              assert.ok(lines.length >= 1, rr.stderr.slice(-2000));
+              assert.deepEqual(
+                lines.map((l) => l.level),
+                lines.map(() => 'error'),
+                `only the start's error quotes it, never a record of its own: ${JSON.stringify(lines)}`,
+              );
+              assert.match(
+                String(lines[0]!.msg),
+                /forked worker \d+ exited before it was ready \(exit code 3\); its output: line one\nline two\nPHP Fatal error: boom/,
+              );
+            } finally {
+              fs.rmSync(dir, { recursive: true, force: true });
+            }
+          });
+
+        it(`fork, ${where}: a preload that fails in the master is quoted by the pool's start error`, async () => {
+          const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-preload-dies-'));
+          try {
+            const preload = path.join(dir, 'preload.php');
+            // the root's warm-up child dies of it too: that is the root's output, logged under the root's pid
+            fs.writeFileSync(preload, '<?php\nfwrite(STDERR, "preload says\\n");\nthrow new RuntimeException(\'preload boom\');\n');
+            const config = { server: { fork: { preload } }, http: { front: { processes } } };
+            const rr = await startRrts({ mode, expectFailure: true, workers: processes, config });
+            const exit = await rr.exited;
+            await rr.stop();
+            assert.notEqual(exit.code, 0);
+            const errors = rr.logs().filter((l) => l.level === 'error' && String(l.msg).includes('preload says'));
+            assert.ok(errors.length >= 1, rr.stderr.slice(-2000));
+            assert.match(
+              String(errors[0]!.msg),
+              /the fork master \d+ exited before it was ready \(exit code 255\); its output: preload says\nPHP Fatal error: +Uncaught RuntimeException: preload boom/,
+            );
+          } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+          }
+        });
+      }
+    }
+
+    if (mode === 'fork') {
       it('fork mode names what this PHP lacks: an extension, or pcntl_fork in disable_functions', async () => {
         for (const [flags, expected] of [
           ['-d disable_functions=pcntl_fork', /pcntl_fork is in disable_functions .*fork mode needs it/],

@@ -56,21 +56,27 @@ async function serveWithSockets(mode: 'exec' | 'fork', config: Record<string, un
       ...config,
     },
   });
-  const files = [path.join(rrts.dir, 'rpc.sock')];
-  if (mode === 'exec') files.push(path.join(rrts.dir, 'relay.sock'));
-  else {
-    // the private fork directory with its sockets (workers.sock, the root's control socket)
-    const relay = /"socket":"unix:\/\/([^"]+)"/.exec(rrts.stderr)?.[1];
-    assert.ok(relay, `the fork socket in the log: ${rrts.stderr.slice(-2000)}`);
-    const dir = path.dirname(relay);
-    assert.ok(
-      fs.readdirSync(dir).some((f) => f.startsWith('control-')),
-      'a control socket in the private directory',
-    );
-    files.push(dir, ...fs.readdirSync(dir).map((f) => path.join(dir, f)));
+  // a failed check stops it here: the caller's finally is not reached, and rrts and its PHP processes would outlive the test
+  try {
+    const files = [path.join(rrts.dir, 'rpc.sock')];
+    if (mode === 'exec') files.push(path.join(rrts.dir, 'relay.sock'));
+    else {
+      // the pool's private directory with its sockets (workers.sock, output.sock), and the root host's directory with
+      // the shared root's control socket (every pool's masters connect there)
+      const relay = /"socket":"unix:\/\/([^"]+)"/.exec(rrts.stderr)?.[1];
+      assert.ok(relay, `the fork socket in the log: ${rrts.stderr.slice(-2000)}`);
+      const control = /"control":"([^"]+)"/.exec(rrts.stderr)?.[1];
+      assert.ok(control, `the root's control socket in the log: ${rrts.stderr.slice(-2000)}`);
+      for (const dir of [path.dirname(relay), path.dirname(control)]) files.push(dir, ...fs.readdirSync(dir).map((f) => path.join(dir, f)));
+      assert.ok(files.includes(control), 'the control socket exists');
+      assert.ok(files.includes(path.join(path.dirname(relay), 'output.sock')), "the pool's output socket exists");
+    }
+    for (const f of files) assert.ok(fs.existsSync(f), `${f} exists while serving`);
+    return { rrts, files };
+  } catch (err) {
+    await rrts.kill();
+    throw err;
   }
-  for (const f of files) assert.ok(fs.existsSync(f), `${f} exists while serving`);
-  return { rrts, files };
 }
 
 /** A request no worker finishes within the test (only a kill ends it), and every php process rrts has then. */

@@ -49,8 +49,11 @@ final class Master
     private ForkEnv $forkEnv;
     /** @var array<string, string|false> opcache settings a generation master changed for its preload */
     private array $savedIni = [];
-    /** with --output and FFI: what each child connects its stdout and stderr with */
+    /** with an output socket (--output, or the generation's) and FFI: what each child connects its stdout and stderr with */
     private ?Output $output = null;
+    /** why there is an output socket but no Output (FFI missing, say) */
+    private ?string $outputProblem = null;
+    private bool $outputPrepared = false;
 
     private static self $current;
 
@@ -103,11 +106,14 @@ final class Master
      */
     public function runRoot(): void
     {
-        $this->role = Root::run($this->channel, $this->options->preloadPath !== null && self::opcacheEnabled());
+        [$this->role, $output] = Root::run($this->channel, $this->options->preloadPath !== null && self::opcacheEnabled());
         $this->setTitle($this->title);
         if ($this->role === Role::OpcacheFiller) {
             return;
         }
+        // first: what the preload writes (a fatal error, say) reaches the pool that asked for this master
+        $this->prepareOutput($output ?? $this->options->output);
+        $this->output?->attach('master');
         $this->channel = Channel::connect((string) $this->options->control)
             ?? self::fail('cannot connect to the control socket ' . $this->options->control);
         if (!$this->channel->send(Protocol::hello())) {
@@ -164,13 +170,26 @@ final class Master
         }
         Child::setScriptGlobals($this->options); // child step 5 once here: a child inherits it rather than writing it
         $ready = self::readyMessage($this->options->preload, $resources);
-        if ($this->options->output !== null) {
-            $prepared = Output::prepare($this->options->output);
-            $this->output = $prepared instanceof Output ? $prepared : null;
-            $ready['output'] = $prepared instanceof Output ? true : $prepared; // or why the children keep our stdout
+        if (!$this->outputPrepared) {
+            $this->prepareOutput($this->options->output);
+        }
+        if ($this->outputProblem !== null || $this->output !== null) {
+            $ready['output'] = $this->outputProblem ?? true; // or why the children keep our stdout
         }
         $this->answer($ready);
         $this->sendAnswers();
+    }
+
+    /** What each child (and a generation master itself) connects its stdout and stderr to; null: none. */
+    private function prepareOutput(?string $path): void
+    {
+        $this->outputPrepared = true;
+        if ($path === null) {
+            return;
+        }
+        $prepared = Output::prepare($path);
+        $this->output = $prepared instanceof Output ? $prepared : null;
+        $this->outputProblem = $prepared instanceof Output ? null : $prepared;
     }
 
     /** The ready message (the root adds root and warm). */
@@ -411,7 +430,7 @@ final class Master
     /** Child steps 0-3 (docs/fork-mode.md §2.2), and the stream of its exit (FastExit). */
     private function prepareChild(): void
     {
-        $this->output?->attach(); // first: whatever the child writes from now on is logged under its own pid
+        $this->output?->attach('worker'); // first: whatever the child writes from now on is logged under its own pid
         $this->forgetInherited();
         Child::resetProcessState($this->gcEnabled);
         FastExit::open();

@@ -5,14 +5,15 @@ declare(strict_types=1);
 namespace Rrts\Master;
 
 /**
- * A child's own stdout and stderr: right after its fork (a spare: before it parks) it connects to rrts' output
- * socket (--output) and puts that connection on fds 1 and 2, so rrts logs what it writes under its pid
- * (SO_PEERCRED), line by line, never mixed with another worker's bytes (all children used to share the root's pipe:
- * logged under the root's pid, lines over PIPE_BUF interleaved). PHP cannot put a descriptor on fd 2 itself
+ * A child's own stdout and stderr: right after its fork (a spare: before it parks; a generation master: before its
+ * preload) it connects to its pool's output socket (the generation request's, or --output) and puts that connection
+ * on fds 1 and 2, so the pool logs what it writes under its pid (SO_PEERCRED), line by line, never mixed with another
+ * worker's bytes, and quotes it when its start fails (all children used to share the root's pipe: logged under the
+ * root's pid, lines over PIPE_BUF interleaved). PHP cannot put a descriptor on fd 2 itself
  * (fclose(STDERR) and a new fopen would leave the STDERR constant closed), so this is FFI's dup2(): STDERR,
  * STDOUT, error_log(), php://stderr and PHP's own error messages all write to fds 1 and 2 and keep working. The
  * declarations and the address are made once in the master; a child only makes the system calls. Without FFI (or
- * without --output) the children keep the inherited descriptors.
+ * without an output socket) the children keep the inherited descriptors.
  */
 final class Output
 {
@@ -52,8 +53,11 @@ final class Output
         return new self($libc, $address, \FFI::addr($address), \FFI::sizeof($address));
     }
 
-    /** In a new child: connect to rrts' output socket and put the connection on fds 1 and 2. */
-    public function attach(): void
+    /**
+     * In a new child (or a new generation master, before its preload): connect to rrts' output socket and put the
+     * connection on fds 1 and 2. $who: what the warning calls this process when it cannot.
+     */
+    public function attach(string $who): void
     {
         $libc = $this->libc;
         $fd = $libc->socket(self::AF_UNIX, self::SOCK_STREAM_CLOEXEC, 0);
@@ -62,7 +66,7 @@ final class Output
             if ($fd >= 0) {
                 $libc->close($fd);
             }
-            \fwrite(\STDERR, 'rrts worker ' . \getmypid() . ": cannot connect to rrts' output socket; this worker's output goes to the master's\n");
+            \fwrite(\STDERR, "rrts $who " . \getmypid() . ": cannot connect to rrts' output socket; this $who's output goes to its parent's\n");
 
             return;
         }

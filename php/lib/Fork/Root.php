@@ -5,9 +5,10 @@ declare(strict_types=1);
 namespace Rrts\Master;
 
 /**
- * The root (--root): started by rrts once per pool, it never requires the preload or the script. It forks one
- * generation master per start or reset; the masters inherit its opcache segment, so a reset's master finds the
- * app compiled and only recompiles what changed. It reaps the masters and reports how they exited.
+ * The root (--root): started by rrts once for every pool of the same command and preload, it never requires the
+ * preload or the script. It forks one generation master per start or reset of a pool, with that pool's env from
+ * the request; the masters inherit its opcache segment, so a reset's master finds the app compiled and only
+ * recompiles what changed. It reaps the masters and reports how they exited.
  */
 final class Root
 {
@@ -18,6 +19,8 @@ final class Root
 
     /** @var array<int, true> generation masters not yet reaped */
     private array $masters = [];
+    /** in a new generation master: the output socket its pool asked for (null: the root's --output) */
+    private ?string $output = null;
 
     private function __construct(private readonly Channel $channel)
     {
@@ -25,17 +28,21 @@ final class Root
 
     /**
      * The root's life: with $fillOpcache, a child that fills the opcache first; then the loop. Returns only in a new
-     * child: Role::Master (a generation master, its channel to the root closed) or Role::OpcacheFiller.
+     * child: Role::Master (a generation master, its channel to the root closed) or Role::OpcacheFiller, with the
+     * output socket a generation master's pool asked for (null: none, the root's --output applies).
+     *
+     * @return array{Role, ?string}
      */
-    public static function run(Channel $channel, bool $fillOpcache): Role
+    public static function run(Channel $channel, bool $fillOpcache): array
     {
         if ($fillOpcache && Prewarm::forkOpcacheFiller()) {
             $channel->close();
 
-            return Role::OpcacheFiller;
+            return [Role::OpcacheFiller, null];
         }
+        $root = new self($channel);
 
-        return (new self($channel))->serve();
+        return [$root->serve(), $root->output];
     }
 
     /** The loop; returns only in a new generation master. */
@@ -63,7 +70,9 @@ final class Root
             }
             $op = $message['op'] ?? null;
             if ($op === Protocol::GENERATION) {
-                $refused = self::opcacheProblem();
+                $env = $message['env'] ?? [];
+                $output = $message['output'] ?? null;
+                $refused = ForkEnv::check($env) ?? self::outputProblem($output) ?? self::opcacheProblem();
                 if ($refused !== null) {
                     $this->send(Protocol::generationFailed($message['id'] ?? null, $refused));
                     continue;
@@ -73,6 +82,10 @@ final class Root
                     $channel->close();
                     \pcntl_signal(\SIGCHLD, \SIG_DFL);
                     $this->masters = [];
+                    // the pools sharing this root differ in RR_MODE and RR_RELAY: the preload sees its own pool's
+                    (new ForkEnv())->apply($env);
+                    // and in where their output goes: the pool that asked quotes a failed start's lines
+                    $this->output = $output;
 
                     return Role::Master;
                 }
@@ -88,6 +101,16 @@ final class Root
             $reply = $op === Protocol::PING ? Protocol::rootPong(\count($this->masters)) : Protocol::unknownOp($op);
             $this->send(Protocol::withIdOf($reply, $message));
         }
+    }
+
+    /** Why a generation's output socket cannot be used (null: it can, or there is none). */
+    private static function outputProblem(mixed $output): ?string
+    {
+        if ($output === null || (\is_string($output) && $output !== '' && !\str_contains($output, "\0"))) {
+            return null;
+        }
+
+        return 'output must be a socket path';
     }
 
     /** Why a new generation should not share this opcache (null: it may). */

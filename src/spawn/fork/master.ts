@@ -2,10 +2,11 @@
 // over its connection to our private control socket (control-channel.ts; the messages are in protocol.ts and
 // docs/protocol.md §6).
 import type net from 'node:net';
-import { ForkFailedError, ForkMasterGoneError } from '../../errors.js';
+import { ForkFailedError, ForkMasterGoneError, ForkMasterStartError } from '../../errors.js';
 import type { FrameDecoder } from '../../goridge/frame.js';
 import { describeExit, type ExitInfo } from '../../worker/process.js';
-import { settlesWithin } from '../../time.js';
+import { delay, settlesWithin } from '../../time.js';
+import { waitForStart } from '../start-race.js';
 import { ControlChannel } from './control-channel.js';
 import { decodeMasterMessage, failureText, type MasterMessage, type MasterRequest } from './protocol.js';
 import type { ForkRootHandle, GenerationTarget, MasterOptions, ReadyInfo } from './root.js';
@@ -48,13 +49,31 @@ export class ForkMaster implements GenerationTarget {
     return this.channel === null && this.alive;
   }
 
-  /** Resolves once the master has preloaded the app; kills it if it does not in time. */
+  /**
+   * Resolves once the master has preloaded the app; kills it if it does not in time. An early exit's error quotes
+   * what it wrote (to its pool's output server, or else the root's pipes).
+   */
   async untilReady(): Promise<ReadyInfo> {
+    const what = `the fork master ${this.pid}`;
+    const output = this.opts.output;
+    const timeoutMs = this.opts.readyTimeoutMs;
     try {
-      this.info = await this.root.untilReady(this.ready, `the fork master ${this.pid}`, this.exited);
+      this.info = await waitForStart(this.ready, {
+        exited: this.exited,
+        timeoutMs,
+        exitError: async (exit) => {
+          const lines = output ? await output.startFailed(this.pid) : [];
+          if (!output) await delay(20); // the root's pipes: let the last output arrive
+          const quoted = lines.length > 0 ? `; its output: ${lines.join('\n').slice(-4096)}` : this.root.tail();
+          return new ForkMasterStartError(`${what} exited before it was ready (${describeExit(exit)})${quoted}`);
+        },
+        timeoutError: () => new ForkMasterStartError(`${what} did not report ready within ${timeoutMs} ms${this.root.tail()}`),
+      });
     } catch (err) {
       this.kill();
       throw err;
+    } finally {
+      output?.started(this.pid); // from now on its lines are logged as they come (what an error quoted is not)
     }
     return this.info;
   }

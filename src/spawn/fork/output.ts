@@ -22,17 +22,14 @@ export class WorkerOutputServer {
   private readonly connections = new Set<net.Socket>();
   /** each worker's lines by pid: held while it starts (a spare: until it is woken and ready) */
   private readonly byPid = new Map<number, { lines: WorkerOutputLines; closed: Promise<void> }>();
+  /** startFailed() calls waiting for the connection of their pid, by pid */
+  private readonly awaited = new Map<number, () => void>();
 
-  /**
-   * @param isOurs whether a pid is a child of one of our masters (only theirs are logged)
-   * @param holdWhileStarting keep a starting worker's lines for its start's error (false: a root shared with other
-   *   processes, whose workers' starts this process does not see: lines are logged as they come)
-   */
+  /** @param isOurs whether a pid is one of our masters or a child of one (only theirs are logged) */
   constructor(
     readonly path: string,
     private readonly log: Logger,
     private readonly isOurs: (pid: number) => boolean,
-    private readonly holdWhileStarting = true,
   ) {}
 
   /**
@@ -76,9 +73,10 @@ export class WorkerOutputServer {
     this.connections.add(socket);
     const lines = new WorkerOutputLines(this.log, pid);
     // held while the worker starts: a start that fails is reported once with them (startFailed)
-    if (this.holdWhileStarting) lines.holdUntilReady();
+    lines.holdUntilReady();
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     this.byPid.set(pid, { lines, closed });
+    this.awaited.get(pid)?.();
     socket.on('data', (chunk: Buffer) => lines.push(chunk));
     void closed.then(() => {
       this.connections.delete(socket);
@@ -97,8 +95,16 @@ export class WorkerOutputServer {
     this.byPid.delete(pid);
   }
 
-  /** The worker left before it was ready: its last lines (once its connection has ended, briefly awaited), unlogged. */
+  /**
+   * The worker left before it was ready: its last lines (once its connection has ended, briefly awaited), unlogged.
+   * A worker that connected, wrote and exited may be seen gone before its connection is accepted: that is awaited
+   * briefly too (else its lines were neither quoted nor logged, rrts exiting on the failed start meanwhile).
+   */
   async startFailed(pid: number): Promise<string[]> {
+    if (!this.byPid.has(pid) && this.server) {
+      await settlesWithin(new Promise<void>((resolve) => this.awaited.set(pid, resolve)), START_OUTPUT_WAIT_MS);
+      this.awaited.delete(pid);
+    }
     const entry = this.byPid.get(pid);
     if (!entry) return [];
     this.byPid.delete(pid);

@@ -9,6 +9,10 @@ export type RequestId = number;
 // rrts -> root
 export interface GenerationRequest {
   op: 'generation';
+  /** what the new master sets before its preload: its pool's RR_MODE and RR_RELAY (pools share a root) */
+  env?: Record<string, string>;
+  /** the pool's output socket: the master (from its preload on) and its children connect their stdout and stderr to it */
+  output?: string;
 }
 // rrts -> root or master
 export interface PingRequest {

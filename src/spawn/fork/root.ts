@@ -1,6 +1,6 @@
-// The fork root (php/master.php --root): started once per pool (and again after a reload), it never loads the app;
-// it forks one generation master per start or reset, and they all share its opcache segment. We talk to it over its
-// fd 3; each master it forks connects to our private control socket, checked here and handed to its ForkMaster.
+// The fork root (php/master.php --root): one for the pools of one command and preload (a new one after a reload),
+// it never loads the app; it forks a generation master per start or reset of a pool, and they all share its opcache
+// segment. We talk to it over its fd 3; each master connects to our private control socket, checked here.
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -39,8 +39,20 @@ export interface MasterOptions {
   readyTimeoutMs: number;
   /** server.user/group: uid/gid of the master, inherited by every forked worker */
   identity?: Identity | null;
-  /** the socket each forked child connects its stdout and stderr to (WorkerOutputServer); absent: the root's pipes */
-  outputSocket?: string | null;
+  /**
+   * The pool's output server: each master it asks for, and each of their children, connect their stdout and stderr
+   * to it, and a start that fails quotes what they wrote there; absent: they keep the root's pipes.
+   */
+  output?: StartOutput | null;
+}
+
+/** Where a pool's masters and workers write (WorkerOutputServer): held while each one starts. */
+export interface StartOutput {
+  readonly path: string;
+  /** it is ready: what it wrote is logged, and the rest as it comes */
+  started(pid: number): void;
+  /** it left before it was ready: its last lines, for the start's error (not logged) */
+  startFailed(pid: number): Promise<string[]>;
 }
 
 /** What a root or master reports once it is up (docs/protocol.md §6.3, §6.4). */
@@ -70,8 +82,16 @@ export interface ForkRootHandle {
   stop(): Promise<void>;
   /** forced exit: SIGKILL it with its group, where this process owns it */
   killGroup(): void;
-  untilReady(ready: Promise<ReadyInfo>, what: string, exited?: Promise<ExitInfo>): Promise<ReadyInfo>;
+  /** the root's recent output for an error ('; its output: …'), or '' (a master writing to its pool's output has none here) */
   tail(): string;
+}
+
+/** What tells the pools sharing a root apart: each of their masters gets its own (the root has the first pool's). */
+export const POOL_ENV_NAMES = ['RR_MODE', 'RR_RELAY'] as const;
+
+/** The env a generation request carries: the pool's own RR_MODE and RR_RELAY. */
+export function generationEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(POOL_ENV_NAMES.filter((name) => env[name] !== undefined).map((name) => [name, env[name]!]));
 }
 
 let controlSockets = 0;
@@ -107,6 +127,11 @@ export class ForkRoot implements ForkRootHandle {
     return this.child?.pid ?? 0;
   }
 
+  /** where its masters connect (in the runtime directory it was given) */
+  get controlSocket(): string {
+    return this.controlPath;
+  }
+
   get alive(): boolean {
     return this.child !== null && this.exitInfo === null;
   }
@@ -139,7 +164,6 @@ export class ForkRoot implements ForkRootHandle {
     if (preload) args.push(`--preload=${preload}`);
     if (this.opts.spares > 0) args.push(`--spares=${this.opts.spares}`);
     args.push('--root', `--control=${this.controlPath}`);
-    if (this.opts.outputSocket) args.push(`--output=${this.opts.outputSocket}`);
     if (command.args.length > 0) args.push('--', ...command.args);
     const child = spawnChild(command.php, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], ...(id ?? {}) });
     this.child = child;
@@ -183,7 +207,7 @@ export class ForkRoot implements ForkRootHandle {
 
   /** A new generation master: forked by the root, connected to us, preloaded and ready. */
   async startMaster(): Promise<ForkMaster> {
-    const master = await this.startGeneration((pid) => new ForkMaster(pid, this, this.opts));
+    const master = await this.startGeneration((pid) => new ForkMaster(pid, this, this.opts), generationEnv(this.opts.env), this.opts.output?.path);
     await master.untilReady();
     return master;
   }
@@ -192,9 +216,9 @@ export class ForkRoot implements ForkRootHandle {
    * Ask the root for a generation master; `make` builds what its control connection and its exit go to: a
    * ForkMaster here, or a front process's stand-in when the root is shared between processes (src/front/).
    */
-  async startGeneration<T extends GenerationTarget>(make: (pid: number) => T): Promise<T> {
+  async startGeneration<T extends GenerationTarget>(make: (pid: number) => T, env?: Record<string, string>, output?: string): Promise<T> {
     this.stderrTail = ''; // an error of this master quotes its own output, not the warm-up's (the same preload)
-    const reply = await this.channel!.request({ op: 'generation' });
+    const reply = await this.channel!.request({ op: 'generation', ...(env ? { env } : {}), ...(output ? { output } : {}) });
     if (reply.op !== 'generation') {
       throw new ForkMasterRefusedError(`the fork root ${this.pid} did not start a master: ${failureText(reply)}`);
     }
@@ -231,10 +255,10 @@ export class ForkRoot implements ForkRootHandle {
     }
   }
 
-  /** Wait for a ready message, failing on a timeout or an early exit (of the root, or of `master` for a generation). */
-  async untilReady(ready: Promise<ReadyInfo>, what: string, exited: Promise<ExitInfo> = this.exited): Promise<ReadyInfo> {
+  /** Wait for the root's ready message, failing on a timeout or an early exit. */
+  private async untilReady(ready: Promise<ReadyInfo>, what: string): Promise<ReadyInfo> {
     return waitForStart(ready, {
-      exited,
+      exited: this.exited,
       timeoutMs: this.opts.readyTimeoutMs,
       exitError: async (exit) => {
         await delay(20); // let the last output arrive

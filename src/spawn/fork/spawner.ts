@@ -67,7 +67,7 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
   readonly mode = 'fork' as const;
   private runtimeDir = '';
   private listener: SocketRelayListener | null = null;
-  /** where the workers' stdout and stderr arrive; null when they keep the root's (no SO_PEERCRED here) */
+  /** where the masters' and workers' stdout and stderr arrive; null when they keep the root's (no SO_PEERCRED here) */
   private output: WorkerOutputServer | null = null;
   private outputWarned = false;
   private readonly reaper: Reaper;
@@ -114,12 +114,9 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
       fs.chownSync(this.runtimeDir, id.uid, id.gid);
       fs.chownSync(socket, id.uid, id.gid);
     }
-    // a shared root's workers write to the output socket of the process that owns the root
-    const output = this.opts.sharedRoots
-      ? null
-      : new WorkerOutputServer(path.join(this.runtimeDir, 'output.sock'), this.opts.log, (pid) => this.isForkedByOurMaster(pid));
-    if (!output) this.output = null;
-    else if (await output.listen(id ?? null)) this.output = output;
+    // this pool's own, though the root be shared: its masters and workers write here, and a failed start quotes them
+    const output = new WorkerOutputServer(path.join(this.runtimeDir, 'output.sock'), this.opts.log, (pid) => this.writesOurOutput(pid));
+    if (await output.listen(id ?? null)) this.output = output;
     else this.opts.log.warn(`forked workers' output is logged under the fork root's pid: ${nativeUnavailableReason() ?? 'SO_PEERCRED is not available'}`);
     const relay = `unix://${socket}`;
     this.relay = relay;
@@ -354,7 +351,7 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
       log: this.opts.log,
       readyTimeoutMs: this.opts.allocateTimeoutMs,
       identity: this.opts.identity ?? null,
-      outputSocket: this.output?.path ?? null,
+      output: this.output,
     };
     let root: ForkRootHandle;
     let info: ReadyInfo;
@@ -428,6 +425,16 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
    */
   private isOurChild(pid: number, socket: net.Socket): boolean {
     return peerPidIs(socket, pid) && this.isForkedByOurMaster(pid);
+  }
+
+  /**
+   * Output connections: a child of our masters, or a master a root of ours forked for us (it connects before its
+   * preload, maybe before the root's answer names it; another pool's master is told another socket).
+   */
+  private writesOurOutput(pid: number): boolean {
+    if (this.isForkedByOurMaster(pid)) return true;
+    const parent = procStat(pid)?.ppid;
+    return parent !== undefined && [this.root, ...this.retiredRoots].some((root) => root?.pid === parent);
   }
 
   /** A master of ours answered this pid to a fork, or (a spare, a fork not yet answered) /proc names it the parent. */

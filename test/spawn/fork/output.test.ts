@@ -79,6 +79,25 @@ describe('WorkerOutputServer', () => {
     assert.equal(fs.existsSync(server.path), false, 'the socket file is removed');
   });
 
+  it("quotes a failed start's lines when its connection is accepted only after the start was seen failing", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-output-'));
+    tempDirs.push(dir);
+    const { log, records } = collectingLogger();
+    const server = new WorkerOutputServer(path.join(dir, 'output.sock'), log, (pid) => pid === process.pid);
+    assert.equal(await server.listen(null), true);
+    try {
+      // the worker's exit came first (its connection still in the backlog): the error asks before the connection
+      const quoted = server.startFailed(process.pid);
+      const client = await connect(server.path);
+      client.end('PHP Fatal error: boom\n');
+      assert.deepEqual(await quoted, ['PHP Fatal error: boom']);
+      await sleep(50);
+      assert.deepEqual(records, [], 'quoted, not logged as well');
+    } finally {
+      await server.close();
+    }
+  });
+
   it('drops, with a warning, a connection from a process that is not a child of our masters', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-output-'));
     tempDirs.push(dir);
