@@ -107,7 +107,7 @@ async function extrasGone(s, sinceEpochMs, addedBefore, limitMs = 30_000) {
 
 async function burstLine(tmpDir, label, opts, rounds) {
   const s = await startRrts(tmpDir, label, opts);
-  const out = { label, rounds: [] };
+  const out = { label, key: opts.key ?? null, rounds: [] };
   try {
     for (let r = 0; r < rounds; r++) {
       if (opts.pool.dynamic_allocator) await extrasGone(s, Date.now(), s.extras.added);
@@ -199,12 +199,16 @@ async function main() {
   const seconds = Number(values.seconds);
   const tmpDir = makeTempDir('rrts-bench-elastic-');
   const dynamic = (extra = {}) => ({ max_workers: BURST - 4, idle_timeout: `${IDLE_TIMEOUT_MS}ms`, ...extra });
+  // keys: what run.mjs reads from --json
   const lines = [
-    ['fork, 4 + dynamic (scale_on_wait default)', { mode: 'fork', pool: { num_workers: 4, dynamic_allocator: dynamic() } }],
-    ['fork, 32 from the start', { mode: 'fork', pool: { num_workers: BURST } }],
-    ['exec, 4 + dynamic (scale_on_wait 5ms)', { mode: 'exec', pool: { num_workers: 4, dynamic_allocator: dynamic({ scale_on_wait: '5ms' }) } }],
-    ["exec, 4 + dynamic (RoadRunner's rule)", { mode: 'exec', pool: { num_workers: 4, dynamic_allocator: dynamic() } }],
-    ['exec, 32 from the start', { mode: 'exec', pool: { num_workers: BURST } }],
+    ['fork, 4 + dynamic (scale_on_wait default)', { key: 'forkDynamic', mode: 'fork', pool: { num_workers: 4, dynamic_allocator: dynamic() } }],
+    ['fork, 32 from the start', { key: 'forkStatic', mode: 'fork', pool: { num_workers: BURST } }],
+    [
+      'exec, 4 + dynamic (scale_on_wait 5ms)',
+      { key: 'execDynamic', mode: 'exec', pool: { num_workers: 4, dynamic_allocator: dynamic({ scale_on_wait: '5ms' }) } },
+    ],
+    ["exec, 4 + dynamic (RoadRunner's rule)", { key: 'execRoadRunner', mode: 'exec', pool: { num_workers: 4, dynamic_allocator: dynamic() } }],
+    ['exec, 32 from the start', { key: 'execStatic', mode: 'exec', pool: { num_workers: BURST } }],
   ];
   if (values.sweep) {
     for (const wait of ['1ms', '2ms', '10ms']) {
@@ -237,7 +241,8 @@ async function main() {
       maxJobs.map((m) => [m.label, String(m.requests), `${round(m.p50, 1)} ms`, `${round(m.p99, 1)} ms`, ms(m.max), String(m.failed)]),
     )}\n`,
   );
-  if (values.json) fs.writeFileSync(values.json, JSON.stringify({ bursts, maxJobs }, null, 2));
+  const meta = { burst: BURST, slowMs: SLOW_MS, idleTimeoutMs: IDLE_TIMEOUT_MS, tickMs: 100, rounds, seconds, baseline: Boolean(values.baseline) };
+  if (values.json) fs.writeFileSync(values.json, JSON.stringify({ meta, bursts, maxJobs }, null, 2));
 }
 
 runMain(main, USAGE);
