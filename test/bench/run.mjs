@@ -690,7 +690,7 @@ async function main() {
       '',
       ...(run.elastic
         ? [
-            `Elastic pool (test/bench/elastic.mjs, ${run.elastic.meta.rounds} bursts per line; [pool.md](pool.md) has what each line is):`,
+            `Elastic pool (test/bench/elastic.mjs, ${run.elastic.meta.rounds} bursts per line; docs/pool.md has what each line is):`,
             '',
             elasticSummary(run.elastic),
             '',
