@@ -448,7 +448,10 @@ export class WorkerPool {
           if (extra) this.spawningExtra--;
           this.departing.delete(w);
           this.countFailedStart(err);
-          if (this.workers.has(w)) this.leave(w, reason);
+          if (this.workers.has(w)) {
+            if (extra && generation === this.generation) this.lostExtras++;
+            this.leave(w, reason);
+          }
           this.replenish();
         },
       )
