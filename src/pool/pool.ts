@@ -154,6 +154,11 @@ export class WorkerPool {
   private readonly extras = new WeakMap<Worker, number>();
   /** Workers past a limit (max_jobs, ttl, memory) that serve on until their replacement is ready: the reason. */
   private readonly departing = new Map<Worker, WorkerState>();
+  /**
+   * Extra workers that died and are still to be replaced: RoadRunner replaces every worker that exits (its
+   * worker_watcher does not tell extra workers apart), and the replacement is an extra worker again.
+   */
+  private lostExtras = 0;
   /** 0 = RoadRunner's rule: workers are added only for a request that waited the whole allocate_timeout. */
   private readonly scaleOnWait: number;
   /** performance.now() of RoadRunner's last allocation, for its one-per-second limit. */
@@ -293,6 +298,7 @@ export class WorkerPool {
       throw reason;
     }
     this.generation = next;
+    this.lostExtras = 0; // extra workers go with the old generation and come back on demand
     const old = [...this.workers];
     for (const w of fresh) this.admit(w); // first, so retiring the old ones does not ask for replacements
     // New requests go to new code from here; the bench reads this moment as the reset's latency.
@@ -442,7 +448,10 @@ export class WorkerPool {
           if (extra) this.spawningExtra--;
           this.departing.delete(w);
           this.countFailedStart(err);
-          if (this.workers.has(w)) this.leave(w, reason);
+          if (this.workers.has(w)) {
+            if (extra && generation === this.generation) this.lostExtras++;
+            this.leave(w, reason);
+          }
           this.replenish();
         },
       )
@@ -463,8 +472,13 @@ export class WorkerPool {
     }
   }
 
-  /** Take a worker out of service; a replacement is spawned. */
+  /**
+   * Take a worker out of service; a replacement is spawned. An extra worker is replaced by another extra worker,
+   * unless it goes because of a reset, idle time or informer.RemoveWorker.
+   */
   private retire(w: Worker, state: WorkerState): void {
+    const replaceExtra = state !== WorkerState.IdleTTLReached && state !== WorkerState.Stopping && w.generation === this.generation;
+    if (this.extras.has(w) && this.workers.has(w) && replaceExtra) this.lostExtras++;
     this.forgetIdle(w);
     this.workers.delete(w);
     this.retiring.add(w);
@@ -655,25 +669,31 @@ export class WorkerPool {
     const generation = this.generation;
     this.observer?.scaled?.('up', count);
     this.log.info({ plugin: this.name, adding: count, extra: this.extraCount() + this.spawningExtra }, `${this.name}: ${why}; adding ${count} extra worker(s)`);
-    for (let i = 0; i < count; i++) {
-      this.spawningExtra++;
-      this.spawnWorker(generation).then(
-        (w) => {
-          this.spawningExtra--;
-          if (generation !== this.generation || this.destroyed) {
-            void w.stop();
-            return;
-          }
-          this.extras.set(w, Date.now());
-          this.admit(w);
-          this.startScaleDown();
-        },
-        (err: Error) => {
-          this.spawningExtra--;
-          this.countFailedStart(err);
-        },
-      );
-    }
+    for (let i = 0; i < count; i++) this.spawnExtra(generation, false);
+  }
+
+  /** Start one extra worker; a replacement (of an extra worker that died) is tried again, with the back-off, if it fails. */
+  private spawnExtra(generation: number, replacement: boolean): void {
+    this.spawningExtra++;
+    this.spawnWorker(generation).then(
+      (w) => {
+        this.spawningExtra--;
+        if (generation !== this.generation || this.destroyed) {
+          void w.stop();
+          return;
+        }
+        this.extras.set(w, Date.now());
+        this.admit(w);
+        this.startScaleDown();
+      },
+      (err: Error) => {
+        this.spawningExtra--;
+        this.countFailedStart(err);
+        if (!replacement || generation !== this.generation) return;
+        this.lostExtras++;
+        this.replenish();
+      },
+    );
   }
 
   /** Every tick, extra workers idle for idle_timeout are stopped; the timer runs while extra workers exist. */
@@ -734,13 +754,19 @@ export class WorkerPool {
     }
   }
 
-  /** Spawn replacements until num_workers are alive again, with a growing back-off after failures. */
+  /**
+   * Spawn replacements until num_workers are alive again, and one for each extra worker that died (within
+   * max_workers), with a growing back-off after failures.
+   */
   private replenish(): void {
     if (this.destroyed || this.config.debug || this.respawnTimer) return;
-    if (this.missingStatic() <= 0) return;
+    if (this.missingStatic() <= 0 && this.lostExtras <= 0) return;
     const wait = this.crashLoop.delay();
     const go = (): void => {
       this.respawnTimer = null;
+      const extras = Math.min(this.lostExtras, this.extraRoom());
+      this.lostExtras = 0;
+      for (let i = 0; i < extras; i++) this.spawnExtra(this.generation, true);
       const count = this.missingStatic();
       for (let i = 0; i < count; i++) {
         const generation = this.generation;
@@ -784,6 +810,7 @@ export class WorkerPool {
     this.forgetIdle(w);
     this.retiring.add(w);
     void w.process.exited.then(() => this.retiring.delete(w));
+    if (this.extras.has(w)) this.lostExtras++;
     this.countEarlyDeath(w);
     this.replenish();
   }
@@ -794,6 +821,7 @@ export class WorkerPool {
     this.log.warn({ pid: w.pid }, `worker ${w.pid} exited unexpectedly (${describeExit(exit)})`);
     this.workers.delete(w);
     this.forgetIdle(w);
+    if (this.extras.has(w)) this.lostExtras++;
     this.countEarlyDeath(w);
     this.replenish();
   }

@@ -2,8 +2,10 @@
 //   burst     0 -> 32 concurrent slow requests (GET /?ms=200) on num_workers 4 with dynamic_allocator.max_workers 28:
 //             fork mode (scale_on_wait by default), exec mode with the same scale_on_wait, RoadRunner's rule (exec,
 //             workers added only after allocate_timeout), and a fork pool of 32 from the start as the reference.
-//             Per line: the wait of the last request to get a worker, p50/p99 of the burst, failures, and how long
-//             after the burst the extra workers were gone (rrts_dynamic_workers back to 0; idle_timeout 1s).
+//             Per line: the wait of the last request to get a worker, p50/p99 of the burst, failures, the extra
+//             workers added, and how long after the burst the last of them was stopped (idle_timeout 1s). Both
+//             come from rrts's log (its "adding N extra worker(s)" and "stopped N extra worker(s)" lines), not
+//             from /metrics, which counts a worker only once it is ready: an exec worker still booting is not there.
 //   max_jobs  steady load (4 connections, GET /?ms=5) on 4 workers with max_jobs 50: p99 of this build against
 //             the build named by --baseline (a checkout without replacement before departure), both modes.
 //
@@ -28,9 +30,30 @@ const BURST = 32;
 const SLOW_MS = 200;
 const IDLE_TIMEOUT_MS = 1_000;
 
+/** What rrts logged about its extra workers: how many it added and stopped, and when (epoch ms) the last went. */
+function extraWorkerLog() {
+  const extras = { added: 0, removed: 0, lastRemovedAt: 0 };
+  const onLine = (line) => {
+    if (!line.startsWith('{') || !line.includes('extra worker(s)')) return;
+    let record;
+    try {
+      record = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (typeof record.adding === 'number') extras.added += record.adding;
+    if (typeof record.removed === 'number') {
+      extras.removed += record.removed;
+      extras.lastRemovedAt = Number(record.ts) / 1e6; // "ts" is epoch nanoseconds
+    }
+  };
+  return { extras, onLine };
+}
+
 async function startRrts(tmpDir, name, { root = REPO, mode, pool, metrics = true }) {
   const port = await freePort();
   const metricsPort = await freePort();
+  const { extras, onLine } = extraWorkerLog();
   const dir = fs.mkdtempSync(path.join(tmpDir, `${name.replace(/[^a-z0-9]+/gi, '-')}-`));
   const config = {
     version: '3',
@@ -41,11 +64,12 @@ async function startRrts(tmpDir, name, { root = REPO, mode, pool, metrics = true
     },
     http: { address: `${HOST}:${port}`, pool: { allocate_timeout: '60s', destroy_timeout: '10s', ...pool } },
     ...(metrics ? { metrics: { address: `${HOST}:${metricsPort}` } } : {}),
-    logs: { mode: 'production', level: 'warn' },
+    // info: the extra workers' additions and removals (one line each batch)
+    logs: { mode: 'production', level: pool.dynamic_allocator ? 'info' : 'warn' },
   };
   const file = path.join(dir, '.rr.yaml');
   fs.writeFileSync(file, JSON.stringify(config)); // JSON is YAML
-  const proc = startProcess(name, process.execPath, [path.join(root, 'bin', 'rrts'), 'serve', '-c', file], { cwd: dir, graceMs: 20_000 });
+  const proc = startProcess(name, process.execPath, [path.join(root, 'bin', 'rrts'), 'serve', '-c', file], { cwd: dir, graceMs: 20_000, onLine });
   await waitFor(
     () => proc.out.includes('server started') || proc.exit !== null,
     `${name}: rrts to start`,
@@ -53,7 +77,7 @@ async function startRrts(tmpDir, name, { root = REPO, mode, pool, metrics = true
     () => proc.out.slice(-2000),
   );
   if (proc.exit) throw new Error(`${name}: rrts exited at start: ${proc.out.slice(-2000)}`);
-  return { name, proc, port, metricsPort };
+  return { name, proc, port, metricsPort, extras };
 }
 
 function get(port, urlPath) {
@@ -68,51 +92,40 @@ function get(port, urlPath) {
   });
 }
 
-async function metric(s, name) {
-  const text = await new Promise((resolve, reject) => {
-    http
-      .get({ host: HOST, port: s.metricsPort, path: '/metrics' }, (res) => {
-        let body = '';
-        res
-          .setEncoding('utf8')
-          .on('data', (c) => (body += c))
-          .on('end', () => resolve(body));
-      })
-      .on('error', reject);
-  });
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{pool="http"} `));
-  return line ? Number(line.split(' ').at(-1)) : NaN;
-}
-
-/** Polls until the pool is back to its num_workers; ms from `since`, or null when it did not within the limit. */
-async function extrasGone(s, staticWorkers, since, limitMs = 30_000) {
-  for (;;) {
-    if ((await metric(s, 'rrts_dynamic_workers')) === 0 && (await metric(s, 'rr_http_total_workers')) === staticWorkers) return performance.now() - since;
-    if (performance.now() - since > limitMs) return null;
+/**
+ * Polls until every extra worker rrts added was stopped again; the ms from `sinceEpochMs` to the last one's removal,
+ * 0 when none was added since `addedBefore`, or null when they were not all gone within the limit.
+ */
+async function extrasGone(s, sinceEpochMs, addedBefore, limitMs = 30_000) {
+  const until = performance.now() + limitMs;
+  while (s.extras.removed < s.extras.added) {
+    if (performance.now() > until) return null;
     await sleep(10);
   }
+  return s.extras.added === addedBefore ? 0 : Math.max(0, s.extras.lastRemovedAt - sinceEpochMs);
 }
 
 async function burstLine(tmpDir, label, opts, rounds) {
   const s = await startRrts(tmpDir, label, opts);
-  const staticWorkers = opts.pool.num_workers;
-  const out = { label, rounds: [] };
+  const out = { label, key: opts.key ?? null, rounds: [] };
   try {
     for (let r = 0; r < rounds; r++) {
-      if (opts.pool.dynamic_allocator) await extrasGone(s, staticWorkers, performance.now());
+      if (opts.pool.dynamic_allocator) await extrasGone(s, Date.now(), s.extras.added);
+      const addedBefore = s.extras.added;
       const replies = await Promise.all(Array.from({ length: BURST }, () => get(s.port, `/?ms=${SLOW_MS}`)));
-      const end = performance.now();
+      const end = Date.now();
       const ms = replies.map((x) => x.ms).sort((a, b) => a - b);
       const round_ = {
         p50: percentile(ms, 50),
         p99: percentile(ms, 99),
         lastWait: ms.at(-1) - SLOW_MS, // the last request's wait for a worker (plus HTTP overhead)
         failed: replies.filter((x) => x.status !== 200).length,
-        goneMs: opts.pool.dynamic_allocator ? await extrasGone(s, staticWorkers, end) : null,
+        goneMs: opts.pool.dynamic_allocator ? await extrasGone(s, end, addedBefore) : null,
+        added: opts.pool.dynamic_allocator ? s.extras.added - addedBefore : null,
       };
       out.rounds.push(round_);
       log(
-        `${label}: round ${r + 1}: last wait ${round(round_.lastWait, 0)} ms, p99 ${round(round_.p99, 0)} ms, failed ${round_.failed}, extras gone after ${round_.goneMs === null ? '-' : round(round_.goneMs, 0)} ms`,
+        `${label}: round ${r + 1}: last wait ${round(round_.lastWait, 0)} ms, p99 ${round(round_.p99, 0)} ms, failed ${round_.failed}, extra added ${round_.added ?? '-'}, gone after ${round_.goneMs === null ? '-' : round(round_.goneMs, 0)} ms`,
       );
     }
   } finally {
@@ -129,6 +142,7 @@ async function burstLine(tmpDir, label, opts, rounds) {
   out.p50 = med('p50');
   out.p99 = med('p99');
   out.goneMs = med('goneMs');
+  out.added = med('added');
   out.failed = out.rounds.reduce((n, x) => n + x.failed, 0);
   return out;
 }
@@ -185,12 +199,16 @@ async function main() {
   const seconds = Number(values.seconds);
   const tmpDir = makeTempDir('rrts-bench-elastic-');
   const dynamic = (extra = {}) => ({ max_workers: BURST - 4, idle_timeout: `${IDLE_TIMEOUT_MS}ms`, ...extra });
+  // keys: what run.mjs reads from --json
   const lines = [
-    ['fork, 4 + dynamic (scale_on_wait default)', { mode: 'fork', pool: { num_workers: 4, dynamic_allocator: dynamic() } }],
-    ['fork, 32 from the start', { mode: 'fork', pool: { num_workers: BURST } }],
-    ['exec, 4 + dynamic (scale_on_wait 5ms)', { mode: 'exec', pool: { num_workers: 4, dynamic_allocator: dynamic({ scale_on_wait: '5ms' }) } }],
-    ["exec, 4 + dynamic (RoadRunner's rule)", { mode: 'exec', pool: { num_workers: 4, dynamic_allocator: dynamic() } }],
-    ['exec, 32 from the start', { mode: 'exec', pool: { num_workers: BURST } }],
+    ['fork, 4 + dynamic (scale_on_wait default)', { key: 'forkDynamic', mode: 'fork', pool: { num_workers: 4, dynamic_allocator: dynamic() } }],
+    ['fork, 32 from the start', { key: 'forkStatic', mode: 'fork', pool: { num_workers: BURST } }],
+    [
+      'exec, 4 + dynamic (scale_on_wait 5ms)',
+      { key: 'execDynamic', mode: 'exec', pool: { num_workers: 4, dynamic_allocator: dynamic({ scale_on_wait: '5ms' }) } },
+    ],
+    ["exec, 4 + dynamic (RoadRunner's rule)", { key: 'execRoadRunner', mode: 'exec', pool: { num_workers: 4, dynamic_allocator: dynamic() } }],
+    ['exec, 32 from the start', { key: 'execStatic', mode: 'exec', pool: { num_workers: BURST } }],
   ];
   if (values.sweep) {
     for (const wait of ['1ms', '2ms', '10ms']) {
@@ -212,8 +230,8 @@ async function main() {
   process.stdout.write(`\nburst: ${BURST} concurrent GET /?ms=${SLOW_MS}, median of ${rounds} rounds; extras idle_timeout ${IDLE_TIMEOUT_MS} ms\n`);
   process.stdout.write(
     `${table(
-      ['line', 'last request waited', 'p50', 'p99', 'failed', 'extras gone after'],
-      bursts.map((b) => [b.label, ms(b.lastWait), ms(b.p50), ms(b.p99), String(b.failed), ms(b.goneMs)]),
+      ['line', 'last request waited', 'p50', 'p99', 'failed', 'extra added', 'extras gone after'],
+      bursts.map((b) => [b.label, ms(b.lastWait), ms(b.p50), ms(b.p99), String(b.failed), b.added === null ? '-' : String(b.added), ms(b.goneMs)]),
     )}\n`,
   );
   process.stdout.write(`\nmax_jobs 50, 4 workers, 4 connections of GET /?ms=5 for ${seconds} s\n`);
@@ -223,7 +241,8 @@ async function main() {
       maxJobs.map((m) => [m.label, String(m.requests), `${round(m.p50, 1)} ms`, `${round(m.p99, 1)} ms`, ms(m.max), String(m.failed)]),
     )}\n`,
   );
-  if (values.json) fs.writeFileSync(values.json, JSON.stringify({ bursts, maxJobs }, null, 2));
+  const meta = { burst: BURST, slowMs: SLOW_MS, idleTimeoutMs: IDLE_TIMEOUT_MS, tickMs: 100, rounds, seconds, baseline: Boolean(values.baseline) };
+  if (values.json) fs.writeFileSync(values.json, JSON.stringify({ meta, bursts, maxJobs }, null, 2));
 }
 
 runMain(main, USAGE);

@@ -9,8 +9,9 @@
 //    raw node; CPU of the rrts process per 1,000 requests), test/bench/fork.mjs (memory of 8 workers exec/fork/
 //    php-fpm, worker start latency, reset under load) and test/bench/jobs.mjs (jobs drain rate: rrts amqp and memory
 //    against php-amqp consumers; --no-jobs skips it), one after the other, each writing its JSON to a temp file.
+//    A full run then runs test/bench/elastic.mjs (the elastic pool, ~2 min; --no-elastic skips it).
 // 3. Prints ONE table of ratios with each target and whether it was met (the jobs rows as a table of their own),
-//    the machine, and the wall time.
+//    the machine, and the wall time (and the elastic pool's targets on lines of their own).
 //    Full mode also writes docs/benchmarks.svg (a bar chart, hand-written SVG) and regenerates the results section
 //    of docs/benchmarks.md between its marker comments; --quick (about a minute and a half) only prints. --json FILE saves
 //    everything; --from-json FILE renders a saved run again without running anything.
@@ -52,6 +53,7 @@ const USAGE = `usage: npm run bench [-- --quick] [-- --json FILE]   (or: node te
   --from-json FILE  run nothing: print (and, for a full run, write the doc and chart) from a saved --json FILE
   --no-install do not apt-get install missing packages, only name them
   --no-jobs    skip test/bench/jobs.mjs (and its packages, rabbitmq-server and php-amqp)
+  --no-elastic skip test/bench/elastic.mjs (the elastic pool, ~2 min; a full run only, --quick never runs it)
   -h, --help`;
 
 // ---------------------------------------------------------------------------------------------- packages
@@ -461,6 +463,41 @@ function machineLine(machine, rev) {
   );
 }
 
+// ---------------------------------------------------------------------------------------------- the elastic pool
+
+/**
+ * The elastic pool's targets (issue 18, docs/pool.md) from elastic.mjs's JSON, as lines of their own: its numbers are
+ * latencies of one burst, not the ratios of the table above. The max_jobs target needs a baseline checkout, which
+ * the suite does not build: elastic.mjs --baseline DIR measures it.
+ */
+export function elasticSummary(elastic) {
+  const line = (key) => elastic.bursts.find((b) => b.key === key);
+  const fork = line('forkDynamic');
+  const reference = line('forkStatic');
+  const { idleTimeoutMs, tickMs } = elastic.meta;
+  const verdict = (ok) => (ok === null ? 'not measured' : ok ? 'met' : 'missed');
+  const ratio = fork && reference ? fork.p99 / reference.p99 : null;
+  const failed = elastic.bursts.reduce((n, b) => n + b.failed, 0);
+  const rows = [
+    ['fork burst 0 -> 32: the last request got a worker after', ms(fork?.lastWait), '<= 100 ms', verdict(fork ? fork.lastWait <= 100 : null)],
+    [
+      'fork burst p99 / a fork pool of 32 from the start',
+      `${x(ratio)} (${ms(fork?.p99)} / ${ms(reference?.p99)})`,
+      '<= 1.5x',
+      verdict(ratio === null ? null : ratio <= 1.5),
+    ],
+    [
+      'fork: extra workers gone after the burst',
+      ms(fork?.goneMs),
+      `<= ${idleTimeoutMs + tickMs} ms`,
+      verdict(fork?.goneMs === null || fork?.goneMs === undefined ? null : fork.goneMs <= idleTimeoutMs + tickMs),
+    ],
+    ['failed requests in all bursts', String(failed), '0', verdict(failed === 0)],
+    ['max_jobs 50: p99 with / without replacement first', '-', '<= 0.5x', 'not measured (elastic.mjs --baseline DIR)'],
+  ];
+  return table(['elastic pool (issue 18)', 'result', 'target', 'verdict'], rows);
+}
+
 // ---------------------------------------------------------------------------------------------- the chart
 
 function esc(s) {
@@ -633,6 +670,7 @@ async function main() {
       'from-json': { type: 'string' },
       'no-install': { type: 'boolean', default: false },
       'no-jobs': { type: 'boolean', default: false },
+      'no-elastic': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -661,6 +699,12 @@ async function main() {
     const fork = JSON.parse(fs.readFileSync(path.join(tmp, 'fork.json'), 'utf8'));
     const jobsText = withJobs ? await runScript('jobs.mjs', [...q, '--json', path.join(tmp, 'jobs.json')]) : null;
     const jobs = withJobs ? JSON.parse(fs.readFileSync(path.join(tmp, 'jobs.json'), 'utf8')) : null;
+    let elastic = null;
+    let elasticText = null;
+    if (!values.quick && !values['no-elastic']) {
+      elasticText = await runScript('elastic.mjs', ['--json', path.join(tmp, 'elastic.json')]);
+      elastic = JSON.parse(fs.readFileSync(path.join(tmp, 'elastic.json'), 'utf8'));
+    }
     const seconds = round((Date.now() - began) / 1000, 0);
     run = {
       date,
@@ -674,6 +718,8 @@ async function main() {
       helloText: sanitize(helloText),
       forkText: sanitize(forkText),
       jobsText: jobsText === null ? null : sanitize(jobsText),
+      elastic,
+      elasticText: elasticText === null ? null : sanitize(elasticText),
     };
   }
   const { date, quick, seconds, machine, rrts: rev, hello, fork } = run;
@@ -710,6 +756,7 @@ async function main() {
   out.push(
     `${met} of ${goals} targets met. noise = CPU used by other processes on the machine during that measurement, in cores (of ${machine.nproc}); above ~0.15 the numbers are disturbed.`,
   );
+  if (run.elastic) out.push('', elasticSummary(run.elastic));
   process.stdout.write(`${out.join('\n')}\n`);
 
   if (values.json) fs.writeFileSync(values.json, `${JSON.stringify({ ...run, rows }, null, 2)}\n`);
@@ -732,6 +779,18 @@ async function main() {
       '',
       '![Benchmark chart: share of each target reached, and req/s of each server](benchmarks.svg)',
       '',
+      ...(run.elastic
+        ? [
+            `Elastic pool (test/bench/elastic.mjs, ${run.elastic.meta.rounds} bursts per line; docs/pool.md has what each line is):`,
+            '',
+            elasticSummary(run.elastic),
+            '',
+            '```text',
+            run.elasticText.trim(),
+            '```',
+            '',
+          ]
+        : []),
       ...(run.helloText || run.forkText
         ? [
             `<details><summary>Full output of the ${run.jobsText ? 'three' : 'two'} scripts</summary>`,

@@ -72,6 +72,46 @@ for (const mode of MODES) {
       }
     });
 
+    it('an extra worker that dies is replaced by another extra worker, as RoadRunner replaces every worker', async () => {
+      const metricsPort = await freePort();
+      const rr = await startRrts({
+        mode,
+        workers: 1,
+        config: {
+          http: { pool: { allocate_timeout: '30s', dynamic_allocator: { max_workers: 1, spawn_rate: 1, idle_timeout: '2s', scale_on_wait: '10ms' } } },
+          metrics: { address: `127.0.0.1:${metricsPort}` },
+        },
+      });
+      try {
+        const [original] = await rr.waitForWorkers(1);
+        const burst = await Promise.all([request(`${rr.url}/rand?ms=300`), request(`${rr.url}/rand?ms=300`)]);
+        assert.deepEqual(
+          burst.map((r) => r.status),
+          [200, 200],
+        );
+        // an exec worker may still be booting when the burst ends: it dies in the pool, not during its start
+        const extraJoined = async (): Promise<boolean> => {
+          for (let i = 0; i < 500; i++) {
+            if ((await metric(metricsPort, 'rrts_dynamic_workers', '{pool="http"}')) === 1) return true;
+            await sleep(10);
+          }
+          return false;
+        };
+        assert.ok(await extraJoined(), 'the burst added an extra worker');
+        const [extra] = rr.workerPids().filter((pid) => pid !== original);
+        process.kill(extra!, 'SIGKILL');
+        // the replacement is started only once the pool saw the death: the metric cannot count the dead one then
+        await rr.waitFor(() => rr.workerPids().length === 2 && !rr.workerPids().includes(extra!), 'the replacement of the extra worker', 10_000);
+        assert.ok(rr.workerPids().includes(original!));
+        assert.ok(await extraJoined(), 'the replacement joined the pool as an extra worker');
+        // and it goes after idle_timeout like any extra worker
+        await rr.waitForWorkers(1, 10_000);
+        assert.deepEqual(rr.workerPids(), [original]);
+      } finally {
+        await rr.stop();
+      }
+    });
+
     it("RoadRunner's rule (scale_on_wait: 0): workers are added only once a request waited allocate_timeout, and it is served", async () => {
       const rr = await startRrts({
         mode,

@@ -7,6 +7,7 @@ import pino from 'pino';
 import type { DynamicAllocatorConfig } from '../../src/config/types.js';
 import { NoFreeWorkersError } from '../../src/errors.js';
 import { WorkerPool } from '../../src/pool/pool.js';
+import { WorkerState } from '../../src/worker/state.js';
 import { Cancellation } from '../../src/worker/worker.js';
 import { fakeSpawner, job, outcome, sink, until, type FakeSpawner } from './fake-spawner.js';
 import { poolConfig } from '../support/pool-config.js';
@@ -182,6 +183,80 @@ describe('dynamic_allocator scale-down', () => {
       }
       assert.equal(fake.starts, 4, 'three extra workers added by the first burst and kept');
       assert.equal(fake.alive().length, 4);
+    } finally {
+      await pool.destroy(100);
+    }
+  });
+});
+
+describe('dynamic_allocator: an extra worker that dies', () => {
+  // RoadRunner's worker_watcher replaces every worker that exits, extra or not (its dynamic allocator keeps counting it)
+  test('is replaced by another extra worker at once, which idle_timeout stops later', async () => {
+    const fake = fakeSpawner();
+    const config = poolConfig({ numWorkers: 1, dynamicAllocator: dynamic({ maxWorkers: 1, spawnRate: 1, idleTimeout: 1_000, scaleOnWait: 5 }) });
+    const pool = new WorkerPool('http', config, fake.spawner, silent);
+    try {
+      await pool.start();
+      const requests = [pool.exec(job, sink), pool.exec(job, sink)];
+      await until(() => fake.alive().filter((w) => w.pending === 1).length === 2, 'the static and the extra worker busy');
+      answerAll(fake);
+      await Promise.all(requests);
+      const extra = fake.workers[1]!;
+      extra.crash();
+      await until(() => fake.starts === 3 && pool.list().length === 2, 'a replacement of the extra worker');
+      const replacement = pool.list().find((w) => w.pid === fake.workers[2]!.pid)!;
+      assert.equal(pool.isExtra(replacement), true, 'the replacement is an extra worker');
+      assert.equal(pool.isExtra(pool.list().find((w) => w.pid === fake.workers[0]!.pid)!), false);
+      await until(() => !fake.workers[2]!.alive, 'the idle replacement stopped after idle_timeout', 3_000);
+      await sleep(300);
+      assert.equal(fake.starts, 3, 'a stopped extra worker is not replaced');
+      assert.equal(pool.list().length, 1);
+    } finally {
+      await pool.destroy(100);
+    }
+  });
+
+  test('past ttl, whose replacement cannot start, leaves and is replaced like one that died', async () => {
+    const fake = fakeSpawner();
+    const config = poolConfig({ numWorkers: 1, dynamicAllocator: dynamic({ maxWorkers: 1, spawnRate: 1, idleTimeout: 60_000, scaleOnWait: 5 }) });
+    const pool = new WorkerPool('http', config, fake.spawner, silent);
+    try {
+      await pool.start();
+      const requests = [pool.exec(job, sink), pool.exec(job, sink)];
+      await until(() => fake.alive().filter((w) => w.pending === 1).length === 2, 'the static and the extra worker busy');
+      answerAll(fake);
+      await Promise.all(requests);
+      const extra = pool.list().find((w) => pool.isExtra(w))!;
+      fake.failNextStarts = 1;
+      pool.markForRetirement(extra, WorkerState.TTLReached); // its replacement before departure fails
+      await until(() => fake.starts === 4 && pool.list().length === 2, 'the failed replacement, then another one', 3_000);
+      assert.equal(fake.workers[1]!.alive, false, 'the worker past ttl left');
+      assert.equal(pool.isExtra(pool.list().find((w) => w.pid === fake.workers[2]!.pid)!), true);
+    } finally {
+      await pool.destroy(100);
+    }
+  });
+
+  test('that keeps dying is replaced with the crash-loop back-off, and not after a reset', async () => {
+    const fake = fakeSpawner();
+    const config = poolConfig({ numWorkers: 1, dynamicAllocator: dynamic({ maxWorkers: 1, spawnRate: 1, idleTimeout: 60_000, scaleOnWait: 5 }) });
+    const pool = new WorkerPool('http', config, fake.spawner, silent);
+    try {
+      await pool.start();
+      const requests = [pool.exec(job, sink), pool.exec(job, sink)];
+      await until(() => fake.alive().filter((w) => w.pending === 1).length === 2, 'the static and the extra worker busy');
+      answerAll(fake);
+      await Promise.all(requests);
+      fake.failNextStarts = 2;
+      fake.workers[1]!.crash(); // it served a job: not a failed start itself; its replacement fails twice
+      await until(() => fake.starts === 5 && pool.list().length === 2, 'two failed starts, then the replacement', 3_000);
+      assert.equal(pool.isExtra(pool.list().find((w) => w.pid === fake.workers.at(-1)!.pid)!), true);
+      await pool.reset();
+      const startsAfterReset = fake.starts;
+      const extra = pool.list().find((w) => pool.isExtra(w));
+      assert.equal(extra, undefined, 'a reset replaces num_workers only');
+      await sleep(300);
+      assert.equal(fake.starts, startsAfterReset, 'nothing else started after the reset');
     } finally {
       await pool.destroy(100);
     }

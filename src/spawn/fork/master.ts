@@ -11,6 +11,12 @@ import { ControlChannel } from './control-channel.js';
 import { decodeMasterMessage, failureText, type MasterMessage, type MasterRequest } from './protocol.js';
 import type { ForkRootHandle, GenerationTarget, MasterOptions, ReadyInfo } from './root.js';
 
+/** A fork request waiting for a child. */
+interface PendingFork {
+  resolve(pid: number): void;
+  reject(err: Error): void;
+}
+
 export interface ReapResult {
   done: boolean;
   code: number | null;
@@ -28,6 +34,10 @@ export class ForkMaster implements GenerationTarget {
   readonly exited: Promise<ExitInfo>;
   /** pids forked by this master and not yet reaped */
   readonly children = new Set<number>();
+  /** fork requests not yet given a child, oldest first */
+  private readonly unmatched: PendingFork[] = [];
+  /** children given to a fork request when they connected, before the master's answer named them */
+  private readonly early = new Set<number>();
   info: ReadyInfo | null = null;
   /** set by the owner: called once when the master process is gone */
   onExit: ((exit: ExitInfo) => void) | null = null;
@@ -97,12 +107,47 @@ export class ForkMaster implements GenerationTarget {
     socket.resume();
   }
 
-  /** Ask for a worker; resolves with the child's pid. */
-  async fork(env: Record<string, string>): Promise<number> {
-    const reply = await this.request({ op: 'fork', env });
-    if (reply.op !== 'forked') throw new ForkFailedError(`the fork master ${this.pid} could not fork: ${failureText(reply)}`);
-    this.children.add(reply.pid);
-    return reply.pid;
+  /**
+   * Ask for a worker; resolves with the pid of a child of this master: the one the answer names, or one that
+   * connected before the answers came (childConnected). The master answers a burst of fork requests together after
+   * its last fork (docs/protocol.md §6.5), so without this the first children of a burst wait, connected, for the
+   * last fork. The requests of one master are alike (the pool's env), so any of its new children serves any of them.
+   */
+  fork(env: Record<string, string>): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      const request: PendingFork = { resolve, reject };
+      this.unmatched.push(request);
+      this.request({ op: 'fork', env }).then(
+        (reply) => {
+          if (reply.op !== 'forked') {
+            this.forkFailed(request, new ForkFailedError(`the fork master ${this.pid} could not fork: ${failureText(reply)}`));
+            return;
+          }
+          this.children.add(reply.pid);
+          if (!this.early.delete(reply.pid)) this.unmatched.shift()?.resolve(reply.pid);
+        },
+        (err: Error) => this.forkFailed(request, err),
+      );
+    });
+  }
+
+  /**
+   * A child of this master (its parent per /proc, its peer credentials checked) connected before the master named
+   * it: the oldest fork request still waiting takes it. False when no request waits or the child is known already.
+   */
+  childConnected(pid: number): boolean {
+    if (this.children.has(pid) || this.unmatched.length === 0) return false;
+    this.early.add(pid);
+    this.children.add(pid);
+    this.unmatched.shift()!.resolve(pid);
+    return true;
+  }
+
+  /** A fork failed, so one child fewer comes: its request fails, or (given an early child) the newest still waiting. */
+  private forkFailed(request: PendingFork, err: Error): void {
+    const at = this.unmatched.indexOf(request);
+    const failing = at >= 0 ? this.unmatched.splice(at, 1)[0] : this.unmatched.pop();
+    failing?.reject(err);
   }
 
   /** Ask the master to waitpid(pid, WNOHANG) a child of its own. */
@@ -139,6 +184,7 @@ export class ForkMaster implements GenerationTarget {
   gone(exit: ExitInfo): void {
     if (this.exitInfo) return;
     this.exitInfo = exit;
+    this.early.clear();
     this.channel?.fail(new ForkMasterGoneError(`the fork master ${this.pid} exited (${describeExit(exit)})`));
     this.channel?.close();
     this.resolveExit(exit);

@@ -421,10 +421,16 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
    * A connection may join only if it is a child of one of our masters: the handshake pid and its peer credentials
    * agree, and a master answered that pid to a fork request (it is not reaped before rrts asks) or, when the
    * connection came before that answer, /proc names one of our masters as its parent. (Reading the /proc/<pid>/stat
-   * of a worker that is running took ~0.2 ms of the start here: it is only the fallback.)
+   * of a worker that is running took ~0.2 ms of the start here: it is only the fallback.) Such a worker goes to a
+   * fork request of its master still waiting for the answer (ForkMaster.childConnected): only a worker connects to
+   * the relay, while a parked spare already connects its output.
    */
   private isOurChild(pid: number, socket: net.Socket): boolean {
-    return peerPidIs(socket, pid) && this.isForkedByOurMaster(pid);
+    if (!peerPidIs(socket, pid)) return false;
+    if (this.masters().some((m) => m.children.has(pid))) return true;
+    const master = this.parentMaster(pid);
+    master?.childConnected(pid);
+    return master !== undefined;
   }
 
   /**
@@ -439,10 +445,17 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
 
   /** A master of ours answered this pid to a fork, or (a spare, a fork not yet answered) /proc names it the parent. */
   private isForkedByOurMaster(pid: number): boolean {
-    const masters = this.master ? [this.master, ...this.retired] : [...this.retired];
-    if (masters.some((m) => m.children.has(pid))) return true;
+    return this.masters().some((m) => m.children.has(pid)) || this.parentMaster(pid) !== undefined;
+  }
+
+  private masters(): ForkMaster[] {
+    return this.master ? [this.master, ...this.retired] : [...this.retired];
+  }
+
+  /** The master of ours that /proc names as the parent of pid. */
+  private parentMaster(pid: number): ForkMaster | undefined {
     const parent = procStat(pid)?.ppid;
-    return parent !== undefined && masters.some((m) => m.pid === parent);
+    return parent === undefined ? undefined : this.masters().find((m) => m.pid === parent);
   }
 
   private pickEnv(): Record<string, string> {
