@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { WorkerOutputLines } from '../../log/index.js';
 import { listenOn } from '../../listen.js';
 import { loadNative, socketFd } from '../../native/index.js';
+import { procStat } from '../../system/proc.js';
 import type { Identity } from '../../system/users.js';
 import { settlesWithin } from '../../time.js';
 
@@ -65,7 +66,10 @@ export class WorkerOutputServer {
   private onConnection(socket: net.Socket): void {
     socket.on('error', () => socket.destroy());
     const pid = peerPid(socket);
-    if (pid === null || !this.isOurs(pid)) {
+    // A master or worker that wrote and died at once may be reaped before its connection is read: /proc cannot name
+    // its parent then. Its lines are held for a start's error that names that pid, and dropped unlogged if none does.
+    const unverified = pid !== null && !this.isOurs(pid) && procStat(pid) === null;
+    if (pid === null || (!unverified && !this.isOurs(pid))) {
       this.log.warn(`worker output connection dropped: pid ${pid ?? 'unknown'} is not a child of a fork master of ours`);
       socket.destroy();
       return;
@@ -81,10 +85,12 @@ export class WorkerOutputServer {
     void closed.then(() => {
       this.connections.delete(socket);
       lines.end();
-      // nobody asked for them (a spare that died parked, say): log them rather than lose them
+      // nobody asked for them (a spare that died parked, say): log them rather than lose them, unless unverified
       setTimeout(() => {
-        if (this.byPid.get(pid)?.lines === lines) this.byPid.delete(pid);
-        lines.release();
+        if (this.byPid.get(pid)?.lines !== lines) return;
+        this.byPid.delete(pid);
+        if (!unverified) lines.release();
+        else this.log.warn(`worker output connection dropped: pid ${pid} exited and no start of ours named it`);
       }, UNCLAIMED_START_OUTPUT_MS).unref();
     });
   }

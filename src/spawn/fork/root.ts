@@ -302,7 +302,10 @@ export class ForkRoot implements ForkRootHandle {
           return;
         }
         const pid = hello.pid;
-        if (!peerPidIs(socket, pid) || procStat(pid)?.ppid !== this.pid) {
+        // a master whose preload failed may be reaped before its hello is read: /proc cannot name its parent then, and
+        // it is held like any early one until the root names that pid (its exit, which the pool then quotes)
+        const parent = procStat(pid)?.ppid;
+        if (!peerPidIs(socket, pid) || (parent !== undefined && parent !== this.pid)) {
           drop(`pid ${pid} is not a fork master this root started`);
           return;
         }

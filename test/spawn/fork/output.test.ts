@@ -2,6 +2,7 @@
 // SO_PEERCRED check sees), and WorkerOutputLines, which keeps a line that arrives in pieces one record.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -93,6 +94,24 @@ describe('WorkerOutputServer', () => {
       assert.deepEqual(await quoted, ['PHP Fatal error: boom']);
       await sleep(50);
       assert.deepEqual(records, [], 'quoted, not logged as well');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('holds the lines of a process reaped before its connection was read, for the start that names its pid', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-output-'));
+    tempDirs.push(dir);
+    const { log, records } = collectingLogger();
+    const server = new WorkerOutputServer(path.join(dir, 'output.sock'), log, () => false); // /proc cannot tell any more
+    assert.equal(await server.listen(null), true);
+    try {
+      // spawnSync blocks this loop: the child connects, writes, exits and is reaped before the server accepts
+      const script = `const c = require('net').createConnection(${JSON.stringify(server.path)}, () => c.write('Fatal: preload failed\\n', () => process.exit(0)));`;
+      const child = spawnSync(process.execPath, ['-e', script], { timeout: 10_000 });
+      assert.equal(child.status, 0, child.stderr.toString());
+      assert.deepEqual(await server.startFailed(child.pid), ['Fatal: preload failed']);
+      assert.deepEqual(records, [], 'quoted, not dropped or logged');
     } finally {
       await server.close();
     }
