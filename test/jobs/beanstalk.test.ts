@@ -119,6 +119,24 @@ describe('beanstalk driver on a real beanstalkd', () => {
     assert.equal(stats['current-jobs-reserved'], '0');
   });
 
+  it('settles a job without waiting for the reserve that is blocking on the same connection', async () => {
+    // a blocking reserve returns at reserve_timeout, or with DEADLINE_SOON 1 s before a reserved job's ttr (10 s here)
+    const ttrMs = 10_000;
+    const { driver, queue } = await make('prompt', { tube: 'prompt', reserve_timeout: '30s' });
+    await driver.run();
+    await driver.push(job('quick', 'prompt'));
+    await waitUntil(() => queue.waiting.length >= 1, 10_000, () => 'the job');
+    await sleep(200); // the loop is back in its reserve by now
+    let timer: NodeJS.Timeout | undefined;
+    const halfTheTtr = new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still waiting'), ttrMs / 2)));
+    const acked = queue.waiting.shift()!.ack().then(() => 'acked');
+    const first = await Promise.race([acked, halfTheTtr]);
+    clearTimeout(timer);
+    // RoadRunner sends the delete behind a reserve-with-timeout and waits for it to time out
+    assert.equal(first, 'acked');
+    assert.equal((await tubeStats('prompt'))['current-jobs-reserved'], '0');
+  });
+
   it('delays with beanstalkd, and reports ready, delayed and reserved jobs in Stat', async () => {
     const { driver, queue } = await make('delay', { tube: 'delay' });
     await driver.push(job('d-1', 'delay', { delaySeconds: 2 }));

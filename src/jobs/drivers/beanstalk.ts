@@ -20,6 +20,12 @@ const REDIAL_JITTER = 0.5;
 const REDIAL_MAX_ELAPSED_MS = 60_000;
 /** After DEADLINE_SOON (a job of ours is about to time out) beanstalkd answers every reserve at once: wait a little. */
 const DEADLINE_SOON_PAUSE_MS = 100;
+/**
+ * While jobs reserved on the connection wait for their worker, the loop polls (reserve-with-timeout 0) at this pace
+ * instead of blocking for reserve_timeout: beanstalkd answers a connection's commands in order, so a delete sent
+ * behind a blocking reserve (RoadRunner) waits up to reserve_timeout before the job counts as done.
+ */
+const BUSY_POLL_MS = 20;
 
 /** Constructs a beanstalk pipeline: reads its keys and dials beanstalkd (no retry at construction, as RoadRunner). */
 export const createBeanstalkDriver: DriverFactory = async (pipeline, context) => {
@@ -49,6 +55,8 @@ export class BeanstalkDriver implements JobsDriver {
   private connections: Connections | null = null;
   private redialing: Promise<Connections> | null = null;
   private generation = 0;
+  /** jobs reserved on the current connection and not settled yet */
+  private inFlight = 0;
   private listening = false;
   private loop: Promise<void> | null = null;
   private stopped = false;
@@ -105,6 +113,7 @@ export class BeanstalkDriver implements JobsDriver {
       this.connections = null;
       lost.put.close();
       lost.reserve.close();
+      this.inFlight = 0;
       // beanstalkd hands the jobs reserved on the lost connection out again; running them now would run them twice
       const dropped = this.context.queue.removePipeline(this.pipeline.name).length;
       this.log.warn({ addr: this.addr, droppedFromQueue: dropped }, 'beanstalk connection lost, redialing');
@@ -205,20 +214,24 @@ export class BeanstalkDriver implements JobsDriver {
         this.log.error({ err: describe(err) }, 'beanstalk listen: beanstalkd is unreachable; trying again');
         continue;
       }
+      const busy = this.inFlight > 0;
       let reply;
       try {
-        reply = await connections.reserve.command(`reserve-with-timeout ${this.settings.reserveTimeoutSeconds}`, ['RESERVED', 'TIMED_OUT', 'DEADLINE_SOON']);
+        const wait = busy ? 0 : this.settings.reserveTimeoutSeconds;
+        reply = await connections.reserve.command(`reserve-with-timeout ${wait}`, ['RESERVED', 'TIMED_OUT', 'DEADLINE_SOON']);
       } catch (err) {
         if (this.stopped) return;
         if (!(err instanceof BeanstalkConnectionError)) this.log.error({ err: describe(err) }, 'beanstalk listen');
         continue; // a lost connection is redialed by live()
       }
       if (reply.words[0] === 'DEADLINE_SOON') await sleep(DEADLINE_SOON_PAUSE_MS);
+      if (reply.words[0] === 'TIMED_OUT' && busy) await sleep(BUSY_POLL_MS);
       if (reply.words[0] !== 'RESERVED') continue;
       const job = this.unpack(reply.words[1]!, reply.body ?? Buffer.alloc(0), connections);
+      if (!job.item.autoAck) this.inFlight++;
       if (!this.listening || this.stopped) {
-        // paused while the reserve was waiting: the job goes back to the tube
-        await job.release().catch(() => {});
+        // paused while the reserve was waiting: the job goes back to the tube (auto_ack ones too: not deleted yet)
+        await job.release(true).catch(() => {});
         continue;
       }
       if (job.item.autoAck) {
@@ -326,6 +339,11 @@ export class BeanstalkDriver implements JobsDriver {
     return current.reserve;
   }
 
+  /** A job of the current connection was settled or released (once per job). */
+  doneWith(job: BeanstalkJob): void {
+    if (this.connections?.generation === job.generation && this.inFlight > 0) this.inFlight--;
+  }
+
   get tubePriority(): number {
     return this.settings.tubePriority;
   }
@@ -376,11 +394,13 @@ class BeanstalkJob implements DeliveredJob {
     await this.putAgain({ ...this.item.headers, ...headers }, delaySeconds);
   }
 
-  /** Back to the tube as it is (pause, and a reserve that returned after the pause). */
-  async release(): Promise<void> {
-    if (this.settled || this.item.autoAck) return;
+  /** Back to the tube as it is (pause, and a reserve that returned after the pause: `evenAutoAck`, not deleted yet). */
+  async release(evenAutoAck = false): Promise<void> {
+    if (this.settled || (this.item.autoAck && !evenAutoAck)) return;
+    const connection = this.driver.connectionOf(this);
     this.settled = true;
-    await this.driver.connectionOf(this).command(`release ${this.beanstalkId} ${this.driver.tubePriority} 0`, ['RELEASED']);
+    this.driver.doneWith(this);
+    await connection.command(`release ${this.beanstalkId} ${this.driver.tubePriority} 0`, ['RELEASED']);
   }
 
   /** A copy with the new headers and delay goes in first, then this one is deleted: a failure never loses the job. */
@@ -394,6 +414,7 @@ class BeanstalkJob implements DeliveredJob {
     if (this.item.autoAck || this.settled) return;
     const connection = this.driver.connectionOf(this);
     this.settled = true;
+    this.driver.doneWith(this);
     try {
       await connection.command(`delete ${this.beanstalkId}`, ['DELETED']);
     } catch (err) {

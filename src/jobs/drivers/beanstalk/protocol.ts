@@ -41,7 +41,7 @@ export class BeanstalkConnection {
 
   private constructor(private readonly socket: net.Socket) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.fail(new BeanstalkConnectionError(err.message)));
+    socket.on('error', (err) => this.fail(new BeanstalkConnectionError(`the connection to beanstalkd was lost: ${err.message}`)));
     socket.on('close', () => this.fail(new BeanstalkConnectionError('the connection to beanstalkd closed')));
   }
 
