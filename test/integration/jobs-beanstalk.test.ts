@@ -96,10 +96,14 @@ describe('beanstalk through rrts serve and PHP workers', () => {
     const row = await untilEmpty(s);
     assert.equal(row.active + row.reserved + row.delayed, 0);
     const counts = countIds(s.started());
-    assert.deepEqual(
-      Object.fromEntries([...counts].sort(([a], [b]) => a.localeCompare(b))),
-      { 'drop-0': 1, 'drop-1': 1, 'renack-0': 2, 'renack-1': 2, 'requeue-0': 2, 'requeue-1': 2 },
-    );
+    assert.deepEqual(Object.fromEntries([...counts].sort(([a], [b]) => a.localeCompare(b))), {
+      'drop-0': 1,
+      'drop-1': 1,
+      'renack-0': 2,
+      'renack-1': 2,
+      'requeue-0': 2,
+      'requeue-1': 2,
+    });
     const second = s.started().filter((d) => d.id.startsWith('requeue-') && d.headers?.attempt);
     assert.equal(second.length, 2);
     for (const d of second) assert.deepEqual(d.headers, { attempt: ['2'], keep: ['k'] });

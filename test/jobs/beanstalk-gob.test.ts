@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { decodeItem, encodeItem, GobError, type GobItem } from '../../src/jobs/drivers/beanstalk/gob.js';
 import { readBeanstalkSettings } from '../../src/jobs/drivers/beanstalk/config.js';
 import type { PipelineConfig } from '../../src/jobs/driver.js';
+import { loadYaml, loadYamlError } from '../config/tmp.js';
 
 // Written by Go 1.19's encoding/gob, a fresh gob.NewEncoder per value as beanstalkjobs' handleItem does, encoding
 // the Item and Options structs of roadrunner-server/beanstalk item.go (exported fields only, as gob sends them).
@@ -36,7 +37,17 @@ const ITEM: GobItem = {
 describe('beanstalk gob Item', () => {
   it("encodes byte for byte as Go's encoding/gob does", () => {
     assert.equal(encodeItem(ITEM).toString('hex'), GO_ITEM);
-    const empty: GobItem = { job: 'j', id: 'i', payload: Buffer.alloc(0), headers: {}, priority: 300, pipeline: 'p', delay: 0, autoAck: false, queue: 'tube-a' };
+    const empty: GobItem = {
+      job: 'j',
+      id: 'i',
+      payload: Buffer.alloc(0),
+      headers: {},
+      priority: 300,
+      pipeline: 'p',
+      delay: 0,
+      autoAck: false,
+      queue: 'tube-a',
+    };
     assert.equal(encodeItem(empty).toString('hex'), GO_ITEM_EMPTY);
   });
 
@@ -116,8 +127,24 @@ describe('beanstalk settings', () => {
     assert.throws(() => readBeanstalkSettings(pipeline({}), {}), /no global beanstalk configuration/);
     assert.throws(() => readBeanstalkSettings(pipeline({}), { beanstalk: { addr: '127.0.0.1:11300' } }), /beanstalk\.addr: invalid socket DSN/);
     assert.throws(() => readBeanstalkSettings(pipeline({}), { beanstalk: { timeout: 'soon' } }), /beanstalk\.timeout: expected a duration/);
-    assert.throws(() => readBeanstalkSettings(pipeline({ tube_priority: -1 }), { beanstalk: {} }), /jobs\.pipelines\.bean\.config\.tube_priority: must be 0 to/);
-    assert.throws(() => readBeanstalkSettings(pipeline({ tube: 'a b' }), { beanstalk: {} }), /jobs\.pipelines\.bean\.config\.tube: "a b" is not a beanstalkd tube name/);
+    assert.throws(
+      () => readBeanstalkSettings(pipeline({ tube_priority: -1 }), { beanstalk: {} }),
+      /jobs\.pipelines\.bean\.config\.tube_priority: must be 0 to/,
+    );
+    assert.throws(
+      () => readBeanstalkSettings(pipeline({ tube: 'a b' }), { beanstalk: {} }),
+      /jobs\.pipelines\.bean\.config\.tube: "a b" is not a beanstalkd tube name/,
+    );
     assert.throws(() => readBeanstalkSettings(pipeline({ reserve_timeout: [1] }), { beanstalk: {} }), /jobs\.pipelines\.bean\.config\.reserve_timeout/);
+  });
+});
+
+describe('the global beanstalk section', () => {
+  it('is read with its defaults, and a bad value names the file, line and key', () => {
+    assert.equal(loadYaml("version: '3'\n").beanstalk, null);
+    assert.deepEqual(loadYaml("version: '3'\nbeanstalk: {}\n").beanstalk, { addr: 'tcp://127.0.0.1:11300', timeout: 30_000 });
+    assert.deepEqual(loadYaml("version: '3'\nbeanstalk: {addr: 'unix:///run/b.sock', timeout: 5s}\n").beanstalk, { addr: 'unix:///run/b.sock', timeout: 5000 });
+    assert.match(loadYamlError("version: '3'\nbeanstalk:\n  addr: 127.0.0.1:11300\n").message, /\.rr\.yaml:3, key 'beanstalk\.addr': invalid socket DSN/);
+    assert.match(loadYamlError("version: '3'\nbeanstalk:\n  timeout: soon\n").message, /key 'beanstalk\.timeout': expected a duration/);
   });
 });

@@ -87,7 +87,17 @@ describe('beanstalk driver on a real beanstalkd', () => {
     await driver.push(item);
     await raw.command('use wire', ['USING']);
     const peeked = await raw.command('peek-ready', ['FOUND']);
-    const expected = encodeItem({ job: 'test.Job', id: 'w-1', payload: item.payload, headers: item.headers, priority: 3, pipeline: 'wire', delay: 0, autoAck: false, queue: '' });
+    const expected = encodeItem({
+      job: 'test.Job',
+      id: 'w-1',
+      payload: item.payload,
+      headers: item.headers,
+      priority: 3,
+      pipeline: 'wire',
+      delay: 0,
+      autoAck: false,
+      queue: '',
+    });
     assert.deepEqual(peeked.body, expected);
     const jobStats = parseStats((await raw.command(`stats-job ${peeked.words[1]}`, ['OK'])).body);
     assert.equal(jobStats.pri, '7');
@@ -101,7 +111,11 @@ describe('beanstalk driver on a real beanstalkd', () => {
     await raw.command(`put 0 0 60 ${goBody.length}`, ['INSERTED'], goBody);
     await raw.command('put 0 0 60 5', ['INSERTED'], Buffer.from('plain'));
     await driver.run();
-    await waitUntil(() => queue.waiting.length >= 3, 10_000, () => `3 jobs (have ${queue.waiting.length})`);
+    await waitUntil(
+      () => queue.waiting.length >= 3,
+      10_000,
+      () => `3 jobs (have ${queue.waiting.length})`,
+    );
     // beanstalkd hands out the lower priority first: the two raw puts (0) before ours (tube_priority 7)
     const [fromGo, plain, ours] = queue.waiting.splice(0);
     assert.equal(ours!.context(), '{"id":"w-1","job":"test.Job","driver":"beanstalk","headers":{"x-a":["1","2"]},"queue":"wire","pipeline":"wire"}');
@@ -125,11 +139,18 @@ describe('beanstalk driver on a real beanstalkd', () => {
     const { driver, queue } = await make('prompt', { tube: 'prompt', reserve_timeout: '30s' });
     await driver.run();
     await driver.push(job('quick', 'prompt'));
-    await waitUntil(() => queue.waiting.length >= 1, 10_000, () => 'the job');
+    await waitUntil(
+      () => queue.waiting.length >= 1,
+      10_000,
+      () => 'the job',
+    );
     await sleep(200); // the loop is back in its reserve by now
     let timer: NodeJS.Timeout | undefined;
     const halfTheTtr = new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still waiting'), ttrMs / 2)));
-    const acked = queue.waiting.shift()!.ack().then(() => 'acked');
+    const acked = queue.waiting
+      .shift()!
+      .ack()
+      .then(() => 'acked');
     const first = await Promise.race([acked, halfTheTtr]);
     clearTimeout(timer);
     // RoadRunner sends the delete behind a reserve-with-timeout and waits for it to time out
@@ -144,13 +165,21 @@ describe('beanstalk driver on a real beanstalkd', () => {
     let state = await driver.state();
     assert.deepEqual(state, { pipeline: 'delay', driver: 'beanstalk', queue: 'delay', active: 1, delayed: 1, reserved: 0, ready: false, priority: 10 });
     await driver.run();
-    await waitUntil(() => queue.waiting.length >= 1, 10_000, () => 'the undelayed job');
+    await waitUntil(
+      () => queue.waiting.length >= 1,
+      10_000,
+      () => 'the undelayed job',
+    );
     assert.equal(queue.waiting[0]!.item.id, 'now-1');
     state = await driver.state();
     assert.equal(state.reserved, 1);
     assert.equal(state.ready, true);
     await queue.waiting.shift()!.ack();
-    await waitUntil(() => queue.waiting.length >= 1, 10_000, () => 'the delayed job');
+    await waitUntil(
+      () => queue.waiting.length >= 1,
+      10_000,
+      () => 'the delayed job',
+    );
     const delayed = queue.waiting.shift()!;
     assert.equal(delayed.item.id, 'd-1');
     await delayed.ack();
@@ -162,12 +191,20 @@ describe('beanstalk driver on a real beanstalkd', () => {
     await driver.push(job('dropped', 'settle'));
     await driver.push(job('again', 'settle', { headers: { keep: ['1'], over: ['old'] } }));
     await driver.push(job('renack', 'settle'));
-    await waitUntil(() => queue.waiting.length >= 3, 10_000, () => '3 jobs');
+    await waitUntil(
+      () => queue.waiting.length >= 3,
+      10_000,
+      () => '3 jobs',
+    );
     const byId = new Map(queue.waiting.splice(0).map((j) => [j.item.id, j]));
     await byId.get('dropped')!.nack();
     await byId.get('again')!.requeue({ over: ['new'], attempts: ['1'] }, 1);
     await byId.get('renack')!.nackWithOptions(true, 0);
-    await waitUntil(() => queue.waiting.length >= 2, 10_000, () => 'the two redelivered jobs');
+    await waitUntil(
+      () => queue.waiting.length >= 2,
+      10_000,
+      () => 'the two redelivered jobs',
+    );
     await sleep(SETTLE_MS);
     const again = queue.waiting.splice(0);
     assert.deepEqual(again.map((j) => j.item.id).sort(), ['again', 'renack'], 'each redelivered once, the nacked one never');
@@ -184,7 +221,11 @@ describe('beanstalk driver on a real beanstalkd', () => {
     const { driver, queue } = await make('pause', { tube: 'pause' });
     await driver.run();
     await driver.push(job('p-1', 'pause'));
-    await waitUntil(() => queue.waiting.length >= 1, 10_000, () => 'p-1');
+    await waitUntil(
+      () => queue.waiting.length >= 1,
+      10_000,
+      () => 'p-1',
+    );
     await driver.pause();
     assert.equal(queue.waiting.length, 0, 'the queued job was taken out of the queue');
     await assert.rejects(driver.pause(), /no active listeners, nothing to pause/);
@@ -196,7 +237,11 @@ describe('beanstalk driver on a real beanstalkd', () => {
     assert.equal(state.active, 2, 'both jobs wait as ready in the tube');
     await driver.resume();
     await assert.rejects(driver.resume(), /already in the active state/);
-    await waitUntil(() => queue.waiting.length >= 2, 10_000, () => 'both jobs after resume');
+    await waitUntil(
+      () => queue.waiting.length >= 2,
+      10_000,
+      () => 'both jobs after resume',
+    );
     for (const j of queue.waiting.splice(0)) await j.ack();
   });
 
@@ -204,13 +249,21 @@ describe('beanstalk driver on a real beanstalkd', () => {
     const first = await make('stop', { tube: 'stop' });
     await first.driver.run();
     await first.driver.push(job('s-1', 'stop'));
-    await waitUntil(() => first.queue.waiting.length >= 1, 10_000, () => 's-1');
+    await waitUntil(
+      () => first.queue.waiting.length >= 1,
+      10_000,
+      () => 's-1',
+    );
     const taken = first.queue.waiting.shift()!;
     await first.driver.stop();
     await assert.rejects(taken.ack(), { message: STOPPED_TEXT });
     const second = await make('stop', { tube: 'stop' });
     await second.driver.run();
-    await waitUntil(() => second.queue.waiting.length >= 1, 10_000, () => 's-1 again');
+    await waitUntil(
+      () => second.queue.waiting.length >= 1,
+      10_000,
+      () => 's-1 again',
+    );
     await second.queue.waiting.shift()!.ack();
   });
 
@@ -218,7 +271,11 @@ describe('beanstalk driver on a real beanstalkd', () => {
     const { driver, queue } = await make('redial', { tube: 'redial' });
     await driver.run();
     for (let i = 0; i < 5; i++) await driver.push(job(`r-${i}`, 'redial'));
-    await waitUntil(() => queue.waiting.length >= 5, 10_000, () => '5 jobs');
+    await waitUntil(
+      () => queue.waiting.length >= 5,
+      10_000,
+      () => '5 jobs',
+    );
     const acked = queue.waiting.splice(0, 2);
     for (const j of acked) await j.ack();
     const unsettled = queue.waiting.splice(0);
@@ -259,6 +316,9 @@ describe('beanstalk driver on a real beanstalkd', () => {
       timeoutMs: 2000,
       globalConfig: { beanstalk: { addr: 'tcp://127.0.0.1:1', timeout: '1s' } },
     };
-    await assert.rejects(createBeanstalkDriver(pipeline, context), /beanstalk pipeline nowhere: cannot connect to tcp:\/\/127\.0\.0\.1:1: dial tcp 127\.0\.0\.1:1: .*ECONNREFUSED/);
+    await assert.rejects(
+      createBeanstalkDriver(pipeline, context),
+      /beanstalk pipeline nowhere: cannot connect to tcp:\/\/127\.0\.0\.1:1: dial tcp 127\.0\.0\.1:1: .*ECONNREFUSED/,
+    );
   });
 });

@@ -418,7 +418,9 @@ class BeanstalkJob implements DeliveredJob {
     try {
       await connection.command(`delete ${this.beanstalkId}`, ['DELETED']);
     } catch (err) {
-      throw new JobsDriverError(`beanstalk pipeline ${this.driver.pipeline.name}: cannot ${what} job ${this.item.id} (beanstalkd id ${this.beanstalkId}): ${describe(err)}`);
+      throw new JobsDriverError(
+        `beanstalk pipeline ${this.driver.pipeline.name}: cannot ${what} job ${this.item.id} (beanstalkd id ${this.beanstalkId}): ${describe(err)}`,
+      );
     }
   }
 }

@@ -56,7 +56,9 @@ export function readBeanstalkSettings(pipeline: PipelineConfig, globalConfig: Re
     throw new ConfigError(`${pipeline.declared ? `${declaredWhere}, key` : where}.tube_priority: must be 0 to ${MAX_UINT32}, got ${tubePriority}`);
   }
   if (!/^[A-Za-z0-9\-+/;.$_()]{1,200}$/.test(tube) || tube.startsWith('-')) {
-    throw new ConfigError(`${pipeline.declared ? `${declaredWhere}, key` : where}.tube: ${JSON.stringify(tube)} is not a beanstalkd tube name (letters, digits, - + / ; . $ _ ( ), at most 200)`);
+    throw new ConfigError(
+      `${pipeline.declared ? `${declaredWhere}, key` : where}.tube: ${JSON.stringify(tube)} is not a beanstalkd tube name (letters, digits, - + / ; . $ _ ( ), at most 200)`,
+    );
   }
   return {
     network: scheme,
