@@ -278,7 +278,7 @@ describe('beanstalk driver on a real beanstalkd', () => {
     );
     const acked = queue.waiting.splice(0, 2);
     for (const j of acked) await j.ack();
-    const unsettled = queue.waiting.splice(0);
+    const unsettled = queue.waiting.splice(0, 2); // r-4 stays in the queue: the lost connection must take it out
     raw.close();
     await server.stopServer('SIGKILL');
     for (const j of unsettled) await assert.rejects(j.ack(), /lost|closed|stopped/);
