@@ -190,7 +190,12 @@ export class BeanstalkDriver implements JobsDriver {
     if (this.stopped) throw new JobsDriverError(`beanstalk pipeline ${this.pipeline.name} is stopped`);
     this.listening = true;
     if (this.loop) return; // a paused loop still finishing its last reserve picks up again
-    this.loop = this.listen().finally(() => (this.loop = null));
+    this.loop = this.listen()
+      .catch((err: unknown) => {
+        this.listening = false;
+        this.log.error({ err: describe(err) }, 'beanstalk listener stopped by an error; jobs.Resume starts it again');
+      })
+      .finally(() => (this.loop = null));
   }
 
   async pause(): Promise<void> {
