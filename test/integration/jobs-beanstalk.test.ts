@@ -109,6 +109,20 @@ describe('beanstalk through rrts serve and PHP workers', () => {
     for (const d of second) assert.deepEqual(d.headers, { attempt: ['2'], keep: ['k'] });
   });
 
+  test('jobs.Declare of a beanstalk pipeline with the keys the PHP SDK sends, then resume and push', async () => {
+    const s = await startJobs('exec', { pipelines: {}, consume: [] }, { beanstalk: { addr: server.addr, timeout: '10s' } }, 1);
+    servers.push(s);
+    const declared = await s.produce('declare', 'name=dyn', 'driver=beanstalk', 'priority=10', 'tube_priority=1', 'tube=declared', 'reserve_timeout=5');
+    assert.equal(declared, 'ok');
+    assert.equal(await s.produce('resume', 'dyn'), 'ok');
+    assert.deepEqual(await s.produce('push', 'dyn', '3', JSON.stringify({ prefix: 'dyn' })), { pushed: 3 });
+    const done = await s.waitForDone(3);
+    assert.deepEqual(done.map((d) => d.id).sort(), ['dyn-0', 'dyn-1', 'dyn-2']);
+    assert.ok(s.started().every((d) => d.pipeline === 'dyn'));
+    const row = ((await s.produce('stat')) as StatRow[]).find((r) => r.pipeline === 'dyn')!;
+    assert.equal(row.queue, 'declared');
+  });
+
   test('beanstalkd killed and restarted on its binlog mid-run: every job is done, none twice unless it was in flight', async () => {
     const s = await serve('restart', 2);
     const N = 20;
