@@ -74,7 +74,6 @@ const ROADRUNNER_PLUGINS: Readonly<Record<string, string>> = {
   otel: 'otel (OpenTelemetry)',
   redis: 'redis',
   nats: 'nats (jobs driver)',
-  beanstalk: 'beanstalk (jobs driver)',
   sqs: 'sqs (jobs driver)',
   kafka: 'kafka (jobs driver)',
   google_pub_sub: 'google_pub_sub (jobs driver)',
@@ -235,6 +234,10 @@ export const CONFIG_KEYS: KeyTable = {
       client_auth_type: value('string', 'as http.ssl.client_auth_type'),
     }),
   }),
+  beanstalk: section("the jobs beanstalk driver's server (docs/jobs-beanstalk.md)", {
+    addr: value('string', 'tcp://host:port or unix://path (default tcp://127.0.0.1:11300)'),
+    timeout: value('duration', "dial timeout and every job's time-to-run (default 30s)"),
+  }),
   status: section('the health endpoint', {
     address: value('string', 'host:port'),
     unavailable_status_code: value('uint', 'default 503'),
@@ -274,10 +277,10 @@ export const CONFIG_KEYS: KeyTable = {
       kind: 'named',
       doc: 'the pipelines created at start, by name',
       each: {
-        driver: value('string', 'memory, amqp or boltdb', { known: ['memory', 'amqp', 'boltdb'] }),
+        driver: value('string', 'memory, amqp, boltdb or beanstalk', { known: ['memory', 'amqp', 'boltdb', 'beanstalk'] }),
         config: value(
           'map',
-          "the driver's keys (memory: priority, prefetch; amqp: queue, exchange, routing_key, ...; boltdb: file, priority, prefetch, permissions)",
+          "the driver's keys (memory: priority, prefetch; amqp: queue, exchange, routing_key, ...; boltdb: file, priority, prefetch, permissions; beanstalk: tube, tube_priority, reserve_timeout, priority)",
         ),
       },
     },

@@ -16,6 +16,7 @@ import type { SectionContext } from './sections/context.js';
 import { readHttp } from './sections/http.js';
 import { readJobs } from './sections/jobs.js';
 import { readAmqp } from './sections/amqp.js';
+import { readBeanstalk } from './sections/beanstalk.js';
 import { readLogs } from './sections/logs.js';
 import { readServer } from './sections/server.js';
 import { parsePhpCommand } from './php-command.js';
@@ -64,6 +65,7 @@ export function loadConfig(opts: LoadOptions): Config {
     endure: readEndure(root, ctx),
     jobs: readJobs(root, ctx),
     amqp: readAmqp(root),
+    beanstalk: readBeanstalk(root),
     warnings: [...new Set(warnings)],
   };
   checkForkCommand(root, config);

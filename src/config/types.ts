@@ -250,8 +250,17 @@ export interface Config {
   jobs: JobsConfig | null;
   /** the global amqp section of the jobs amqp driver; null when absent */
   amqp: AmqpConfig | null;
+  /** the global beanstalk section of the jobs beanstalk driver; null when absent */
+  beanstalk: BeanstalkConfig | null;
   /** Messages to log once at start (unsupported sections, ignored keys). */
   warnings: readonly string[];
+}
+
+/** The global `beanstalk:` section: the beanstalkd of every beanstalk pipeline. */
+export interface BeanstalkConfig {
+  addr: string;
+  /** ms: the dial timeout and every put's time-to-run */
+  timeout: number;
 }
 
 /** The global `amqp:` section: the broker of every amqp pipeline. */

@@ -114,6 +114,9 @@ metrics:
 amqp:
   addr: amqp://guest:guest@127.0.0.1:5672/
   tls: {key: client.key, cert: client.crt, root_ca: ca.crt, client_auth_type: no_client_certs}
+beanstalk:
+  addr: tcp://127.0.0.1:11300
+  timeout: 30s
 endure:
   grace_period: 30s
   print_graph: false

@@ -12,6 +12,7 @@ import { SectionReader } from '../../src/config/reader.js';
 import type { SectionContext } from '../../src/config/sections/context.js';
 import { readHttp } from '../../src/config/sections/http.js';
 import { readAmqp } from '../../src/config/sections/amqp.js';
+import { readBeanstalk } from '../../src/config/sections/beanstalk.js';
 import { readJobs } from '../../src/config/sections/jobs.js';
 import { readLogs } from '../../src/config/sections/logs.js';
 import { readServer } from '../../src/config/sections/server.js';
@@ -307,6 +308,7 @@ describe('the key table and the section readers', () => {
       readEndure,
       readJobs,
       readAmqp,
+      readBeanstalk,
     ];
     for (const read of readers) read(root, ctx);
     assert.deepEqual(ctx.warnings, []);

@@ -6,6 +6,7 @@ export const DRIVERS: Readonly<Record<string, () => Promise<DriverFactory>>> = {
   memory: () => import('./memory.js').then((m) => m.memoryDriver),
   amqp: () => import('./amqp.js').then((m) => m.createAmqpDriver),
   boltdb: () => import('./boltdb.js').then((m) => m.boltdbDriverFactory),
+  beanstalk: () => import('./beanstalk.js').then((m) => m.createBeanstalkDriver),
 };
 
 /** Drivers compiled into RoadRunner 2025.1 (docs/jobs.md §1.2): a pipeline naming one rrts lacks gets a warning saying so. */
