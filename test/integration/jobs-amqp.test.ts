@@ -12,6 +12,7 @@ import { RabbitMq } from '../support/rabbitmq.js';
 import { Inspector } from '../jobs/amqp-harness.js';
 import { alive, killQuietly, MODES, sleep, type Mode } from './harness.js';
 import { countIds, PRODUCER, startJobs, type Delivery, type JobsServer } from './jobs-harness.js';
+import type { PipelineState as StatRow } from '../../src/jobs/driver.js';
 
 const run = promisify(execFile);
 
@@ -43,16 +44,6 @@ async function serve(jobs: Record<string, unknown>, options: { workers?: number;
 async function stopServer(s: JobsServer): Promise<void> {
   servers.splice(servers.indexOf(s), 1);
   await s.stop();
-}
-
-interface StatRow {
-  pipeline: string;
-  driver: string;
-  queue: string;
-  active: number;
-  delayed: number;
-  ready: boolean;
-  priority: number;
 }
 
 async function stat(s: JobsServer, pipeline: string): Promise<StatRow | undefined> {

@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Beanstalkd } from '../support/beanstalkd.js';
 import { countIds, startJobs, type JobsServer } from './jobs-harness.js';
+import type { PipelineState as StatRow } from '../../src/jobs/driver.js';
 
 let server: Beanstalkd;
 const servers: JobsServer[] = [];
@@ -15,16 +16,6 @@ after(async () => {
   for (const s of servers) await s.stop();
   await server?.destroy();
 });
-
-interface StatRow {
-  pipeline: string;
-  driver: string;
-  queue: string;
-  active: number;
-  delayed: number;
-  reserved: number;
-  ready: boolean;
-}
 
 /** rrts with one consuming beanstalk pipeline `bean` on `tube`. */
 async function serve(tube: string, workers = 2): Promise<JobsServer> {
