@@ -42,9 +42,9 @@ const DIAL_TIMEOUT_MS = 60_000;
  * default so that a pause keeps the consumer's ack floor; a new consumer starts from the stream's first message.
  */
 const CONSUMER_INACTIVE_NS = 3_600 * 1e9;
-/** One publish attempt's wait for the stream's answer, and the pause before the next (a reconnect is under way). */
-const PUBLISH_ATTEMPT_MS = 2000;
-const PUBLISH_RETRY_MS = 250;
+/** One request's wait for nats-server's answer, and the pause before the next (a reconnect is under way). */
+const ATTEMPT_MS = 2000;
+const RETRY_PAUSE_MS = 250;
 
 /** Constructs a nats pipeline: reads its keys, connects and creates or updates the stream (as RoadRunner). */
 export const createNatsDriver: DriverFactory = async (pipeline, context) => {
@@ -160,19 +160,26 @@ export class NatsDriver implements JobsDriver {
     } catch (err) {
       throw new JobsDriverError(`${this.where}: ${what}: the headers cannot be NATS headers: ${describe(err)}`);
     }
-    // while nats-server restarts, a publish times out or finds no JetStream: try again until jobs.timeout
+    try {
+      await this.acrossRestarts((timeout) => jetstream.publish(this.settings.subject, body, msgHeaders ? { headers: msgHeaders, timeout } : { timeout }));
+    } catch (err) {
+      throw new JobsDriverError(`${this.where}: ${what} to subject ${this.settings.subject} failed: ${describe(err)}`);
+    }
+  }
+
+  /**
+   * Runs a request to nats-server, again while it times out or finds no JetStream (a restart under way), until
+   * jobs.timeout. A publish tried again may be stored twice (at least once); an ack or a delete is idempotent.
+   */
+  async acrossRestarts<T>(request: (timeoutMs: number) => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.context.timeoutMs;
     for (;;) {
-      const timeout = Math.max(1, Math.min(PUBLISH_ATTEMPT_MS, deadline - Date.now()));
       try {
-        await jetstream.publish(this.settings.subject, body, msgHeaders ? { headers: msgHeaders, timeout } : { timeout });
-        return;
+        return await request(Math.max(1, Math.min(ATTEMPT_MS, deadline - Date.now())));
       } catch (err) {
-        if (this.stopped || !isPassing(err) || Date.now() + PUBLISH_RETRY_MS >= deadline) {
-          throw new JobsDriverError(`${this.where}: ${what} to subject ${this.settings.subject} failed: ${describe(err)}`);
-        }
-        this.log.debug({ err: describe(err) }, 'nats publish failed; trying again');
-        await sleep(PUBLISH_RETRY_MS);
+        if (this.stopped || !isPassing(err) || Date.now() + RETRY_PAUSE_MS >= deadline) throw err;
+        this.log.debug({ err: describe(err) }, 'nats request failed; trying again');
+        await sleep(RETRY_PAUSE_MS);
       }
     }
   }
@@ -264,7 +271,7 @@ export class NatsDriver implements JobsDriver {
       const job = this.unpack(message);
       if (job.item.autoAck) {
         try {
-          await message.ackAck({ timeout: this.context.timeoutMs });
+          await this.acrossRestarts((timeout) => message.ackAck({ timeout }));
           if (this.settings.deleteAfterAck) await this.deleteMessage(message.seq);
         } catch (err) {
           this.log.error({ err: describe(err), seq: message.seq }, 'nats: acknowledging an auto_ack job failed');
@@ -317,7 +324,7 @@ export class NatsDriver implements JobsDriver {
 
   async deleteMessage(seq: number): Promise<void> {
     const { manager } = this.client();
-    await manager.streams.deleteMessage(this.settings.stream, seq, false);
+    await this.acrossRestarts(() => manager.streams.deleteMessage(this.settings.stream, seq, false));
   }
 
   /** RoadRunner's Stat: the subject as queue; active = delivered and not acked, reserved = not delivered yet. */
@@ -404,7 +411,7 @@ class NatsJob implements DeliveredJob {
     this.check(STOPPED_TEXT);
     if (this.item.autoAck || this.settled) return;
     this.settled = true;
-    await this.settle('ack', () => this.message.ackAck());
+    await this.settle('ack', () => this.driver.acrossRestarts((timeout) => this.message.ackAck({ timeout })));
     if (this.driver.settings.deleteAfterAck) await this.settle('delete', () => this.driver.deleteMessage(this.message.seq));
   }
 
@@ -456,7 +463,7 @@ class NatsJob implements DeliveredJob {
     if (this.item.autoAck || this.settled) return;
     this.settled = true;
     await this.settle('delete', () => this.driver.deleteMessage(this.message.seq));
-    await this.settle('ack', () => this.message.ackAck());
+    await this.settle('ack', () => this.driver.acrossRestarts((timeout) => this.message.ackAck({ timeout })));
   }
 
   /** Back to the stream unsettled (pause): nak, so nats-server delivers it again when pulling resumes. */
