@@ -7,7 +7,9 @@ import { connect, headers as natsHeaders, type JetStreamManager, type NatsConnec
 import pino from 'pino';
 import type { DriverContext, JobItem, PipelineConfig } from '../../src/jobs/driver.js';
 import { createNatsDriver, DEDUCED_JOB, DELAY_TEXT, STOPPED_TEXT, type NatsDriver } from '../../src/jobs/drivers/nats.js';
+import { NO_GLOBAL_TEXT } from '../../src/jobs/drivers/nats/config.js';
 import { encodeItem } from '../../src/jobs/drivers/nats/message.js';
+import { freePort } from '../support/ports.js';
 import { NatsServer } from '../support/nats.js';
 import { consumeAndAck, TestQueue, waitUntil } from './amqp-harness.js';
 
@@ -215,6 +217,23 @@ describe('nats driver on a real nats-server', () => {
       /jobs\.Declare of pipeline bad, key stream: "a\.b" is not a JetStream stream name/,
     );
     await assert.rejects(make('bad2', { prefetch: 'ten' }), /jobs\.pipelines\.bad2\.config\.prefetch: expected a whole number/);
+  });
+
+  it('a missing global section, or a server nobody listens on, is an error naming the pipeline', async () => {
+    const pipeline: PipelineConfig = { name: 'lonely', driver: 'nats', priority: 10, config: {}, declared: false };
+    const context = (globalConfig: Record<string, unknown>): DriverContext => ({
+      queue: new TestQueue(),
+      log: pino({ level: 'silent' }),
+      workDir: os.tmpdir(),
+      timeoutMs: 10_000,
+      globalConfig,
+    });
+    await assert.rejects(createNatsDriver(pipeline, context({})), { message: `nats pipeline lonely: ${NO_GLOBAL_TEXT}` });
+    const closed = await freePort();
+    await assert.rejects(createNatsDriver(pipeline, context({ nats: { addr: `nats://127.0.0.1:${closed}` } })), (err: Error) => {
+      assert.match(err.message, new RegExp(`^nats pipeline lonely: cannot connect to nats://127\\.0\\.0\\.1:${closed}: `));
+      return true;
+    });
   });
 
   it('stop keeps the stream (unlike RoadRunner, which purges it), and settling afterwards fails with its text', async () => {

@@ -81,7 +81,13 @@ export class NatsServer {
     const server = this.server;
     if (!server) return;
     server.kill(signal);
-    const stopped = await Promise.race([this.exited.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), STOP_TIMEOUT_MS))]);
+    let timer: NodeJS.Timeout | undefined;
+    const stopped = await Promise.race([
+      this.exited.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), STOP_TIMEOUT_MS))),
+    ]);
+    // a pending timer would keep the test process alive for STOP_TIMEOUT_MS after its last test
+    clearTimeout(timer);
     if (!stopped) {
       server.kill('SIGKILL');
       await this.exited;
