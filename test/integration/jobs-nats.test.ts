@@ -120,6 +120,20 @@ describe('nats through rrts serve and PHP workers', () => {
     for (const d of second) assert.deepEqual(d.headers, { attempt: ['2'], keep: ['k'], 'x-nats-subject': ['answers.jobs'] });
   });
 
+  test('jobs.Declare of a nats pipeline with the keys the PHP SDK sends, then resume and push', async () => {
+    const s = await startJobs('exec', { pipelines: {}, consume: [] }, { nats: { addr: server.addr } }, 1);
+    servers.push(s);
+    const keys = ['name=dyn', 'driver=nats', 'priority=10', 'prefetch=100', 'subject=declared.jobs', 'stream=declared'];
+    assert.equal(await s.produce('declare', ...keys, 'delete_stream_on_stop=false', 'delete_after_ack=true'), 'ok');
+    assert.equal(await s.produce('resume', 'dyn'), 'ok');
+    assert.deepEqual(await s.produce('push', 'dyn', '3', JSON.stringify({ prefix: 'dyn' })), { pushed: 3 });
+    const done = await s.waitForDone(3);
+    assert.deepEqual(done.map((d) => d.id).sort(), ['dyn-0', 'dyn-1', 'dyn-2']);
+    assert.ok(s.started().every((d) => d.pipeline === 'dyn'));
+    const row = ((await s.produce('stat')) as StatRow[]).find((r) => r.pipeline === 'dyn')!;
+    assert.equal(row.queue, 'declared.jobs');
+  });
+
   test('nats-server restarted on its store mid-run: every job is done, none twice unless it was in flight', async () => {
     const s = await serve('restart', 2, { delete_after_ack: true, prefetch: 4 });
     const N = 20;

@@ -263,6 +263,21 @@ describe('nats driver on a real nats-server', () => {
     await taken!.ack();
   });
 
+  it('a consumer deleted from outside is created anew and delivery goes on', async () => {
+    const { driver, queue } = await make('lost', { stream: 'lost', subject: 'lost.jobs', delete_after_ack: true });
+    await driver.push(job('l1', 'lost'));
+    await driver.run();
+    assert.deepEqual(await consumeAndAck(queue, 1), ['l1']);
+    const names = (await jsm.consumers.list('lost').next()).map((c) => c.name);
+    assert.equal(names.length, 1);
+    await jsm.consumers.delete('lost', names[0]!);
+    await driver.push(job('l2', 'lost'));
+    assert.deepEqual(await consumeAndAck(queue, 1), ['l2']);
+    const after = (await jsm.consumers.list('lost').next()).map((c) => c.name);
+    assert.equal(after.length, 1);
+    assert.notEqual(after[0], names[0]);
+  });
+
   it('reconnects when nats-server restarts with its store: pushed jobs are not lost, unacked ones come back', async () => {
     const { driver, queue } = await make('restart', { stream: 'restart', subject: 'restart.jobs', prefetch: 4, delete_after_ack: true });
     const ids = Array.from({ length: 12 }, (_, i) => `r${i}`);
