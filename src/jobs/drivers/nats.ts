@@ -266,6 +266,11 @@ export class NatsDriver implements JobsDriver {
   private async listen(messages: ConsumerMessages): Promise<void> {
     for await (const message of messages) {
       if (this.stopped) break;
+      if (this.messages !== messages) {
+        // arrived while pause closed the pull: back to the stream at once
+        message.nak();
+        continue;
+      }
       // RoadRunner's InProgress: the ack wait starts again when the job reaches rrts
       message.working();
       const job = this.unpack(message);
