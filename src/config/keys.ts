@@ -73,7 +73,6 @@ const ROADRUNNER_PLUGINS: Readonly<Record<string, string>> = {
   fileserver: 'fileserver',
   otel: 'otel (OpenTelemetry)',
   redis: 'redis',
-  nats: 'nats (jobs driver)',
   sqs: 'sqs (jobs driver)',
   kafka: 'kafka (jobs driver)',
   google_pub_sub: 'google_pub_sub (jobs driver)',
@@ -238,6 +237,9 @@ export const CONFIG_KEYS: KeyTable = {
     addr: value('string', 'tcp://host:port or unix://path (default tcp://127.0.0.1:11300)'),
     timeout: value('duration', "dial timeout and every job's time-to-run (default 30s)"),
   }),
+  nats: section("the jobs nats driver's server (docs/jobs-nats.md)", {
+    addr: value('string', 'nats://host:port, several separated by commas (default nats://127.0.0.1:4222)'),
+  }),
   status: section('the health endpoint', {
     address: value('string', 'host:port'),
     unavailable_status_code: value('uint', 'default 503'),
@@ -277,10 +279,10 @@ export const CONFIG_KEYS: KeyTable = {
       kind: 'named',
       doc: 'the pipelines created at start, by name',
       each: {
-        driver: value('string', 'memory, amqp, boltdb or beanstalk', { known: ['memory', 'amqp', 'boltdb', 'beanstalk'] }),
+        driver: value('string', 'memory, amqp, boltdb, beanstalk or nats', { known: ['memory', 'amqp', 'boltdb', 'beanstalk', 'nats'] }),
         config: value(
           'map',
-          "the driver's keys (memory: priority, prefetch; amqp: queue, exchange, routing_key, ...; boltdb: file, priority, prefetch, permissions; beanstalk: tube, tube_priority, reserve_timeout, priority)",
+          "the driver's keys (memory: priority, prefetch; amqp: queue, exchange, routing_key, ...; boltdb: file, priority, prefetch, permissions; beanstalk: tube, tube_priority, reserve_timeout, priority; nats: subject, stream, prefetch, priority, delete_after_ack, deliver_new, delete_stream_on_stop, rate_limit)",
         ),
       },
     },

@@ -17,6 +17,7 @@ import { readHttp } from './sections/http.js';
 import { readJobs } from './sections/jobs.js';
 import { readAmqp } from './sections/amqp.js';
 import { readBeanstalk } from './sections/beanstalk.js';
+import { readNats } from './sections/nats.js';
 import { readLogs } from './sections/logs.js';
 import { readServer } from './sections/server.js';
 import { parsePhpCommand } from './php-command.js';
@@ -66,6 +67,7 @@ export function loadConfig(opts: LoadOptions): Config {
     jobs: readJobs(root, ctx),
     amqp: readAmqp(root),
     beanstalk: readBeanstalk(root),
+    nats: readNats(root),
     warnings: [...new Set(warnings)],
   };
   checkForkCommand(root, config);

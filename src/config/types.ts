@@ -252,8 +252,15 @@ export interface Config {
   amqp: AmqpConfig | null;
   /** the global beanstalk section of the jobs beanstalk driver; null when absent */
   beanstalk: BeanstalkConfig | null;
+  /** the global nats section of the jobs nats driver; null when absent */
+  nats: NatsConfig | null;
   /** Messages to log once at start (unsupported sections, ignored keys). */
   warnings: readonly string[];
+}
+
+/** The global `nats:` section: the nats-server (JetStream) of every nats pipeline. */
+export interface NatsConfig {
+  addr: string;
 }
 
 /** The global `beanstalk:` section: the beanstalkd of every beanstalk pipeline. */

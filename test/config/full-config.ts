@@ -117,6 +117,8 @@ amqp:
 beanstalk:
   addr: tcp://127.0.0.1:11300
   timeout: 30s
+nats:
+  addr: nats://127.0.0.1:4222
 endure:
   grace_period: 30s
   print_graph: false

@@ -13,6 +13,7 @@ import type { SectionContext } from '../../src/config/sections/context.js';
 import { readHttp } from '../../src/config/sections/http.js';
 import { readAmqp } from '../../src/config/sections/amqp.js';
 import { readBeanstalk } from '../../src/config/sections/beanstalk.js';
+import { readNats } from '../../src/config/sections/nats.js';
 import { readJobs } from '../../src/config/sections/jobs.js';
 import { readLogs } from '../../src/config/sections/logs.js';
 import { readServer } from '../../src/config/sections/server.js';
@@ -309,6 +310,7 @@ describe('the key table and the section readers', () => {
       readJobs,
       readAmqp,
       readBeanstalk,
+      readNats,
     ];
     for (const read of readers) read(root, ctx);
     assert.deepEqual(ctx.warnings, []);

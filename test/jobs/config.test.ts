@@ -49,7 +49,7 @@ describe('jobs config', () => {
 
   test('a pipeline without a driver, or with one rrts lacks, loads with a warning naming it; consume of an unknown name too', () => {
     const config = loadYaml(
-      `${BASE}jobs:\n  pipelines:\n    a: {config: {}}\n    b: {driver: ephemeral}\n    c: {driver: nats, config: {}}\n  consume: [a, zz]\n`,
+      `${BASE}jobs:\n  pipelines:\n    a: {config: {}}\n    b: {driver: ephemeral}\n    c: {driver: sqs, config: {}}\n  consume: [a, zz]\n`,
       { cpus: 2 },
     );
     assert.deepEqual(
@@ -57,13 +57,13 @@ describe('jobs config', () => {
       [
         ['a', '', {}],
         ['b', 'ephemeral', null],
-        ['c', 'nats', {}],
+        ['c', 'sqs', {}],
       ],
     );
     assert.deepEqual(config.warnings, [
       "jobs.pipelines.a: no 'driver' key: the pipeline is skipped (RoadRunner logs an error and skips it too)",
       "jobs.pipelines.b.driver: no jobs driver is named 'ephemeral': the pipeline is skipped; it is listed by jobs.List, pushes to it fail",
-      "jobs.pipelines.c.driver: rrts has no 'nats' jobs driver (RoadRunner has): the pipeline is skipped; it is listed by jobs.List, pushes to it fail",
+      "jobs.pipelines.c.driver: rrts has no 'sqs' jobs driver (RoadRunner has): the pipeline is skipped; it is listed by jobs.List, pushes to it fail",
       "jobs.consume: 'zz' is not in jobs.pipelines; ignored (it consumes if declared later)",
     ]);
   });

@@ -7,6 +7,7 @@ export const DRIVERS: Readonly<Record<string, () => Promise<DriverFactory>>> = {
   amqp: () => import('./amqp.js').then((m) => m.createAmqpDriver),
   boltdb: () => import('./boltdb.js').then((m) => m.boltdbDriverFactory),
   beanstalk: () => import('./beanstalk.js').then((m) => m.createBeanstalkDriver),
+  nats: () => import('./nats.js').then((m) => m.createNatsDriver),
 };
 
 /** Drivers compiled into RoadRunner 2025.1 (docs/jobs.md §1.2): a pipeline naming one rrts lacks gets a warning saying so. */
