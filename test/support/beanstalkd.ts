@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { settlesWithin } from '../../src/time.js';
 import { freePort } from './ports.js';
 
 const START_TIMEOUT_MS = 10_000;
@@ -81,7 +82,7 @@ export class Beanstalkd {
     const server = this.server;
     if (!server) return;
     server.kill(signal);
-    const stopped = await Promise.race([this.exited.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), STOP_TIMEOUT_MS))]);
+    const stopped = await settlesWithin(this.exited, STOP_TIMEOUT_MS); // clears its timer: no idle wait at exit
     if (!stopped) {
       server.kill('SIGKILL');
       await this.exited;

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import amqp from 'amqplib';
+import { settlesWithin } from '../../src/time.js';
 import { freePort } from './ports.js';
 
 /** Where Debian's package puts the real start script (/usr/sbin/rabbitmq-server only wraps it with su and a cd). */
@@ -126,10 +127,7 @@ export class RabbitMq {
     if (!server) return;
     const vmPid = this.vmPid();
     server.kill('SIGTERM');
-    const stopped = await Promise.race([
-      this.serverExit.then(() => true),
-      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), STOP_TIMEOUT_MS)),
-    ]);
+    const stopped = await settlesWithin(this.serverExit, STOP_TIMEOUT_MS); // clears its timer: no idle wait at exit
     if (!stopped) server.kill('SIGKILL');
     if (vmPid !== null) await killAndWait(vmPid, stopped ? 'SIGTERM' : 'SIGKILL');
     this.server = null;
