@@ -15,7 +15,10 @@ describe('Fifo', () => {
     }
     while (fifo.length > 0) taken.push(fifo.shift()!);
     assert.equal(taken.length, next);
-    assert.ok(taken.every((value, i) => value === i), 'every item once, in push order');
+    assert.ok(
+      taken.every((value, i) => value === i),
+      'every item once, in push order',
+    );
     assert.equal(fifo.shift(), undefined);
   });
 

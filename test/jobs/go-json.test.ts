@@ -6,7 +6,18 @@ import { compareUtf8, goHeadersJson, goString } from '../../src/jobs/go-json.js'
 import { contextJson } from '../../src/jobs/context.js';
 import { goJson } from '../../src/rpc/codec.js';
 
-const STRINGS = ['', 'plain', '<b>&amp;</b>', 'quote " back \\ slash', 'line\u2028para\u2029', 'tab\tnl\n\u0001', 'caf\u00e9', '\u{1F600}', '\uE000', 'lone \uD800 high'];
+const STRINGS = [
+  '',
+  'plain',
+  '<b>&amp;</b>',
+  'quote " back \\ slash',
+  'line\u2028para\u2029',
+  'tab\tnl\n\u0001',
+  'caf\u00e9',
+  '\u{1F600}',
+  '\uE000',
+  'lone \uD800 high',
+];
 
 describe('go-json', () => {
   it('goString writes each string as goJson does', () => {
