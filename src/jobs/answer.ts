@@ -23,7 +23,13 @@ interface AnswerData {
   requeue: boolean;
 }
 
+const ACKED: Answer = { kind: 'settle', settle: (job) => job.ack() };
+/** The SDK's complete() and ack(), byte for byte (docs/jobs.md §2.4): nearly every answer, known without JSON.parse. */
+const COMPLETE = Buffer.from('{"type":0,"data":[]}');
+const ACK = Buffer.from('{"type":2,"data":[]}');
+
 export function handleAnswer(body: Buffer): Answer {
+  if (body.length === ACK.length && (body.equals(ACK) || body.equals(COMPLETE))) return ACKED;
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
@@ -37,7 +43,7 @@ export function handleAnswer(body: Buffer): Answer {
   switch (kind) {
     case AnswerType.NO_ERROR:
     case AnswerType.ACK:
-      return { kind: 'settle', settle: (job) => job.ack() };
+      return ACKED;
     case AnswerType.ERROR:
     case AnswerType.NACK:
     case AnswerType.REQUEUE: {

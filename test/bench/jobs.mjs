@@ -67,12 +67,24 @@ const USAGE = `usage: node test/bench/jobs.mjs [options]   (after npm run build)
   --targets LIST  comma-separated subset of direct,rrts-amqp,rrts-memory (default all)
   --quick         3000 jobs, 1 round, 500 warm-up jobs: a smoke run, only indicative
   --cpu-prof DIR  run rrts under node --cpu-prof, its profile written into DIR when it stops
+  --rrts-root DIR measure the rrts built in DIR (its bin/rrts, dist/, the consumer fixture and php/lib) instead of
+                  this checkout: run once with each to compare two builds
   --json FILE     write the JSON result to FILE instead of stdout's last line
   -h, --help`;
 
 const DIST = path.join(REPO, 'dist', 'src');
-const RRTS_BIN = path.join(REPO, 'bin', 'rrts');
-const RRTS_CONSUMER = path.join(REPO, 'test', 'fixtures', 'php', 'jobs-bench-consumer.php');
+// The rrts under test: this checkout, or another built tree given with --rrts-root (set in main()).
+let RRTS_ROOT = REPO;
+let RRTS_BIN = '';
+let RRTS_CONSUMER = '';
+function setRrtsRoot(root) {
+  RRTS_ROOT = path.resolve(root);
+  RRTS_BIN = path.join(RRTS_ROOT, 'bin', 'rrts');
+  RRTS_CONSUMER = path.join(RRTS_ROOT, 'test', 'fixtures', 'php', 'jobs-bench-consumer.php');
+  for (const file of [RRTS_BIN, RRTS_CONSUMER, path.join(RRTS_ROOT, 'dist', 'src', 'cli', 'main.js')]) {
+    if (!fs.existsSync(file)) throw new UsageError(`--rrts-root ${root}: ${path.relative(RRTS_ROOT, file)} is missing (a built rrts tree?)`);
+  }
+}
 const DIRECT_CONSUMER = path.join(REPO, 'test', 'fixtures', 'php', 'amqp-direct-consumer.php');
 const TARGETS = ['direct', 'rrts-amqp', 'rrts-memory'];
 const LABEL = { direct: 'php-amqp direct', 'rrts-amqp': 'rrts amqp', 'rrts-memory': 'rrts memory' };
@@ -455,6 +467,7 @@ async function main() {
       targets: { type: 'string', default: TARGETS.join(',') },
       quick: { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
+      'rrts-root': { type: 'string' },
       json: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -464,6 +477,7 @@ async function main() {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  setRrtsRoot(values['rrts-root'] ?? REPO);
   const quick = values.quick;
   const opts = {
     quick,
@@ -537,7 +551,7 @@ async function main() {
   const result = {
     meta: { ...opts, records: undefined, cpuProf: undefined, targets, date: new Date().toISOString() },
     machine: machineFacts(),
-    rrts: rrtsRevision(REPO),
+    rrts: rrtsRevision(RRTS_ROOT),
     targets: summarise(runs, targets),
     ratios: { amqpOverDirect: ratio(runs, 'rrts-amqp', 'direct', opts.rounds), memoryOverAmqp: ratio(runs, 'rrts-memory', 'rrts-amqp', opts.rounds) },
     check,

@@ -200,6 +200,37 @@ describe('amqp driver on a real RabbitMQ', () => {
     await consumeAndAck(queue, 6);
   });
 
+  it('acks answered jobs in batches without ever acking one still running', async () => {
+    const { driver: d, queue } = await driver(broker, 'batched', { queue: 'batched-q', routing_key: 'batched', prefetch: 6 });
+    for (let i = 0; i < 6; i++) await d.push(job(`b-${i}`, 'batched'));
+    await d.run();
+    const taken = await queue.take(6);
+    assert.deepEqual(
+      taken.map((j) => j.item.id),
+      ['b-0', 'b-1', 'b-2', 'b-3', 'b-4', 'b-5'],
+    );
+    // b-0 runs on; the others answer in one turn, then the pipeline stops in that same turn
+    for (const j of taken.slice(1)) void j.ack();
+    await d.stop();
+    await waitUntil(
+      async () => (await inspector.ready('batched-q')) === 1,
+      5000,
+      () => 'only the running job back in the queue',
+    );
+    const { driver: again, queue: q2 } = await driver(broker, 'batched', { queue: 'batched-q', routing_key: 'batched' });
+    await again.run();
+    const [back] = await q2.take(1);
+    assert.equal(back!.item.id, 'b-0');
+    await back!.ack();
+    await waitUntil(
+      async () => (await inspector.ready('batched-q')) === 0,
+      5000,
+      () => 'an empty queue',
+    );
+    await sleep(SETTLE_MS);
+    assert.equal(q2.waiting.length, 0, 'nothing else came back');
+  });
+
   it('pause stops intake, resume restarts it, with RoadRunner error texts', async () => {
     const { driver: d, queue } = await driver(broker, 'pausing', { queue: 'pausing-q', routing_key: 'pausing' });
     await d.run();

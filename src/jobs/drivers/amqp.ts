@@ -8,6 +8,7 @@ import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Re
 import type { Logger } from 'pino';
 import type { DeliveredJob, DriverContext, DriverFactory, JobHeaders, JobItem, JobsDriver, PipelineConfig, PipelineState } from '../driver.js';
 import { ConfigError, JobsDriverError } from '../../errors.js';
+import { AckBatcher } from './amqp/acks.js';
 import { readAmqpSettings, type AmqpSettings } from './amqp/config.js';
 import { amqpContext, packHeaders, publishOptions, takeRoutingKey, unpackDelivery, withoutReservedHeaders, type UnpackedDelivery } from './amqp/message.js';
 
@@ -47,6 +48,8 @@ class Unroutable extends JobsDriverError {}
 interface Consumer {
   model: ChannelModel;
   channel: Channel;
+  /** its deliveries' acks, sent once per turn of the event loop */
+  acks: AckBatcher;
   /** registered with the broker (not cancelled by pause) */
   active: boolean;
 }
@@ -182,7 +185,10 @@ export class AmqpDriver implements JobsDriver {
     this.model = null;
     this.publisher = null;
     this.stateChannel = null;
-    if (this.consumer) this.deadChannels.add(this.consumer.channel);
+    if (this.consumer) {
+      this.deadChannels.add(this.consumer.channel);
+      this.consumer.acks.close();
+    }
     this.consumer = null;
     // the broker hands these deliveries out again; running them now would run them twice
     const dropped = this.context.queue.removePipeline(this.pipeline.name).length;
@@ -408,16 +414,25 @@ export class AmqpDriver implements JobsDriver {
     let consumer = this.consumer?.model === model && !this.deadChannels.has(this.consumer.channel) ? this.consumer : null;
     if (!consumer) {
       const channel = await model.createChannel();
+      const acks = new AckBatcher(channel, (err, unsent) =>
+        this.log.warn({ err: describeError(err), unsent }, 'amqp acks not sent: the consume channel is gone; the broker delivers those jobs again'),
+      );
       channel.on('error', (err: Error) => this.log.warn({ err: describeError(err) }, 'amqp consume channel closed by the broker'));
-      channel.on('close', () => this.onConsumeChannelClosed(model, channel));
+      channel.on('close', () => {
+        acks.close();
+        this.onConsumeChannelClosed(model, channel);
+      });
       // per consumer, as RoadRunner's Qos(prefetch, 0, false)
       await channel.prefetch(this.settings.prefetch);
-      consumer = { model, channel, active: false };
+      consumer = { model, channel, acks, active: false };
     }
     await this.declareQueue(consumer.channel);
     this.queueDeclaredOn.add(model);
-    const channel = consumer.channel;
-    await channel.consume(this.settings.queue, (message) => this.onDelivery(channel, message), { consumerTag: this.settings.consumerId, noAck: false });
+    const { channel, acks } = consumer;
+    await channel.consume(this.settings.queue, (message) => this.onDelivery(channel, acks, message), {
+      consumerTag: this.settings.consumerId,
+      noAck: false,
+    });
     consumer.active = true;
     this.consumer = consumer;
     this.log.debug('pipeline consumes');
@@ -436,7 +451,7 @@ export class AmqpDriver implements JobsDriver {
     });
   }
 
-  private onDelivery(channel: Channel, message: ConsumeMessage | null): void {
+  private onDelivery(channel: Channel, acks: AckBatcher, message: ConsumeMessage | null): void {
     if (message === null) {
       // basic.cancel from the broker: the queue was deleted
       if (this.consumer?.channel === channel) this.consumer.active = false;
@@ -447,12 +462,13 @@ export class AmqpDriver implements JobsDriver {
     const unpacked = unpackDelivery(message, this.pipeline.name, this.pipeline.priority, (key, why) =>
       this.log.warn({ header: key }, `amqp header ${key}: ${why}`),
     );
-    const job = new AmqpDeliveredJob(this, channel, message, unpacked);
+    acks.delivered(message.fields.deliveryTag);
+    const job = new AmqpDeliveredJob(this, acks, message, unpacked);
     // one at a time, so the plugin's full queue holds deliveries back (with prefetch) instead of piling them up here
     this.deliveries = this.deliveries
       .then(async () => {
         if (this.deadChannels.has(channel) || this.stopped) return; // the broker delivers it again
-        if (job.item.autoAck) channel.ack(message);
+        if (job.item.autoAck) acks.ack(message.fields.deliveryTag);
         await this.context.queue.insert(job);
       })
       .catch((err: unknown) => this.log.error({ err: describeError(err), job: job.item.id }, 'amqp delivery not queued'));
@@ -519,6 +535,8 @@ export class AmqpDriver implements JobsDriver {
     this.wantConsume = false;
     this.wake();
     const model = this.model;
+    // the acks of jobs answered this turn go out before the connection closes
+    this.consumer?.acks.flush();
     try {
       await withTimeout(
         this.serialised(async () => {
@@ -578,7 +596,7 @@ class AmqpDeliveredJob implements DeliveredJob {
 
   constructor(
     private readonly driver: AmqpDriver,
-    private readonly channel: Channel,
+    private readonly acks: AckBatcher,
     private readonly message: ConsumeMessage,
     unpacked: UnpackedDelivery,
   ) {
@@ -594,13 +612,14 @@ class AmqpDeliveredJob implements DeliveredJob {
   async ack(): Promise<void> {
     this.driver.checkNotStopped();
     this.countDelayDone();
-    this.send('ack', () => this.channel.ack(this.message, this.driver.settings.multipleAck));
+    const tag = this.message.fields.deliveryTag;
+    this.send('ack', () => (this.driver.settings.multipleAck ? this.acks.ackAllUpTo(tag) : this.acks.ack(tag)));
   }
 
   async nack(): Promise<void> {
     this.driver.checkNotStopped();
     this.countDelayDone();
-    this.send('nack', () => this.channel.nack(this.message, false, this.driver.settings.requeueOnFail));
+    this.send('nack', () => this.acks.nack(this.message.fields.deliveryTag, this.driver.settings.requeueOnFail));
   }
 
   async nackWithOptions(redeliver: boolean, delaySeconds: number): Promise<void> {
@@ -608,7 +627,7 @@ class AmqpDeliveredJob implements DeliveredJob {
     if (redeliver && delaySeconds > 0) return this.requeue({}, delaySeconds);
     // a dropped delayed job is done; one the broker hands out again is counted when that delivery settles
     if (!redeliver) this.countDelayDone();
-    this.send('nack', () => this.channel.nack(this.message, false, redeliver));
+    this.send('nack', () => this.acks.nack(this.message.fields.deliveryTag, redeliver));
   }
 
   /** Publishes a copy with the merged headers and the new delay, then acks this one; a failed publish nacks it back. */
@@ -622,13 +641,13 @@ class AmqpDeliveredJob implements DeliveredJob {
       await this.driver.publishJob(copy, Date.now() + this.driver.timeoutMs);
     } catch (err) {
       try {
-        this.send('nack', () => this.channel.nack(this.message, false, true));
+        this.send('nack', () => this.acks.nack(this.message.fields.deliveryTag, true));
       } catch (nackErr) {
         throw new JobsDriverError(`${describeError(err)}; ${describeError(nackErr)}`);
       }
       throw err;
     }
-    this.send('ack', () => this.channel.ack(this.message, false));
+    this.send('ack', () => this.acks.ack(this.message.fields.deliveryTag));
   }
 
   private countDelayDone(): void {
@@ -641,6 +660,7 @@ class AmqpDeliveredJob implements DeliveredJob {
   private send(what: string, operation: () => void): void {
     if (this.item.autoAck) return;
     try {
+      if (this.acks.closed) throw new Error('Channel closed');
       operation();
     } catch (err) {
       throw new JobsDriverError(

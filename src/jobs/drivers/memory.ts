@@ -4,6 +4,7 @@
 // is delivered again instead of dropped (docs/compatibility.md).
 import { JobsDriverError } from '../../errors.js';
 import { contextJson } from '../context.js';
+import { Fifo } from '../fifo.js';
 import type { DeliveredJob, DriverContext, DriverFactory, JobHeaders, JobItem, JobsDriver, PipelineConfig, PipelineState } from '../driver.js';
 
 const DEFAULT_PREFETCH = 100_000;
@@ -23,7 +24,7 @@ export const memoryDriver: DriverFactory = (pipeline, context) => Promise.resolv
 export class MemoryDriver implements JobsDriver {
   readonly driver = 'memory';
   private readonly prefetch: number;
-  private readonly buffer: JobItem[] = [];
+  private readonly buffer = new Fifo<JobItem>();
   private readonly delayed = new Set<NodeJS.Timeout>();
   /** failed runs waiting out FAILED_RUN_PAUSE_MS */
   private readonly retrying = new Set<NodeJS.Timeout>();
@@ -86,7 +87,7 @@ export class MemoryDriver implements JobsDriver {
     for (const timer of [...this.delayed, ...this.retrying]) clearTimeout(timer);
     this.delayed.clear();
     this.retrying.clear();
-    this.buffer.length = 0;
+    this.buffer.clear();
     this.context.queue.removePipeline(this.pipeline.name);
     for (const wake of this.roomWaiters.splice(0)) wake();
     return Promise.resolve();

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ConsumeMessage, Options } from 'amqplib';
 import type { JobHeaders, JobItem } from '../../driver.js';
+import { goHeadersJson, goString } from '../../go-json.js';
 
 export const RR_ID = 'rr_id';
 export const RR_JOB = 'rr_job';
@@ -39,46 +40,9 @@ export function publishOptions(headers: Record<string, unknown>, extra: Options.
   return { headers, contentType: CONTENT_TYPE, timestamp: Math.floor(Date.now() / 1000), persistent: true, ...extra };
 }
 
-/**
- * Go's json.Marshal of a map[string][]string: keys sorted bytewise, Go's escaping. Written out by hand (it runs twice
- * per job): an object built for JSON.stringify would also put integer-like keys first, out of Go's order.
- */
+/** Go's json.Marshal of a map[string][]string (the rr_headers header and the context's headers). */
 export function headersJson(headers: JobHeaders | null): string {
-  if (headers === null) return 'null';
-  const keys = Object.keys(headers).sort(byUtf8);
-  let out = '{';
-  for (let i = 0; i < keys.length; i++) {
-    const values = headers[keys[i]!];
-    out += `${i === 0 ? '' : ','}${goString(keys[i]!)}:${values === undefined || values === null ? 'null' : `[${values.map(goString).join(',')}]`}`;
-  }
-  return `${out}}`;
-}
-
-/**
- * UTF-8 byte order is code point order, without encoding: UTF-16 units order alike except where a surrogate (a code
- * point above U+FFFF) meets U+E000..U+FFFF, which it follows.
- */
-function byUtf8(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    const xSurrogate = x >= 0xd800 && x <= 0xdfff;
-    const ySurrogate = y >= 0xd800 && y <= 0xdfff;
-    if (xSurrogate === ySurrogate) return x - y;
-    return xSurrogate ? 1 : -1;
-  }
-  return a.length - b.length;
-}
-
-const GO_ESCAPED = /[<>&\u2028\u2029]/;
-const GO_ESCAPED_ALL = /[<>&\u2028\u2029]/g;
-
-/** goJson of a string without its replacer, which costs more than the rest of a job's context. */
-function goString(text: string): string {
-  const json = JSON.stringify(text);
-  return GO_ESCAPED.test(json) ? json.replace(GO_ESCAPED_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : json;
+  return goHeadersJson(headers);
 }
 
 /** amqpjobs Item.Context: {"id","job","driver":"amqp","queue","headers","pipeline"}, compact, as Go encodes it. */
