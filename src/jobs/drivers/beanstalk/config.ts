@@ -4,6 +4,7 @@ import { describeValue, isPlainMap, toInt, toStr } from '../../../config/coerce.
 import { parseDuration } from '../../../config/duration.js';
 import { ConfigError } from '../../../errors.js';
 import type { PipelineConfig } from '../../driver.js';
+import { declaredInt, declaredString, readKey } from '../pipeline-keys.js';
 
 export const DEFAULT_ADDR = 'tcp://127.0.0.1:11300';
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -33,8 +34,8 @@ export function readBeanstalkSettings(pipeline: PipelineConfig, globalConfig: Re
   const global = globalConfig['beanstalk'];
   if (global === undefined || global === null) throw new ConfigError(NO_GLOBAL_TEXT);
   if (!isPlainMap(global)) throw new ConfigError(`beanstalk: expected a map, got ${describeValue(global)}`);
-  const addr = read(global, 'addr', 'beanstalk', toStr) || DEFAULT_ADDR;
-  const timeoutMs = read(global, 'timeout', 'beanstalk', parseDuration) || DEFAULT_TIMEOUT_MS;
+  const addr = readKey(global, 'addr', 'beanstalk', toStr) || DEFAULT_ADDR;
+  const timeoutMs = readKey(global, 'timeout', 'beanstalk', parseDuration) || DEFAULT_TIMEOUT_MS;
   const [scheme, address] = splitAddr(addr);
 
   const where = `jobs.pipelines.${pipeline.name}.config`;
@@ -47,9 +48,9 @@ export function readBeanstalkSettings(pipeline: PipelineConfig, globalConfig: Re
     tubePriority = declaredInt(own, 'tube_priority', 1);
     reserveTimeoutMs = declaredInt(own, 'reserve_timeout', 5) * 1000;
   } else {
-    tube = read(own, 'tube', where, toStr) || DEFAULT_TUBE;
-    tubePriority = read(own, 'tube_priority', where, toInt);
-    reserveTimeoutMs = read(own, 'reserve_timeout', where, parseDuration) || 1000;
+    tube = readKey(own, 'tube', where, toStr) || DEFAULT_TUBE;
+    tubePriority = readKey(own, 'tube_priority', where, toInt);
+    reserveTimeoutMs = readKey(own, 'reserve_timeout', where, parseDuration) || 1000;
   }
   const declaredWhere = `jobs.Declare of pipeline ${pipeline.name}`;
   if (tubePriority < 0 || tubePriority > MAX_UINT32) {
@@ -79,27 +80,4 @@ function splitAddr(addr: string): ['tcp' | 'unix', string] {
   if (scheme !== 'tcp' && scheme !== 'unix') throw new ConfigError(`beanstalk.addr: the network must be tcp or unix, got ${JSON.stringify(scheme)} in ${addr}`);
   if (scheme === 'tcp' && !/^.+:\d{1,5}$/.test(address)) throw new ConfigError(`beanstalk.addr: expected tcp://host:port, got ${addr}`);
   return [scheme, address];
-}
-
-function read<T>(section: Record<string, unknown>, key: string, where: string, decode: (value: unknown) => T): T | 0 {
-  const value = section[key];
-  if (value === undefined || value === null) return 0;
-  try {
-    return decode(value);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new ConfigError(`${where}.${key}: ${err.problem}, got ${describeValue(value)}`);
-    throw err;
-  }
-}
-
-function declaredString(map: Record<string, unknown>, key: string): string {
-  const value = map[key];
-  return typeof value === 'string' ? value : '';
-}
-
-/** RoadRunner's Pipeline.Int: a value that is not a whole number gives the default. */
-function declaredInt(map: Record<string, unknown>, key: string, fallback: number): number {
-  const value = map[key];
-  const text = typeof value === 'string' ? value.trim() : typeof value === 'number' ? String(value) : '';
-  return /^[+-]?\d+$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : fallback;
 }

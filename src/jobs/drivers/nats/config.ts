@@ -3,6 +3,7 @@
 import { describeValue, isPlainMap, toBool, toInt, toStr } from '../../../config/coerce.js';
 import { ConfigError } from '../../../errors.js';
 import type { PipelineConfig } from '../../driver.js';
+import { declaredBool, declaredInt, declaredString, readKey } from '../pipeline-keys.js';
 
 /** nats.go's DefaultURL */
 export const DEFAULT_ADDR = 'nats://127.0.0.1:4222';
@@ -37,7 +38,7 @@ export function readNatsSettings(pipeline: PipelineConfig, globalConfig: Record<
   const global = globalConfig['nats'];
   if (global === undefined || global === null) throw new ConfigError(NO_GLOBAL_TEXT);
   if (!isPlainMap(global)) throw new ConfigError(`nats: expected a map, got ${describeValue(global)}`);
-  const addr = read(global, 'addr', 'nats', toStr) || DEFAULT_ADDR;
+  const addr = readKey(global, 'addr', 'nats', toStr) || DEFAULT_ADDR;
   checkAddr(addr);
 
   const own = pipeline.config;
@@ -55,13 +56,13 @@ export function readNatsSettings(pipeline: PipelineConfig, globalConfig: Record<
   } else {
     const where = `jobs.pipelines.${pipeline.name}.config`;
     settings = {
-      stream: read(own, 'stream', where, toStr) || DEFAULT_STREAM,
-      subject: read(own, 'subject', where, toStr) || DEFAULT_SUBJECT,
-      prefetch: read(own, 'prefetch', where, toInt) || 10,
-      rateLimit: read(own, 'rate_limit', where, toInt) || DEFAULT_RATE_LIMIT,
-      deleteAfterAck: read(own, 'delete_after_ack', where, toBool) || false,
-      deliverNew: read(own, 'deliver_new', where, toBool) || false,
-      deleteStreamOnStop: read(own, 'delete_stream_on_stop', where, toBool) || false,
+      stream: readKey(own, 'stream', where, toStr) || DEFAULT_STREAM,
+      subject: readKey(own, 'subject', where, toStr) || DEFAULT_SUBJECT,
+      prefetch: readKey(own, 'prefetch', where, toInt) || 10,
+      rateLimit: readKey(own, 'rate_limit', where, toInt) || DEFAULT_RATE_LIMIT,
+      deleteAfterAck: readKey(own, 'delete_after_ack', where, toBool) || false,
+      deliverNew: readKey(own, 'deliver_new', where, toBool) || false,
+      deleteStreamOnStop: readKey(own, 'delete_stream_on_stop', where, toBool) || false,
     };
   }
   const at = (key: string) => (pipeline.declared ? `jobs.Declare of pipeline ${pipeline.name}, key ${key}` : `jobs.pipelines.${pipeline.name}.config.${key}`);
@@ -83,33 +84,4 @@ export function checkAddr(addr: string): void {
       throw new ConfigError(`nats.addr: expected nats://host:port (several separated by commas), got ${JSON.stringify(addr)}`);
     }
   }
-}
-
-function read<T>(section: Record<string, unknown>, key: string, where: string, decode: (value: unknown) => T): T | 0 {
-  const value = section[key];
-  if (value === undefined || value === null) return 0;
-  try {
-    return decode(value);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new ConfigError(`${where}.${key}: ${err.problem}, got ${describeValue(value)}`);
-    throw err;
-  }
-}
-
-function declaredString(map: Record<string, unknown>, key: string): string {
-  const value = map[key];
-  return typeof value === 'string' ? value : '';
-}
-
-/** RoadRunner's Pipeline.Int: a value that is not a whole number gives the default. */
-function declaredInt(map: Record<string, unknown>, key: string, fallback: number): number {
-  const value = map[key];
-  const text = typeof value === 'string' ? value.trim() : typeof value === 'number' ? String(value) : '';
-  return /^[+-]?\d+$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : fallback;
-}
-
-/** RoadRunner's Pipeline.Bool is Go's strconv.ParseBool; anything it refuses is false. */
-function declaredBool(map: Record<string, unknown>, key: string): boolean {
-  const value = map[key];
-  return value === true || (typeof value === 'string' && ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value));
 }
