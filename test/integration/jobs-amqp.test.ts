@@ -12,7 +12,6 @@ import { RabbitMq } from '../support/rabbitmq.js';
 import { Inspector } from '../jobs/amqp-harness.js';
 import { alive, killQuietly, MODES, sleep, type Mode } from './harness.js';
 import { countIds, PRODUCER, startJobs, type Delivery, type JobsServer } from './jobs-harness.js';
-import type { PipelineState as StatRow } from '../../src/jobs/driver.js';
 
 const run = promisify(execFile);
 
@@ -44,10 +43,6 @@ async function serve(jobs: Record<string, unknown>, options: { workers?: number;
 async function stopServer(s: JobsServer): Promise<void> {
   servers.splice(servers.indexOf(s), 1);
   await s.stop();
-}
-
-async function stat(s: JobsServer, pipeline: string): Promise<StatRow | undefined> {
-  return ((await s.produce('stat')) as StatRow[]).find((r) => r.pipeline === pipeline);
 }
 
 /** Bounded wait for a condition checked over RPC or on the broker. */
@@ -119,14 +114,14 @@ describe('amqp through rrts serve, PHP workers and a real RabbitMQ', () => {
     const pushedAt = process.hrtime.bigint();
     // blocking until released, so they cannot be settled (and uncounted) before the stat below
     await s.produce('push', 'later', '2', JSON.stringify({ prefix: 'later', delay: 2, payload: { act: 'block', name: 'later' } }));
-    assert.equal((await stat(s, 'later'))!.delayed, 2);
+    assert.equal((await s.stat('later'))!.delayed, 2);
     fs.writeFileSync(path.join(s.dir, 'release-later'), '');
     await s.produce('push', 'later', '1', JSON.stringify({ prefix: 'again', payload: { act: 'nack-redeliver-once', delay: 1 } }));
     await s.produce('push', 'later', '1', JSON.stringify({ prefix: 'now' }));
     // the consumer logs "done" after every answer, the nack too: 5 answers for 4 jobs
     const done = await s.waitForDone(5);
     assert.deepEqual([...countIds(done).keys()].sort(), ['again-0', 'later-0', 'later-1', 'now-0']);
-    assert.equal((await stat(s, 'later'))!.delayed, 0);
+    assert.equal((await s.stat('later'))!.delayed, 0);
     for (const d of s.started().filter((d) => d.id.startsWith('later-'))) {
       // RabbitMQ moves a message on at its TTL, never before (hrtime is CLOCK_MONOTONIC in PHP and Node)
       const waitedMs = Number((BigInt((d as Delivery & { t: number }).t) - pushedAt) / 1_000_000n);
@@ -148,11 +143,11 @@ describe('amqp through rrts serve, PHP workers and a real RabbitMQ', () => {
     const pushes: Array<[string, number]> = [];
     for (let i = 0; i < 12; i++) pushes.push([`p${i}`, [5, 1, 3][i % 3]!]);
     for (const [id, priority] of pushes) await s.produce('push', 'prio', '1', JSON.stringify({ prefix: id, priority }));
-    assert.deepEqual((await stat(s, 'prio'))!.active, 15);
+    assert.deepEqual((await s.stat('prio'))!.active, 15);
     assert.equal(await s.produce('resume', 'prio'), 'ok');
     await s.rrts.waitFor(() => s.started().length === 1, 'the first blocking job to start');
     // every job left the broker for rrts's priority queue (prefetch 100)
-    await until(async () => (await stat(s, 'prio'))!.active === 0, 'the broker queue to be empty');
+    await until(async () => (await s.stat('prio'))!.active === 0, 'the broker queue to be empty');
     fs.writeFileSync(path.join(s.dir, 'release-prio'), '');
     const order = ids(await s.waitForDone(15));
     assert.deepEqual(order.slice(0, 3).sort(), ['block-0', 'block-1', 'block-2']);
@@ -167,7 +162,7 @@ describe('amqp through rrts serve, PHP workers and a real RabbitMQ', () => {
     assert.equal(await s.produce('pause', 'pr'), 'ok');
     assert.deepEqual(await s.produce('pause', 'pr'), { error: 'no active listeners, nothing to pause' });
     await s.produce('push', 'pr', '3', JSON.stringify({ prefix: 'paused' }));
-    assert.deepEqual(await stat(s, 'pr'), { pipeline: 'pr', driver: 'amqp', queue: 'e2e-pr', active: 3, delayed: 0, reserved: 0, ready: false, priority: 10 });
+    assert.deepEqual(await s.stat('pr'), { pipeline: 'pr', driver: 'amqp', queue: 'e2e-pr', active: 3, delayed: 0, reserved: 0, ready: false, priority: 10 });
     assert.equal(s.started().length, 0);
     assert.equal(await s.produce('resume', 'pr'), 'ok');
     assert.deepEqual(await s.produce('resume', 'pr'), { error: 'amqp listener is already in the active state' });
@@ -198,7 +193,7 @@ describe('amqp through rrts serve, PHP workers and a real RabbitMQ', () => {
     assert.deepEqual(((await s.produce('list')) as string[]).sort(), ['dyn', 'pr']);
     // RoadRunner loses these (no queue is bound before the pipeline consumes); rrts declares the queue at the push
     await s.produce('push', 'dyn', '2', JSON.stringify({ prefix: 'dyn' }));
-    assert.deepEqual(await stat(s, 'dyn'), {
+    assert.deepEqual(await s.stat('dyn'), {
       pipeline: 'dyn',
       driver: 'amqp',
       queue: 'e2e-dyn',
@@ -288,7 +283,7 @@ describe('amqp through rrts serve, PHP workers and a real RabbitMQ', () => {
         90_000,
       );
       assert.ok(s.rrts.logs().some((l) => l.msg === 'amqp connection restored'));
-      assert.equal((await stat(s, 'restart'))!.ready, true, 'the consumer was restored');
+      assert.equal((await s.stat('restart'))!.ready, true, 'the consumer was restored');
     } finally {
       killQuietly(producer);
     }
@@ -313,7 +308,7 @@ describe('amqp through rrts serve, PHP workers and a real RabbitMQ', () => {
       await s.rrts.waitFor(() => s.started().length === 1, 'the slow job to start');
       // delivered to rrts and waiting: two held by the pollers, four in the priority queue (prefetch 10)
       await s.produce('push', 'grace', '6', JSON.stringify({ prefix: 'waiting' }));
-      await until(async () => (await stat(s, 'grace'))!.active === 0, 'every job delivered to rrts');
+      await until(async () => (await s.stat('grace'))!.active === 0, 'every job delivered to rrts');
       const php = [...s.rrts.workerPids(), ...s.rrts.sparePids(), ...s.rrts.masterPids(), ...s.rrts.rootPids()];
       assert.ok(php.length >= 1);
       s.rrts.proc.kill('SIGTERM');

@@ -5,7 +5,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Beanstalkd } from '../support/beanstalkd.js';
 import { countIds, startJobs, type JobsServer } from './jobs-harness.js';
-import type { PipelineState as StatRow } from '../../src/jobs/driver.js';
 
 let server: Beanstalkd;
 const servers: JobsServer[] = [];
@@ -29,21 +28,6 @@ async function serve(tube: string, workers = 2): Promise<JobsServer> {
   return s;
 }
 
-async function stat(s: JobsServer): Promise<StatRow> {
-  const rows = (await s.produce('stat')) as StatRow[];
-  return rows.find((r) => r.pipeline === 'bean')!;
-}
-
-/** Until the tube holds no job, ready or reserved (a worker logs "done" just before rrts reads its ack). */
-async function untilEmpty(s: JobsServer): Promise<StatRow> {
-  let row = await stat(s);
-  for (let i = 0; i < 200 && row.active + row.reserved + row.delayed > 0; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    row = await stat(s);
-  }
-  return row;
-}
-
 describe('beanstalk through rrts serve and PHP workers', () => {
   test('N jobs pushed over RPC are each delivered and acked exactly once', async () => {
     const s = await serve('exactly-once', 3);
@@ -56,7 +40,7 @@ describe('beanstalk through rrts serve and PHP workers', () => {
       [...counts.values()].every((n) => n === 1),
       'no job delivered twice',
     );
-    const row = await untilEmpty(s);
+    const row = await s.untilIdle('bean');
     assert.equal(row.active, 0);
     assert.equal(row.reserved, 0);
     assert.equal(row.driver, 'beanstalk');
@@ -71,11 +55,11 @@ describe('beanstalk through rrts serve and PHP workers', () => {
   test('a delayed job waits in beanstalkd as delayed, then is delivered once', async () => {
     const s = await serve('delayed', 1);
     assert.deepEqual(await s.produce('push', 'bean', '3', JSON.stringify({ prefix: 'later', delay: 2 })), { pushed: 3 });
-    assert.equal((await stat(s)).delayed, 3);
+    assert.equal((await s.stat('bean'))!.delayed, 3);
     assert.equal(s.started().length, 0);
     const done = await s.waitForDone(3);
     assert.deepEqual(done.map((d) => d.id).sort(), ['later-0', 'later-1', 'later-2']);
-    assert.equal((await untilEmpty(s)).delayed, 0);
+    assert.equal((await s.untilIdle('bean')).delayed, 0);
   });
 
   test('nack drops the job; nack with requeue and a delay and requeue with headers deliver it once more', async () => {
@@ -84,7 +68,7 @@ describe('beanstalk through rrts serve and PHP workers', () => {
     await s.produce('push', 'bean', '2', JSON.stringify({ prefix: 'requeue', payload: { act: 'requeue-once' }, headers: { keep: ['k'] } }));
     await s.produce('push', 'bean', '2', JSON.stringify({ prefix: 'drop', payload: { act: 'nack' } }));
     await s.waitForDone(10);
-    const row = await untilEmpty(s);
+    const row = await s.untilIdle('bean');
     assert.equal(row.active + row.reserved + row.delayed, 0);
     const counts = countIds(s.started());
     assert.deepEqual(Object.fromEntries([...counts].sort(([a], [b]) => a.localeCompare(b))), {
@@ -110,7 +94,7 @@ describe('beanstalk through rrts serve and PHP workers', () => {
     const done = await s.waitForDone(3);
     assert.deepEqual(done.map((d) => d.id).sort(), ['dyn-0', 'dyn-1', 'dyn-2']);
     assert.ok(s.started().every((d) => d.pipeline === 'dyn'));
-    const row = ((await s.produce('stat')) as StatRow[]).find((r) => r.pipeline === 'dyn')!;
+    const row = (await s.stat('dyn'))!;
     assert.equal(row.queue, 'declared');
   });
 
@@ -125,7 +109,7 @@ describe('beanstalk through rrts serve and PHP workers', () => {
     await new Promise((r) => setTimeout(r, 1000));
     await server.startServer();
     await s.rrts.waitFor(() => new Set(s.done().map((d) => d.id)).size >= N, `all ${N} jobs done`, 60_000);
-    const row = await untilEmpty(s);
+    const row = await s.untilIdle('bean');
     assert.equal(row.active + row.reserved, 0, 'the tube is empty at the end');
     const counts = countIds(s.done());
     assert.equal(counts.size, N);

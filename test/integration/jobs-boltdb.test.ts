@@ -34,21 +34,10 @@ async function serve(...args: Parameters<typeof startJobs>): Promise<JobsServer>
   return server;
 }
 
-interface StatRow {
-  pipeline: string;
-  active: number;
-  delayed: number;
-}
-
-async function stat(s: JobsServer): Promise<StatRow> {
-  const rows = (await s.produce('stat')) as StatRow[];
-  return rows.find((r) => r.pipeline === 'disk')!;
-}
-
 /** Until the pipeline has no job taken and not yet acked (a worker logs "done" just before rrts reads its ack). */
 async function untilAcked(s: JobsServer): Promise<void> {
-  for (let i = 0; i < 200 && (await stat(s)).active > 0; i++) await new Promise((r) => setTimeout(r, 50));
-  assert.equal((await stat(s)).active, 0);
+  for (let i = 0; i < 200 && (await s.stat('disk'))!.active > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal((await s.stat('disk'))!.active, 0);
 }
 
 describe('boltdb through rrts serve and PHP workers', () => {
@@ -100,11 +89,11 @@ describe('boltdb through rrts serve and PHP workers', () => {
   test('a delayed job waits in the journal as delayed, then is delivered once', async () => {
     const s = await serve('exec', boltdb(path.join(journalDir(), 'q.db')), {}, 1);
     assert.deepEqual(await s.produce('push', 'disk', '3', JSON.stringify({ prefix: 'later', delay: 2 })), { pushed: 3 });
-    assert.equal((await stat(s)).delayed, 3);
+    assert.equal((await s.stat('disk'))!.delayed, 3);
     assert.equal(s.started().length, 0);
     const done = await s.waitForDone(3);
     assert.deepEqual(done.map((d) => d.id).sort(), ['later-0', 'later-1', 'later-2']);
-    assert.equal((await stat(s)).delayed, 0);
+    assert.equal((await s.stat('disk'))!.delayed, 0);
   });
 
   test('jobs.Declare of a boltdb pipeline as the PHP SDK sends it: permissions "493" warn and fall back to 0755', async () => {

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, ROOT, startRrts, type Mode, type RrtsInstance } from './harness.js';
+import type { PipelineState } from '../../src/jobs/driver.js';
+import { freePort, ROOT, startRrts, sleep, type Mode, type RrtsInstance } from './harness.js';
 
 const run = promisify(execFile);
 export const CONSUMER = path.join(ROOT, 'test', 'fixtures', 'php', 'jobs-consumer.php');
@@ -42,6 +43,25 @@ export class JobsServer {
       if (stdout.startsWith('ERROR: ')) return { error: stdout.slice('ERROR: '.length).trimEnd() };
       throw err;
     }
+  }
+
+  /** jobs.Stat's row of one pipeline, or undefined when it has none. */
+  async stat(pipeline: string): Promise<PipelineState | undefined> {
+    return ((await this.produce('stat')) as PipelineState[]).find((r) => r.pipeline === pipeline);
+  }
+
+  /**
+   * The pipeline's row once it holds no job, ready, reserved or delayed (a worker logs "done" just before rrts reads
+   * its ack), or the last row seen after 10 s.
+   */
+  async untilIdle(pipeline: string): Promise<PipelineState> {
+    let row = await this.stat(pipeline);
+    for (let i = 0; i < 200 && (!row || row.active + row.reserved + row.delayed > 0); i++) {
+      await sleep(50);
+      row = await this.stat(pipeline);
+    }
+    if (!row) throw new Error(`jobs.Stat has no pipeline ${pipeline}`);
+    return row;
   }
 
   deliveries(): Delivery[] {

@@ -18,16 +18,6 @@ after(async () => {
   await server?.destroy();
 });
 
-interface StatRow {
-  pipeline: string;
-  driver: string;
-  queue: string;
-  active: number;
-  delayed: number;
-  reserved: number;
-  ready: boolean;
-}
-
 /** rrts with one consuming nats pipeline `jet` on its own stream and subject. */
 async function serve(name: string, workers = 2, extra: Record<string, unknown> = {}): Promise<JobsServer> {
   const s = await startJobs(
@@ -45,21 +35,6 @@ function at(delivery: Delivery): number {
   return Number((delivery as Delivery & { t?: number }).t);
 }
 
-async function stat(s: JobsServer): Promise<StatRow> {
-  const rows = (await s.produce('stat')) as StatRow[];
-  return rows.find((r) => r.pipeline === 'jet')!;
-}
-
-/** Until the consumer holds no job, delivered or not (a worker logs "done" just before rrts reads its ack). */
-async function untilSettled(s: JobsServer): Promise<StatRow> {
-  let row = await stat(s);
-  for (let i = 0; i < 200 && row.active + row.reserved > 0; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    row = await stat(s);
-  }
-  return row;
-}
-
 describe('nats through rrts serve and PHP workers', () => {
   test('N jobs pushed over RPC are each delivered and acked exactly once', async () => {
     const s = await serve('exactly-once', 3);
@@ -72,7 +47,7 @@ describe('nats through rrts serve and PHP workers', () => {
       [...counts.values()].every((n) => n === 1),
       'no job delivered twice',
     );
-    const row = await untilSettled(s);
+    const row = await s.untilIdle('jet');
     assert.deepEqual([row.active, row.reserved, row.delayed], [0, 0, 0]);
     assert.equal(row.driver, 'nats');
     assert.equal(row.queue, 'exactly-once.jobs');
@@ -104,7 +79,7 @@ describe('nats through rrts serve and PHP workers', () => {
     await s.produce('push', 'jet', '2', JSON.stringify({ prefix: 'requeue', payload: { act: 'requeue-once' }, headers: { keep: ['k'] } }));
     await s.produce('push', 'jet', '2', JSON.stringify({ prefix: 'drop', payload: { act: 'nack' } }));
     await s.waitForDone(10);
-    const row = await untilSettled(s);
+    const row = await s.untilIdle('jet');
     assert.equal(row.active + row.reserved, 0);
     const counts = countIds(s.started());
     assert.deepEqual(Object.fromEntries([...counts].sort(([a], [b]) => a.localeCompare(b))), {
@@ -130,7 +105,7 @@ describe('nats through rrts serve and PHP workers', () => {
     const done = await s.waitForDone(3);
     assert.deepEqual(done.map((d) => d.id).sort(), ['dyn-0', 'dyn-1', 'dyn-2']);
     assert.ok(s.started().every((d) => d.pipeline === 'dyn'));
-    const row = ((await s.produce('stat')) as StatRow[]).find((r) => r.pipeline === 'dyn')!;
+    const row = (await s.stat('dyn'))!;
     assert.equal(row.queue, 'declared.jobs');
   });
 
@@ -145,7 +120,7 @@ describe('nats through rrts serve and PHP workers', () => {
     await new Promise((r) => setTimeout(r, 1000));
     await server.startServer();
     await s.rrts.waitFor(() => new Set(s.done().map((d) => d.id)).size >= N, `all ${N} jobs done`, 60_000);
-    const row = await untilSettled(s);
+    const row = await s.untilIdle('jet');
     assert.equal(row.active + row.reserved, 0, 'nothing is left in the stream at the end');
     const counts = countIds(s.done());
     assert.equal(counts.size, N);
