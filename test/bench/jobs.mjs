@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Jobs throughput, side by side in one run (issue 20's targets): how fast 4 consumers doing nothing drain a queue of N
 // jobs through rrts (amqp pipeline, memory pipeline) and, as the reference, as 4 PHP processes consuming the same
-// RabbitMQ queue directly with php-amqp (basic_consume + ack, the prefetch rrts's pipeline uses).
+// RabbitMQ queue directly with php-amqp (basic_consume + ack). Both sides hold the same number of unacked deliveries:
+// the pipeline's prefetch is one QoS for its one consumer, shared by its workers (as RoadRunner's), so it is the
+// direct consumers' prefetch times their number (40 = 4 x 10 by default).
 //
 //   direct      4 `php test/fixtures/php/amqp-direct-consumer.php`: each its own connection, channel and prefetch
 //   rrts-amqp   `rrts serve`, jobs pipeline `bench-amqp` (driver amqp, same queue), 4 workers of jobs-bench-consumer.php
@@ -60,8 +62,9 @@ const USAGE = `usage: node test/bench/jobs.mjs [options]   (after npm run build)
   --rounds R      measurements per target, round-robin (default 3)
   --warmup N      jobs through each target before the measured rounds (default 3000)
   --workers N     consumers per target (default 4)
-  --prefetch N    the amqp pipeline's prefetch, and each direct consumer's (default 10, RoadRunner's default)
-  --direct-prefetch N  each direct consumer's prefetch instead (the pipeline's is shared by all its workers)
+  --prefetch N    the amqp pipeline's prefetch, shared by its workers (default: workers x the direct prefetch, 40)
+  --direct-prefetch N  each direct consumer's prefetch (default: the pipeline's / workers, rounded up; else 10,
+                  RoadRunner's default): the same jobs in flight on both sides
   --payload B     bytes per job payload (default 64)
   --batch N       jobs per jobs.PushBatch call (default 1000)
   --targets LIST  comma-separated subset of direct,rrts-amqp,rrts-memory (default all)
@@ -96,6 +99,8 @@ const QUEUE = 'rrts-bench-jobs';
 const STALL_MS = 30_000;
 const POLL_MS = 10;
 const NOISY_CORES = 0.15;
+/** RoadRunner's amqp prefetch default, here each direct consumer's */
+const DEFAULT_DIRECT_PREFETCH = 10;
 
 // dist's modules, loaded in main() (after the check that the build is there)
 let dist = null;
@@ -358,7 +363,13 @@ async function drain(target, from, count, ctx) {
   for (const group of ['rrts', 'php', 'broker', 'bench']) {
     if (group === 'rrts' && direct) continue;
     const used = cpuMsBetween(before.ticks[group], after.ticks[group]);
-    cpu[group] = { usPerJob: (used.ms * 1000) / count, cores: used.ms / 1000 / seconds };
+    cpu[group] = {
+      usPerJob: (used.ms * 1000) / count,
+      sysUsPerJob: (used.sysMs * 1000) / count,
+      cores: used.ms / 1000 / seconds,
+      // the main threads' sleeps per job: how often a process waited for the other side (the broker's threads are not counted)
+      sleepsPerJob: used.voluntarySwitches / count,
+    };
   }
   const ours = Object.values(cpu).reduce((sum, c) => sum + c.cores, 0);
   const busy = (after.machine.busy - before.machine.busy - (after.machine.steal - before.machine.steal)) / CLK_TCK / seconds;
@@ -376,12 +387,15 @@ function summarise(runs, targets) {
   for (const t of targets) {
     const rs = runs.filter((r) => r.target === t);
     const pick = (f) => rs.map(f).filter((v) => v !== null && v !== undefined);
-    const cpu = (group) => (rs[0]?.cpu[group] ? median(pick((r) => r.cpu[group].usPerJob)) : null);
+    const cpu = (group, field = 'usPerJob') => (rs[0]?.cpu[group] ? median(pick((r) => r.cpu[group][field])) : null);
     out[t] = {
       label: LABEL[t],
       rate: { median: median(pick((r) => r.rate)), min: Math.min(...pick((r) => r.rate)), max: Math.max(...pick((r) => r.rate)), rounds: pick((r) => r.rate) },
       pushRate: t === 'rrts-memory' ? { median: median(pick((r) => r.pushRate)), rounds: pick((r) => r.pushRate) } : null,
       usPerJob: { rrts: cpu('rrts'), php: cpu('php'), broker: cpu('broker'), bench: cpu('bench') },
+      sysUsPerJob: { rrts: cpu('rrts', 'sysUsPerJob'), php: cpu('php', 'sysUsPerJob'), broker: cpu('broker', 'sysUsPerJob') },
+      sleepsPerJob: { rrts: cpu('rrts', 'sleepsPerJob'), php: cpu('php', 'sleepsPerJob') },
+      cores: { rrts: cpu('rrts', 'cores'), php: cpu('php', 'cores'), broker: cpu('broker', 'cores') },
       otherCores: median(pick((r) => r.cpu.otherCores)),
       otherCoresMax: Math.max(...pick((r) => r.cpu.otherCores)),
     };
@@ -424,6 +438,28 @@ function render(result) {
     ),
   );
   lines.push('');
+  const us = (v) => (v === null ? '-' : v.toFixed(1));
+  const cores = (v) => (v === null ? '-' : v.toFixed(2));
+  lines.push("where the CPU goes (medians): of each us/job the kernel's share, the cores each used during the drain, and");
+  lines.push("how often per job a main thread slept waiting for its peer (rrts node, each PHP consumer; the broker's threads not counted)");
+  lines.push('');
+  lines.push(
+    table(
+      ['target', 'rrts sys us', 'php sys us', 'broker sys us', 'rrts cores', 'php cores', 'broker cores', 'rrts sleeps/job', 'php sleeps/job'],
+      Object.values(targets).map((s) => [
+        s.label,
+        us(s.sysUsPerJob.rrts),
+        us(s.sysUsPerJob.php),
+        us(s.sysUsPerJob.broker),
+        cores(s.cores.rrts),
+        cores(s.cores.php),
+        cores(s.cores.broker),
+        us(s.sleepsPerJob.rrts),
+        us(s.sleepsPerJob.php),
+      ]),
+    ),
+  );
+  lines.push('');
   lines.push(`rounds (jobs/s, in run order): ${result.runs.map((r) => `${r.target} ${int(r.rate)}`).join(', ')}`);
   const verdict = (r, goal) => (r ? (r.value >= goal ? 'met' : 'MISSED') : 'not measured');
   const roundsOf = (r) => (r ? ` [${r.rounds.map((v) => v.toFixed(2)).join(', ')}]` : '');
@@ -460,7 +496,7 @@ async function main() {
       rounds: { type: 'string' },
       warmup: { type: 'string' },
       workers: { type: 'string', default: '4' },
-      prefetch: { type: 'string', default: '10' },
+      prefetch: { type: 'string' },
       'direct-prefetch': { type: 'string' },
       payload: { type: 'string', default: '64' },
       batch: { type: 'string', default: '1000' },
@@ -485,13 +521,21 @@ async function main() {
     rounds: positive(values.rounds ?? (quick ? '1' : '3'), 'rounds'),
     warmup: values.warmup === '0' ? 0 : positive(values.warmup ?? (quick ? '500' : '3000'), 'warmup'),
     workers: positive(values.workers, 'workers'),
-    prefetch: positive(values.prefetch, 'prefetch'),
-    directPrefetch: positive(values['direct-prefetch'] ?? values.prefetch, 'direct-prefetch'),
+    prefetch: 0,
+    directPrefetch: 0,
     payload: positive(values.payload, 'payload'),
     batch: positive(values.batch, 'batch'),
     cpuProf: values['cpu-prof'] ?? null,
     records: null,
   };
+  // the same unacked deliveries on both sides: the pipeline's one QoS against each direct consumer's own
+  if (values.prefetch !== undefined) {
+    opts.prefetch = positive(values.prefetch, 'prefetch');
+    opts.directPrefetch = positive(values['direct-prefetch'] ?? String(Math.ceil(opts.prefetch / opts.workers)), 'direct-prefetch');
+  } else {
+    opts.directPrefetch = positive(values['direct-prefetch'] ?? String(DEFAULT_DIRECT_PREFETCH), 'direct-prefetch');
+    opts.prefetch = opts.directPrefetch * opts.workers;
+  }
   const targets = values.targets.split(',').map((t) => t.trim());
   for (const t of targets) if (!TARGETS.includes(t)) throw new UsageError(`--targets: unknown target ${JSON.stringify(t)} (known: ${TARGETS.join(', ')})`);
   if (opts.cpuProf) fs.mkdirSync(opts.cpuProf, { recursive: true });

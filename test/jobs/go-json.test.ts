@@ -24,6 +24,13 @@ describe('go-json', () => {
     for (const text of STRINGS) assert.equal(goString(text), goJson(text), JSON.stringify(text));
   });
 
+  it('goString writes every UTF-16 unit alone and inside plain text as goJson does', () => {
+    for (let unit = 0; unit <= 0xffff; unit++) {
+      const c = String.fromCharCode(unit);
+      for (const text of [c, `a${c}`, `${c}z`, `id-${c}-42`]) assert.equal(goString(text), goJson(text), `U+${unit.toString(16)} in ${JSON.stringify(text)}`);
+    }
+  });
+
   it('compareUtf8 orders as the UTF-8 bytes do', () => {
     const keys = ['b', 'a', '10', '9', '\uE000', '\u{1F600}', '\uFFFF', 'ab', 'a\u0000', 'Z'];
     const bytewise = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
