@@ -1,7 +1,9 @@
 // A byte transport a worker talks over (its stdin/stdout pipes, or a socket), turned into goridge frames.
 // One frame goes out in one write (docs/protocol.md §1.6); incoming bytes are decoded as they arrive.
+import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { FrameDecoder, type Frame } from '../goridge/frame.js';
+import { writeWhole } from '../native/direct-write.js';
 
 export interface RelayHandlers {
   frame(frame: Frame): void;
@@ -15,6 +17,8 @@ export class FrameRelay {
   private handlers: RelayHandlers | null = null;
   private queued: Frame[] = [];
   private closed = false;
+  /** The output is a pipe or socket with an fd: frames go to it by writeWhole, without the stream's bookkeeping. */
+  private readonly outputSocket: net.Socket | null;
 
   constructor(
     readonly kind: 'pipes' | 'tcp' | 'unix',
@@ -27,6 +31,7 @@ export class FrameRelay {
     input.on('close', () => this.onClose());
     input.on('error', (err) => this.onError(err));
     if (output !== (input as unknown)) output.on('error', (err) => this.onError(err));
+    this.outputSocket = output instanceof net.Socket ? output : null;
   }
 
   /** Start delivering frames (frames that arrived before are delivered first). */
@@ -40,7 +45,8 @@ export class FrameRelay {
   /** Write one whole frame. Returns false when the transport is closed. */
   send(frame: Buffer): boolean {
     if (this.closed || this.output.destroyed || this.output.writableEnded) return false;
-    this.output.write(frame);
+    if (this.outputSocket !== null) writeWhole(this.outputSocket, frame);
+    else this.output.write(frame);
     return true;
   }
 

@@ -1,7 +1,8 @@
 // CPU per job of the relay's transport to a PHP worker: what libuv gives `spawn` for stdio 'pipe' (an AF_UNIX
 // socketpair) against real pipes (what rrts's exec spawner now gives a worker), each job one write of a frame-sized message and one read of the answer.
 // Runs W php echo children at once (as the pool does), the two transports in turns; prints Node's CPU per job and
-// the children's. No HTTP: the number is only the transport's share of the front's cost.
+// the children's. No HTTP: the number is only the transport's share of the front's cost. `pipes-direct` is the real
+// pipes with each job written by rrts's writeWhole (one write(2) through the native addon, no stream bookkeeping).
 //
 //   node test/bench/relay-transport.mjs [--rounds 3] [--jobs 40000] [--workers 4] [--job-bytes 700] [--answer-bytes 300]
 import { spawn } from 'node:child_process';
@@ -9,6 +10,7 @@ import path from 'node:path';
 import { cleanup, cpuMsBetween, groupTicks, median, REPO, runMain, trackedPids } from './lib.mjs';
 
 const { openWorkerPipes } = await import(path.join(REPO, 'dist/src/spawn/exec-pipes.js'));
+const { writeWhole } = await import(path.join(REPO, 'dist/src/native/direct-write.js'));
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -35,7 +37,7 @@ for (;;) {
 function socketpairChild() {
   const child = spawn('php', ['-r', ECHO_PHP], { stdio: ['pipe', 'pipe', 'inherit'] });
   trackedPids.add(child.pid);
-  return { child, input: child.stdout, output: child.stdin };
+  return { child, input: child.stdout, output: child.stdin, send: (buf) => child.stdin.write(buf) };
 }
 
 /** One child on real pipes, made as rrts's exec spawner makes them (pipe2, src/spawn/exec-pipes.ts). */
@@ -48,7 +50,13 @@ function pipesChild() {
     pipes.closeChildEnds();
   }
   trackedPids.add(child.pid);
-  return { child, input: pipes.answers, output: pipes.jobs };
+  return { child, input: pipes.answers, output: pipes.jobs, send: (buf) => pipes.jobs.write(buf) };
+}
+
+/** Real pipes, each job written by writeWhole as FrameRelay.send writes a frame. */
+function pipesDirectChild() {
+  const w = pipesChild();
+  return { ...w, send: (buf) => writeWhole(w.output, buf) };
 }
 
 /** Runs `jobs` round trips spread over the workers, as fast as they answer; Node's and the children's CPU. */
@@ -70,12 +78,12 @@ async function measure(workers, jobs) {
           if (++done === jobs) resolve();
           else if (sent < jobs) {
             sent++;
-            w.output.write(job);
+            w.send(job);
           }
         }
       });
       sent++;
-      w.output.write(job);
+      w.send(job);
     }
   });
   const cpu = process.cpuUsage(beforeCpu);
@@ -87,18 +95,20 @@ async function main() {
   const kinds = {
     socketpair: Array.from({ length: WORKERS }, () => socketpairChild()),
     pipes: Array.from({ length: WORKERS }, () => pipesChild()),
+    'pipes-direct': Array.from({ length: WORKERS }, () => pipesDirectChild()),
   };
-  const results = { socketpair: [], pipes: [] };
-  for (const k of Object.keys(kinds)) await measure(kinds[k], 2000); // warm up both
+  const names = Object.keys(kinds);
+  const results = Object.fromEntries(names.map((k) => [k, []]));
+  for (const k of names) await measure(kinds[k], 2000); // warm up all
   for (let r = 0; r < ROUNDS; r++) {
-    const order = r % 2 === 0 ? ['socketpair', 'pipes'] : ['pipes', 'socketpair'];
+    const order = r % 2 === 0 ? names : [...names].reverse();
     for (const k of order) results[k].push(await measure(kinds[k], JOBS));
   }
   const fmt = (xs, f) => `${median(xs.map(f)).toFixed(1)} (${Math.min(...xs.map(f)).toFixed(1)}-${Math.max(...xs.map(f)).toFixed(1)})`;
   console.log(`${WORKERS} workers, ${JOBS} jobs per round, ${ROUNDS} rounds; job ${JOB_BYTES} B, answer ${ANSWER_BYTES} B; us per job, median (min-max)`);
   for (const k of Object.keys(results)) {
     const xs = results[k];
-    console.log(`${k.padEnd(11)} node ${fmt(xs, (x) => x.nodeUs)}  of which sys ${fmt(xs, (x) => x.nodeSysUs)}  php ${fmt(xs, (x) => x.phpUs)}`);
+    console.log(`${k.padEnd(12)} node ${fmt(xs, (x) => x.nodeUs)}  of which sys ${fmt(xs, (x) => x.nodeSysUs)}  php ${fmt(xs, (x) => x.phpUs)}`);
   }
   for (const k of Object.keys(kinds)) for (const w of kinds[k]) w.output.destroy();
   await cleanup();
