@@ -25,8 +25,11 @@ export class FrameRelay {
     private readonly input: Readable,
     private readonly output: Writable,
     private readonly decoder: FrameDecoder = new FrameDecoder(),
+    /** How the input's bytes reach the relay when they are not 'data' events (exec-pipes' onAnswerBytes). */
+    readsFrom?: (receiver: (chunk: Buffer) => void) => void,
   ) {
-    input.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (readsFrom) readsFrom((chunk) => this.onData(chunk));
+    else input.on('data', (chunk: Buffer) => this.onData(chunk));
     input.on('end', () => this.onClose());
     input.on('close', () => this.onClose());
     input.on('error', (err) => this.onError(err));
