@@ -95,8 +95,9 @@ describe('writeWhole', () => {
   it('keeps frames whole and in order when a TCP reader does not read (partial writes, EAGAIN)', async () => {
     const { writer, reader } = await tcpPair();
     const streamWrites = countStreamWrites(writer);
-    // 64 frames of 64 KiB: far more than loopback's socket buffers hold while the reader sleeps.
-    const frames = Array.from({ length: 64 }, (_, i) => frame(i, 64 * 1024 + (i % 3)));
+    // 256 frames of 64 KiB, 16 MiB: more than the largest socket buffers Linux gives by default (tcp_wmem 4 MiB,
+    // tcp_rmem 6 MiB) hold while the reader sleeps.
+    const frames = Array.from({ length: 256 }, (_, i) => frame(i, 64 * 1024 + (i % 3)));
     for (const f of frames) writeWhole(writer, f);
     assert.ok(streamWrites.count > 0, 'the kernel took only part: the rest went through the stream');
     assert.ok(writer.writableLength > 0, 'the stream holds what the kernel did not take');
