@@ -1,5 +1,6 @@
 // Typed access to the native addon (build/Release/rrts_native.node): pidfds, the child-subreaper flag and
-// SO_PEERCRED, which fork mode needs and Node lacks, and a unix datagram send for systemd notifications.
+// SO_PEERCRED, which fork mode needs and Node lacks, a unix datagram send for systemd notifications, and a bare
+// write(2) for the HTTP hot path (direct-write.ts).
 // Loaded lazily, once; callers check nativeUnavailableReason().
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -51,6 +52,11 @@ export interface NativeAddon {
    * starts with '@' is an abstract socket name. ENOENT/ECONNREFUSED when nobody listens there.
    */
   sendUnixDatagram(path: string, data: Buffer): void;
+  /**
+   * One write(2) of `bytes` on a non-blocking fd: the number of bytes written (0 when it would block), or -errno
+   * when it failed (never throws for the write itself).
+   */
+  writeSome(fd: number, bytes: Uint8Array): number;
 }
 
 const ADDON_PATH = join('build', 'Release', 'rrts_native.node');

@@ -1,6 +1,6 @@
 // rrts_native: the few Linux process primitives fork mode needs and Node lacks: pidfd_open, pidfd_send_signal,
 // a libuv poll on a pidfd (readable = the process exited), PR_SET_CHILD_SUBREAPER, SO_PEERCRED, and one unix
-// datagram send (systemd notifications).
+// datagram send (systemd notifications), and a bare write(2) for the HTTP hot path.
 // Node-API only (NAPI_VERSION 8, set in binding.gyp), so one build serves every Node >= 20 on the same platform.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -536,6 +536,41 @@ static napi_value send_unix_datagram_js(napi_env env, napi_callback_info info) {
 }
 
 
+// ---------------------------------------------------------------------------------------------------------------
+// writeSome(fd, bytes): one write(2) of a Uint8Array on a non-blocking fd, for the hot path's job frames and answers
+// without the stream layer's bookkeeping. Returns the bytes written (0 when the fd would block) or -errno; never
+// throws for the write itself, so the caller hands whatever is left, and any failure, to the fd's stream.
+
+static napi_value write_some_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_TRY(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd = -1;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fd must be a non-negative integer");
+    return NULL;
+  }
+  bool is_typedarray = false;
+  napi_typedarray_type kind = napi_int8_array;
+  void *data = NULL;
+  size_t length = 0;
+  if (napi_is_typedarray(env, argv[1], &is_typedarray) != napi_ok || !is_typedarray ||
+      napi_get_typedarray_info(env, argv[1], &kind, &length, &data, NULL, NULL) != napi_ok || kind != napi_uint8_array) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "bytes must be a Uint8Array");
+    return NULL;
+  }
+  ssize_t written = 0;
+  if (length > 0) {
+    do {
+      written = write(fd, data, length);
+    } while (written < 0 && errno == EINTR);
+    if (written < 0) written = (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -(ssize_t)errno;
+  }
+  napi_value result;
+  NAPI_TRY(env, napi_create_int64(env, (int64_t)written, &result));
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor exports_list[] = {
     {"pidfdOpen", NULL, pidfd_open_js, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -546,6 +581,7 @@ NAPI_MODULE_INIT() {
     {"isChildSubreaper", NULL, is_child_subreaper_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"peerCred", NULL, peer_cred_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"sendUnixDatagram", NULL, send_unix_datagram_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"writeSome", NULL, write_some_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof exports_list / sizeof exports_list[0], exports_list) != napi_ok) {
     return NULL;

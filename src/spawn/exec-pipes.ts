@@ -6,6 +6,9 @@ import posixNode from 'posix-node';
 
 const posix = posixNode.default;
 
+/** What one read of the answers pipe takes at most: a pipe holds 64 KiB, libuv's own reads ask for as much. */
+const ANSWERS_READ_BUFFER = 64 * 1024;
+
 /** The two pipes of one worker: the fds its stdin and stdout get, and Node's ends as sockets of the loop. */
 export interface WorkerPipes {
   /** The read end of the jobs pipe, for the child's stdin (blocking: PHP reads it with fread). */
@@ -14,8 +17,17 @@ export interface WorkerPipes {
   readonly childStdout: number;
   /** Node's write end of the jobs pipe: EPIPE once the worker is gone, as with the socketpair. */
   readonly jobs: net.Socket;
-  /** Node's read end of the answers pipe: end of file once every holder of the write end (the worker) exited. */
+  /**
+   * Node's read end of the answers pipe: end of file once every holder of the write end (the worker) exited. Its
+   * bytes come through onAnswerBytes, not as 'data' events.
+   */
   readonly answers: net.Socket;
+  /**
+   * Where the answers' bytes go from now on (each a copy the receiver may keep); bytes read before it is set are
+   * handed over first, in order. The socket reads them into one reused buffer (net.Socket's `onread`), which spares
+   * the Readable stream's bookkeeping on every read.
+   */
+  onAnswerBytes(receiver: (chunk: Buffer) => void): void;
   /** Close the child's ends in rrts: once the child holds them (after the spawn), or when the spawn failed. */
   closeChildEnds(): void;
 }
@@ -42,13 +54,37 @@ export function openWorkerPipes(): WorkerPipes {
     throw err;
   }
   const jobs = new net.Socket({ fd: jobsPipe.writefd, readable: false, writable: true });
-  const answers = new net.Socket({ fd: answersPipe.readfd, readable: true, writable: false });
+  let receiver: ((chunk: Buffer) => void) | null = null;
+  let early: Buffer[] = [];
+  // `onread` is documented for sockets (net.Socket, socket.connect) but missing from @types/node's constructor type.
+  const answersOptions = {
+    fd: answersPipe.readfd,
+    readable: true,
+    writable: false,
+    onread: {
+      buffer: Buffer.allocUnsafe(ANSWERS_READ_BUFFER),
+      callback(bytesRead: number, buffer: Uint8Array): boolean {
+        // A copy: the buffer is read into again before a frame's body is written to its client.
+        const chunk = Buffer.from(buffer.subarray(0, bytesRead));
+        if (receiver !== null) receiver(chunk);
+        else early.push(chunk);
+        return true;
+      },
+    },
+  };
+  const answers = new net.Socket(answersOptions);
   let childEndsOpen = true;
   return {
     childStdin: jobsPipe.readfd,
     childStdout: answersPipe.writefd,
     jobs,
     answers,
+    onAnswerBytes(next) {
+      receiver = next;
+      const before = early;
+      early = [];
+      for (const chunk of before) next(chunk);
+    },
     closeChildEnds() {
       if (!childEndsOpen) return;
       childEndsOpen = false;

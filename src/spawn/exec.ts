@@ -218,7 +218,9 @@ export class ExecSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
 
   private async pipeHandshake(handle: ChildHandle, pipes: WorkerPipes | null): Promise<FrameRelay> {
     const child = handle.child;
-    const relay = pipes ? new FrameRelay('pipes', pipes.answers, pipes.jobs) : new FrameRelay('pipes', child.stdout!, child.stdin!);
+    const relay = pipes
+      ? new FrameRelay('pipes', pipes.answers, pipes.jobs, undefined, (receiver) => pipes.onAnswerBytes(receiver))
+      : new FrameRelay('pipes', child.stdout!, child.stdin!);
     relay.send(pidRequest(process.pid));
     let frame: Frame;
     try {

@@ -2,8 +2,10 @@
 // HTTP plugin uses them) against node:http, both serving the same trivial in-process answer, and nginx answering the same bytes with `return 200` (when
 // installed), loaded by wrk in turns. CPU: this process's own for the two node servers (it hosts them, wrk runs
 // apart), nginx's master and worker from /proc; divided by the requests wrk completed. Needs `npm run build`, wrk.
+// `--rrts-root DIR` also serves with the H1Front of another built checkout (e.g. the previous commit), in this same
+// process and in turns with the others: a side-by-side figure for a change of the front.
 //
-//   node test/bench/h1-connection.mjs [--rounds 3] [--seconds 5] [--connections 32]
+//   node test/bench/h1-connection.mjs [--rounds 3] [--seconds 5] [--connections 32] [--rrts-root DIR]
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
@@ -23,6 +25,8 @@ const SECONDS = Number(option('--seconds', 5));
 const CONNECTIONS = Number(option('--connections', 32));
 
 const { H1Front } = await import(path.join(here, '../../dist/src/http/h1/connection.js'));
+const otherRoot = option('--rrts-root', null);
+const OtherH1Front = otherRoot === null ? null : (await import(path.join(path.resolve(otherRoot), 'dist/src/http/h1/connection.js'))).H1Front;
 
 const BODY = Buffer.from('<!doctype html>\n<html><body><h1>Hello</h1><p>' + 'x'.repeat(150) + '</p></body></html>\n');
 const TYPE = 'text/html; charset=UTF-8';
@@ -40,7 +44,7 @@ function nodeServer() {
 
 const silentLog = { debug() {}, info() {}, warn() {}, error() {}, isLevelEnabled: () => false };
 
-function rrtsServer() {
+function rrtsServer(Front = H1Front) {
   const options = {
     tls: false,
     headersTimeoutMs: 300_000,
@@ -49,7 +53,7 @@ function rrtsServer() {
     maxHeaderBytes: (1 << 20) + 4096,
     log: silentLog,
   };
-  const front = new H1Front((req, res) => {
+  const front = new Front((req, res) => {
     // As the plugin does: the answer's headers one by one, then the body with the head in one write.
     const answer = () => {
       res.setHeader('Content-Type', TYPE);
@@ -112,6 +116,7 @@ const targets = [
   ['node:http', nodeServer()],
   ['rrts H1Front', rrtsServer()],
 ];
+if (OtherH1Front !== null) targets.push([`H1Front of ${path.basename(path.resolve(otherRoot))}`, rrtsServer(OtherH1Front)]);
 const ports = [];
 for (const [, server] of targets) ports.push(await listen(server));
 const nginx = await startNginx();

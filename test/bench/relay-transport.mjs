@@ -1,14 +1,22 @@
 // CPU per job of the relay's transport to a PHP worker: what libuv gives `spawn` for stdio 'pipe' (an AF_UNIX
 // socketpair) against real pipes (what rrts's exec spawner now gives a worker), each job one write of a frame-sized message and one read of the answer.
-// Runs W php echo children at once (as the pool does), the two transports in turns; prints Node's CPU per job and
-// the children's. No HTTP: the number is only the transport's share of the front's cost.
+// Runs W php echo children at once (as the pool does), the transports in turns; prints Node's CPU per job and the
+// children's. No HTTP: the number is only the transport's share of the front's cost. The transports:
+//   socketpair           libuv's stdio 'pipe' (an AF_UNIX socketpair), written and read through the streams
+//   pipes-stream         real pipes, written and read through the streams (rrts's exec relay before writeWhole)
+//   pipes-direct-write   real pipes, each job written by writeWhole (one write(2), the native addon), stream reads
+//   pipes-rrts           openWorkerPipes as rrts's exec relay uses it: writeWhole, and the answers read by onread
 //
 //   node test/bench/relay-transport.mjs [--rounds 3] [--jobs 40000] [--workers 4] [--job-bytes 700] [--answer-bytes 300]
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
+import posixNode from 'posix-node';
 import { cleanup, cpuMsBetween, groupTicks, median, REPO, runMain, trackedPids } from './lib.mjs';
 
 const { openWorkerPipes } = await import(path.join(REPO, 'dist/src/spawn/exec-pipes.js'));
+const { writeWhole } = await import(path.join(REPO, 'dist/src/native/direct-write.js'));
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -35,11 +43,44 @@ for (;;) {
 function socketpairChild() {
   const child = spawn('php', ['-r', ECHO_PHP], { stdio: ['pipe', 'pipe', 'inherit'] });
   trackedPids.add(child.pid);
-  return { child, input: child.stdout, output: child.stdin };
+  return { child, output: child.stdin, send: (buf) => child.stdin.write(buf), onBytes: streamReads(child.stdout) };
 }
 
-/** One child on real pipes, made as rrts's exec spawner makes them (pipe2, src/spawn/exec-pipes.ts). */
-function pipesChild() {
+/** Reads through the Readable's 'data' events. */
+function streamReads(socket) {
+  return (receiver) => {
+    socket.removeAllListeners('data');
+    socket.on('data', receiver);
+  };
+}
+
+/** Real pipes made here with pipe2, both sides through the streams, as rrts's exec relay was before writeWhole. */
+function pipesStreamChild() {
+  const posix = posixNode.default ?? posixNode;
+  const cloexec = posix.constants.O_CLOEXEC;
+  const jobsPipe = posix.pipe2(cloexec);
+  const answersPipe = posix.pipe2(cloexec);
+  const jobs = new net.Socket({ fd: jobsPipe.writefd, readable: false, writable: true });
+  const answers = new net.Socket({ fd: answersPipe.readfd, readable: true, writable: false });
+  let child;
+  try {
+    child = spawn('php', ['-r', ECHO_PHP], { stdio: [jobsPipe.readfd, answersPipe.writefd, 'inherit'] });
+  } finally {
+    fs.closeSync(jobsPipe.readfd);
+    fs.closeSync(answersPipe.writefd);
+  }
+  trackedPids.add(child.pid);
+  return { child, output: jobs, answers, send: (buf) => jobs.write(buf), onBytes: streamReads(answers) };
+}
+
+/** Real pipes, each job written by writeWhole as FrameRelay.send writes a frame; the answers read by the stream. */
+function pipesDirectWriteChild() {
+  const w = pipesStreamChild();
+  return { ...w, send: (buf) => writeWhole(w.output, buf) };
+}
+
+/** One child on real pipes as rrts's exec spawner makes them (openWorkerPipes), written and read as its relay does. */
+function pipesRrtsChild() {
   const pipes = openWorkerPipes();
   let child;
   try {
@@ -48,7 +89,7 @@ function pipesChild() {
     pipes.closeChildEnds();
   }
   trackedPids.add(child.pid);
-  return { child, input: pipes.answers, output: pipes.jobs };
+  return { child, output: pipes.jobs, send: (buf) => writeWhole(pipes.jobs, buf), onBytes: (receiver) => pipes.onAnswerBytes(receiver) };
 }
 
 /** Runs `jobs` round trips spread over the workers, as fast as they answer; Node's and the children's CPU. */
@@ -62,20 +103,19 @@ async function measure(workers, jobs) {
   await new Promise((resolve) => {
     for (const w of workers) {
       let got = 0;
-      w.input.removeAllListeners('data');
-      w.input.on('data', (chunk) => {
+      w.onBytes((chunk) => {
         got += chunk.length;
         while (got >= ANSWER_BYTES) {
           got -= ANSWER_BYTES;
           if (++done === jobs) resolve();
           else if (sent < jobs) {
             sent++;
-            w.output.write(job);
+            w.send(job);
           }
         }
       });
       sent++;
-      w.output.write(job);
+      w.send(job);
     }
   });
   const cpu = process.cpuUsage(beforeCpu);
@@ -86,19 +126,22 @@ async function measure(workers, jobs) {
 async function main() {
   const kinds = {
     socketpair: Array.from({ length: WORKERS }, () => socketpairChild()),
-    pipes: Array.from({ length: WORKERS }, () => pipesChild()),
+    'pipes-stream': Array.from({ length: WORKERS }, () => pipesStreamChild()),
+    'pipes-direct-write': Array.from({ length: WORKERS }, () => pipesDirectWriteChild()),
+    'pipes-rrts': Array.from({ length: WORKERS }, () => pipesRrtsChild()),
   };
-  const results = { socketpair: [], pipes: [] };
-  for (const k of Object.keys(kinds)) await measure(kinds[k], 2000); // warm up both
+  const names = Object.keys(kinds);
+  const results = Object.fromEntries(names.map((k) => [k, []]));
+  for (const k of names) await measure(kinds[k], 2000); // warm up all
   for (let r = 0; r < ROUNDS; r++) {
-    const order = r % 2 === 0 ? ['socketpair', 'pipes'] : ['pipes', 'socketpair'];
+    const order = r % 2 === 0 ? names : [...names].reverse();
     for (const k of order) results[k].push(await measure(kinds[k], JOBS));
   }
   const fmt = (xs, f) => `${median(xs.map(f)).toFixed(1)} (${Math.min(...xs.map(f)).toFixed(1)}-${Math.max(...xs.map(f)).toFixed(1)})`;
   console.log(`${WORKERS} workers, ${JOBS} jobs per round, ${ROUNDS} rounds; job ${JOB_BYTES} B, answer ${ANSWER_BYTES} B; us per job, median (min-max)`);
   for (const k of Object.keys(results)) {
     const xs = results[k];
-    console.log(`${k.padEnd(11)} node ${fmt(xs, (x) => x.nodeUs)}  of which sys ${fmt(xs, (x) => x.nodeSysUs)}  php ${fmt(xs, (x) => x.phpUs)}`);
+    console.log(`${k.padEnd(19)} node ${fmt(xs, (x) => x.nodeUs)}  of which sys ${fmt(xs, (x) => x.nodeSysUs)}  php ${fmt(xs, (x) => x.phpUs)}`);
   }
   for (const k of Object.keys(kinds)) for (const w of kinds[k]) w.output.destroy();
   await cleanup();

@@ -80,6 +80,31 @@ describe('HTTP/1.1 on the wire (2 workers)', () => {
     }
   });
 
+  it('keeps pipelined answers whole and in order for a client that does not read (the socket fills up)', async () => {
+    const conn = await RawConnection.open(rr.port);
+    try {
+      // ~5 MB of answers, more than loopback's buffers hold: the server's answer writes meet a full socket. Sizes
+      // alternate between one-write answers (head and body copied together) and bigger ones (head and body by
+      // writev), with small ones between.
+      const sizes = Array.from({ length: 240 }, (_, i) => [15_000, 15_000, 40_000, 10][i % 4]!);
+      conn.socket.pause();
+      conn.send(sizes.map((size, i) => `GET /big?size=${size}&i=${i} HTTP/1.1\r\nHost: a\r\n\r\n`).join(''));
+      await sleep(500); // let the server fill the socket while nothing is read
+      conn.socket.resume();
+      for (const [i, size] of sizes.entries()) {
+        const answer = await readAnswer(conn);
+        assert.ok(answer, `answer ${i}`);
+        assert.equal(answer.head.status, 200);
+        assert.equal(answer.body.length, size, `answer ${i}: its whole body`);
+        assert.equal(answer.body.toString('latin1'), '0123456789abcdef'.repeat(Math.ceil(size / 16)).slice(0, size), `answer ${i}: its bytes`);
+      }
+      assert.equal(conn.unread.length, 0);
+      assert.equal(conn.closed, false, 'the connection stays open');
+    } finally {
+      conn.close();
+    }
+  });
+
   it('sends 100 Continue when the body is wanted, then takes the body', async () => {
     const conn = await RawConnection.open(rr.port);
     try {

@@ -4,7 +4,6 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import type net from 'node:net';
 import { openWorkerPipes, type WorkerPipes } from '../../src/spawn/exec-pipes.js';
 import { killQuietly } from '../support/processes.js';
 
@@ -32,13 +31,13 @@ function startPhp(pipes: WorkerPipes, code: string): ChildProcess {
   }
 }
 
-function readAll(socket: net.Socket): Promise<string> {
+/** Everything the child writes to its stdout until end of file (the answers' bytes come by onAnswerBytes). */
+function readAll(pipes: WorkerPipes): Promise<string> {
   return new Promise((resolve, reject) => {
-    let text = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (text += chunk));
-    socket.once('end', () => resolve(text));
-    socket.once('error', reject);
+    const chunks: Buffer[] = [];
+    pipes.onAnswerBytes((chunk) => chunks.push(chunk));
+    pipes.answers.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    pipes.answers.once('error', reject);
   });
 }
 
@@ -50,7 +49,7 @@ describe('exec workers over real pipes (openWorkerPipes)', () => {
   it("gives the child blocking pipes, carries 3 MiB, and each side's close is the other's end of file", async () => {
     const pipes = openWorkerPipes();
     const child = startPhp(pipes, REPORT_THEN_COUNT);
-    const answer = readAll(pipes.answers);
+    const answer = readAll(pipes);
     const payload = Buffer.alloc(3 * 1024 * 1024, 'x'); // far over a pipe's 64 KiB: many partial writes
     pipes.jobs.end(payload);
     const [report, count] = (await answer).trim().split('\n');
@@ -64,10 +63,25 @@ describe('exec workers over real pipes (openWorkerPipes)', () => {
     assert.equal(code, 0);
   });
 
+  it('hands over the bytes read before a receiver was set first, and every chunk as a copy that later reads leave alone', async () => {
+    const pipes = openWorkerPipes();
+    // Three writes apart in time: three reads into the socket's one buffer, each overwriting the last.
+    const child = startPhp(pipes, `foreach (['a', 'b', 'c'] as $c) { fwrite(STDOUT, str_repeat($c, 1000)); fflush(STDOUT); usleep(100000); }`);
+    const kept: Buffer[] = [];
+    const ended = once(pipes.answers, 'end');
+    await once(child, 'exit'); // everything was written before the receiver is set: read into the early list
+    for (let i = 0; i < 100 && pipes.answers.bytesRead < 3000; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    pipes.onAnswerBytes((chunk) => kept.push(chunk));
+    await ended;
+    assert.equal(Buffer.concat(kept).toString('latin1'), 'a'.repeat(1000) + 'b'.repeat(1000) + 'c'.repeat(1000), 'every byte, in order');
+    assert.ok(kept.length >= 2, `several reads (${kept.length})`);
+    assert.equal(kept[0]!.toString('latin1', 0, 1000), 'a'.repeat(1000), 'the first chunk still holds its own bytes');
+  });
+
   it('a write to a worker that is gone fails with EPIPE, and its stdout reads as end of file', async () => {
     const pipes = openWorkerPipes();
     const child = startPhp(pipes, 'exit(0);');
-    const answer = readAll(pipes.answers);
+    const answer = readAll(pipes);
     await once(child, 'exit');
     assert.equal(await answer, '', 'end of file once the only writer exited');
     const failed = once(pipes.jobs, 'error') as Promise<[NodeJS.ErrnoException]>;

@@ -4,6 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http';
 import type net from 'node:net';
+import { writeWhole } from '../../native/direct-write.js';
 import { canonicalHeaderKey } from '../headers.js';
 import type { H1Request } from './request.js';
 
@@ -216,14 +217,14 @@ export class H1Response extends EventEmitter {
     const out = Buffer.allocUnsafe(head.length + length);
     out.write(head, 0, 'latin1');
     out.set(body!, head.length);
-    socket.write(out);
+    writeWhole(socket, out);
   }
 
   private endAfterHead(body: Buffer | null): void {
     const socket = this.socket;
     const length = body !== null && this.hasBody ? body.length : 0;
     if (!this.chunked) {
-      if (length > 0) socket.write(body!);
+      if (length > 0) writeWhole(socket, body!);
       return;
     }
     const last = this.trailerLines === '' ? LAST_CHUNK : Buffer.from(`0\r\n${this.trailerLines}\r\n`, 'latin1');
