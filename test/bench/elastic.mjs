@@ -7,7 +7,8 @@
 //             come from rrts's log (its "adding N extra worker(s)" and "stopped N extra worker(s)" lines), not
 //             from /metrics, which counts a worker only once it is ready: an exec worker still booting is not there.
 //   max_jobs  steady load (4 connections, GET /?ms=5) on 4 workers with max_jobs 50: p99 of this build against
-//             the build named by --baseline (a checkout without replacement before departure), both modes.
+//             the builds named by --baseline (a checkout without replacement before departure), both modes, and
+//             the same load without max_jobs (no worker replaced: the floor of the ratio).
 //
 // usage: node test/bench/elastic.mjs [--rounds N] [--seconds S] [--sweep] [--only burst|max_jobs] [--baseline DIR]...
 //                                     [--json FILE]
@@ -166,8 +167,8 @@ async function burstLine(tmpDir, label, opts, rounds) {
   return out;
 }
 
-async function maxJobsLine(tmpDir, label, opts, seconds) {
-  const s = await startRrts(tmpDir, label, { ...opts, metrics: false, pool: { num_workers: 4, max_jobs: 50 } });
+async function maxJobsLine(tmpDir, label, opts, seconds, maxJobs = 50) {
+  const s = await startRrts(tmpDir, label, { ...opts, metrics: false, pool: { num_workers: 4, max_jobs: maxJobs } });
   const latencies = [];
   let failed = 0;
   try {
@@ -249,6 +250,8 @@ async function main() {
       const name = baselines.length > 1 ? `baseline ${path.basename(root)}` : 'baseline';
       maxJobs.push(await maxJobsLine(tmpDir, `${mode}, max_jobs 50, ${name}`, { mode, root }, seconds));
     }
+    // the floor: the same load with no worker ever replaced
+    maxJobs.push(await maxJobsLine(tmpDir, `${mode}, no max_jobs, this build`, { mode }, seconds, 0));
   }
 
   const ms = (x) => (x === null || x === undefined ? '-' : `${round(x, 0)} ms`);
