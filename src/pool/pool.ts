@@ -436,8 +436,9 @@ export class WorkerPool {
 
   /**
    * Replacement before departure (RoadRunner #614): start the worker's replacement and keep it serving until the
-   * replacement is ready; then it leaves (idle: at once; busy: after its job). If the replacement cannot start, the
-   * worker leaves anyway and the usual replacement with back-off follows.
+   * replacement is ready; then it leaves (idle: at once; busy: after its job), unless it was started ahead of
+   * max_jobs: then the worker serves on until its limit (release()). If the replacement cannot start, the worker
+   * leaves anyway and the usual replacement with back-off follows.
    */
   private depart(w: Worker, reason: WorkerState): void {
     if (this.departing.has(w) || this.destroyed) return;
