@@ -111,10 +111,17 @@ export const FORK_SCALE_ON_WAIT_MS = 5;
 /** RoadRunner starts at most one allocation at allocate_timeout per second (its pool/ratelimiter). */
 const ALLOCATION_COOLDOWN_MS = 1_000;
 /**
- * A worker past max_jobs keeps serving while its replacement starts, for at most this share of max_jobs more jobs
- * (RoadRunner's own jitter lets a worker run up to 14 % over max_jobs); so max_jobs under 8 stays exact.
+ * RoadRunner's jitter: a worker's limit is max_jobs plus 0-14 %. A worker whose replacement is late serves on past its
+ * own limit up to max_jobs + 14 % in all, no more than RoadRunner ever lets a worker run; max_jobs under 8 stays exact.
  */
-const MAX_JOBS_OVERRUN = 0.14;
+const MAX_JOBS_JITTER_PERCENT = 14;
+/**
+ * The replacement of a worker nearing max_jobs starts once the jobs it has left would take (at its rate so far) less
+ * than this many times the pool's recent start time: a start slowed by the load it adds is still ready in time.
+ */
+const REPLACEMENT_LEAD = 2;
+/** Weight of the newest start in the pool's start-time estimate (an exponential moving average). */
+const START_ESTIMATE_WEIGHT = 0.3;
 
 export interface ResetOptions {
   /** false: keep the spawner as it is (fork mode: the master was just restarted) */
@@ -154,6 +161,15 @@ export class WorkerPool {
   private readonly extras = new WeakMap<Worker, number>();
   /** Workers past a limit (max_jobs, ttl, memory) that serve on until their replacement is ready: the reason. */
   private readonly departing = new Map<Worker, WorkerState>();
+  /**
+   * Workers near max_jobs whose replacement, started ahead, is ready and serving: they serve on until their own
+   * limit and then leave without asking for another.
+   */
+  private readonly succeeded = new WeakSet<Worker>();
+  /** A replacement started ahead of max_jobs -> the worker it replaces, while both serve. */
+  private readonly predecessors = new WeakMap<Worker, Worker>();
+  /** How long a worker start takes here lately (ms; moving average; 0 before the first): when to start replacements. */
+  private startEstimateMs = 0;
   /**
    * Extra workers that died and are still to be replaced: RoadRunner replaces every worker that exits (its
    * worker_watcher does not tell extra workers apart), and the replacement is an extra worker again.
@@ -420,11 +436,17 @@ export class WorkerPool {
 
   /**
    * Replacement before departure (RoadRunner #614): start the worker's replacement and keep it serving until the
-   * replacement is ready; then it leaves (idle: at once; busy: after its job). If the replacement cannot start, the
-   * worker leaves anyway and the usual replacement with back-off follows.
+   * replacement is ready; then it leaves (idle: at once; busy: after its job), unless it was started ahead of
+   * max_jobs: then the worker serves on until its limit (release()). If the replacement cannot start, the worker
+   * leaves anyway and the usual replacement with back-off follows.
    */
   private depart(w: Worker, reason: WorkerState): void {
     if (this.departing.has(w) || this.destroyed) return;
+    if (this.succeeded.has(w)) {
+      this.leave(w, reason); // its replacement, started ahead of max_jobs, serves already
+      this.replenish();
+      return;
+    }
     this.departing.set(w, reason);
     this.log.debug({ pid: w.pid, reason: stateName(reason) }, `worker ${w.pid} reached ${stateName(reason)}: starting its replacement first`);
     const extra = this.extras.has(w);
@@ -441,8 +463,16 @@ export class WorkerPool {
           }
           if (extra) this.extras.set(successor, Date.now());
           this.admit(successor); // first, so the departure below does not ask for another replacement
+          if (!this.workers.has(w)) return;
+          if (reason === WorkerState.MaxJobsReached && w.numExecs < w.maxExecs && w.state !== WorkerState.Invalid) {
+            // started ahead of max_jobs: both serve until the old one reaches its limit, so none of its jobs is lost
+            this.succeeded.add(w);
+            this.predecessors.set(successor, w);
+            this.log.debug({ pid: w.pid, successor: successor.pid }, `worker ${w.pid} serves until max_jobs: its replacement ${successor.pid} is ready`);
+            return;
+          }
           this.log.debug({ pid: w.pid, successor: successor.pid }, `worker ${w.pid} leaves: its replacement ${successor.pid} is ready`);
-          if (this.workers.has(w)) this.leave(w, reason);
+          this.leave(w, reason);
         },
         (err: Error) => {
           if (extra) this.spawningExtra--;
@@ -458,9 +488,12 @@ export class WorkerPool {
       .catch((err: Error) => this.log.error(`${this.name}: replacing worker ${w.pid} failed: ${err.message}`));
   }
 
-  /** A worker leaves without a replacement being asked for: idle ones stop now, busy ones after their job. */
-  private leave(w: Worker, reason: WorkerState): void {
-    if (w.state === WorkerState.Ready) {
+  /**
+   * A worker leaves without a replacement being asked for: idle ones stop now, busy ones after their job. `done`: its
+   * job just ended (release()), so it stops now too.
+   */
+  private leave(w: Worker, reason: WorkerState, done = false): void {
+    if (w.state === WorkerState.Ready || done) {
       this.forgetIdle(w);
       this.workers.delete(w);
       this.retiring.add(w);
@@ -519,12 +552,19 @@ export class WorkerPool {
         return;
       }
       if (w.maxExecs > 0 && w.numExecs >= w.maxExecs) {
-        if (w.numExecs >= w.maxExecs + Math.floor(MAX_JOBS_OVERRUN * this.config.maxJobs)) {
-          // out of overrun: leave now; a replacement already starting takes its place, else one is started
-          if (this.departing.has(w)) this.leave(w, WorkerState.MaxJobsReached);
+        if (this.succeeded.has(w)) {
+          this.leave(w, WorkerState.MaxJobsReached, true); // its replacement serves already
+          this.replenish(); // unless that one died meanwhile
+          return;
+        }
+        if (w.numExecs >= Math.max(w.maxExecs, maxJobsCap(this.config.maxJobs))) {
+          // out of RoadRunner's range: leave now; a replacement already starting takes its place, else one is started
+          if (this.departing.has(w)) this.leave(w, WorkerState.MaxJobsReached, true);
           else this.retire(w, WorkerState.MaxJobsReached);
           return;
         }
+        this.depart(w, WorkerState.MaxJobsReached);
+      } else if (w.maxExecs > 0 && this.replacementDue(w)) {
         this.depart(w, WorkerState.MaxJobsReached);
       }
       if (this.probation.has(w)) this.passProbation(w); // started after failed starts, it served a job
@@ -533,6 +573,18 @@ export class WorkerPool {
       return;
     }
     this.retire(w, w.state); // marked by the supervisor or a stop request while it ran
+  }
+
+  /**
+   * Whether a worker nearing max_jobs should have its replacement started now, so that it is ready by the time the
+   * worker reaches its limit: the jobs left, at the worker's rate so far, take less than REPLACEMENT_LEAD starts.
+   */
+  private replacementDue(w: Worker): boolean {
+    if (this.departing.has(w) || this.succeeded.has(w) || this.startEstimateMs <= 0 || w.numExecs === 0) return false;
+    const predecessor = this.predecessors.get(w);
+    if (predecessor && this.workers.has(predecessor)) return false; // one replacement per place at a time
+    const msPerJob = (Date.now() - w.created) / w.numExecs;
+    return (w.maxExecs - w.numExecs) * msPerJob <= REPLACEMENT_LEAD * this.startEstimateMs;
   }
 
   private allocate(cancel?: Cancellation, timeoutMs = this.config.allocateTimeout): Promise<Worker> {
@@ -742,7 +794,10 @@ export class WorkerPool {
     const started = process.hrtime.bigint();
     try {
       const w = await this.spawner.spawnWorker(this.events);
-      this.observer?.workerStarted?.(Number(process.hrtime.bigint() - started) / 1e9);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      this.observer?.workerStarted?.(seconds);
+      this.startEstimateMs =
+        this.startEstimateMs === 0 ? seconds * 1000 : (1 - START_ESTIMATE_WEIGHT) * this.startEstimateMs + START_ESTIMATE_WEIGHT * seconds * 1000;
       w.generation = generation;
       const maxJobs = this.config.maxJobs;
       // RoadRunner adds 0-14 % jitter so workers do not all recycle together.
@@ -852,6 +907,11 @@ export class WorkerPool {
     this.probation.delete(w);
     this.crashLoop.succeeded();
   }
+}
+
+/** The most jobs any worker may run: max_jobs plus RoadRunner's largest jitter (integers: 50 -> 57, 7 -> 7). */
+export function maxJobsCap(maxJobs: number): number {
+  return maxJobs + Math.floor((maxJobs * MAX_JOBS_JITTER_PERCENT) / 100);
 }
 
 /** How often idle extra workers are looked for: a tenth of idle_timeout, between 100 ms and 1 s. */

@@ -7,21 +7,41 @@
 //             come from rrts's log (its "adding N extra worker(s)" and "stopped N extra worker(s)" lines), not
 //             from /metrics, which counts a worker only once it is ready: an exec worker still booting is not there.
 //   max_jobs  steady load (4 connections, GET /?ms=5) on 4 workers with max_jobs 50: p99 of this build against
-//             the build named by --baseline (a checkout without replacement before departure), both modes.
+//             the builds named by --baseline (a checkout without replacement before departure), both modes, and
+//             the same load without max_jobs (no worker replaced: the floor of the ratio).
 //
-// usage: node test/bench/elastic.mjs [--rounds N] [--seconds S] [--sweep] [--baseline DIR] [--json FILE]
+// usage: node test/bench/elastic.mjs [--rounds N] [--seconds S] [--sweep] [--only burst|max_jobs] [--baseline DIR]...
+//                                     [--json FILE]
 //   after `npm run build`; --sweep adds fork lines with scale_on_wait 1ms, 2ms and 10ms (how the default was chosen).
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { HERE, HOST, REPO, freePort, log, makeTempDir, percentile, round, runMain, sleep, startProcess, stopProcess, table, waitFor } from './lib.mjs';
+import {
+  HERE,
+  HOST,
+  REPO,
+  UsageError,
+  freePort,
+  log,
+  makeTempDir,
+  percentile,
+  round,
+  runMain,
+  sleep,
+  startProcess,
+  stopProcess,
+  table,
+  waitFor,
+} from './lib.mjs';
 
-const USAGE = `usage: node test/bench/elastic.mjs [--rounds N] [--seconds S] [--sweep] [--baseline DIR] [--json FILE]
+const USAGE = `usage: node test/bench/elastic.mjs [--rounds N] [--seconds S] [--sweep] [--only burst|max_jobs] [--baseline DIR]... [--json FILE]
   --rounds N      bursts per line (default 5)
   --seconds S     steady max_jobs load per line (default 10)
   --sweep         also fork lines with scale_on_wait 1ms, 2ms, 10ms
-  --baseline DIR  an rrts checkout (built) without replacement before departure, for the max_jobs comparison
+  --only WHAT     only the burst lines, or only the max_jobs lines
+  --baseline DIR  an rrts checkout (built) to run the max_jobs lines with too, after this build's (one without
+                  replacement before departure for the target); may be given more than once
   --json FILE     write every number to FILE`;
 
 const APP_PRELOAD = path.join(HERE, 'app', 'preload.php');
@@ -147,8 +167,8 @@ async function burstLine(tmpDir, label, opts, rounds) {
   return out;
 }
 
-async function maxJobsLine(tmpDir, label, opts, seconds) {
-  const s = await startRrts(tmpDir, label, { ...opts, metrics: false, pool: { num_workers: 4, max_jobs: 50 } });
+async function maxJobsLine(tmpDir, label, opts, seconds, maxJobs = 50) {
+  const s = await startRrts(tmpDir, label, { ...opts, metrics: false, pool: { num_workers: 4, max_jobs: maxJobs } });
   const latencies = [];
   let failed = 0;
   try {
@@ -186,7 +206,8 @@ async function main() {
       rounds: { type: 'string', default: '5' },
       seconds: { type: 'string', default: '10' },
       sweep: { type: 'boolean', default: false },
-      baseline: { type: 'string' },
+      baseline: { type: 'string', multiple: true, default: [] },
+      only: { type: 'string' },
       json: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -195,6 +216,7 @@ async function main() {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  if (values.only !== undefined && values.only !== 'burst' && values.only !== 'max_jobs') throw new UsageError(`--only: burst or max_jobs, not ${values.only}`);
   const rounds = Number(values.rounds);
   const seconds = Number(values.seconds);
   const tmpDir = makeTempDir('rrts-bench-elastic-');
@@ -219,29 +241,39 @@ async function main() {
     }
   }
   const bursts = [];
-  for (const [label, opts] of lines) bursts.push(await burstLine(tmpDir, label, opts, rounds));
+  if (values.only !== 'max_jobs') for (const [label, opts] of lines) bursts.push(await burstLine(tmpDir, label, opts, rounds));
   const maxJobs = [];
-  for (const mode of ['fork', 'exec']) {
+  const baselines = values.baseline.map((dir) => path.resolve(dir));
+  for (const mode of values.only === 'burst' ? [] : ['fork', 'exec']) {
     maxJobs.push(await maxJobsLine(tmpDir, `${mode}, max_jobs 50, this build`, { mode }, seconds));
-    if (values.baseline) maxJobs.push(await maxJobsLine(tmpDir, `${mode}, max_jobs 50, baseline`, { mode, root: path.resolve(values.baseline) }, seconds));
+    for (const root of baselines) {
+      const name = baselines.length > 1 ? `baseline ${path.basename(root)}` : 'baseline';
+      maxJobs.push(await maxJobsLine(tmpDir, `${mode}, max_jobs 50, ${name}`, { mode, root }, seconds));
+    }
+    // the floor: the same load with no worker ever replaced
+    maxJobs.push(await maxJobsLine(tmpDir, `${mode}, no max_jobs, this build`, { mode }, seconds, 0));
   }
 
   const ms = (x) => (x === null || x === undefined ? '-' : `${round(x, 0)} ms`);
-  process.stdout.write(`\nburst: ${BURST} concurrent GET /?ms=${SLOW_MS}, median of ${rounds} rounds; extras idle_timeout ${IDLE_TIMEOUT_MS} ms\n`);
-  process.stdout.write(
-    `${table(
-      ['line', 'last request waited', 'p50', 'p99', 'failed', 'extra added', 'extras gone after'],
-      bursts.map((b) => [b.label, ms(b.lastWait), ms(b.p50), ms(b.p99), String(b.failed), b.added === null ? '-' : String(b.added), ms(b.goneMs)]),
-    )}\n`,
-  );
-  process.stdout.write(`\nmax_jobs 50, 4 workers, 4 connections of GET /?ms=5 for ${seconds} s\n`);
-  process.stdout.write(
-    `${table(
-      ['line', 'requests', 'p50', 'p99', 'max', 'failed'],
-      maxJobs.map((m) => [m.label, String(m.requests), `${round(m.p50, 1)} ms`, `${round(m.p99, 1)} ms`, ms(m.max), String(m.failed)]),
-    )}\n`,
-  );
-  const meta = { burst: BURST, slowMs: SLOW_MS, idleTimeoutMs: IDLE_TIMEOUT_MS, tickMs: 100, rounds, seconds, baseline: Boolean(values.baseline) };
+  if (bursts.length > 0) {
+    process.stdout.write(`\nburst: ${BURST} concurrent GET /?ms=${SLOW_MS}, median of ${rounds} rounds; extras idle_timeout ${IDLE_TIMEOUT_MS} ms\n`);
+    process.stdout.write(
+      `${table(
+        ['line', 'last request waited', 'p50', 'p99', 'failed', 'extra added', 'extras gone after'],
+        bursts.map((b) => [b.label, ms(b.lastWait), ms(b.p50), ms(b.p99), String(b.failed), b.added === null ? '-' : String(b.added), ms(b.goneMs)]),
+      )}\n`,
+    );
+  }
+  if (maxJobs.length > 0) {
+    process.stdout.write(`\nmax_jobs 50, 4 workers, 4 connections of GET /?ms=5 for ${seconds} s\n`);
+    process.stdout.write(
+      `${table(
+        ['line', 'requests', 'p50', 'p99', 'max', 'failed'],
+        maxJobs.map((m) => [m.label, String(m.requests), `${round(m.p50, 1)} ms`, `${round(m.p99, 1)} ms`, ms(m.max), String(m.failed)]),
+      )}\n`,
+    );
+  }
+  const meta = { burst: BURST, slowMs: SLOW_MS, idleTimeoutMs: IDLE_TIMEOUT_MS, tickMs: 100, rounds, seconds, baseline: baselines.length > 0 };
   if (values.json) fs.writeFileSync(values.json, JSON.stringify({ meta, bursts, maxJobs }, null, 2));
 }
 

@@ -1,6 +1,6 @@
-// Replacement before departure with in-memory workers (no PHP): a worker past max_jobs or ttl serves on while its
-// replacement starts, and leaves once it is ready; past max_jobs only for 14 % of max_jobs more jobs, so small
-// max_jobs stay exact.
+// Replacement before departure with in-memory workers (no PHP): a worker near max_jobs has its replacement started
+// ahead (by the pool's start time) and serves to its own limit; a late replacement lets it serve up to max_jobs + 14 %
+// in all, so small max_jobs stay exact; a worker past ttl serves on until its replacement is ready.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
@@ -22,7 +22,32 @@ async function oneJob(pool: WorkerPool, workers: () => FakePhp[]): Promise<FakeP
 }
 
 describe('replacement before departure', () => {
-  test('max_jobs: the worker serves while its replacement starts, then leaves', async () => {
+  test('max_jobs: a replacement slower than the jobs starts ahead; the old worker serves to its own limit', async () => {
+    const fake = fakeSpawner();
+    const pool = new WorkerPool('http', poolConfig({ numWorkers: 1, maxJobs: 50 }), fake.spawner, silent);
+    try {
+      // a slow first start: the pool expects starts to take about as long, far longer than a job
+      fake.gate = new Promise((resolve) => setTimeout(resolve, 400));
+      await pool.start();
+      fake.gate = null;
+      const first = fake.workers[0]!;
+      const limit = pool.list()[0]!.maxExecs;
+      let startedAfter: number | undefined;
+      for (let i = 0; i < 200 && first.alive; i++) {
+        await oneJob(pool, () => fake.workers);
+        if (fake.starts >= 2) startedAfter ??= first.received;
+      }
+      assert.ok(startedAfter !== undefined && startedAfter < 50, `the replacement started after ${startedAfter} jobs, not ahead of max_jobs`);
+      // its replacement was ready long before: the old worker still ran every job its limit allows, no more
+      assert.equal(first.received, limit);
+      assert.ok(fake.workers.slice(1).every((w) => w.received <= 57));
+      assert.ok(pool.list().length <= 2, 'at most one replacement per place at a time');
+    } finally {
+      await pool.destroy(100);
+    }
+  });
+
+  test('max_jobs: a late replacement: the worker serves up to max_jobs + 14 % in all, then it is stopped', async () => {
     const fake = fakeSpawner();
     const pool = new WorkerPool('http', poolConfig({ numWorkers: 1, maxJobs: 50 }), fake.spawner, silent);
     try {
@@ -30,15 +55,16 @@ describe('replacement before departure', () => {
       const first = fake.workers[0]!;
       let boot = (): void => {};
       fake.gate = new Promise((resolve) => (boot = resolve)); // the replacement's boot is held
-      while (fake.starts === 1) assert.equal(await oneJob(pool, () => fake.workers), first);
-      const limit = first.received;
-      assert.ok(limit >= 50 && limit <= 57, `replacement started after ${limit} jobs`);
-      // while the replacement boots, the old worker still serves, for at most 7 (14 % of 50) more jobs
-      for (let i = 0; i < 3; i++) assert.equal(await oneJob(pool, () => fake.workers), first);
+      for (let i = 0; i < 100 && pool.list().some((w) => w.pid === first.pid); i++) await oneJob(pool, () => fake.workers);
+      assert.equal(fake.starts, 2, 'one replacement, started before the worker left');
+      assert.equal(first.received, 57, "RoadRunner's upper bound for max_jobs 50: 50 + 14 %");
+      await until(() => !first.alive, 'the old worker stopped although its replacement still boots');
+      const waiting = pool.exec(job, sink); // no worker now: waits for the replacement
       fake.gate = null;
       boot();
-      await until(() => !first.alive, 'the old worker gone once its replacement is ready');
-      assert.notEqual(await oneJob(pool, () => fake.workers), first);
+      await until(() => fake.workers[1]?.pending === 1, 'the job on the replacement');
+      fake.workers[1]!.answer();
+      await waiting;
       assert.equal(pool.list().length, 1);
     } finally {
       await pool.destroy(100);
