@@ -18,6 +18,8 @@ const SPAN_ID = /^[0-9a-f]{16}$/;
 const TWO_HEX = /^[0-9a-f]{2}$/;
 const JAEGER_FLAGS = /^([+-]?)([0-9a-fA-F]+)$/;
 const SHORT_FLAGS = /^[0-9a-fA-F]{1,13}$/;
+/** Uber-Trace-Id as RoadRunner and rrts write it: one test and two slices instead of the general parse. */
+const OWN_JAEGER = /^[0-9a-f]{32}:[0-9a-f]{16}:0:[013]$/;
 const ZERO_TRACE = '0'.repeat(32);
 const ZERO_SPAN = '0'.repeat(16);
 
@@ -121,6 +123,12 @@ export function extractTraceparent(value: string | undefined): SpanContext | nul
 /** go.opentelemetry.io/contrib/propagators/jaeger extract (v1.44): short ids are zero-padded, flags are hex. */
 export function extractJaeger(value: string | undefined): SpanContext | null {
   if (!value) return null;
+  if (value.length === 53 && OWN_JAEGER.test(value)) {
+    const traceId = value.slice(0, 32);
+    const spanId = value.slice(33, 49);
+    if (traceId === ZERO_TRACE || spanId === ZERO_SPAN) return null;
+    return jaegerSpan(traceId, spanId, value.charCodeAt(52) - 0x30);
+  }
   const parts = value.split(':');
   if (parts.length !== 4) return null;
   const [trace, span, , flagText] = parts as [string, string, string, string];
@@ -128,22 +136,24 @@ export function extractJaeger(value: string | undefined): SpanContext | null {
   const traceId = trace.padStart(32, '0');
   const spanId = span.padStart(16, '0');
   if (!TRACE_ID.test(traceId) || !SPAN_ID.test(spanId) || traceId === ZERO_TRACE || spanId === ZERO_SPAN) return null;
-  let flags = 0;
-  let debug = false;
+  let bits = 0;
   if (flagText !== '') {
-    const bits = jaegerFlagBits(flagText);
-    if (bits === null) return null;
-    if (bits & FLAG_SAMPLED) {
-      flags = FLAG_SAMPLED;
-      debug = (bits & JAEGER_DEBUG) !== 0;
-    }
+    const parsed = jaegerFlagBits(flagText);
+    if (parsed === null) return null;
+    bits = parsed;
   }
-  return { traceId, spanId, flags, debug };
+  return jaegerSpan(traceId, spanId, bits);
+}
+
+/** Only the sampled bit becomes a trace flag; the debug bit counts only with it. */
+function jaegerSpan(traceId: string, spanId: string, bits: number): SpanContext {
+  const sampled = (bits & FLAG_SAMPLED) !== 0;
+  return { traceId, spanId, flags: sampled ? FLAG_SAMPLED : 0, debug: sampled && (bits & JAEGER_DEBUG) !== 0 };
 }
 
 /** The low two bits of strconv.ParseInt(text, 16, 64), two's complement for a negative number; null when it errs. */
 function jaegerFlagBits(text: string): number | null {
-  // what RoadRunner writes (1, 0, 3) without a BigInt: 13 hex digits fit a double exactly
+  // without a BigInt when it can: 13 hex digits fit a double exactly
   if (SHORT_FLAGS.test(text)) return parseInt(text, 16) & 0x03;
   const match = JAEGER_FLAGS.exec(text);
   if (!match) return null;

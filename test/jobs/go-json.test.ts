@@ -24,6 +24,13 @@ describe('go-json', () => {
     for (const text of STRINGS) assert.equal(goString(text), goJson(text), JSON.stringify(text));
   });
 
+  it('goString writes every ASCII character as goJson does, alone and among plain ones', () => {
+    for (let code = 0; code < 0x80; code++) {
+      const c = String.fromCharCode(code);
+      for (const text of [c, `a${c}`, `${c}z`, `00-${c}-01`]) assert.equal(goString(text), goJson(text), JSON.stringify(text));
+    }
+  });
+
   it('compareUtf8 orders as the UTF-8 bytes do', () => {
     const keys = ['b', 'a', '10', '9', '\uE000', '\u{1F600}', '\uFFFF', 'ab', 'a\u0000', 'Z'];
     const bytewise = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
