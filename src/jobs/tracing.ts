@@ -1,6 +1,5 @@
-// The OpenTelemetry headers RoadRunner's jobs plugin and drivers add to every job (docs/jobs.md, "Tracing
-// headers"): W3C `Traceparent` and Jaeger's `Uber-Trace-Id`, written at push and continued at each delivery, as its
-// TraceContext + Baggage + Jaeger propagators do through Go's http.Header. No span is recorded or exported.
+// The OpenTelemetry headers RoadRunner's jobs drivers add to every job, `Traceparent` and `Uber-Trace-Id`, written
+// at push and continued at each delivery as its propagators do (docs/jobs.md §2.2.1); no span is recorded or exported.
 import { randomFillSync } from 'node:crypto';
 import type { JobHeaders } from './driver.js';
 
@@ -70,9 +69,11 @@ export interface SpanContext {
  */
 export function injectSpan(headers: JobHeaders, span: SpanContext): void {
   const flags = span.flags & W3C_FLAGS;
-  headers[TRACEPARENT] = [`00-${span.traceId}-${span.spanId}-0${flags}`];
+  // joined, not a template: a template is a rope of slices of the id pool that a waiting job keeps alive (and the GC
+  // keeps tracing); join writes one flat string
+  headers[TRACEPARENT] = [['00', span.traceId, span.spanId, `0${flags}`].join('-')];
   const jaegerFlags = span.debug ? '3' : flags & FLAG_SAMPLED ? '1' : '0';
-  headers[UBER_TRACE_ID] = [`${span.traceId}:${span.spanId}:0:${jaegerFlags}`];
+  headers[UBER_TRACE_ID] = [[span.traceId, span.spanId, '0', jaegerFlags].join(':')];
 }
 
 /**

@@ -1,6 +1,5 @@
-// The tracing headers RoadRunner's jobs drivers add (docs/jobs.md, "Tracing headers"): their formats, the push
-// span replacing what a producer set, a delivery continuing the trace it finds (W3C and Jaeger rules of
-// go.opentelemetry.io v1.44), and where the two keys land in the context JSON.
+// The tracing headers of jobs (docs/jobs.md §2.2.1): formats, the push span replacing a producer's, a delivery going
+// on with the trace it finds (W3C and Jaeger rules of go.opentelemetry.io v1.44), their place in the context JSON.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { contextJson } from '../../src/jobs/context.js';
