@@ -4,19 +4,13 @@ import type { JobHeaders } from './driver.js';
 
 const GO_ESCAPED = /[<>&\u2028\u2029]/;
 const GO_ESCAPED_ALL = /[<>&\u2028\u2029]/g;
+/** Printable ASCII but ", \, <, > and &: written as it is, quoted, by Go and by JSON.stringify. */
+const PLAIN = /^[\x20\x21\x23-\x25\x27-\x3b\x3d\x3f-\x5b\x5d-\x7e]*$/;
 
 /** A string as goJson writes it: JSON.stringify's text with <, >, &, U+2028 and U+2029 escaped as Go does. */
 export function goString(text: string): string {
-  // nearly every id, name and header is printable ASCII that needs no escape: quoted as is, without the C++
-  // round trip of JSON.stringify and the regex over its result (most of a context's cost per job)
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c || c === 0x3c || c === 0x3e || c === 0x26) return escapedGoString(text);
-  }
-  return `"${text}"`;
-}
-
-function escapedGoString(text: string): string {
+  // ids, names, the tracing headers: one scan instead of JSON.stringify and a scan of its result
+  if (PLAIN.test(text)) return `"${text}"`;
   const json = JSON.stringify(text);
   return GO_ESCAPED.test(json) ? json.replace(GO_ESCAPED_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : json;
 }
@@ -47,7 +41,7 @@ export function compareUtf8(a: string, b: string): number {
 export function goHeadersJson(headers: JobHeaders | null, quote: (text: string) => string = goString): string {
   if (headers === null) return 'null';
   const keys = Object.keys(headers);
-  if (keys.length > 1) keys.sort(compareUtf8);
+  if (keys.length > 1) sortKeys(keys);
   let out = '{';
   for (let i = 0; i < keys.length; i++) {
     const values = headers[keys[i]!];
@@ -60,4 +54,18 @@ export function goHeadersJson(headers: JobHeaders | null, quote: (text: string) 
     out += `${i === 0 ? '' : ','}${quote(keys[i]!)}:${list}`;
   }
   return `${out}}`;
+}
+
+/** Array.prototype.sort with a comparator costs more than the whole header map for a few keys: insertion sort then. */
+function sortKeys(keys: string[]): void {
+  if (keys.length > 16) {
+    keys.sort(compareUtf8);
+    return;
+  }
+  for (let i = 1; i < keys.length; i++) {
+    const key = keys[i]!;
+    let j = i - 1;
+    for (; j >= 0 && compareUtf8(keys[j]!, key) > 0; j--) keys[j + 1] = keys[j]!;
+    keys[j + 1] = key;
+  }
 }

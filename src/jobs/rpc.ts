@@ -8,6 +8,7 @@ import type { JobHeaders, JobItem, PipelineConfig } from './driver.js';
 import type { PushSource } from './metrics.js';
 import { DEFAULT_PIPELINE_PRIORITY, withTimeout, type JobsPlugin } from './plugin.js';
 import { JobsProto, type DeclareRequest, type Pipelines, type ProtoJob, type ProtoStat, type PushBatchRequest, type PushRequest } from './proto.js';
+import { injectPushSpan, newTraceId } from './tracing.js';
 
 export function jobsRpcService(plugin: JobsPlugin, log: Logger): Record<string, RpcMethod> {
   let last: Promise<unknown> = Promise.resolve();
@@ -20,14 +21,15 @@ export function jobsRpcService(plugin: JobsPlugin, log: Logger): Record<string, 
   const { PushRequest: Push, PushBatchRequest: Batch, Pipelines: Names, DeclareRequest: Declare, Stats, Empty } = JobsProto;
   const timeout = plugin.config.timeout;
 
-  const push = async (job: ProtoJob, ops: string, source: PushSource): Promise<void> => {
+  /** `traceId`: the call's trace (RoadRunner starts one per Push and one per PushBatch call). */
+  const push = async (job: ProtoJob, ops: string, source: PushSource, traceId: string): Promise<void> => {
     const pipelineName = job.options?.pipeline ?? '';
     const entry = plugin.pipelines.get(pipelineName);
     if (!entry) throw new JobsRpcError(`${ops}: no such pipeline, requested: ${pipelineName}`);
     if (!entry.driver) throw new JobsRpcError(`${ops}: consumer not registered for the requested driver: ${entry.config.driver}`);
     const started = performance.now();
     try {
-      await withTimeout(entry.driver.push(jobItem(job, entry.config)), timeout, 'push');
+      await withTimeout(entry.driver.push(jobItem(job, entry.config, traceId)), timeout, 'push');
       plugin.counters.pushOk++;
     } catch (err) {
       plugin.counters.pushErr++;
@@ -54,13 +56,14 @@ export function jobsRpcService(plugin: JobsPlugin, log: Logger): Record<string, 
       serial(async () => {
         const job = (arg as PushRequest).job;
         if (!job || job.id === '') throw new JobsRpcError('rpc_push: empty ID field not allowed');
-        await push(job, 'rpc_push:\n\tjobs_plugin_push', 'single');
+        await push(job, 'rpc_push:\n\tjobs_plugin_push', 'single', newTraceId());
         return {};
       }),
     ),
     PushBatch: protoMethod({ arg: Batch, result: Empty }, (arg) =>
       serial(async () => {
-        for (const job of (arg as PushBatchRequest).jobs) await push(job, 'rpc_push_batch:\n\tjobs_plugin_push_batch', 'batch');
+        const traceId = newTraceId();
+        for (const job of (arg as PushBatchRequest).jobs) await push(job, 'rpc_push_batch:\n\tjobs_plugin_push_batch', 'batch', traceId);
         return {};
       }),
     ),
@@ -113,9 +116,10 @@ export function jobsRpcService(plugin: JobsPlugin, log: Logger): Record<string, 
 }
 
 /** jobs.v1.Job to the driver's item: priority 0 takes the pipeline's; headers as Go's map[string][]string. */
-function jobItem(job: ProtoJob, pipeline: PipelineConfig): JobItem {
+function jobItem(job: ProtoJob, pipeline: PipelineConfig, traceId: string): JobItem {
   const headers: JobHeaders = {};
   for (const [key, value] of Object.entries(job.headers)) headers[key] = [...value.value];
+  injectPushSpan(headers, traceId);
   const options = job.options;
   return {
     id: job.id,

@@ -12,6 +12,7 @@ import { RabbitMq } from '../support/rabbitmq.js';
 import { Inspector } from '../jobs/amqp-harness.js';
 import { alive, killQuietly, MODES, sleep, type Mode } from './harness.js';
 import { countIds, PRODUCER, startJobs, type Delivery, type JobsServer } from './jobs-harness.js';
+import { traceOf } from '../jobs/trace-headers.js';
 
 const run = promisify(execFile);
 
@@ -74,6 +75,8 @@ describe('amqp through rrts serve, PHP workers and a real RabbitMQ', () => {
     assert.equal(countIds(done).size, 120);
     const batchJob = s.started().find((d) => d.id === 'batch-7')!;
     assert.deepEqual([batchJob.pipeline, batchJob.headers?.['x-a'], batchJob.headers?.rr_id, batchJob.mode], ['rabbit', ['1'], ['batch-7'], 'jobs']);
+    // the tracing headers: the push's span travels in rr_headers, the delivery goes on with its trace
+    assert.equal(traceOf(batchJob.headers).traceId, traceOf(JSON.parse(batchJob.headers!.rr_headers![0]!) as Record<string, string[]>).traceId);
     // an unacked job would be back in the queue once rrts's connection is gone
     await stopServer(s);
     assert.equal(await inspector.ready('e2e-once'), 0, 'every job was acked');

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { killQuietly, MODES } from './harness.js';
 import { countIds, startJobs, type JobsServer } from './jobs-harness.js';
+import { traceOf } from '../jobs/trace-headers.js';
 
 const servers: JobsServer[] = [];
 const dirs: string[] = [];
@@ -53,6 +54,8 @@ describe('boltdb through rrts serve and PHP workers', () => {
       'no job delivered twice',
     );
     assert.equal(done.length, N);
+    // the tracing headers, stored with the job at push: a trace per Push call
+    assert.equal(new Set(s.started().map((d) => traceOf(d.headers).traceId)).size, N);
     await untilAcked(s);
   });
 

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { DELAY_TEXT } from '../../src/jobs/drivers/nats.js';
 import { NatsServer } from '../support/nats.js';
 import { countIds, startJobs, type Delivery, type JobsServer } from './jobs-harness.js';
+import { traceOf, withoutTrace } from '../jobs/trace-headers.js';
 
 let server: NatsServer;
 const servers: JobsServer[] = [];
@@ -92,7 +93,9 @@ describe('nats through rrts serve and PHP workers', () => {
     });
     const second = s.started().filter((d) => d.id.startsWith('requeue-') && d.headers?.attempt);
     assert.equal(second.length, 2);
-    for (const d of second) assert.deepEqual(d.headers, { attempt: ['2'], keep: ['k'], 'x-nats-subject': ['answers.jobs'] });
+    for (const d of second) assert.deepEqual(withoutTrace(d.headers), { attempt: ['2'], keep: ['k'], 'x-nats-subject': ['answers.jobs'] });
+    // the tracing headers: the requeued copy goes on with the trace of its first delivery
+    for (const d of second) assert.equal(traceOf(d.headers).traceId, traceOf(s.started().find((f) => f.id === d.id)!.headers).traceId);
   });
 
   test('jobs.Declare of a nats pipeline with the keys the PHP SDK sends, then resume and push', async () => {

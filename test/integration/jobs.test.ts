@@ -8,6 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { BIN, freePort, MODES, ROOT, startRrts } from './harness.js';
 import { CONSUMER, countIds, startJobs, type JobsServer } from './jobs-harness.js';
+import { traceOf, withoutTrace } from '../jobs/trace-headers.js';
 
 const run = promisify(execFile);
 const RPC_CLIENT = path.join(ROOT, 'test', 'fixtures', 'php', 'rpc-client.php');
@@ -35,7 +36,9 @@ for (const mode of MODES) {
     test('N jobs pushed one by one and in a batch are each run exactly once, as RAW frames, with RR_MODE=jobs', async () => {
       const s = await serve(mode, { pipelines: { main: memory() }, consume: ['main'] });
       assert.deepEqual(await s.produce('push', 'main', '100', JSON.stringify({ prefix: 'one' })), { pushed: 100 });
-      assert.deepEqual(await s.produce('batch', 'main', '100', JSON.stringify({ prefix: 'batch', headers: { 'x-a': ['1'] } })), { pushed: 100 });
+      const producerTrace = `00-${'ab'.repeat(16)}-${'cd'.repeat(8)}-01`;
+      const batchHeaders = { 'x-a': ['1'], Traceparent: [producerTrace] };
+      assert.deepEqual(await s.produce('batch', 'main', '100', JSON.stringify({ prefix: 'batch', headers: batchHeaders })), { pushed: 100 });
       const done = await s.waitForDone(200);
       const counts = countIds(s.started());
       assert.equal(counts.size, 200);
@@ -45,7 +48,20 @@ for (const mode of MODES) {
       );
       assert.equal(countIds(done).size, 200);
       const batchJob = s.started().find((d) => d.id === 'batch-7')!;
-      assert.deepEqual(batchJob.headers, { 'x-a': ['1'] });
+      assert.deepEqual(withoutTrace(batchJob.headers), { 'x-a': ['1'] });
+      // RoadRunner's tracing headers: a trace per Push call, one per PushBatch call (the producer's Traceparent is
+      // replaced, as RoadRunner's push span does), a span per delivery
+      const traces = (prefix: string) =>
+        s
+          .started()
+          .filter((d) => d.id.startsWith(prefix))
+          .map((d) => traceOf(d.headers));
+      const one = traces('one-');
+      const batch = traces('batch-');
+      assert.equal(new Set(one.map((t) => t.traceId)).size, 100, 'each Push its own trace');
+      assert.equal(new Set(batch.map((t) => t.traceId)).size, 1, 'the PushBatch call one trace');
+      assert.notEqual(batch[0]!.traceId, 'ab'.repeat(16));
+      assert.equal(new Set([...one, ...batch].map((t) => t.spanId)).size, 200, 'each delivery its own span');
       assert.equal(batchJob.pipeline, 'main');
       assert.ok(s.started().every((d) => d.flags === 0x04 && d.mode === 'jobs'));
       const stat = (await s.produce('stat')) as Array<{ pipeline: string; active: number }>;
@@ -103,7 +119,11 @@ describe('jobs, exec mode: pipelines and RPC', () => {
       'complete-0': 1,
     });
     const requeued = s.started().filter((d) => d.id === 'requeue-once-0');
-    assert.deepEqual(requeued[1]!.headers, { attempt: ['2'] });
+    assert.deepEqual(withoutTrace(requeued[1]!.headers), { attempt: ['2'] });
+    // a requeued job goes on with the trace it was delivered in, in a new span
+    const [firstRun, secondRun] = requeued.map((d) => traceOf(d.headers));
+    assert.equal(secondRun!.traceId, firstRun!.traceId);
+    assert.notEqual(secondRun!.spanId, firstRun!.spanId);
     assert.match(s.rrts.stderr, /response handler error/);
   });
 

@@ -6,6 +6,10 @@ import type { ConsumeMessage } from 'amqplib';
 import { readAmqpSettings } from '../../src/jobs/drivers/amqp/config.js';
 import { amqpContext, headersJson, packHeaders, stringHeaders, takeRoutingKey, unpackDelivery } from '../../src/jobs/drivers/amqp/message.js';
 import type { PipelineConfig } from '../../src/jobs/driver.js';
+import { traceOf, withoutTrace } from './trace-headers.js';
+
+const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const SPAN = '00f067aa0ba902b7';
 
 const noWarn = () => {};
 
@@ -72,8 +76,8 @@ describe('amqp message headers', () => {
     assert.equal(unpacked.item.pipeline, 'consumer-pipe');
     assert.equal(unpacked.contextPipeline, 'producer-pipe');
     assert.equal(unpacked.item.priority, 4);
-    assert.deepEqual(unpacked.item.headers, { attempts: ['2'] }, 'the pushed headers, without rr_* bookkeeping');
-    assert.deepEqual(unpacked.contextHeaders, {
+    assert.deepEqual(withoutTrace(unpacked.item.headers), { attempts: ['2'] }, 'the pushed headers, without rr_* bookkeeping');
+    assert.deepEqual(withoutTrace(unpacked.contextHeaders), {
       rr_id: ['stale'],
       rr_job: ['app.Job'],
       rr_pipeline: ['producer-pipe'],
@@ -95,7 +99,17 @@ describe('amqp message headers', () => {
     assert.match(unpacked.item.id, /^[0-9a-f-]{36}$/);
     assert.equal(unpacked.item.job, 'deduced_by_rr');
     assert.equal(unpacked.item.priority, 10);
-    assert.deepEqual(unpacked.item.headers, { trace: ['abc'] });
+    assert.deepEqual(withoutTrace(unpacked.item.headers), { trace: ['abc'] });
+  });
+
+  it("goes on with the trace the producer's push wrote into rr_headers, in the context and in what a requeue publishes", () => {
+    const pushed = { Traceparent: [`00-${TRACE}-${SPAN}-01`], 'Uber-Trace-Id': [`${TRACE}:${SPAN}:0:1`], a: ['1'] };
+    const unpacked = unpackDelivery(delivery({ rr_id: 'id-1', rr_job: 'j', rr_headers: Buffer.from(JSON.stringify(pushed)) }), 'p', 10, noWarn);
+    const delivered = traceOf(unpacked.contextHeaders);
+    assert.equal(delivered.traceId, TRACE);
+    assert.notEqual(delivered.spanId, SPAN);
+    assert.deepEqual(traceOf(unpacked.item.headers), delivered);
+    assert.deepEqual(unpacked.contextHeaders.rr_headers, [JSON.stringify(pushed)], 'rr_headers shows what the producer stored');
   });
 
   it('takes x-routing-key out of the headers', () => {

@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { STOPPED_TEXT } from '../../src/jobs/drivers/amqp.js';
 import { RabbitMq } from '../support/rabbitmq.js';
 import { consumeAndAck, Inspector, job, makeDriver, sleep, waitUntil, type Made } from './amqp-harness.js';
+import { contextWithoutTrace, traceOf, withoutTrace } from './trace-headers.js';
 
 /** Long enough for a job the broker would wrongly hand out to arrive; not a bound the test depends on. */
 const SETTLE_MS = 400;
@@ -51,14 +52,14 @@ describe('amqp driver on a real RabbitMQ', () => {
     await d.push(job('id-1', 'acc-main', { job: 'acc.Ping', headers: { 'x-a': ['1'], 'x-html': ['<b>&'] }, payload: Buffer.from('{"n":1}') }));
     const [got] = await queue.take(1);
     assert.equal(
-      got!.context(),
+      contextWithoutTrace(got!.context()),
       '{"id":"id-1","job":"acc.Ping","driver":"amqp","queue":"acc-main-q","headers":{' +
         '"rr_auto_ack":["false"],"rr_delay":["0"],"rr_headers":["{\\"x-a\\":[\\"1\\"],\\"x-html\\":[\\"\\\\u003cb\\\\u003e\\\\u0026\\"]}"],' +
         '"rr_id":["id-1"],"rr_job":["acc.Ping"],"rr_pipeline":["acc-main"],"rr_priority":["10"],' +
         '"x-a":["1"],"x-html":["\\u003cb\\u003e\\u0026"]},"pipeline":"acc-main"}',
     );
     assert.equal(got!.item.payload.toString(), '{"n":1}');
-    assert.deepEqual(got!.item.headers, { 'x-a': ['1'], 'x-html': ['<b>&'] });
+    assert.deepEqual(withoutTrace(got!.item.headers), { 'x-a': ['1'], 'x-html': ['<b>&'] });
     await got!.ack();
   });
 
@@ -80,11 +81,11 @@ describe('amqp driver on a real RabbitMQ', () => {
     });
     channel.publish('amqp.default', 'interop', Buffer.from('foreign'), { headers: { source: 'php-amqp' } });
     const [fromRr, foreign] = await queue.take(2);
-    assert.deepEqual([fromRr!.item.id, fromRr!.item.job, fromRr!.item.priority, fromRr!.item.headers], ['from-rr', 'App\\Job', 7, { k: ['v'] }]);
+    assert.deepEqual([fromRr!.item.id, fromRr!.item.job, fromRr!.item.priority, withoutTrace(fromRr!.item.headers)], ['from-rr', 'App\\Job', 7, { k: ['v'] }]);
     assert.equal(foreign!.item.job, 'deduced_by_rr');
     assert.equal(foreign!.item.priority, 10, 'the pipeline priority (PipelineConfig.priority)');
     assert.equal(foreign!.item.payload.toString(), 'foreign');
-    assert.match(foreign!.context(), /"headers":\{"source":\["php-amqp"\]\}/);
+    assert.match(contextWithoutTrace(foreign!.context()), /"headers":\{"source":\["php-amqp"\]\}/);
     await fromRr!.ack();
     await foreign!.ack();
     await channel.close();
@@ -132,7 +133,8 @@ describe('amqp driver on a real RabbitMQ', () => {
     const [second] = await queue.take(1);
     assert.ok(Date.now() - requeuedAt >= 900, 'not before its delay');
     assert.equal(second!.item.id, 'rq-1');
-    assert.deepEqual(second!.item.headers, { attempts: ['2'], keep: ['yes'] });
+    assert.deepEqual(withoutTrace(second!.item.headers), { attempts: ['2'], keep: ['yes'] });
+    assert.equal(traceOf(second!.item.headers).traceId, traceOf(first!.item.headers).traceId, 'the copy goes on with the trace');
     assert.equal(second!.item.delaySeconds, 1);
     const context = JSON.parse(second!.context()) as { headers: Record<string, string[]> };
     assert.deepEqual(context.headers['rr_delay'], ['1']);

@@ -10,6 +10,7 @@ import { encodeItem } from '../../src/jobs/drivers/beanstalk/gob.js';
 import { BeanstalkConnection, parseStats } from '../../src/jobs/drivers/beanstalk/protocol.js';
 import { Beanstalkd } from '../support/beanstalkd.js';
 import { TestQueue, waitUntil } from './amqp-harness.js';
+import { contextWithoutTrace, traceOf, withoutTrace } from './trace-headers.js';
 
 /** Long enough for a job that beanstalkd would wrongly hand out to arrive; not a bound the test depends on. */
 const SETTLE_MS = 1500;
@@ -118,10 +119,16 @@ describe('beanstalk driver on a real beanstalkd', () => {
     );
     // beanstalkd hands out the lower priority first: the two raw puts (0) before ours (tube_priority 7)
     const [fromGo, plain, ours] = queue.waiting.splice(0);
-    assert.equal(ours!.context(), '{"id":"w-1","job":"test.Job","driver":"beanstalk","headers":{"x-a":["1","2"]},"queue":"wire","pipeline":"wire"}');
+    assert.equal(
+      contextWithoutTrace(ours!.context()),
+      '{"id":"w-1","job":"test.Job","driver":"beanstalk","headers":{"x-a":["1","2"]},"queue":"wire","pipeline":"wire"}',
+    );
     assert.equal(fromGo!.item.id, 'id-1');
     assert.equal(fromGo!.item.autoAck, true, 'auto_ack came through');
-    assert.equal(fromGo!.context(), '{"id":"id-1","job":"app.Ping","driver":"beanstalk","headers":{"x-a":["1","2"]},"queue":"wire","pipeline":"bean"}');
+    assert.equal(
+      contextWithoutTrace(fromGo!.context()),
+      '{"id":"id-1","job":"app.Ping","driver":"beanstalk","headers":{"x-a":["1","2"]},"queue":"wire","pipeline":"bean"}',
+    );
     assert.equal(plain!.item.job, DEDUCED_JOB);
     assert.deepEqual(plain!.item.payload, Buffer.from('plain'));
     assert.equal(plain!.item.priority, 10);
@@ -197,6 +204,7 @@ describe('beanstalk driver on a real beanstalkd', () => {
       () => '3 jobs',
     );
     const byId = new Map(queue.waiting.splice(0).map((j) => [j.item.id, j]));
+    const firstTrace = traceOf(byId.get('again')!.item.headers);
     await byId.get('dropped')!.nack();
     await byId.get('again')!.requeue({ over: ['new'], attempts: ['1'] }, 1);
     await byId.get('renack')!.nackWithOptions(true, 0);
@@ -209,7 +217,10 @@ describe('beanstalk driver on a real beanstalkd', () => {
     const again = queue.waiting.splice(0);
     assert.deepEqual(again.map((j) => j.item.id).sort(), ['again', 'renack'], 'each redelivered once, the nacked one never');
     const requeued = again.find((j) => j.item.id === 'again')!;
-    assert.deepEqual(requeued.item.headers, { keep: ['1'], over: ['new'], attempts: ['1'] });
+    assert.deepEqual(withoutTrace(requeued.item.headers), { keep: ['1'], over: ['new'], attempts: ['1'] });
+    const requeuedTrace = traceOf(requeued.item.headers);
+    assert.equal(requeuedTrace.traceId, firstTrace.traceId, 'the requeued job goes on with the trace it was delivered in');
+    assert.notEqual(requeuedTrace.spanId, firstTrace.spanId);
     for (const j of again) await j.ack();
     const stats = await tubeStats('settle');
     assert.equal(stats['current-jobs-ready'], '0');

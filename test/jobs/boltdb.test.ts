@@ -11,6 +11,7 @@ import type { DeliveredJob } from '../../src/jobs/driver.js';
 import { openBoltdbDriver } from '../../src/jobs/drivers/boltdb.js';
 import { ids, jobItem, openDriver, pipelineConfig, testContext, TestQueue } from './boltdb-helpers.js';
 import { tempDir } from './boltdb-tmp.js';
+import { contextWithoutTrace, traceOf, withoutTrace } from './trace-headers.js';
 
 /** Lets the driver's pump (promise continuations only, no timers) run to its end. */
 async function settle(): Promise<void> {
@@ -84,7 +85,7 @@ describe('boltdb: delivery', () => {
     assert.ok(one && two);
     assert.equal(one.item.id, 'id-1');
     assert.deepEqual(one.item.payload, payload);
-    assert.deepEqual(one.item.headers, { 'x-a': ['1', '2'], 'X-B': [] });
+    assert.deepEqual(withoutTrace(one.item.headers), { 'x-a': ['1', '2'], 'X-B': [] });
     assert.equal(one.item.priority, 4);
     assert.equal(one.item.autoAck, true);
     assert.equal(two.item.id, 'id-2');
@@ -139,10 +140,11 @@ describe('boltdb: delivery', () => {
     await driver.push(jobItem('acc-main', 2, { id: 'id-2', job: 'a<b>&c', headers: { b: ['2'], B: ['1'], '10': ['x'], '9': ['y'] } }));
     await driver.run();
     const [plain, fancy] = await queue.takeN(2);
-    // docs/jobs.md §2.6 vector J3 (context part)
-    assert.equal(plain!.context(), '{"id":"id-1","job":"acc.Ping","driver":"boltdb","headers":null,"queue":"push","pipeline":"acc-main"}');
+    // docs/jobs.md §2.6 vector J3 (context part) has "headers":null, Go's nil map; a delivered job always carries
+    // the tracing headers, as on RoadRunner
+    assert.equal(contextWithoutTrace(plain!.context()), '{"id":"id-1","job":"acc.Ping","driver":"boltdb","headers":{},"queue":"push","pipeline":"acc-main"}');
     assert.equal(
-      fancy!.context(),
+      contextWithoutTrace(fancy!.context()),
       '{"id":"id-2","job":"a\\u003cb\\u003e\\u0026c","driver":"boltdb","headers":{"10":["x"],"9":["y"],"B":["1"],"b":["2"]},"queue":"push","pipeline":"acc-main"}',
     );
     await driver.stop();
@@ -176,18 +178,21 @@ describe('boltdb: acknowledgements', () => {
     await first.driver.push(jobItem('disk', 1, { headers: { 'x-a': ['1'], attempts: ['1'] } }));
     await first.driver.run();
     const [job] = await first.queue.takeN(1);
-    assert.deepEqual(job!.item.headers, { 'x-a': ['1'], attempts: ['1'] });
+    assert.deepEqual(withoutTrace(job!.item.headers), { 'x-a': ['1'], attempts: ['1'] });
+    const { traceId } = traceOf(job!.item.headers);
     await job!.requeue({ attempts: ['2'], 'x-new': ['n'] }, 0);
     const [requeued] = await first.queue.takeN(1);
     assert.equal(requeued!.item.id, 'id-1');
-    assert.deepEqual(requeued!.item.headers, { 'x-a': ['1'], attempts: ['2'], 'x-new': ['n'] });
-    assert.match(requeued!.context(), /"headers":\{"attempts":\["2"\],"x-a":\["1"\],"x-new":\["n"\]\}/);
+    assert.deepEqual(withoutTrace(requeued!.item.headers), { 'x-a': ['1'], attempts: ['2'], 'x-new': ['n'] });
+    assert.equal(traceOf(requeued!.item.headers).traceId, traceId, 'the requeued job goes on with its trace');
+    assert.match(contextWithoutTrace(requeued!.context()), /"headers":\{"attempts":\["2"\],"x-a":\["1"\],"x-new":\["n"\]\}/);
     await first.driver.stop();
 
     const second = await openDriver(dir);
     await second.driver.run();
     const [reopened] = await second.queue.takeN(1);
-    assert.deepEqual(reopened!.item.headers, { 'x-a': ['1'], attempts: ['2'], 'x-new': ['n'] });
+    assert.deepEqual(withoutTrace(reopened!.item.headers), { 'x-a': ['1'], attempts: ['2'], 'x-new': ['n'] });
+    assert.equal(traceOf(reopened!.item.headers).traceId, traceId, 'the trace is stored with the job');
     await second.driver.stop();
   });
 

@@ -6,6 +6,7 @@ import type { DeliveredJob } from '../../src/jobs/driver.js';
 import { FAILED_RUN_PAUSE_MS, MemoryDriver } from '../../src/jobs/drivers/memory.js';
 import { PriorityJobQueue } from '../../src/jobs/queue.js';
 import { item, silent } from './helpers.js';
+import { traceOf, withoutTrace } from './trace-headers.js';
 
 function driver(config: Record<string, unknown> = {}, queue = new PriorityJobQueue(1000)): { d: MemoryDriver; queue: PriorityJobQueue } {
   const d = new MemoryDriver(
@@ -85,9 +86,14 @@ describe('memory driver', () => {
     const { d, queue } = driver();
     await d.run();
     await d.push(item({ pipeline: 'm', headers: { a: ['1'], b: ['1'] } }));
-    await (await queue.take())!.requeue({ b: ['2'], c: ['3'] }, 0);
+    const first = (await queue.take())!;
+    const delivered = traceOf(first.item.headers);
+    await first.requeue({ b: ['2'], c: ['3'] }, 0);
     const again = (await next(queue))!;
-    assert.deepEqual(again.item.headers, { a: ['1'], b: ['2'], c: ['3'] });
+    assert.deepEqual(withoutTrace(again.item.headers), { a: ['1'], b: ['2'], c: ['3'] });
+    const redelivered = traceOf(again.item.headers);
+    assert.equal(redelivered.traceId, delivered.traceId, 'the requeued job goes on with the trace it was delivered in');
+    assert.notEqual(redelivered.spanId, delivered.spanId);
     assert.equal(again.item.id, 'id-1');
     await d.stop();
   });

@@ -12,6 +12,11 @@ import { encodeItem } from '../../src/jobs/drivers/nats/message.js';
 import { freePort } from '../support/ports.js';
 import { NatsServer } from '../support/nats.js';
 import { consumeAndAck, TestQueue, waitUntil } from './amqp-harness.js';
+import { contextWithoutTrace, traceOf, withoutTrace } from './trace-headers.js';
+
+/** A trace a RoadRunner producer wrote into a message's headers. */
+const RR_TRACE = '0af7651916cd43dd8448eb211c80319c';
+const RR_SPAN = 'b7ad6b7169203331';
 
 /** Long enough for a job that nats-server would wrongly hand out to arrive; not a bound the test depends on. */
 const SETTLE_MS = 1000;
@@ -95,7 +100,7 @@ describe('nats driver on a real nats-server', () => {
     await driver.run();
     const [taken] = await queue.take(1);
     assert.equal(
-      taken!.context(),
+      contextWithoutTrace(taken!.context()),
       '{"id":"id-1","job":"app.\\u003cPing\\u003e","driver":"nats","headers":{"Trace":["t"],"x-a":["1","2"],"x-nats-subject":["wire.jobs"]},"pipeline":"wire","queue":"wire"}',
     );
     assert.deepEqual(taken!.item.payload, Buffer.from([0, 1, 2, 255]));
@@ -149,7 +154,8 @@ describe('nats driver on a real nats-server', () => {
     await first!.requeue({ attempts: ['2'] }, 0);
     const [second] = await queue.take(1);
     assert.equal(second!.item.id, 'r1');
-    assert.deepEqual(second!.item.headers, { keep: ['k'], attempts: ['2'], 'x-nats-subject': ['requeue.jobs'] });
+    assert.deepEqual(withoutTrace(second!.item.headers), { keep: ['k'], attempts: ['2'], 'x-nats-subject': ['requeue.jobs'] });
+    assert.equal(traceOf(second!.item.headers).traceId, traceOf(first!.item.headers).traceId, 'the copy goes on with the trace');
     await second!.ack();
     assert.equal(await streamMessages('requeue'), 1, 'the first message was deleted; the acked copy stays (no delete_after_ack)');
     const stored = await jsm.streams.getMessage('requeue', { seq: 2 });
@@ -250,16 +256,24 @@ describe('nats driver on a real nats-server', () => {
     assert.deepEqual((await consumeAndAck(next.queue, 2)).sort(), ['x1', 'x2']);
   });
 
-  it('a job published by RoadRunner (its Item, its headers) runs with them', async () => {
+  it('a job published by RoadRunner (its Item, its headers) runs with them, going on with its trace', async () => {
     const { driver, queue } = await make('from-rr', { stream: 'from-rr', subject: 'from-rr.jobs' });
     const body = encodeItem({ job: 'J', id: 'rr-1', payload: Buffer.from('p'), priority: 0, pipeline: 'other', delaySeconds: 0, autoAck: false, queue: '' });
     const h = natsHeaders();
     h.append('A', '1');
+    h.append('Traceparent', `00-${RR_TRACE}-${RR_SPAN}-01`);
+    h.append('Uber-Trace-Id', `${RR_TRACE}:${RR_SPAN}:0:1`);
     await raw.jetstream().publish('from-rr.jobs', body, { headers: h });
     await driver.run();
     const [taken] = await queue.take(1);
     assert.equal(taken!.item.priority, 10, 'priority 0 gets the pipeline priority');
-    assert.match(taken!.context(), /"headers":\{"A":\["1"\],"x-nats-subject":\["from-rr\.jobs"\]\},"pipeline":"from-rr","queue":"from-rr"/);
+    assert.match(
+      contextWithoutTrace(taken!.context()),
+      /"headers":\{"A":\["1"\],"x-nats-subject":\["from-rr\.jobs"\]\},"pipeline":"from-rr","queue":"from-rr"/,
+    );
+    const trace = traceOf(taken!.item.headers);
+    assert.equal(trace.traceId, RR_TRACE);
+    assert.notEqual(trace.spanId, RR_SPAN);
     await taken!.ack();
   });
 

@@ -9,6 +9,7 @@ import { contextJson } from '../context.js';
 import { readBeanstalkSettings, type BeanstalkSettings } from './beanstalk/config.js';
 import { decodeItem, encodeItem } from './beanstalk/gob.js';
 import { BeanstalkConnection, BeanstalkConnectionError, BeanstalkReplyError, parseStats } from './beanstalk/protocol.js';
+import { continueTrace } from '../tracing.js';
 
 export const STOPPED_TEXT = 'failed to acknowledge the JOB, the pipeline is probably stopped';
 /** RoadRunner's job name for a body that is not its gob Item (put by another client). */
@@ -278,6 +279,8 @@ export class BeanstalkDriver implements JobsDriver {
       };
       contextPipeline = this.pipeline.name;
     }
+    // RoadRunner's listener span, also for a body it could not decode
+    continueTrace(item.headers);
     return new BeanstalkJob(this, beanstalkId, item, contextPipeline, connections);
   }
 

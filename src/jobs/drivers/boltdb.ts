@@ -9,6 +9,7 @@ import { MinHeap } from './boltdb/heap.js';
 import { Journal, type StoredJob } from './boltdb/journal.js';
 import { JournalError } from '../../errors.js';
 import { lockJournal, type JournalLock } from './boltdb/lock.js';
+import { continueTrace } from '../tracing.js';
 
 export const BOLTDB_DRIVER = 'boltdb';
 /** Stat's queue name: RoadRunner's bucket of waiting jobs. */
@@ -40,11 +41,14 @@ class BoltdbJob implements DeliveredJob {
     readonly stored: StoredJob,
     readonly order: number,
   ) {
+    // the listener's span continues the stored trace; what is stored stays as pushed (a nack delivers that again)
+    const headers = { ...stored.headers };
+    continueTrace(headers);
     this.item = {
       id: stored.id,
       job: stored.job,
       payload: stored.payload,
-      headers: stored.headers,
+      headers,
       pipeline: owner.pipeline.name,
       priority: stored.priority > 0 ? stored.priority : owner.pipeline.priority,
       delaySeconds: 0,
@@ -213,8 +217,8 @@ export class BoltdbDriver implements JobsDriver {
     }
     const next: StoredJob = {
       ...stored,
-      // sent names replace the job's, the others stay (docs/jobs.md §2.4)
-      headers: { ...stored.headers, ...how.headers },
+      // sent names replace the ones the job was delivered with, the others stay (docs/jobs.md §2.4)
+      headers: { ...job.item.headers, ...how.headers },
       readyAt: how.delaySeconds > 0 ? Date.now() + how.delaySeconds * 1000 : 0,
     };
     try {

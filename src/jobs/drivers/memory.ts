@@ -5,6 +5,7 @@
 import { JobsDriverError } from '../../errors.js';
 import { contextJson } from '../context.js';
 import { Fifo } from '../fifo.js';
+import { continueTrace } from '../tracing.js';
 import type { DeliveredJob, DriverContext, DriverFactory, JobHeaders, JobItem, JobsDriver, PipelineConfig, PipelineState } from '../driver.js';
 
 const DEFAULT_PREFETCH = 100_000;
@@ -141,6 +142,8 @@ export class MemoryDriver implements JobsDriver {
           const item = this.buffer.shift()!;
           this.roomWaiters.shift()?.();
           this.active++;
+          // RoadRunner's listener span: a requeued job comes back with the headers of its last delivery
+          continueTrace(item.headers);
           await this.context.queue.insert(new MemoryJob(item, this));
         }
       } finally {

@@ -25,6 +25,7 @@ import { ConfigError, JobsDriverError } from '../../errors.js';
 import { contextJson } from '../context.js';
 import { readNatsSettings, type NatsSettings } from './nats/config.js';
 import { decodeItem, encodeItem } from './nats/message.js';
+import { continueTrace } from '../tracing.js';
 
 export const STOPPED_TEXT = 'failed to acknowledge the JOB, the pipeline is probably stopped';
 export const NACK_STOPPED_TEXT = 'failed to NACK the JOB, the pipeline is probably stopped';
@@ -298,6 +299,8 @@ export class NatsDriver implements JobsDriver {
   private unpack(message: JsMsg): NatsJob {
     const headers = fromMsgHeaders(message.headers);
     headers[SUBJECT_HEADER] = [message.subject];
+    // RoadRunner's listener span continues the trace the message headers carry
+    continueTrace(headers);
     const decoded = decodeItem(message.data);
     let item: JobItem;
     if (decoded) {

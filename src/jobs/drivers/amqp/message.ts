@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { ConsumeMessage, Options } from 'amqplib';
 import type { JobHeaders, JobItem } from '../../driver.js';
 import { goHeadersJson, goString } from '../../go-json.js';
+import { continueTrace, TRACEPARENT, UBER_TRACE_ID } from '../../tracing.js';
 
 export const RR_ID = 'rr_id';
 export const RR_JOB = 'rr_job';
@@ -64,7 +65,8 @@ export type HeaderWarn = (key: string, why: string) => void;
 /**
  * amqpjobs unpack: rr_* headers give id, job, pipeline, delay, priority and auto_ack (RoadRunner's fallbacks when
  * missing); `item.headers` are the headers the producer pushed (rr_headers), without the rr_* keys, so a requeue
- * republishes what the application set and not RoadRunner's bookkeeping.
+ * republishes what the application set and not RoadRunner's bookkeeping. Then the listener's span: the trace the
+ * headers carry goes on with a new span, in the context and in what a requeue publishes.
  */
 export function unpackDelivery(message: ConsumeMessage, pipeline: string, pipelinePriority: number, warn: HeaderWarn): UnpackedDelivery {
   const amqpHeaders: Record<string, unknown> = message.properties.headers ?? {};
@@ -80,7 +82,10 @@ export function unpackDelivery(message: ConsumeMessage, pipeline: string, pipeli
       warn(RR_HEADERS, `not JSON (${(err as Error).message}); continuing without the pushed headers`);
     }
   }
+  continueTrace(contextHeaders);
   const userHeaders = withoutReservedHeaders(pushed ?? contextHeaders);
+  userHeaders[TRACEPARENT] = contextHeaders[TRACEPARENT]!;
+  userHeaders[UBER_TRACE_ID] = contextHeaders[UBER_TRACE_ID]!;
 
   const id = amqpHeaders[RR_ID];
   const job = amqpHeaders[RR_JOB];
