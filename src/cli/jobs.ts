@@ -1,6 +1,6 @@
-// `rrts jobs --list | --pause p1,p2 | --resume p1,p2 | --destroy p1,p2`: rr jobs over RPC (docs/jobs.md §5 has what
-// is left): exactly one mode, names as one comma-separated argument, a PIPELINE(S) table of the names (the server's
-// list, the names paused or resumed, the names destroyed), -s keeps only --list's table; an RPC error exits 1.
+// `rrts jobs --list | --pause p1,p2 | --resume p1,p2 | --destroy p1,p2`: rr jobs over RPC (docs/jobs.md §3.4):
+// exactly one mode, names as one comma-separated argument, a PIPELINE(S) table of the names (the server's list,
+// the names paused or resumed, the names destroyed), -s keeps only --list's table; an RPC error exits 1.
 import type { GlobalOptions } from './options.js';
 import { die } from './options.js';
 import { connectFromConfig } from './rpc-client.js';

@@ -69,7 +69,7 @@ class BoltdbJob implements DeliveredJob {
     return this.owner.settle(this, { kind: 'nack' });
   }
 
-  /** RoadRunner's boltdb redelivers a nack without redelivery too (docs/jobs.md §5 P4); kept, so apps behave the same. */
+  /** RoadRunner's boltdb redelivers a nack without redelivery too (docs/jobs.md §5.2 P4); kept, so apps behave the same. */
   nackWithOptions(redeliver: boolean, delaySeconds: number): Promise<void> {
     return this.owner.settle(this, redeliver ? { kind: 'requeue', headers: {}, delaySeconds } : { kind: 'nack' });
   }
