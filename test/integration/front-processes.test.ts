@@ -46,6 +46,11 @@ function workerPids(rrts: RrtsInstance, mode: string): number[] {
     .sort((a, b) => a - b);
 }
 
+/** The same pids in the same order (both lists are sorted). */
+function sameList(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((value, i) => value === b[i]);
+}
+
 /** `count` requests, each on a new connection (cluster hands each connection to one front), answering the worker pid. */
 async function servingPids(url: string, count: number): Promise<number[]> {
   const agent = new http.Agent({ keepAlive: false });
@@ -187,6 +192,8 @@ for (const mode of MODES) {
       const afterReload = await informer(client);
       assert.equal(afterReload.length, WORKERS);
       for (const pid of before) assert.ok(!afterReload.includes(pid), `worker ${pid} survived the reload`);
+      // the old workers are told to stop by the reset and exit a moment later: the process tree then lists no more
+      await until('the process tree to hold only the listed workers', () => sameList(afterReload, workerPids(rrts, mode)));
       assert.deepEqual(afterReload, workerPids(rrts, mode));
     });
 
