@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import type { DriverContext, JobItem, PipelineConfig } from '../../src/jobs/driver.js';
+import type { DeliveredJob, DriverContext, JobItem, PipelineConfig } from '../../src/jobs/driver.js';
 import { createBeanstalkDriver, DEDUCED_JOB, STOPPED_TEXT, type BeanstalkDriver } from '../../src/jobs/drivers/beanstalk.js';
 import { encodeItem } from '../../src/jobs/drivers/beanstalk/gob.js';
 import { BeanstalkConnection, parseStats } from '../../src/jobs/drivers/beanstalk/protocol.js';
@@ -20,6 +20,29 @@ function job(id: string, pipeline: string, extra: Partial<JobItem> = {}): JobIte
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A queue with room for `room` jobs: a further insert waits until open(), as when the pipeline is full. */
+class FullAfter extends TestQueue {
+  blocked = false;
+  private opened: (() => void)[] = [];
+
+  constructor(private room: number) {
+    super();
+  }
+
+  override async insert(job: DeliveredJob): Promise<void> {
+    if (this.waiting.length >= this.room) {
+      this.blocked = true;
+      await new Promise<void>((resolve) => this.opened.push(resolve));
+    }
+    return super.insert(job);
+  }
+
+  open(): void {
+    this.room = Number.POSITIVE_INFINITY;
+    for (const resolve of this.opened.splice(0)) resolve();
+  }
+}
 
 describe('beanstalk driver on a real beanstalkd', () => {
   let server: Beanstalkd;
@@ -316,6 +339,30 @@ describe('beanstalk driver on a real beanstalkd', () => {
     await sleep(SETTLE_MS);
     for (const j of queue.waiting.splice(0)) seen.push(j.item.id);
     assert.deepEqual(seen.sort(), ['r-2', 'r-3', 'r-4', 'r-late']);
+  });
+
+  it('takes the jobs reserved on a lost connection out of the queue at once, also while waiting for room in it', async () => {
+    const queue = new FullAfter(2);
+    const { driver } = await make('lost', { tube: 'lost' }, { queue });
+    await driver.run();
+    for (let i = 0; i < 3; i++) await driver.push(job(`l-${i}`, 'lost'));
+    // two jobs wait in the queue; the third's insert waits for room, so the driver's loop does not dial again
+    await waitUntil(
+      () => queue.waiting.length === 2 && queue.blocked,
+      10_000,
+      () => `2 queued jobs and a third waiting (have ${queue.waiting.length})`,
+    );
+    raw.close();
+    await server.stopServer('SIGKILL');
+    await waitUntil(
+      () => queue.waiting.length === 0,
+      5_000,
+      () => `the queue to drop the jobs of the lost connection (still ${queue.waiting.map((j) => j.item.id).join(', ')})`,
+    );
+    queue.open();
+    await driver.stop();
+    await server.startServer();
+    raw = await BeanstalkConnection.connect('tcp', `127.0.0.1:${server.port}`, 5000);
   });
 
   it('fails construction with the address when beanstalkd is not there', async () => {

@@ -96,7 +96,17 @@ export class BeanstalkDriver implements JobsDriver {
       reserve?.close();
       throw err;
     }
-    return { put, reserve, generation: ++this.generation };
+    const connections = { put, reserve, generation: ++this.generation };
+    // at once, not when the listen loop next dials: a loop waiting for room in the queue would let its jobs start
+    reserve.onLost = () => this.dropReserved(connections);
+    return connections;
+  }
+
+  /** Jobs reserved on a lost connection leave the queue unstarted: beanstalkd hands them out again. */
+  private dropReserved(lost: Connections): void {
+    if (this.connections !== lost) return;
+    const dropped = this.context.queue.removePipeline(this.pipeline.name).length;
+    if (dropped > 0) this.log.warn({ addr: this.addr, droppedFromQueue: dropped }, 'beanstalk connection lost: its reserved jobs are left to beanstalkd');
   }
 
   /** The live pair, dialing again when a connection was lost (with RoadRunner's backoff; rejects after 1 min). */

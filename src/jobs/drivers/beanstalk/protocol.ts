@@ -38,6 +38,8 @@ export class BeanstalkConnection {
   private readonly pending: Pending[] = [];
   private buffer: Buffer = Buffer.alloc(0);
   private closedBy: Error | null = null;
+  /** Called once when the connection breaks on beanstalkd's side (not when rrts closes it). */
+  onLost: ((err: Error) => void) | null = null;
 
   private constructor(private readonly socket: net.Socket) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -88,6 +90,7 @@ export class BeanstalkConnection {
   }
 
   close(): void {
+    this.onLost = null;
     this.fail(new BeanstalkConnectionError('the connection to beanstalkd was closed by rrts'));
   }
 
@@ -119,11 +122,13 @@ export class BeanstalkConnection {
   }
 
   private fail(err: Error): void {
-    if (!this.closedBy) {
+    const first = this.closedBy === null;
+    if (first) {
       this.closedBy = err;
       this.socket.destroy();
     }
-    for (const waiter of this.pending.splice(0)) waiter.reject(this.closedBy);
+    for (const waiter of this.pending.splice(0)) waiter.reject(this.closedBy!);
+    if (first) this.onLost?.(err);
   }
 }
 
