@@ -166,6 +166,8 @@ export class WorkerPool {
    * limit and then leave without asking for another.
    */
   private readonly succeeded = new WeakSet<Worker>();
+  /** The same workers in order, so takeIdle() gives them their last jobs before their replacements get any. */
+  private finishing: Worker[] = [];
   /** A replacement started ahead of max_jobs -> the worker it replaces, while both serve. */
   private readonly predecessors = new WeakMap<Worker, Worker>();
   /** How long a worker start takes here lately (ms; moving average; 0 before the first): when to start replacements. */
@@ -467,6 +469,7 @@ export class WorkerPool {
           if (reason === WorkerState.MaxJobsReached && w.numExecs < w.maxExecs && w.state !== WorkerState.Invalid) {
             // started ahead of max_jobs: both serve until the old one reaches its limit, so none of its jobs is lost
             this.succeeded.add(w);
+            this.finishing.push(w);
             this.predecessors.set(successor, w);
             this.log.debug({ pid: w.pid, successor: successor.pid }, `worker ${w.pid} serves until max_jobs: its replacement ${successor.pid} is ready`);
             return;
@@ -595,6 +598,19 @@ export class WorkerPool {
   /** A ready worker, if one is idle: num_workers' first (oldest idle), then the extra one idle the shortest. */
   private takeIdle(): Worker | null {
     const usable = (w: Worker): boolean => w.alive && w.state === WorkerState.Ready && this.workers.has(w);
+    if (this.finishing.length > 0) {
+      // a worker whose replacement already serves goes first: else it lingers beside it, short of max_jobs
+      this.finishing = this.finishing.filter((w) => this.workers.has(w));
+      for (const w of this.finishing) {
+        if (!usable(w)) continue;
+        for (const list of [this.idle, this.idleExtras]) {
+          const at = list.indexOf(w);
+          if (at === -1) continue;
+          list.splice(at, 1);
+          return w;
+        }
+      }
+    }
     while (this.idle.length > 0) {
       const w = this.idle.shift()!;
       if (usable(w)) return w;
