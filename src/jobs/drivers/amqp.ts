@@ -8,6 +8,7 @@ import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message, Re
 import type { Logger } from 'pino';
 import type { DeliveredJob, DriverContext, DriverFactory, JobHeaders, JobItem, JobsDriver, PipelineConfig, PipelineState } from '../driver.js';
 import { ConfigError, JobsDriverError } from '../../errors.js';
+import { pipelineSettings } from './pipeline-keys.js';
 import { AckBatcher } from './amqp/acks.js';
 import { readAmqpSettings, type AmqpSettings } from './amqp/config.js';
 import { amqpContext, packHeaders, publishOptions, takeRoutingKey, unpackDelivery, withoutReservedHeaders, type UnpackedDelivery } from './amqp/message.js';
@@ -25,15 +26,9 @@ const REDIAL_MAX_INTERVAL_MS = 60_000;
 
 /** Constructs an amqp pipeline: reads its keys, connects, declares the exchange (the queue waits for run/resume). */
 export const createAmqpDriver: DriverFactory = async (pipeline, context) => {
-  let settings: AmqpSettings;
-  try {
-    settings = readAmqpSettings(pipeline, context.globalConfig, context.workDir, (message) =>
-      context.log.warn({ pipeline: pipeline.name, driver: 'amqp' }, message),
-    );
-  } catch (err) {
-    if (err instanceof ConfigError) throw new ConfigError(`amqp pipeline ${pipeline.name}: ${err.message}`);
-    throw err;
-  }
+  const settings = pipelineSettings('amqp', pipeline.name, () =>
+    readAmqpSettings(pipeline, context.globalConfig, context.workDir, (message) => context.log.warn({ pipeline: pipeline.name, driver: 'amqp' }, message)),
+  );
   const driver = new AmqpDriver(pipeline, settings, context);
   await driver.open();
   return driver;

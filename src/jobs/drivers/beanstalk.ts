@@ -4,7 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { DeliveredJob, DriverContext, DriverFactory, JobHeaders, JobItem, JobsDriver, PipelineConfig, PipelineState } from '../driver.js';
-import { ConfigError, JobsDriverError } from '../../errors.js';
+import { JobsDriverError } from '../../errors.js';
+import { pipelineSettings } from './pipeline-keys.js';
 import { contextJson } from '../context.js';
 import { readBeanstalkSettings, type BeanstalkSettings } from './beanstalk/config.js';
 import { decodeItem, encodeItem } from './beanstalk/gob.js';
@@ -30,13 +31,7 @@ const BUSY_POLL_MS = 20;
 
 /** Constructs a beanstalk pipeline: reads its keys and dials beanstalkd (no retry at construction, as RoadRunner). */
 export const createBeanstalkDriver: DriverFactory = async (pipeline, context) => {
-  let settings: BeanstalkSettings;
-  try {
-    settings = readBeanstalkSettings(pipeline, context.globalConfig);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new ConfigError(`beanstalk pipeline ${pipeline.name}: ${err.message}`);
-    throw err;
-  }
+  const settings = pipelineSettings('beanstalk', pipeline.name, () => readBeanstalkSettings(pipeline, context.globalConfig));
   const driver = new BeanstalkDriver(pipeline, settings, context);
   await driver.open();
   return driver;

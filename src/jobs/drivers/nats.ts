@@ -21,7 +21,8 @@ import {
 } from 'nats';
 import type { Logger } from 'pino';
 import type { DeliveredJob, DriverContext, DriverFactory, JobHeaders, JobItem, JobsDriver, PipelineConfig, PipelineState } from '../driver.js';
-import { ConfigError, JobsDriverError } from '../../errors.js';
+import { JobsDriverError } from '../../errors.js';
+import { pipelineSettings } from './pipeline-keys.js';
 import { contextJson } from '../context.js';
 import { readNatsSettings, type NatsSettings } from './nats/config.js';
 import { decodeItem, encodeItem } from './nats/message.js';
@@ -49,13 +50,7 @@ const RETRY_PAUSE_MS = 250;
 
 /** Constructs a nats pipeline: reads its keys, connects and creates or updates the stream (as RoadRunner). */
 export const createNatsDriver: DriverFactory = async (pipeline, context) => {
-  let settings: NatsSettings;
-  try {
-    settings = readNatsSettings(pipeline, context.globalConfig);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new ConfigError(`nats pipeline ${pipeline.name}: ${err.message}`);
-    throw err;
-  }
+  const settings = pipelineSettings('nats', pipeline.name, () => readNatsSettings(pipeline, context.globalConfig));
   const driver = new NatsDriver(pipeline, settings, context);
   await driver.open();
   return driver;

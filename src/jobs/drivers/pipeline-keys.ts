@@ -33,3 +33,13 @@ export function declaredBool(map: Record<string, unknown>, key: string): boolean
   const value = map[key];
   return value === true || (typeof value === 'string' && ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value));
 }
+
+/** A pipeline's settings from `read`; a ConfigError it throws is prefixed with the driver and the pipeline's name. */
+export function pipelineSettings<T>(driver: string, pipelineName: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(`${driver} pipeline ${pipelineName}: ${err.message}`);
+    throw err;
+  }
+}
