@@ -352,9 +352,14 @@ final class Master
                 return null;
             }
             [$ours, $theirs] = $pair;
+            // titled before the fork, so the child has the spare's title from its first instant: `ps` never shows
+            // it as a worker (titled by itself, it did until it first ran, which can be milliseconds under load)
+            $this->setTitle(self::SPARE_TITLE . ' (master ' . \getmypid() . ')');
             $pid = \pcntl_fork();
+            if ($pid !== 0) {
+                $this->setTitle($this->title);
+            }
             if ($pid === 0) {
-                $this->setTitle(self::SPARE_TITLE . ' (master ' . \posix_getppid() . ')'); // first: `ps` never shows it as a worker
                 \fclose($ours);
                 $expected = $this->lastEnv; // applied by the master (most likely the next request's too: the pool's)
                 $this->prepareChild();
