@@ -107,9 +107,8 @@ export const MAX_FORK_SPARES = 16;
 
 /**
  * The spares a pool's fork master keeps parked: server.fork.spares when written; for a pool with a
- * dynamic_allocator, one per extra worker up to MAX_FORK_SPARES, so a burst's first forks are wake-ups (a burst
- * of 28 on this repository's bench: last request 85 -> 64 ms with 16; ~0.3 MiB of PSS per parked spare, docs/pool.md);
- * otherwise DEFAULT_FORK_SPARES.
+ * dynamic_allocator, one per extra worker up to MAX_FORK_SPARES, so a burst's first workers are woken rather than
+ * forked (docs/fork-mode.md §5 has what it buys and costs); otherwise DEFAULT_FORK_SPARES.
  */
 export function poolForkSpares(fork: ForkConfig, pool: PoolConfig): number {
   if (fork.sparesWritten || !pool.dynamicAllocator) return fork.spares;
