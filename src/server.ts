@@ -14,6 +14,7 @@ import { rssReader, Supervisor } from './pool/supervisor.js';
 import { ussReader } from './pool/memory.js';
 import { ForkSpawner, type ForkRootProvider } from './spawn/fork/spawner.js';
 import { parsePhpCommand } from './config/php-command.js';
+import { poolForkSpares } from './config/sections/server.js';
 import { ExecSpawner, formatMs } from './spawn/exec.js';
 import type { Spawner } from './spawn/spawner.js';
 import { RR_COMPAT_VERSION } from './version.js';
@@ -401,7 +402,8 @@ export function makeSpawner(
   const fork = config.server.fork;
   if (!fork.enabled) return new ExecSpawner({ ...common, command, relay: config.server.relay });
   // the config loader already refused a command parsePhpCommand cannot take apart
-  return new ForkSpawner({ ...common, command: parsePhpCommand(command), preload: fork.preload, spares: fork.spares, sharedRoots });
+  const poolSpares = poolForkSpares(fork, poolConfig); // a pool with a dynamic_allocator parks enough for a burst
+  return new ForkSpawner({ ...common, command: parsePhpCommand(command), preload: fork.preload, spares: fork.spares, poolSpares, sharedRoots });
 }
 
 /** The http pool's worker command of a config, as the log shows it. */

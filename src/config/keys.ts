@@ -146,7 +146,7 @@ export const CONFIG_KEYS: KeyTable = {
     fork: section('rrts: fork workers from one PHP master that preloaded the app', {
       enabled: value('bool', 'rrts: fork mode'),
       preload: value('string', 'rrts: a PHP file the master requires before it forks'),
-      spares: value('uint', 'rrts: children kept forked ahead of requests, 0 to 16 (default 1)'),
+      spares: value('uint', 'rrts: children kept forked ahead of requests, 0 to 16 (default 1; with a dynamic_allocator max_workers, at most 16)'),
     }),
   }),
   http: section('the HTTP server', {

@@ -57,6 +57,8 @@ export interface ForkConfig {
   preload: string | null;
   /** children the master keeps forked and parked, so a fork request only hands one its env (0 = fork on request) */
   spares: number;
+  /** server.fork.spares is written: it holds for every pool (else a pool with a dynamic_allocator parks more) */
+  sparesWritten?: true;
 }
 
 export interface ServerConfig {

@@ -6,12 +6,13 @@
 //             workers added, and how long after the burst the last of them was stopped (idle_timeout 1s). Both
 //             come from rrts's log (its "adding N extra worker(s)" and "stopped N extra worker(s)" lines), not
 //             from /metrics, which counts a worker only once it is ready: an exec worker still booting is not there.
+//             The fork lines run side by side: all started, then one burst of each per round, in turn.
 //   max_jobs  steady load (4 connections, GET /?ms=5) on 4 workers with max_jobs 50: p99 of this build against
 //             the builds named by --baseline (a checkout without replacement before departure), both modes, and
 //             the same load without max_jobs (no worker replaced: the floor of the ratio).
 //
-// usage: node test/bench/elastic.mjs [--rounds N] [--seconds S] [--sweep] [--only burst|max_jobs] [--baseline DIR]...
-//                                     [--json FILE]
+// usage: node test/bench/elastic.mjs [--rounds N] [--seconds S] [--sweep] [--spares N,...]
+//                                     [--only burst|fork-burst|max_jobs] [--baseline DIR]... [--json FILE]
 //   after `npm run build`; --sweep adds fork lines with scale_on_wait 1ms, 2ms and 10ms (how the default was chosen).
 import fs from 'node:fs';
 import http from 'node:http';
@@ -22,6 +23,7 @@ import {
   HOST,
   REPO,
   UsageError,
+  descendants,
   freePort,
   log,
   makeTempDir,
@@ -35,13 +37,16 @@ import {
   waitFor,
 } from './lib.mjs';
 
-const USAGE = `usage: node test/bench/elastic.mjs [--rounds N] [--seconds S] [--sweep] [--only burst|max_jobs] [--baseline DIR]... [--json FILE]
+const USAGE = `usage: node test/bench/elastic.mjs [--rounds N] [--seconds S] [--sweep] [--spares N,...]
+                                    [--only burst|fork-burst|max_jobs] [--baseline DIR]... [--json FILE]
   --rounds N      bursts per line (default 5)
   --seconds S     steady max_jobs load per line (default 10)
   --sweep         also fork lines with scale_on_wait 1ms, 2ms, 10ms
-  --only WHAT     only the burst lines, or only the max_jobs lines
-  --baseline DIR  an rrts checkout (built) to run the max_jobs lines with too, after this build's (one without
-                  replacement before departure for the target); may be given more than once
+  --spares N,...  also fork burst lines with server.fork.spares N (how its default was chosen)
+  --only WHAT     only the burst lines, only the fork burst lines, or only the max_jobs lines
+  --baseline DIR  an rrts checkout (built) to run with too: a fork burst line side by side with this build's, and
+                  the max_jobs lines after this build's (one without replacement before departure for the
+                  target); may be given more than once
   --json FILE     write every number to FILE`;
 
 const APP_PRELOAD = path.join(HERE, 'app', 'preload.php');
@@ -70,7 +75,7 @@ function extraWorkerLog() {
   return { extras, onLine };
 }
 
-async function startRrts(tmpDir, name, { root = REPO, mode, pool, metrics = true }) {
+async function startRrts(tmpDir, name, { root = REPO, mode, pool, fork = {}, metrics = true }) {
   const port = await freePort();
   const metricsPort = await freePort();
   const { extras, onLine } = extraWorkerLog();
@@ -80,7 +85,7 @@ async function startRrts(tmpDir, name, { root = REPO, mode, pool, metrics = true
     server: {
       command: `php -d opcache.enable_cli=1 ${SLOW_WORKER}`,
       relay: 'pipes',
-      fork: mode === 'fork' ? { enabled: true, preload: APP_PRELOAD } : { enabled: false },
+      fork: mode === 'fork' ? { enabled: true, preload: APP_PRELOAD, ...fork } : { enabled: false },
     },
     http: { address: `${HOST}:${port}`, pool: { allocate_timeout: '60s', destroy_timeout: '10s', ...pool } },
     ...(metrics ? { metrics: { address: `${HOST}:${metricsPort}` } } : {}),
@@ -125,46 +130,83 @@ async function extrasGone(s, sinceEpochMs, addedBefore, limitMs = 30_000) {
   return s.extras.added === addedBefore ? 0 : Math.max(0, s.extras.lastRemovedAt - sinceEpochMs);
 }
 
-async function burstLine(tmpDir, label, opts, rounds) {
-  const s = await startRrts(tmpDir, label, opts);
-  const out = { label, key: opts.key ?? null, rounds: [] };
-  try {
-    for (let r = 0; r < rounds; r++) {
-      if (opts.pool.dynamic_allocator) await extrasGone(s, Date.now(), s.extras.added);
-      const addedBefore = s.extras.added;
-      const replies = await Promise.all(Array.from({ length: BURST }, () => get(s.port, `/?ms=${SLOW_MS}`)));
-      const end = Date.now();
-      const ms = replies.map((x) => x.ms).sort((a, b) => a - b);
-      const round_ = {
-        p50: percentile(ms, 50),
-        p99: percentile(ms, 99),
-        lastWait: ms.at(-1) - SLOW_MS, // the last request's wait for a worker (plus HTTP overhead)
-        failed: replies.filter((x) => x.status !== 200).length,
-        goneMs: opts.pool.dynamic_allocator ? await extrasGone(s, end, addedBefore) : null,
-        added: opts.pool.dynamic_allocator ? s.extras.added - addedBefore : null,
-      };
-      out.rounds.push(round_);
-      log(
-        `${label}: round ${r + 1}: last wait ${round(round_.lastWait, 0)} ms, p99 ${round(round_.p99, 0)} ms, failed ${round_.failed}, extra added ${round_.added ?? '-'}, gone after ${round_.goneMs === null ? '-' : round(round_.goneMs, 0)} ms`,
-      );
-    }
-  } finally {
-    await stopProcess(s.proc);
-  }
-  const med = (key) => {
-    const xs = out.rounds
-      .map((x) => x[key])
+/**
+ * Waits until rrts has no more PHP processes than it had idle (`s.idleProcesses`): the extra workers of the last
+ * burst (of this server or another) take ~10-20 ms of CPU each to exit after their stop was logged, and a burst
+ * started meanwhile shares the two cores with 28 exits. Bounded; then a pause for the master to park its spares.
+ */
+async function quiet(s, limitMs = 10_000) {
+  const until = performance.now() + limitMs;
+  while (descendants(s.proc.pid).length > s.idleProcesses && performance.now() < until) await sleep(20);
+  await sleep(100);
+}
+
+/** One burst on a running rrts: its numbers, and a log line. */
+async function burstRound(s, label, opts, r) {
+  if (opts.pool.dynamic_allocator) await extrasGone(s, Date.now(), s.extras.added);
+  const addedBefore = s.extras.added;
+  const replies = await Promise.all(Array.from({ length: BURST }, () => get(s.port, `/?ms=${SLOW_MS}`)));
+  const end = Date.now();
+  const ms = replies.map((x) => x.ms).sort((a, b) => a - b);
+  const round_ = {
+    p50: percentile(ms, 50),
+    p99: percentile(ms, 99),
+    lastWait: ms.at(-1) - SLOW_MS, // the last request's wait for a worker (plus HTTP overhead)
+    failed: replies.filter((x) => x.status !== 200).length,
+    goneMs: opts.pool.dynamic_allocator ? await extrasGone(s, end, addedBefore) : null,
+    added: opts.pool.dynamic_allocator ? s.extras.added - addedBefore : null,
+  };
+  log(
+    `${label}: round ${r + 1}: last wait ${round(round_.lastWait, 0)} ms, p99 ${round(round_.p99, 0)} ms, failed ${round_.failed}, extra added ${round_.added ?? '-'}, gone after ${round_.goneMs === null ? '-' : round(round_.goneMs, 0)} ms`,
+  );
+  return round_;
+}
+
+/** The medians of a line's rounds. */
+function burstSummary(label, key, rounds) {
+  const med = (name) => {
+    const xs = rounds
+      .map((x) => x[name])
       .filter((x) => x !== null)
       .sort((a, b) => a - b);
     return xs.length ? xs[Math.floor(xs.length / 2)] : null;
   };
-  out.lastWait = med('lastWait');
-  out.p50 = med('p50');
-  out.p99 = med('p99');
-  out.goneMs = med('goneMs');
-  out.added = med('added');
-  out.failed = out.rounds.reduce((n, x) => n + x.failed, 0);
-  return out;
+  return {
+    label,
+    key: key ?? null,
+    rounds,
+    lastWait: med('lastWait'),
+    p50: med('p50'),
+    p99: med('p99'),
+    goneMs: med('goneMs'),
+    added: med('added'),
+    failed: rounds.reduce((n, x) => n + x.failed, 0),
+  };
+}
+
+/**
+ * Lines run side by side: every rrts started, then each round bursts each of them once, the order turned by one
+ * each round, so a load that comes and goes on the shared machine falls on all of them alike.
+ */
+async function burstLines(tmpDir, lines, rounds) {
+  const servers = [];
+  try {
+    for (const [label, opts] of lines) servers.push(await startRrts(tmpDir, label, opts));
+    await sleep(500); // the spares parked, the first workers' exits done
+    for (const s of servers) s.idleProcesses = descendants(s.proc.pid).length;
+    const results = lines.map(() => []);
+    for (let r = 0; r < rounds; r++) {
+      for (let k = 0; k < lines.length; k++) {
+        const i = (k + r) % lines.length;
+        const [label, opts] = lines[i];
+        for (const s of servers) await quiet(s);
+        results[i].push(await burstRound(servers[i], label, opts, r));
+      }
+    }
+    return lines.map(([label, opts], i) => burstSummary(label, opts.key, results[i]));
+  } finally {
+    for (const s of servers) await stopProcess(s.proc);
+  }
 }
 
 async function maxJobsLine(tmpDir, label, opts, seconds, maxJobs = 50) {
@@ -206,6 +248,7 @@ async function main() {
       rounds: { type: 'string', default: '5' },
       seconds: { type: 'string', default: '10' },
       sweep: { type: 'boolean', default: false },
+      spares: { type: 'string' },
       baseline: { type: 'string', multiple: true, default: [] },
       only: { type: 'string' },
       json: { type: 'string' },
@@ -216,15 +259,41 @@ async function main() {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  if (values.only !== undefined && values.only !== 'burst' && values.only !== 'max_jobs') throw new UsageError(`--only: burst or max_jobs, not ${values.only}`);
+  const only = values.only;
+  if (only !== undefined && only !== 'burst' && only !== 'fork-burst' && only !== 'max_jobs') {
+    throw new UsageError(`--only: burst, fork-burst or max_jobs, not ${only}`);
+  }
+  const spares = (values.spares ?? '')
+    .split(',')
+    .filter((x) => x !== '')
+    .map(Number);
+  if (spares.some((n) => !Number.isInteger(n) || n < 0 || n > 16)) throw new UsageError(`--spares: numbers from 0 to 16, not ${values.spares}`);
   const rounds = Number(values.rounds);
   const seconds = Number(values.seconds);
   const tmpDir = makeTempDir('rrts-bench-elastic-');
   const dynamic = (extra = {}) => ({ max_workers: BURST - 4, idle_timeout: `${IDLE_TIMEOUT_MS}ms`, ...extra });
   // keys: what run.mjs reads from --json
-  const lines = [
+  const baselines = values.baseline.map((dir) => path.resolve(dir));
+  const baselineName = (root) => (baselines.length > 1 ? `baseline ${path.basename(root)}` : 'baseline');
+  // keys: what run.mjs reads from --json. The fork lines run side by side (burstLines), the exec ones one by one.
+  const forkLines = [
     ['fork, 4 + dynamic (scale_on_wait default)', { key: 'forkDynamic', mode: 'fork', pool: { num_workers: 4, dynamic_allocator: dynamic() } }],
+    ...baselines.map((root) => [`fork, 4 + dynamic, ${baselineName(root)}`, { root, mode: 'fork', pool: { num_workers: 4, dynamic_allocator: dynamic() } }]),
+    ...spares.map((n) => [
+      `fork, 4 + dynamic, server.fork.spares ${n}`,
+      { mode: 'fork', fork: { spares: n }, pool: { num_workers: 4, dynamic_allocator: dynamic() } },
+    ]),
     ['fork, 32 from the start', { key: 'forkStatic', mode: 'fork', pool: { num_workers: BURST } }],
+  ];
+  if (values.sweep) {
+    for (const wait of ['1ms', '2ms', '10ms']) {
+      forkLines.push([
+        `fork, 4 + dynamic (scale_on_wait ${wait})`,
+        { mode: 'fork', pool: { num_workers: 4, dynamic_allocator: dynamic({ scale_on_wait: wait }) } },
+      ]);
+    }
+  }
+  const execLines = [
     [
       'exec, 4 + dynamic (scale_on_wait 5ms)',
       { key: 'execDynamic', mode: 'exec', pool: { num_workers: 4, dynamic_allocator: dynamic({ scale_on_wait: '5ms' }) } },
@@ -232,23 +301,16 @@ async function main() {
     ["exec, 4 + dynamic (RoadRunner's rule)", { key: 'execRoadRunner', mode: 'exec', pool: { num_workers: 4, dynamic_allocator: dynamic() } }],
     ['exec, 32 from the start', { key: 'execStatic', mode: 'exec', pool: { num_workers: BURST } }],
   ];
-  if (values.sweep) {
-    for (const wait of ['1ms', '2ms', '10ms']) {
-      lines.push([
-        `fork, 4 + dynamic (scale_on_wait ${wait})`,
-        { mode: 'fork', pool: { num_workers: 4, dynamic_allocator: dynamic({ scale_on_wait: wait }) } },
-      ]);
-    }
-  }
   const bursts = [];
-  if (values.only !== 'max_jobs') for (const [label, opts] of lines) bursts.push(await burstLine(tmpDir, label, opts, rounds));
+  if (only !== 'max_jobs') {
+    bursts.push(...(await burstLines(tmpDir, forkLines, rounds)));
+    if (only !== 'fork-burst') for (const line of execLines) bursts.push(...(await burstLines(tmpDir, [line], rounds)));
+  }
   const maxJobs = [];
-  const baselines = values.baseline.map((dir) => path.resolve(dir));
-  for (const mode of values.only === 'burst' ? [] : ['fork', 'exec']) {
+  for (const mode of only === 'burst' || only === 'fork-burst' ? [] : ['fork', 'exec']) {
     maxJobs.push(await maxJobsLine(tmpDir, `${mode}, max_jobs 50, this build`, { mode }, seconds));
     for (const root of baselines) {
-      const name = baselines.length > 1 ? `baseline ${path.basename(root)}` : 'baseline';
-      maxJobs.push(await maxJobsLine(tmpDir, `${mode}, max_jobs 50, ${name}`, { mode, root }, seconds));
+      maxJobs.push(await maxJobsLine(tmpDir, `${mode}, max_jobs 50, ${baselineName(root)}`, { mode, root }, seconds));
     }
     // the floor: the same load with no worker ever replaced
     maxJobs.push(await maxJobsLine(tmpDir, `${mode}, no max_jobs, this build`, { mode }, seconds, 0));

@@ -8,6 +8,7 @@ import { loadConfig, type Config, type LoadOptions } from '../../src/config/inde
 import { ConfigError } from '../../src/errors.js';
 import { loadYaml, loadYamlError, writeConfig, writeFiles } from './tmp.js';
 import { poolConfig } from '../support/pool-config.js';
+import { poolForkSpares } from '../../src/config/sections/server.js';
 
 const MB = 1024 * 1024;
 
@@ -137,6 +138,21 @@ describe('work directory and config path', () => {
       const error = loadError(withSpares(bad));
       assert.match(error.message, /server\.fork\.spares/, `${bad}: ${error.message}`);
     }
+  });
+
+  test('a pool with a dynamic_allocator parks one spare per extra worker, at most 16, unless server.fork.spares is written', () => {
+    const fork = (spares: string | null): string =>
+      withHttp().replace(
+        '  command: php worker.php\n',
+        `  command: php worker.php\n  fork:\n    enabled: true\n${spares === null ? '' : `    spares: ${spares}\n`}`,
+      );
+    const dynamic = (maxWorkers: number) => poolConfig({ dynamicAllocator: { maxWorkers, spawnRate: 5, idleTimeout: 60_000, scaleOnWait: 5 } });
+    const unwritten = load(fork(null)).server.fork;
+    assert.equal(poolForkSpares(unwritten, poolConfig()), 1);
+    assert.equal(poolForkSpares(unwritten, dynamic(10)), 10);
+    assert.equal(poolForkSpares(unwritten, dynamic(28)), 16);
+    assert.equal(poolForkSpares(load(fork('0')).server.fork, dynamic(28)), 0);
+    assert.equal(poolForkSpares(load(fork('1')).server.fork, dynamic(28)), 1);
   });
 });
 

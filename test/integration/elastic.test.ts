@@ -230,3 +230,53 @@ for (const mode of MODES) {
     });
   });
 }
+
+describe('elastic pool (fork): spares sized for a burst', () => {
+  it('a pool with a dynamic_allocator parks a spare per extra worker, and a burst takes them first', async () => {
+    const rr = await startRrts({
+      mode: 'fork',
+      workers: 1,
+      config: { http: { pool: { allocate_timeout: '30s', dynamic_allocator: { max_workers: 3, spawn_rate: 3, idle_timeout: '1s', scale_on_wait: '10ms' } } } },
+    });
+    try {
+      const [original] = await rr.waitForWorkers(1);
+      // server.fork.spares is not written: one per extra worker (max_workers 3), not the default 1
+      await rr.waitFor(() => rr.sparePids().length === 3, 'three parked spares', 10_000);
+      const spares = rr.sparePids().sort((a, b) => a - b);
+      const replies = await Promise.all(Array.from({ length: 4 }, () => request(`${rr.url}/rand?ms=1000`)));
+      assert.deepEqual(
+        replies.map((r) => r.status),
+        [200, 200, 200, 200],
+      );
+      const pids = replies.map((r) => (JSON.parse(r.body.toString()) as { pid: number }).pid);
+      assert.deepEqual(
+        pids.filter((pid) => pid !== original).sort((a, b) => a - b),
+        spares,
+        'the three extra workers were the parked spares, woken rather than forked',
+      );
+      // and the master parks three again
+      await rr.waitFor(() => rr.sparePids().length === 3 && !rr.sparePids().some((pid) => spares.includes(pid)), 'three new spares', 10_000);
+    } finally {
+      await rr.stop();
+    }
+  });
+
+  it('server.fork.spares, when written, holds for a pool with a dynamic_allocator too', async () => {
+    const rr = await startRrts({
+      mode: 'fork',
+      workers: 1,
+      config: {
+        server: { fork: { spares: 2 } },
+        http: { pool: { dynamic_allocator: { max_workers: 5, spawn_rate: 5, idle_timeout: '1s', scale_on_wait: '10ms' } } },
+      },
+    });
+    try {
+      await rr.waitForWorkers(1);
+      await rr.waitFor(() => rr.sparePids().length === 2, 'two parked spares', 10_000);
+      await sleep(300); // the master parks them 20 ms after its last fork: more would be there by now
+      assert.equal(rr.sparePids().length, 2, `spares: ${rr.sparePids().join(', ')}`);
+    } finally {
+      await rr.stop();
+    }
+  });
+});

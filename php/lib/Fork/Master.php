@@ -34,7 +34,7 @@ final class Master
     private int $lastForkAt = 0;
     /** @var array<int, true> pids forked and not yet reaped */
     private array $children = [];
-    /** how many spares to keep parked: --spares, 0 once parking one failed */
+    /** how many spares to keep parked: --spares or the last spares request, 0 once parking one failed */
     private int $spareCount = 0;
     /** the master's command line, args joined by spaces ('' when /proc is not there: then titles stay as they are) */
     private string $title = '';
@@ -231,6 +231,7 @@ final class Master
                 }
                 $this->answer(match ($op) {
                     Protocol::REAP => $this->reap($message['pid'] ?? null),
+                    Protocol::SPARES => $this->setSpareCount($message['count'] ?? null),
                     Protocol::PING => Protocol::masterPong(\count($this->children), \count($this->spares), \memory_get_usage(true)),
                     default => Protocol::unknownOp($op),
                 }, $message);
@@ -313,12 +314,36 @@ final class Master
     }
 
     /**
-     * Fork spares until --spares are parked. In the master: returns null. In a spare: parks it (child steps 1-3),
+     * A pool sizes its spares (rrts sends this once its master is ready: a pool with a dynamic_allocator parks enough
+     * for a burst's first workers, docs/pool.md). Fewer than are parked: the newest go at once.
+     */
+    private function setSpareCount(mixed $count): array
+    {
+        if (!\is_int($count) || $count < 0 || $count > Options::MAX_SPARES) {
+            return Protocol::badRequest('spares: count must be an integer from 0 to ' . Options::MAX_SPARES . ', got ' . \var_export($count, true));
+        }
+        $this->spareCount = $count;
+        while (\count($this->spares) > $count) {
+            $spare = \array_pop($this->spares);
+            \fclose($spare->socket); // at EOF a parked spare exits without running the script
+            $status = 0;
+            \pcntl_waitpid($spare->pid, $status);
+        }
+
+        return Protocol::sparesSet($count);
+    }
+
+    /**
+     * Fork spares until --spares are parked, or until a message waits. In the master: returns null. In a spare: parks it (child steps 1-3),
      * and returns its env once the master hands one over; a spare that gets EOF instead exits 0.
      */
     private function parkSpares(): ?array
     {
+        $forked = 0;
         while (\count($this->spares) < $this->spareCount) {
+            if ($forked++ > 0 && $this->channel->waitReadable(0)) {
+                return null; // a request came: it goes first (16 spares take the master ~20-40 ms), the rest after it
+            }
             $pair = \stream_socket_pair(\STREAM_PF_UNIX, \STREAM_SOCK_STREAM, \STREAM_IPPROTO_IP);
             if ($pair === false) {
                 \fwrite(\STDERR, "rrts master: cannot create a socketpair for a spare; forking on request instead\n");
@@ -327,9 +352,14 @@ final class Master
                 return null;
             }
             [$ours, $theirs] = $pair;
+            // titled before the fork, so the child has the spare's title from its first instant: `ps` never shows
+            // it as a worker (titled by itself, it did until it first ran, which can be milliseconds under load)
+            $this->setTitle(self::SPARE_TITLE . ' (master ' . \getmypid() . ')');
             $pid = \pcntl_fork();
+            if ($pid !== 0) {
+                $this->setTitle($this->title);
+            }
             if ($pid === 0) {
-                $this->setTitle(self::SPARE_TITLE . ' (master ' . \posix_getppid() . ')'); // first: `ps` never shows it as a worker
                 \fclose($ours);
                 $expected = $this->lastEnv; // applied by the master (most likely the next request's too: the pool's)
                 $this->prepareChild();

@@ -8,7 +8,7 @@ namespace Rrts\Master;
 final class Options
 {
     public const USAGE = 'usage: php master.php --script=<worker.php> [--preload=<file>] [--spares=N] [--root --control=<socket>] [--output=<socket>] [-- <script args>]';
-    private const MAX_SPARES = 16;
+    public const MAX_SPARES = 16;
 
     /**
      * @param string $script the worker script as given (what $argv[0] and SCRIPT_FILENAME show)

@@ -15,6 +15,7 @@ final class Protocol
     // rrts -> master
     public const FORK = 'fork';
     public const REAP = 'reap';
+    public const SPARES = 'spares';
     // rrts -> root or master
     public const PING = 'ping';
 
@@ -69,6 +70,12 @@ final class Protocol
         return ['op' => 'reaped', 'pid' => $pid, 'done' => $done, 'code' => $code, 'signal' => $signal, 'error' => $error];
     }
 
+    /** master -> rrts: the answer to a spares request: how many it keeps parked from now on. */
+    public static function sparesSet(int $count): array
+    {
+        return ['op' => 'spares', 'count' => $count];
+    }
+
     public static function masterPong(int $children, int $spares, int $memory): array
     {
         return ['op' => 'pong', 'children' => $children, 'spares' => $spares, 'memory' => $memory];
@@ -78,6 +85,12 @@ final class Protocol
     public static function unknownOp(mixed $op): array
     {
         return ['op' => 'error', 'error' => 'unknown op ' . (\is_string($op) ? $op : \get_debug_type($op))];
+    }
+
+    /** master -> rrts: a request whose fields do not fit (the request fails with this text). */
+    public static function badRequest(string $error): array
+    {
+        return ['op' => 'error', 'error' => $error];
     }
 
     /** A reply with the request's id when it had one (id second, as PHP's answers have always put it). */

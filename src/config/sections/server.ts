@@ -3,7 +3,7 @@
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { MAX_UNIX_SOCKET_PATH_BYTES, parseListenAddress, unixSocketPathProblem, type ListenAddress } from '../../address.js';
-import type { ForkConfig, OnInitConfig, ServerConfig } from '../types.js';
+import type { ForkConfig, OnInitConfig, PoolConfig, ServerConfig } from '../types.js';
 import type { SectionReader } from '../reader.js';
 import type { SectionContext } from './context.js';
 
@@ -103,20 +103,31 @@ function readOnInit(onInit: SectionReader | null): OnInitConfig | null {
 
 /** Children the fork master keeps forked and parked ahead of requests (server.fork.spares). */
 export const DEFAULT_FORK_SPARES = 1;
-const MAX_FORK_SPARES = 16;
+export const MAX_FORK_SPARES = 16;
+
+/**
+ * The spares a pool's fork master keeps parked: server.fork.spares when written; for a pool with a
+ * dynamic_allocator, one per extra worker up to MAX_FORK_SPARES, so a burst's first workers are woken rather than
+ * forked (docs/fork-mode.md §5 has what it buys and costs); otherwise DEFAULT_FORK_SPARES.
+ */
+export function poolForkSpares(fork: ForkConfig, pool: PoolConfig): number {
+  if (fork.sparesWritten || !pool.dynamicAllocator) return fork.spares;
+  return Math.min(pool.dynamicAllocator.maxWorkers, MAX_FORK_SPARES);
+}
 
 /** rrts extension: fork workers from one PHP master. The preload path is made absolute against workDir. */
 function readFork(fork: SectionReader | null, ctx: SectionContext): ForkConfig {
   if (!fork) return { enabled: false, preload: null, spares: DEFAULT_FORK_SPARES };
   const preload = fork.string('preload');
-  const spares = fork.has('spares') ? fork.uint('spares') : DEFAULT_FORK_SPARES;
+  const written = fork.has('spares');
+  const spares = written ? fork.uint('spares') : DEFAULT_FORK_SPARES;
   if (spares > MAX_FORK_SPARES) fork.fail('spares', `must be from 0 to ${MAX_FORK_SPARES} (children parked ahead of fork requests), got ${spares}`);
   const enabled = fork.bool('enabled');
   if (enabled) {
     const problem = forkSocketProblem();
     if (problem) fork.fail('enabled', problem);
   }
-  return { enabled, preload: preload === '' ? null : resolve(ctx.workDir, preload), spares };
+  return { enabled, preload: preload === '' ? null : resolve(ctx.workDir, preload), spares, ...(written ? { sparesWritten: true as const } : {}) };
 }
 
 /**

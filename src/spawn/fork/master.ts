@@ -158,6 +158,12 @@ export class ForkMaster implements GenerationTarget {
     return { done: reply.done, code: reply.code, signal: reply.signal, error: reply.error };
   }
 
+  /** Keep `count` children parked from now on (a pool's own count: the root's --spares applies until then). */
+  async setSpares(count: number): Promise<void> {
+    const reply = await this.request({ op: 'spares', count });
+    if (reply.op !== 'spares') throw new ForkFailedError(`the fork master ${this.pid} refused ${count} spares: ${failureText(reply)}`);
+  }
+
   /** Close the control channel: the master kills the children it still has and exits. SIGKILL if it lingers. */
   async stop(timeoutMs = 5_000): Promise<void> {
     this.channel?.close();

@@ -27,11 +27,16 @@ export interface ReapRequest {
   op: 'reap';
   pid: number;
 }
+/** how many children to keep parked from now on (a pool's own count; the root's --spares until then) */
+export interface SparesRequest {
+  op: 'spares';
+  count: number;
+}
 
 /** What rrts asks a root. */
 export type RootRequest = GenerationRequest | PingRequest;
 /** What rrts asks a generation master. */
-export type MasterRequest = ForkRequest | ReapRequest | PingRequest;
+export type MasterRequest = ForkRequest | ReapRequest | SparesRequest | PingRequest;
 export type Request = RootRequest | MasterRequest;
 
 /** Sent once by a root (after its warm-up) and by a master (after its preload). */
@@ -106,6 +111,11 @@ export interface Reaped {
   signal: number | null;
   error: string | null;
 }
+export interface SparesSet {
+  op: 'spares';
+  id: unknown;
+  count: number;
+}
 export interface MasterPong {
   op: 'pong';
   id: unknown;
@@ -117,7 +127,7 @@ export interface MasterPong {
 /** Everything a root sends rrts over its fd 3. */
 export type RootMessage = ReadyMessage | GenerationAnswer | GenerationFailed | RootPong | MasterExited | ErrorMessage;
 /** Everything a generation master sends rrts over its control connection (after its hello). */
-export type MasterMessage = ReadyMessage | Forked | ForkFailed | Reaped | MasterPong | ErrorMessage;
+export type MasterMessage = ReadyMessage | Forked | ForkFailed | Reaped | SparesSet | MasterPong | ErrorMessage;
 
 /** Reads the fields of one decoded map, each checked; a mismatch names the op and the field. */
 class Fields {
@@ -259,6 +269,8 @@ export function decodeMasterMessage(raw: unknown): MasterMessage {
         signal: f.intOrNull('signal'),
         error: f.stringOrNull('error'),
       };
+    case 'spares':
+      return { op: 'spares', id: f.id(), count: f.int('count') };
     case 'pong':
       return { op: 'pong', id: f.id(), children: f.int('children'), spares: f.int('spares'), memory: f.int('memory') };
     case 'error':

@@ -29,6 +29,11 @@ export interface ForkSpawnerOptions {
   preload: string | null;
   /** children the master keeps forked and parked ahead of fork requests (server.fork.spares, default 1; 0 when left out here) */
   spares?: number;
+  /**
+   * this pool's own count, when it differs from `spares` (the root's, which pools sharing a root have in common):
+   * each of its masters is told once it is ready (a pool with a dynamic_allocator parks enough for a burst)
+   */
+  poolSpares?: number;
   /** the pool's worker environment; RR_RELAY is replaced by the private socket */
   env: NodeJS.ProcessEnv;
   cwd: string;
@@ -318,6 +323,11 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
       // the root refused (its opcache is full or too wasted): a fresh root, fresh opcache
       this.opts.log.warn(`${err.message}; starting a fresh fork root`);
       master = await (await this.startRoot(root)).startMaster();
+    }
+    const poolSpares = this.opts.poolSpares;
+    if (poolSpares !== undefined && poolSpares !== (this.opts.spares ?? 0)) {
+      // a master that cannot (gone: the next fork tells) keeps the root's count: fewer spares, not an error
+      await master.setSpares(poolSpares).catch((err: Error) => this.opts.log.warn(`${err.message}; it keeps ${this.opts.spares ?? 0}`));
     }
     const info = master.info!;
     this.opts.log.info(

@@ -809,6 +809,49 @@ describe('php/master.php with --spares=2', () => {
     assert.equal((await master.request({ op: 'ping', id: 13 })).children, workers.length);
   });
 
+  it('a spares request sets how many it keeps: more are parked, the newest go at once when fewer, a bad count is an error', async () => {
+    assert.deepEqual(await master.request({ op: 'spares', id: 20, count: 3 }), { op: 'spares', id: 20, count: 3 });
+    assert.equal((await sparesOf(master, 3, workers)).length, 3);
+    assert.deepEqual(await master.request({ op: 'spares', id: 21, count: 1 }), { op: 'spares', id: 21, count: 1 });
+    assert.equal(childrenOf(master.pid).filter((pid) => !workers.includes(pid)).length, 1, 'two spares gone, and reaped, by the answer');
+    assert.deepEqual(zombiesOf(master.pid), []);
+    const bad = await master.request({ op: 'spares', id: 22, count: 17 });
+    assert.equal(bad.op, 'error');
+    assert.match(String(bad.error), /spares: count must be an integer from 0 to 16, got 17/);
+    assert.equal((await master.request({ op: 'ping', id: 23 })).spares, 1);
+  });
+
+  it('answers a request that comes while it parks spares before it parks the rest', async () => {
+    // Stopped (SIGSTOP) once its first new spare is there, the master has parked k; a ping sent then is answered
+    // after at most the fork under way: with k < 15, a pong counting 16 means it parked them all first.
+    let checked = false;
+    for (let attempt = 0; attempt < 20 && !checked; attempt++) {
+      const id = 30 + attempt * 3;
+      assert.equal((await master.request({ op: 'spares', id, count: 0 })).count, 0);
+      const before = new Set(childrenOf(master.pid));
+      assert.equal((await master.request({ op: 'spares', id: id + 1, count: 16 })).count, 16);
+      const fresh = (): number[] => childrenOf(master.pid).filter((pid) => !before.has(pid));
+      for (let i = 0; i < 20_000 && fresh().length === 0; i++) await new Promise((resolve) => setImmediate(resolve));
+      process.kill(master.pid, 'SIGSTOP');
+      let pong: Message;
+      let parked: number;
+      try {
+        parked = fresh().length;
+        const answer = master.request({ op: 'ping', id: id + 2 });
+        await sleep(20); // the ping is in the master's socket before it runs again
+        process.kill(master.pid, 'SIGCONT');
+        pong = await answer;
+      } finally {
+        process.kill(master.pid, 'SIGCONT');
+      }
+      if (parked >= 15) continue; // it had parked (nearly) all before it was stopped: nothing to tell, again
+      checked = true;
+      assert.ok((pong.spares as number) <= parked + 1, `the ping was answered with ${String(pong.spares)} spares parked, ${parked} when it came`);
+    }
+    assert.ok(checked, 'the master was never stopped while parking');
+    assert.equal((await master.request({ op: 'spares', id: 99, count: 2 })).count, 2);
+  });
+
   it('kills its workers and its spares and exits 0 when the channel closes', async () => {
     const spares = await sparesOf(master, 2, workers);
     assert.equal(spares.length, 2);

@@ -67,6 +67,7 @@ describe('fork control protocol: messages from a generation master', () => {
       memory: 2 ** 33,
     });
     assert.deepEqual(decodeMasterMessage({ op: 'error', id: 5, error: 'unknown op x' }), { op: 'error', id: 5, error: 'unknown op x' });
+    assert.deepEqual(decodeMasterMessage({ op: 'spares', id: 6, count: 16 }), { op: 'spares', id: 6, count: 16 });
     assert.deepEqual(decodeHello({ op: 'hello', pid: 20 }), { op: 'hello', pid: 20 });
   });
 
