@@ -34,8 +34,9 @@ export function canAdopt(): boolean {
  * Moves the connection of `accepted` (a plain TCP or unix socket, not TLS) into a new socket that reads into
  * `buffer` and calls `callback`: a close-on-exec dup of its fd opened by `new net.Socket({ fd, onread })`, then the
  * accepted socket destroyed, which closes only its fd (no shutdown: the peer sees nothing). All of it runs in one
- * turn of the loop, so no read happens on the old fd after the bytes it buffered are taken. The accepted socket's
- * listeners see its 'close'. Returns null, leaving `accepted` as it was, when the addon or the fd is missing.
+ * turn of the loop, so no read happens on the old fd after the bytes it buffered are taken. The new socket keeps
+ * the accepted one's allowHalfOpen; the accepted socket's listeners see its 'close'. One `buffer` may serve many
+ * sockets: each read's callback runs before the next read. Returns null, leaving `accepted` as it was, when the addon or the fd is missing.
  */
 export function adoptConnection(accepted: net.Socket, buffer: Buffer, callback: OnreadCallback): Adopted | null {
   const dup = duplicator();
@@ -45,7 +46,7 @@ export function adoptConnection(accepted: net.Socket, buffer: Buffer, callback: 
   let socket: net.Socket;
   try {
     // `onread` is documented for net.Socket but missing from @types/node's constructor options.
-    const options = { fd: copy, readable: true, writable: true, onread: { buffer, callback } };
+    const options = { fd: copy, readable: true, writable: true, allowHalfOpen: accepted.allowHalfOpen, onread: { buffer, callback } };
     socket = new net.Socket(options);
   } catch {
     loadNative()!.closeFd(copy);

@@ -1,9 +1,11 @@
 // rrts's own HTTP/1.1 server side: H1Parser on each socket's reads, one H1Request/H1Response pair per request handed
 // to the plugin's dispatch, requests answered one at a time in order (pipelined ones wait, as in Go's server), the
 // timeouts of http.read_header_timeout / read_timeout / the idle keep-alive, and a graceful drain for stop.
+// A plain connection is moved into a socket read with `onread` (adopt.ts) into one buffer all connections share.
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import { GO_REFUSAL, refuseConnection } from '../../listen.js';
+import { adoptConnection } from '../../native/adopt.js';
 import { H1Parser, type H1ParseError, type RequestHead } from './parser.js';
 import { H1Request, type BodySource } from './request.js';
 import { currentDateLine, H1Response, type ResponseSink } from './response.js';
@@ -25,6 +27,13 @@ export interface H1FrontOptions {
 
 /** Held pipelined bytes beyond which the socket is not read until the requests before them are answered. */
 const HELD_LIMIT = 64 * 1024;
+
+/**
+ * What every plain connection of this process reads into: the parser copies what it keeps before the read returns,
+ * and one read's callback ends before the next read, so one buffer serves them all (64 KiB: as much as libuv's own
+ * reads ask for).
+ */
+let sharedReadBuffer: Buffer | null = null;
 
 const enum Phase {
   /** Waiting for the first byte of the next request (keep-alive). */
@@ -68,13 +77,14 @@ export class H1Front {
     readonly options: H1FrontOptions,
   ) {}
 
-  serve(socket: net.Socket): void {
+  serve(accepted: net.Socket): void {
     if (this.draining) {
-      socket.destroy();
+      accepted.destroy();
       return;
     }
+    const connection = new H1Connection(this, accepted);
+    const socket = connection.socket;
     socket.setNoDelay(true);
-    const connection = new H1Connection(this, socket);
     this.connections.add(connection);
     socket.once('close', () => this.connections.delete(connection));
     if (this.checker === null) {
@@ -118,10 +128,12 @@ class H1Connection implements BodySource, ResponseSink {
   /** No more requests on this connection: it closes once the current answer is out. */
   private closing = false;
   private resumeScheduled = false;
+  /** The connection's socket: the accepted one (TLS, or no addon here), or the one it was moved into. */
+  readonly socket: net.Socket;
 
   constructor(
     private readonly front: H1Front,
-    readonly socket: net.Socket,
+    accepted: net.Socket,
   ) {
     this.parser = new H1Parser(
       {
@@ -132,7 +144,20 @@ class H1Connection implements BodySource, ResponseSink {
       },
       { maxHeaderBytes: front.options.maxHeaderBytes },
     );
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    // TLS stays on its stream: its reads are the TLS layer's, not the socket's.
+    const tls = (accepted as net.Socket & { encrypted?: boolean }).encrypted === true;
+    const adopted = tls ? null : adoptConnection(accepted, (sharedReadBuffer ??= Buffer.allocUnsafe(HELD_LIMIT)), (n, buffer) => this.onRead(n, buffer));
+    const socket = adopted?.socket ?? accepted;
+    this.socket = socket;
+    if (adopted === null) socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    else if (adopted.early.length > 0) {
+      // Bytes the accepted socket read first (the h2c sniffer's): parsed before any read of the new socket, and
+      // after serve() has filed this connection, as a 'data' event would be.
+      const early = adopted.early;
+      queueMicrotask(() => {
+        for (const chunk of early) if (!socket.destroyed) this.onData(chunk);
+      });
+    }
     socket.on('end', () => this.onEnd());
     socket.on('drain', () => this.res?.emit('drain'));
     socket.on('error', () => socket.destroy());
@@ -145,6 +170,17 @@ class H1Connection implements BodySource, ResponseSink {
       this.since = Date.now();
     }
     this.parser.execute(chunk);
+    if (this.parser.isPaused && this.parser.heldBytes > HELD_LIMIT) this.socket.pause();
+  }
+
+  /** A read into the shared buffer (adopted sockets): parsed before the call returns, kept parts copied. */
+  private onRead(bytesRead: number, buffer: Buffer): void {
+    if (this.phase === Phase.Idle) {
+      this.phase = Phase.Reading;
+      this.since = Date.now();
+    }
+    this.parser.executeTransient(buffer.subarray(0, bytesRead));
+    // pause(), never a false return: Readable's paused state is what bodyWanted and nextRequest look at.
     if (this.parser.isPaused && this.parser.heldBytes > HELD_LIMIT) this.socket.pause();
   }
 
