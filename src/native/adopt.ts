@@ -36,13 +36,19 @@ export function canAdopt(): boolean {
  * accepted socket destroyed, which closes only its fd (no shutdown: the peer sees nothing). All of it runs in one
  * turn of the loop, so no read happens on the old fd after the bytes it buffered are taken. The new socket keeps
  * the accepted one's allowHalfOpen; the accepted socket's listeners see its 'close'. One `buffer` may serve many
- * sockets: each read's callback runs before the next read. Returns null, leaving `accepted` as it was, when the addon or the fd is missing.
+ * sockets: each read's callback runs before the next read. Returns null, leaving `accepted` as it was, when the
+ * addon or the fd is missing or the dup fails (EMFILE): the caller then reads the accepted socket's stream.
  */
 export function adoptConnection(accepted: net.Socket, buffer: Buffer, callback: OnreadCallback): Adopted | null {
   const dup = duplicator();
   const fd = dup === null || accepted.destroyed ? null : socketFd(accepted);
   if (dup === null || fd === null) return null;
-  const copy = dup(fd);
+  let copy: number;
+  try {
+    copy = dup(fd);
+  } catch {
+    return null; // EMFILE, ENFILE: the connection goes on through its stream
+  }
   let socket: net.Socket;
   try {
     // `onread` is documented for net.Socket but missing from @types/node's constructor options.

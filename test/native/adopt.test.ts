@@ -3,6 +3,7 @@
 // the peer, the peer sees no end when the accepted socket is let go, and sees one when the adopted socket closes.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -83,3 +84,35 @@ for (const kind of ['tcp', 'unix'] as const) {
     });
   });
 }
+
+describe('adoptConnection without a free fd', { timeout: 20_000 }, () => {
+  test('EMFILE: null, and the accepted socket reads as before', async () => {
+    const prlimit = spawnSync('prlimit', ['--pid', String(process.pid), '--nofile'], { encoding: 'utf8' });
+    assert.equal(prlimit.status, 0, `prlimit(1) lowers this process's fd limit here: ${prlimit.stderr}`);
+    const [soft, hard] = /NOFILE\D+(\d+)\s+(\d+)/.exec(prlimit.stdout)!.slice(1).map(Number) as [number, number];
+    const { accepted, client } = await pair('tcp');
+    const fillers: number[] = [];
+    const open = fs.readdirSync('/proc/self/fd').length;
+    assert.equal(spawnSync('prlimit', ['--pid', String(process.pid), `--nofile=${open + 8}:${hard}`]).status, 0);
+    try {
+      // Take every fd left under the lowered limit (a bounded loop: at most the 8 given and the gaps below).
+      for (let i = 0; i < open + 8; i++) {
+        try {
+          fillers.push(fs.openSync('/dev/null', 'r'));
+        } catch (err) {
+          assert.equal((err as NodeJS.ErrnoException).code, 'EMFILE');
+          break;
+        }
+      }
+      assert.equal(adoptConnection(accepted, Buffer.alloc(64), () => assert.fail('no read may come here')), null);
+    } finally {
+      for (const fd of fillers) fs.closeSync(fd);
+      spawnSync('prlimit', ['--pid', String(process.pid), `--nofile=${soft}:${hard}`]);
+    }
+    assert.equal(accepted.destroyed, false);
+    const got = once(accepted, 'data') as Promise<[Buffer]>;
+    accepted.resume();
+    client.write('still here');
+    assert.equal((await got)[0].toString(), 'still here');
+  });
+});
