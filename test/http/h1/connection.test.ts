@@ -1,7 +1,7 @@
-// H1Front (src/http/h1/connection.ts) on real loopback sockets: a plain connection is read with `onread` into one
-// buffer that every connection shares, so what outlives a read must be a copy: a head cut between two reads, bytes of
-// a pipelined request held while the one before is answered, body chunks a handler reads later. Each case makes the
-// next read land on the bytes kept from the one before.
+// H1Front (src/http/h1/connection.ts) on real loopback sockets: a plain connection that keeps alive is moved after
+// its first answer into a socket read with `onread` into one buffer every connection shares, so what outlives a read
+// must be a copy: a head cut between two reads, bytes of a pipelined request held while the one before is answered,
+// body chunks a handler reads later. Each case makes the next read land on the bytes kept from the one before.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -23,6 +23,8 @@ let current: net.Socket | null = null;
 let server: net.Server;
 let port: number;
 const clients: net.Socket[] = [];
+/** The sockets the server accepted, in order. */
+const acceptedSockets: net.Socket[] = [];
 
 function answer(req: H1Request, res: H1Response, body: Buffer): void {
   res.setHeader('Content-Type', 'text/plain');
@@ -46,7 +48,10 @@ before(async () => {
     },
     { tls: false, headersTimeoutMs: 30_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 30_000, maxHeaderBytes: 1 << 20, log: pino({ level: 'silent' }) },
   );
-  server = net.createServer({ allowHalfOpen: true }, (socket) => front.serve(socket));
+  server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    acceptedSockets.push(socket);
+    front.serve(socket);
+  });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   port = (server.address() as AddressInfo).port;
@@ -58,15 +63,27 @@ after(() => {
   server.close();
 });
 
-/** A client whose received text accumulates in `text()`. */
+/**
+ * A client whose received text (after its warm-up answers) accumulates in `text()`. Two requests are answered
+ * before it is returned: the server moved the connection to its own socket when the second began, so every byte the
+ * test sends is read into the shared buffer (`current` is reset).
+ */
 async function client(): Promise<{ socket: net.Socket; text: () => string }> {
-  current = null;
   const socket = net.connect(port, '127.0.0.1');
   clients.push(socket);
   socket.setNoDelay(true);
   await once(socket, 'connect');
   let got = '';
   socket.on('data', (c: Buffer) => (got += c.toString('latin1')));
+  const test = handler;
+  handler = (req, res) => answer(req, res, Buffer.alloc(0));
+  socket.write('GET /warm-up HTTP/1.1\r\nHost: a\r\n\r\n');
+  await until(() => bodies(got).length === 1, 'the first answer');
+  socket.write('GET /warm-up-2 HTTP/1.1\r\nHost: a\r\n\r\n');
+  await until(() => bodies(got).length === 2, 'the second answer');
+  handler = test;
+  got = '';
+  current = null;
   return { socket, text: () => got };
 }
 
@@ -78,13 +95,29 @@ function bodies(text: string): string[] {
 const PAD = 'p'.repeat(300); // longer than what came before it in its read: it overwrites the kept bytes' place
 
 describe('H1Front reads plain connections with onread into a shared buffer', { timeout: 30_000 }, () => {
-  it('the connection socket is not read through the stream', async () => {
+  it('from its second request on, a keep-alive connection is read by onread on a socket of its own', async () => {
     handler = (req, res) => answer(req, res, Buffer.alloc(0));
     const c = await client();
+    const accepted = acceptedSockets.at(-1)!;
     c.socket.write('GET /one HTTP/1.1\r\nHost: a\r\n\r\n');
     await until(() => bodies(c.text()).length === 1, 'the answer');
     assert.deepEqual(bodies(c.text()), ['GET /one 0 ']);
+    assert.notEqual(current, accepted, 'the requests after the first came on another socket');
+    assert.ok(accepted.destroyed);
     assert.equal(current!.listenerCount('data'), 0, 'no data listener: reads come by onread');
+  });
+
+  it('a connection that asks to close after its request stays on the accepted socket', async () => {
+    handler = (req, res) => answer(req, res, Buffer.alloc(0));
+    const socket = net.connect(port, '127.0.0.1');
+    clients.push(socket);
+    let got = '';
+    socket.on('data', (chunk: Buffer) => (got += chunk.toString('latin1')));
+    current = null;
+    socket.write('GET /only HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    await once(socket, 'close');
+    assert.deepEqual(bodies(got), ['GET /only 0 ']);
+    assert.equal(current, acceptedSockets.at(-1), 'answered on the socket the server accepted');
   });
 
   it('a pipelined head cut between two reads, answered at once', async () => {
