@@ -159,7 +159,9 @@ try {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const base = median(results[0].map((r) => r.perRequest));
-console.log(`node ${process.version}; wrk -t1 -c${CONNECTIONS} -d${SECONDS}s${CLOSE ? ' Connection: close' : ''} x ${ROUNDS} rounds; median CPU of the serving process per request`);
+console.log(
+  `node ${process.version}; wrk -t1 -c${CONNECTIONS} -d${SECONDS}s${CLOSE ? ' Connection: close' : ''} x ${ROUNDS} rounds; median CPU of the serving process per request`,
+);
 for (let i = 0; i < targets.length; i++) {
   const m = median(results[i].map((r) => r.perRequest));
   const rps = median(results[i].map((r) => r.rps));

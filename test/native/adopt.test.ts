@@ -104,7 +104,10 @@ describe('adoptConnection without a free fd', { timeout: 20_000 }, () => {
           break;
         }
       }
-      assert.equal(adoptConnection(accepted, Buffer.alloc(64), () => assert.fail('no read may come here')), null);
+      assert.equal(
+        adoptConnection(accepted, Buffer.alloc(64), () => assert.fail('no read may come here')),
+        null,
+      );
     } finally {
       for (const fd of fillers) fs.closeSync(fd);
       spawnSync('prlimit', ['--pid', String(process.pid), `--nofile=${soft}:${hard}`]);

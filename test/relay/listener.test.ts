@@ -40,7 +40,7 @@ function startClient(target: string, claimPid?: number): Client {
   const proc = spawn(process.execPath, [CLIENT, target, ...(claimPid === undefined ? [] : [String(claimPid)])], { stdio: ['ignore', 'pipe', 'inherit'] });
   started.push(proc);
   let out = '';
-  proc.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  proc.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   return { proc, pid: proc.pid!, closedByRrts: () => out.includes('closed'), exited };
 }
