@@ -1,6 +1,6 @@
 // Typed access to the native addon (build/Release/rrts_native.node): pidfds, the child-subreaper flag and
-// SO_PEERCRED, which fork mode needs and Node lacks, a unix datagram send for systemd notifications, and a bare
-// write(2) for the HTTP hot path (direct-write.ts).
+// SO_PEERCRED, which fork mode needs and Node lacks, a unix datagram send for systemd notifications, a bare
+// write(2) for the HTTP hot path (direct-write.ts) and a close-on-exec dup(2) (adopt.ts).
 // Loaded lazily, once; callers check nativeUnavailableReason().
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -57,6 +57,8 @@ export interface NativeAddon {
    * when it failed (never throws for the write itself).
    */
   writeSome(fd: number, bytes: Uint8Array): number;
+  /** fcntl(fd, F_DUPFD_CLOEXEC): a new close-on-exec fd for the same open file (adopt.ts). */
+  dupCloexec(fd: number): number;
 }
 
 const ADDON_PATH = join('build', 'Release', 'rrts_native.node');

@@ -1,9 +1,11 @@
 // rrts_native: the few Linux process primitives fork mode needs and Node lacks: pidfd_open, pidfd_send_signal,
 // a libuv poll on a pidfd (readable = the process exited), PR_SET_CHILD_SUBREAPER, SO_PEERCRED, and one unix
-// datagram send (systemd notifications), and a bare write(2) for the HTTP hot path.
+// datagram send (systemd notifications), a bare write(2) for the HTTP hot path, and a close-on-exec dup(2) that
+// moves an accepted socket into one Node reads with `onread`.
 // Node-API only (NAPI_VERSION 8, set in binding.gyp), so one build serves every Node >= 20 on the same platform.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -571,6 +573,30 @@ static napi_value write_some_js(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// dupCloexec(fd) -> a new fd for the same open socket (or pipe), close-on-exec (fcntl F_DUPFD_CLOEXEC): a socket
+// net.Server accepted becomes one rrts creates with `onread` (adopt.ts). Close-on-exec as every fd Node makes, so
+// no PHP worker spawned later holds another worker's connection open.
+
+static napi_value dup_cloexec_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_TRY(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd = -1;
+  if (!get_fd_arg(env, argv, argc, 0, &fd)) return NULL;
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    int err = errno;
+    char call[48];
+    snprintf(call, sizeof call, "fcntl(fd %d, F_DUPFD_CLOEXEC)", fd);
+    throw_errno_call(env, "fcntl", call, err);
+    return NULL;
+  }
+  napi_value result;
+  NAPI_TRY(env, napi_create_int32(env, copy, &result));
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor exports_list[] = {
     {"pidfdOpen", NULL, pidfd_open_js, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -582,6 +608,7 @@ NAPI_MODULE_INIT() {
     {"peerCred", NULL, peer_cred_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"sendUnixDatagram", NULL, send_unix_datagram_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"writeSome", NULL, write_some_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"dupCloexec", NULL, dup_cloexec_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof exports_list / sizeof exports_list[0], exports_list) != napi_ok) {
     return NULL;

@@ -1,6 +1,8 @@
 // The socket relay (tcp:// or unix://): workers connect to rrts; each connection gets the pid request at once and is
 // filed under the pid the worker answers, for the spawner that waits for that pid (docs/protocol.md §2.3).
 // With checkPeers (exec mode) a connection joins only when the kernel confirms who connected (peer-check.ts).
+// A connection that joins is moved into a socket read with `onread` (adopt.ts): the relay's hot path, as exec
+// mode's pipes are read.
 import net from 'node:net';
 import fs from 'node:fs';
 import { DEFAULT_MAX_PAYLOAD, FrameDecoder } from '../goridge/frame.js';
@@ -11,6 +13,8 @@ import { formatListenAddress, type ListenAddress } from '../address.js';
 import { checkPeer } from './peer-check.js';
 import type { Logger } from 'pino';
 import { listenOn } from '../listen.js';
+import { adoptConnection } from '../native/adopt.js';
+import { CopiedReads } from './copied-reads.js';
 
 export interface AcceptedWorker {
   /** the pid it is filed under: the one it answered, or with checkPeers the spawned process it is or descends from */
@@ -154,11 +158,23 @@ export class SocketRelayListener {
     socket.write(pidRequest(process.pid));
   }
 
-  private admit(pid: number, socket: net.Socket, decoder: FrameDecoder): AcceptedWorker {
+  private admit(pid: number, accepted: net.Socket, decoder: FrameDecoder): AcceptedWorker {
     // Frames after the pid reply cannot come before a job is sent, so the decoder holds nothing more.
     decoder.maxPayload = DEFAULT_MAX_PAYLOAD; // the handshake limit is over: responses may be large
-    const relay = new FrameRelay(this.address.kind, socket, socket, decoder);
-    socket.resume();
+    // The handshake, pid and peer checks ran on the accepted socket; the jobs' answers are read into one buffer.
+    const reads = new CopiedReads();
+    const adopted = adoptConnection(accepted, reads.buffer, reads.callback);
+    if (adopted === null) {
+      const relay = new FrameRelay(this.address.kind, accepted, accepted, decoder);
+      accepted.resume();
+      return { pid, relay, socket: accepted };
+    }
+    const socket = adopted.socket;
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    reads.prepend(adopted.early);
+    const relay = new FrameRelay(this.address.kind, socket, socket, decoder, (receiver) => reads.onBytes(receiver));
     return { pid, relay, socket };
   }
 

@@ -3,11 +3,9 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import posixNode from 'posix-node';
+import { CopiedReads } from '../relay/copied-reads.js';
 
 const posix = posixNode.default;
-
-/** What one read of the answers pipe takes at most: a pipe holds 64 KiB, libuv's own reads ask for as much. */
-const ANSWERS_READ_BUFFER = 64 * 1024;
 
 /** The two pipes of one worker: the fds its stdin and stdout get, and Node's ends as sockets of the loop. */
 export interface WorkerPipes {
@@ -54,24 +52,9 @@ export function openWorkerPipes(): WorkerPipes {
     throw err;
   }
   const jobs = new net.Socket({ fd: jobsPipe.writefd, readable: false, writable: true });
-  let receiver: ((chunk: Buffer) => void) | null = null;
-  let early: Buffer[] = [];
+  const reads = new CopiedReads();
   // `onread` is documented for sockets (net.Socket, socket.connect) but missing from @types/node's constructor type.
-  const answersOptions = {
-    fd: answersPipe.readfd,
-    readable: true,
-    writable: false,
-    onread: {
-      buffer: Buffer.allocUnsafe(ANSWERS_READ_BUFFER),
-      callback(bytesRead: number, buffer: Uint8Array): boolean {
-        // A copy: the buffer is read into again before a frame's body is written to its client.
-        const chunk = Buffer.from(buffer.subarray(0, bytesRead));
-        if (receiver !== null) receiver(chunk);
-        else early.push(chunk);
-        return true;
-      },
-    },
-  };
+  const answersOptions = { fd: answersPipe.readfd, readable: true, writable: false, onread: { buffer: reads.buffer, callback: reads.callback } };
   const answers = new net.Socket(answersOptions);
   let childEndsOpen = true;
   return {
@@ -80,10 +63,7 @@ export function openWorkerPipes(): WorkerPipes {
     jobs,
     answers,
     onAnswerBytes(next) {
-      receiver = next;
-      const before = early;
-      early = [];
-      for (const chunk of before) next(chunk);
+      reads.onBytes(next);
     },
     closeChildEnds() {
       if (!childEndsOpen) return;

@@ -5,7 +5,10 @@
 // `--rrts-root DIR` also serves with the H1Front of another built checkout (e.g. the previous commit), in this same
 // process and in turns with the others: a side-by-side figure for a change of the front.
 //
-//   node test/bench/h1-connection.mjs [--rounds 3] [--seconds 5] [--connections 32] [--rrts-root DIR]
+// `--close`: every request on a connection of its own (wrk sends `Connection: close`), for what a connection's
+// set-up costs (the accept, and H1Front's move of the connection into a socket read with onread).
+//
+//   node test/bench/h1-connection.mjs [--rounds 3] [--seconds 5] [--connections 32] [--rrts-root DIR] [--close]
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
@@ -23,6 +26,7 @@ const option = (name, fallback) => {
 const ROUNDS = Number(option('--rounds', 3));
 const SECONDS = Number(option('--seconds', 5));
 const CONNECTIONS = Number(option('--connections', 32));
+const CLOSE = args.includes('--close');
 
 const { H1Front } = await import(path.join(here, '../../dist/src/http/h1/connection.js'));
 const otherRoot = option('--rrts-root', null);
@@ -77,7 +81,8 @@ function listen(server) {
 
 function wrk(port) {
   return new Promise((resolve, reject) => {
-    const child = spawn('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, `http://127.0.0.1:${port}/`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const close = CLOSE ? ['-H', 'Connection: close'] : [];
+    const child = spawn('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, ...close, `http://127.0.0.1:${port}/`], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('error', reject);
@@ -154,7 +159,9 @@ try {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const base = median(results[0].map((r) => r.perRequest));
-console.log(`node ${process.version}; wrk -t1 -c${CONNECTIONS} -d${SECONDS}s x ${ROUNDS} rounds; median CPU of the serving process per request`);
+console.log(
+  `node ${process.version}; wrk -t1 -c${CONNECTIONS} -d${SECONDS}s${CLOSE ? ' Connection: close' : ''} x ${ROUNDS} rounds; median CPU of the serving process per request`,
+);
 for (let i = 0; i < targets.length; i++) {
   const m = median(results[i].map((r) => r.perRequest));
   const rps = median(results[i].map((r) => r.rps));

@@ -6,6 +6,9 @@
 //   pipes-stream         real pipes, written and read through the streams (rrts's exec relay before writeWhole)
 //   pipes-direct-write   real pipes, each job written by writeWhole (one write(2), the native addon), stream reads
 //   pipes-rrts           openWorkerPipes as rrts's exec relay uses it: writeWhole, and the answers read by onread
+//   unix-accepted        the child connects to a unix socket (fork mode's relay); writeWhole, the accepted socket's
+//                        stream reads (rrts's fork relay before adoptConnection)
+//   unix-rrts            the same connection moved by adoptConnection into a socket read by onread (rrts's now)
 //
 //   node test/bench/relay-transport.mjs [--rounds 3] [--jobs 40000] [--workers 4] [--job-bytes 700] [--answer-bytes 300]
 import { spawn } from 'node:child_process';
@@ -13,10 +16,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import posixNode from 'posix-node';
+import os from 'node:os';
 import { cleanup, cpuMsBetween, groupTicks, median, REPO, runMain, trackedPids } from './lib.mjs';
 
 const { openWorkerPipes } = await import(path.join(REPO, 'dist/src/spawn/exec-pipes.js'));
 const { writeWhole } = await import(path.join(REPO, 'dist/src/native/direct-write.js'));
+const { adoptConnection } = await import(path.join(REPO, 'dist/src/native/adopt.js'));
+const { CopiedReads } = await import(path.join(REPO, 'dist/src/relay/copied-reads.js'));
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -29,9 +35,11 @@ const WORKERS = option('--workers', 4);
 const JOB_BYTES = option('--job-bytes', 700);
 const ANSWER_BYTES = option('--answer-bytes', 300);
 
-// Reads one whole job, writes one answer, forever: the PHP side's least possible work.
+// Reads one whole job, writes one answer, forever: the PHP side's least possible work. With an argument, over a
+// unix socket connected to that path (as a fork worker talks to rrts), else over stdin and stdout.
 const ECHO_PHP = `
-$in = fopen('php://stdin', 'rb'); $out = fopen('php://stdout', 'wb');
+if (isset($argv[1])) { $in = $out = stream_socket_client('unix://' . $argv[1]); }
+else { $in = fopen('php://stdin', 'rb'); $out = fopen('php://stdout', 'wb'); }
 $answer = str_repeat('a', ${ANSWER_BYTES});
 for (;;) {
   $need = ${JOB_BYTES};
@@ -92,6 +100,33 @@ function pipesRrtsChild() {
   return { child, output: pipes.jobs, send: (buf) => writeWhole(pipes.jobs, buf), onBytes: (receiver) => pipes.onAnswerBytes(receiver) };
 }
 
+/** Children connected to a unix socket of ours, as fork workers connect to rrts's relay listener. */
+async function unixChildren(count, adopt) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rrts-relay-bench-'));
+  const file = path.join(dir, 'relay.sock');
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(file, resolve));
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    const accepting = new Promise((resolve) => server.once('connection', resolve));
+    const child = spawn('php', ['-r', ECHO_PHP, '--', file], { stdio: ['ignore', 'inherit', 'inherit'] });
+    trackedPids.add(child.pid);
+    const accepted = await accepting;
+    if (!adopt) {
+      out.push({ child, output: accepted, send: (buf) => writeWhole(accepted, buf), onBytes: streamReads(accepted) });
+      continue;
+    }
+    const reads = new CopiedReads();
+    const adopted = adoptConnection(accepted, reads.buffer, reads.callback);
+    if (adopted === null) throw new Error('adoptConnection is not available here (the native addon lacks dupCloexec)');
+    reads.prepend(adopted.early);
+    out.push({ child, output: adopted.socket, send: (buf) => writeWhole(adopted.socket, buf), onBytes: (receiver) => reads.onBytes(receiver) });
+  }
+  server.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  return out;
+}
+
 /** Runs `jobs` round trips spread over the workers, as fast as they answer; Node's and the children's CPU. */
 async function measure(workers, jobs) {
   const job = Buffer.alloc(JOB_BYTES, 'j');
@@ -129,6 +164,8 @@ async function main() {
     'pipes-stream': Array.from({ length: WORKERS }, () => pipesStreamChild()),
     'pipes-direct-write': Array.from({ length: WORKERS }, () => pipesDirectWriteChild()),
     'pipes-rrts': Array.from({ length: WORKERS }, () => pipesRrtsChild()),
+    'unix-accepted': await unixChildren(WORKERS, false),
+    'unix-rrts': await unixChildren(WORKERS, true),
   };
   const names = Object.keys(kinds);
   const results = Object.fromEntries(names.map((k) => [k, []]));

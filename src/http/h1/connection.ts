@@ -1,9 +1,12 @@
 // rrts's own HTTP/1.1 server side: H1Parser on each socket's reads, one H1Request/H1Response pair per request handed
 // to the plugin's dispatch, requests answered one at a time in order (pipelined ones wait, as in Go's server), the
 // timeouts of http.read_header_timeout / read_timeout / the idle keep-alive, and a graceful drain for stop.
+// A plain connection that keeps alive is moved, when its second request starts, into a socket read with `onread`
+// (adopt.ts) into one buffer all connections share.
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import { GO_REFUSAL, refuseConnection } from '../../listen.js';
+import { adoptConnection } from '../../native/adopt.js';
 import { H1Parser, type H1ParseError, type RequestHead } from './parser.js';
 import { H1Request, type BodySource } from './request.js';
 import { currentDateLine, H1Response, type ResponseSink } from './response.js';
@@ -25,6 +28,13 @@ export interface H1FrontOptions {
 
 /** Held pipelined bytes beyond which the socket is not read until the requests before them are answered. */
 const HELD_LIMIT = 64 * 1024;
+
+/**
+ * What every plain connection of this process reads into: the parser copies what it keeps before the read returns,
+ * and one read's callback ends before the next read, so one buffer serves them all (64 KiB: as much as libuv's own
+ * reads ask for).
+ */
+let sharedReadBuffer: Buffer | null = null;
 
 const enum Phase {
   /** Waiting for the first byte of the next request (keep-alive). */
@@ -68,15 +78,13 @@ export class H1Front {
     readonly options: H1FrontOptions,
   ) {}
 
-  serve(socket: net.Socket): void {
+  serve(accepted: net.Socket): void {
     if (this.draining) {
-      socket.destroy();
+      accepted.destroy();
       return;
     }
-    socket.setNoDelay(true);
-    const connection = new H1Connection(this, socket);
-    this.connections.add(connection);
-    socket.once('close', () => this.connections.delete(connection));
+    accepted.setNoDelay(true);
+    this.connections.add(new H1Connection(this, accepted));
     if (this.checker === null) {
       const o = this.options;
       // One timer for all connections, as node:http checks its timeouts: a few checks per shortest timeout.
@@ -89,6 +97,11 @@ export class H1Front {
   closeIdle(): void {
     this.draining = true;
     for (const connection of this.connections) connection.drain();
+  }
+
+  /** A connection's socket closed. */
+  closed(connection: H1Connection): void {
+    this.connections.delete(connection);
   }
 
   /** Close every connection now. */
@@ -118,10 +131,19 @@ class H1Connection implements BodySource, ResponseSink {
   /** No more requests on this connection: it closes once the current answer is out. */
   private closing = false;
   private resumeScheduled = false;
+  /** The connection's socket: the accepted one, or (moveToOwnSocket) the one rrts made for it. */
+  socket: net.Socket;
+  /** This connection's socket is read with onread (moveToOwnSocket), or never will be (TLS). */
+  private ownSocket: boolean;
+  private readonly onDataListener = (chunk: Buffer): void => this.onData(chunk);
+  private readonly onEndListener = (): void => this.onEnd();
+  private readonly onDrainListener = (): void => void this.res?.emit('drain');
+  private readonly onErrorListener = (): void => void this.socket.destroy();
+  private readonly onCloseListener = (): void => this.onClose();
 
   constructor(
     private readonly front: H1Front,
-    readonly socket: net.Socket,
+    accepted: net.Socket,
   ) {
     this.parser = new H1Parser(
       {
@@ -132,19 +154,81 @@ class H1Connection implements BodySource, ResponseSink {
       },
       { maxHeaderBytes: front.options.maxHeaderBytes },
     );
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('end', () => this.onEnd());
-    socket.on('drain', () => this.res?.emit('drain'));
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => this.onClose());
+    this.socket = accepted;
+    // TLS stays on its stream: its reads are the TLS layer's, not the socket's.
+    this.ownSocket = (accepted as net.Socket & { encrypted?: boolean }).encrypted === true;
+    accepted.on('data', this.onDataListener);
+    this.listen(accepted);
+  }
+
+  private listen(socket: net.Socket): void {
+    socket.on('end', this.onEndListener);
+    socket.on('drain', this.onDrainListener);
+    socket.on('error', this.onErrorListener);
+    socket.on('close', this.onCloseListener);
+  }
+
+  private unlisten(socket: net.Socket): void {
+    socket.off('data', this.onDataListener);
+    socket.off('end', this.onEndListener);
+    socket.off('drain', this.onDrainListener);
+    socket.off('error', this.onErrorListener);
+    socket.off('close', this.onCloseListener);
+  }
+
+  /**
+   * When a second request starts on a keep-alive connection, move it into a socket read with onread
+   * (adoptConnection). Not at the accept: a connection used for one request (`Connection: close`, nginx's default
+   * towards upstreams) would pay the second socket's set-up for nothing (h1-connection.mjs --close: ~+30 µs per
+   * connection on a loaded machine). Not at the end of the first answer either: what ends it may still act on the
+   * socket it holds (response.ts closes it after a short body). Waits while the accepted socket still has answer
+   * bytes to write, or is ending.
+   */
+  private moveToOwnSocket(): void {
+    const old = this.socket;
+    if (this.ownSocket || this.closing || old.destroyed || old.writableEnded || old.writableLength > 0) return;
+    this.ownSocket = true;
+    // Its 'data' listener goes first: adoptConnection's read() of the buffered bytes would emit them to it too.
+    this.unlisten(old);
+    const adopted = adoptConnection(old, (sharedReadBuffer ??= Buffer.allocUnsafe(HELD_LIMIT)), (n, buffer) => this.onRead(n, buffer));
+    if (adopted === null) {
+      old.on('data', this.onDataListener);
+      this.listen(old);
+      return;
+    }
+    const socket = adopted.socket;
+    this.socket = socket;
+    this.listen(socket);
+    if (adopted.early.length > 0) {
+      // Bytes the accepted socket read after the chunk being handled: parsed after it, before any read of the new
+      // socket (the loop's next poll); a paused parser appends them to what it holds.
+      const early = adopted.early;
+      queueMicrotask(() => {
+        for (const chunk of early) if (!socket.destroyed) this.onData(chunk);
+      });
+    }
   }
 
   private onData(chunk: Buffer): void {
     if (this.phase === Phase.Idle) {
+      // The first bytes of a second request: the move happens here, before they are parsed (they are Node's own
+      // buffer, parsed as any 'data' chunk), once nothing of the answered request can still use the socket.
+      if (!this.ownSocket && this.req === null) this.moveToOwnSocket();
       this.phase = Phase.Reading;
       this.since = Date.now();
     }
     this.parser.execute(chunk);
+    if (this.parser.isPaused && this.parser.heldBytes > HELD_LIMIT) this.socket.pause();
+  }
+
+  /** A read into the shared buffer (adopted sockets): parsed before the call returns, kept parts copied. */
+  private onRead(bytesRead: number, buffer: Buffer): void {
+    if (this.phase === Phase.Idle) {
+      this.phase = Phase.Reading;
+      this.since = Date.now();
+    }
+    this.parser.executeTransient(buffer.subarray(0, bytesRead));
+    // pause(), never a false return: Readable's paused state is what bodyWanted and nextRequest look at.
     if (this.parser.isPaused && this.parser.heldBytes > HELD_LIMIT) this.socket.pause();
   }
 
@@ -276,6 +360,7 @@ class H1Connection implements BodySource, ResponseSink {
   }
 
   private onClose(): void {
+    this.front.closed(this);
     this.closing = true;
     const req = this.req;
     if (req !== null && !this.requestRead) req.abort();

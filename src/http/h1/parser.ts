@@ -55,7 +55,10 @@ export class RequestHead {
 export interface H1Handlers {
   /** A request head was parsed; its body (if any) follows through onBody. */
   onRequest(head: RequestHead): void;
-  /** Body bytes as they arrive (chunked framing removed). A view of the input: copy it to keep it past the call. */
+  /**
+   * Body bytes as they arrive (chunked framing removed). A view of execute()'s input (copy it to keep it past the
+   * call), or a copy of executeTransient()'s.
+   */
   onBody(chunk: Buffer): void;
   /** The request is complete. `trailers` as name, value pairs after a chunked body that had any, else null. */
   onRequestEnd(trailers: string[] | null): void;
@@ -312,6 +315,8 @@ export class H1Parser {
   private lastKeepAlive = true;
   private paused = false;
   private held: Buffer = EMPTY;
+  /** The input being parsed is a buffer read into again after execute returns (executeTransient). */
+  private transient = false;
 
   constructor(
     private readonly handlers: H1Handlers,
@@ -353,9 +358,28 @@ export class H1Parser {
     return this.held.length;
   }
 
+  /**
+   * As execute(), for a chunk whose memory is reused once this returns (a socket's `onread` buffer): what the parser
+   * keeps past the call (a cut head, chunk line or trailer section, bytes held while paused) and every body chunk
+   * handed to onBody are copies; everything else is parsed in place.
+   */
+  executeTransient(chunk: Buffer): void {
+    this.transient = true;
+    try {
+      this.execute(chunk);
+    } finally {
+      this.transient = false;
+    }
+  }
+
+  /** A view of the input the parser keeps past this call: a copy when the input is transient. */
+  private keep(view: Buffer): Buffer {
+    return this.transient ? Buffer.from(view) : view;
+  }
+
   execute(chunk: Buffer): void {
     if (this.paused) {
-      this.held = this.held.length === 0 ? chunk : Buffer.concat([this.held, chunk]);
+      this.held = this.held.length === 0 ? this.keep(chunk) : Buffer.concat([this.held, chunk]);
       return;
     }
     try {
@@ -374,7 +398,7 @@ export class H1Parser {
     const end = buf.length;
     while (pos < end) {
       if (this.paused) {
-        this.held = buf.subarray(pos);
+        this.held = this.keep(buf.subarray(pos));
         return;
       }
       switch (this.state) {
@@ -384,7 +408,7 @@ export class H1Parser {
         case State.Body: {
           const n = Math.min(this.remaining, end - pos);
           this.remaining -= n;
-          const body = buf.subarray(pos, pos + n);
+          const body = this.keep(buf.subarray(pos, pos + n));
           pos += n;
           this.handlers.onBody(body);
           if (this.remaining === 0) this.requestEnd(null);
@@ -396,7 +420,7 @@ export class H1Parser {
         case State.ChunkData: {
           const n = Math.min(this.remaining, end - pos);
           this.remaining -= n;
-          const body = buf.subarray(pos, pos + n);
+          const body = this.keep(buf.subarray(pos, pos + n));
           pos += n;
           if (this.remaining === 0) {
             this.state = State.ChunkDataEnd;
@@ -476,7 +500,7 @@ export class H1Parser {
     }
     if (found === -1) {
       this.scan = s;
-      this.headParts.push(buf.subarray(start, end));
+      this.headParts.push(this.keep(buf.subarray(start, end)));
       this.headLength += taken;
       return end;
     }
@@ -526,7 +550,7 @@ export class H1Parser {
     const stop = lf === -1 ? buf.length : lf + 1;
     if (this.lineLength + (stop - pos) > MAX_CHUNK_LINE + 2) fail('CHUNK_LINE_TOO_LONG', 'chunk-size line too long');
     if (lf === -1) {
-      this.lineParts.push(buf.subarray(pos));
+      this.lineParts.push(this.keep(buf.subarray(pos)));
       this.lineLength += buf.length - pos;
       return buf.length;
     }
@@ -582,7 +606,7 @@ export class H1Parser {
     if (this.lineLength + taken > MAX_TRAILER_BYTES) fail('INVALID_TRAILER', 'trailer section too long');
     if (found === -1) {
       this.trailerScan = s;
-      this.lineParts.push(buf.subarray(pos, end));
+      this.lineParts.push(this.keep(buf.subarray(pos, end)));
       this.lineLength += taken;
       return end;
     }

@@ -155,7 +155,7 @@ export class H1Request extends EventEmitter {
     return !this.received && !this.discarding && (this.explicitlyPaused || this.bufferedBytes > BODY_BUFFER_LIMIT);
   }
 
-  /** Body bytes from the parser (a view of the socket's read buffer, which is never reused). */
+  /** Body bytes from the parser: a view of a read Node never reuses, or its copy of a read into the shared buffer. */
   pushBody(chunk: Buffer): void {
     if (this.discarding || this.aborted) return;
     if (this.flowing) {
