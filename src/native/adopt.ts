@@ -2,7 +2,7 @@
 // reused buffer, no Readable push, 'data' emit and read-more nextTick per read): Node offers `onread` only to the
 // sockets it creates from an fd or a connect, never to the ones a net.Server accepts.
 import net from 'node:net';
-import { loadNative, socketFd, type NativeAddon } from './index.js';
+import { addonFunction, loadNative, socketFd, type NativeAddon } from './index.js';
 
 /** What the adopted socket calls for each read: `bytesRead` bytes at the start of `buffer`; false pauses it. */
 export type OnreadCallback = (bytesRead: number, buffer: Buffer) => boolean | void;
@@ -16,13 +16,9 @@ export interface Adopted {
 
 let dupCloexec: NativeAddon['dupCloexec'] | null | undefined;
 
-/** The addon's dupCloexec, or null where it cannot be used (no addon, or one built before dupCloexec existed). */
+/** The addon's dupCloexec, looked up once; null where it cannot be used. */
 function duplicator(): NativeAddon['dupCloexec'] | null {
-  if (dupCloexec === undefined) {
-    const native = loadNative();
-    dupCloexec = native !== null && typeof native.dupCloexec === 'function' ? native.dupCloexec.bind(native) : null;
-  }
-  return dupCloexec;
+  return dupCloexec === undefined ? (dupCloexec = addonFunction('dupCloexec')) : dupCloexec;
 }
 
 /** Whether adoptConnection can work here (the addon has dupCloexec). */

@@ -3,18 +3,10 @@
 // kernel does not take, and every write while the stream still holds bytes, goes through the stream, in order.
 import type { Socket } from 'node:net';
 import { getSystemErrorName } from 'node:util';
-import { loadNative, type NativeAddon } from './index.js';
+import { addonFunction, type NativeAddon } from './index.js';
 
+/** The addon's writeSome once looked up (null: the stream only); kept here, not behind a call, for the hot path. */
 let writeSome: NativeAddon['writeSome'] | null | undefined;
-
-/** The addon's writeSome, or null where it cannot be used (no addon, or one built before writeSome existed). */
-function directWriter(): NativeAddon['writeSome'] | null {
-  if (writeSome === undefined) {
-    const native = loadNative();
-    writeSome = native !== null && typeof native.writeSome === 'function' ? native.writeSome.bind(native) : null;
-  }
-  return writeSome;
-}
 
 /**
  * Writes `bytes` on `socket` as `socket.write(bytes)` would, keeping the order of everything written on it: straight
@@ -23,7 +15,7 @@ function directWriter(): NativeAddon['writeSome'] | null {
  * would have raised (`write EPIPE`, `write ECONNRESET`, ...), so its listeners see what they saw before.
  */
 export function writeWhole(socket: Socket, bytes: Uint8Array): void {
-  const write = writeSome === undefined ? directWriter() : writeSome;
+  const write = writeSome === undefined ? (writeSome = addonFunction('writeSome')) : writeSome;
   if (write !== null && socket.writableLength === 0 && !socket.destroyed && !socket.writableEnded && !socket.connecting && !isTls(socket)) {
     // The fd is read from the live handle each time: a cached one could be a newer connection's after a close.
     const fd = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;

@@ -72,6 +72,16 @@ export function loadNative(): NativeAddon | null {
   return loaded.addon;
 }
 
+/**
+ * One function of the addon, bound to it, or null where it cannot be used: no addon, or one built before the function
+ * existed (an old build/Release keeps working, the caller takes its fallback).
+ */
+export function addonFunction<K extends 'writeSome' | 'dupCloexec'>(name: K): NativeAddon[K] | null {
+  const native = loadNative();
+  const fn: unknown = native?.[name];
+  return typeof fn === 'function' ? (fn.bind(native) as NativeAddon[K]) : null;
+}
+
 /** Why loadNative() returns null (missing build, load error, no pidfd support), or null when it works. */
 export function nativeUnavailableReason(): string | null {
   loaded ??= loadAndProbe();

@@ -817,7 +817,7 @@ export class WorkerPool {
       w.generation = generation;
       const maxJobs = this.config.maxJobs;
       // RoadRunner adds 0-14 % jitter so workers do not all recycle together.
-      w.maxExecs = maxJobs > 0 ? maxJobs + Math.floor(Math.random() * 0.14 * maxJobs) : 0;
+      w.maxExecs = maxJobs > 0 ? maxJobs + Math.floor((Math.random() * maxJobs * MAX_JOBS_JITTER_PERCENT) / 100) : 0;
       this.log.debug({ pid: w.pid }, 'worker is ready');
       return w;
     } finally {

@@ -84,10 +84,10 @@ final class Protocol
     /** root and master -> rrts: a request with an op neither knows. */
     public static function unknownOp(mixed $op): array
     {
-        return ['op' => 'error', 'error' => 'unknown op ' . (\is_string($op) ? $op : \get_debug_type($op))];
+        return self::badRequest('unknown op ' . (\is_string($op) ? $op : \get_debug_type($op)));
     }
 
-    /** master -> rrts: a request whose fields do not fit (the request fails with this text). */
+    /** root or master -> rrts: a request it cannot carry out (the request fails with this text). */
     public static function badRequest(string $error): array
     {
         return ['op' => 'error', 'error' => $error];

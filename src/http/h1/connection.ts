@@ -210,25 +210,26 @@ class H1Connection implements BodySource, ResponseSink {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.phase === Phase.Idle) {
-      // The first bytes of a second request: the move happens here, before they are parsed (they are Node's own
-      // buffer, parsed as any 'data' chunk), once nothing of the answered request can still use the socket.
-      if (!this.ownSocket && this.req === null) this.moveToOwnSocket();
-      this.phase = Phase.Reading;
-      this.since = Date.now();
-    }
-    this.parser.execute(chunk);
-    if (this.parser.isPaused && this.parser.heldBytes > HELD_LIMIT) this.socket.pause();
+    // The first bytes of a second request: the move happens here, before they are parsed (they are Node's own
+    // buffer, parsed as any 'data' chunk), once nothing of the answered request can still use the socket.
+    if (this.phase === Phase.Idle && !this.ownSocket && this.req === null) this.moveToOwnSocket();
+    this.parse(chunk, false);
   }
 
   /** A read into the shared buffer (adopted sockets): parsed before the call returns, kept parts copied. */
   private onRead(bytesRead: number, buffer: Buffer): void {
+    this.parse(buffer.subarray(0, bytesRead), true);
+  }
+
+  /** `transient`: the chunk's memory is read into again once this returns (executeTransient). */
+  private parse(chunk: Buffer, transient: boolean): void {
     if (this.phase === Phase.Idle) {
       this.phase = Phase.Reading;
       this.since = Date.now();
     }
-    this.parser.executeTransient(buffer.subarray(0, bytesRead));
-    // pause(), never a false return: Readable's paused state is what bodyWanted and nextRequest look at.
+    if (transient) this.parser.executeTransient(chunk);
+    else this.parser.execute(chunk);
+    // pause(), never a false return from onread: Readable's paused state is what bodyWanted and nextRequest look at.
     if (this.parser.isPaused && this.parser.heldBytes > HELD_LIMIT) this.socket.pause();
   }
 
