@@ -27,7 +27,7 @@ import { Flag } from '../goridge/flags.js';
 import type { WorkerPool } from '../pool/pool.js';
 import { PoolPlugin } from '../pool/capabilities.js';
 import type { Plugin } from '../plugin.js';
-import { buildRequestPayload, clientIp, type RequestPayload } from './request.js';
+import { clientIp, requestPayload, type RequestPayload } from './request.js';
 import { ResponseWriter } from './response.js';
 import { GO_MAX_HEADER_BYTES, goRefusalOf, isRefused, listenOnAddress, refuseConnection, refuseMalformedRequests } from '../listen.js';
 import type { HttpMetrics } from '../metrics/http-middleware.js';
@@ -312,7 +312,7 @@ export class HttpPlugin extends PoolPlugin implements Plugin {
       if (!res.writableFinished) clientGone.cancel();
     });
     try {
-      payload = await buildRequestPayload(req, {
+      const built = requestPayload(req, {
         rawBody: this.config.rawBody,
         maxRequestSize: this.config.maxRequestSize,
         uploads: this.config.uploads,
@@ -320,6 +320,7 @@ export class HttpPlugin extends PoolPlugin implements Plugin {
         tls,
         remoteAddr,
       });
+      payload = built instanceof Promise ? await built : built; // most requests have no body to wait for
       await this.pool.exec({ codec: Flag.CODEC_JSON, context: payload.context, body: payload.body }, writer, clientGone);
       await afterIoCallbacks();
       writer.end();
@@ -402,6 +403,9 @@ export class HttpPlugin extends PoolPlugin implements Plugin {
   }
 }
 
+/** The promise of this turn's check phase, shared by its answers (one immediate a turn, not one a request). */
+let thisTurn: Promise<void> | null = null;
+
 /**
  * Resolves in the check phase of this turn of the event loop, after its I/O callbacks. Answers are written there:
  * the worker has been handed its next job by then (it goes back to work without waiting for our socket write),
@@ -410,7 +414,13 @@ export class HttpPlugin extends PoolPlugin implements Plugin {
  * with 32 connections on 4 workers).
  */
 function afterIoCallbacks(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+  thisTurn ??= new Promise((resolve) =>
+    setImmediate(() => {
+      thisTurn = null;
+      resolve();
+    }),
+  );
+  return thisTurn;
 }
 
 /** Idle keep-alive connections are closed after this long (node:http's keepAliveTimeout as rrts has always set it). */

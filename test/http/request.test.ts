@@ -12,7 +12,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RequestAbortedError, RequestError, RequestTooLargeError } from '../../src/errors.js';
-import { buildRequestPayload, type RequestPayload, type RequestPayloadOptions } from '../../src/http/request.js';
+import { buildRequestPayload, requestPayload, type RequestPayload, type RequestPayloadOptions } from '../../src/http/request.js';
 import { sleep } from '../support/sleep.js';
 
 interface Answer {
@@ -363,6 +363,31 @@ describe('request context', () => {
     const answer = await request(server.port, { path: '/' });
     assert.equal(answer.body.length, 0);
     assert.equal(answer.context['parsed'], false);
+  });
+
+  it('gives the payload at once when there is no body to read, a promise when there is', async () => {
+    // the HTTP plugin's hot path: a GET sends its job without waiting a microtask turn for its payload
+    const kinds: string[] = [];
+    const options: RequestPayloadOptions = { rawBody: false, maxRequestSize: 1024, uploads: { dir: '', forbid: [], allow: [] }, tls: false };
+    const atOnce = http.createServer((req, res) => {
+      const built = requestPayload(req, options);
+      kinds.push(built instanceof Promise ? 'promise' : 'at once');
+      void Promise.resolve(built).then((payload) =>
+        res.end(JSON.stringify({ context: payload.context.toString('utf8'), body: payload.body.toString('base64') })),
+      );
+    });
+    await new Promise<void>((resolve) => atOnce.listen(0, '127.0.0.1', resolve));
+    const port = (atOnce.address() as net.AddressInfo).port;
+    try {
+      const send = (head: string, body = ''): Promise<Answer> => rawRequest(port, `${head}Host: h\r\nConnection: close\r\n\r\n${body}`);
+      await send('GET / HTTP/1.1\r\n');
+      await send('HEAD / HTTP/1.1\r\n');
+      await send('GET / HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n');
+      assert.equal((await send('POST / HTTP/1.1\r\nContent-Length: 3\r\n', 'abc')).body.toString(), 'abc');
+      assert.deepEqual(kinds, ['at once', 'at once', 'at once', 'promise']);
+    } finally {
+      await new Promise<void>((resolve) => atOnce.close(() => resolve()));
+    }
   });
 
   it('reads a body only when Content-Length or Transfer-Encoding announces one', async () => {
