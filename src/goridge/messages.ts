@@ -3,9 +3,13 @@ import { ProtocolError } from '../errors.js';
 import { Flag, Stream } from './flags.js';
 import { encodeFrame, encodeSplitFrame, type Frame } from './frame.js';
 
-/** Server -> worker: the pid request; `serverPid` must be truthy for PHP (docs/protocol.md §2.3). */
-export function pidRequest(serverPid: number): Buffer {
-  return encodeFrame({ flags: Flag.CONTROL | Flag.CODEC_JSON, payload: `{"pid":${serverPid}}` });
+/**
+ * Server -> worker: the pid request; `serverPid` must be truthy for PHP (docs/protocol.md §2.3). `offerPipes`: fork
+ * mode's relay offers a new worker real pipes (the SDK ignores the key).
+ */
+export function pidRequest(serverPid: number, offerPipes = false): Buffer {
+  const payload = offerPipes ? `{"pid":${serverPid},"pipes":true}` : `{"pid":${serverPid}}`;
+  return encodeFrame({ flags: Flag.CONTROL | Flag.CODEC_JSON, payload });
 }
 
 /** Server -> worker: the soft stop control. */
@@ -22,6 +26,11 @@ export function jobFrame(codec: number, context: Buffer, body: Buffer): Buffer {
 
 /** Parse the worker's pid reply; throws ProtocolError with the reason. */
 export function parsePidReply(frame: Frame): number {
+  return parsePidHandshake(frame).pid;
+}
+
+/** The worker's pid reply, and whether it takes the pipes the request offered (`"pipes":true`, fork mode). */
+export function parsePidHandshake(frame: Frame): { pid: number; pipes: boolean } {
   if (!(frame.flags & Flag.CONTROL)) throw new ProtocolError('unexpected response, header is missing, no CONTROL flag');
   let parsed: unknown;
   try {
@@ -29,9 +38,10 @@ export function parsePidReply(frame: Frame): number {
   } catch {
     throw new ProtocolError(`pid reply is not JSON: ${frame.payload.subarray(0, 200).toString('utf8')}`);
   }
-  const pid = (parsed as { pid?: unknown } | null)?.pid;
+  const reply = parsed as { pid?: unknown; pipes?: unknown } | null;
+  const pid = reply?.pid;
   if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) throw new ProtocolError('pid should be greater than 0');
-  return pid;
+  return { pid, pipes: reply?.pipes === true };
 }
 
 export const STOP_REQUEST_CONTEXT = '{"stop":true}';

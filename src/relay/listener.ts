@@ -2,11 +2,12 @@
 // filed under the pid the worker answers, for the spawner that waits for that pid (docs/protocol.md §2.3).
 // With checkPeers (exec mode) a connection joins only when the kernel confirms who connected (peer-check.ts).
 // A connection that joins is moved into a socket read with `onread` (adopt.ts): the relay's hot path, as exec
-// mode's pipes are read.
+// mode's pipes are read. With offerPipes (fork mode) a worker that takes the offer gets two real pipes over its
+// connection instead (SCM_RIGHTS) and is filed once it answered the pid request again on them (docs/protocol.md §2.3).
 import net from 'node:net';
 import fs from 'node:fs';
 import { DEFAULT_MAX_PAYLOAD, FrameDecoder } from '../goridge/frame.js';
-import { parsePidReply, pidRequest } from '../goridge/messages.js';
+import { parsePidHandshake, parsePidReply, pidRequest } from '../goridge/messages.js';
 import { FrameRelay } from './relay.js';
 import { onFirstFrames } from './first-frames.js';
 import { formatListenAddress, type ListenAddress } from '../address.js';
@@ -14,13 +15,16 @@ import { checkPeer } from './peer-check.js';
 import type { Logger } from 'pino';
 import { listenOn } from '../listen.js';
 import { adoptConnection } from '../native/adopt.js';
+import { addonFunction, socketFd } from '../native/index.js';
 import { CopiedReads } from './copied-reads.js';
+import { openWorkerPipes, workerPipesUnavailableReason, type WorkerPipes } from '../spawn/exec-pipes.js';
 
 export interface AcceptedWorker {
   /** the pid it is filed under: the one it answered, or with checkPeers the spawned process it is or descends from */
   pid: number;
   relay: FrameRelay;
-  socket: net.Socket;
+  /** what carries its relay: the connection, or the two pipes it was handed (closed together when it is dropped) */
+  sockets: readonly net.Socket[];
 }
 
 interface Waiter {
@@ -40,6 +44,11 @@ export interface ListenerOptions {
    * spawner waits for (waitFor); anything else is refused. The caller checks peerCheckUnavailableReason() first.
    */
   checkPeers?: boolean;
+  /**
+   * Fork mode: the pid request offers real pipes, and a worker that answers `"pipes":true` is handed them over its
+   * connection (where the addon's sendFds and posix-node's pipe2 are there; else nothing is offered).
+   */
+  offerPipes?: boolean;
 }
 
 export class SocketRelayListener {
@@ -52,6 +61,8 @@ export class SocketRelayListener {
   private readonly handshakeTimeoutMs: number;
   private readonly acceptPid: (pid: number, socket: net.Socket) => boolean;
   private readonly checkPeers: boolean;
+  /** the sendmsg(SCM_RIGHTS) that hands a worker its pipes, when pipes are offered */
+  private readonly sendFds: ((socketFd: number, fds: readonly number[]) => void) | null;
 
   constructor(
     readonly address: ListenAddress,
@@ -61,6 +72,7 @@ export class SocketRelayListener {
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
     this.acceptPid = options.acceptPid ?? (() => true);
     this.checkPeers = options.checkPeers ?? false;
+    this.sendFds = options.offerPipes ? pipesHandOver(log) : null;
   }
 
   async listen(): Promise<void> {
@@ -93,7 +105,7 @@ export class SocketRelayListener {
     const early = this.unclaimed.get(pid);
     if (early) {
       clearTimeout(early.timer);
-      early.worker.socket.destroy();
+      destroyWorker(early.worker);
       this.unclaimed.delete(pid);
     }
   }
@@ -104,7 +116,7 @@ export class SocketRelayListener {
     for (const s of this.sockets) s.destroy();
     for (const { timer, worker } of this.unclaimed.values()) {
       clearTimeout(timer);
-      worker.socket.destroy();
+      destroyWorker(worker);
     }
     this.unclaimed.clear();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -122,9 +134,13 @@ export class SocketRelayListener {
     this.socketInode = null;
   }
 
-  private onConnection(socket: net.Socket): void {
+  private track(socket: net.Socket): void {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
+  }
+
+  private onConnection(socket: net.Socket): void {
+    this.track(socket);
     socket.setNoDelay(true);
     const decoder = new FrameDecoder({ maxPayload: 64 * 1024 });
     const drop = (why: string): void => {
@@ -139,8 +155,9 @@ export class SocketRelayListener {
       (frames) => {
         socket.pause();
         let pid: number;
+        let takesPipes: boolean;
         try {
-          pid = parsePidReply(frames[0]!);
+          ({ pid, pipes: takesPipes } = parsePidHandshake(frames[0]!));
         } catch (err) {
           drop(`bad pid handshake: ${(err as Error).message}`);
           return;
@@ -149,13 +166,78 @@ export class SocketRelayListener {
           drop(`pid ${pid} is not a worker rrts started`);
           return;
         }
-        if (this.checkPeers) this.admitChecked(pid, socket, decoder).catch((err: Error) => drop(`cannot check who connected: ${err.message}`));
+        if (takesPipes && this.sendFds) this.handOverPipes(pid, socket, this.sendFds);
+        else if (this.checkPeers) this.admitChecked(pid, socket, decoder).catch((err: Error) => drop(`cannot check who connected: ${err.message}`));
         else this.deliver(this.admit(pid, socket, decoder));
       },
       drop,
     );
     socket.on('error', () => socket.destroy());
-    socket.write(pidRequest(process.pid));
+    socket.write(pidRequest(process.pid, this.sendFds !== null));
+  }
+
+  /**
+   * The worker took the offer: its two pipes go over the connection (the worker's ends: the jobs pipe's read end and
+   * the answers pipe's write end), the connection closes, and the pid request is sent again on the pipes; the
+   * worker's SDK answers it there, which files it. When the pipes cannot be made or sent, the connection just closes:
+   * the worker then stays on the socket (its SDK connects again).
+   */
+  private handOverPipes(pid: number, socket: net.Socket, sendFds: (socketFd: number, fds: readonly number[]) => void): void {
+    let pipes: WorkerPipes;
+    try {
+      pipes = openWorkerPipes();
+    } catch (err) {
+      this.log.warn({ pid, err: (err as Error).message }, 'cannot make the pipes of a forked worker: it stays on the socket');
+      socket.destroy();
+      return;
+    }
+    try {
+      const fd = socketFd(socket);
+      if (fd === null) throw new Error('the connection has no fd');
+      sendFds(fd, [pipes.childStdin, pipes.childStdout]);
+    } catch (err) {
+      this.log.warn({ pid, err: (err as Error).message }, 'cannot hand a forked worker its pipes: it stays on the socket');
+      pipes.jobs.destroy();
+      pipes.answers.destroy();
+      return;
+    } finally {
+      pipes.closeChildEnds(); // the worker has its own copies once sendmsg returned
+      socket.destroy();
+    }
+    this.track(pipes.jobs);
+    this.track(pipes.answers);
+    const relay = new FrameRelay('pipes', pipes.answers, pipes.jobs, undefined, (receiver) => pipes.onAnswerBytes(receiver));
+    let settled = false; // filed or dropped: what the relay reports next is the worker's business
+    const fail = (why: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      this.log.warn({ pid }, `worker dropped after its relay hand-over: ${why}`);
+      relay.close();
+    };
+    const timer = setTimeout(() => fail('no pid handshake on its pipes in time'), this.handshakeTimeoutMs);
+    relay.attach({
+      frame: (frame) => {
+        if (settled) return;
+        let answered: number;
+        try {
+          answered = parsePidReply(frame);
+        } catch (err) {
+          fail(`bad pid handshake on its pipes: ${(err as Error).message}`);
+          return;
+        }
+        if (answered !== pid) {
+          fail(`it answered pid ${answered} on its pipes`);
+          return;
+        }
+        settled = true;
+        clearTimeout(timer);
+        this.deliver({ pid, relay, sockets: [pipes.jobs, pipes.answers] });
+      },
+      error: (err) => fail(err.message),
+      close: () => fail('it closed its pipes before the pid handshake'),
+    });
+    relay.send(pidRequest(process.pid));
   }
 
   private admit(pid: number, accepted: net.Socket, decoder: FrameDecoder): AcceptedWorker {
@@ -167,7 +249,7 @@ export class SocketRelayListener {
     if (adopted === null) {
       const relay = new FrameRelay(this.address.kind, accepted, accepted, decoder);
       accepted.resume();
-      return { pid, relay, socket: accepted };
+      return { pid, relay, sockets: [accepted] };
     }
     const socket = adopted.socket;
     this.sockets.add(socket);
@@ -175,7 +257,7 @@ export class SocketRelayListener {
     socket.on('error', () => socket.destroy());
     reads.prepend(adopted.early);
     const relay = new FrameRelay(this.address.kind, socket, socket, decoder, (receiver) => reads.onBytes(receiver));
-    return { pid, relay, socket };
+    return { pid, relay, sockets: [socket] };
   }
 
   /** checkPeers: hand the connection to the spawner waiting for its process, or close it and say why. */
@@ -205,10 +287,23 @@ export class SocketRelayListener {
     const timer = setTimeout(() => {
       this.unclaimed.delete(worker.pid);
       this.log.warn({ pid: worker.pid }, 'worker connection dropped: no process with this pid was started by rrts');
-      worker.socket.destroy();
+      destroyWorker(worker);
     }, 5_000);
     this.unclaimed.set(worker.pid, { worker, timer });
   }
+}
+
+function destroyWorker(worker: AcceptedWorker): void {
+  for (const socket of worker.sockets) socket.destroy();
+}
+
+/** The addon's sendFds when workers can be handed pipes here; null (and said once) when they cannot. */
+function pipesHandOver(log: Logger): ((socketFd: number, fds: readonly number[]) => void) | null {
+  const sendFds = addonFunction('sendFds');
+  const why = sendFds === null ? 'the native addon has no sendFds (rebuild it: npm ci)' : workerPipesUnavailableReason();
+  if (why === null) return sendFds;
+  log.warn(`forked workers talk over the unix socket, not pipes: ${why}`);
+  return null;
 }
 
 function removeStaleSocket(file: string): void {

@@ -1,0 +1,137 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Rrts\Master;
+
+/**
+ * A fork worker's relay hand-over (docs/protocol.md §2.3, docs/fork-mode.md): before the script runs, the child
+ * connects to rrts's unix relay itself, answers an offer of pipes and receives the ends of two real pipes over the
+ * connection (SCM_RIGHTS); RR_RELAY then names them, `pipes://fd/<in>:fd/<out>`, which the SDK opens as it opens
+ * stdin and stdout. Pipes cost both sides less per frame than the socket. Whatever fails leaves RR_RELAY as it was:
+ * the SDK then connects to the socket as without a hand-over.
+ */
+final class RelayPipes
+{
+    /** the env variable that turns the hand-over off ("0"), for a worker that must stay on the socket */
+    public const SWITCH = 'RRTS_RELAY_PIPES';
+    /** how long rrts may take to answer (s): it answers at once, or is gone and the worker's start fails anyway */
+    private const ANSWER_TIMEOUT_S = 30;
+    private const FLAG_CONTROL = 0x01;
+
+    /** @var list<resource> the received pipe ends, held so their fds stay open for the SDK's php://fd/N */
+    private static array $held = [];
+
+    /** In a new worker, after its env is applied: RR_RELAY becomes the pipes rrts hands over, when it does. */
+    public static function takeOver(): void
+    {
+        $relay = $_SERVER['RR_RELAY'] ?? $_ENV['RR_RELAY'] ?? null;
+        if (!\is_string($relay) || !\str_starts_with($relay, 'unix://') || ($_SERVER[self::SWITCH] ?? '') === '0'
+            || !\function_exists('socket_recvmsg')) {
+            return;
+        }
+        $fds = self::receive(\substr($relay, \strlen('unix://')));
+        if ($fds === null) {
+            return;
+        }
+        $pipes = "pipes://fd/{$fds[0]}:fd/{$fds[1]}";
+        $_SERVER['RR_RELAY'] = $_ENV['RR_RELAY'] = $pipes;
+        \putenv("RR_RELAY=$pipes");
+    }
+
+    /** @return array{int, int}|null the fd numbers of the jobs pipe's read end and the answers pipe's write end */
+    private static function receive(string $path): ?array
+    {
+        $socket = @\socket_create(\AF_UNIX, \SOCK_STREAM, 0);
+        if ($socket === false) {
+            return null;
+        }
+        try {
+            \socket_set_option($socket, \SOL_SOCKET, \SO_RCVTIMEO, ['sec' => self::ANSWER_TIMEOUT_S, 'usec' => 0]);
+            if (!@\socket_connect($socket, $path)) {
+                return null;
+            }
+            $offer = self::readFrame($socket);
+            // rrts offers pipes in its pid request; a listener that does not gets no answer here, and the SDK's own
+            // connection answers it
+            if (!\is_array($offer) || empty($offer['pid']) || ($offer['pipes'] ?? false) !== true) {
+                return null;
+            }
+            $reply = (string) \json_encode(['pid' => \getmypid(), 'pipes' => true]);
+            $head = \pack('CCV', 0x13, self::FLAG_CONTROL, \strlen($reply));
+            $frame = $head . \pack('V', \crc32($head)) . "\0\0" . $reply;
+            if (@\socket_send($socket, $frame, \strlen($frame), 0) !== \strlen($frame)) {
+                return null;
+            }
+            $message = ['name' => [], 'buffer_size' => 1, 'controllen' => \socket_cmsg_space(\SOL_SOCKET, \SCM_RIGHTS, 2)];
+            // rrts closes the connection without a byte when it cannot make or send the pipes: then 0 or false
+            if (@\socket_recvmsg($socket, $message, 0) !== 1) {
+                return null;
+            }
+            $streams = [];
+            foreach ($message['control'] ?? [] as $control) {
+                if (($control['level'] ?? null) === \SOL_SOCKET && ($control['type'] ?? null) === \SCM_RIGHTS) {
+                    $streams = \array_merge($streams, $control['data'] ?? []);
+                }
+            }
+            $fds = \count($streams) === 2 ? self::fdNumbers($streams) : null;
+            if ($fds !== null) {
+                self::$held = $streams;
+            }
+
+            return $fds; // without it, $streams go out of scope and close: rrts sees the answers pipe end
+        } finally {
+            \socket_close($socket);
+        }
+    }
+
+    /** The payload of one frame, decoded as JSON; null when the connection ends first or it is not JSON. */
+    private static function readFrame(\Socket $socket): mixed
+    {
+        $header = '';
+        if (@\socket_recv($socket, $header, 12, \MSG_WAITALL) !== 12) {
+            return null;
+        }
+        $h = \unpack('Cversion/Cflags/Vlength', (string) $header);
+        $rest = (((int) $h['version'] & 0x0f) - 3) * 4 + (int) $h['length'];
+        if ($rest < 0 || $rest > 65536) {
+            return null;
+        }
+        $body = '';
+        if ($rest > 0 && @\socket_recv($socket, $body, $rest, \MSG_WAITALL) !== $rest) {
+            return null;
+        }
+
+        return \json_decode(\substr((string) $body, $rest - (int) $h['length']), true);
+    }
+
+    /**
+     * PHP gives received fds as streams without their numbers: each is the /proc/self/fd entry that links to its
+     * pipe's inode (rrts made the pipes after the fork, so no other fd of this process refers to them).
+     *
+     * @param list<mixed> $streams
+     * @return array{int, int}|null
+     */
+    private static function fdNumbers(array $streams): ?array
+    {
+        $numbers = [];
+        $entries = @\scandir('/proc/self/fd') ?: [];
+        foreach ($streams as $stream) {
+            $stat = \is_resource($stream) ? @\fstat($stream) : false;
+            if ($stat === false) {
+                return null;
+            }
+            $link = 'pipe:[' . $stat['ino'] . ']';
+            foreach ($entries as $entry) {
+                if (\ctype_digit($entry) && @\readlink("/proc/self/fd/$entry") === $link) {
+                    $numbers[] = (int) $entry;
+                    continue 2;
+                }
+            }
+
+            return null;
+        }
+
+        return [$numbers[0], $numbers[1]];
+    }
+}
