@@ -3,7 +3,7 @@
 // With checkPeers (exec mode) a connection joins only when the kernel confirms who connected (peer-check.ts).
 // A connection that joins is moved into a socket read with `onread` (adopt.ts): the relay's hot path, as exec
 // mode's pipes are read. With offerPipes (fork mode) a worker that takes the offer gets two real pipes over its
-// connection instead (SCM_RIGHTS) and is filed once it answered the pid request again on them (docs/protocol.md §2.3).
+// connection instead (SCM_RIGHTS), and is filed once it answered the pid request again on them.
 import net from 'node:net';
 import fs from 'node:fs';
 import { DEFAULT_MAX_PAYLOAD, FrameDecoder } from '../goridge/frame.js';
@@ -46,7 +46,8 @@ export interface ListenerOptions {
   checkPeers?: boolean;
   /**
    * Fork mode: the pid request offers real pipes, and a worker that answers `"pipes":true` is handed them over its
-   * connection (where the addon's sendFds and posix-node's pipe2 are there; else nothing is offered).
+   * connection (where the addon's sendFds and posix-node's pipe2 are there; else nothing is offered). Not with
+   * checkPeers: its check of the spawned process runs on the connection that joins.
    */
   offerPipes?: boolean;
 }
@@ -72,7 +73,7 @@ export class SocketRelayListener {
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
     this.acceptPid = options.acceptPid ?? (() => true);
     this.checkPeers = options.checkPeers ?? false;
-    this.sendFds = options.offerPipes ? pipesHandOver(log) : null;
+    this.sendFds = options.offerPipes && !this.checkPeers ? pipesHandOver(log) : null;
   }
 
   async listen(): Promise<void> {
