@@ -51,13 +51,21 @@ function assertOnPipes(rr: RrtsInstance, pid: number): void {
   assert.equal(shared.size, 2, `worker ${pid} shares two pipes with rrts: ${JSON.stringify([...pipes.entries()])}`);
 }
 
-/** RR_RELAY of the workers that answer `count` requests, by pid. */
-async function relaysSeen(rr: RrtsInstance, count: number): Promise<Map<number, string>> {
+/** RR_RELAY of each of `pids`, by pid: batches of concurrent requests (so every worker gets some), at most 20. */
+async function relaysOf(rr: RrtsInstance, pids: number[]): Promise<Map<number, string>> {
   const seen = new Map<number, string>();
-  for (let i = 0; i < count; i++) {
-    const r = JSON.parse((await request(`${rr.url}/env`)).body.toString()) as { pid: number; server: { RR_RELAY: string } };
-    seen.set(r.pid, r.server.RR_RELAY);
+  for (let batch = 0; batch < 20 && !pids.every((pid) => seen.has(pid)); batch++) {
+    const answers = await Promise.all(Array.from({ length: 8 }, () => request(`${rr.url}/env`)));
+    for (const answer of answers) {
+      const r = JSON.parse(answer.body.toString()) as { pid: number; server: { RR_RELAY: string } };
+      seen.set(r.pid, r.server.RR_RELAY);
+    }
   }
+  assert.deepEqual(
+    pids.filter((pid) => !seen.has(pid)),
+    [],
+    `every worker answered /env: ${JSON.stringify([...seen])}`,
+  );
   return seen;
 }
 
@@ -73,8 +81,7 @@ describe('fork workers on pipes', { timeout: 60_000 }, () => {
   it('gives every worker two pipes for its relay and no socket, and RR_RELAY names them', async () => {
     const workers = await rr.waitForWorkers(2);
     for (const pid of workers) assertOnPipes(rr, pid);
-    const seen = await relaysSeen(rr, 20);
-    assert.ok(seen.size >= 1);
+    const seen = await relaysOf(rr, workers);
     for (const [pid, relay] of seen) {
       const m = /^pipes:\/\/fd\/(\d+):fd\/(\d+)$/.exec(relay);
       assert.ok(m, `worker ${pid}'s RR_RELAY is ${relay}`);
@@ -104,8 +111,8 @@ describe('fork workers on pipes', { timeout: 60_000 }, () => {
     await rr.waitFor(() => rr.workerPids().includes(spare!) && !rr.workerPids().includes(victim!), `the spare ${spare} to replace worker ${victim}`);
     await rr.waitFor(() => rr.logs().some((l) => l.msg === 'worker is ready' && Number(l.pid) === spare), `worker ${spare} to be ready`);
     assertOnPipes(rr, spare!);
-    const seen = await relaysSeen(rr, 30);
-    assert.match(seen.get(spare!) ?? 'pipes://fd/0:fd/0', /^pipes:\/\/fd\/\d+:fd\/\d+$/);
+    const seen = await relaysOf(rr, [spare!]);
+    assert.match(seen.get(spare!)!, /^pipes:\/\/fd\/\d+:fd\/\d+$/);
   });
 });
 
@@ -124,7 +131,7 @@ describe('fork workers with RRTS_RELAY_PIPES=0 stay on the unix socket', { timeo
       const { sockets } = relayFds(pid);
       assert.equal(sockets.size, 1, `worker ${pid} holds its relay socket`);
     }
-    const seen = await relaysSeen(rr, 10);
+    const seen = await relaysOf(rr, workers);
     for (const [pid, relay] of seen) assert.match(relay, /^unix:\/\/.*workers\.sock$/, `worker ${pid}'s RR_RELAY`);
     const body = bigBody(1024 * 1024);
     const echoed = await request(`${rr.url}/echo`, { method: 'POST', body });
