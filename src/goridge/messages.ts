@@ -5,7 +5,7 @@ import { encodeFrame, encodeSplitFrame, type Frame } from './frame.js';
 
 /**
  * Server -> worker: the pid request; `serverPid` must be truthy for PHP (docs/protocol.md §2.3). `offerPipes`: fork
- * mode's relay offers a new worker real pipes (the SDK ignores the key).
+ * mode's relay sends it with a new worker's pipes (the SDK ignores the key).
  */
 export function pidRequest(serverPid: number, offerPipes = false): Buffer {
   const payload = offerPipes ? `{"pid":${serverPid},"pipes":true}` : `{"pid":${serverPid}}`;
@@ -26,11 +26,6 @@ export function jobFrame(codec: number, context: Buffer, body: Buffer): Buffer {
 
 /** Parse the worker's pid reply; throws ProtocolError with the reason. */
 export function parsePidReply(frame: Frame): number {
-  return parsePidHandshake(frame).pid;
-}
-
-/** The worker's pid reply, and whether it takes the pipes the request offered (`"pipes":true`, fork mode). */
-export function parsePidHandshake(frame: Frame): { pid: number; pipes: boolean } {
   if (!(frame.flags & Flag.CONTROL)) throw new ProtocolError('unexpected response, header is missing, no CONTROL flag');
   let parsed: unknown;
   try {
@@ -38,10 +33,9 @@ export function parsePidHandshake(frame: Frame): { pid: number; pipes: boolean }
   } catch {
     throw new ProtocolError(`pid reply is not JSON: ${frame.payload.subarray(0, 200).toString('utf8')}`);
   }
-  const reply = parsed as { pid?: unknown; pipes?: unknown } | null;
-  const pid = reply?.pid;
+  const pid = (parsed as { pid?: unknown } | null)?.pid;
   if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) throw new ProtocolError('pid should be greater than 0');
-  return { pid, pipes: reply?.pipes === true };
+  return pid;
 }
 
 export const STOP_REQUEST_CONTEXT = '{"stop":true}';

@@ -61,10 +61,10 @@ export interface NativeAddon {
   /** fcntl(fd, F_DUPFD_CLOEXEC): a new close-on-exec fd for the same open file (adopt.ts). */
   dupCloexec(fd: number): number;
   /**
-   * sendmsg(2) of one byte with an SCM_RIGHTS message carrying `fds` (1 to 4) on a connected unix socket: the peer
-   * receives its own copies; the caller's stay open.
+   * One sendmsg(2) of `data` (non-empty) with an SCM_RIGHTS message carrying `fds` (1 to 4) on a connected unix
+   * socket: the peer receives its own copies; the caller's stay open. Throws when it fails or sends less than `data`.
    */
-  sendFds(socketFd: number, fds: readonly number[]): void;
+  sendFds(socketFd: number, fds: readonly number[], data: Uint8Array): void;
 }
 
 const ADDON_PATH = join('build', 'Release', 'rrts_native.node');

@@ -599,15 +599,15 @@ static napi_value dup_cloexec_js(napi_env env, napi_callback_info info) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// sendFds(socketFd, fds): one sendmsg(2) of one byte with an SCM_RIGHTS message carrying `fds`, on a connected unix
-// socket: how rrts hands a fork worker the ends of its pipes over the worker's relay connection. The caller still
-// owns (and closes) its copies of the fds.
+// sendFds(socketFd, fds, data): one sendmsg(2) of `data` with an SCM_RIGHTS message carrying `fds`, on a connected
+// unix socket: how rrts hands a fork worker the ends of its pipes, with the pid request, over the worker's relay
+// connection. The caller still owns (and closes) its copies of the fds.
 
 #define SEND_FDS_MAX 4
 
 static napi_value send_fds_js(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   NAPI_TRY(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int socket_fd = -1;
   if (!get_fd_arg(env, argv, argc, 0, &socket_fd)) return NULL;
@@ -624,9 +624,18 @@ static napi_value send_fds_js(napi_env env, napi_callback_info info) {
     NAPI_TRY(env, napi_get_element(env, argv[1], i, &element));
     if (!get_fd_arg(env, &element, 1, 0, &fds[i])) return NULL;
   }
+  bool is_typedarray = false;
+  napi_typedarray_type kind = napi_int8_array;
+  void *data = NULL;
+  size_t length = 0;
+  if (argc < 3 || napi_is_typedarray(env, argv[2], &is_typedarray) != napi_ok || !is_typedarray ||
+      napi_get_typedarray_info(env, argv[2], &kind, &length, &data, NULL, NULL) != napi_ok || kind != napi_uint8_array ||
+      length == 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "data must be a non-empty Uint8Array");
+    return NULL;
+  }
 
-  char byte = 0;
-  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  struct iovec iov = {.iov_base = data, .iov_len = length};
   union {
     char buf[CMSG_SPACE(sizeof(int) * SEND_FDS_MAX)];
     struct cmsghdr align;
@@ -648,11 +657,13 @@ static napi_value send_fds_js(napi_env env, napi_callback_info info) {
   do {
     sent = sendmsg(socket_fd, &msg, MSG_NOSIGNAL);
   } while (sent < 0 && errno == EINTR);
-  if (sent != 1) {
-    // a fresh connection's send buffer is empty, so EAGAIN here means something is wrong: report it like any error
+  if (sent < 0 || (size_t)sent != length) {
+    // a fresh connection's send buffer is empty and takes a short message whole, so EAGAIN or a short write means
+    // something is wrong: report it like any error (the fds went with the first byte; the peer gets a cut frame)
     int err = sent < 0 ? errno : EIO;
-    char call[64];
-    snprintf(call, sizeof call, "sendmsg(fd %d, SCM_RIGHTS)", socket_fd);
+    char call[96];
+    if (sent < 0) snprintf(call, sizeof call, "sendmsg(fd %d, SCM_RIGHTS)", socket_fd);
+    else snprintf(call, sizeof call, "sendmsg(fd %d, SCM_RIGHTS) of %zu bytes, sent %zd", socket_fd, length, sent);
     throw_errno_call(env, "sendmsg", call, err);
     return NULL;
   }

@@ -2,16 +2,16 @@
 // filed under the pid the worker answers, for the spawner that waits for that pid (docs/protocol.md §2.3).
 // With checkPeers (exec mode) a connection joins only when the kernel confirms who connected (peer-check.ts).
 // A connection that joins is moved into a socket read with `onread` (adopt.ts): the relay's hot path, as exec
-// mode's pipes are read. With offerPipes (fork mode) a worker that takes the offer gets two real pipes over its
-// connection instead (SCM_RIGHTS), and is filed once it answered the pid request again on them.
+// mode's pipes are read. With offerPipes (fork mode) a child of ours is sent two real pipes with the pid request
+// (SCM_RIGHTS) and is filed on the pipes or the connection, wherever its SDK answers.
 import net from 'node:net';
 import fs from 'node:fs';
-import { DEFAULT_MAX_PAYLOAD, FrameDecoder } from '../goridge/frame.js';
-import { parsePidHandshake, parsePidReply, pidRequest } from '../goridge/messages.js';
+import { DEFAULT_MAX_PAYLOAD, FrameDecoder, type Frame } from '../goridge/frame.js';
+import { parsePidReply, pidRequest } from '../goridge/messages.js';
 import { FrameRelay } from './relay.js';
 import { onFirstFrames } from './first-frames.js';
 import { formatListenAddress, type ListenAddress } from '../address.js';
-import { checkPeer } from './peer-check.js';
+import { checkPeer, unixPeerPid } from './peer-check.js';
 import type { Logger } from 'pino';
 import { listenOn } from '../listen.js';
 import { adoptConnection } from '../native/adopt.js';
@@ -45,9 +45,9 @@ export interface ListenerOptions {
    */
   checkPeers?: boolean;
   /**
-   * Fork mode: the pid request offers real pipes, and a worker that answers `"pipes":true` is handed them over its
-   * connection (where the addon's sendFds and posix-node's pipe2 are there; else nothing is offered). Not with
-   * checkPeers: its check of the spawned process runs on the connection that joins.
+   * Fork mode: a connection whose peer (SO_PEERCRED) passes acceptPid gets two real pipes with its pid request
+   * (where the addon's sendFds and posix-node's pipe2 are there; else nothing is offered). Not with checkPeers: its
+   * check of the spawned process runs on the connection that joins.
    */
   offerPipes?: boolean;
 }
@@ -63,7 +63,7 @@ export class SocketRelayListener {
   private readonly acceptPid: (pid: number, socket: net.Socket) => boolean;
   private readonly checkPeers: boolean;
   /** the sendmsg(SCM_RIGHTS) that hands a worker its pipes, when pipes are offered */
-  private readonly sendFds: ((socketFd: number, fds: readonly number[]) => void) | null;
+  private readonly sendFds: ((socketFd: number, fds: readonly number[], data: Uint8Array) => void) | null;
 
   constructor(
     readonly address: ListenAddress,
@@ -143,9 +143,15 @@ export class SocketRelayListener {
   private onConnection(socket: net.Socket): void {
     this.track(socket);
     socket.setNoDelay(true);
+    socket.on('error', () => socket.destroy());
+    if (this.sendFds) {
+      // the kernel names who connected, so the pipes go out before any answer: no round trip for the offer
+      const peerPid = unixPeerPid(socket);
+      if (peerPid !== null && this.acceptPid(peerPid, socket) && this.offerPipes(peerPid, socket, this.sendFds)) return;
+    }
     const decoder = new FrameDecoder({ maxPayload: 64 * 1024 });
     const drop = (why: string): void => {
-      this.log.warn({ remote: socket.remoteAddress ?? (this.address.kind === 'unix' ? this.address.path : '') }, `worker connection dropped: ${why}`);
+      this.log.warn({ remote: this.remote(socket) }, `worker connection dropped: ${why}`);
       socket.destroy();
     };
     onFirstFrames(
@@ -156,9 +162,8 @@ export class SocketRelayListener {
       (frames) => {
         socket.pause();
         let pid: number;
-        let takesPipes: boolean;
         try {
-          ({ pid, pipes: takesPipes } = parsePidHandshake(frames[0]!));
+          pid = parsePidReply(frames[0]!);
         } catch (err) {
           drop(`bad pid handshake: ${(err as Error).message}`);
           return;
@@ -167,78 +172,119 @@ export class SocketRelayListener {
           drop(`pid ${pid} is not a worker rrts started`);
           return;
         }
-        if (takesPipes && this.sendFds) this.handOverPipes(pid, socket, this.sendFds);
-        else if (this.checkPeers) this.admitChecked(pid, socket, decoder).catch((err: Error) => drop(`cannot check who connected: ${err.message}`));
+        if (this.checkPeers) this.admitChecked(pid, socket, decoder).catch((err: Error) => drop(`cannot check who connected: ${err.message}`));
         else this.deliver(this.admit(pid, socket, decoder));
       },
       drop,
+      (bytesSent) => this.closedBeforeAnswer(socket, bytesSent),
     );
-    socket.on('error', () => socket.destroy());
-    socket.write(pidRequest(process.pid, this.sendFds !== null));
+    socket.write(pidRequest(process.pid));
   }
 
   /**
-   * The worker took the offer: its two pipes go over the connection (the worker's ends: the jobs pipe's read end and
-   * the answers pipe's write end), the connection closes, and the pid request is sent again on the pipes; the
-   * worker's SDK answers it there, which files it. When the pipes cannot be made or sent, the connection just closes:
-   * the worker then stays on the socket (its SDK connects again).
+   * A connection closed before its pid answer. Without a byte it is a fork child's hand-over finding no pipes here
+   * (php/lib/Fork/RelayPipes.php): its SDK connects again, so it is no worker's failure.
    */
-  private handOverPipes(pid: number, socket: net.Socket, sendFds: (socketFd: number, fds: readonly number[]) => void): void {
+  private closedBeforeAnswer(socket: net.Socket, bytesSent: number): void {
+    if (bytesSent === 0) this.log.debug({ remote: this.remote(socket) }, 'relay connection closed without a pid answer');
+    else this.log.warn({ remote: this.remote(socket) }, `worker connection dropped: it closed after ${bytesSent} bytes of its pid answer`);
+  }
+
+  private remote(socket: net.Socket): string {
+    return socket.remoteAddress ?? (this.address.kind === 'unix' ? this.address.path : '');
+  }
+
+  /**
+   * Fork mode, a child of ours connected (SO_PEERCRED): the pid request goes out in the same sendmsg as the worker's
+   * ends of two new pipes (the jobs pipe's read end, the answers pipe's write end), and again on the jobs pipe. The
+   * worker's SDK answers where its relay is: on the pipes (it took them: the connection closes, as it should) or on
+   * the connection (it did not: its plain read of the request dropped the fds). False when the pipes cannot be made:
+   * the caller then asks on the connection alone.
+   */
+  private offerPipes(peerPid: number, socket: net.Socket, sendFds: (socketFd: number, fds: readonly number[], data: Uint8Array) => void): boolean {
     let pipes: WorkerPipes;
     try {
       pipes = openWorkerPipes();
     } catch (err) {
-      this.log.warn({ pid, err: (err as Error).message }, 'cannot make the pipes of a forked worker: it stays on the socket');
-      socket.destroy();
-      return;
+      this.log.warn({ pid: peerPid, err: (err as Error).message }, 'cannot make the pipes of a forked worker: it stays on the socket');
+      return false;
     }
     try {
       const fd = socketFd(socket);
       if (fd === null) throw new Error('the connection has no fd');
-      sendFds(fd, [pipes.childStdin, pipes.childStdout]);
+      sendFds(fd, [pipes.childStdin, pipes.childStdout], pidRequest(process.pid, true));
     } catch (err) {
-      this.log.warn({ pid, err: (err as Error).message }, 'cannot hand a forked worker its pipes: it stays on the socket');
+      // the fds may have gone with a cut frame: the connection is no use; the worker's SDK connects again
+      this.log.warn({ pid: peerPid, err: (err as Error).message }, 'cannot hand a forked worker its pipes: connection closed');
       pipes.jobs.destroy();
       pipes.answers.destroy();
-      return;
+      socket.destroy();
+      return true;
     } finally {
       pipes.closeChildEnds(); // the worker has its own copies once sendmsg returned
-      socket.destroy();
     }
     this.track(pipes.jobs);
     this.track(pipes.answers);
     const relay = new FrameRelay('pipes', pipes.answers, pipes.jobs, undefined, (receiver) => pipes.onAnswerBytes(receiver));
-    let settled = false; // filed or dropped: what the relay reports next is the worker's business
+    let settled = false; // filed or dropped
+    let socketClosed = false;
+    let pipesClosed: string | null = null; // why, once the worker's ends are gone (it did not take them) or broke
     const fail = (why: string): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      this.log.warn({ pid }, `worker dropped after its relay hand-over: ${why}`);
+      this.log.warn({ pid: peerPid }, `worker dropped at its relay hand-over: ${why}`);
       relay.close();
+      socket.destroy();
     };
-    const timer = setTimeout(() => fail('no pid handshake on its pipes in time'), this.handshakeTimeoutMs);
+    const timer = setTimeout(() => fail('no pid handshake in time, on its pipes or its connection'), this.handshakeTimeoutMs);
+    const pipesGone = (why: string): void => {
+      pipesClosed ??= why;
+      if (socketClosed) fail(`it closed its connection, and its pipes ${why}`);
+    };
     relay.attach({
       frame: (frame) => {
         if (settled) return;
-        let answered: number;
-        try {
-          answered = parsePidReply(frame);
-        } catch (err) {
-          fail(`bad pid handshake on its pipes: ${(err as Error).message}`);
-          return;
-        }
-        if (answered !== pid) {
-          fail(`it answered pid ${answered} on its pipes`);
+        const answered = pidAnswer(frame);
+        if (answered !== peerPid) {
+          fail(typeof answered === 'string' ? `bad pid handshake on its pipes: ${answered}` : `process ${peerPid} answered pid ${answered} on its pipes`);
           return;
         }
         settled = true;
         clearTimeout(timer);
-        this.deliver({ pid, relay, sockets: [pipes.jobs, pipes.answers] });
+        socket.destroy();
+        this.deliver({ pid: peerPid, relay, sockets: [pipes.jobs, pipes.answers] });
       },
-      error: (err) => fail(err.message),
-      close: () => fail('it closed its pipes before the pid handshake'),
+      error: (err) => pipesGone(`failed (${err.message})`),
+      close: () => pipesGone('before the pid handshake'),
     });
+    const decoder = new FrameDecoder({ maxPayload: 64 * 1024 });
+    onFirstFrames(
+      socket,
+      decoder,
+      this.handshakeTimeoutMs,
+      'no pid handshake in time',
+      (frames) => {
+        if (settled) return;
+        socket.pause();
+        const answered = pidAnswer(frames[0]!);
+        if (answered !== peerPid) {
+          fail(typeof answered === 'string' ? `bad pid handshake: ${answered}` : `process ${peerPid} answered pid ${answered}`);
+          return;
+        }
+        settled = true;
+        clearTimeout(timer);
+        relay.close(); // rrts's ends of the pipes it did not take
+        this.deliver(this.admit(peerPid, socket, decoder));
+      },
+      fail,
+      () => {
+        socketClosed = true; // expected once it took the pipes: its answer comes on them
+        if (pipesClosed !== null) fail(`it closed its connection, and its pipes ${pipesClosed}`);
+      },
+    );
     relay.send(pidRequest(process.pid));
+    return true;
   }
 
   private admit(pid: number, accepted: net.Socket, decoder: FrameDecoder): AcceptedWorker {
@@ -294,12 +340,21 @@ export class SocketRelayListener {
   }
 }
 
+/** The pid a frame answers, or why it is no pid answer. */
+function pidAnswer(frame: Frame): number | string {
+  try {
+    return parsePidReply(frame);
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 function destroyWorker(worker: AcceptedWorker): void {
   for (const socket of worker.sockets) socket.destroy();
 }
 
 /** The addon's sendFds when workers can be handed pipes here; null (and said once) when they cannot. */
-function pipesHandOver(log: Logger): ((socketFd: number, fds: readonly number[]) => void) | null {
+function pipesHandOver(log: Logger): ((socketFd: number, fds: readonly number[], data: Uint8Array) => void) | null {
   const sendFds = addonFunction('sendFds');
   const why = sendFds === null ? 'the native addon has no sendFds (rebuild it: npm ci)' : workerPipesUnavailableReason();
   if (why === null) return sendFds;

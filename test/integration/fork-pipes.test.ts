@@ -1,5 +1,6 @@
-// Fork workers' relay with real php: handed two real pipes over their relay connection (direct forks and woken
-// spares alike), or left on the unix socket when the hand-over is switched off (RRTS_RELAY_PIPES=0).
+// Fork workers' relay with real php: handed two real pipes with the pid request on their relay connection (direct
+// forks and woken spares alike), or left on the unix socket when the hand-over is switched off (RRTS_RELAY_PIPES=0);
+// either way without a warning about their relay connections.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -69,6 +70,14 @@ async function relaysOf(rr: RrtsInstance, pids: number[]): Promise<Map<number, s
   return seen;
 }
 
+/** rrts's warnings from its relay listener (a hand-over that went wrong, a connection dropped). */
+function relayWarnings(rr: RrtsInstance): string[] {
+  return rr
+    .logs()
+    .filter((l) => (l.level === 'warn' || l.level === 'error') && /worker connection|hand-over|pipes/.test(String(l.msg)))
+    .map((l) => String(l.msg));
+}
+
 describe('fork workers on pipes', { timeout: 60_000 }, () => {
   let rr: RrtsInstance;
   before(async () => {
@@ -113,6 +122,7 @@ describe('fork workers on pipes', { timeout: 60_000 }, () => {
     assertOnPipes(rr, spare!);
     const seen = await relaysOf(rr, [spare!]);
     assert.match(seen.get(spare!)!, /^pipes:\/\/fd\/\d+:fd\/\d+$/);
+    assert.deepEqual(relayWarnings(rr), []);
   });
 });
 
@@ -136,5 +146,6 @@ describe('fork workers with RRTS_RELAY_PIPES=0 stay on the unix socket', { timeo
     const body = bigBody(1024 * 1024);
     const echoed = await request(`${rr.url}/echo`, { method: 'POST', body });
     assert.equal((JSON.parse(echoed.body.toString()) as { bodySha256: string }).bodySha256, sha256(body));
+    assert.deepEqual(relayWarnings(rr), []);
   });
 });

@@ -6,10 +6,10 @@ namespace Rrts\Master;
 
 /**
  * A fork worker's relay hand-over (docs/protocol.md §2.3, docs/fork-mode.md): before the script runs, the child
- * connects to rrts's unix relay itself, answers an offer of pipes and receives the ends of two real pipes over the
- * connection (SCM_RIGHTS); RR_RELAY then names them, `pipes://fd/<in>:fd/<out>`, which the SDK opens as it opens
- * stdin and stdout. Pipes cost both sides less per frame than the socket. Whatever fails leaves RR_RELAY as it was:
- * the SDK then connects to the socket as without a hand-over.
+ * connects to rrts's unix relay itself and receives, in one message, the pid request and the ends of two real pipes
+ * (SCM_RIGHTS); RR_RELAY then names them, `pipes://fd/<in>:fd/<out>`, which the SDK opens as it opens stdin and
+ * stdout, and answers the pid request rrts wrote on them too. Pipes cost both sides less per frame than the socket.
+ * Whatever fails leaves RR_RELAY as it was: the SDK then connects to the socket as without a hand-over.
  */
 final class RelayPipes
 {
@@ -17,7 +17,8 @@ final class RelayPipes
     public const SWITCH = 'RRTS_RELAY_PIPES';
     /** how long rrts may take to answer (s): it answers at once, or is gone and the worker's start fails anyway */
     private const ANSWER_TIMEOUT_S = 30;
-    private const FLAG_CONTROL = 0x01;
+    /** more than rrts's pid request with the offer (~40 bytes) */
+    private const OFFER_BYTES = 256;
 
     /** @var list<resource> the received pipe ends, held so their fds stay open for the SDK's php://fd/N */
     private static array $held = [];
@@ -51,58 +52,42 @@ final class RelayPipes
             if (!@\socket_connect($socket, $path)) {
                 return null;
             }
-            $offer = self::readFrame($socket);
-            // rrts offers pipes in its pid request; a listener that does not gets no answer here, and the SDK's own
-            // connection answers it
-            if (!\is_array($offer) || empty($offer['pid']) || ($offer['pipes'] ?? false) !== true) {
-                return null;
-            }
-            $reply = (string) \json_encode(['pid' => \getmypid(), 'pipes' => true]);
-            $head = \pack('CCV', 0x13, self::FLAG_CONTROL, \strlen($reply));
-            $frame = $head . \pack('V', \crc32($head)) . "\0\0" . $reply;
-            if (@\socket_send($socket, $frame, \strlen($frame), 0) !== \strlen($frame)) {
-                return null;
-            }
-            $message = ['name' => [], 'buffer_size' => 1, 'controllen' => \socket_cmsg_space(\SOL_SOCKET, \SCM_RIGHTS, 2)];
-            // rrts closes the connection without a byte when it cannot make or send the pipes: then 0 or false
-            if (@\socket_recvmsg($socket, $message, 0) !== 1) {
-                return null;
-            }
+            // one read: rrts sends the pid request and the pipes in one sendmsg, at once (a listener that offers
+            // none sends the request alone: it gets no answer here, and the SDK's own connection answers it)
+            $message = ['name' => [], 'buffer_size' => self::OFFER_BYTES, 'controllen' => \socket_cmsg_space(\SOL_SOCKET, \SCM_RIGHTS, 2)];
+            $read = @\socket_recvmsg($socket, $message, 0);
             $streams = [];
             foreach ($message['control'] ?? [] as $control) {
                 if (($control['level'] ?? null) === \SOL_SOCKET && ($control['type'] ?? null) === \SCM_RIGHTS) {
                     $streams = \array_merge($streams, $control['data'] ?? []);
                 }
             }
-            $fds = \count($streams) === 2 ? self::fdNumbers($streams) : null;
+            $fds = $read !== false && \count($streams) === 2 && self::offersPipes((string) ($message['iov'][0] ?? ''))
+                ? self::fdNumbers($streams) : null;
             if ($fds !== null) {
                 self::$held = $streams;
             }
 
-            return $fds; // without it, $streams go out of scope and close: rrts sees the answers pipe end
+            return $fds; // without it, $streams go out of scope and close: rrts sees the answers pipe's end
         } finally {
             \socket_close($socket);
         }
     }
 
-    /** The payload of one frame, decoded as JSON; null when the connection ends first or it is not JSON. */
-    private static function readFrame(\Socket $socket): mixed
+    /** Whether these bytes are one whole frame, rrts's pid request that comes with pipes (`"pipes":true`). */
+    private static function offersPipes(string $bytes): bool
     {
-        $header = '';
-        if (@\socket_recv($socket, $header, 12, \MSG_WAITALL) !== 12) {
-            return null;
+        if (\strlen($bytes) < 12) {
+            return false;
         }
-        $h = \unpack('Cversion/Cflags/Vlength', (string) $header);
-        $rest = (((int) $h['version'] & 0x0f) - 3) * 4 + (int) $h['length'];
-        if ($rest < 0 || $rest > 65536) {
-            return null;
+        $h = \unpack('Cversion/Cflags/Vlength', $bytes);
+        $offset = 12 + (((int) $h['version'] & 0x0f) - 3) * 4;
+        if ($offset < 12 || \strlen($bytes) !== $offset + (int) $h['length']) {
+            return false;
         }
-        $body = '';
-        if ($rest > 0 && @\socket_recv($socket, $body, $rest, \MSG_WAITALL) !== $rest) {
-            return null;
-        }
+        $request = \json_decode(\substr($bytes, $offset), true);
 
-        return \json_decode(\substr((string) $body, $rest - (int) $h['length']), true);
+        return \is_array($request) && !empty($request['pid']) && ($request['pipes'] ?? false) === true;
     }
 
     /**
