@@ -258,7 +258,8 @@ export class SocketRelayListener {
     const fail = (why: string): void => {
       if (settled) return;
       settle();
-      this.log.warn({ pid: peerPid }, `worker dropped at its relay hand-over: ${why}`);
+      // close() ends every hand-over under way: no worker's failure to report then
+      if (this.server) this.log.warn({ pid: peerPid }, `worker dropped at its relay hand-over: ${why}`);
       relay.close();
       socket.destroy();
     };

@@ -199,6 +199,30 @@ describe('SocketRelayListener with offerPipes and a real php child', { timeout: 
     }
   });
 
+  it('drops, naming its pid, a child that took the pipes and closed them without an answer', async () => {
+    const file = path.join(dir, 'takes-and-leaves.sock');
+    const kept = keptLog('info');
+    const listener = new SocketRelayListener({ kind: 'unix', path: file }, kept.log, { offerPipes: true });
+    await listener.listen();
+    try {
+      const script = `$s = socket_create(AF_UNIX, SOCK_STREAM, 0); socket_connect($s, getenv('RELAY'));
+$m = ['name' => [], 'buffer_size' => 256, 'controllen' => socket_cmsg_space(SOL_SOCKET, SCM_RIGHTS, 2)];
+socket_recvmsg($s, $m, 0); echo count($m['control'][0]['data'] ?? []);`;
+      const leaver = spawn('php', ['-r', script], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, RELAY: file } });
+      children.push(leaver);
+      let out = '';
+      leaver.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      await within(new Promise((resolve) => leaver.once('exit', resolve)), `the child ${leaver.pid}`);
+      assert.equal(out, '2', 'it received the two fds');
+      await until(() => kept.lines.some((l) => l.level === 40), 'the drop to be logged');
+      const warning = kept.lines.find((l) => l.level === 40)!;
+      assert.equal(warning.pid, leaver.pid);
+      assert.match(warning.msg, /relay hand-over: it closed its connection, and its pipes/);
+    } finally {
+      await listener.close();
+    }
+  });
+
   it('logs a connection that closed without a byte at debug, not as a dropped worker', async () => {
     const file = path.join(dir, 'probe-closes.sock');
     const kept = keptLog('debug');
