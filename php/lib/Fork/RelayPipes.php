@@ -17,6 +17,8 @@ final class RelayPipes
     public const SWITCH = 'RRTS_RELAY_PIPES';
     /** how long rrts may take to answer (s): it answers at once, or is gone and the worker's start fails anyway */
     private const ANSWER_TIMEOUT_S = 30;
+    /** where the search for the received fds' numbers stops (they are the lowest free ones) */
+    private const MAX_FD = 4096;
     /** more than rrts's pid request with the offer (~40 bytes) */
     private const OFFER_BYTES = 256;
 
@@ -92,31 +94,31 @@ final class RelayPipes
 
     /**
      * PHP gives received fds as streams without their numbers: each is the /proc/self/fd entry that links to its
-     * pipe's inode (rrts made the pipes after the fork, so no other fd of this process refers to them).
+     * pipe's inode (rrts made the pipes after the fork, so no other fd of this process refers to them). The kernel
+     * gives received fds the lowest free numbers, so the entries are read upward from 3 until both are found:
+     * listing the directory and reading every entry cost a woken spare ~0.3 ms.
      *
      * @param list<mixed> $streams
      * @return array{int, int}|null
      */
     private static function fdNumbers(array $streams): ?array
     {
-        $numbers = [];
-        $entries = @\scandir('/proc/self/fd') ?: [];
-        foreach ($streams as $stream) {
+        $wanted = [];
+        foreach ($streams as $i => $stream) {
             $stat = \is_resource($stream) ? @\fstat($stream) : false;
             if ($stat === false) {
                 return null;
             }
-            $link = 'pipe:[' . $stat['ino'] . ']';
-            foreach ($entries as $entry) {
-                if (\ctype_digit($entry) && @\readlink("/proc/self/fd/$entry") === $link) {
-                    $numbers[] = (int) $entry;
-                    continue 2;
-                }
+            $wanted['pipe:[' . $stat['ino'] . ']'] = $i;
+        }
+        $numbers = [];
+        for ($fd = 3; $fd < self::MAX_FD && \count($numbers) < \count($wanted); $fd++) {
+            $link = @\readlink("/proc/self/fd/$fd");
+            if ($link !== false && isset($wanted[$link])) {
+                $numbers[$wanted[$link]] = $fd;
             }
-
-            return null;
         }
 
-        return [$numbers[0], $numbers[1]];
+        return isset($numbers[0], $numbers[1]) ? [$numbers[0], $numbers[1]] : null;
     }
 }
