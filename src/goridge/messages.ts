@@ -3,9 +3,13 @@ import { ProtocolError } from '../errors.js';
 import { Flag, Stream } from './flags.js';
 import { encodeFrame, encodeSplitFrame, type Frame } from './frame.js';
 
-/** Server -> worker: the pid request; `serverPid` must be truthy for PHP (docs/protocol.md §2.3). */
-export function pidRequest(serverPid: number): Buffer {
-  return encodeFrame({ flags: Flag.CONTROL | Flag.CODEC_JSON, payload: `{"pid":${serverPid}}` });
+/**
+ * Server -> worker: the pid request; `serverPid` must be truthy for PHP (docs/protocol.md §2.3). `offerPipes`: fork
+ * mode's relay sends it with a new worker's pipes (the SDK ignores the key).
+ */
+export function pidRequest(serverPid: number, offerPipes = false): Buffer {
+  const payload = offerPipes ? `{"pid":${serverPid},"pipes":true}` : `{"pid":${serverPid}}`;
+  return encodeFrame({ flags: Flag.CONTROL | Flag.CODEC_JSON, payload });
 }
 
 /** Server -> worker: the soft stop control. */

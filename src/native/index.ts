@@ -1,6 +1,7 @@
 // Typed access to the native addon (build/Release/rrts_native.node): pidfds, the child-subreaper flag and
 // SO_PEERCRED, which fork mode needs and Node lacks, a unix datagram send for systemd notifications, a bare
-// write(2) for the HTTP hot path (direct-write.ts) and a close-on-exec dup(2) (adopt.ts).
+// write(2) for the HTTP hot path (direct-write.ts), a close-on-exec dup(2) (adopt.ts) and an SCM_RIGHTS send (a
+// fork worker's pipes, relay/listener.ts).
 // Loaded lazily, once; callers check nativeUnavailableReason().
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -59,6 +60,11 @@ export interface NativeAddon {
   writeSome(fd: number, bytes: Uint8Array): number;
   /** fcntl(fd, F_DUPFD_CLOEXEC): a new close-on-exec fd for the same open file (adopt.ts). */
   dupCloexec(fd: number): number;
+  /**
+   * One sendmsg(2) of `data` (non-empty) with an SCM_RIGHTS message carrying `fds` (1 to 4) on a connected unix
+   * socket: the peer receives its own copies; the caller's stay open. Throws when it fails or sends less than `data`.
+   */
+  sendFds(socketFd: number, fds: readonly number[], data: Uint8Array): void;
 }
 
 const ADDON_PATH = join('build', 'Release', 'rrts_native.node');
@@ -76,7 +82,7 @@ export function loadNative(): NativeAddon | null {
  * One function of the addon, bound to it, or null where it cannot be used: no addon, or one built before the function
  * existed (an old build/Release keeps working, the caller takes its fallback).
  */
-export function addonFunction<K extends 'writeSome' | 'dupCloexec'>(name: K): NativeAddon[K] | null {
+export function addonFunction<K extends 'writeSome' | 'dupCloexec' | 'sendFds'>(name: K): NativeAddon[K] | null {
   const native = loadNative();
   const fn: unknown = native?.[name];
   return typeof fn === 'function' ? (fn.bind(native) as NativeAddon[K]) : null;

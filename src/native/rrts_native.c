@@ -1,7 +1,7 @@
 // rrts_native: the few Linux process primitives fork mode needs and Node lacks: pidfd_open, pidfd_send_signal,
 // a libuv poll on a pidfd (readable = the process exited), PR_SET_CHILD_SUBREAPER, SO_PEERCRED, and one unix
-// datagram send (systemd notifications), a bare write(2) for the HTTP hot path, and a close-on-exec dup(2) that
-// moves an accepted socket into one Node reads with `onread`.
+// datagram send (systemd notifications), a bare write(2) for the HTTP hot path, a close-on-exec dup(2) that
+// moves an accepted socket into one Node reads with `onread`, and an SCM_RIGHTS send (fork workers' pipes).
 // Node-API only (NAPI_VERSION 8, set in binding.gyp), so one build serves every Node >= 20 on the same platform.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -597,6 +598,78 @@ static napi_value dup_cloexec_js(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// sendFds(socketFd, fds, data): one sendmsg(2) of `data` with an SCM_RIGHTS message carrying `fds`, on a connected
+// unix socket: how rrts hands a fork worker the ends of its pipes, with the pid request, over the worker's relay
+// connection. The caller still owns (and closes) its copies of the fds.
+
+#define SEND_FDS_MAX 4
+
+static napi_value send_fds_js(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_TRY(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int socket_fd = -1;
+  if (!get_fd_arg(env, argv, argc, 0, &socket_fd)) return NULL;
+  bool is_array = false;
+  uint32_t count = 0;
+  if (argc < 2 || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[1], &count) != napi_ok || count == 0 || count > SEND_FDS_MAX) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fds must be an array of 1 to 4 fds");
+    return NULL;
+  }
+  int fds[SEND_FDS_MAX];
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value element;
+    NAPI_TRY(env, napi_get_element(env, argv[1], i, &element));
+    if (!get_fd_arg(env, &element, 1, 0, &fds[i])) return NULL;
+  }
+  bool is_typedarray = false;
+  napi_typedarray_type kind = napi_int8_array;
+  void *data = NULL;
+  size_t length = 0;
+  if (argc < 3 || napi_is_typedarray(env, argv[2], &is_typedarray) != napi_ok || !is_typedarray ||
+      napi_get_typedarray_info(env, argv[2], &kind, &length, &data, NULL, NULL) != napi_ok || kind != napi_uint8_array ||
+      length == 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "data must be a non-empty Uint8Array");
+    return NULL;
+  }
+
+  struct iovec iov = {.iov_base = data, .iov_len = length};
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * SEND_FDS_MAX)];
+    struct cmsghdr align;
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int) * count);
+  memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * count);
+
+  ssize_t sent;
+  do {
+    sent = sendmsg(socket_fd, &msg, MSG_NOSIGNAL);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0 || (size_t)sent != length) {
+    // a fresh connection's send buffer is empty and takes a short message whole, so EAGAIN or a short write means
+    // something is wrong: report it like any error (the fds went with the first byte; the peer gets a cut frame)
+    int err = sent < 0 ? errno : EIO;
+    char call[96];
+    if (sent < 0) snprintf(call, sizeof call, "sendmsg(fd %d, SCM_RIGHTS)", socket_fd);
+    else snprintf(call, sizeof call, "sendmsg(fd %d, SCM_RIGHTS) of %zu bytes, sent %zd", socket_fd, length, sent);
+    throw_errno_call(env, "sendmsg", call, err);
+    return NULL;
+  }
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor exports_list[] = {
     {"pidfdOpen", NULL, pidfd_open_js, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -609,6 +682,7 @@ NAPI_MODULE_INIT() {
     {"sendUnixDatagram", NULL, send_unix_datagram_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"writeSome", NULL, write_some_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"dupCloexec", NULL, dup_cloexec_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"sendFds", NULL, send_fds_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof exports_list / sizeof exports_list[0], exports_list) != napi_ok) {
     return NULL;

@@ -63,7 +63,8 @@ async function spawnedAncestor(pid: number, isSpawned: (pid: number) => boolean)
   return null;
 }
 
-function unixPeerPid(socket: net.Socket): number | null {
+/** The pid the kernel recorded at connect() for the other end of a unix socket (SO_PEERCRED); null if unreadable. */
+export function unixPeerPid(socket: net.Socket): number | null {
   const native = loadNative();
   const fd = socketFd(socket);
   if (!native || fd === null) return null;

@@ -102,8 +102,8 @@ for (const kind of ['unix', 'tcp'] as const) {
       const { client, worker } = await connect();
       const got = collect(worker);
       // No 'data' listener: the bytes come by the onread callback, not through the Readable stream.
-      assert.equal(worker.socket.listenerCount('data'), 0);
-      const fd = socketFd(worker.socket);
+      assert.equal(worker.sockets[0]!.listenerCount('data'), 0);
+      const fd = socketFd(worker.sockets[0]!);
       assert.ok(fd !== null);
       const flags = /flags:\s*(\d+)/.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!;
       assert.ok((parseInt(flags, 8) & 0o2000000) !== 0, `O_CLOEXEC in the fd's flags (${flags})`);

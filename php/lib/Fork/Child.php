@@ -40,10 +40,14 @@ final class Child
         }
     }
 
-    /** The last of steps 4-5 (a spare: when it is woken); returns the script to require. */
+    /**
+     * The last of steps 4-5 (a spare: when it is woken), and the relay's hand-over to pipes; returns the script to
+     * require.
+     */
     public static function becomeWorker(ForkEnv $forkEnv, array $env, string $scriptPath): string
     {
         $forkEnv->apply($env); // a direct fork inherited it; a spare woken with another env than it expected
+        RelayPipes::takeOver(); // the env names the relay; the script must find the pipes in RR_RELAY
         $_SERVER['REQUEST_TIME_FLOAT'] = \microtime(true);
         $_SERVER['REQUEST_TIME'] = (int) $_SERVER['REQUEST_TIME_FLOAT'];
 

@@ -72,7 +72,7 @@ final class Prewarm
     public static function master(): void
     {
         \preg_match('/^rrts-(?<name>[a-z]+)$/', 'rrts-master');
-        \preg_match(self::SDK_RELAY_PATTERN, 'unix:///rrts.sock');
+        \preg_match(self::SDK_RELAY_PATTERN, 'pipes://fd/5:fd/6'); // what a worker's RR_RELAY is after the hand-over
         require self::REHEARSAL;
     }
 
@@ -92,9 +92,10 @@ final class Prewarm
 
     /**
      * In a spare, before it parks: what happens first after the wake, on nothing (the env and the script globals
-     * written again with the same values, the script's realpath, a MessagePack round trip, a require, what the SDK
-     * does first: a unix socket and its connect, the JSON of the pid handshake, a frame header). Their code pages
-     * are mapped and their first allocations made before the wake; a worker makes the same writes anyway.
+     * written again with the same values, the script's realpath, a MessagePack round trip, a require, what the
+     * relay's hand-over does first: a unix socket and its connect, the JSON of the pid handshake, a frame header).
+     * Their code pages are mapped and their first allocations made before the wake; a worker makes the same writes
+     * anyway.
      *
      * @param array<string, string> $expected the env the spare applied
      */

@@ -1,5 +1,6 @@
 // Fork mode: one PHP master preloads the app and forks the workers; the children connect back over a private
-// unix socket with the normal pid handshake, and are matched to the forks we asked for by pid and peer credentials.
+// unix socket with the normal pid handshake, are matched to the forks we asked for by pid and peer credentials, and
+// are handed two real pipes over that connection for their relay.
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -111,6 +112,7 @@ export class ForkSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
     this.listener = new SocketRelayListener({ kind: 'unix', path: socket }, this.opts.log, {
       handshakeTimeoutMs: this.opts.allocateTimeoutMs,
       acceptPid: (pid, sock) => this.isOurChild(pid, sock),
+      offerPipes: true,
     });
     await this.listener.listen();
     const id = this.opts.identity;
