@@ -61,7 +61,8 @@ for (const { mode, relay } of CASES) {
       assert.equal(env.server.RR_MODE, 'http');
       assert.equal(env.server.RR_RPC, rpcListen);
       assert.ok(env.server.RR_VERSION);
-      if (mode === 'fork') assert.match(env.server.RR_RELAY, /^unix:\/\//);
+      // a fork worker is handed two pipes on its relay connection (docs/protocol.md §2.3)
+      if (mode === 'fork') assert.match(env.server.RR_RELAY, /^pipes:\/\/fd\/\d+:fd\/\d+$/);
       else if (relay === 'pipes') assert.equal(env.server.RR_RELAY, 'pipes');
       else assert.ok(env.server.RR_RELAY.startsWith(`${relay}://`));
       assert.equal(env.env.APP_FLAVOR, 'blue');
