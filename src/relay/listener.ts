@@ -32,6 +32,8 @@ interface Waiter {
 }
 
 const HANDSHAKE_TIMEOUT_MS = 60_000;
+/** A pid answer is a few dozen bytes: the decoder refuses more until the worker is admitted. */
+const HANDSHAKE_MAX_PAYLOAD = 64 * 1024;
 
 /** Who may join, fixed when the listener is made. */
 export interface ListenerOptions {
@@ -127,12 +129,8 @@ export class SocketRelayListener {
   async close(): Promise<void> {
     const server = this.server;
     this.server = null;
-    if (this.nextPipes) {
-      this.nextPipes.closeChildEnds();
-      this.nextPipes.jobs.destroy();
-      this.nextPipes.answers.destroy();
-      this.nextPipes = null;
-    }
+    this.nextPipes?.close();
+    this.nextPipes = null;
     for (const s of this.sockets) s.destroy();
     for (const { timer, worker } of this.unclaimed.values()) {
       clearTimeout(timer);
@@ -168,7 +166,7 @@ export class SocketRelayListener {
       const peerPid = unixPeerPid(socket);
       if (peerPid !== null && this.acceptPid(peerPid, socket) && this.offerPipes(peerPid, socket, this.sendFds)) return;
     }
-    const decoder = new FrameDecoder({ maxPayload: 64 * 1024 });
+    const decoder = new FrameDecoder({ maxPayload: HANDSHAKE_MAX_PAYLOAD });
     const drop = (why: string): void => {
       this.log.warn({ remote: this.remote(socket) }, `worker connection dropped: ${why}`);
       socket.destroy();
@@ -236,8 +234,7 @@ export class SocketRelayListener {
     } catch (err) {
       // the fds may have gone with a cut frame: the connection is no use; the worker's SDK connects again
       this.log.warn({ pid: peerPid, err: (err as Error).message }, 'cannot hand a forked worker its pipes: connection closed');
-      pipes.jobs.destroy();
-      pipes.answers.destroy();
+      pipes.close();
       socket.destroy();
       return true;
     } finally {
@@ -283,7 +280,7 @@ export class SocketRelayListener {
       error: (err) => pipesGone(`failed (${err.message})`),
       close: () => pipesGone('before the pid handshake'),
     });
-    const decoder = new FrameDecoder({ maxPayload: 64 * 1024 });
+    const decoder = new FrameDecoder({ maxPayload: HANDSHAKE_MAX_PAYLOAD });
     onFirstFrames(
       socket,
       decoder,

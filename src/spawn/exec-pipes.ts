@@ -28,6 +28,8 @@ export interface WorkerPipes {
   onAnswerBytes(receiver: (chunk: Buffer) => void): void;
   /** Close the child's ends in rrts: once the child holds them (after the spawn), or when the spawn failed. */
   closeChildEnds(): void;
+  /** Close every end rrts holds, the child's and its own: the pipes are not used (a failed spawn or hand-over). */
+  close(): void;
 }
 
 /** Why real pipes cannot be made here (the posix-node build has no pipe2), or null. */
@@ -70,6 +72,11 @@ export function openWorkerPipes(): WorkerPipes {
       childEndsOpen = false;
       fs.closeSync(jobsPipe.readfd);
       fs.closeSync(answersPipe.writefd);
+    },
+    close() {
+      this.closeChildEnds();
+      jobs.destroy();
+      answers.destroy();
     },
   };
 }

@@ -150,10 +150,6 @@ export class ExecSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
   async spawnWorker(events: WorkerEvents): Promise<Worker> {
     const { command, env, cwd, log } = this.opts;
     const pipes = this.listener ? null : this.workerPipes();
-    const closePipes = (): void => {
-      pipes?.jobs.destroy();
-      pipes?.answers.destroy();
-    };
     let child: ChildProcess;
     try {
       child = spawnChild(command[0]!, command.slice(1), {
@@ -164,7 +160,7 @@ export class ExecSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
         stdio: pipes ? [pipes.childStdin, pipes.childStdout, 'pipe'] : ['pipe', 'pipe', 'pipe'],
       });
     } catch (err) {
-      closePipes();
+      pipes?.close();
       throw err;
     } finally {
       // the child has its copies once spawn returns (or there is no child)
@@ -174,7 +170,7 @@ export class ExecSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
     try {
       pid = await childPid(child, command);
     } catch (err) {
-      closePipes();
+      pipes?.close();
       throw err;
     }
     const handle = new ChildHandle(child, pid, log);
@@ -188,7 +184,7 @@ export class ExecSpawner extends EventEmitter<SpawnerEvents> implements Spawner 
       handle.started(); // an error that did not quote the start's output: log it rather than lose it
       handle.signal('SIGKILL');
       await handle.exited;
-      closePipes(); // ChildProcess closes only the stdio it made
+      pipes?.close(); // ChildProcess closes only the stdio it made
       throw err;
     }
   }
