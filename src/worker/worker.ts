@@ -28,39 +28,63 @@ export interface ReplySink {
   chunk(reply: ReplyChunk, workerPid: number): void;
 }
 
+/** What a Cancellation tells: a callback, or an object told through its method (no closure per job). */
+export type CancelListener = (() => void) | { cancelled(): void };
+
 /**
  * Tells a job its requester went away (the HTTP client disconnected). Lighter than an AbortSignal, which costs an
- * EventTarget per request on the hot path. Callbacks registered after the cancel run at once.
+ * EventTarget per request on the hot path; the first listener has its own slot, so a request whose job runs at once
+ * (one listener: the worker's) allocates no list. Listeners registered after the cancel run at once.
  */
 export class Cancellation {
   aborted = false;
-  private callbacks: Array<() => void> = [];
+  private first: CancelListener | null = null;
+  private more: CancelListener[] | null = null;
 
-  onCancel(callback: () => void): void {
-    if (this.aborted) callback();
-    else this.callbacks.push(callback);
+  onCancel(listener: CancelListener): void {
+    if (this.aborted) tell(listener);
+    else if (this.first === null) this.first = listener;
+    else (this.more ??= []).push(listener);
   }
 
   cancel(): void {
     if (this.aborted) return;
     this.aborted = true;
-    const callbacks = this.callbacks;
-    this.callbacks = [];
-    for (const cb of callbacks) cb();
+    const first = this.first;
+    const more = this.more;
+    this.first = this.more = null;
+    if (first) tell(first);
+    if (more) for (const listener of more) tell(listener);
   }
+}
+
+function tell(listener: CancelListener): void {
+  if (typeof listener === 'function') listener();
+  else listener.cancelled();
 }
 
 export const SOFT_STOP_TIMEOUT_MS = 10_000;
 
-interface Running {
-  sink: ReplySink;
-  resolve(): void;
-  reject(err: Error): void;
+/** How a job ends: null when the last response frame is in, else why it failed (as exec() rejects). */
+export type JobDone = (err: Error | null) => void;
+
+/** The job a worker runs; the cancellation listener of its request, stale once the job is over. */
+class Running {
   /** After a stream STOP we read and drop frames until the last one. */
-  discarding: boolean;
-  cancelTimer: NodeJS.Timeout | null;
+  discarding = false;
+  cancelTimer: NodeJS.Timeout | null = null;
   /** The sink refused a frame: the job ends with this error once the stream is drained. */
-  sinkError: Error | null;
+  sinkError: Error | null = null;
+
+  constructor(
+    private readonly worker: Worker,
+    readonly sink: ReplySink,
+    readonly done: JobDone,
+  ) {}
+
+  cancelled(): void {
+    this.worker.cancelStream(this);
+  }
 }
 
 export interface WorkerEvents {
@@ -141,18 +165,25 @@ export class Worker {
    * `cancel` stops a stream: a STOP frame is sent and the rest of the stream is dropped.
    */
   exec(job: Job, sink: ReplySink, cancel?: Cancellation): Promise<void> {
-    if (this.running) return Promise.reject(new WorkerBusyError(`worker ${this.pid} is already running a job`));
-    if (!this.alive) return Promise.reject(new WorkerGoneError(`worker ${this.pid} is not alive`));
-    return new Promise<void>((resolve, reject) => {
-      const running: Running = { sink, resolve, reject, discarding: false, cancelTimer: null, sinkError: null };
-      this.running = running;
-      this.numExecs++;
-      if (!this.relay.send(jobFrame(job.codec, job.context, job.body))) {
-        this.fail(new WorkerGoneError(`worker ${this.pid}: relay closed`));
-        return;
-      }
-      cancel?.onCancel(() => this.cancelStream(running));
-    });
+    return new Promise<void>((resolve, reject) => this.run(job, sink, cancel, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /**
+   * exec() with a callback, for the hot path (no promise, no microtask turn): `done` is called once, with what exec()
+   * would reject with or null; at once when the worker is busy or gone. Called from the worker's frame handler, so
+   * `done` must not throw.
+   */
+  run(job: Job, sink: ReplySink, cancel: Cancellation | undefined, done: JobDone): void {
+    if (this.running) return done(new WorkerBusyError(`worker ${this.pid} is already running a job`));
+    if (!this.alive) return done(new WorkerGoneError(`worker ${this.pid} is not alive`));
+    const running = new Running(this, sink, done);
+    this.running = running;
+    this.numExecs++;
+    if (!this.relay.send(jobFrame(job.codec, job.context, job.body))) {
+      this.fail(new WorkerGoneError(`worker ${this.pid}: relay closed`));
+      return;
+    }
+    cancel?.onCancel(running);
   }
 
   /** Soft stop: the stop control, then SIGKILL if the process has not left within 10 s. */
@@ -183,7 +214,8 @@ export class Worker {
     this.process.signal('SIGKILL');
   }
 
-  private cancelStream(running: Running): void {
+  /** The requester of `running` went away: STOP its stream (nothing if that job is over already). */
+  cancelStream(running: Running): void {
     if (this.running !== running || running.discarding) return;
     running.discarding = true;
     this.relay.send(STREAM_STOP);
@@ -241,24 +273,26 @@ export class Worker {
     if (running.cancelTimer) clearTimeout(running.cancelTimer);
     this.running = null;
     this.lastUsed = Date.now();
-    if (err) running.reject(err);
-    else running.resolve();
     if (this.idleWaiters.length > 0) for (const idle of this.idleWaiters.splice(0)) idle(); // rare: only a stop waits
+    // last: `done` may hand the worker its next job at once
+    running.done(err);
   }
 
   /** The worker can no longer be used: fail its job, tell the owner once. */
   private fail(reason: Error): void {
     const running = this.running;
-    if (running) this.finish(running, reason);
-    if (this.failed) return;
-    this.failed = true;
-    if (this.state !== WorkerState.Stopping && this.exitInfo === null) {
-      // Keep a mark already given (exec_ttl, max_jobs…); an unmarked worker is errored.
-      if (this.state === WorkerState.Ready || this.state === WorkerState.Working || this.state === WorkerState.Inactive) {
-        this.moveTo(WorkerState.Errored);
+    if (!this.failed) {
+      this.failed = true;
+      if (this.state !== WorkerState.Stopping && this.exitInfo === null) {
+        // Keep a mark already given (exec_ttl, max_jobs…); an unmarked worker is errored.
+        if (this.state === WorkerState.Ready || this.state === WorkerState.Working || this.state === WorkerState.Inactive) {
+          this.moveTo(WorkerState.Errored);
+        }
+        this.process.signal('SIGKILL');
       }
-      this.process.signal('SIGKILL');
+      this.events.onFailure?.(this, reason);
     }
-    this.events.onFailure?.(this, reason);
+    // After the owner heard of the failure: the job's `done` runs at once, and must find the worker unusable.
+    if (running) this.finish(running, reason);
   }
 }
