@@ -14,7 +14,7 @@ import {
   TooManyWorkersError,
 } from '../errors.js';
 import type { Spawner, WorkerRecipe } from '../spawn/spawner.js';
-import { Worker, type Cancellation, type Job, type ReplySink, type WorkerEvents } from '../worker/worker.js';
+import { Worker, type Cancellation, type Job, type JobDone, type ReplySink, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo } from '../worker/process.js';
 import { stateName, WorkerState } from '../worker/state.js';
 import { settlesWithin } from '../time.js';
@@ -246,30 +246,50 @@ export class WorkerPool {
   }
 
   /** Run a job on a free worker. Rejects with NoFreeWorkersError, QueueFullError, SoftJobError or WorkerError. */
-  async exec(job: Job, sink: ReplySink, cancel?: Cancellation): Promise<void> {
-    if (this.destroyed) throw new PoolStoppedError();
-    if (this.config.maxQueueSize > 0 && this.queued >= this.config.maxQueueSize) throw new QueueFullError();
+  exec(job: Job, sink: ReplySink, cancel?: Cancellation): Promise<void> {
+    return new Promise<void>((resolve, reject) => this.run(job, sink, cancel, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /**
+   * exec() with a callback, for the hot path: `done` is called once, with what exec() would reject with or null. An
+   * idle worker is taken and sent the job at once, with no promise and no microtask turn; without one the request
+   * waits (allocate_timeout) as exec()'s do. `done` may be called before run() returns (a stopped pool, a full
+   * queue) and from a worker's frame handler, so it must not throw.
+   */
+  run(job: Job, sink: ReplySink, cancel: Cancellation | undefined, done: JobDone): void {
+    if (this.destroyed) return done(new PoolStoppedError());
+    if (this.config.maxQueueSize > 0 && this.queued >= this.config.maxQueueSize) return done(new QueueFullError());
     this.queued++;
-    try {
-      for (let attempt = 0; ; attempt++) {
-        const worker = this.config.debug ? await this.spawnWorker(this.generation) : (this.takeIdle() ?? (await this.waitForWorker(cancel))); // an idle worker is taken without a wait
-        worker.moveTo(WorkerState.Working);
-        const execTtl = this.watchExecTtl(worker);
-        try {
-          await worker.exec(job, sink, cancel);
-          return;
-        } catch (err) {
-          if (execTtl?.hit) throw new ExecTtlError(`worker ${worker.pid} was killed: the job ran longer than exec_ttl`, { cause: err });
-          if (err instanceof StopRequestError && attempt < MAX_REDISPATCH) continue;
-          throw err;
-        } finally {
-          if (execTtl) this.deadlines.delete(execTtl.deadline);
-          this.release(worker);
-        }
+    this.dispatch(job, sink, cancel, done, 0);
+  }
+
+  /** One attempt of a job: on an idle worker at once, else on the next one released (or started, in debug mode). */
+  private dispatch(job: Job, sink: ReplySink, cancel: Cancellation | undefined, done: JobDone, attempt: number): void {
+    const idle = this.config.debug ? null : this.takeIdle();
+    if (idle) return this.runOn(idle, job, sink, cancel, done, attempt);
+    const next = this.config.debug ? this.spawnWorker(this.generation) : this.waitForWorker(cancel);
+    next.then(
+      (worker) => this.runOn(worker, job, sink, cancel, done, attempt),
+      (err: Error) => {
+        this.queued--;
+        done(err);
+      },
+    );
+  }
+
+  private runOn(worker: Worker, job: Job, sink: ReplySink, cancel: Cancellation | undefined, done: JobDone, attempt: number): void {
+    worker.moveTo(WorkerState.Working);
+    const execTtl = this.watchExecTtl(worker);
+    worker.run(job, sink, cancel, (err) => {
+      if (execTtl) this.deadlines.delete(execTtl.deadline);
+      this.release(worker);
+      if (err) {
+        if (execTtl?.hit) err = new ExecTtlError(`worker ${worker.pid} was killed: the job ran longer than exec_ttl`, { cause: err });
+        else if (err instanceof StopRequestError && attempt < MAX_REDISPATCH) return this.dispatch(job, sink, cancel, done, attempt + 1);
       }
-    } finally {
       this.queued--;
-    }
+      done(err);
+    });
   }
 
   /**

@@ -6,7 +6,7 @@ import { Readable, Writable } from 'node:stream';
 import { WorkerStartError } from '../../src/errors.js';
 import { Flag } from '../../src/goridge/flags.js';
 import { encodeFrame } from '../../src/goridge/frame.js';
-import { STOP_CONTROL } from '../../src/goridge/messages.js';
+import { STOP_CONTROL, STOP_REQUEST_CONTEXT } from '../../src/goridge/messages.js';
 import type { Spawner } from '../../src/spawn/spawner.js';
 import { FrameRelay } from '../../src/relay/relay.js';
 import { Worker, type WorkerEvents } from '../../src/worker/worker.js';
@@ -26,6 +26,10 @@ export interface FakePhp {
   received: number;
   /** Answer the oldest job with a 200 and `body`. */
   answer(body?: string): void;
+  /** Answer the oldest job with the SDK's stop request ($worker->stop()): the job goes to another worker. */
+  askToStop(): void;
+  /** Send a control frame in answer to the oldest job: the protocol breaks while the process lives on. */
+  breakProtocol(): void;
   /** Exit on its own, as a worker that crashes. */
   crash(): void;
 }
@@ -117,6 +121,14 @@ export function fakeSpawner(mode: 'exec' | 'fork' = 'exec'): FakeSpawner {
             php.jobs.shift();
             const context = Buffer.from('{"status":200,"headers":{}}');
             input.push(encodeFrame({ flags: Flag.CODEC_JSON, options: [context.length], payload: [context, Buffer.from(body)] }));
+          },
+          askToStop() {
+            php.jobs.shift();
+            input.push(encodeFrame({ options: [STOP_REQUEST_CONTEXT.length], payload: STOP_REQUEST_CONTEXT }));
+          },
+          breakProtocol() {
+            php.jobs.shift();
+            input.push(encodeFrame({ flags: Flag.CONTROL | Flag.CODEC_JSON, options: [2], payload: '{}' }));
           },
           crash: () => leave({ code: 255, signal: null }),
         };
