@@ -1,9 +1,10 @@
 // Limits end to end: slow clients time out without holding a worker, malformed HTTP gets 400, a client that leaves
-// while queued is dropped from the queue, and the rrts-only status codes for "no free worker" and exec_ttl.
+// while queued is dropped from the queue (one that leaves while its job runs ends it quietly), and the rrts-only
+// status codes for "no free worker" and exec_ttl.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { sleep, startRrts, type RrtsInstance } from './harness.js';
+import { freePort, sleep, startRrts, type RrtsInstance } from './harness.js';
 import { request } from './client.js';
 
 /** Opens a raw connection, writes `first`, and collects everything until the server closes. */
@@ -78,6 +79,36 @@ describe('slow and broken clients (1 worker)', () => {
     assert.equal((await busy).status, 200);
     await sleep(100);
     assert.equal(await served(rr), before + 2, 'the abandoned request never ran (only /sleep and /count)');
+  });
+});
+
+describe('clients that leave while their request runs or waits (1 worker, http_metrics)', () => {
+  let rr: RrtsInstance;
+  let metricsPort: number;
+  before(async () => {
+    metricsPort = await freePort();
+    rr = await startRrts({ workers: 1, config: { metrics: { address: `127.0.0.1:${metricsPort}` }, http: { middleware: ['http_metrics'] } } });
+  });
+  after(async () => {
+    await rr?.stop();
+  });
+
+  it('each request is over (metrics, no error logged) and the worker serves the next', async () => {
+    const running = rawExchange(rr.port, 'GET /sleep?ms=600 HTTP/1.1\r\nHost: x\r\n\r\n');
+    await sleep(200);
+    const queued = rawExchange(rr.port, 'GET /hello HTTP/1.1\r\nHost: x\r\n\r\n');
+    await sleep(100);
+    running.socket.destroy();
+    queued.socket.destroy();
+    const next = await request(`${rr.url}/hello`, { timeoutMs: 5000 });
+    assert.equal(next.status, 200);
+    assert.doesNotMatch((await running.closed).text, /slept/, 'nothing written to the client that left');
+
+    const samples = (await request(`http://127.0.0.1:${metricsPort}/metrics`)).body.toString();
+    const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(samples)?.[1]);
+    assert.equal(value('rr_http_requests_queue'), 0, 'no request left in the handler');
+    const errors = rr.logs().filter((l) => l.level === 'error');
+    assert.deepEqual(errors, [], 'a client leaving is not an error');
   });
 });
 
