@@ -60,10 +60,13 @@ describe('WorkerPool.run', () => {
       await until(() => workers[0]!.pending === 1 && third.done.length > 0, 'the fourth job on the worker');
       workers[0]!.answer('four');
       await until(() => fourth.done.length > 0, 'the fourth job done');
-      assert.deepEqual([third, fourth], [
-        { body: 'three', done: [null] },
-        { body: 'four', done: [null] },
-      ]);
+      assert.deepEqual(
+        [third, fourth],
+        [
+          { body: 'three', done: [null] },
+          { body: 'four', done: [null] },
+        ],
+      );
     } finally {
       await pool.destroy(100);
     }
@@ -162,10 +165,27 @@ describe('WorkerPool.run', () => {
       assert.equal(php.received, 4, 'no STOP for the next job');
       php.answer('next');
       await until(() => next.done.length > 0, 'the next job done');
-      assert.deepEqual([before, next], [
-        { body: 'kept', done: [null] },
-        { body: 'next', done: [null] },
-      ]);
+      assert.deepEqual(
+        [before, next],
+        [
+          { body: 'kept', done: [null] },
+          { body: 'next', done: [null] },
+        ],
+      );
+
+      // a job that waited for the worker has two listeners (its wait's and its job's): the second stops the job
+      const waited = new Cancellation();
+      const busy = run(pool);
+      const queued = run(pool, waited);
+      php.answer('busy');
+      await until(() => busy.done.length > 0 && php.pending === 1, 'the waiting job on the worker');
+      waited.cancel();
+      assert.equal(php.received, 7, 'the waiting job, then the STOP');
+      assert.ok(php.jobs[1]!.equals(STREAM_STOP), 'the STOP of the job that waited');
+      php.jobs.splice(1, 1);
+      php.answer('dropped too');
+      await until(() => queued.done.length > 0, 'the job that waited done');
+      assert.deepEqual(queued, { body: '', done: [null] });
     } finally {
       await pool.destroy(100);
     }
