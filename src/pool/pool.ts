@@ -277,6 +277,7 @@ export class WorkerPool {
     );
   }
 
+  /** The attempt on `worker`: when the job ends the worker is released first, then the job re-dispatched or done. */
   private runOn(worker: Worker, job: Job, sink: ReplySink, cancel: Cancellation | undefined, done: JobDone, attempt: number): void {
     worker.moveTo(WorkerState.Working);
     const execTtl = this.watchExecTtl(worker);
