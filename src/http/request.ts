@@ -14,7 +14,7 @@ import {
 } from '../errors.js';
 import { parseCookies } from './cookies.js';
 import { buildTree, parseUrlencoded, type Tree } from './form-tree.js';
-import { collectHeaders, firstHeader, latin1ToUtf8, parseMediaType } from './headers.js';
+import { collectHeaders, firstHeader, latin1ToUtf8, parseMediaType, type HeaderMap } from './headers.js';
 import { multipartBoundary, receiveMultipart, UploadSession } from './uploads.js';
 import { H1Request } from './h1/request.js';
 import type { AnyRequest } from './middleware/types.js';
@@ -60,6 +60,28 @@ function asRequestError(error: unknown): unknown {
 
 const EMPTY = Buffer.alloc(0);
 const noCleanup = (): Promise<void> => Promise.resolve();
+/** The context's `attributes`: always `{}` from rrts (the middleware of RoadRunner that fills it has no equivalent). */
+const NO_ATTRIBUTES: Record<string, never> = Object.freeze(Object.create(null) as Record<string, never>);
+
+/** The JSON request context's fields, in the wire's key order. */
+interface ContextFields {
+  remoteAddr: string;
+  protocol: string;
+  method: string;
+  uri: string;
+  headers: HeaderMap;
+  cookies: Record<string, string>;
+  rawQuery: string;
+  parsed: boolean;
+  uploads: Tree | null;
+  attributes: Record<string, never>;
+}
+
+function encodeContext(fields: ContextFields, parsed: boolean, uploads: Tree | null): Buffer {
+  fields.parsed = parsed;
+  fields.uploads = uploads;
+  return Buffer.from(JSON.stringify(fields));
+}
 
 /** The payload, as a promise (errors as rejections). */
 export async function buildRequestPayload(req: AnyRequest, opts: RequestPayloadOptions): Promise<RequestPayload> {
@@ -76,18 +98,24 @@ export function requestPayload(req: AnyRequest, opts: RequestPayloadOptions): Re
   const method = req.method ?? 'GET';
   const url = req.url ?? '/';
   const headers = collectHeaders(req.rawHeaders, http2);
-  const remoteAddr = opts.remoteAddr ?? clientIp(req.socket?.remoteAddress);
-  const protocol = `HTTP/${req.httpVersion}`;
-  const uri = requestUri(req, url, opts.tls);
-  const cookies = parseCookies(headers['Cookie']);
-  const query = rawQuery(url);
-  // Key order is the wire format (RoadRunner's Go struct order).
-  const context = (parsed: boolean, uploads: Tree | null): Buffer =>
-    Buffer.from(JSON.stringify({ remoteAddr, protocol, method, uri, headers, cookies, rawQuery: query, parsed, uploads, attributes: {} }));
+  // Key order is the wire format (RoadRunner's Go struct order); one object per request, its last two keys set
+  // by encodeContext.
+  const fields: ContextFields = {
+    remoteAddr: opts.remoteAddr ?? clientIp(req.socket?.remoteAddress),
+    protocol: req.httpVersion === '1.1' ? 'HTTP/1.1' : `HTTP/${req.httpVersion}`,
+    method,
+    uri: requestUri(req, url, opts.tls),
+    headers,
+    cookies: parseCookies(headers['Cookie']),
+    rawQuery: rawQuery(url),
+    parsed: false,
+    uploads: null,
+    attributes: NO_ATTRIBUTES,
+  };
 
   // Body classification, in RoadRunner's order (docs/protocol.md §4.3).
   if (method === 'HEAD' || method === 'OPTIONS') {
-    return { context: context(false, null), body: EMPTY, cleanup: noCleanup };
+    return { context: encodeContext(fields, false, null), body: EMPTY, cleanup: noCleanup };
   }
   const limit = opts.maxRequestSize > 0 ? opts.maxRequestSize : Infinity;
   // rrts's own HTTP/1.1 requests answer without building a header object (most requests need no other header).
@@ -96,23 +124,15 @@ export function requestPayload(req: AnyRequest, opts: RequestPayloadOptions): Re
   const multipart = !form && contentType.includes('multipart/form-data');
 
   if ((!form && !multipart) || opts.rawBody) {
-    if (hasNoBody(req)) return { context: context(false, null), body: EMPTY, cleanup: noCleanup };
-    return readRawBody(req, limit).then((body) => ({ context: context(false, null), body, cleanup: noCleanup }));
+    if (hasNoBody(req)) return { context: encodeContext(fields, false, null), body: EMPTY, cleanup: noCleanup };
+    return rawPayload(req, limit, fields);
   }
 
   if (form) {
     // Go's ParseForm only reads the body of POST, PUT and PATCH, and only for exactly this media type.
     const readable = (method === 'POST' || method === 'PUT' || method === 'PATCH') && parseMediaType(contentType).type === 'application/x-www-form-urlencoded';
-    if (!readable) return { context: context(true, null), body: Buffer.from('{}'), cleanup: noCleanup };
-    return readRawBody(req, limit).then((raw) => {
-      let tree: Tree;
-      try {
-        tree = buildTree(parseUrlencoded(raw), 'last');
-      } catch (error) {
-        throw asRequestError(error);
-      }
-      return { context: context(true, null), body: Buffer.from(JSON.stringify(tree)), cleanup: noCleanup };
-    });
+    if (!readable) return { context: encodeContext(fields, true, null), body: Buffer.from('{}'), cleanup: noCleanup };
+    return formPayload(req, limit, fields);
   }
 
   // multipart/form-data. `uploads` is {} (not null) when the form has no files: RoadRunner sets the uploads tree
@@ -124,7 +144,25 @@ export function requestPayload(req: AnyRequest, opts: RequestPayloadOptions): Re
     throw asRequestError(error);
   }
   checkContentLength(req, limit);
-  return multipartPayload(req, opts, boundary, limit, (uploads) => context(true, uploads));
+  return multipartPayload(req, opts, boundary, limit, fields);
+}
+
+// The paths that wait for a body are functions of their own: a closure over the context's fields in
+// requestPayload would cost every request (a GET too) a context object.
+async function rawPayload(req: AnyRequest, limit: number, fields: ContextFields): Promise<RequestPayload> {
+  const body = await readRawBody(req, limit);
+  return { context: encodeContext(fields, false, null), body, cleanup: noCleanup };
+}
+
+async function formPayload(req: AnyRequest, limit: number, fields: ContextFields): Promise<RequestPayload> {
+  const raw = await readRawBody(req, limit);
+  let tree: Tree;
+  try {
+    tree = buildTree(parseUrlencoded(raw), 'last');
+  } catch (error) {
+    throw asRequestError(error);
+  }
+  return { context: encodeContext(fields, true, null), body: Buffer.from(JSON.stringify(tree)), cleanup: noCleanup };
 }
 
 async function multipartPayload(
@@ -132,7 +170,7 @@ async function multipartPayload(
   opts: RequestPayloadOptions,
   boundary: string,
   limit: number,
-  context: (uploads: Tree) => Buffer,
+  fields: ContextFields,
 ): Promise<RequestPayload> {
   const session = new UploadSession(opts.uploads, opts.uploadOwner ?? null);
   const cleanup = (): Promise<void> => session.cleanup();
@@ -142,7 +180,7 @@ async function multipartPayload(
     const [, parts] = await Promise.all([pump.done, receiver.done]);
     const data = buildTree(parts.values, 'last');
     const uploads = buildTree(parts.files, 'first');
-    return { context: context(uploads), body: Buffer.from(JSON.stringify(data)), cleanup };
+    return { context: encodeContext(fields, true, uploads), body: Buffer.from(JSON.stringify(data)), cleanup };
   } catch (error) {
     pump.stop();
     receiver.abort();

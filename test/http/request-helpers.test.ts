@@ -34,6 +34,17 @@ describe('canonicalHeaderKey', () => {
     assert.equal(JSON.stringify(h2), '{"Cookie":["a=1; b=2"]}');
     assert.equal(JSON.stringify(collectHeaders([], false)), '{}');
   });
+
+  it('answers a request with no header to keep with one shared, frozen {} (no object made per request)', () => {
+    const none = collectHeaders(['Host', 'h', 'Transfer-Encoding', 'chunked'], false);
+    assert.equal(JSON.stringify(none), '{}');
+    assert.ok(Object.isFrozen(none));
+    assert.equal(collectHeaders([':authority', 'x', 'host', 'x'], true), none);
+    // A map that had a header and lost it (Content-Length beside chunked) is still an empty map of its own.
+    const emptied = collectHeaders(['Content-Length', '5', 'Transfer-Encoding', 'chunked'], false);
+    assert.equal(JSON.stringify(emptied), '{}');
+    assert.notEqual(emptied, none);
+  });
 });
 
 describe('parseMediaType', () => {
@@ -132,6 +143,10 @@ describe('form tree', () => {
 describe('cookies and extensions', () => {
   it('parses cookies like Go plus QueryUnescape', () => {
     assert.equal(JSON.stringify(parseCookies(undefined)), '{}');
+    // Without a Cookie line: one shared, frozen {}, so a request without cookies makes no object.
+    assert.ok(Object.isFrozen(parseCookies(undefined)));
+    assert.equal(parseCookies(undefined), parseCookies(undefined));
+    assert.equal(JSON.stringify(parseCookies(['; ; '])), '{}');
     assert.equal(JSON.stringify(parseCookies(['b=2; a=%41; c="%20"; d=%; e=a\\b'])), '{"a":"A","b":"2","c":" "}');
   });
 
