@@ -96,6 +96,15 @@ export function describeGarbage(bytes: Buffer, max = 256): string {
   return bytes.length > max ? `${printable}… (${bytes.length} bytes)` : printable;
 }
 
+/** The options after a frame's header, in an array of their number (job frames carry one, RPC frames two). */
+function readOptions(bytes: Buffer, count: number): number[] {
+  if (count === 0) return [];
+  if (count === 1) return [bytes.readUInt32LE(HEADER_SIZE)];
+  const options = new Array<number>(count);
+  for (let i = 0; i < count; i++) options[i] = bytes.readUInt32LE(HEADER_SIZE + 4 * i);
+  return options;
+}
+
 /**
  * Streaming decoder. push() takes any chunk and returns the frames it completed. Chunks are kept in a list and
  * copied once when a frame is complete; a frame lying in a single chunk is handed out as a slice.
@@ -137,32 +146,34 @@ export class FrameDecoder {
     if (chunk.length === 0) return [];
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    const frames: Frame[] = [];
+    // Made with its first frame, at its size: an empty array's first push() reserves room for 17.
+    let frames: Frame[] | null = null;
     try {
-      this.decodeInto(frames);
+      for (let frame = this.next(); frame !== null; frame = this.next()) {
+        if (frames === null) frames = [frame];
+        else frames.push(frame);
+      }
     } catch (err) {
       // Frames completed before the garbage are still good: hand them out with the error.
-      (err as ProtocolError & { frames?: Frame[] }).frames = frames;
+      (err as ProtocolError & { frames?: Frame[] }).frames = frames ?? [];
       throw err;
     }
-    return frames;
+    return frames ?? [];
   }
 
-  private decodeInto(frames: Frame[]): void {
-    while (this.buffered >= HEADER_SIZE) {
-      const head = this.peek(HEADER_SIZE); // the header is head[0..11]
-      const hl = head[0]! & 0x0f;
-      if (hl < 3 || hl > 3 + MAX_OPTIONS) this.fail(`bad goridge header length ${hl}`);
-      if (crc32(head, 0, 6) !== head.readUInt32LE(6)) this.fail('CRC mismatch in goridge header');
-      const length = head.readUInt32LE(2);
-      if (length > this.maxPayload) this.fail(`goridge frame of ${length} bytes is over the limit of ${this.maxPayload}`);
-      const total = hl * 4 + length;
-      if (this.buffered < total) break;
-      const bytes = this.take(total);
-      const options: number[] = [];
-      for (let i = HEADER_SIZE; i < hl * 4; i += 4) options.push(bytes.readUInt32LE(i));
-      frames.push({ flags: bytes[1]!, byte10: bytes[10]!, options, payload: bytes.subarray(hl * 4) });
-    }
+  /** The next whole frame buffered, or null. */
+  private next(): Frame | null {
+    if (this.buffered < HEADER_SIZE) return null;
+    const head = this.peek(HEADER_SIZE); // the header is head[0..11]
+    const hl = head[0]! & 0x0f;
+    if (hl < 3 || hl > 3 + MAX_OPTIONS) this.fail(`bad goridge header length ${hl}`);
+    if (crc32(head, 0, 6) !== head.readUInt32LE(6)) this.fail('CRC mismatch in goridge header');
+    const length = head.readUInt32LE(2);
+    if (length > this.maxPayload) this.fail(`goridge frame of ${length} bytes is over the limit of ${this.maxPayload}`);
+    const total = hl * 4 + length;
+    if (this.buffered < total) return null;
+    const bytes = this.take(total);
+    return { flags: bytes[1]!, byte10: bytes[10]!, options: readOptions(bytes, hl - 3), payload: bytes.subarray(hl * 4) };
   }
 
   private fail(reason: string): never {
