@@ -28,14 +28,37 @@ export function parseResponseContext(bytes: Buffer): ResponseContext {
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) {
     throw new ResponseError(`unknown status code from worker: ${JSON.stringify(status)}`);
   }
-  const out: Record<string, string[]> = {};
-  if (headers && typeof headers === 'object' && !Array.isArray(headers)) {
-    for (const name of Object.keys(headers)) {
-      const values = headerValues((headers as Record<string, unknown>)[name]);
-      if (values.length > 0 && isHeaderName(name)) out[name] = values;
-    }
+  return { status, headers: validHeaders(headers) };
+}
+
+/**
+ * The worker's headers object itself when every entry is a non-empty list of strings under a token name (what the
+ * SDK sends), else a copy with the lenient values converted and the others left out.
+ */
+function validHeaders(headers: unknown): Record<string, string[]> {
+  if (!headers || typeof headers !== 'object' || Array.isArray(headers)) return {};
+  const given = headers as Record<string, unknown>;
+  // for-in over JSON.parse's object: its own keys in Object.keys' order (the prototype has no enumerable key), no array.
+  for (const name in given) {
+    if (!isStringList(given[name]) || !isHeaderName(name) || name === '__proto__') return copyValidHeaders(given);
   }
-  return { status, headers: out };
+  return given as Record<string, string[]>;
+}
+
+function isStringList(value: unknown): boolean {
+  if (!Array.isArray(value) || value.length === 0) return false;
+  for (const v of value) if (typeof v !== 'string') return false;
+  return true;
+}
+
+/** The headers that can be sent, values as lists of strings; a `__proto__` header is lost as a plain object loses it. */
+function copyValidHeaders(headers: Record<string, unknown>): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const name of Object.keys(headers)) {
+    const values = headerValues(headers[name]);
+    if (values.length > 0 && isHeaderName(name)) out[name] = values;
+  }
+  return out;
 }
 
 /** RoadRunner wants a list of strings; numbers and a bare string are accepted too (lenient), anything else dropped. */
@@ -53,6 +76,9 @@ function isHeaderName(name: string): boolean {
 }
 
 const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+/** 1 at the lengths of the names head() treats apart: Trailer, the framing headers and HTTP/2's connection headers. */
+const SPECIAL_NAME_LENGTH = new Uint8Array(32);
+for (const name of ['trailer', 'content-length', ...CONNECTION_HEADERS]) SPECIAL_NAME_LENGTH[name.length] = 1;
 
 /** Go's strconv.ParseInt(v, 10, 64) >= 0, as (*response).WriteHeader reads a handler's Content-Length; -1 if invalid. */
 export function parseContentLength(value: string): number {
@@ -67,6 +93,9 @@ interface FramingHeaders {
   contentLength: string[] | null;
   transferEncoding: string[] | null;
 }
+
+/** The framing of an answer without any of the three headers (most answers); never written to. */
+const NO_FRAMING: Readonly<FramingHeaders> = Object.freeze({ connection: null, contentLength: null, transferEncoding: null });
 
 export class ResponseWriter implements ReplySink {
   private statusSent = false;
@@ -208,25 +237,28 @@ export class ResponseWriter implements ReplySink {
 
   private head(ctx: ResponseContext, reply: ReplyChunk): void {
     const res = this.res;
-    const framing: FramingHeaders = { connection: null, contentLength: null, transferEncoding: null };
+    const headers = ctx.headers;
+    let framing: FramingHeaders | null = null;
     let trailerLists: string[] | null = null;
-    for (const name of Object.keys(ctx.headers)) {
-      const values = ctx.headers[name]!;
-      const lower = name.toLowerCase();
-      if (lower === 'trailer') {
+    for (const name in headers) {
+      const values = headers[name]!;
+      // Only a name as long as one of these is lower-cased: most are not, and each lower-casing is a new string.
+      const lower = SPECIAL_NAME_LENGTH[name.length] === 1 ? name.toLowerCase() : '';
+      if (lower === '') res.setHeader(name, values.length === 1 ? values[0]! : values);
+      else if (lower === 'trailer') {
         // RoadRunner announces nothing: the headers it names come after the body (moved there below)
-        trailerLists = [...(trailerLists ?? []), ...values];
-        continue;
-      }
-      if (lower === 'content-length') framing.contentLength = [...(framing.contentLength ?? []), ...values];
-      else if (lower === 'transfer-encoding') framing.transferEncoding = [...(framing.transferEncoding ?? []), ...values];
-      else if (lower === 'connection') framing.connection = [...(framing.connection ?? []), ...values];
-      else if (this.http2 && CONNECTION_HEADERS.has(lower))
+        trailerLists = trailerLists === null ? values : [...trailerLists, ...values];
+      } else if (lower === 'content-length' || lower === 'transfer-encoding' || lower === 'connection') {
+        framing ??= { connection: null, contentLength: null, transferEncoding: null };
+        const key = lower === 'content-length' ? 'contentLength' : lower === 'transfer-encoding' ? 'transferEncoding' : 'connection';
+        const before = framing[key];
+        framing[key] = before === null ? values : [...before, ...values];
+      } else if (this.http2 && CONNECTION_HEADERS.has(lower))
         continue; // illegal in HTTP/2: Node would throw
       else res.setHeader(name, values.length === 1 ? values[0]! : values);
     }
-    if (trailerLists) this.moveToTrailers(trailerLists, ctx.headers);
-    this.applyFraming(ctx.status, framing, reply);
+    if (trailerLists) this.moveToTrailers(trailerLists, headers);
+    this.applyFraming(ctx.status, framing ?? NO_FRAMING, reply);
     res.statusCode = ctx.status;
     this.status = ctx.status;
     // A stream's head goes out at once; a whole answer leaves with its body in one end().
