@@ -96,6 +96,41 @@ export function describeGarbage(bytes: Buffer, max = 256): string {
   return bytes.length > max ? `${printable}… (${bytes.length} bytes)` : printable;
 }
 
+/**
+ * A frame as the decoder hands it out: its payload is a view made when first asked for, since the frame of a job's
+ * answer is taken apart without it (payloadPart).
+ */
+class DecodedFrame implements Frame {
+  private view: Buffer | null = null;
+
+  constructor(
+    readonly flags: number,
+    readonly byte10: number,
+    readonly options: number[],
+    /** The whole frame: header, options, payload. */
+    readonly bytes: Buffer,
+    readonly payloadStart: number,
+  ) {}
+
+  get payload(): Buffer {
+    return (this.view ??= this.bytes.subarray(this.payloadStart));
+  }
+}
+
+const NO_BYTES = Buffer.alloc(0);
+
+/** Bytes [from, to) of a frame's payload, without a view of the whole payload for a decoded frame; empty: a shared one. */
+export function payloadPart(frame: Frame, from: number, to: number): Buffer {
+  if (from === to) return NO_BYTES;
+  if (frame instanceof DecodedFrame) return frame.bytes.subarray(frame.payloadStart + from, frame.payloadStart + to);
+  return frame.payload.subarray(from, to);
+}
+
+/** A frame's payload length, without a view of it for a decoded frame. */
+export function payloadLength(frame: Frame): number {
+  return frame instanceof DecodedFrame ? frame.bytes.length - frame.payloadStart : frame.payload.length;
+}
+
 /** The options after a frame's header, in an array of their number (job frames carry one, RPC frames two). */
 function readOptions(bytes: Buffer, count: number): number[] {
   if (count === 0) return [];
@@ -173,7 +208,7 @@ export class FrameDecoder {
     const total = hl * 4 + length;
     if (this.buffered < total) return null;
     const bytes = this.take(total);
-    return { flags: bytes[1]!, byte10: bytes[10]!, options: readOptions(bytes, hl - 3), payload: bytes.subarray(hl * 4) };
+    return new DecodedFrame(bytes[1]!, bytes[10]!, readOptions(bytes, hl - 3), bytes, hl * 4);
   }
 
   private fail(reason: string): never {
