@@ -36,7 +36,13 @@ describe('parseResponseContext', () => {
   it('leaves out each kind of bad entry even when it is the only one', () => {
     for (const bad of ['"X-Empty":[]', '"Bad Name":["x"]', '"__proto__":["p"]', '"X-Num":[1]', '"X-Null":null', '"":["v"]']) {
       const ctx = parse(`{"status":200,"headers":{"X-Ok":["1"],${bad}}}`);
-      const expected: Array<[string, string[]]> = bad === '"X-Num":[1]' ? [['X-Ok', ['1']], ['X-Num', ['1']]] : [['X-Ok', ['1']]];
+      const expected: Array<[string, string[]]> =
+        bad === '"X-Num":[1]'
+          ? [
+              ['X-Ok', ['1']],
+              ['X-Num', ['1']],
+            ]
+          : [['X-Ok', ['1']]];
       assert.deepEqual(Object.entries(ctx.headers), expected, bad);
     }
   });

@@ -150,7 +150,7 @@ export class H1Response extends EventEmitter {
 
   getHeader(name: string): HeaderValue | undefined {
     const at = this.fieldIndex(name);
-    return at < 0 ? undefined : (this.fields[at + 1] as HeaderValue);
+    return at < 0 ? undefined : this.fields[at + 1];
   }
 
   hasHeader(name: string): boolean {
