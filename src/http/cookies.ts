@@ -37,7 +37,7 @@ function unescapeCookieValue(value: string): string | null {
 }
 
 /** parseCookies' answer without a Cookie header (most requests); frozen, as it is shared. */
-const NO_COOKIES: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>);
+export const NO_COOKIES: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>);
 
 /**
  * Parses every `Cookie` header line: pairs split on ';', names must be tokens, one pair of surrounding double

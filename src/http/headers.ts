@@ -108,7 +108,7 @@ export function collectHeaders(rawHeaders: readonly string[], http2: boolean): H
 }
 
 /** collectHeaders' answer for a request without any header it keeps; frozen, as it is shared. */
-const NO_HEADERS: HeaderMap = Object.freeze(Object.create(null) as HeaderMap);
+export const NO_HEADERS: HeaderMap = Object.freeze(Object.create(null) as HeaderMap);
 
 /** The first value of a header in Node's parsed header object (duplicates of Content-Type are already dropped). */
 export function firstHeader(headers: IncomingHttpHeaders, name: string): string {
