@@ -1,5 +1,6 @@
 // Unit tests of parseResponseContext (src/http/response.ts): the worker's JSON response context, its headers taken
-// as they are when every entry is a list of strings under a token name, converted or left out otherwise.
+// as they are when every entry is a list of strings under a token name, converted or left out otherwise, and the
+// last context of one value per header shared while the worker repeats its bytes.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseResponseContext } from '../../src/http/response.js';
@@ -50,6 +51,39 @@ describe('parseResponseContext', () => {
   it('answers {} for missing or non-object headers', () => {
     for (const headers of ['', ',"headers":null', ',"headers":[["a"]]', ',"headers":"x"']) {
       assert.deepEqual(parse(`{"status":204${headers}}`).headers, {}, headers);
+    }
+  });
+
+  it('answers the same bytes again with one frozen context, when nothing of it reaches a response as an object', () => {
+    const json = '{"status":200,"headers":{"Content-Type":["text/html"],"X-A":["1"]}}';
+    const first = parse(json);
+    const again = parseResponseContext(Buffer.from(` ${json} `).subarray(1, json.length + 1));
+    assert.equal(again, first);
+    assert.ok(Object.isFrozen(first) && Object.isFrozen(first.headers) && Object.isFrozen(first.headers['X-A']));
+    assert.deepEqual(first, { status: 200, headers: { 'Content-Type': ['text/html'], 'X-A': ['1'] } });
+    // Another context in between: decoded anew, then shared in its turn.
+    const other = parse('{"status":404,"headers":{}}');
+    assert.equal(other.status, 404);
+    assert.notEqual(parse(json), first);
+    assert.deepEqual(parse(json), first);
+  });
+
+  it('decodes anew each time a context with a list, a framing header or a 1xx status', () => {
+    for (const json of [
+      '{"status":200,"headers":{"Set-Cookie":["a=1","b=2"]}}',
+      '{"status":200,"headers":{"content-length":["2"]}}',
+      '{"status":200,"headers":{"Connection":["close"]}}',
+      '{"status":200,"headers":{"Trailer":["X-T"],"X-T":["1"]}}',
+      '{"status":200,"headers":{"Upgrade":["h2c"]}}',
+      '{"status":103,"headers":{"Link":["</a.css>; rel=preload"]}}',
+    ]) {
+      const first = parse(json);
+      const second = parse(json);
+      assert.notEqual(second, first, json);
+      assert.deepEqual(second, first, json);
+      assert.ok(!Object.isFrozen(first) && !Object.isFrozen(first.headers), json);
+      for (const name of Object.keys(first.headers)) first.headers[name]!.push('changed'); // a response may change its own
+      assert.deepEqual(parse(json), second, json);
     }
   });
 
