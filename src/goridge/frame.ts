@@ -97,6 +97,50 @@ export function describeGarbage(bytes: Buffer, max = 256): string {
 }
 
 /**
+ * A frame as the decoder hands it out: its payload is a view made when first asked for, since the frame of a job's
+ * answer is taken apart without it (payloadPart).
+ */
+class DecodedFrame implements Frame {
+  private view: Buffer | null = null;
+
+  constructor(
+    readonly flags: number,
+    readonly byte10: number,
+    readonly options: number[],
+    /** The whole frame: header, options, payload. */
+    readonly bytes: Buffer,
+    readonly payloadStart: number,
+  ) {}
+
+  get payload(): Buffer {
+    return (this.view ??= this.bytes.subarray(this.payloadStart));
+  }
+}
+
+const NO_BYTES = Buffer.alloc(0);
+
+/** Bytes [from, to) of a frame's payload, without a view of the whole payload for a decoded frame; empty: a shared one. */
+export function payloadPart(frame: Frame, from: number, to: number): Buffer {
+  if (from === to) return NO_BYTES;
+  if (frame instanceof DecodedFrame) return frame.bytes.subarray(frame.payloadStart + from, frame.payloadStart + to);
+  return frame.payload.subarray(from, to);
+}
+
+/** A frame's payload length, without a view of it for a decoded frame. */
+export function payloadLength(frame: Frame): number {
+  return frame instanceof DecodedFrame ? frame.bytes.length - frame.payloadStart : frame.payload.length;
+}
+
+/** The options after a frame's header, in an array of their number (job frames carry one, RPC frames two). */
+function readOptions(bytes: Buffer, count: number): number[] {
+  if (count === 0) return [];
+  if (count === 1) return [bytes.readUInt32LE(HEADER_SIZE)];
+  const options = new Array<number>(count);
+  for (let i = 0; i < count; i++) options[i] = bytes.readUInt32LE(HEADER_SIZE + 4 * i);
+  return options;
+}
+
+/**
  * Streaming decoder. push() takes any chunk and returns the frames it completed. Chunks are kept in a list and
  * copied once when a frame is complete; a frame lying in a single chunk is handed out as a slice.
  * After a ProtocolError the decoder is poisoned: the stream has no resynchronisation point.
@@ -137,32 +181,34 @@ export class FrameDecoder {
     if (chunk.length === 0) return [];
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    const frames: Frame[] = [];
+    // Made with its first frame, at its size: an empty array's first push() reserves room for 17.
+    let frames: Frame[] | null = null;
     try {
-      this.decodeInto(frames);
+      for (let frame = this.next(); frame !== null; frame = this.next()) {
+        if (frames === null) frames = [frame];
+        else frames.push(frame);
+      }
     } catch (err) {
       // Frames completed before the garbage are still good: hand them out with the error.
-      (err as ProtocolError & { frames?: Frame[] }).frames = frames;
+      (err as ProtocolError & { frames?: Frame[] }).frames = frames ?? [];
       throw err;
     }
-    return frames;
+    return frames ?? [];
   }
 
-  private decodeInto(frames: Frame[]): void {
-    while (this.buffered >= HEADER_SIZE) {
-      const head = this.peek(HEADER_SIZE); // the header is head[0..11]
-      const hl = head[0]! & 0x0f;
-      if (hl < 3 || hl > 3 + MAX_OPTIONS) this.fail(`bad goridge header length ${hl}`);
-      if (crc32(head, 0, 6) !== head.readUInt32LE(6)) this.fail('CRC mismatch in goridge header');
-      const length = head.readUInt32LE(2);
-      if (length > this.maxPayload) this.fail(`goridge frame of ${length} bytes is over the limit of ${this.maxPayload}`);
-      const total = hl * 4 + length;
-      if (this.buffered < total) break;
-      const bytes = this.take(total);
-      const options: number[] = [];
-      for (let i = HEADER_SIZE; i < hl * 4; i += 4) options.push(bytes.readUInt32LE(i));
-      frames.push({ flags: bytes[1]!, byte10: bytes[10]!, options, payload: bytes.subarray(hl * 4) });
-    }
+  /** The next whole frame buffered, or null. */
+  private next(): Frame | null {
+    if (this.buffered < HEADER_SIZE) return null;
+    const head = this.peek(HEADER_SIZE); // the header is head[0..11]
+    const hl = head[0]! & 0x0f;
+    if (hl < 3 || hl > 3 + MAX_OPTIONS) this.fail(`bad goridge header length ${hl}`);
+    if (crc32(head, 0, 6) !== head.readUInt32LE(6)) this.fail('CRC mismatch in goridge header');
+    const length = head.readUInt32LE(2);
+    if (length > this.maxPayload) this.fail(`goridge frame of ${length} bytes is over the limit of ${this.maxPayload}`);
+    const total = hl * 4 + length;
+    if (this.buffered < total) return null;
+    const bytes = this.take(total);
+    return new DecodedFrame(bytes[1]!, bytes[10]!, readOptions(bytes, hl - 3), bytes, hl * 4);
   }
 
   private fail(reason: string): never {

@@ -1,7 +1,7 @@
 // The frames of RoadRunner's worker protocol (docs/protocol.md §2) and its RPC framing (§5.1), built on frame.ts.
 import { ProtocolError } from '../errors.js';
 import { Flag, Stream } from './flags.js';
-import { encodeFrame, encodeSplitFrame, type Frame } from './frame.js';
+import { encodeFrame, encodeSplitFrame, payloadLength, payloadPart, type Frame } from './frame.js';
 
 /**
  * Server -> worker: the pid request; `serverPid` must be truthy for PHP (docs/protocol.md §2.3). `offerPipes`: fork
@@ -48,9 +48,10 @@ export function parseJobReply(frame: Frame): JobReply {
   if (frame.flags & Flag.ERROR) return { kind: 'error', message: frame.payload.toString('utf8') };
   if (frame.options.length !== 1) throw new ProtocolError(`options length should be equal 1 (body offset), got ${frame.options.length}`);
   const offset = frame.options[0]!;
-  if (offset > frame.payload.length) throw new ProtocolError(`bad payload: context length ${offset} is past the payload end (${frame.payload.length})`);
-  const context = frame.payload.subarray(0, offset);
-  const body = frame.payload.subarray(offset);
+  const length = payloadLength(frame);
+  if (offset > length) throw new ProtocolError(`bad payload: context length ${offset} is past the payload end (${length})`);
+  const context = payloadPart(frame, 0, offset);
+  const body = payloadPart(frame, offset, length);
   const more = (frame.byte10 & Stream.STREAM) !== 0;
   if (!more && body.length === 0 && offset === STOP_REQUEST_CONTEXT.length && context.toString('latin1') === STOP_REQUEST_CONTEXT) {
     return { kind: 'stop-request' };

@@ -36,14 +36,17 @@ function unescapeCookieValue(value: string): string | null {
   return queryUnescape(bytes, 0, bytes.length);
 }
 
+/** parseCookies' answer without a Cookie header (most requests); frozen, as it is shared. */
+export const NO_COOKIES: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>);
+
 /**
  * Parses every `Cookie` header line: pairs split on ';', names must be tokens, one pair of surrounding double
  * quotes is removed, values must be cookie-octets, then URL-unescaped. The last cookie of a name wins; names are
- * sorted (Go's JSON encoder sorts map keys). Returns `{}` when there are none.
+ * sorted (Go's JSON encoder sorts map keys). Returns `{}` when there are none (a shared frozen one without a line).
  */
 export function parseCookies(lines: readonly string[] | undefined): Record<string, string> {
+  if (lines === undefined) return NO_COOKIES;
   const cookies = Object.create(null) as Record<string, string>;
-  if (lines === undefined) return cookies;
   let count = 0;
   for (const line of lines) {
     let pos = 0;

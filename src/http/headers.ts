@@ -69,7 +69,8 @@ function canonicalize(name: string): string {
  * sorts map keys.
  */
 export function collectHeaders(rawHeaders: readonly string[], http2: boolean): HeaderMap {
-  const map = Object.create(null) as HeaderMap;
+  // Made on the first header kept: most requests of a load test carry only Host, and an empty dictionary costs.
+  let map: HeaderMap | null = null;
   let count = 0;
   let chunked = false;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
@@ -82,6 +83,7 @@ export function collectHeaders(rawHeaders: readonly string[], http2: boolean): H
       continue;
     }
     const value = latin1ToUtf8(rawHeaders[i + 1]!);
+    map ??= Object.create(null) as HeaderMap;
     const list = map[name];
     if (list === undefined) {
       map[name] = [value];
@@ -90,6 +92,7 @@ export function collectHeaders(rawHeaders: readonly string[], http2: boolean): H
       list.push(value);
     }
   }
+  if (map === null) return NO_HEADERS;
   if (chunked && map['Content-Length'] !== undefined) {
     delete map['Content-Length'];
     count--;
@@ -103,6 +106,9 @@ export function collectHeaders(rawHeaders: readonly string[], http2: boolean): H
   for (const name of Object.keys(map).sort()) sorted[name] = map[name]!;
   return sorted;
 }
+
+/** collectHeaders' answer for a request without any header it keeps; frozen, as it is shared. */
+export const NO_HEADERS: HeaderMap = Object.freeze(Object.create(null) as HeaderMap);
 
 /** The first value of a header in Node's parsed header object (duplicates of Content-Type are already dropped). */
 export function firstHeader(headers: IncomingHttpHeaders, name: string): string {

@@ -346,6 +346,36 @@ describe('malformed input', () => {
     assert.equal(decoder.pending, 0);
   });
 
+  test('frames completed in the chunk before the garbage come with the error, in order', () => {
+    const good = [encodeFrame({ payload: 'one', options: [7] }), encodeFrame({ payload: 'two', options: [1, 2] })];
+    let caught: unknown;
+    try {
+      new FrameDecoder().push(Buffer.concat([...good, Buffer.from('Fatal error: oops\n')]));
+    } catch (err) {
+      caught = err;
+    }
+    assert.ok(caught instanceof ProtocolError);
+    const frames = (caught as ProtocolError & { frames: Frame[] }).frames;
+    assert.deepEqual(
+      frames.map((f) => [f.payload.toString(), f.options]),
+      [
+        ['one', [7]],
+        ['two', [1, 2]],
+      ],
+    );
+    const none = assertProtocolError(() => new FrameDecoder().push(Buffer.from('Fatal error: oops\n')));
+    assert.deepEqual((none as ProtocolError & { frames: Frame[] }).frames, []);
+  });
+
+  test('every option count from 0 to 10 decodes to its options, in order', () => {
+    for (let count = 0; count <= 10; count++) {
+      const options = Array.from({ length: count }, (_, i) => 0xfffffff0 + i);
+      const [frame] = new FrameDecoder().push(encodeFrame({ options, payload: `n${count}` }));
+      assert.deepEqual(frame!.options, options, `${count} options`);
+      assert.equal(frame!.payload.toString(), `n${count}`);
+    }
+  });
+
   test('the decoder stays poisoned after an error', () => {
     const decoder = new FrameDecoder();
     const first = assertProtocolError(() => decoder.push(Buffer.from('Warning: something went wrong\n')));

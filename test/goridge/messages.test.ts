@@ -151,6 +151,29 @@ describe('parseJobReply', () => {
     assert.throws(() => parseJobReply(past), isProtocolError('past the payload end'));
   });
 
+  test('a decoded frame and the same frame as a literal give the same parts, wherever the frame lies in its chunk', () => {
+    const parts: Array<[string, string]> = [
+      ['{"status":200}', 'hello'],
+      ['', 'body only'],
+      ['{"status":204}', ''],
+      ['', ''],
+      ['{"h":"\u00e9"}', '\u00ff\u0000'],
+    ];
+    // Back to back in one chunk: the decoder hands out each frame as a part of the chunk, at its own offset.
+    const frames = new FrameDecoder().push(Buffer.concat(parts.map(([c, b]) => jobFrame(Flag.CODEC_JSON, Buffer.from(c), Buffer.from(b)))));
+    assert.equal(frames.length, parts.length);
+    frames.forEach((frame, i) => {
+      const literal: Frame = { flags: frame.flags, byte10: frame.byte10, options: frame.options, payload: Buffer.from(frame.payload) };
+      const decoded = parseJobReply(frame);
+      const expected = parseJobReply(literal);
+      assert.ok(decoded.kind === 'data' && expected.kind === 'data');
+      assert.equal(decoded.context.toString(), parts[i]![0]);
+      assert.equal(decoded.body.toString(), parts[i]![1]);
+      assert.deepEqual([decoded.context, decoded.body], [expected.context, expected.body]);
+      assert.equal(frame.payload.toString(), parts[i]![0] + parts[i]![1], 'the payload, asked for after the parts');
+    });
+  });
+
   test('stream bit constants match byte10 of the vectors', () => {
     assert.equal(frame('V2.9').byte10, Stream.STREAM | Stream.PING);
     assert.equal(frame('V2.10').byte10, Stream.PONG);

@@ -7,6 +7,8 @@ import { FormTreeError, MultipartError } from '../../src/errors.js';
 import { buildTree, parseUrlencoded, splitFieldName } from '../../src/http/form-tree.js';
 import { parseCookies } from '../../src/http/cookies.js';
 import { fileExtension, multipartBoundary } from '../../src/http/uploads.js';
+import { contextJson, type ContextFields } from '../../src/http/request.js';
+import { xorshift } from '../support/prng.js';
 
 describe('canonicalHeaderKey', () => {
   it('follows Go CanonicalMIMEHeaderKey', () => {
@@ -33,6 +35,17 @@ describe('canonicalHeaderKey', () => {
     const h2 = collectHeaders([':method', 'GET', ':authority', 'x', 'cookie', 'a=1', 'cookie', 'b=2', 'host', 'x'], true);
     assert.equal(JSON.stringify(h2), '{"Cookie":["a=1; b=2"]}');
     assert.equal(JSON.stringify(collectHeaders([], false)), '{}');
+  });
+
+  it('answers a request with no header to keep with one shared, frozen {} (no object made per request)', () => {
+    const none = collectHeaders(['Host', 'h', 'Transfer-Encoding', 'chunked'], false);
+    assert.equal(JSON.stringify(none), '{}');
+    assert.ok(Object.isFrozen(none));
+    assert.equal(collectHeaders([':authority', 'x', 'host', 'x'], true), none);
+    // A map that had a header and lost it (Content-Length beside chunked) is still an empty map of its own.
+    const emptied = collectHeaders(['Content-Length', '5', 'Transfer-Encoding', 'chunked'], false);
+    assert.equal(JSON.stringify(emptied), '{}');
+    assert.notEqual(emptied, none);
   });
 });
 
@@ -132,6 +145,10 @@ describe('form tree', () => {
 describe('cookies and extensions', () => {
   it('parses cookies like Go plus QueryUnescape', () => {
     assert.equal(JSON.stringify(parseCookies(undefined)), '{}');
+    // Without a Cookie line: one shared, frozen {}, so a request without cookies makes no object.
+    assert.ok(Object.isFrozen(parseCookies(undefined)));
+    assert.equal(parseCookies(undefined), parseCookies(undefined));
+    assert.equal(JSON.stringify(parseCookies(['; ; '])), '{}');
     assert.equal(JSON.stringify(parseCookies(['b=2; a=%41; c="%20"; d=%; e=a\\b'])), '{"a":"A","b":"2","c":" "}');
   });
 
@@ -141,5 +158,75 @@ describe('cookies and extensions', () => {
     assert.equal(fileExtension('README'), '');
     assert.equal(fileExtension('dir.d/file'), '');
     assert.equal(fileExtension('C:\\x\\shell.php'), '.php');
+  });
+});
+
+describe('contextJson', () => {
+  /** The text the context was made with before: JSON.stringify of the fields, `attributes: {}` last. */
+  const stringified = (f: ContextFields): string => JSON.stringify({ ...f, attributes: {} });
+
+  const fields = (strings: Partial<ContextFields>): ContextFields => ({
+    remoteAddr: '127.0.0.1',
+    protocol: 'HTTP/1.1',
+    method: 'GET',
+    uri: 'http://x/',
+    headers: collectHeaders([], false),
+    cookies: parseCookies(undefined),
+    rawQuery: '',
+    parsed: false,
+    uploads: null,
+    ...strings,
+  });
+
+  it('writes byte for byte what JSON.stringify writes, for requests of every shape', () => {
+    const cases: ContextFields[] = [
+      fields({}),
+      fields({ method: 'POST', parsed: true, uploads: Object.create(null) as ContextFields['uploads'] }),
+      fields({ parsed: true, uploads: { file: { name: 'a "b".txt', size: 3 } } }),
+      fields({
+        uri: 'http://h\u00e9t\u00e9.example/p\u00e4th?q="x"&b=\\',
+        rawQuery: 'q="x"&b=\\&c=\u2028\u2029\u007f',
+        headers: collectHeaders(
+          ['Accept', '*/*', 'X-Utf8', '\u00c3\u00a9\u00e2\u0082\u00ac', 'X-Bad-Utf8', '\u00ff\u00fe', 'X-Quote', 'a "b" \\ c', 'a', '1'],
+          false,
+        ),
+        cookies: parseCookies(['b=2; a=%41; c="%20"; d=%E2%82%AC; e=x', 'f=%0A%22%5C; g=%F0%9F%98%80; h=%ED%A0%80']),
+      }),
+      fields({ remoteAddr: '::1', protocol: 'HTTP/1.0', method: 'OPTIONS', uri: '*' }),
+      fields({ rawQuery: '\u0000\u0001\u001f\b\f\n\r\t', uri: '\ud83d\ude00 \ud83d \ude00 \udfff\ud800' }),
+    ];
+    for (const c of cases) assert.equal(contextJson(c), stringified(c));
+    // Many cookies and headers: the maps as JSON.stringify writes them.
+    const many = Array.from({ length: 60 }, (_, i) => `c${i}=v%${(i + 0x20).toString(16)}`).join('; ');
+    const c = fields({ cookies: parseCookies([many]), headers: collectHeaders(['Cookie', many, 'X-A', '1', 'X-A', '2'], false) });
+    assert.equal(contextJson(c), stringified(c));
+  });
+
+  it('writes what JSON.stringify writes for random strings of any code unit (seeded)', () => {
+    const next = xorshift(0xc0ffee);
+    // Code units from the ranges that matter: controls, '"' and '\\', ASCII, latin1, BMP, surrogates.
+    const ranges: Array<[number, number]> = [
+      [0, 0x20],
+      [0x22, 0x23],
+      [0x5c, 0x5d],
+      [0x20, 0x7f],
+      [0x7f, 0x100],
+      [0x100, 0xd800],
+      [0xd800, 0xe000],
+      [0xe000, 0x10000],
+    ];
+    const randomString = (): string => {
+      let s = '';
+      const length = next() % 12;
+      for (let i = 0; i < length; i++) {
+        const [from, to] = ranges[next() % ranges.length]!;
+        s += String.fromCharCode(from + (next() % (to - from)));
+      }
+      return s;
+    };
+    for (let i = 0; i < 2000; i++) {
+      const c = fields({ remoteAddr: randomString(), protocol: randomString(), method: randomString(), uri: randomString(), rawQuery: randomString() });
+      assert.equal(contextJson(c), stringified(c), JSON.stringify(c));
+    }
   });
 });

@@ -282,6 +282,23 @@ describe("a worker's framing headers, applied as Go applies a handler's", () => 
     }
   });
 
+  it('takes framing names in any case, and other names of their lengths as plain headers', async () => {
+    const { head, conn } = await ask({
+      headers: { 'content-LENGTH': ['3'], 'X-Token': ['t'], 'Keep-Alive': ['timeout=5'], 'X-Abcdefghijklmno': ['17'] },
+      body: '0123456789',
+    });
+    try {
+      assert.deepEqual(headerValues(head, 'content-length'), ['3']);
+      assert.deepEqual(headerValues(head, 'x-token'), ['t']);
+      assert.deepEqual(headerValues(head, 'keep-alive'), ['timeout=5']);
+      assert.deepEqual(headerValues(head, 'x-abcdefghijklmno'), ['17']);
+      assert.equal((await conn.readBytes(3)).toString(), '012');
+      await assertNoForgedAnswer(conn);
+    } finally {
+      conn.close();
+    }
+  });
+
   it('Connection: close from the worker closes the connection after the answer', async () => {
     const { head, conn } = await ask({ headers: { Connection: ['close'] }, body: 'bye' });
     try {

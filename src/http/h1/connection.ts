@@ -323,13 +323,16 @@ class H1Connection implements BodySource, ResponseSink {
     if (this.resumeScheduled) return;
     this.resumeScheduled = true;
     // Not from inside end(): a long run of pipelined requests answered at once must not nest in the stack.
-    queueMicrotask(() => {
-      this.resumeScheduled = false;
-      if (this.closing || this.socket.destroyed) return;
-      this.parser.resume();
-      if (!this.parser.isPaused && this.socket.isPaused()) this.socket.resume();
-    });
+    queueMicrotask(this.resumeParsing);
   }
+
+  /** nextRequest's microtask; made once per connection rather than once per request. */
+  private readonly resumeParsing = (): void => {
+    this.resumeScheduled = false;
+    if (this.closing || this.socket.destroyed) return;
+    this.parser.resume();
+    if (!this.parser.isPaused && this.socket.isPaused()) this.socket.resume();
+  };
 
   bodyWanted(req: H1Request): void {
     if (req !== this.req || this.socket.destroyed) return;

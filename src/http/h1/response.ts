@@ -40,6 +40,34 @@ const CRLF = Buffer.from('\r\n', 'latin1');
 /** Bodies up to this size are copied behind their head into one buffer (one write); bigger ones go by writev. */
 const COPY_LIMIT = 16 * 1024;
 
+/** Header slots made with each response: room for four headers before the array grows. */
+const FIELD_SLOTS = 8;
+
+/** Header names compared as HTTP compares them: ASCII letters in any case (names are tokens: ASCII only). */
+function sameFieldName(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  if (a === b) return true;
+  for (let i = 0; i < a.length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const lx = x | 0x20;
+    if (lx !== (y | 0x20) || lx < 97 || lx > 122) return false;
+  }
+  return true;
+}
+
+/** `HTTP/1.1 <status> <reason>\r\n` for a status without a message of its own, made once per status. */
+const statusLines: string[] = [];
+
+function statusLine(status: number): string {
+  const cached = statusLines[status];
+  if (cached !== undefined) return cached;
+  const line = `HTTP/1.1 ${status} ${STATUS_CODES[status] || `status code ${status}`}\r\n`;
+  if (Number.isInteger(status) && status >= 100 && status <= 999) statusLines[status] = line;
+  return line;
+}
+
 function invalidHeader(message: string, code: string): TypeError {
   return Object.assign(new TypeError(message), { code });
 }
@@ -75,8 +103,14 @@ export class H1Response extends EventEmitter {
   writableEnded = false;
   writableFinished = false;
   destroyed = false;
-  /** name (lower case) -> [name as set, value] */
-  private fields: Record<string, [string, HeaderValue]> = Object.create(null) as Record<string, [string, HeaderValue]>;
+  /**
+   * The headers: name as set, value; two slots a header, in the order set, `fieldSlots` of them used. An array
+   * made at its usual size, rather than a dictionary and a pair per header: it is made for every answer.
+   */
+  private fields: Array<string | HeaderValue | undefined> = new Array<string | HeaderValue | undefined>(FIELD_SLOTS);
+  private fieldSlots = 0;
+  /** A header's name is an array index ("123"): the head lists such names first, as a dictionary of them would. */
+  private indexNames = false;
   private headWritten = false;
   private chunked = false;
   private hasBody = true;
@@ -98,31 +132,59 @@ export class H1Response extends EventEmitter {
   setHeader(name: string, value: HeaderValue): this {
     if (this.headersSent) throw invalidHeader('Cannot set headers after they are sent to the client', 'ERR_HTTP_HEADERS_SENT');
     checkHeader(name, value);
-    this.fields[name.toLowerCase()] = [name, value];
+    const fields = this.fields;
+    const at = this.fieldIndex(name);
+    if (at >= 0) {
+      fields[at] = name;
+      fields[at + 1] = value;
+      return this;
+    }
+    const n = this.fieldSlots;
+    fields[n] = name;
+    fields[n + 1] = value;
+    this.fieldSlots = n + 2;
+    const first = name.charCodeAt(0);
+    if (first >= 48 && first <= 57) this.indexNames = true;
     return this;
   }
 
   getHeader(name: string): HeaderValue | undefined {
-    return this.fields[name.toLowerCase()]?.[1];
+    const at = this.fieldIndex(name);
+    return at < 0 ? undefined : this.fields[at + 1];
   }
 
   hasHeader(name: string): boolean {
-    return this.fields[name.toLowerCase()] !== undefined;
+    return this.fieldIndex(name) >= 0;
   }
 
   removeHeader(name: string): void {
     if (this.headersSent) throw invalidHeader('Cannot remove headers after they are sent to the client', 'ERR_HTTP_HEADERS_SENT');
-    delete this.fields[name.toLowerCase()];
+    const at = this.fieldIndex(name);
+    if (at < 0) return;
+    const fields = this.fields;
+    const n = this.fieldSlots;
+    for (let i = at; i + 2 < n; i++) fields[i] = fields[i + 2];
+    fields[n - 2] = undefined;
+    fields[n - 1] = undefined;
+    this.fieldSlots = n - 2;
   }
 
   getHeaders(): Record<string, HeaderValue> {
     const out: Record<string, HeaderValue> = {};
-    for (const key of Object.keys(this.fields)) out[key] = this.fields[key]![1];
+    const fields = this.fields;
+    for (let i = 0; i < this.fieldSlots; i += 2) out[(fields[i] as string).toLowerCase()] = fields[i + 1] as HeaderValue;
     return out;
   }
 
   getHeaderNames(): string[] {
-    return Object.keys(this.fields);
+    return Object.keys(this.getHeaders());
+  }
+
+  /** The slot of a header's name (any case), or -1. */
+  private fieldIndex(name: string): number {
+    const fields = this.fields;
+    for (let i = 0; i < this.fieldSlots; i += 2) if (sameFieldName(fields[i] as string, name)) return i;
+    return -1;
   }
 
   writeHead(statusCode: number, reasonOrHeaders?: string | OutgoingHttpHeaders, maybeHeaders?: OutgoingHttpHeaders): this {
@@ -304,21 +366,25 @@ export class H1Response extends EventEmitter {
     this.headersSent = true;
     const status = this.statusCode;
     const req = this.req;
-    let head = `HTTP/1.1 ${status} ${this.statusMessage || STATUS_CODES[status] || `status code ${status}`}\r\n`;
+    let head = this.statusMessage === '' ? statusLine(status) : `HTTP/1.1 ${status} ${this.statusMessage}\r\n`;
     const fields = this.fields;
-    for (const key in fields) {
-      const [name, value] = fields[key]!;
+    const order = this.indexNames ? this.indexNamesFirst() : null;
+    for (let k = 0; k < this.fieldSlots; k += 2) {
+      const i = order === null ? k : order[k / 2]!;
+      const name = fields[i] as string;
+      const value = fields[i + 1] as HeaderValue;
       if (typeof value === 'object') for (const v of value) head += `${name}: ${v}\r\n`;
       else head += `${name}: ${value}\r\n`;
     }
-    if (this.sendDate && fields['date'] === undefined) head += currentDateLine();
+    if (this.sendDate && !this.hasHeader('date')) head += currentDateLine();
     const http10 = req.httpVersionMinor === 0;
     this.hasBody = req.method !== 'HEAD' && status !== 204 && status !== 304 && status >= 200;
-    const te = fields['transfer-encoding'];
+    const te = this.getHeader('transfer-encoding');
+    const hasLength = this.hasHeader('content-length');
     if (te !== undefined) {
-      this.chunked = this.hasBody && CHUNKED.test(String(te[1]));
-      if (!this.chunked && fields['content-length'] === undefined) this.last = true;
-    } else if (fields['content-length'] === undefined && this.hasBody) {
+      this.chunked = this.hasBody && CHUNKED.test(String(te));
+      if (!this.chunked && !hasLength) this.last = true;
+    } else if (!hasLength && this.hasBody) {
       if (http10) this.last = true;
       else if (knownLength >= 0 && this.trailerLines === '') head += `Content-Length: ${knownLength}\r\n`;
       else {
@@ -326,14 +392,26 @@ export class H1Response extends EventEmitter {
         this.chunked = true;
       }
     }
-    const connection = fields['connection'];
+    const connection = this.getHeader('connection');
     if (connection !== undefined) {
-      if (CLOSE.test(String(connection[1]))) this.last = true;
+      if (CLOSE.test(String(connection))) this.last = true;
       else if (!this.shouldKeepAlive) this.last = true;
     } else if (!this.shouldKeepAlive || this.last) {
       this.last = true;
       head += 'Connection: close\r\n';
     } else if (http10) head += 'Connection: keep-alive\r\n';
     return head + '\r\n';
+  }
+
+  /**
+   * The header slots in the order a dictionary keyed by their lower-case names lists them (the order of the head
+   * before the headers were kept in an array, and node's): array-index names first, ascending, then the others.
+   */
+  private indexNamesFirst(): number[] {
+    const byName = Object.create(null) as Record<string, number>;
+    for (let i = 0; i < this.fieldSlots; i += 2) byName[(this.fields[i] as string).toLowerCase()] = i;
+    const order: number[] = [];
+    for (const lower in byName) order.push(byName[lower]!);
+    return order;
   }
 }
