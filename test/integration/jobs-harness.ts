@@ -67,8 +67,10 @@ export class JobsServer {
   deliveries(): Delivery[] {
     const file = path.join(this.dir, 'deliveries.log');
     if (!fs.existsSync(file)) return [];
-    return fs
-      .readFileSync(file, 'utf8')
+    const text = fs.readFileSync(file, 'utf8');
+    // Up to the last newline: a worker may be writing its next line while the file is read (its lock is PHP's own).
+    return text
+      .slice(0, text.lastIndexOf('\n') + 1)
       .split('\n')
       .filter((line) => line !== '')
       .map((line) => JSON.parse(line) as Delivery);
