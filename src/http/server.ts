@@ -31,7 +31,7 @@ import { clientIp, requestPayload, type RequestPayload } from './request.js';
 import { ResponseWriter } from './response.js';
 import { GO_MAX_HEADER_BYTES, goRefusalOf, isRefused, listenOnAddress, refuseConnection, refuseMalformedRequests } from '../listen.js';
 import type { HttpMetrics } from '../metrics/http-middleware.js';
-import { Cancellation } from '../worker/worker.js';
+import { Cancellation, whenDone } from '../worker/worker.js';
 import { buildChain, type AnyRequest, type AnyResponse, type HttpHandler } from './middleware/index.js';
 import { httpsRedirect } from './redirect.js';
 import { h2cOrHttp1 } from './h2c.js';
@@ -92,8 +92,7 @@ export class HttpPlugin extends PoolPlugin implements Plugin {
   }
 
   async serve(): Promise<void> {
-    const inner: HttpHandler = (req, res, state) =>
-      new Promise<void>((resolve, reject) => this.handle(req, res, state.tls, state.remoteAddr, (err) => (err ? reject(err) : resolve())));
+    const inner: HttpHandler = (req, res, state) => whenDone((done) => this.handle(req, res, state.tls, state.remoteAddr, done));
     this.inner = inner;
     const app = buildChain(this.config, this.log, inner);
     const ssl = this.config.ssl;

@@ -14,7 +14,7 @@ import {
   TooManyWorkersError,
 } from '../errors.js';
 import type { Spawner, WorkerRecipe } from '../spawn/spawner.js';
-import { Worker, type Cancellation, type Job, type JobDone, type ReplySink, type WorkerEvents } from '../worker/worker.js';
+import { Worker, whenDone, type Cancellation, type Job, type JobDone, type ReplySink, type WorkerEvents } from '../worker/worker.js';
 import { describeExit, type ExitInfo } from '../worker/process.js';
 import { stateName, WorkerState } from '../worker/state.js';
 import { settlesWithin } from '../time.js';
@@ -247,7 +247,7 @@ export class WorkerPool {
 
   /** Run a job on a free worker. Rejects with NoFreeWorkersError, QueueFullError, SoftJobError or WorkerError. */
   exec(job: Job, sink: ReplySink, cancel?: Cancellation): Promise<void> {
-    return new Promise<void>((resolve, reject) => this.run(job, sink, cancel, (err) => (err ? reject(err) : resolve())));
+    return whenDone((done) => this.run(job, sink, cancel, done));
   }
 
   /**

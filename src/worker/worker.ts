@@ -68,6 +68,11 @@ export const SOFT_STOP_TIMEOUT_MS = 10_000;
 /** How a job ends: null when the last response frame is in, else why it failed (as exec() rejects). */
 export type JobDone = (err: Error | null) => void;
 
+/** The promise of a callback-style run: resolves when `start`'s `done` gets null, rejects with its error. */
+export function whenDone(start: (done: JobDone) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => start((err) => (err ? reject(err) : resolve())));
+}
+
 /** The job a worker runs; the cancellation listener of its request, stale once the job is over. */
 class Running {
   /** After a stream STOP we read and drop frames until the last one. */
@@ -165,7 +170,7 @@ export class Worker {
    * `cancel` stops a stream: a STOP frame is sent and the rest of the stream is dropped.
    */
   exec(job: Job, sink: ReplySink, cancel?: Cancellation): Promise<void> {
-    return new Promise<void>((resolve, reject) => this.run(job, sink, cancel, (err) => (err ? reject(err) : resolve())));
+    return whenDone((done) => this.run(job, sink, cancel, done));
   }
 
   /**

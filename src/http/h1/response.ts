@@ -369,18 +369,25 @@ export class H1Response extends EventEmitter {
     let head = this.statusMessage === '' ? statusLine(status) : `HTTP/1.1 ${status} ${this.statusMessage}\r\n`;
     const fields = this.fields;
     const order = this.indexNames ? this.indexNamesFirst() : null;
+    // The headers the framing below looks at are noted in the same pass (sameFieldName compares lengths first).
+    let hasDate = false;
+    let hasLength = false;
+    let te: HeaderValue | undefined;
+    let connection: HeaderValue | undefined;
     for (let k = 0; k < this.fieldSlots; k += 2) {
       const i = order === null ? k : order[k / 2]!;
       const name = fields[i] as string;
       const value = fields[i + 1] as HeaderValue;
       if (typeof value === 'object') for (const v of value) head += `${name}: ${v}\r\n`;
       else head += `${name}: ${value}\r\n`;
+      if (sameFieldName(name, 'date')) hasDate = true;
+      else if (sameFieldName(name, 'content-length')) hasLength = true;
+      else if (sameFieldName(name, 'transfer-encoding')) te = value;
+      else if (sameFieldName(name, 'connection')) connection = value;
     }
-    if (this.sendDate && !this.hasHeader('date')) head += currentDateLine();
+    if (this.sendDate && !hasDate) head += currentDateLine();
     const http10 = req.httpVersionMinor === 0;
     this.hasBody = req.method !== 'HEAD' && status !== 204 && status !== 304 && status >= 200;
-    const te = this.getHeader('transfer-encoding');
-    const hasLength = this.hasHeader('content-length');
     if (te !== undefined) {
       this.chunked = this.hasBody && CHUNKED.test(String(te));
       if (!this.chunked && !hasLength) this.last = true;
@@ -392,7 +399,6 @@ export class H1Response extends EventEmitter {
         this.chunked = true;
       }
     }
-    const connection = this.getHeader('connection');
     if (connection !== undefined) {
       if (CLOSE.test(String(connection))) this.last = true;
       else if (!this.shouldKeepAlive) this.last = true;
